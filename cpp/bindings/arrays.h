@@ -1,0 +1,48 @@
+// Checks that turn a NumPy argument into a raw pointer and sizes, or raise a ValueError/TypeError
+// naming the argument. The Python layer already converts user input; these guard the border so a
+// wrong call can never reach a kernel.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstddef>
+#include <string>
+
+namespace fastmlp::bindings {
+
+namespace py = pybind11;
+
+inline std::string shape_of(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+template <class T>
+struct Matrix {
+  T* data;
+  std::size_t rows, cols;
+};
+
+// A C-contiguous array of dtype T with `ndim` dimensions (and `cols` columns if cols != 0).
+template <class T>
+Matrix<T> contiguous(const py::array& a, const char* name, int ndim, std::size_t cols = 0) {
+  if (!py::isinstance<py::array_t<T>>(a) || !a.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + " must have dtype " +
+                         std::string(py::str(py::dtype::of<T>())) + ", got " +
+                         std::string(py::str(a.dtype())));
+  if (a.ndim() != ndim)
+    throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) +
+                          "-D, got shape " + shape_of(a));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + " must be C-contiguous");
+  const std::size_t rows = std::size_t(a.shape(0));
+  const std::size_t c = ndim == 2 ? std::size_t(a.shape(1)) : 1;
+  if (cols != 0 && c != cols)
+    throw py::value_error(std::string(name) + " must have " + std::to_string(cols) +
+                          " columns, got shape " + shape_of(a));
+  return {static_cast<T*>(const_cast<void*>(a.data())), rows, c};
+}
+
+}  // namespace fastmlp::bindings

@@ -1,0 +1,236 @@
+// fastmlp._core.kernels: each kernel of the active ISA, callable on NumPy arrays, so the tests can
+// check every kernel on every ISA against the NumPy reference, with odd strides and misaligned
+// views. The binding validates and allocates outputs; the kernels compute.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <string>
+
+#include "arrays.h"
+#include "fastmlp/aligned_buffer.h"
+#include "fastmlp/dispatch.h"
+
+namespace fastmlp::bindings {
+
+namespace {
+
+// A 2-D view with element strides (any sign, any layout), as the kernels take them.
+template <class T>
+struct Strided {
+  T* data;
+  std::size_t rows, cols;
+  std::ptrdiff_t rs, cs;
+};
+
+template <class T>
+Strided<T> strided(const py::array& a, const char* name, bool writable = false,
+                   bool unit_columns = false) {
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + ": dtype " + std::string(py::str(a.dtype())) +
+                         " does not match the other arrays");
+  if (a.ndim() != 2)
+    throw py::value_error(std::string(name) + " must be 2-D, got shape " + shape_of(a));
+  if (a.strides(0) % py::ssize_t(sizeof(T)) != 0 || a.strides(1) % py::ssize_t(sizeof(T)) != 0)
+    throw py::value_error(std::string(name) + ": strides must be whole elements");
+  if (writable && !a.writeable()) throw py::value_error(std::string(name) + " must be writable");
+  const auto rs = std::ptrdiff_t(a.strides(0) / py::ssize_t(sizeof(T)));
+  const auto cs = std::ptrdiff_t(a.strides(1) / py::ssize_t(sizeof(T)));
+  if (unit_columns && cs != 1 && a.shape(1) > 1)
+    throw py::value_error(std::string(name) + " must have contiguous rows");
+  return {static_cast<T*>(const_cast<void*>(a.data())), std::size_t(a.shape(0)),
+          std::size_t(a.shape(1)), rs, cs};
+}
+
+template <class T>
+py::array_t<T> new_matrix(std::size_t rows, std::size_t cols) {
+  py::array_t<T> out({py::ssize_t(rows), py::ssize_t(cols)});
+  std::fill(out.mutable_data(), out.mutable_data() + rows * cols, T(0));
+  return out;
+}
+
+template <class T>
+void require_shape(const Strided<T>& a, std::size_t rows, std::size_t cols, const char* name) {
+  if (a.rows != rows || a.cols != cols)
+    throw py::value_error(std::string(name) + " must have shape (" + std::to_string(rows) + ", " +
+                          std::to_string(cols) + "), got (" + std::to_string(a.rows) + ", " +
+                          std::to_string(a.cols) + ")");
+}
+
+template <class T>
+py::array gemm(const py::array& a_arr, const py::array& b_arr, py::object c_obj, double alpha,
+               double beta) {
+  const auto a = strided<T>(a_arr, "a"), b = strided<T>(b_arr, "b");
+  if (a.cols != b.rows)
+    throw py::value_error("a and b do not chain: shapes " + shape_of(a_arr) + " and " +
+                          shape_of(b_arr));
+  py::array c_arr = c_obj.is_none() ? py::array(new_matrix<T>(a.rows, b.cols))
+                                    : py::array(c_obj.cast<py::array>());
+  const auto c = strided<T>(c_arr, "c", true, true);
+  require_shape(c, a.rows, b.cols, "c");
+  const KernelTable<T>& k = kernels<T>();
+  AlignedBuffer<T> pack(k.gemm_pack_elements + 1);
+  {
+    py::gil_scoped_release release;
+    k.gemm({a.rows, b.cols, a.cols, T(alpha), a.data, a.rs, a.cs, b.data, b.rs, b.cs, T(beta),
+            c.data, c.rs, pack.data()});
+  }
+  return c_arr;
+}
+
+template <class T>
+py::array bias_activation(const py::array& z_arr, py::object bias_obj, const std::string& act,
+                          py::object a_obj) {
+  const auto z = strided<T>(z_arr, "z", true, true);
+  const T* bias = nullptr;
+  if (!bias_obj.is_none()) {
+    const auto b = contiguous<T>(bias_obj.cast<py::array>(), "bias", 1);
+    if (b.rows != z.cols) throw py::value_error("bias must have one entry per column of z");
+    bias = b.data;
+  }
+  py::array a_arr = a_obj.is_none() ? py::array(new_matrix<T>(z.rows, z.cols))
+                                    : py::array(a_obj.cast<py::array>());
+  const auto a = strided<T>(a_arr, "a", true, true);
+  require_shape(a, z.rows, z.cols, "a");
+  const Activation activation = parse_activation(act);
+  py::gil_scoped_release release;
+  kernels<T>().bias_activation({z.rows, z.cols, activation, bias, z.data, z.rs, a.data, a.rs});
+  return a_arr;
+}
+
+template <class T>
+py::array activation_backward(const std::string& act, const py::array& z_arr,
+                              const py::array& a_arr, const py::array& da_arr) {
+  const auto z = strided<T>(z_arr, "z", false, true), a = strided<T>(a_arr, "a", false, true);
+  const auto da = strided<T>(da_arr, "da", false, true);
+  require_shape(a, z.rows, z.cols, "a");
+  require_shape(da, z.rows, z.cols, "da");
+  auto dz = new_matrix<T>(z.rows, z.cols);
+  const Activation activation = parse_activation(act);
+  T* out = dz.mutable_data();
+  py::gil_scoped_release release;
+  kernels<T>().activation_backward({z.rows, z.cols, activation, z.data, z.rs, a.data, a.rs,
+                                    da.data, da.rs, out, std::ptrdiff_t(z.cols)});
+  return dz;
+}
+
+template <class T>
+py::tuple loss(const std::string& name, bool from_logits, const py::array& pred_arr,
+               const py::array& y_arr, py::object weight_obj, double grad_scale) {
+  const auto pred = strided<T>(pred_arr, "pred", false, true);
+  const Loss kind = parse_loss(name);
+  const T* y = nullptr;
+  std::ptrdiff_t ldy = 0;
+  const std::int32_t* labels = nullptr;
+  if (is_sparse(kind)) {
+    const auto l = contiguous<std::int32_t>(y_arr, "labels", 1);
+    if (l.rows != pred.rows) throw py::value_error("one label per row of pred is needed");
+    for (std::size_t r = 0; r < l.rows; ++r)
+      if (l.data[r] < 0 || std::size_t(l.data[r]) >= pred.cols)
+        throw py::value_error("label out of range");
+    labels = l.data;
+  } else {
+    const auto t = strided<T>(y_arr, "y", false, true);
+    require_shape(t, pred.rows, pred.cols, "y");
+    y = t.data;
+    ldy = t.rs;
+  }
+  const T* weight = nullptr;
+  if (!weight_obj.is_none()) {
+    const auto w = contiguous<T>(weight_obj.cast<py::array>(), "row_weight", 1);
+    if (w.rows != pred.rows) throw py::value_error("one weight per row of pred is needed");
+    weight = w.data;
+  }
+  auto grad = new_matrix<T>(pred.rows, pred.cols);
+  py::array_t<T> row_loss(py::ssize_t(pred.rows));
+  T* g = grad.mutable_data();
+  T* rl = row_loss.mutable_data();
+  double total;
+  {
+    py::gil_scoped_release release;
+    total = kernels<T>().loss({kind, from_logits, pred.rows, pred.cols, pred.data, pred.rs, y, ldy,
+                               labels, weight, T(grad_scale), g, std::ptrdiff_t(pred.cols), rl});
+  }
+  return py::make_tuple(total, row_loss, grad);
+}
+
+template <class T>
+py::array column_sum(const py::array& x_arr) {
+  const auto x = strided<T>(x_arr, "x", false, true);
+  py::array_t<T> out(py::ssize_t(x.cols));
+  T* o = out.mutable_data();
+  py::gil_scoped_release release;
+  kernels<T>().column_sum(x.rows, x.cols, x.data, x.rs, o);
+  return out;
+}
+
+template <class T>
+void sgd_update(const py::array& w_arr, const py::array& g_arr, double lr) {
+  const auto w = contiguous<T>(w_arr, "w", 1), g = contiguous<T>(g_arr, "g", 1);
+  if (!w_arr.writeable()) throw py::value_error("w must be writable");
+  if (w.rows != g.rows) throw py::value_error("w and g must have the same length");
+  py::gil_scoped_release release;
+  kernels<T>().sgd_update(w.rows, T(lr), g.data, w.data);
+}
+
+// Picks the float or double instantiation from the first array's dtype.
+template <class F32, class F64>
+auto by_dtype(const py::array& first, F32 f32, F64 f64) {
+  if (first.dtype().is(py::dtype::of<float>())) return f32();
+  if (first.dtype().is(py::dtype::of<double>())) return f64();
+  throw py::type_error("kernels take float32 or float64 arrays, got " +
+                       std::string(py::str(first.dtype())));
+}
+
+}  // namespace
+
+void bind_kernels(py::module_& parent) {
+  py::module_ m = parent.def_submodule("kernels", "The active ISA's kernels, for tests.");
+  m.def(
+      "gemm",
+      [](const py::array& a, const py::array& b, py::object c, double alpha, double beta) {
+        return by_dtype(a, [&] { return gemm<float>(a, b, c, alpha, beta); },
+                        [&] { return gemm<double>(a, b, c, alpha, beta); });
+      },
+      py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::arg("alpha") = 1.0,
+      py::arg("beta") = 0.0, "c = alpha * a @ b + beta * c (c allocated when None); returns c.");
+  m.def(
+      "bias_activation",
+      [](const py::array& z, py::object bias, const std::string& act, py::object a) {
+        return by_dtype(z, [&] { return bias_activation<float>(z, bias, act, a); },
+                        [&] { return bias_activation<double>(z, bias, act, a); });
+      },
+      py::arg("z"), py::arg("bias"), py::arg("activation"), py::arg("a") = py::none(),
+      "z += bias in place; returns a = act(z) (into `a` when given).");
+  m.def(
+      "activation_backward",
+      [](const std::string& act, const py::array& z, const py::array& a, const py::array& da) {
+        return by_dtype(z, [&] { return activation_backward<float>(act, z, a, da); },
+                        [&] { return activation_backward<double>(act, z, a, da); });
+      },
+      py::arg("activation"), py::arg("z"), py::arg("a"), py::arg("da"));
+  m.def(
+      "loss",
+      [](const std::string& name, bool from_logits, const py::array& pred, const py::array& y,
+         py::object w, double scale) {
+        return by_dtype(pred, [&] { return loss<float>(name, from_logits, pred, y, w, scale); },
+                        [&] { return loss<double>(name, from_logits, pred, y, w, scale); });
+      },
+      py::arg("name"), py::arg("from_logits"), py::arg("pred"), py::arg("y"),
+      py::arg("row_weight") = py::none(), py::arg("grad_scale") = 1.0,
+      "Returns (weighted loss sum, per-row losses, gradient * grad_scale).");
+  m.def(
+      "column_sum",
+      [](const py::array& x) {
+        return by_dtype(x, [&] { return column_sum<float>(x); }, [&] { return column_sum<double>(x); });
+      },
+      py::arg("x"));
+  m.def(
+      "sgd_update",
+      [](const py::array& w, const py::array& g, double lr) {
+        by_dtype(w, [&] { sgd_update<float>(w, g, lr); }, [&] { sgd_update<double>(w, g, lr); });
+      },
+      py::arg("w"), py::arg("g"), py::arg("learning_rate"), "w -= learning_rate * g, in place.");
+}
+
+}  // namespace fastmlp::bindings

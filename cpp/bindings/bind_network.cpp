@@ -1,0 +1,103 @@
+// Network32 / Network64: layers and parameters, and prediction.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+
+#include "arrays.h"
+#include "fastmlp/network.h"
+
+namespace fastmlp::bindings {
+
+namespace {
+
+template <class T>
+std::shared_ptr<Network<T>> make_network(std::size_t input_dim, const std::vector<std::size_t>& units,
+                                         const std::vector<std::string>& activations,
+                                         const std::vector<bool>& use_bias) {
+  if (units.size() != activations.size() || units.size() != use_bias.size())
+    throw py::value_error("units, activations and use_bias must have the same length");
+  std::vector<LayerSpec> specs;
+  for (std::size_t l = 0; l < units.size(); ++l)
+    specs.push_back({units[l], parse_activation(activations[l]), bool(use_bias[l])});
+  return std::make_shared<Network<T>>(input_dim, std::move(specs));
+}
+
+template <class T>
+py::array_t<T> copy_out(const T* data, std::vector<py::ssize_t> shape) {
+  py::array_t<T> out(shape);
+  std::copy(data, data + out.size(), out.mutable_data());
+  return out;
+}
+
+template <class T>
+void copy_in(T* dst, const py::array& src, std::vector<py::ssize_t> shape, const char* name) {
+  const int ndim = int(shape.size());
+  const auto m = contiguous<T>(src, name, ndim, ndim == 2 ? std::size_t(shape[1]) : 0);
+  if (py::ssize_t(m.rows) != shape[0])
+    throw py::value_error(std::string(name) + " has shape " + shape_of(src) + ", expected " +
+                          shape_of(py::array_t<T>(shape)));
+  std::copy(m.data, m.data + m.rows * m.cols, dst);
+}
+
+template <class T>
+void bind(py::module_& m, const char* name) {
+  using Net = Network<T>;
+  py::class_<Net, std::shared_ptr<Net>>(m, name)
+      .def(py::init(&make_network<T>), py::arg("input_dim"), py::arg("units"),
+           py::arg("activations"), py::arg("use_bias"))
+      .def_property_readonly("input_dim", &Net::input_dim)
+      .def_property_readonly("output_dim", &Net::output_dim)
+      .def_property_readonly("num_layers", &Net::num_layers)
+      .def("get_kernel",
+           [](Net& n, std::size_t l) {
+             return copy_out(n.kernel(l), {py::ssize_t(n.fan_in(l)), py::ssize_t(n.spec(l).units)});
+           })
+      .def("get_bias",
+           [](Net& n, std::size_t l) -> py::object {
+             if (n.bias(l) == nullptr) return py::none();
+             return copy_out(n.bias(l), {py::ssize_t(n.spec(l).units)});
+           })
+      .def("set_kernel",
+           [](Net& n, std::size_t l, const py::array& a) {
+             copy_in(n.kernel(l), a, {py::ssize_t(n.fan_in(l)), py::ssize_t(n.spec(l).units)}, "kernel");
+           })
+      .def("set_bias",
+           [](Net& n, std::size_t l, const py::array& a) {
+             if (n.bias(l) == nullptr) throw py::value_error("this layer has no bias");
+             copy_in(n.bias(l), a, {py::ssize_t(n.spec(l).units)}, "bias");
+           })
+      .def("get_kernel_grad",
+           [](Net& n, std::size_t l) {
+             return copy_out(n.kernel_grad(l), {py::ssize_t(n.fan_in(l)), py::ssize_t(n.spec(l).units)});
+           })
+      .def("get_bias_grad",
+           [](Net& n, std::size_t l) -> py::object {
+             if (n.bias_grad(l) == nullptr) return py::none();
+             return copy_out(n.bias_grad(l), {py::ssize_t(n.spec(l).units)});
+           })
+      .def(
+          "predict",
+          [](Net& n, const py::array& x_arr, std::size_t batch_size) {
+            const auto x = contiguous<T>(x_arr, "x", 2, n.input_dim());
+            if (batch_size == 0) throw py::value_error("batch_size must be at least 1");
+            py::array_t<T> out({py::ssize_t(x.rows), py::ssize_t(n.output_dim())});
+            T* o = out.mutable_data();
+            py::gil_scoped_release release;
+            n.predict(x.data, x.rows, batch_size, o);
+            return out;
+          },
+          py::arg("x"), py::arg("batch_size"));
+}
+
+}  // namespace
+
+void bind_network(py::module_& m) {
+  bind<float>(m, "Network32");
+  bind<double>(m, "Network64");
+}
+
+}  // namespace fastmlp::bindings

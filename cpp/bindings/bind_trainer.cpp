@@ -1,0 +1,101 @@
+// Trainer32 / Trainer64: loss, metrics, optimizer and the native training loop.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+
+#include "arrays.h"
+#include "fastmlp/trainer.h"
+
+namespace fastmlp::bindings {
+
+namespace {
+
+template <class T>
+DataView<T> data_view(Trainer<T>& t, const py::array& x_arr, const py::array& y_arr) {
+  const Network<T>& net = t.network();
+  const auto x = contiguous<T>(x_arr, "x", 2, net.input_dim());
+  DataView<T> d{x.data, x.rows, nullptr, nullptr};
+  if (is_sparse(t.config().loss)) {
+    const auto labels = contiguous<std::int32_t>(y_arr, "y", 1);
+    if (labels.rows != x.rows) throw py::value_error("x and y have different numbers of samples");
+    d.labels = labels.data;
+  } else {
+    const auto y = contiguous<T>(y_arr, "y", 2, net.output_dim());
+    if (y.rows != x.rows) throw py::value_error("x and y have different numbers of samples");
+    d.y = y.data;
+  }
+  return d;
+}
+
+template <class T>
+void bind(py::module_& m, const char* name) {
+  using Tr = Trainer<T>;
+  py::class_<Tr>(m, name)
+      .def(py::init([](std::shared_ptr<Network<T>> net, const std::string& loss, bool from_logits,
+                       const std::vector<std::string>& metrics, const std::string& optimizer,
+                       double learning_rate, std::uint64_t seed) {
+             TrainingConfig config{parse_loss(loss), from_logits, {}};
+             for (const auto& metric : metrics) config.metrics.push_back(parse_metric(metric));
+             return std::make_unique<Tr>(std::move(net), std::move(config),
+                                         OptimizerConfig{optimizer, learning_rate}, seed);
+           }),
+           py::arg("network"), py::arg("loss"), py::arg("from_logits"), py::arg("metrics"),
+           py::arg("optimizer"), py::arg("learning_rate"), py::arg("seed"), py::keep_alive<1, 2>())
+      .def_property(
+          "learning_rate", [](Tr& t) { return t.optimizer().config().learning_rate; },
+          [](Tr& t, double lr) { t.optimizer().set_learning_rate(lr); })
+      .def_property_readonly("iterations", [](Tr& t) { return t.optimizer().iterations(); })
+      .def("begin_epoch", &Tr::begin_epoch, py::arg("n"), py::arg("shuffle"))
+      .def("num_batches", &Tr::num_batches, py::arg("batch_size"))
+      .def(
+          "train_batches",
+          [](Tr& t, const py::array& x, const py::array& y,
+             std::size_t batch_size, std::size_t first, std::size_t count) {
+            const DataView<T> d = data_view(t, x, y);
+            py::gil_scoped_release release;
+            return t.train_batches(d, batch_size, first, count);
+          },
+          py::arg("x"), py::arg("y"), py::arg("batch_size"), py::arg("first"),
+          py::arg("count"))
+      .def(
+          "train_on_batch",
+          [](Tr& t, const py::array& x, const py::array& y) {
+            const DataView<T> d = data_view(t, x, y);
+            py::gil_scoped_release release;
+            return t.train_on_batch(d);
+          },
+          py::arg("x"), py::arg("y"))
+      .def(
+          "evaluate",
+          [](Tr& t, const py::array& x, const py::array& y,
+             std::size_t batch_size) {
+            const DataView<T> d = data_view(t, x, y);
+            py::gil_scoped_release release;
+            return t.evaluate(d, batch_size);
+          },
+          py::arg("x"), py::arg("y"), py::arg("batch_size"))
+      .def(
+          "compute_gradients",
+          [](Tr& t, const py::array& x, const py::array& y) {
+            const DataView<T> d = data_view(t, x, y);
+            py::gil_scoped_release release;
+            return t.compute_gradients(d);
+          },
+          py::arg("x"), py::arg("y"));
+}
+
+}  // namespace
+
+void bind_trainer(py::module_& m) {
+  py::class_<Totals>(m, "Totals")
+      .def_readonly("loss", &Totals::loss, "sum of per-sample losses")
+      .def_readonly("metrics", &Totals::metrics, "sum of per-sample metric values, per metric")
+      .def_readonly("samples", &Totals::samples);
+  bind<float>(m, "Trainer32");
+  bind<double>(m, "Trainer64");
+}
+
+}  // namespace fastmlp::bindings

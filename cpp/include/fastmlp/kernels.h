@@ -1,0 +1,98 @@
+// The kernel table: one instance per instruction set and element type, chosen once at start-up
+// (dispatch.h). Kernels take raw pointers, sizes and strides, handle their own tails, never
+// allocate and never dispatch. Every ISA implements exactly these signatures; the scalar one is
+// the readable twin that the others are tested against (through the NumPy reference).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "fastmlp/activation.h"
+#include "fastmlp/loss.h"
+
+namespace fastmlp {
+
+// C[M,N] = alpha * op(A) @ op(B) + beta * C, with op(A)(i,k) = A[i*a_row + k*a_col] and
+// op(B)(k,j) = B[k*b_row + j*b_col], so a transpose is only a swap of strides. beta == 0 means C
+// is written without being read (BLAS semantics: NaN in C does not leak through).
+// For alpha == 1 every C element is one fused multiply-add chain over k in increasing order,
+// whatever the blocking, the batch size or the thread count: a row's result never depends on
+// which other rows were computed with it.
+template <class T>
+struct GemmArgs {
+  std::size_t m, n, k;
+  T alpha;
+  const T* a;
+  std::ptrdiff_t a_row, a_col;
+  const T* b;
+  std::ptrdiff_t b_row, b_col;
+  T beta;
+  T* c;
+  std::ptrdiff_t ldc;
+  T* pack;  // scratch of at least KernelTable::gemm_pack_elements elements, 64-byte aligned
+};
+
+// z[r,:] += bias (when bias is not null), then a[r,:] = act(z[r,:]). a may alias z.
+template <class T>
+struct BiasActivationArgs {
+  std::size_t rows, cols;
+  Activation activation;
+  const T* bias;
+  T* z;
+  std::ptrdiff_t ldz;
+  T* a;
+  std::ptrdiff_t lda;
+};
+
+// dz = da * act'(z) elementwise (softmax: its full Jacobian, row by row). dz may alias da.
+template <class T>
+struct ActivationBackwardArgs {
+  std::size_t rows, cols;
+  Activation activation;
+  const T* z;
+  std::ptrdiff_t ldz;
+  const T* a;
+  std::ptrdiff_t lda;
+  const T* da;
+  std::ptrdiff_t ldda;
+  T* dz;
+  std::ptrdiff_t lddz;
+};
+
+// Per-sample losses of a batch and the gradient of their weighted sum times grad_scale
+// (grad_scale = 1/batch gives Keras's mean over the batch). `pred` holds probabilities/values, or
+// logits when from_logits is set. Targets are dense rows `y`, or class indices `labels` for the
+// sparse loss (labels must already be validated to lie in [0, cols)).
+template <class T>
+struct LossArgs {
+  Loss loss;
+  bool from_logits;
+  std::size_t rows, cols;
+  const T* pred;
+  std::ptrdiff_t ldp;
+  const T* y;  // dense targets, or null for the sparse loss
+  std::ptrdiff_t ldy;
+  const std::int32_t* labels;  // sparse targets, or null
+  const T* row_weight;         // per-sample weights, or null for all ones
+  T grad_scale;
+  T* grad;  // null: no gradient wanted
+  std::ptrdiff_t ldg;
+  T* row_loss;  // null: per-sample losses not wanted
+};
+
+template <class T>
+struct KernelTable {
+  const char* isa;
+  std::size_t gemm_pack_elements;
+  void (*gemm)(const GemmArgs<T>&);
+  void (*bias_activation)(const BiasActivationArgs<T>&);
+  void (*activation_backward)(const ActivationBackwardArgs<T>&);
+  // Returns the weighted sum of per-sample losses (in double, so long epochs do not drift).
+  double (*loss)(const LossArgs<T>&);
+  // out[j] = sum over rows of x[r, j] (the bias gradient).
+  void (*column_sum)(std::size_t rows, std::size_t cols, const T* x, std::ptrdiff_t ldx, T* out);
+  // w -= learning_rate * g, in one pass.
+  void (*sgd_update)(std::size_t n, T learning_rate, const T* g, T* w);
+};
+
+}  // namespace fastmlp

@@ -1,0 +1,77 @@
+// A stack of dense layers: its parameters, their gradients, and the activations of one batch.
+// Buffers are sized for the largest batch seen and reused: the batch loop never allocates.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "fastmlp/activation.h"
+#include "fastmlp/aligned_buffer.h"
+
+namespace fastmlp {
+
+struct LayerSpec {
+  std::size_t units;
+  Activation activation;
+  bool use_bias;
+};
+
+template <class T>
+class Network {
+ public:
+  Network(std::size_t input_dim, std::vector<LayerSpec> layers);
+
+  std::size_t input_dim() const { return input_dim_; }
+  std::size_t output_dim() const { return layers_.back().spec.units; }
+  std::size_t num_layers() const { return layers_.size(); }
+  const LayerSpec& spec(std::size_t l) const { return layers_.at(l).spec; }
+  std::size_t fan_in(std::size_t l) const { return l == 0 ? input_dim_ : layers_[l - 1].spec.units; }
+
+  // Parameters in Keras's layout: kernel (fan_in, units) row-major, bias (units,).
+  T* kernel(std::size_t l) { return layers_.at(l).kernel.data(); }
+  T* bias(std::size_t l) { return layers_.at(l).spec.use_bias ? layers_[l].bias.data() : nullptr; }
+  const T* kernel_grad(std::size_t l) const { return layers_.at(l).kernel_grad.data(); }
+  const T* bias_grad(std::size_t l) const {
+    return layers_.at(l).spec.use_bias ? layers_[l].bias_grad.data() : nullptr;
+  }
+  T* kernel_grad(std::size_t l) { return layers_.at(l).kernel_grad.data(); }
+  T* bias_grad(std::size_t l) {
+    return layers_.at(l).spec.use_bias ? layers_[l].bias_grad.data() : nullptr;
+  }
+
+  // Sizes the per-batch buffers for batches of up to `rows` rows (grows only).
+  void reserve(std::size_t rows);
+  std::size_t capacity() const { return capacity_; }
+
+  // x: rows x input_dim, row-major. Afterwards output()/output_logits() hold the last layer's
+  // activation and pre-activation.
+  void forward(const T* x, std::size_t rows);
+  const T* output() const { return layers_.back().a; }
+  const T* output_logits() const { return layers_.back().z.data(); }
+  const T* activation_of(std::size_t l) const { return layers_.at(l).a; }
+
+  // The last layer's dL/dz, to be filled (by the loss) before backward().
+  T* output_delta() { return layers_.back().delta.data(); }
+  // Turns dL/da of the last layer, already in output_delta(), into dL/dz.
+  void output_activation_backward(std::size_t rows);
+  // Kernel and bias gradients of every layer from output_delta(), for the batch x of the last
+  // forward().
+  void backward(const T* x, std::size_t rows);
+
+  // Predictions for n rows, `batch` rows at a time, into out (n x output_dim).
+  void predict(const T* x, std::size_t n, std::size_t batch, T* out);
+
+ private:
+  struct Layer {
+    LayerSpec spec;
+    AlignedBuffer<T> kernel, bias, kernel_grad, bias_grad;
+    AlignedBuffer<T> z, a_storage, delta;  // capacity x units each
+    T* a = nullptr;  // the activation: a_storage, or z itself for a linear layer
+  };
+  std::size_t input_dim_;
+  std::vector<Layer> layers_;
+  std::size_t capacity_ = 0;
+  AlignedBuffer<T> pack_;  // GEMM packing scratch
+};
+
+}  // namespace fastmlp

@@ -1,0 +1,82 @@
+// Runs training natively: per epoch a seeded shuffle, then batches of gather, forward, loss,
+// backward and update, with the loss and metrics summed as it goes. Python asks for a chunk of
+// batches at a time and never sees a single batch.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "fastmlp/loss.h"
+#include "fastmlp/metrics.h"
+#include "fastmlp/network.h"
+#include "fastmlp/optimizer.h"
+#include "fastmlp/rng.h"
+
+namespace fastmlp {
+
+// A data set in memory: x is n x input_dim row-major; targets are either dense rows y
+// (n x output_dim) or class indices `labels` (n).
+template <class T>
+struct DataView {
+  const T* x;
+  std::size_t n;
+  const T* y;
+  const std::int32_t* labels;
+};
+
+struct TrainingConfig {
+  Loss loss;
+  bool from_logits;
+  std::vector<Metric> metrics;
+};
+
+// Sums over the samples seen; divide by `samples` for Keras's per-sample means.
+struct Totals {
+  double loss = 0;
+  std::vector<double> metrics;
+  std::size_t samples = 0;
+};
+
+template <class T>
+class Trainer {
+ public:
+  Trainer(std::shared_ptr<Network<T>> net, TrainingConfig config, OptimizerConfig optimizer,
+          std::uint64_t seed);
+
+  Network<T>& network() { return *net_; }
+  Optimizer<T>& optimizer() { return optimizer_; }
+  const TrainingConfig& config() const { return config_; }
+
+  // Draws this epoch's sample order (identity when shuffle is false).
+  void begin_epoch(std::size_t n, bool shuffle);
+  std::size_t num_batches(std::size_t batch_size) const;
+  // Trains on batches [first, first + count) of the current epoch's order.
+  Totals train_batches(const DataView<T>& data, std::size_t batch_size, std::size_t first,
+                       std::size_t count);
+  // One update on all of `data` as a single batch, in order.
+  Totals train_on_batch(const DataView<T>& data);
+  Totals evaluate(const DataView<T>& data, std::size_t batch_size);
+  // Gradients of the batch-mean loss over all of `data` into the network; returns the loss.
+  double compute_gradients(const DataView<T>& data);
+
+ private:
+  // Forward, loss (gradient into the network when `gradients`), metrics; x/y/labels are the
+  // batch's own contiguous rows.
+  void forward_loss(const T* x, const T* y, const std::int32_t* labels, std::size_t rows,
+                    bool gradients, Totals& totals);
+  void check_data(const DataView<T>& data) const;
+  Totals empty_totals() const;
+
+  std::shared_ptr<Network<T>> net_;
+  TrainingConfig config_;
+  bool uses_logits_;
+  Optimizer<T> optimizer_;
+  Rng rng_;
+  std::vector<std::uint32_t> order_;
+  AlignedBuffer<T> batch_x_, batch_y_;
+  std::vector<std::int32_t> batch_labels_;
+};
+
+}  // namespace fastmlp

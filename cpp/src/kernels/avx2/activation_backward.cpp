@@ -1,0 +1,54 @@
+// dz = da * act'(z), a vector at a time; softmax through its Jacobian, row by row.
+#include "fastmlp/kernels.h"
+#include "row_chunks.h"
+
+namespace fastmlp::avx2 {
+#include "../kernel_decls.inc"
+
+template <class T>
+void activation_backward(const ActivationBackwardArgs<T>& p) {
+  using V = Vec<T>;
+  const auto one = V::set1(T(1));
+  for (std::size_t r = 0; r < p.rows; ++r) {
+    const T* z = p.z + std::ptrdiff_t(r) * p.ldz;
+    const T* a = p.a + std::ptrdiff_t(r) * p.lda;
+    const T* da = p.da + std::ptrdiff_t(r) * p.ldda;
+    T* dz = p.dz + std::ptrdiff_t(r) * p.lddz;
+    if (p.activation == Activation::softmax) {
+      auto vdot = V::zero();
+      for_each_chunk<T>(p.cols, [&](const Chunk<T>& c) { vdot = V::fmadd(c.load(da), c.load(a), vdot); });
+      const auto dot = V::set1(V::hsum(vdot));
+      for_each_chunk<T>(p.cols, [&](const Chunk<T>& c) {
+        c.store(dz, V::mul(c.load(a), V::sub(c.load(da), dot)));
+      });
+      continue;
+    }
+    for_each_chunk<T>(p.cols, [&](const Chunk<T>& c) {
+      const auto g = c.load(da);
+      typename V::reg out;
+      switch (p.activation) {
+        case Activation::sigmoid: {
+          const auto s = c.load(a);
+          out = V::mul(g, V::mul(s, V::sub(one, s)));
+          break;
+        }
+        case Activation::tanh: {
+          const auto t = c.load(a);
+          out = V::mul(g, V::fnmadd(t, t, one));
+          break;
+        }
+        case Activation::relu:
+          out = V::bit_and(V::gt(c.load(z), V::zero()), g);
+          break;
+        default:
+          out = g;
+      }
+      c.store(dz, out);
+    });
+  }
+}
+
+template void activation_backward<float>(const ActivationBackwardArgs<float>&);
+template void activation_backward<double>(const ActivationBackwardArgs<double>&);
+
+}  // namespace fastmlp::avx2

@@ -1,0 +1,33 @@
+// The textbook matrix product, one dot product per output element: the readable twin of the
+// blocked SIMD kernels. Each element is a chain over k in increasing order starting from zero,
+// like the SIMD kernels (there, each step is a fused multiply-add).
+#include "fastmlp/kernels.h"
+
+namespace fastmlp::scalar {
+#include "../kernel_decls.inc"
+
+template <class T>
+void gemm(const GemmArgs<T>& g) {
+  for (std::size_t i = 0; i < g.m; ++i) {
+    for (std::size_t j = 0; j < g.n; ++j) {
+      T sum = 0;
+      for (std::size_t k = 0; k < g.k; ++k) {
+        sum += g.a[i * g.a_row + k * g.a_col] * g.b[k * g.b_row + j * g.b_col];
+      }
+      T& c = g.c[i * g.ldc + j];
+      c = g.beta == T(0) ? g.alpha * sum : g.alpha * sum + g.beta * c;
+    }
+  }
+}
+
+template <class T>
+std::size_t gemm_pack_elements() {
+  return 0;  // no packing: operands are read in place
+}
+
+template void gemm<float>(const GemmArgs<float>&);
+template void gemm<double>(const GemmArgs<double>&);
+template std::size_t gemm_pack_elements<float>();
+template std::size_t gemm_pack_elements<double>();
+
+}  // namespace fastmlp::scalar

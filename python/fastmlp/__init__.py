@@ -1,0 +1,58 @@
+"""fastmlp: fast, trustworthy dense neural networks (MLPs) on the CPU.
+
+A C++ core with SIMD kernels (chosen at import for this CPU) runs whole training epochs
+natively; this package gives it a Keras-like API. ``fastmlp.reference`` holds the same math in
+plain NumPy, for reading and for checking.
+"""
+
+from __future__ import annotations
+
+from . import _core
+
+# The kernel table is chosen once, here: FASTMLP_ISA=scalar|avx2 forces one (a path this CPU
+# lacks is a ValueError naming the available ones); otherwise the best the CPU supports.
+_core.select_isa_from_environment()
+
+from . import (  # noqa: E402  (the ISA must be chosen before anything runs a kernel)
+    callbacks,
+    config,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    reference,
+    utils,
+)
+from .models import Sequential  # noqa: E402
+
+__version__ = "0.1.0"
+
+
+def available_isas() -> list[str]:
+    """Instruction sets this build has and this CPU supports, best first."""
+    return list(_core.available_isas())
+
+
+def active_isa() -> str:
+    """The instruction set whose kernels run now."""
+    return str(_core.active_isa())
+
+
+__all__ = [
+    "Sequential",
+    "__version__",
+    "active_isa",
+    "available_isas",
+    "callbacks",
+    "config",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "optimizers",
+    "reference",
+    "utils",
+]

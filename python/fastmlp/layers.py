@@ -1,0 +1,195 @@
+"""Layers, shaped like ``keras.layers``: ``Input``, ``Flatten`` and ``Dense``.
+
+A layer keeps its configuration; its weights live in the model's C++ network once the model is
+built (when the input size is known), in Keras's layout: kernel ``(in, out)``, bias ``(out,)``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import activations, initializers
+
+if TYPE_CHECKING:
+    from .models import Sequential
+
+_name_counts: dict[str, int] = {}
+
+
+def _unique_name(base: str) -> str:
+    count = _name_counts.get(base, 0)
+    _name_counts[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def _check_shape(shape: Any, argument: str) -> tuple[int, ...]:
+    if isinstance(shape, numbers.Integral):
+        shape = (int(shape),)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"`{argument}` must be a tuple of positive integers. Received: {argument}={shape!r}") from None
+    if not dims or any(
+        isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in dims
+    ):
+        raise ValueError(
+            f"`{argument}` must be a non-empty tuple of positive integers. Received: {argument}={shape!r}"
+        )
+    return tuple(int(d) for d in dims)
+
+
+class Layer:
+    def __init__(self, name: Optional[str] = None) -> None:
+        self.name = name if name is not None else _unique_name(self._default_name())
+        self._model: Optional[Sequential] = None
+        self._index = -1  # position among the model's Dense layers
+
+    @classmethod
+    def _default_name(cls) -> str:
+        return "".join("_" + c.lower() if c.isupper() else c for c in cls.__name__).lstrip("_")
+
+    def get_weights(self) -> list[NDArray[np.floating]]:
+        return []
+
+    def set_weights(self, weights: Sequence[NDArray[np.floating]]) -> None:
+        if len(weights):
+            raise ValueError(f"Layer {self.name!r} has no weights; received {len(weights)} arrays.")
+
+    def count_params(self) -> int:
+        return sum(int(w.size) for w in self.get_weights())
+
+
+class InputLayer(Layer):
+    """The model's input: the shape of one sample (without the batch axis)."""
+
+    def __init__(self, shape: Any, name: Optional[str] = None) -> None:
+        super().__init__(name)
+        self.shape = _check_shape(shape, "shape")
+
+
+def Input(shape: Any, name: Optional[str] = None) -> InputLayer:  # noqa: N802  (Keras's name)
+    """``Input(shape=(784,))``: declares the input size so the model builds at once."""
+    return InputLayer(shape, name=name)
+
+
+class Flatten(Layer):
+    """Reshapes each sample to one vector (e.g. 28 x 28 images to 784 features). Free: no copy."""
+
+    def __init__(self, input_shape: Any = None, name: Optional[str] = None) -> None:
+        super().__init__(name)
+        self.input_shape = None if input_shape is None else _check_shape(input_shape, "input_shape")
+
+
+class Dense(Layer):
+    """``activation(x @ kernel + bias)``: a fully connected layer.
+
+    Args:
+        units: number of outputs, a positive integer.
+        activation: "linear" (or None), "sigmoid", "tanh", "relu" or "softmax".
+        use_bias: whether to add a bias vector.
+        kernel_initializer, bias_initializer: Keras names or ``fastmlp.initializers`` objects.
+        input_shape: optional shape of one sample, for a first layer without ``Input``.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: Optional[str] = None,
+        use_bias: bool = True,
+        kernel_initializer: initializers.InitializerLike = "glorot_uniform",
+        bias_initializer: initializers.InitializerLike = "zeros",
+        input_shape: Any = None,
+        name: Optional[str] = None,
+    ) -> None:
+        if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units < 1:
+            if isinstance(units, float) and units.is_integer() and units >= 1:
+                units = int(units)
+            else:
+                raise ValueError(
+                    "Received an invalid value for `units`, expected a positive integer. "
+                    f"Received: units={units!r}"
+                )
+        super().__init__(name)
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.input_shape = None if input_shape is None else _check_shape(input_shape, "input_shape")
+
+    def _initial_weights(self, fan_in: int, dtype: str) -> list[NDArray[np.floating]]:
+        kernel = self.kernel_initializer((fan_in, self.units), dtype)
+        if not self.use_bias:
+            return [kernel]
+        return [kernel, self.bias_initializer((self.units,), dtype)]
+
+    def _network(self) -> Any:
+        if self._model is None or self._model._network is None:
+            raise ValueError(f"Layer {self.name!r} has no weights yet: the model is not built.")
+        return self._model._network
+
+    @property
+    def kernel(self) -> NDArray[np.floating]:
+        return self._network().get_kernel(self._index)  # type: ignore[no-any-return]
+
+    @property
+    def bias(self) -> Optional[NDArray[np.floating]]:
+        return self._network().get_bias(self._index)  # type: ignore[no-any-return]
+
+    def get_weights(self) -> list[NDArray[np.floating]]:
+        if self._model is None or self._model._network is None:
+            return []
+        net = self._network()
+        weights = [net.get_kernel(self._index)]
+        if self.use_bias:
+            weights.append(net.get_bias(self._index))
+        return weights
+
+    def set_weights(self, weights: Sequence[NDArray[np.floating]]) -> None:
+        net = self._network()
+        expected = [(net.get_kernel(self._index).shape)] + ([(self.units,)] if self.use_bias else [])
+        if len(weights) != len(expected):
+            raise ValueError(
+                f"Layer {self.name!r} expects {len(expected)} weights, but the weight list "
+                f"has {len(weights)} elements."
+            )
+        arrays = []
+        for value, shape in zip(weights, expected):
+            array = np.asarray(value)
+            if array.shape != shape:
+                raise ValueError(
+                    f"Layer {self.name!r} weight shape {shape} is not compatible with provided "
+                    f"weight shape {array.shape}."
+                )
+            if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+                raise TypeError(f"Layer {self.name!r} weights must be real numbers, got dtype {array.dtype}.")
+            array = np.ascontiguousarray(array, dtype=self._model._dtype)  # type: ignore[union-attr]
+            if not np.isfinite(array).all():
+                raise ValueError(f"Layer {self.name!r} weights contain NaN or infinity.")
+            arrays.append(array)
+        net.set_kernel(self._index, arrays[0])
+        if self.use_bias:
+            net.set_bias(self._index, arrays[1])
+
+    def count_params(self) -> int:
+        fan_in = self._fan_in()
+        if fan_in is None:
+            return 0
+        return fan_in * self.units + (self.units if self.use_bias else 0)
+
+    def _fan_in(self) -> Optional[int]:
+        if self._model is None or self._model._network is None:
+            return None
+        return self._model._fan_in(self._index)
+
+    def __repr__(self) -> str:
+        return f"<Dense name={self.name!r} units={self.units} activation={self.activation!r}>"
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    return int(math.prod(shape))

@@ -1,0 +1,534 @@
+"""``Sequential``: a stack of layers with Keras's training API, trained by the C++ core.
+
+Python validates and converts the data once per call, then hands the core a chunk of batches at a
+time (about 0.1 s of work), so there is no per-batch Python work unless a callback asks for
+per-batch hooks.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import _core, _validation, callbacks as callbacks_module, config, losses, metrics, optimizers
+from ._progress import Progbar
+from .layers import Dense, Flatten, InputLayer, Layer, _unique_name
+
+# Seconds of work per call into the core: long enough that Python's share is negligible, short
+# enough for a live progress bar and a prompt Ctrl-C.
+_CHUNK_SECONDS = 0.1
+# Rows per forward pass in predict/evaluate when the caller gives no batch size: results do not
+# depend on it (each row is computed the same way whatever the batch), only memory does.
+_INFERENCE_BATCH = 1024
+
+Array = NDArray[Any]
+
+
+class NotCompiledError(RuntimeError, ValueError):
+    """A training or evaluation call on a model that was never compiled. A RuntimeError as in
+    Keras, and a ValueError like every other misuse fastmlp reports."""
+
+
+class Sequential:
+    """A linear stack of layers: ``Input``/``Flatten`` first if needed, then ``Dense`` layers."""
+
+    def __init__(
+        self,
+        layers: Optional[Sequence[Layer]] = None,
+        name: Optional[str] = None,
+        dtype: Optional[str] = None,
+    ) -> None:
+        if dtype is not None and dtype not in ("float32", "float64"):
+            raise ValueError(f"Unknown dtype: {dtype!r}. Expected 'float32' or 'float64'.")
+        self.name = name if name is not None else _unique_name("sequential")
+        self._requested_dtype = dtype
+        self._dtype = dtype or config.floatx()
+        self._layers: list[Layer] = []
+        self._sample_shape: Optional[tuple[int, ...]] = None
+        self._network: Any = None
+        self._trainer: Any = None
+        self._loss: Optional[losses.Loss] = None
+        self._optimizer: Optional[optimizers.Optimizer] = None
+        self._metric_names: list[str] = []
+        self._core_metrics: list[str] = []
+        self.stop_training = False
+        self.history: Optional[callbacks_module.History] = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # ----------------------------------------------------------------- structure
+
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers after the input (as ``keras.Sequential.layers``)."""
+        return [layer for layer in self._layers if not isinstance(layer, InputLayer)]
+
+    @property
+    def dtype(self) -> str:
+        return self._dtype
+
+    def _dense_layers(self) -> list[Dense]:
+        return [layer for layer in self._layers if isinstance(layer, Dense)]
+
+    def _flattens_input(self) -> bool:
+        for layer in self.layers:
+            if isinstance(layer, Flatten):
+                return True
+            if isinstance(layer, Dense):
+                return False
+        return False
+
+    def add(self, layer: Layer) -> None:
+        """Append a layer; the model builds as soon as the input shape is known."""
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                "Only fastmlp layers can be added to a Sequential model. "
+                f"Received: {layer!r} (of type {type(layer).__name__})"
+            )
+        if layer._model is not None:
+            raise ValueError(f"Layer {layer.name!r} already belongs to a model.")
+        if isinstance(layer, InputLayer):
+            if self._layers:
+                raise ValueError("An Input can only be the first layer of a Sequential model.")
+            self._sample_shape = layer.shape
+        elif self._sample_shape is None and not self.layers:
+            declared = getattr(layer, "input_shape", None)
+            if declared is not None:
+                self._sample_shape = declared
+        weights = self.get_weights() if self._network is not None else None
+        layer._model = self
+        self._layers.append(layer)
+        if self._network is not None and weights is not None:
+            # Keras rebuilds on add; keep the weights the existing layers already have.
+            self._network = None
+            self._build_network(keep=weights)
+        elif self._sample_shape is not None and self._dense_layers():
+            self.build()
+
+    def build(self, input_shape: Optional[Sequence[Optional[int]]] = None) -> None:
+        """Create the weights for samples of ``input_shape`` (the batch axis may be included)."""
+        if input_shape is not None:
+            shape = tuple(input_shape)
+            if shape and shape[0] is None:
+                shape = shape[1:]
+            sample = tuple(int(d) for d in shape if d is not None)
+            if self._sample_shape is not None and sample != self._sample_shape:
+                raise ValueError(
+                    f"Model {self.name!r} was declared for samples of shape {self._sample_shape}; "
+                    f"cannot build it for {sample}."
+                )
+            self._sample_shape = sample
+        if self._network is None:
+            self._build_network()
+
+    def _input_dim(self) -> int:
+        assert self._sample_shape is not None
+        if len(self._sample_shape) > 1 and not self._flattens_input():
+            raise ValueError(
+                f"Samples of shape {self._sample_shape} are not flat: add "
+                "fastmlp.layers.Flatten() before the first Dense layer."
+            )
+        return int(math.prod(self._sample_shape))
+
+    def _fan_in(self, index: int) -> int:
+        return int(self._network.input_dim) if index == 0 else self._dense_layers()[index - 1].units
+
+    def _build_network(self, keep: Optional[list[Array]] = None) -> None:
+        dense = self._dense_layers()
+        if not dense:
+            raise ValueError(f"Model {self.name!r} has no Dense layer to build.")
+        if self._sample_shape is None:
+            raise ValueError(
+                f"Model {self.name!r} does not know its input shape yet: add "
+                "fastmlp.layers.Input(shape=...) first, or call fit/predict/build."
+            )
+        input_dim = self._input_dim()
+        network_type = _core.Network64 if self._dtype == "float64" else _core.Network32
+        self._network = network_type(
+            input_dim,
+            [layer.units for layer in dense],
+            [layer.activation for layer in dense],
+            [layer.use_bias for layer in dense],
+        )
+        fan_in = input_dim
+        for index, layer in enumerate(dense):
+            layer._index = index
+            initial = layer._initial_weights(fan_in, self._dtype)
+            self._network.set_kernel(index, initial[0])
+            if layer.use_bias:
+                self._network.set_bias(index, initial[1])
+            fan_in = layer.units
+        if keep is not None:
+            restored = self.get_weights()
+            restored[: len(keep)] = keep
+            self.set_weights(restored)
+        if self._loss is not None:
+            self._make_trainer()
+
+    def _ensure_built(self, x: Any) -> None:
+        if self._network is not None:
+            return
+        if self._sample_shape is None:
+            array = _validation.as_numeric_array(x, "x")
+            if array.ndim < 2:
+                raise ValueError(
+                    f"`x` must have a batch axis: received shape {array.shape}. "
+                    "For a single sample use x[None, :]."
+                )
+            self._sample_shape = tuple(int(d) for d in array.shape[1:])
+        self._build_network()
+
+    # ----------------------------------------------------------------- weights
+
+    def get_weights(self) -> list[Array]:
+        """Copies of all weights in Keras's order: kernel (in, out), bias (out,), per layer."""
+        weights: list[Array] = []
+        for layer in self._dense_layers():
+            weights.extend(layer.get_weights())
+        return weights
+
+    def set_weights(self, weights: Sequence[Array]) -> None:
+        """Set all weights from a list shaped like ``get_weights()``."""
+        if self._network is None:
+            raise ValueError(f"Model {self.name!r} is not built yet: it has no weights to set.")
+        dense = self._dense_layers()
+        expected = sum(2 if layer.use_bias else 1 for layer in dense)
+        if len(weights) != expected:
+            raise ValueError(
+                f"You called `set_weights(weights)` on model {self.name!r} with a weight list of "
+                f"length {len(weights)}, but the model was expecting {expected} weights."
+            )
+        position = 0
+        for layer in dense:
+            count = 2 if layer.use_bias else 1
+            layer.set_weights(weights[position : position + count])
+            position += count
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self._dense_layers())
+
+    # ----------------------------------------------------------------- compile
+
+    def compile(
+        self,
+        optimizer: optimizers.OptimizerLike = "rmsprop",
+        loss: Optional[losses.LossLike] = None,
+        metrics: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Choose the optimizer, the loss and the metrics (names as in Keras)."""
+        if loss is None:
+            raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
+        self._optimizer = optimizers.get(optimizer)
+        self._loss = losses.get(loss)
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, str):
+            raise TypeError(f"`metrics` must be a list of names. Received: metrics={metrics!r}")
+        self._metric_names = list(metrics)
+        self._trainer = None
+        if self._network is not None:
+            self._make_trainer()
+
+    def _make_trainer(self) -> None:
+        assert self._loss is not None and self._optimizer is not None
+        outputs = int(self._network.output_dim)
+        self._core_metrics = [metrics.resolve(m, self._loss, outputs) for m in self._metric_names]
+        trainer_type = _core.Trainer64 if self._dtype == "float64" else _core.Trainer32
+        from . import utils
+
+        self._trainer = trainer_type(
+            self._network,
+            self._loss.name,
+            self._loss.from_logits,
+            self._core_metrics,
+            self._optimizer.name,
+            self._optimizer.learning_rate,
+            utils.draw_seed(),
+        )
+
+    def _check_compiled(self, caller: str) -> None:
+        if self._loss is None:
+            raise NotCompiledError(
+                f"You must call `compile()` before using the model ({caller} was called)."
+            )
+
+    def _compiled_trainer(self) -> Any:
+        """The trainer, once compiled and built, with the optimizer's current settings."""
+        assert self._loss is not None and self._optimizer is not None
+        if self._trainer is None:
+            self._make_trainer()
+        self._trainer.learning_rate = self._optimizer.learning_rate
+        return self._trainer
+
+    @property
+    def optimizer(self) -> Optional[optimizers.Optimizer]:
+        return self._optimizer
+
+    @property
+    def loss(self) -> Optional[losses.Loss]:
+        return self._loss
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return ["loss", *self._metric_names] if self._loss is not None else []
+
+    # ----------------------------------------------------------------- data
+
+    def _x(self, x: Any, name: str = "x") -> Array:
+        self._ensure_built(x)
+        return _validation.features(x, self._sample_shape, self._flattens_input(), self._dtype, name)
+
+    def _y(self, y: Any, n: int, name: str = "y") -> Array:
+        assert self._loss is not None
+        outputs = int(self._network.output_dim)
+        if isinstance(self._loss, losses.SparseCategoricalCrossentropy):
+            return _validation.sparse_labels(y, n, outputs, name)
+        return _validation.dense_targets(y, n, outputs, self._loss.name, self._dtype, name)
+
+    def _logs(self, totals: Any, prefix: str = "") -> dict[str, float]:
+        samples = max(int(totals.samples), 1)
+        logs = {prefix + "loss": float(totals.loss) / samples}
+        for name, value in zip(self._metric_names, totals.metrics):
+            logs[prefix + name] = float(value) / samples
+        return logs
+
+    # ----------------------------------------------------------------- training
+
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: Optional[int] = None,
+        epochs: int = 1,
+        verbose: Union[int, str] = "auto",
+        callbacks: Optional[Sequence[callbacks_module.Callback]] = None,
+        validation_split: float = 0.0,
+        validation_data: Optional[tuple[Any, Any]] = None,
+        shuffle: bool = True,
+        initial_epoch: int = 0,
+    ) -> callbacks_module.History:
+        """Train for ``epochs`` epochs; returns a ``History`` of per-epoch logs."""
+        self._check_compiled("fit")
+        batch_size = 32 if batch_size is None else _validation.positive_int(batch_size, "batch_size")
+        epochs = _validation.non_negative_int(epochs, "epochs")
+        initial_epoch = _validation.non_negative_int(initial_epoch, "initial_epoch")
+        verbose = _validation.verbosity(verbose)
+        if isinstance(validation_split, bool) or not (0.0 <= float(validation_split) < 1.0):
+            raise ValueError(
+                f"`validation_split` must be in [0, 1). Received: validation_split={validation_split!r}"
+            )
+        x_all = self._x(x)
+        trainer = self._compiled_trainer()
+        y_all = self._y(y, x_all.shape[0])
+        x_val: Optional[Array] = None
+        y_val: Optional[Array] = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("`validation_data` must be a tuple (x_val, y_val).")
+            x_val = self._x(validation_data[0], "x_val")
+            y_val = self._y(validation_data[1], x_val.shape[0], "y_val")
+        elif validation_split:
+            # As Keras: the last fraction of the data, taken before any shuffling.
+            split_at = int(math.floor(x_all.shape[0] * (1.0 - float(validation_split))))
+            if split_at == 0 or split_at == x_all.shape[0]:
+                raise ValueError(
+                    f"validation_split={validation_split} leaves no samples for "
+                    f"{'training' if split_at == 0 else 'validation'} out of {x_all.shape[0]}."
+                )
+            x_all, x_val = x_all[:split_at], x_all[split_at:]
+            y_all, y_val = y_all[:split_at], y_all[split_at:]
+        n = x_all.shape[0]
+        steps = (n + batch_size - 1) // batch_size
+        history = callbacks_module.History()
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": batch_size}
+        callback_list = callbacks_module.CallbackList([*(callbacks or []), history], self, params)
+        self.stop_training = False
+        self.history = history
+        callback_list.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            callback_list.on_epoch_begin(epoch)
+            if verbose and epochs > 1:
+                print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+            logs = self._train_epoch(trainer, x_all, y_all, batch_size, shuffle, verbose, callback_list)
+            if x_val is not None and y_val is not None:
+                logs.update(self._logs(trainer.evaluate(x_val, y_val, batch_size), prefix="val_"))
+            callback_list.on_epoch_end(epoch, logs)
+            if verbose:
+                self._progbar.finish(logs)
+            if self.stop_training:
+                break
+        callback_list.on_train_end()
+        return history
+
+    def _train_epoch(
+        self,
+        trainer: Any,
+        x: Array,
+        y: Array,
+        batch_size: int,
+        shuffle: bool,
+        verbose: int,
+        callback_list: callbacks_module.CallbackList,
+    ) -> dict[str, float]:
+        trainer.begin_epoch(x.shape[0], bool(shuffle))
+        steps = trainer.num_batches(batch_size)
+        self._progbar = Progbar(steps, verbose)
+        per_batch = callback_list.wants_batch_hooks
+        loss_sum, metric_sums, samples = 0.0, [0.0] * len(self._metric_names), 0
+        done, chunk = 0, 1
+        while done < steps:
+            count = 1 if per_batch else min(chunk, steps - done)
+            if per_batch:
+                callback_list.on_train_batch_begin(done)
+            started = time.perf_counter()
+            totals = trainer.train_batches(x, y, batch_size, done, count)
+            elapsed = time.perf_counter() - started
+            done += count
+            loss_sum += totals.loss
+            metric_sums = [a + b for a, b in zip(metric_sums, totals.metrics)]
+            samples += totals.samples
+            running = self._running_logs(loss_sum, metric_sums, samples)
+            if per_batch:
+                callback_list.on_train_batch_end(done - 1, running)
+                if self.stop_training:
+                    break
+            if verbose:
+                self._progbar.update(done, running)
+            # Next chunk: about _CHUNK_SECONDS of batches, growing at most 4x at a time.
+            rate = count / max(elapsed, 1e-6)
+            chunk = max(1, min(4 * count, int(rate * _CHUNK_SECONDS)))
+        return self._running_logs(loss_sum, metric_sums, samples)
+
+    def _running_logs(self, loss_sum: float, metric_sums: list[float], samples: int) -> dict[str, float]:
+        samples = max(samples, 1)
+        logs = {"loss": loss_sum / samples}
+        for name, value in zip(self._metric_names, metric_sums):
+            logs[name] = value / samples
+        return logs
+
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: Optional[int] = None,
+        verbose: Union[int, str] = "auto",
+        return_dict: bool = False,
+    ) -> Union[float, list[float], dict[str, float]]:
+        """Loss (and metrics) over the data: a scalar with no metrics, else ``[loss, *metrics]``."""
+        self._check_compiled("evaluate")
+        batch = _INFERENCE_BATCH if batch_size is None else _validation.positive_int(batch_size, "batch_size")
+        verbose = _validation.verbosity(verbose)
+        x_arr = self._x(x)
+        y_arr = self._y(y, x_arr.shape[0])
+        trainer = self._compiled_trainer()
+        started = time.perf_counter()
+        logs = self._logs(trainer.evaluate(x_arr, y_arr, batch))
+        self._report(verbose, x_arr.shape[0], batch, started, logs)
+        return self._result(logs, return_dict)
+
+    def _result(self, logs: dict[str, float], return_dict: bool) -> Union[float, list[float], dict[str, float]]:
+        if return_dict:
+            return logs
+        if not self._metric_names:
+            return logs["loss"]
+        return [logs["loss"], *(logs[name] for name in self._metric_names)]
+
+    def _report(self, verbose: int, n: int, batch: int, started: float, logs: dict[str, float]) -> None:
+        if verbose:
+            bar = Progbar((n + batch - 1) // batch, verbose)
+            bar.start = started
+            bar.finish(logs)
+
+    def predict(self, x: Any, batch_size: Optional[int] = None, verbose: Union[int, str] = "auto") -> Array:
+        """The model's outputs for ``x``, shape ``(n, units of the last layer)``, in the model dtype."""
+        batch = _INFERENCE_BATCH if batch_size is None else _validation.positive_int(batch_size, "batch_size")
+        verbose = _validation.verbosity(verbose)
+        x_arr = self._x(x)
+        started = time.perf_counter()
+        out: Array = self._network.predict(x_arr, batch)
+        self._report(verbose, x_arr.shape[0], batch, started, {})
+        return out
+
+    def __call__(self, x: Any) -> Array:
+        return self.predict(x, verbose=0)
+
+    def train_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Union[float, list[float], dict[str, float]]:
+        """One gradient step on exactly this batch; returns its loss (and metrics) before the step."""
+        self._check_compiled("train_on_batch")
+        x_arr = self._x(x)
+        y_arr = self._y(y, x_arr.shape[0])
+        totals = self._compiled_trainer().train_on_batch(x_arr, y_arr)
+        return self._result(self._logs(totals), return_dict)
+
+    def test_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Union[float, list[float], dict[str, float]]:
+        """Loss (and metrics) on exactly this batch, without training."""
+        self._check_compiled("test_on_batch")
+        x_arr = self._x(x)
+        y_arr = self._y(y, x_arr.shape[0])
+        trainer = self._compiled_trainer()
+        return self._result(self._logs(trainer.evaluate(x_arr, y_arr, x_arr.shape[0])), return_dict)
+
+    def predict_on_batch(self, x: Any) -> Array:
+        """Outputs for exactly this batch (no progress output)."""
+        x_arr = self._x(x)
+        out: Array = self._network.predict(x_arr, x_arr.shape[0])
+        return out
+
+    def compute_gradients(self, x: Any, y: Any) -> list[tuple[Array, Optional[Array]]]:
+        """Gradients of the batch-mean loss on (x, y): ``[(dkernel, dbias or None), ...]`` per
+        Dense layer. The weights are not changed. For learners, and for checking the math."""
+        self._check_compiled("compute_gradients")
+        x_arr = self._x(x)
+        y_arr = self._y(y, x_arr.shape[0])
+        self._compiled_trainer().compute_gradients(x_arr, y_arr)
+        return [
+            (self._network.get_kernel_grad(i), self._network.get_bias_grad(i))
+            for i in range(len(self._dense_layers()))
+        ]
+
+    # ----------------------------------------------------------------- display
+
+    def summary(self, print_fn: Optional[Callable[[str], Any]] = None) -> None:
+        """Print the layers, their output shapes and parameter counts (Keras's table)."""
+        emit = print_fn if print_fn is not None else (lambda line: print(line, file=sys.stdout))
+        width = 65
+        rows: list[tuple[str, str, str]] = []
+        shape: Optional[tuple[int, ...]] = self._sample_shape
+        for layer in self.layers:
+            if isinstance(layer, Flatten):
+                shape = None if shape is None else (int(math.prod(shape)),)
+            elif isinstance(layer, Dense):
+                shape = (layer.units,)
+            out = "?" if shape is None else "(None, " + ", ".join(map(str, shape)) + ")"
+            params = layer.count_params() if self._network is not None else 0
+            count = f"{params:,}" if self._network is not None or not isinstance(layer, Dense) else "0 (unbuilt)"
+            rows.append((f"{layer.name} ({type(layer).__name__})", out, count))
+        total = self.count_params()
+        size = total * np.dtype(self._dtype).itemsize
+        emit(f'Model: "{self.name}"')
+        emit("_" * width)
+        emit(f" {'Layer (type)':<28}{'Output Shape':<26}{'Param #':>10}")
+        emit("=" * width)
+        for i, (name, out, count) in enumerate(rows):
+            emit(f" {name:<28}{out:<26}{count:>10}")
+            emit(("_" if i < len(rows) - 1 else "=") * width if rows else "")
+        emit(f" Total params: {total:,} ({_bytes(size)})")
+        emit(f" Trainable params: {total:,} ({_bytes(size)})")
+        emit(" Non-trainable params: 0 (0.00 B)")
+        emit("_" * width)
+
+    def __repr__(self) -> str:
+        return f"<Sequential name={self.name!r} layers={len(self.layers)} dtype={self._dtype!r}>"
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.2f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"

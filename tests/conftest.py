@@ -1,0 +1,36 @@
+"""Shared fixtures.
+
+``isa`` runs a test once per instruction set this CPU supports (as Highway's tests do): it
+forces that kernel table, checks it is really the active one, and restores the previous
+choice afterwards so tests do not leak state into each other. ``dtype`` runs a test for both
+element types the core is compiled for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import fastmlp
+import numpy as np
+import pytest
+from fastmlp import _core
+
+
+@pytest.fixture(params=fastmlp.available_isas(), ids=str)
+def isa(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The name of the instruction set whose kernels are active during the test."""
+    name: str = request.param
+    previous = fastmlp.active_isa()
+    _core.set_isa(name)
+    try:
+        assert fastmlp.active_isa() == name
+        yield name
+    finally:
+        _core.set_isa(previous)
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request: pytest.FixtureRequest) -> type[np.floating]:
+    """The element type of the arrays a test hands to the kernels."""
+    result: type[np.floating] = request.param
+    return result
