@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <limits>
 #include <string>
 
 #include "arrays.h"
@@ -165,12 +166,67 @@ py::array column_sum(const py::array& x_arr) {
 }
 
 template <class T>
-void sgd_update(const py::array& w_arr, const py::array& g_arr, double lr) {
+void optimizer_update(const std::string& kind, const py::array& w_arr, const py::array& g_arr,
+                      const py::list& state_list, const py::dict& h) {
   const auto w = contiguous<T>(w_arr, "w", 1), g = contiguous<T>(g_arr, "g", 1);
   if (!w_arr.writeable()) throw py::value_error("w must be writable");
   if (w.rows != g.rows) throw py::value_error("w and g must have the same length");
+  OptimizerUpdateArgs<T> args{};
+  if (kind == "sgd") {
+    args.kind = OptimizerKind::sgd;
+  } else if (kind == "adam") {
+    args.kind = OptimizerKind::adam;
+  } else if (kind == "adagrad") {
+    args.kind = OptimizerKind::adagrad;
+  } else if (kind == "rmsprop") {
+    args.kind = OptimizerKind::rmsprop;
+  } else {
+    throw py::value_error("unknown optimizer kind '" + kind + "'");
+  }
+  args.n = w.rows;
+  args.g = g.data;
+  args.w = w.data;
+  if (state_list.size() > 3) throw py::value_error("at most 3 state arrays");
+  for (std::size_t i = 0; i < state_list.size(); ++i) {
+    if (state_list[i].is_none()) continue;
+    const auto arr = state_list[i].cast<py::array>();
+    const auto s = contiguous<T>(arr, "state", 1);
+    if (s.rows != w.rows || !arr.writeable())
+      throw py::value_error("each state array must be writable and as long as w");
+    args.state[i] = s.data;
+  }
+  auto num = [&](const char* key, double fallback) {
+    return h.contains(key) ? h[key].cast<double>() : fallback;
+  };
+  auto flag = [&](const char* key) { return h.contains(key) && h[key].cast<bool>(); };
+  args.learning_rate = T(num("learning_rate", 0.01));
+  args.grad_scale = T(num("grad_scale", 1.0));
+  args.clip_value = T(num("clip_value", std::numeric_limits<double>::infinity()));
+  args.decay = T(num("decay", 0.0));
+  args.momentum = T(num("momentum", 0.0));
+  args.nesterov = flag("nesterov");
+  args.beta_1 = T(num("beta_1", 0.9));
+  args.beta_2 = T(num("beta_2", 0.999));
+  args.epsilon = T(num("epsilon", 1e-7));
+  args.amsgrad = flag("amsgrad");
+  args.rho = T(num("rho", 0.9));
+  args.centered = flag("centered");
+  const bool needs[4][3] = {{args.momentum != T(0), false, false},
+                            {true, true, args.amsgrad},
+                            {true, false, false},
+                            {true, args.centered, args.momentum > T(0)}};
+  for (int i = 0; i < 3; ++i)
+    if (needs[int(args.kind)][i] && args.state[i] == nullptr)
+      throw py::value_error("optimizer '" + kind + "' needs state array " + std::to_string(i));
   py::gil_scoped_release release;
-  kernels<T>().sgd_update(w.rows, T(lr), g.data, w.data);
+  kernels<T>().optimizer_update(args);
+}
+
+template <class T>
+double sum_squares(const py::array& x_arr) {
+  const auto x = contiguous<T>(x_arr, "x", 1);
+  py::gil_scoped_release release;
+  return kernels<T>().sum_squares(x.rows, x.data);
 }
 
 // Picks the float or double instantiation from the first array's dtype.
@@ -228,9 +284,29 @@ void bind_kernels(py::module_& parent) {
   m.def(
       "sgd_update",
       [](const py::array& w, const py::array& g, double lr) {
-        by_dtype(w, [&] { sgd_update<float>(w, g, lr); }, [&] { sgd_update<double>(w, g, lr); });
+        py::dict h;
+        h["learning_rate"] = lr;
+        by_dtype(w, [&] { optimizer_update<float>("sgd", w, g, py::list(), h); },
+                 [&] { optimizer_update<double>("sgd", w, g, py::list(), h); });
       },
       py::arg("w"), py::arg("g"), py::arg("learning_rate"), "w -= learning_rate * g, in place.");
+  m.def(
+      "optimizer_update",
+      [](const std::string& kind, const py::array& w, const py::array& g, const py::list& state,
+         const py::dict& hyper) {
+        by_dtype(w, [&] { optimizer_update<float>(kind, w, g, state, hyper); },
+                 [&] { optimizer_update<double>(kind, w, g, state, hyper); });
+      },
+      py::arg("kind"), py::arg("w"), py::arg("g"), py::arg("state"), py::arg("hyper"),
+      "One optimizer step in place on w and the state arrays (see kernels.h for the formulas). "
+      "hyper: learning_rate, grad_scale, clip_value, decay, momentum, nesterov, beta_1, beta_2, "
+      "epsilon, amsgrad, rho, centered.");
+  m.def(
+      "sum_squares",
+      [](const py::array& x) {
+        return by_dtype(x, [&] { return sum_squares<float>(x); }, [&] { return sum_squares<double>(x); });
+      },
+      py::arg("x"));
 }
 
 }  // namespace fastmlp::bindings

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "arrays.h"
+#include "optimizer_config.h"
 #include "fastmlp/trainer.h"
 
 namespace fastmlp::bindings {
@@ -35,19 +36,25 @@ void bind(py::module_& m, const char* name) {
   using Tr = Trainer<T>;
   py::class_<Tr>(m, name)
       .def(py::init([](std::shared_ptr<Network<T>> net, const std::string& loss, bool from_logits,
-                       const std::vector<std::string>& metrics, const std::string& optimizer,
-                       double learning_rate, std::uint64_t seed) {
+                       const std::vector<std::string>& metrics, const py::dict& optimizer,
+                       std::uint64_t seed) {
              TrainingConfig config{parse_loss(loss), from_logits, {}};
              for (const auto& metric : metrics) config.metrics.push_back(parse_metric(metric));
              return std::make_unique<Tr>(std::move(net), std::move(config),
-                                         OptimizerConfig{optimizer, learning_rate}, seed);
+                                         optimizer_config_from(optimizer), seed);
            }),
            py::arg("network"), py::arg("loss"), py::arg("from_logits"), py::arg("metrics"),
-           py::arg("optimizer"), py::arg("learning_rate"), py::arg("seed"), py::keep_alive<1, 2>())
+           py::arg("optimizer"), py::arg("seed"))
       .def_property(
-          "learning_rate", [](Tr& t) { return t.optimizer().config().learning_rate; },
-          [](Tr& t, double lr) { t.optimizer().set_learning_rate(lr); })
-      .def_property_readonly("iterations", [](Tr& t) { return t.optimizer().iterations(); })
+          "learning_rate", [](Tr& t) { return t.optimizer().current_learning_rate(); },
+          [](Tr& t, double lr) { t.optimizer().set_learning_rate(lr); },
+          "The rate of the next step; setting it replaces any schedule by a constant.")
+      .def_property(
+          "iterations", [](Tr& t) { return t.optimizer().iterations(); },
+          [](Tr& t, long long n) {
+            if (n < 0) throw py::value_error("iterations must be >= 0");
+            t.optimizer().set_iterations(n);
+          })
       .def("begin_epoch", &Tr::begin_epoch, py::arg("n"), py::arg("shuffle"))
       .def("num_batches", &Tr::num_batches, py::arg("batch_size"))
       .def(

@@ -1,26 +1,191 @@
 #include "fastmlp/optimizer.h"
 
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
 #include <stdexcept>
+#include <string>
 
 #include "fastmlp/dispatch.h"
 
 namespace fastmlp {
 
+namespace {
+
+// The parameter arrays of a network, in Keras's get_weights order.
 template <class T>
-Optimizer<T>::Optimizer(OptimizerConfig config) : config_(std::move(config)) {
-  if (config_.name != "sgd") throw std::invalid_argument("unknown optimizer '" + config_.name + "'");
-  if (!(config_.learning_rate >= 0))
-    throw std::invalid_argument("learning_rate must be >= 0, got " +
-                                std::to_string(config_.learning_rate));
+std::vector<ParamRef<T>> params_of(Network<T>& net) {
+  std::vector<ParamRef<T>> refs;
+  for (std::size_t l = 0; l < net.num_layers(); ++l) {
+    refs.push_back({net.kernel(l), net.kernel_grad(l), net.fan_in(l) * net.spec(l).units});
+    if (net.spec(l).use_bias) refs.push_back({net.bias(l), net.bias_grad(l), net.spec(l).units});
+  }
+  return refs;
+}
+
+// Which state slots an optimizer keeps (see OptimizerUpdateArgs for their meaning).
+std::array<bool, 3> slots_used(const OptimizerConfig& c) {
+  switch (c.kind) {
+    case OptimizerKind::sgd:
+      return {c.momentum != 0.0, false, false};
+    case OptimizerKind::adam:
+      return {true, true, c.amsgrad};
+    case OptimizerKind::adagrad:
+      return {true, false, false};
+    case OptimizerKind::rmsprop:
+      return {true, c.centered, c.momentum > 0.0};
+  }
+  return {false, false, false};
+}
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+
+}  // namespace
+
+double LearningRateSchedule::at(long long step_count) const {
+  const double step = double(step_count);
+  switch (kind) {
+    case ScheduleKind::constant:
+      return initial_learning_rate;
+    case ScheduleKind::exponential_decay: {
+      double p = step / decay_steps;
+      if (staircase) p = std::floor(p);
+      return initial_learning_rate * std::pow(decay_rate, p);
+    }
+    case ScheduleKind::inverse_time_decay: {
+      double p = step / decay_steps;
+      if (staircase) p = std::floor(p);
+      return initial_learning_rate / (1.0 + decay_rate * p);
+    }
+    case ScheduleKind::piecewise_constant_decay: {
+      // values[i] while step <= boundaries[i] (and above all boundaries: the last value).
+      for (std::size_t i = 0; i < boundaries.size(); ++i)
+        if (step <= boundaries[i]) return values[i];
+      return values.back();
+    }
+    case ScheduleKind::cosine_decay: {
+      const double pi = 3.14159265358979323846;
+      auto decay = [&](double s, double from) {
+        const double cosine = 0.5 * (1.0 + std::cos(pi * (s / decay_steps)));
+        return from * ((1.0 - alpha) * cosine + alpha);
+      };
+      if (!warmup) return decay(std::min(step, decay_steps), initial_learning_rate);
+      const double s = std::min(step, decay_steps + warmup_steps);
+      if (s < warmup_steps)
+        return (warmup_target - initial_learning_rate) * (s / warmup_steps) + initial_learning_rate;
+      return decay(s - warmup_steps, warmup_target);
+    }
+  }
+  return initial_learning_rate;
+}
+
+void LearningRateSchedule::validate() const {
+  require(std::isfinite(initial_learning_rate) && initial_learning_rate >= 0,
+          "learning_rate must be a finite number >= 0");
+  if (kind == ScheduleKind::exponential_decay || kind == ScheduleKind::inverse_time_decay ||
+      kind == ScheduleKind::cosine_decay)
+    require(decay_steps > 0, "decay_steps must be > 0");
+  if (kind == ScheduleKind::piecewise_constant_decay) {
+    require(values.size() == boundaries.size() + 1,
+            "values must have exactly one more entry than boundaries");
+    for (std::size_t i = 1; i < boundaries.size(); ++i)
+      require(boundaries[i] > boundaries[i - 1], "boundaries must increase");
+  }
+  if (kind == ScheduleKind::cosine_decay && warmup) require(warmup_steps > 0, "warmup_steps must be > 0");
+}
+
+void OptimizerConfig::validate() const {
+  learning_rate.validate();
+  require(momentum >= 0 && momentum <= 1, "momentum must be in [0, 1]");
+  require(beta_1 >= 0 && beta_1 < 1 && beta_2 >= 0 && beta_2 < 1, "beta_1 and beta_2 must be in [0, 1)");
+  require(epsilon >= 0, "epsilon must be >= 0");
+  require(rho >= 0 && rho <= 1, "rho must be in [0, 1]");
+  require(weight_decay >= 0, "weight_decay must be >= 0");
+  require(initial_accumulator_value >= 0, "initial_accumulator_value must be >= 0");
+  require(clipnorm >= 0 && clipvalue >= 0 && global_clipnorm >= 0, "clipping thresholds must be >= 0");
+  require(int(clipnorm > 0) + int(clipvalue > 0) + int(global_clipnorm > 0) <= 1,
+          "only one of clipnorm, clipvalue and global_clipnorm can be set");
 }
 
 template <class T>
-void Optimizer<T>::apply(Network<T>& net) {
+Optimizer<T>::Optimizer(OptimizerConfig config, Network<T>& net)
+    : config_(std::move(config)), params_(params_of(net)) {
+  config_.validate();
+  const std::array<bool, 3> used = slots_used(config_);
+  for (const ParamRef<T>& p : params_) {
+    Slots s;
+    for (int k = 0; k < 3; ++k)
+      if (used[k]) s.s[k].resize(p.n);
+    if (config_.kind == OptimizerKind::adagrad)
+      std::fill(s.s[0].data(), s.s[0].data() + p.n, T(config_.initial_accumulator_value));
+    slots_.push_back(std::move(s));
+  }
+}
+
+template <class T>
+void Optimizer<T>::set_learning_rate(double lr) {
+  LearningRateSchedule constant;
+  constant.initial_learning_rate = lr;
+  constant.validate();
+  config_.learning_rate = constant;
+}
+
+template <class T>
+std::vector<AlignedBuffer<T>*> Optimizer<T>::state_buffers() {
+  std::vector<AlignedBuffer<T>*> out;
+  for (Slots& s : slots_)
+    for (auto& b : s.s)
+      if (b.size() != 0) out.push_back(&b);
+  return out;
+}
+
+template <class T>
+void Optimizer<T>::apply() {
   const KernelTable<T>& k = kernels<T>();
-  const T lr = T(config_.learning_rate);
-  for (std::size_t l = 0; l < net.num_layers(); ++l) {
-    k.sgd_update(net.fan_in(l) * net.spec(l).units, lr, net.kernel_grad(l), net.kernel(l));
-    if (net.spec(l).use_bias) k.sgd_update(net.spec(l).units, lr, net.bias_grad(l), net.bias(l));
+  const OptimizerConfig& c = config_;
+  const double lr = c.learning_rate.at(iterations_);
+  double rate = lr;
+  if (c.kind == OptimizerKind::adam) {
+    const double t = double(iterations_ + 1);
+    rate = lr * std::sqrt(1.0 - std::pow(c.beta_2, t)) / (1.0 - std::pow(c.beta_1, t));
+  }
+  const std::vector<ParamRef<T>>& params = params_;
+  double global_scale = 1.0;
+  if (c.global_clipnorm > 0) {
+    double sum = 0;
+    for (const auto& p : params) sum += k.sum_squares(p.n, p.g);
+    const double norm = std::sqrt(sum);
+    global_scale = c.global_clipnorm * std::min(1.0 / norm, 1.0 / c.global_clipnorm);
+  }
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const ParamRef<T>& p = params[i];
+    double scale = global_scale;
+    if (c.clipnorm > 0) {
+      const double norm = std::sqrt(k.sum_squares(p.n, p.g));
+      scale = c.clipnorm / std::max(norm, c.clipnorm);
+    }
+    OptimizerUpdateArgs<T> args{};
+    args.kind = c.kind;
+    args.n = p.n;
+    args.g = p.g;
+    args.w = p.w;
+    for (int s = 0; s < 3; ++s) args.state[s] = slots_[i].s[s].size() ? slots_[i].s[s].data() : nullptr;
+    args.learning_rate = T(rate);
+    args.grad_scale = T(scale);
+    args.clip_value = c.clipvalue > 0 ? T(c.clipvalue) : std::numeric_limits<T>::infinity();
+    args.decay = T(c.weight_decay * lr);
+    args.momentum = T(c.momentum);
+    args.nesterov = c.nesterov;
+    args.beta_1 = T(c.beta_1);
+    args.beta_2 = T(c.beta_2);
+    args.epsilon = T(c.epsilon);
+    args.amsgrad = c.amsgrad;
+    args.rho = T(c.rho);
+    args.centered = c.centered;
+    k.optimizer_update(args);
   }
   ++iterations_;
 }

@@ -18,7 +18,7 @@ Trainer<T>::Trainer(std::shared_ptr<Network<T>> net, TrainingConfig config,
       config_(std::move(config)),
       uses_logits_(loss_uses_logits(config_.loss, net_->spec(net_->num_layers() - 1).activation,
                                     config_.from_logits)),
-      optimizer_(std::move(optimizer)),
+      optimizer_(std::move(optimizer), *net_),
       rng_(seed) {
   // Targets are either class indices (sparse loss) or dense rows: every metric must read the kind
   // the loss was given.
@@ -126,7 +126,7 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
     forward_loss(batch_x_.data(), data.y != nullptr ? batch_y_.data() : nullptr,
                  data.labels != nullptr ? batch_labels_.data() : nullptr, rows, true, totals);
     net.backward(batch_x_.data(), rows);
-    optimizer_.apply(net);
+    optimizer_.apply();
   }
   return totals;
 }
@@ -138,7 +138,7 @@ Totals Trainer<T>::train_on_batch(const DataView<T>& data) {
   Totals totals = empty_totals();
   forward_loss(data.x, data.y, data.labels, data.n, true, totals);
   net_->backward(data.x, data.n);
-  optimizer_.apply(*net_);
+  optimizer_.apply();
   return totals;
 }
 

@@ -246,10 +246,10 @@ class Sequential:
             self._loss.name,
             self._loss.from_logits,
             self._core_metrics,
-            self._optimizer.name,
-            self._optimizer.learning_rate,
+            self._optimizer.get_config(),
             utils.draw_seed(),
         )
+        self._optimizer._model = self
 
     def _check_compiled(self, caller: str) -> None:
         if self._loss is None:
@@ -258,11 +258,10 @@ class Sequential:
             )
 
     def _compiled_trainer(self) -> Any:
-        """The trainer, once compiled and built, with the optimizer's current settings."""
+        """The trainer, once compiled and built."""
         assert self._loss is not None and self._optimizer is not None
         if self._trainer is None:
             self._make_trainer()
-        self._trainer.learning_rate = self._optimizer.learning_rate
         return self._trainer
 
     @property

@@ -80,6 +80,38 @@ struct LossArgs {
   T* row_loss;  // null: per-sample losses not wanted
 };
 
+enum class OptimizerKind : int { sgd = 0, adam = 1, adagrad = 2, rmsprop = 3 };
+
+// One optimizer step over n parameters, fused in one pass and written as Keras 3 writes it:
+//   g <- clip(g * grad_scale, -clip_value, clip_value)        (norm and value clipping)
+//   w <- w - w * decay                                         (decoupled weight decay, lr folded in)
+//   sgd:     momentum == 0: w -= lr g;  else m = momentum m - lr g; w += m (Nesterov: momentum m - lr g)
+//   adam:    m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2); amsgrad: vhat = max(vhat, v)
+//            w -= m * lr / (sqrt(v or vhat) + epsilon)        (lr is Adam's bias-corrected alpha)
+//   adagrad: acc += g^2; w -= lr g / sqrt(acc + epsilon)
+//   rmsprop: vel = rho vel + (1 - rho) g^2; centered: avg = rho avg + (1 - rho) g,
+//            inc = lr g / sqrt(vel - avg^2 + epsilon) (else sqrt(vel + epsilon));
+//            momentum > 0: mom = momentum mom + inc; w -= mom, else w -= inc
+// State slots (null when unused): sgd m; adam m, v, vhat; adagrad acc; rmsprop vel, avg, mom.
+template <class T>
+struct OptimizerUpdateArgs {
+  OptimizerKind kind;
+  std::size_t n;
+  const T* g;
+  T* w;
+  T* state[3];
+  T learning_rate;
+  T grad_scale;
+  T clip_value;
+  T decay;
+  T momentum;
+  bool nesterov;
+  T beta_1, beta_2, epsilon;
+  bool amsgrad;
+  T rho;
+  bool centered;
+};
+
 template <class T>
 struct KernelTable {
   const char* isa;
@@ -91,8 +123,9 @@ struct KernelTable {
   double (*loss)(const LossArgs<T>&);
   // out[j] = sum over rows of x[r, j] (the bias gradient).
   void (*column_sum)(std::size_t rows, std::size_t cols, const T* x, std::ptrdiff_t ldx, T* out);
-  // w -= learning_rate * g, in one pass.
-  void (*sgd_update)(std::size_t n, T learning_rate, const T* g, T* w);
+  void (*optimizer_update)(const OptimizerUpdateArgs<T>&);
+  // Sum of squares in double (gradient norms for clipnorm).
+  double (*sum_squares)(std::size_t n, const T* x);
 };
 
 }  // namespace fastmlp

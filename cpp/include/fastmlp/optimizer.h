@@ -1,31 +1,92 @@
-// Optimizers apply one update to every parameter array from the gradients in the network.
-// Each update is one pass over the parameters through the kernel table.
+// Optimizers: the state they keep per parameter array, learning-rate schedules and gradient
+// clipping, with Keras 3's definitions. The elementwise update itself is one kernel pass
+// (KernelTable::optimizer_update).
 #pragma once
 
 #include <string>
+#include <vector>
 
+#include "fastmlp/aligned_buffer.h"
+#include "fastmlp/kernels.h"
 #include "fastmlp/network.h"
 
 namespace fastmlp {
 
+enum class ScheduleKind : int {
+  constant = 0,
+  exponential_decay = 1,
+  piecewise_constant_decay = 2,
+  inverse_time_decay = 3,
+  cosine_decay = 4,
+};
+
+// The learning rate as a function of the optimizer's step count (Keras's
+// keras.optimizers.schedules formulas; evaluated with the step before it is incremented).
+struct LearningRateSchedule {
+  ScheduleKind kind = ScheduleKind::constant;
+  double initial_learning_rate = 0.01;
+  double decay_steps = 1.0;
+  double decay_rate = 0.0;
+  bool staircase = false;
+  std::vector<double> boundaries, values;  // piecewise constant
+  double alpha = 0.0;                       // cosine: final fraction of the rate
+  bool warmup = false;                      // cosine: linear warmup to warmup_target first
+  double warmup_target = 0.0;
+  double warmup_steps = 0.0;
+
+  double at(long long step) const;
+  void validate() const;
+};
+
 struct OptimizerConfig {
-  std::string name = "sgd";
-  double learning_rate = 0.01;
+  OptimizerKind kind = OptimizerKind::sgd;
+  LearningRateSchedule learning_rate;
+  double momentum = 0.0;
+  bool nesterov = false;
+  double beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-7;
+  bool amsgrad = false;
+  double weight_decay = 0.0;  // decoupled (AdamW style); 0 = none
+  double initial_accumulator_value = 0.1;
+  double rho = 0.9;
+  bool centered = false;
+  double clipnorm = 0.0, clipvalue = 0.0, global_clipnorm = 0.0;  // 0 = off
+
+  void validate() const;
+};
+
+// One parameter array and its gradient, inside a Network (stable for the network's lifetime).
+template <class T>
+struct ParamRef {
+  T* w;
+  T* g;
+  std::size_t n;
 };
 
 template <class T>
 class Optimizer {
  public:
-  explicit Optimizer(OptimizerConfig config);
+  // Updates the parameters of `net`, which must outlive the optimizer.
+  Optimizer(OptimizerConfig config, Network<T>& net);
   const OptimizerConfig& config() const { return config_; }
-  void set_learning_rate(double lr) { config_.learning_rate = lr; }
+  // Replaces the schedule by a constant rate (what callbacks such as ReduceLROnPlateau do).
+  void set_learning_rate(double lr);
+  double current_learning_rate() const { return config_.learning_rate.at(iterations_); }
   long long iterations() const { return iterations_; }
-  // Applies the gradients held by `net` to its parameters.
-  void apply(Network<T>& net);
+  void set_iterations(long long n) { iterations_ = n; }
+  // Applies the gradients held by the network to its parameters, then counts one step.
+  void apply();
+
+  // The state arrays, parameter by parameter (kernel, bias, per layer), slot by slot, for saving.
+  std::vector<AlignedBuffer<T>*> state_buffers();
 
  private:
+  struct Slots {
+    AlignedBuffer<T> s[3];
+  };
   OptimizerConfig config_;
   long long iterations_ = 0;
+  std::vector<ParamRef<T>> params_;
+  std::vector<Slots> slots_;  // one per parameter array
 };
 
 }  // namespace fastmlp
