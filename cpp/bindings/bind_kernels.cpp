@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 #include <string>
 
 #include "arrays.h"
@@ -37,7 +38,8 @@ Strided<T> strided(const py::array& a, const char* name, bool writable = false,
   if (writable && !a.writeable()) throw py::value_error(std::string(name) + " must be writable");
   const auto rs = std::ptrdiff_t(a.strides(0) / py::ssize_t(sizeof(T)));
   const auto cs = std::ptrdiff_t(a.strides(1) / py::ssize_t(sizeof(T)));
-  if (unit_columns && cs != 1 && a.shape(1) > 1)
+  // NumPy gives arrays without elements zero strides: nothing to check there.
+  if (unit_columns && cs != 1 && a.shape(1) > 1 && a.shape(0) > 0)
     throw py::value_error(std::string(name) + " must have contiguous rows");
   return {static_cast<T*>(const_cast<void*>(a.data())), std::size_t(a.shape(0)),
           std::size_t(a.shape(1)), rs, cs};
@@ -56,6 +58,12 @@ void require_shape(const Strided<T>& a, std::size_t rows, std::size_t cols, cons
     throw py::value_error(std::string(name) + " must have shape (" + std::to_string(rows) + ", " +
                           std::to_string(cols) + "), got (" + std::to_string(a.rows) + ", " +
                           std::to_string(a.cols) + ")");
+}
+
+// Row-wise kernels (softmax, losses) need at least one column per row.
+template <class T>
+void require_columns(const Strided<T>& a, const char* name) {
+  if (a.cols == 0) throw py::value_error(std::string(name) + " must have at least one column");
 }
 
 template <class T>
@@ -83,6 +91,7 @@ template <class T>
 py::array bias_activation(const py::array& z_arr, py::object bias_obj, const std::string& act,
                           py::object a_obj) {
   const auto z = strided<T>(z_arr, "z", true, true);
+  require_columns(z, "z");
   const T* bias = nullptr;
   if (!bias_obj.is_none()) {
     const auto b = contiguous<T>(bias_obj.cast<py::array>(), "bias", 1);
@@ -104,6 +113,7 @@ py::array activation_backward(const std::string& act, const py::array& z_arr,
                               const py::array& a_arr, const py::array& da_arr) {
   const auto z = strided<T>(z_arr, "z", false, true), a = strided<T>(a_arr, "a", false, true);
   const auto da = strided<T>(da_arr, "da", false, true);
+  require_columns(z, "z");
   require_shape(a, z.rows, z.cols, "a");
   require_shape(da, z.rows, z.cols, "da");
   auto dz = new_matrix<T>(z.rows, z.cols);
@@ -119,6 +129,7 @@ template <class T>
 py::tuple loss(const std::string& name, bool from_logits, const py::array& pred_arr,
                const py::array& y_arr, py::object weight_obj, double grad_scale) {
   const auto pred = strided<T>(pred_arr, "pred", false, true);
+  require_columns(pred, "pred");
   const Loss kind = parse_loss(name);
   const T* y = nullptr;
   std::ptrdiff_t ldy = 0;
@@ -229,6 +240,44 @@ double sum_squares(const py::array& x_arr) {
   return kernels<T>().sum_squares(x.rows, x.data);
 }
 
+template <class T>
+py::array_t<std::uint32_t> nonzero_indices(const py::array& x_arr) {
+  const auto x = contiguous<T>(x_arr, "x", 1);
+  std::vector<std::uint32_t> idx(x.rows);
+  std::size_t count;
+  {
+    py::gil_scoped_release release;
+    count = kernels<T>().nonzero_indices(x.rows, x.data, idx.data());
+  }
+  py::array_t<std::uint32_t> out{py::ssize_t(count)};
+  std::copy(idx.begin(), idx.begin() + std::ptrdiff_t(count), out.mutable_data());
+  return out;
+}
+
+// C = op(A) @ B using lists of op(A)'s nonzero columns per row (starts, cols).
+template <class T>
+py::array sparse_gemm(const py::array& a_arr, const py::array& b_arr, const py::array& starts_arr,
+                      const py::array& cols_arr) {
+  const auto a = strided<T>(a_arr, "a"), b = strided<T>(b_arr, "b", false, true);
+  const auto starts = contiguous<std::uint32_t>(starts_arr, "starts", 1);
+  const auto cols = contiguous<std::uint32_t>(cols_arr, "cols", 1);
+  if (a.cols != b.rows) throw py::value_error("a and b do not chain");
+  if (starts.rows != a.rows + 1 || starts.data[0] != 0 || starts.data[a.rows] != cols.rows)
+    throw py::value_error("starts must have rows + 1 entries from 0 to len(cols)");
+  for (std::size_t r = 0; r < a.rows; ++r) {
+    if (starts.data[r + 1] < starts.data[r]) throw py::value_error("starts must not decrease");
+    for (std::uint32_t e = starts.data[r]; e < starts.data[r + 1]; ++e)
+      if (cols.data[e] >= a.cols || (e > starts.data[r] && cols.data[e] <= cols.data[e - 1]))
+        throw py::value_error("cols must increase within a row and lie in [0, a.shape[1])");
+  }
+  auto c = new_matrix<T>(a.rows, b.cols);
+  T* out = c.mutable_data();
+  py::gil_scoped_release release;
+  kernels<T>().sparse_gemm({a.rows, b.cols, a.data, a.rs, a.cs, starts.data, cols.data, b.data, b.rs,
+                            out, std::ptrdiff_t(b.cols)});
+  return c;
+}
+
 // Picks the float or double instantiation from the first array's dtype.
 template <class F32, class F64>
 auto by_dtype(const py::array& first, F32 f32, F64 f64) {
@@ -301,6 +350,22 @@ void bind_kernels(py::module_& parent) {
       "One optimizer step in place on w and the state arrays (see kernels.h for the formulas). "
       "hyper: learning_rate, grad_scale, clip_value, decay, momentum, nesterov, beta_1, beta_2, "
       "epsilon, amsgrad, rho, centered.");
+  m.def(
+      "nonzero_indices",
+      [](const py::array& x) {
+        return by_dtype(x, [&] { return nonzero_indices<float>(x); },
+                        [&] { return nonzero_indices<double>(x); });
+      },
+      py::arg("x"), "Indices of the nonzero entries of a 1-D array, increasing (uint32).");
+  m.def(
+      "sparse_gemm",
+      [](const py::array& a, const py::array& b, const py::array& starts, const py::array& cols) {
+        return by_dtype(a, [&] { return sparse_gemm<float>(a, b, starts, cols); },
+                        [&] { return sparse_gemm<double>(a, b, starts, cols); });
+      },
+      py::arg("a"), py::arg("b"), py::arg("starts"), py::arg("cols"),
+      "a @ b reading only the listed entries of a (row r: cols[starts[r]:starts[r+1]]); a may "
+      "be any strided view (a transposed batch gives the kernel-gradient form).");
   m.def(
       "sum_squares",
       [](const py::array& x) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "fastmlp/dispatch.h"
+#include "fastmlp/thread_pool.h"
 
 namespace fastmlp {
 
@@ -38,6 +39,9 @@ std::array<bool, 3> slots_used(const OptimizerConfig& c) {
   }
   return {false, false, false};
 }
+
+// Arrays shorter than this are updated by one thread (a wake-up costs more than the work).
+constexpr std::size_t kMinParallelElements = 1 << 15;
 
 void require(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument(message);
@@ -185,7 +189,23 @@ void Optimizer<T>::apply() {
     args.amsgrad = c.amsgrad;
     args.rho = T(c.rho);
     args.centered = c.centered;
-    k.optimizer_update(args);
+    // Elementwise: any split gives the same bits. Large arrays are shared between the threads.
+    ThreadPool& pool = ThreadPool::instance();
+    const std::size_t tasks = std::min(pool.num_threads(), std::max<std::size_t>(1, p.n / kMinParallelElements));
+    if (tasks <= 1) {
+      k.optimizer_update(args);
+      continue;
+    }
+    const std::size_t step = (p.n / tasks + 15) / 16 * 16;
+    pool.run(tasks, [&](std::size_t t) {
+      const std::size_t begin = std::min(p.n, t * step), end = t + 1 == tasks ? p.n : std::min(p.n, begin + step);
+      OptimizerUpdateArgs<T> part = args;
+      part.n = end - begin;
+      part.g = args.g + begin;
+      part.w = args.w + begin;
+      for (int s = 0; s < 3; ++s) part.state[s] = args.state[s] ? args.state[s] + begin : nullptr;
+      if (part.n != 0) k.optimizer_update(part);
+    });
   }
   ++iterations_;
 }

@@ -12,6 +12,8 @@ from . import _core
 # The kernel table is chosen once, here: FASTMLP_ISA=scalar|avx2 forces one (a path this CPU
 # lacks is a ValueError naming the available ones); otherwise the best the CPU supports.
 _core.select_isa_from_environment()
+# The thread pool starts with FASTMLP_NUM_THREADS threads, else one per CPU this process may use.
+_core.set_num_threads(_core.default_num_threads())
 
 from . import (  # noqa: E402  (the ISA must be chosen before anything runs a kernel)
     callbacks,
@@ -40,11 +42,27 @@ def active_isa() -> str:
     return str(_core.active_isa())
 
 
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads for training and prediction (results are identical for every ``n``)."""
+    import numbers
+
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= 1024:
+        raise ValueError(f"`n` must be an integer from 1 to 1024. Received: n={n!r}")
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """The number of threads fastmlp computes with."""
+    return int(_core.get_num_threads())
+
+
 __all__ = [
     "Sequential",
     "__version__",
     "active_isa",
     "available_isas",
+    "get_num_threads",
+    "set_num_threads",
     "callbacks",
     "config",
     "initializers",

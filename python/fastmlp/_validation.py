@@ -40,13 +40,29 @@ def first_non_finite(array: NDArray[Any]) -> Optional[int]:
     return None
 
 
-def check_finite(array: NDArray[Any], name: str) -> None:
+def check_finite(array: NDArray[Any], name: str, source: Optional[NDArray[Any]] = None) -> None:
+    """Raise if `array` holds NaN or infinity. `source` is the data before a cast to `array`'s
+    dtype: a finite value there that became infinite is reported as out of range."""
     bad = first_non_finite(array)
-    if bad is not None:
+    if bad is None:
+        return
+    if source is not None and first_non_finite(source[bad : bad + 1]) is None:
+        limit = np.finfo(array.dtype).max
         raise ValueError(
-            f"`{name}` contains NaN or infinity (first in sample {bad}); "
-            "clean or impute the data before training."
+            f"`{name}` holds a value beyond the range of {array.dtype} (|x| > {limit:.4g}) in "
+            f"sample {bad}; rescale the data or use a float64 model (dtype='float64')."
         )
+    raise ValueError(
+        f"`{name}` contains NaN or infinity (first in sample {bad}); "
+        "clean or impute the data before training."
+    )
+
+
+def cast(array: NDArray[Any], dtype: str) -> NDArray[Any]:
+    """C-contiguous copy in `dtype` (none if it already is); overflow becomes inf, which
+    check_finite then reports, instead of a NumPy warning."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.ascontiguousarray(array, dtype=dtype)
 
 
 def features(x: Any, sample_shape: Optional[tuple[int, ...]], flatten: bool, dtype: str, name: str = "x") -> NDArray[Any]:
@@ -70,8 +86,9 @@ def features(x: Any, sample_shape: Optional[tuple[int, ...]], flatten: bool, dty
             f"`{name}` has shape {array.shape}: Dense layers take flat samples; add "
             "fastmlp.layers.Flatten() as the first layer, or reshape the data to (n, features)."
         )
-    converted = np.ascontiguousarray(array.reshape(array.shape[0], -1), dtype=dtype)
-    check_finite(converted, name)
+    flat = array.reshape(array.shape[0], -1)
+    converted = cast(flat, dtype)
+    check_finite(converted, name, flat)
     return converted
 
 
@@ -93,13 +110,13 @@ def sparse_labels(y: Any, n: int, num_classes: int, name: str = "y") -> NDArray[
         if fractional.size:
             i = int(fractional[0])
             raise ValueError(
-                f"`{name}` must hold integer class labels; received {array[i]!r} at index {i}."
+                f"`{name}` must hold integer class labels; received {array[i].item()!r} at index {i}."
             )
     outside = np.flatnonzero((array < 0) | (array >= num_classes))
     if outside.size:
         i = int(outside[0])
         raise ValueError(
-            f"`{name}` holds label {array[i]!r} at index {i}, but labels must lie in "
+            f"`{name}` holds label {array[i].item()!r} at index {i}, but labels must lie in "
             f"[0, {num_classes}) for a model with {num_classes} outputs."
         )
     return np.ascontiguousarray(array, dtype=np.int32)
@@ -123,8 +140,8 @@ def dense_targets(y: Any, n: int, outputs: int, loss_name: str, dtype: str, name
             f"({n}, {outputs}).{hint}"
         )
     check_length(array, n, name)
-    converted = np.ascontiguousarray(array, dtype=dtype)
-    check_finite(converted, name)
+    converted = cast(array, dtype)
+    check_finite(converted, name, array)
     return converted
 
 

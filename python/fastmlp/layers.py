@@ -168,7 +168,8 @@ class Dense(Layer):
                 )
             if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
                 raise TypeError(f"Layer {self.name!r} weights must be real numbers, got dtype {array.dtype}.")
-            array = np.ascontiguousarray(array, dtype=self._model._dtype)  # type: ignore[union-attr]
+            with np.errstate(over="ignore"):
+                array = np.ascontiguousarray(array, dtype=self._model._dtype)  # type: ignore[union-attr]
             if not np.isfinite(array).all():
                 raise ValueError(f"Layer {self.name!r} weights contain NaN or infinity.")
             arrays.append(array)

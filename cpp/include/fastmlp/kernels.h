@@ -112,6 +112,26 @@ struct OptimizerUpdateArgs {
   bool centered;
 };
 
+// Sparse rows times a dense matrix: for each row r, C[r, :] = sum over the listed columns c
+// (cols[starts[r]] ... cols[starts[r+1] - 1], increasing) of a(r, c) * B[c, :], with
+// a(r, c) = a[r*a_row + c*a_col]. Each element is the same chain as gemm's with the zero terms
+// left out, and a zero term is an exact no-op in that chain: the result is bitwise what gemm
+// (alpha 1, beta 0) gives on the dense matrix. Rows with no entries become zero.
+// With a_row = ld, a_col = 1 this is X @ W for a batch X whose nonzeros are listed per row; with
+// a_row = 1, a_col = ld and the lists transposed it is X^T @ D (the kernel gradient).
+template <class T>
+struct SparseGemmArgs {
+  std::size_t rows, n;
+  const T* a;
+  std::ptrdiff_t a_row, a_col;
+  const std::uint32_t* starts;  // rows + 1 entries
+  const std::uint32_t* cols;
+  const T* b;
+  std::ptrdiff_t ldb;
+  T* c;
+  std::ptrdiff_t ldc;
+};
+
 template <class T>
 struct KernelTable {
   const char* isa;
@@ -124,6 +144,9 @@ struct KernelTable {
   // out[j] = sum over rows of x[r, j] (the bias gradient).
   void (*column_sum)(std::size_t rows, std::size_t cols, const T* x, std::ptrdiff_t ldx, T* out);
   void (*optimizer_update)(const OptimizerUpdateArgs<T>&);
+  // Writes the indices j with x[j] != 0 (increasing) to idx; returns how many.
+  std::size_t (*nonzero_indices)(std::size_t n, const T* x, std::uint32_t* idx);
+  void (*sparse_gemm)(const SparseGemmArgs<T>&);
   // Sum of squares in double (gradient norms for clipnorm).
   double (*sum_squares)(std::size_t n, const T* x);
 };

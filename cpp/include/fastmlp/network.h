@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "fastmlp/activation.h"
 #include "fastmlp/aligned_buffer.h"
+#include "fastmlp/kernels.h"
 
 namespace fastmlp {
 
@@ -68,10 +70,26 @@ class Network {
     AlignedBuffer<T> z, a_storage, delta;  // capacity x units each
     T* a = nullptr;  // the activation: a_storage, or z itself for a linear layer
   };
+  // The batch's nonzero inputs, per row (CSR) and per input feature (CSC), when the first layer
+  // takes the sparse path.
+  struct SparseInput {
+    bool active = false;
+    std::vector<std::uint32_t> row_starts, row_cols;
+    std::vector<std::uint32_t> feature_starts, feature_rows, fill;
+  };
+  void index_sparse_input(const T* x, std::size_t rows);
+  // C = A @ B (alpha 1, beta 0), split over the pool's threads by columns or rows of C.
+  void parallel_gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t a_row,
+                     std::ptrdiff_t a_col, const T* b, std::ptrdiff_t b_row, std::ptrdiff_t b_col,
+                     T* c, std::ptrdiff_t ldc);
+  void parallel_sparse_gemm(const SparseGemmArgs<T>& args);
+  T* pack_buffer(std::size_t task);
+
   std::size_t input_dim_;
   std::vector<Layer> layers_;
   std::size_t capacity_ = 0;
-  AlignedBuffer<T> pack_;  // GEMM packing scratch
+  std::vector<AlignedBuffer<T>> packs_;  // GEMM packing scratch, one per task
+  SparseInput sparse_;
 };
 
 }  // namespace fastmlp

@@ -1,0 +1,53 @@
+// A small persistent pool: workers are created once and wait between jobs, so a parallel step
+// costs a wake-up, not a thread creation. Work is split by the caller into tasks whose results do
+// not depend on which thread runs them, so every thread count gives bit-identical results.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace fastmlp {
+
+class ThreadPool {
+ public:
+  static ThreadPool& instance();
+
+  // 1 <= n; FASTMLP_NUM_THREADS sets the first value, else the CPUs this process may use.
+  void set_num_threads(std::size_t n);
+  std::size_t num_threads() const { return num_threads_.load(std::memory_order_relaxed); }
+
+  // Runs fn(0) ... fn(tasks - 1), spread over the threads (the caller runs its share), and
+  // returns when all are done. If the pool is busy (another caller), runs them all here.
+  void run(std::size_t tasks, const std::function<void(std::size_t)>& fn);
+
+  ~ThreadPool();
+
+ private:
+  ThreadPool();
+  void start_workers(std::size_t workers);
+  void stop_workers();
+  void worker_loop(std::size_t index);
+
+  std::atomic<std::size_t> num_threads_{1};
+  std::mutex run_mutex_;  // one job at a time
+  std::mutex wake_mutex_;
+  std::condition_variable wake_;
+  std::vector<std::thread> workers_;
+  // The current job.
+  const std::function<void(std::size_t)>* job_ = nullptr;
+  std::size_t job_tasks_ = 0;
+  std::atomic<std::size_t> next_task_{0};
+  std::atomic<std::size_t> pending_{0};
+  std::atomic<unsigned long long> generation_{0};
+  std::atomic<bool> stopping_{false};
+};
+
+// Default thread count: FASTMLP_NUM_THREADS if set, else the CPUs this process may run on.
+std::size_t default_num_threads();
+
+}  // namespace fastmlp

@@ -1,0 +1,128 @@
+#include "fastmlp/thread_pool.h"
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define FASTMLP_PAUSE() _mm_pause()
+#else
+#define FASTMLP_PAUSE() ((void)0)
+#endif
+
+namespace fastmlp {
+
+namespace {
+// Spin this many rounds before sleeping: a batch step is tens of microseconds, and a sleep/wake
+// round trip costs about as much, so workers stay hot between steps of one training call.
+constexpr int kSpinRounds = 20000;
+}  // namespace
+
+std::size_t default_num_threads() {
+  if (const char* env = std::getenv("FASTMLP_NUM_THREADS"); env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    if (end == env || *end != '\0' || n < 1 || n > 1024)
+      throw std::invalid_argument(std::string("FASTMLP_NUM_THREADS must be an integer from 1 to "
+                                              "1024, got '") + env + "'");
+    return std::size_t(n);
+  }
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int count = CPU_COUNT(&set);
+    if (count > 0) return std::size_t(count);
+  }
+#endif
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : hw;
+}
+
+ThreadPool& ThreadPool::instance() {
+  static ThreadPool pool;
+  return pool;
+}
+
+ThreadPool::ThreadPool() = default;
+
+ThreadPool::~ThreadPool() { stop_workers(); }
+
+void ThreadPool::set_num_threads(std::size_t n) {
+  if (n < 1 || n > 1024) throw std::invalid_argument("the number of threads must be from 1 to 1024");
+  std::lock_guard<std::mutex> lock(run_mutex_);
+  if (n == num_threads_.load() && workers_.size() == n - 1) return;
+  stop_workers();
+  num_threads_.store(n);
+  start_workers(n - 1);
+}
+
+void ThreadPool::start_workers(std::size_t workers) {
+  stopping_.store(false);
+  for (std::size_t i = 0; i < workers; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+void ThreadPool::stop_workers() {
+  {
+    std::lock_guard<std::mutex> lock(wake_mutex_);
+    stopping_.store(true);
+    generation_.fetch_add(1);
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+}
+
+void ThreadPool::worker_loop(std::size_t) {
+  unsigned long long seen = generation_.load(std::memory_order_acquire);
+  for (;;) {
+    int spins = 0;
+    while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinRounds) {
+      FASTMLP_PAUSE();
+      ++spins;
+    }
+    if (generation_.load(std::memory_order_acquire) == seen) {
+      std::unique_lock<std::mutex> lock(wake_mutex_);
+      wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+    }
+    seen = generation_.load(std::memory_order_acquire);
+    if (stopping_.load()) return;
+    for (;;) {
+      const std::size_t task = next_task_.fetch_add(1, std::memory_order_acq_rel);
+      if (task >= job_tasks_) break;
+      (*job_)(task);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+}
+
+void ThreadPool::run(std::size_t tasks, const std::function<void(std::size_t)>& fn) {
+  if (tasks == 0) return;
+  std::unique_lock<std::mutex> lock(run_mutex_, std::try_to_lock);
+  if (tasks == 1 || !lock.owns_lock() || workers_.empty()) {
+    for (std::size_t t = 0; t < tasks; ++t) fn(t);
+    return;
+  }
+  job_ = &fn;
+  job_tasks_ = tasks;
+  pending_.store(tasks, std::memory_order_release);
+  next_task_.store(0, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> wake_lock(wake_mutex_);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  wake_.notify_all();
+  for (;;) {
+    const std::size_t task = next_task_.fetch_add(1, std::memory_order_acq_rel);
+    if (task >= tasks) break;
+    fn(task);
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+  while (pending_.load(std::memory_order_acquire) != 0) FASTMLP_PAUSE();
+  job_ = nullptr;
+}
+
+}  // namespace fastmlp
