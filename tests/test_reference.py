@@ -323,7 +323,7 @@ def loss_test_point(
     return make_targets(name, rng, y_pred), y_pred
 
 
-@pytest.mark.parametrize(("name", "from_logits"), itertools.product(ref.LOSSES, [False, True]))
+@pytest.mark.parametrize(("name", "from_logits"), list(itertools.product(ref.LOSSES, [False, True])))
 def test_loss_gradient_matches_finite_differences(name: str, from_logits: bool) -> None:
     rng = np.random.default_rng(3)
     y_true, y_pred = loss_test_point(name, from_logits, rng)
@@ -416,7 +416,7 @@ def output_test_point(
 
 @pytest.mark.parametrize(
     ("loss_name", "activation_name", "from_logits"),
-    itertools.product(ref.LOSSES, ref.ACTIVATIONS, [False, True]),
+    list(itertools.product(ref.LOSSES, ref.ACTIVATIONS, [False, True])),
 )
 def test_output_loss_and_delta_matches_finite_differences(
     loss_name: str, activation_name: str, from_logits: bool
@@ -534,7 +534,7 @@ def small_network(
 
 @pytest.mark.parametrize(
     ("loss_name", "output_activation", "from_logits"),
-    itertools.product(ref.LOSSES, ref.ACTIVATIONS, [False, True]),
+    list(itertools.product(ref.LOSSES, ref.ACTIVATIONS, [False, True])),
 )
 def test_gradients_match_finite_differences(
     loss_name: str, output_activation: str, from_logits: bool

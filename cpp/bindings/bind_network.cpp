@@ -96,6 +96,9 @@ void bind(py::module_& m, const char* name) {
 }  // namespace
 
 void bind_network(py::module_& m) {
+  m.def("set_sparse_density_threshold", &set_sparse_density_threshold, py::arg("density"),
+        "Largest input density for the first layer's sparse path (0: off). Results do not change.");
+  m.def("sparse_density_threshold", &sparse_density_threshold);
   bind<float>(m, "Network32");
   bind<double>(m, "Network64");
 }

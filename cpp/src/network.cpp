@@ -1,6 +1,7 @@
 #include "fastmlp/network.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -18,11 +19,18 @@ constexpr std::size_t kMinParallelWork = 1 << 17;
 // The first layer takes the sparse path when at most this fraction of the batch's inputs is
 // nonzero: per nonzero the sparse kernel costs about 2.5x what gemm spends per input element
 // (measured on the 784-100 MNIST layer), and it keeps winning below ~40% density.
-constexpr double kSparseDensity = 0.35;
+std::atomic<double> g_sparse_density{0.35};
 
 std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
 
 }  // namespace
+
+void set_sparse_density_threshold(double density) {
+  if (!(density >= 0.0 && density <= 1.0))
+    throw std::invalid_argument("the sparse density threshold must be in [0, 1]");
+  g_sparse_density.store(density);
+}
+double sparse_density_threshold() { return g_sparse_density.load(); }
 
 template <class T>
 Network<T>::Network(std::size_t input_dim, std::vector<LayerSpec> specs) : input_dim_(input_dim) {
@@ -139,7 +147,7 @@ void Network<T>::index_sparse_input(const T* x, std::size_t rows) {
     nnz += kt.nonzero_indices(in, x + r * in, s.row_cols.data() + nnz);
     s.row_starts[r + 1] = std::uint32_t(nnz);
   }
-  s.active = double(nnz) <= kSparseDensity * double(rows * in);
+  s.active = double(nnz) <= g_sparse_density.load(std::memory_order_relaxed) * double(rows * in);
   if (!s.active) return;
   // The same entries listed per input feature, rows increasing (a counting sort).
   s.feature_starts.assign(in + 1, 0);

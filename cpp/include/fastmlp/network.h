@@ -18,6 +18,12 @@ struct LayerSpec {
   bool use_bias;
 };
 
+// The first layer reads only the nonzero inputs of a batch when their fraction is at most this
+// threshold (0 turns the sparse path off). The result is bitwise the same either way; only the
+// speed differs. For tests and benchmarks.
+void set_sparse_density_threshold(double density);
+double sparse_density_threshold();
+
 template <class T>
 class Network {
  public:

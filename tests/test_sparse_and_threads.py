@@ -1,0 +1,165 @@
+"""The speed paths change no result.
+
+- The first layer's sparse path (it reads only a batch's nonzero inputs) computes each output as
+  the same multiply-add chain as the dense product, minus exact-zero terms: bitwise equal.
+- Work split over threads never changes which operations make an element: every thread count
+  gives bit-identical weights and predictions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import fastmlp as fm
+import numpy as np
+import pytest
+from fastmlp import _core
+
+K = _core.kernels
+
+
+@pytest.fixture
+def restore_settings() -> Iterator[None]:
+    threads, density = fm.get_num_threads(), _core.sparse_density_threshold()
+    yield
+    fm.set_num_threads(threads)
+    _core.set_sparse_density_threshold(density)
+
+
+def sparse_matrix(rng: np.random.Generator, rows: int, cols: int, density: float, dtype: Any) -> Any:
+    x = rng.random((rows, cols)).astype(dtype)
+    x[rng.random((rows, cols)) >= density] = 0
+    return x
+
+
+def csr(x: Any) -> tuple[Any, Any]:
+    """Per-row lists of nonzero columns, built with NumPy (independent of the kernel)."""
+    cols = [np.flatnonzero(row) for row in x]
+    starts = np.concatenate([[0], np.cumsum([len(c) for c in cols])]).astype(np.uint32)
+    flat = np.concatenate(cols).astype(np.uint32) if cols else np.zeros(0, np.uint32)
+    return starts, flat
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 16, 17, 100, 784])
+def test_nonzero_indices_match_numpy(isa: str, dtype: Any, n: int) -> None:
+    rng = np.random.default_rng(n)
+    x = sparse_matrix(rng, 1, n, 0.3, dtype)[0]
+    if n > 3:
+        x[1] = -0.0  # negative zero is zero
+        x[2] = np.nan  # NaN is not zero: it must reach the product and show
+    expected = np.flatnonzero(x != 0)
+    np.testing.assert_array_equal(K.nonzero_indices(x), expected)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 31, 63, 64, 65, 100, 130])
+@pytest.mark.parametrize("density", [0.0, 0.2, 1.0])
+def test_sparse_gemm_is_bitwise_dense_gemm(isa: str, dtype: Any, n: int, density: float) -> None:
+    rng = np.random.default_rng(n)
+    x = sparse_matrix(rng, 13, 300, density, dtype)
+    w = rng.standard_normal((300, n)).astype(dtype)
+    starts, cols = csr(x)
+    got = K.sparse_gemm(x, w, starts, cols)
+    np.testing.assert_array_equal(got, K.gemm(x, w))
+    # Independent check of the value (the dense kernel could share a bug).
+    exact = x.astype(np.float64) @ w.astype(np.float64)
+    u = np.finfo(dtype).eps / 2
+    bound = 300 * u / (1 - 300 * u) * (np.abs(x).astype(np.float64) @ np.abs(w).astype(np.float64))
+    assert np.all(np.abs(got - exact) <= bound + np.finfo(dtype).tiny)
+
+
+@pytest.mark.parametrize("n", [10, 100])
+def test_sparse_gemm_transposed_is_the_kernel_gradient(isa: str, dtype: Any, n: int) -> None:
+    # dW = X^T @ D with X's nonzeros listed per feature (rows increasing): the same chains as
+    # gemm on the transposed view.
+    rng = np.random.default_rng(1)
+    x = sparse_matrix(rng, 64, 50, 0.2, dtype)
+    d = rng.standard_normal((64, n)).astype(dtype)
+    starts, rows = csr(x.T)
+    got = K.sparse_gemm(x.T, d, starts, rows)
+    np.testing.assert_array_equal(got, K.gemm(x.T, d))
+    assert np.all(got[np.flatnonzero(~x.any(axis=0))] == 0)  # features never on: zero rows
+
+
+def test_sparse_gemm_rejects_bad_lists() -> None:
+    x = np.eye(3, dtype=np.float32)
+    w = np.ones((3, 2), np.float32)
+    with pytest.raises(ValueError, match="cols"):
+        K.sparse_gemm(x, w, np.array([0, 1, 2, 3], np.uint32), np.array([0, 5, 2], np.uint32))
+    with pytest.raises(ValueError, match="starts"):
+        K.sparse_gemm(x, w, np.array([0, 1, 2], np.uint32), np.array([0, 1, 2], np.uint32))
+
+
+def train(
+    x: Any,
+    y: Any,
+    hidden: list[int],
+    optimizer: Any,
+    batch_size: int,
+    epochs: int = 2,
+    dtype: str = "float32",
+) -> fm.Sequential:
+    fm.utils.set_random_seed(7)
+    model = fm.Sequential(
+        [fm.layers.Input(shape=(x.shape[1],))]
+        + [fm.layers.Dense(h, activation="relu") for h in hidden]
+        + [fm.layers.Dense(10, activation="softmax")],
+        dtype=dtype,
+    )
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+    return model
+
+
+def assert_same_weights(a: fm.Sequential, b: fm.Sequential) -> None:
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+@pytest.mark.parametrize("batch_size", [1, 64])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_training_on_the_sparse_path_equals_the_dense_path(
+    isa: str, restore_settings: None, batch_size: int, dtype: str
+) -> None:
+    rng = np.random.default_rng(0)
+    x = sparse_matrix(rng, 300, 200, 0.15, np.float32)
+    y = rng.integers(0, 10, 300)
+    runs = []
+    for threshold in (1.0, 0.0):  # always sparse, never sparse
+        _core.set_sparse_density_threshold(threshold)
+        runs.append(train(x, y, [40], "sgd", batch_size, dtype=dtype))
+    assert_same_weights(*runs)
+    np.testing.assert_array_equal(runs[0].predict(x, verbose=0), runs[1].predict(x, verbose=0))
+
+
+@pytest.mark.parametrize(
+    "hidden,batch_size,optimizer",
+    [([100], 64, "sgd"), ([300, 200], 256, "adam"), ([64], 1, "rmsprop"), ([512], 100, "sgd")],
+)
+@pytest.mark.parametrize("density", [0.15, 1.0])
+def test_thread_count_does_not_change_results(
+    restore_settings: None, hidden: list[int], batch_size: int, optimizer: str, density: float
+) -> None:
+    rng = np.random.default_rng(3)
+    x = sparse_matrix(rng, 600, 784, density, np.float32)
+    y = rng.integers(0, 10, 600)
+    models = []
+    for threads in (1, 2, 3):
+        fm.set_num_threads(threads)
+        models.append(train(x, y, hidden, optimizer, batch_size, epochs=1))
+    for other in models[1:]:
+        assert_same_weights(models[0], other)
+    fm.set_num_threads(1)
+    one = models[0].predict(x, verbose=0)
+    fm.set_num_threads(2)
+    np.testing.assert_array_equal(models[0].predict(x, verbose=0), one)
+
+
+def test_num_threads_api(restore_settings: None) -> None:
+    fm.set_num_threads(2)
+    assert fm.get_num_threads() == 2
+    fm.set_num_threads(1)
+    assert fm.get_num_threads() == 1
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="`n`"):
+            fm.set_num_threads(bad)  # type: ignore[arg-type]
