@@ -243,7 +243,7 @@ double sum_squares(const py::array& x_arr) {
 template <class T>
 py::array_t<std::uint32_t> nonzero_indices(const py::array& x_arr) {
   const auto x = contiguous<T>(x_arr, "x", 1);
-  std::vector<std::uint32_t> idx(x.rows);
+  std::vector<std::uint32_t> idx(x.rows + 8);  // the kernels' slack
   std::size_t count;
   {
     py::gil_scoped_release release;

@@ -67,7 +67,7 @@ void Network<T>::reserve(std::size_t rows) {
     }
   }
   sparse_.row_starts.reserve(rows + 1);
-  sparse_.row_cols.reserve(rows * input_dim_);
+  sparse_.row_cols.reserve(rows * input_dim_ + 8);
   sparse_.feature_starts.reserve(input_dim_ + 1);
   sparse_.feature_rows.reserve(rows * input_dim_);
   capacity_ = rows;
@@ -130,6 +130,7 @@ void Network<T>::parallel_sparse_gemm(const SparseGemmArgs<T>& args) {
     part.a = args.a + std::ptrdiff_t(bounds[t]) * args.a_row;
     part.starts = args.starts + bounds[t];
     part.c = args.c + std::ptrdiff_t(bounds[t]) * args.ldc;
+    if (args.update != nullptr) part.update = args.update + std::ptrdiff_t(bounds[t]) * args.ldc;
     if (part.rows != 0) kt.sparse_gemm(part);
   });
 }
@@ -140,7 +141,7 @@ void Network<T>::index_sparse_input(const T* x, std::size_t rows) {
   const KernelTable<T>& kt = kernels<T>();
   const std::size_t in = input_dim_;
   s.row_starts.resize(rows + 1);
-  s.row_cols.resize(rows * in);
+  s.row_cols.resize(rows * in + 8);  // nonzero_indices stores whole vectors
   std::size_t nnz = 0;
   s.row_starts[0] = 0;
   for (std::size_t r = 0; r < rows; ++r) {
@@ -203,7 +204,8 @@ void Network<T>::output_activation_backward(std::size_t rows) {
 }
 
 template <class T>
-void Network<T>::backward(const T* x, std::size_t rows) {
+bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_rate) {
+  bool fused = false;
   const KernelTable<T>& k = kernels<T>();
   ThreadPool& pool = ThreadPool::instance();
   for (std::size_t l = layers_.size(); l-- > 0;) {
@@ -212,9 +214,15 @@ void Network<T>::backward(const T* x, std::size_t rows) {
     const T* in = l == 0 ? x : layers_[l - 1].a;
     // dW = in^T @ delta: in read transposed through its strides (or its nonzeros, per feature).
     if (l == 0 && sparse_.active) {
-      parallel_sparse_gemm({in_dim, out, x, 1, std::ptrdiff_t(in_dim), sparse_.feature_starts.data(),
-                            sparse_.feature_rows.data(), layer.delta.data(), std::ptrdiff_t(out),
-                            layer.kernel_grad.data(), std::ptrdiff_t(out)});
+      SparseGemmArgs<T> args{in_dim, out, x, 1, std::ptrdiff_t(in_dim), sparse_.feature_starts.data(),
+                             sparse_.feature_rows.data(), layer.delta.data(), std::ptrdiff_t(out),
+                             layer.kernel_grad.data(), std::ptrdiff_t(out)};
+      if (sgd_learning_rate != nullptr) {
+        args.update = layer.kernel.data();
+        args.learning_rate = *sgd_learning_rate;
+        fused = true;
+      }
+      parallel_sparse_gemm(args);
     } else {
       parallel_gemm(in_dim, out, rows, in, 1, std::ptrdiff_t(in_dim), layer.delta.data(),
                     std::ptrdiff_t(out), 1, layer.kernel_grad.data(), std::ptrdiff_t(out));
@@ -235,6 +243,7 @@ void Network<T>::backward(const T* x, std::size_t rows) {
                              prev.a + off, ld, prev.delta.data() + off, ld, prev.delta.data() + off, ld});
     });
   }
+  return fused;
 }
 
 template <class T>

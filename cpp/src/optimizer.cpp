@@ -147,7 +147,14 @@ std::vector<AlignedBuffer<T>*> Optimizer<T>::state_buffers() {
 }
 
 template <class T>
-void Optimizer<T>::apply() {
+bool Optimizer<T>::is_plain_sgd() const {
+  const OptimizerConfig& c = config_;
+  return c.kind == OptimizerKind::sgd && c.momentum == 0.0 && c.weight_decay == 0.0 &&
+         c.clipnorm == 0.0 && c.clipvalue == 0.0 && c.global_clipnorm == 0.0;
+}
+
+template <class T>
+void Optimizer<T>::apply(bool first_kernel_done) {
   const KernelTable<T>& k = kernels<T>();
   const OptimizerConfig& c = config_;
   const double lr = c.learning_rate.at(iterations_);
@@ -164,7 +171,7 @@ void Optimizer<T>::apply() {
     const double norm = std::sqrt(sum);
     global_scale = c.global_clipnorm * std::min(1.0 / norm, 1.0 / c.global_clipnorm);
   }
-  for (std::size_t i = 0; i < params.size(); ++i) {
+  for (std::size_t i = first_kernel_done ? 1 : 0; i < params.size(); ++i) {
     const ParamRef<T>& p = params[i];
     double scale = global_scale;
     if (c.clipnorm > 0) {

@@ -98,6 +98,14 @@ void Trainer<T>::forward_loss(const T* x, const T* y, const std::int32_t* labels
 }
 
 template <class T>
+void Trainer<T>::update(const T* x, std::size_t rows) {
+  // Plain SGD lets the first layer update its kernel inside the backward pass.
+  const T lr = T(optimizer_.current_learning_rate());
+  const bool fused = net_->backward(x, rows, optimizer_.is_plain_sgd() ? &lr : nullptr);
+  optimizer_.apply(fused);
+}
+
+template <class T>
 Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size,
                                  std::size_t first, std::size_t count) {
   check_data(data);
@@ -125,8 +133,7 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
     }
     forward_loss(batch_x_.data(), data.y != nullptr ? batch_y_.data() : nullptr,
                  data.labels != nullptr ? batch_labels_.data() : nullptr, rows, true, totals);
-    net.backward(batch_x_.data(), rows);
-    optimizer_.apply();
+    update(batch_x_.data(), rows);
   }
   return totals;
 }
@@ -137,8 +144,7 @@ Totals Trainer<T>::train_on_batch(const DataView<T>& data) {
   if (data.n == 0) throw std::invalid_argument("the batch is empty");
   Totals totals = empty_totals();
   forward_loss(data.x, data.y, data.labels, data.n, true, totals);
-  net_->backward(data.x, data.n);
-  optimizer_.apply();
+  update(data.x, data.n);
   return totals;
 }
 

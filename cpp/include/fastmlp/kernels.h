@@ -130,6 +130,11 @@ struct SparseGemmArgs {
   std::ptrdiff_t ldb;
   T* c;
   std::ptrdiff_t ldc;
+  // Fused plain-SGD epilogue: when `update` is set, each row with entries does
+  // update[r, :] -= learning_rate * (that row of C) instead of storing C (rows without entries
+  // are left alone, as w - lr * 0 == w). Bitwise the same as storing C, then sgd.
+  T* update = nullptr;
+  T learning_rate = T(0);
 };
 
 template <class T>
@@ -144,7 +149,8 @@ struct KernelTable {
   // out[j] = sum over rows of x[r, j] (the bias gradient).
   void (*column_sum)(std::size_t rows, std::size_t cols, const T* x, std::ptrdiff_t ldx, T* out);
   void (*optimizer_update)(const OptimizerUpdateArgs<T>&);
-  // Writes the indices j with x[j] != 0 (increasing) to idx; returns how many.
+  // Writes the indices j with x[j] != 0 (increasing) to idx; returns how many. idx must have
+  // room for n + 8 entries (SIMD versions store whole vectors).
   std::size_t (*nonzero_indices)(std::size_t n, const T* x, std::uint32_t* idx);
   void (*sparse_gemm)(const SparseGemmArgs<T>&);
   // Sum of squares in double (gradient norms for clipnorm).

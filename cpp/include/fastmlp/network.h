@@ -63,8 +63,10 @@ class Network {
   // Turns dL/da of the last layer, already in output_delta(), into dL/dz.
   void output_activation_backward(std::size_t rows);
   // Kernel and bias gradients of every layer from output_delta(), for the batch x of the last
-  // forward().
-  void backward(const T* x, std::size_t rows);
+  // forward(). With `sgd_learning_rate` set, a first layer on the sparse path applies plain SGD
+  // to its kernel directly (bitwise the same as gradient then update, without writing the
+  // gradient); returns true when it did, so the optimizer skips that array.
+  bool backward(const T* x, std::size_t rows, const T* sgd_learning_rate = nullptr);
 
   // Predictions for n rows, `batch` rows at a time, into out (n x output_dim).
   void predict(const T* x, std::size_t n, std::size_t batch, T* out);

@@ -73,8 +73,11 @@ class Optimizer {
   double current_learning_rate() const { return config_.learning_rate.at(iterations_); }
   long long iterations() const { return iterations_; }
   void set_iterations(long long n) { iterations_ = n; }
-  // Applies the gradients held by the network to its parameters, then counts one step.
-  void apply();
+  // Applies the gradients held by the network to its parameters, then counts one step. With
+  // first_kernel_done the first layer's kernel was already updated (fused plain SGD).
+  void apply(bool first_kernel_done = false);
+  // Plain SGD: w -= lr * g and nothing else, which the sparse first layer can fuse.
+  bool is_plain_sgd() const;
 
   // The state arrays, parameter by parameter (kernel, bias, per layer), slot by slot, for saving.
   std::vector<AlignedBuffer<T>*> state_buffers();

@@ -66,6 +66,8 @@ class Trainer {
   // batch's own contiguous rows.
   void forward_loss(const T* x, const T* y, const std::int32_t* labels, std::size_t rows,
                     bool gradients, Totals& totals);
+  // Backward pass and optimizer step for the batch x of the last forward.
+  void update(const T* x, std::size_t rows);
   void check_data(const DataView<T>& data) const;
   Totals empty_totals() const;
 

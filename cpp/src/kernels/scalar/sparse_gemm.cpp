@@ -16,14 +16,17 @@ std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx) {
 template <class T>
 void sparse_gemm(const SparseGemmArgs<T>& p) {
   for (std::size_t r = 0; r < p.rows; ++r) {
-    T* c = p.c + std::ptrdiff_t(r) * p.ldc;
+    const bool empty = p.starts[r] == p.starts[r + 1];
+    if (p.update != nullptr && empty) continue;  // w - lr * 0 == w
+    T* out = (p.update != nullptr ? p.update : p.c) + std::ptrdiff_t(r) * p.ldc;
     for (std::size_t j = 0; j < p.n; ++j) {
       T sum = 0;
       for (std::uint32_t e = p.starts[r]; e < p.starts[r + 1]; ++e) {
         const std::size_t k = p.cols[e];
         sum += p.a[std::ptrdiff_t(r) * p.a_row + std::ptrdiff_t(k) * p.a_col] * p.b[std::ptrdiff_t(k) * p.ldb + j];
       }
-      c[j] = sum;
+      // Fused plain SGD: the same w - lr * g as the optimizer's kernel.
+      out[j] = p.update != nullptr ? out[j] - p.learning_rate * sum : sum;
     }
   }
 }
