@@ -4,7 +4,12 @@
 #include <string>
 
 #include "fastmlp/dispatch.h"
+
+#include <algorithm>
 #include "fastmlp/thread_pool.h"
+
+#include <chrono>
+#include <vector>
 
 namespace fastmlp::bindings {
 
@@ -32,6 +37,48 @@ void bind_dispatch(py::module_& m) {
       },
       py::arg("n"));
   m.def("get_num_threads", [] { return ThreadPool::instance().num_threads(); });
+  m.def(
+      "peak_gflops",
+      [](std::size_t threads, double seconds, bool float64) {
+        if (threads < 1) throw py::value_error("threads must be at least 1");
+        py::gil_scoped_release release;
+        // Calibrate a round count worth `seconds`, then time all threads running it at once.
+        auto loop = [float64](std::size_t iterations) {
+          if (float64) {
+            double sink;
+            const double flops = kernels<double>().fma_peak_loop(iterations, &sink);
+            return flops + (sink == 0.1234 ? 1e-300 : 0.0);  // keep the result alive
+          }
+          float sink;
+          const double flops = kernels<float>().fma_peak_loop(iterations, &sink);
+          return flops + (sink == 0.1234f ? 1e-300 : 0.0);
+        };
+        using clock = std::chrono::steady_clock;
+        std::size_t iterations = 1 << 16;
+        for (;;) {
+          const auto t0 = clock::now();
+          loop(iterations);
+          const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+          if (dt > seconds / 4 || iterations > (std::size_t(1) << 34)) {
+            iterations = std::size_t(double(iterations) * seconds / std::max(dt, 1e-9)) + 1;
+            break;
+          }
+          iterations *= 4;
+        }
+        ThreadPool& pool = ThreadPool::instance();
+        const std::size_t old = pool.num_threads();
+        if (threads != old) pool.set_num_threads(threads);
+        std::vector<double> flops(threads, 0.0);
+        const auto t0 = clock::now();
+        pool.run(threads, [&](std::size_t t) { flops[t] = loop(iterations); });
+        const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+        if (threads != old) pool.set_num_threads(old);
+        double total = 0;
+        for (double f : flops) total += f;
+        return total / dt / 1e9;
+      },
+      py::arg("threads") = 1, py::arg("seconds") = 0.2, py::arg("float64") = false,
+      "Measured FMA peak of the active ISA in GFLOP/s, on `threads` threads at once.");
 }
 
 }  // namespace fastmlp::bindings

@@ -3,7 +3,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "arrays.h"
@@ -55,6 +57,54 @@ void bind(py::module_& m, const char* name) {
             if (n < 0) throw py::value_error("iterations must be >= 0");
             t.optimizer().set_iterations(n);
           })
+      .def(
+          "get_state",
+          [](Tr& t) {
+            // Everything a resumed run needs to continue bit for bit: the optimizer's step count
+            // and slot arrays, and the shuffle generator.
+            py::dict state;
+            state["iterations"] = t.optimizer().iterations();
+            py::list rng;
+            for (std::uint64_t word : t.rng().state()) rng.append(py::int_(word));
+            state["rng"] = rng;
+            py::list slots;
+            for (AlignedBuffer<T>* b : t.optimizer().state_buffers()) {
+              py::array_t<T> a(py::ssize_t(b->size()));
+              std::copy(b->data(), b->data() + b->size(), a.mutable_data());
+              slots.append(a);
+            }
+            state["slots"] = slots;
+            return state;
+          },
+          "The training state: {'iterations', 'rng', 'slots'}.")
+      .def(
+          "set_state",
+          [](Tr& t, const py::dict& state) {
+            const auto rng = state["rng"].cast<std::vector<std::uint64_t>>();
+            if (rng.size() != 4) throw py::value_error("rng state must have 4 words");
+            const auto iterations = state["iterations"].cast<long long>();
+            if (iterations < 0) throw py::value_error("iterations must be >= 0");
+            const auto slots = state["slots"].cast<py::list>();
+            std::vector<AlignedBuffer<T>*> buffers = t.optimizer().state_buffers();
+            if (slots.size() != buffers.size())
+              throw py::value_error("the optimizer state has " + std::to_string(slots.size()) +
+                                    " arrays; this optimizer keeps " + std::to_string(buffers.size()));
+            std::vector<Matrix<T>> values;
+            for (std::size_t i = 0; i < buffers.size(); ++i) {
+              const auto slot = contiguous<T>(slots[i].cast<py::array>(), "optimizer state", 1);
+              if (slot.rows != buffers[i]->size())
+                throw py::value_error("optimizer state array " + std::to_string(i) + " has " +
+                                      std::to_string(slot.rows) + " values, expected " +
+                                      std::to_string(buffers[i]->size()));
+              values.push_back(slot);
+            }
+            // Validated in full above: now commit.
+            for (std::size_t i = 0; i < buffers.size(); ++i)
+              std::copy(values[i].data, values[i].data + values[i].rows, buffers[i]->data());
+            t.optimizer().set_iterations(iterations);
+            t.rng().set_state({rng[0], rng[1], rng[2], rng[3]});
+          },
+          py::arg("state"))
       .def("begin_epoch", &Tr::begin_epoch, py::arg("n"), py::arg("shuffle"))
       .def("num_batches", &Tr::num_batches, py::arg("batch_size"))
       .def(

@@ -25,6 +25,7 @@ from . import (  # noqa: E402  (the ISA must be chosen before anything runs a ke
     models,
     optimizers,
     reference,
+    saving,
     utils,
 )
 from .models import Sequential  # noqa: E402
@@ -72,5 +73,6 @@ __all__ = [
     "models",
     "optimizers",
     "reference",
+    "saving",
     "utils",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +42,18 @@ class GlorotUniform(Initializer):
 
 
 _BY_NAME: dict[str, type[Initializer]] = {"zeros": Zeros, "glorot_uniform": GlorotUniform}
+_BY_CLASS: dict[str, type[Initializer]] = {cls.__name__: cls for cls in _BY_NAME.values()}
+
+
+def serialize(initializer: Initializer) -> dict[str, object]:
+    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+
+
+def deserialize(config: dict[str, Any]) -> Initializer:
+    cls = _BY_CLASS.get(str(config.get("class_name")))
+    if cls is None:
+        raise ValueError(f"Unknown initializer in saved config: {config.get('class_name')!r}")
+    return cls(**dict(config.get("config", {})))
 
 InitializerLike = Union[str, Initializer]
 

@@ -6,7 +6,6 @@ built (when the input size is known), in Keras's layout: kernel ``(in, out)``, b
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
@@ -63,6 +62,9 @@ class Layer:
     def count_params(self) -> int:
         return sum(int(w.size) for w in self.get_weights())
 
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
 
 class InputLayer(Layer):
     """The model's input: the shape of one sample (without the batch axis)."""
@@ -83,6 +85,9 @@ class Flatten(Layer):
     def __init__(self, input_shape: Any = None, name: Optional[str] = None) -> None:
         super().__init__(name)
         self.input_shape = None if input_shape is None else _check_shape(input_shape, "input_shape")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "input_shape": self.input_shape}
 
 
 class Dense(Layer):
@@ -188,9 +193,35 @@ class Dense(Layer):
             return None
         return self._model._fan_in(self._index)
 
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "input_shape": self.input_shape,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Dense:
+        settings = dict(config)
+        for key in ("kernel_initializer", "bias_initializer"):
+            if isinstance(settings.get(key), dict):
+                settings[key] = initializers.deserialize(settings[key])
+        return cls(**settings)
+
     def __repr__(self) -> str:
         return f"<Dense name={self.name!r} units={self.units} activation={self.activation!r}>"
 
 
-def _prod(shape: tuple[int, ...]) -> int:
-    return int(math.prod(shape))
+def deserialize(config: dict[str, Any]) -> Layer:
+    """A layer from ``{"class_name": ..., "config": ...}`` as saved by fastmlp."""
+    name = config.get("class_name")
+    settings = dict(config.get("config", {}))
+    if name == "Dense":
+        return Dense.from_config(settings)
+    if name == "Flatten":
+        return Flatten(**settings)
+    raise ValueError(f"Unknown layer in saved config: {name!r}")

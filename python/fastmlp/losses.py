@@ -56,6 +56,15 @@ class SparseCategoricalCrossentropy(Loss):
     name = "sparse_categorical_crossentropy"
 
 
+def from_config(config: dict[str, object]) -> Loss:
+    cls = _BY_NAME.get(str(config.get("name")))
+    if cls is None:
+        raise ValueError(f"Unknown loss in saved config: {config.get('name')!r}")
+    loss = cls()
+    loss.from_logits = bool(config.get("from_logits", False))
+    return loss
+
+
 _BY_NAME: dict[str, type[Loss]] = {
     "mse": MeanSquaredError,
     "mean_squared_error": MeanSquaredError,

@@ -138,7 +138,7 @@ class Sequential:
     def _fan_in(self, index: int) -> int:
         return int(self._network.input_dim) if index == 0 else self._dense_layers()[index - 1].units
 
-    def _build_network(self, keep: Optional[list[Array]] = None) -> None:
+    def _build_network(self, keep: Optional[list[Array]] = None, initialize: bool = True) -> None:
         dense = self._dense_layers()
         if not dense:
             raise ValueError(f"Model {self.name!r} has no Dense layer to build.")
@@ -158,10 +158,11 @@ class Sequential:
         fan_in = input_dim
         for index, layer in enumerate(dense):
             layer._index = index
-            initial = layer._initial_weights(fan_in, self._dtype)
-            self._network.set_kernel(index, initial[0])
-            if layer.use_bias:
-                self._network.set_bias(index, initial[1])
+            if initialize:  # else zeros, about to be overwritten (loading draws no seed)
+                initial = layer._initial_weights(fan_in, self._dtype)
+                self._network.set_kernel(index, initial[0])
+                if layer.use_bias:
+                    self._network.set_bias(index, initial[1])
             fan_in = layer.units
         if keep is not None:
             restored = self.get_weights()
@@ -234,7 +235,7 @@ class Sequential:
         if self._network is not None:
             self._make_trainer()
 
-    def _make_trainer(self) -> None:
+    def _make_trainer(self, seed: Optional[int] = None) -> None:
         assert self._loss is not None and self._optimizer is not None
         outputs = int(self._network.output_dim)
         self._core_metrics = [metrics.resolve(m, self._loss, outputs) for m in self._metric_names]
@@ -247,7 +248,7 @@ class Sequential:
             self._loss.from_logits,
             self._core_metrics,
             self._optimizer.get_config(),
-            utils.draw_seed(),
+            utils.draw_seed() if seed is None else seed,
         )
         self._optimizer._model = self
 
@@ -490,6 +491,80 @@ class Sequential:
             for i in range(len(self._dense_layers()))
         ]
 
+    # ----------------------------------------------------------------- saving
+
+    def get_config(self) -> dict[str, Any]:
+        """The architecture: enough to rebuild the model (without weights)."""
+        return {
+            "name": self.name,
+            "dtype": self._dtype,
+            "input_shape": None if self._sample_shape is None else list(self._sample_shape),
+            "layers": [
+                {"class_name": type(layer).__name__, "config": layer.get_config()}
+                for layer in self.layers
+            ],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        from . import layers as layers_module
+
+        model = cls(name=config.get("name"), dtype=config.get("dtype"))
+        if config.get("input_shape") is not None:
+            model._sample_shape = tuple(int(d) for d in config["input_shape"])
+        for layer_config in config.get("layers", []):
+            layer = layers_module.deserialize(layer_config)
+            layer._model = model
+            model._layers.append(layer)
+        if model._sample_shape is not None and model._dense_layers():
+            model._build_network(initialize=False)
+        return model
+
+    def get_compile_config(self) -> Optional[dict[str, Any]]:
+        if self._loss is None or self._optimizer is None:
+            return None
+        return {
+            "loss": self._loss.get_config(),
+            "optimizer": self._optimizer.get_config(),
+            "metrics": list(self._metric_names),
+        }
+
+    def save(self, filepath: Any) -> None:
+        """Save architecture, weights, compile settings and optimizer state to one file (a zip of
+        JSON and .npy arrays; no pickle). Written atomically: an existing file is replaced only
+        by a complete new one."""
+        from . import saving
+
+        saving.save_model(self, filepath)
+
+    def save_weights(self, filepath: Any) -> None:
+        """Save only the weights (same format, atomic)."""
+        from . import saving
+
+        saving.save_weights(self, filepath)
+
+    def load_weights(self, filepath: Any) -> None:
+        """Load weights saved by ``save_weights`` or ``save`` into this (built) model."""
+        from . import saving
+
+        saving.load_weights(self, filepath)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickling (joblib, multiprocessing) goes through the saved-file format.
+        from . import saving
+
+        return {"fastmlp_model": saving.model_to_bytes(self)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from . import saving
+
+        loaded = saving.model_from_bytes(state["fastmlp_model"])
+        self.__dict__.update(loaded.__dict__)
+        for layer in self._layers:
+            layer._model = self
+        if self._optimizer is not None:
+            self._optimizer._model = self
+
     # ----------------------------------------------------------------- display
 
     def summary(self, print_fn: Optional[Callable[[str], Any]] = None) -> None:
@@ -531,3 +606,10 @@ def _bytes(n: int) -> str:
             return f"{n:.2f} {unit}"
         n /= 1024  # type: ignore[assignment]
     return f"{n} B"
+
+
+def load_model(filepath: Any) -> Sequential:
+    """Load a model saved with ``model.save`` (see ``fastmlp.saving`` for the format)."""
+    from . import saving
+
+    return saving.load_model(filepath)

@@ -24,3 +24,18 @@ def set_random_seed(seed: int) -> None:
 def draw_seed() -> int:
     """The next 63-bit seed of fastmlp's stream (used internally)."""
     return int(_seed_stream.integers(0, 2**63 - 1))
+
+
+def peak_gflops(threads: int = 1, seconds: float = 0.2, dtype: str = "float32") -> float:
+    """The machine's measured FMA peak in GFLOP/s for the active instruction set: independent
+    fused multiply-adds on ``threads`` threads at once for about ``seconds``. Benchmarks report
+    their speed as a fraction of it."""
+    from . import _core
+
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"Unknown dtype: {dtype!r}. Expected 'float32' or 'float64'.")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"`threads` must be a positive integer. Received: threads={threads!r}")
+    if not seconds > 0:
+        raise ValueError(f"`seconds` must be > 0. Received: seconds={seconds!r}")
+    return float(_core.peak_gflops(threads, float(seconds), dtype == "float64"))

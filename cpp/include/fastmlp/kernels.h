@@ -153,6 +153,10 @@ struct KernelTable {
   // room for n + 8 entries (SIMD versions store whole vectors).
   std::size_t (*nonzero_indices)(std::size_t n, const T* x, std::uint32_t* idx);
   void (*sparse_gemm)(const SparseGemmArgs<T>&);
+  // The machine's FMA peak, measured: `iterations` rounds of independent fused multiply-adds
+  // (enough chains to cover the FMA latency on both pipes). Returns the floating-point
+  // operations done; *sink receives a value that depends on all of them.
+  double (*fma_peak_loop)(std::size_t iterations, T* sink);
   // Sum of squares in double (gradient norms for clipnorm).
   double (*sum_squares)(std::size_t n, const T* x);
 };

@@ -2,6 +2,7 @@
 // through splitmix64. Same seed, same stream, on every platform and thread count.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -24,6 +25,12 @@ class Rng {
     state_[2] ^= t;
     state_[3] = rotl(state_[3], 45);
     return result;
+  }
+
+  using State = std::array<std::uint64_t, 4>;
+  State state() const { return {state_[0], state_[1], state_[2], state_[3]}; }
+  void set_state(const State& s) {
+    for (int i = 0; i < 4; ++i) state_[i] = s[i];
   }
 
   // Uniform in [0, n) without modulo bias (Lemire's multiply-and-reject).

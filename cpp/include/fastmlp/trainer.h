@@ -46,6 +46,7 @@ class Trainer {
           std::uint64_t seed);
 
   Network<T>& network() { return *net_; }
+  Rng& rng() { return rng_; }
   Optimizer<T>& optimizer() { return optimizer_; }
   const TrainingConfig& config() const { return config_; }
 
