@@ -1,48 +1,210 @@
-"""Weight initializers, named and defined as in ``keras.initializers``."""
+"""Weight initializers, with ``keras.initializers``' names, defaults and formulas.
+
+The variance-scaling family draws with ``scale / n`` variance, n the fan in, the fan out or their
+mean: uniform on [-sqrt(3 scale / n), +sqrt(3 scale / n)], or a normal truncated at two standard
+deviations whose stddev is sqrt(scale / n) / 0.87962566103423978 (the truncation's correction,
+as Keras). Every draw is seeded: ``seed=None`` takes the next seed of fastmlp's stream
+(``fm.utils.set_random_seed``), so the same seed gives the same weights.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import utils
 
+Shape = tuple[int, ...]
+# The stddev of a standard normal truncated to [-2, 2] is 0.8796...: dividing by it gives the
+# truncated draw the variance asked for.
+_TRUNCATED_NORMAL_STDDEV = 0.87962566103423978
+
+
+def _fans(shape: Shape) -> tuple[int, int]:
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    return shape[0], shape[-1]
+
+
+def _truncated_normal(rng: np.random.Generator, mean: float, stddev: float, shape: Shape) -> NDArray[np.float64]:
+    """Normal draws, those beyond two standard deviations drawn again (as Keras's)."""
+    values = rng.standard_normal(shape)
+    outside = np.abs(values) > 2.0
+    while outside.any():
+        values[outside] = rng.standard_normal(int(outside.sum()))
+        outside = np.abs(values) > 2.0
+    return mean + stddev * values
+
 
 class Initializer:
-    """Draws an array of a given shape. ``seed=None`` takes the next seed of fastmlp's stream."""
+    """Draws an array of a given shape."""
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: Optional[int] = None) -> None:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"`seed` must be None or a non-negative integer. Received: seed={seed!r}")
         self.seed = seed
 
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng(utils.draw_seed() if self.seed is None else self.seed)
 
-    def __call__(self, shape: tuple[int, ...], dtype: str = "float32") -> NDArray[np.floating]:
+    def draw(self, shape: Shape) -> NDArray[Any]:
         raise NotImplementedError
 
-    def get_config(self) -> dict[str, object]:
+    def __call__(self, shape: Shape, dtype: str = "float32") -> NDArray[np.floating]:
+        return np.asarray(self.draw(tuple(int(d) for d in shape))).astype(dtype)
+
+    def get_config(self) -> dict[str, Any]:
         return {"seed": self.seed}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
 
 
 class Zeros(Initializer):
-    def __call__(self, shape: tuple[int, ...], dtype: str = "float32") -> NDArray[np.floating]:
-        return np.zeros(shape, dtype=dtype)
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def draw(self, shape: Shape) -> NDArray[Any]:
+        return np.zeros(shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
 
 
-class GlorotUniform(Initializer):
-    """Uniform on [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
-
-    def __call__(self, shape: tuple[int, ...], dtype: str = "float32") -> NDArray[np.floating]:
-        fan_in, fan_out = shape[0], shape[-1]
-        limit = math.sqrt(6.0 / (fan_in + fan_out))
-        return self._rng().uniform(-limit, limit, size=shape).astype(dtype)
+class Ones(Zeros):
+    def draw(self, shape: Shape) -> NDArray[Any]:
+        return np.ones(shape)
 
 
-_BY_NAME: dict[str, type[Initializer]] = {"zeros": Zeros, "glorot_uniform": GlorotUniform}
+class Constant(Initializer):
+    def __init__(self, value: float = 0.0) -> None:
+        super().__init__(None)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"`value` must be a finite number. Received: value={value!r}")
+        self.value = float(value)
+
+    def draw(self, shape: Shape) -> NDArray[Any]:
+        return np.full(shape, self.value)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"value": self.value}
+
+
+class RandomNormal(Initializer):
+    """Normal with ``mean`` and ``stddev`` (not truncated)."""
+
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: Optional[int] = None) -> None:
+        super().__init__(seed)
+        self.mean, self.stddev = float(mean), float(stddev)
+
+    def draw(self, shape: Shape) -> NDArray[Any]:
+        return self._rng().normal(self.mean, self.stddev, shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class RandomUniform(Initializer):
+    """Uniform on [minval, maxval)."""
+
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: Optional[int] = None) -> None:
+        super().__init__(seed)
+        if not minval < maxval:
+            raise ValueError(f"`minval` must be below `maxval`. Received: minval={minval}, maxval={maxval}")
+        self.minval, self.maxval = float(minval), float(maxval)
+
+    def draw(self, shape: Shape) -> NDArray[Any]:
+        return self._rng().uniform(self.minval, self.maxval, shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
+
+
+class VarianceScaling(Initializer):
+    """Variance ``scale / n``, n per ``mode`` (fan_in, fan_out, fan_avg); ``distribution``
+    "uniform", "truncated_normal" or "untruncated_normal"."""
+
+    def __init__(
+        self,
+        scale: float = 1.0,
+        mode: str = "fan_in",
+        distribution: str = "truncated_normal",
+        seed: Optional[int] = None,
+    ) -> None:
+        super().__init__(seed)
+        if not scale > 0:
+            raise ValueError(f"`scale` must be positive. Received: scale={scale!r}")
+        if mode not in ("fan_in", "fan_out", "fan_avg"):
+            raise ValueError(f"Invalid `mode` argument: {mode!r}")
+        if distribution not in ("uniform", "truncated_normal", "untruncated_normal"):
+            raise ValueError(f"Invalid `distribution` argument: {distribution!r}")
+        self.scale, self.mode, self.distribution = float(scale), mode, distribution
+
+    def draw(self, shape: Shape) -> NDArray[Any]:
+        fan_in, fan_out = _fans(shape)
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        variance = self.scale / max(1.0, n)
+        rng = self._rng()
+        if self.distribution == "uniform":
+            limit = math.sqrt(3.0 * variance)
+            return rng.uniform(-limit, limit, shape)
+        if self.distribution == "truncated_normal":
+            return _truncated_normal(rng, 0.0, math.sqrt(variance) / _TRUNCATED_NORMAL_STDDEV, shape)
+        return rng.normal(0.0, math.sqrt(variance), shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed}
+
+
+def _variance_scaling(name: str, scale: float, mode: str, distribution: str, doc: str) -> type[VarianceScaling]:
+    def __init__(self: VarianceScaling, seed: Optional[int] = None) -> None:
+        VarianceScaling.__init__(self, scale, mode, distribution, seed)
+
+    def get_config(self: VarianceScaling) -> dict[str, Any]:
+        return {"seed": self.seed}
+
+    return type(name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config, "__doc__": doc})
+
+
+GlorotUniform = _variance_scaling("GlorotUniform", 1.0, "fan_avg", "uniform", "Uniform, limit sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio).")
+GlorotNormal = _variance_scaling("GlorotNormal", 1.0, "fan_avg", "truncated_normal", "Truncated normal, variance 2 / (fan_in + fan_out).")
+HeUniform = _variance_scaling("HeUniform", 2.0, "fan_in", "uniform", "Uniform, limit sqrt(6 / fan_in) (He et al., for relu).")
+HeNormal = _variance_scaling("HeNormal", 2.0, "fan_in", "truncated_normal", "Truncated normal, variance 2 / fan_in.")
+LecunUniform = _variance_scaling("LecunUniform", 1.0, "fan_in", "uniform", "Uniform, limit sqrt(3 / fan_in).")
+LecunNormal = _variance_scaling("LecunNormal", 1.0, "fan_in", "truncated_normal", "Truncated normal, variance 1 / fan_in.")
+
+_BY_NAME: dict[str, type[Initializer]] = {
+    "zeros": Zeros,
+    "ones": Ones,
+    "constant": Constant,
+    "random_normal": RandomNormal,
+    "random_uniform": RandomUniform,
+    "variance_scaling": VarianceScaling,
+    "glorot_uniform": GlorotUniform,
+    "glorot_normal": GlorotNormal,
+    "he_uniform": HeUniform,
+    "he_normal": HeNormal,
+    "lecun_uniform": LecunUniform,
+    "lecun_normal": LecunNormal,
+}
 _BY_CLASS: dict[str, type[Initializer]] = {cls.__name__: cls for cls in _BY_NAME.values()}
+
+InitializerLike = Union[str, Initializer]
+
+
+def get(identifier: InitializerLike) -> Initializer:
+    """An initializer from its Keras name (with defaults) or an instance."""
+    if isinstance(identifier, Initializer):
+        return identifier
+    if isinstance(identifier, str) and identifier in _BY_NAME:
+        return _BY_NAME[identifier]()
+    raise ValueError(
+        f"Could not interpret initializer identifier: {identifier!r}. "
+        f"Expected one of {sorted(_BY_NAME)} or an Initializer instance."
+    )
 
 
 def serialize(initializer: Initializer) -> dict[str, object]:
@@ -54,17 +216,3 @@ def deserialize(config: dict[str, Any]) -> Initializer:
     if cls is None:
         raise ValueError(f"Unknown initializer in saved config: {config.get('class_name')!r}")
     return cls(**dict(config.get("config", {})))
-
-InitializerLike = Union[str, Initializer]
-
-
-def get(identifier: InitializerLike) -> Initializer:
-    """An initializer from its Keras name or an instance."""
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier]()
-    raise ValueError(
-        f"Could not interpret initializer identifier: {identifier!r}. "
-        f"Expected one of {sorted(_BY_NAME)} or an Initializer instance."
-    )

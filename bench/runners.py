@@ -1,0 +1,356 @@
+"""One adapter per framework: build the benchmark network from given weights, train one epoch,
+predict, and hand the weights back for checking.
+
+Every adapter does the same work in its framework's natural, fast way:
+
+* the same float32 starting weights (``workloads.initial_params``), the same data;
+* one epoch of plain mini-batch SGD on softmax cross-entropy, shuffled once per epoch inside
+  the timed region (fastmlp and scikit-learn shuffle internally; the others draw a permutation);
+* data converted to the framework's own format *before* timing (tensors, float64 for the
+  reference), so conversion is not counted against anyone.
+
+PyTorch is set up at its best case: tensors preloaded, minibatches sliced by hand (no
+DataLoader), ``zero_grad(set_to_none=True)``, prediction under ``torch.inference_mode()``.
+scikit-learn's ``MLPClassifier`` is configured to the same math (sgd, constant learning rate,
+no momentum, no L2 penalty) and trained with one ``partial_fit`` call, which is one epoch.
+
+Imports of torch and scikit-learn happen inside their adapters, so this module works without
+them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+import numpy_mlp
+from fastmlp import reference
+from workloads import NUM_CLASSES, Net, Params32
+
+Params64 = list[tuple[NDArray[np.float64], NDArray[np.float64]]]
+
+# name -> (label in tables, module that must be importable)
+FRAMEWORKS: dict[str, tuple[str, str]] = {
+    "fastmlp": ("fastmlp", "fastmlp"),
+    "numpy": ("NumPy float32", "numpy"),
+    "reference": ("NumPy reference f64", "numpy"),
+    "torch": ("PyTorch", "torch"),
+    "sklearn": ("scikit-learn", "sklearn"),
+}
+
+
+def available(name: str) -> bool:
+    """Whether the framework can run here (its package is importable)."""
+    return importlib.util.find_spec(FRAMEWORKS[name][1]) is not None
+
+
+def _as64(params: Any) -> Params64:
+    return [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in params]
+
+
+class Runner:
+    """The interface compare.py drives. ``prepare`` converts data (untimed); the rest is timed."""
+
+    def __init__(self, net: Net, params: Params32, threads: int) -> None:
+        self.net = net
+        self.threads = threads
+
+    def prepare(self, x: NDArray[np.float32], y: NDArray[np.int32]) -> tuple[Any, Any]:
+        return x, y
+
+    def reset(self, params: Params32) -> None:
+        raise NotImplementedError
+
+    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float) -> None:
+        raise NotImplementedError
+
+    def predict(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    def predict_each(self, x: Any) -> Any:
+        """Predict one sample per call, as a serving loop would."""
+        raise NotImplementedError
+
+    def params64(self) -> Params64:
+        raise NotImplementedError
+
+    def to_numpy(self, out: Any) -> NDArray[Any]:
+        return np.asarray(out)
+
+    def info(self) -> dict[str, Any]:
+        """Versions and the thread count the framework reports it uses."""
+        return {}
+
+
+class FastmlpRunner(Runner):
+    def __init__(self, net: Net, params: Params32, threads: int) -> None:
+        super().__init__(net, params, threads)
+        import fastmlp as fm
+
+        self.fm = fm
+        fm.set_num_threads(threads)
+        layers: list[Any] = [fm.layers.Input(shape=(net.sizes[0],))]
+        layers += [fm.layers.Dense(units, activation=act) for units, act in zip(net.sizes[1:], net.activations)]
+        self.model = fm.Sequential(layers)
+        self.learning_rate = -1.0
+        self.reset(params)
+
+    def reset(self, params: Params32) -> None:
+        self.model.set_weights([array for layer in params for array in layer])
+
+    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float) -> None:
+        if learning_rate != self.learning_rate:  # compile once (it is not part of an epoch)
+            self.model.compile(optimizer=self.fm.optimizers.SGD(learning_rate=learning_rate),
+                               loss="sparse_categorical_crossentropy")
+            self.learning_rate = learning_rate
+        self.model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
+
+    def predict(self, x: Any) -> Any:
+        return self.model.predict(x, batch_size=len(x), verbose=0)
+
+    def predict_each(self, x: Any) -> Any:
+        out = np.empty((len(x), self.net.sizes[-1]), np.float32)
+        predict_on_batch = self.model.predict_on_batch
+        for i in range(len(x)):
+            out[i] = predict_on_batch(x[i : i + 1])[0]
+        return out
+
+    def params64(self) -> Params64:
+        weights = self.model.get_weights()
+        return _as64(zip(weights[0::2], weights[1::2]))
+
+    def info(self) -> dict[str, Any]:
+        return {"version": self.fm.__version__, "isa": self.fm.active_isa(),
+                "threads": self.fm.get_num_threads()}
+
+
+class NumpyRunner(Runner):
+    """bench/numpy_mlp.py: float32 NumPy on its BLAS."""
+
+    def __init__(self, net: Net, params: Params32, threads: int) -> None:
+        super().__init__(net, params, threads)
+        self.rng = np.random.default_rng(1)
+        self.reset(params)
+
+    def reset(self, params: Params32) -> None:
+        self.params = [(w.copy(), b.copy()) for w, b in params]
+
+    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float) -> None:
+        order = self.rng.permutation(len(x))
+        numpy_mlp.train_epoch(x, y, self.params, self.net.activations, learning_rate, batch_size, order)
+
+    def predict(self, x: Any) -> Any:
+        return numpy_mlp.predict(x, self.params, self.net.activations)
+
+    def predict_each(self, x: Any) -> Any:
+        out = np.empty((len(x), self.net.sizes[-1]), np.float32)
+        params, activations = self.params, self.net.activations
+        for i in range(len(x)):
+            out[i] = numpy_mlp.predict(x[i : i + 1], params, activations)[0]
+        return out
+
+    def params64(self) -> Params64:
+        return _as64(self.params)
+
+    def info(self) -> dict[str, Any]:
+        return {"version": np.__version__, **_blas_info()}
+
+
+class ReferenceRunner(Runner):
+    """fastmlp.reference as written: float64, one readable function per formula."""
+
+    def __init__(self, net: Net, params: Params32, threads: int) -> None:
+        super().__init__(net, params, threads)
+        self.rng = np.random.default_rng(1)
+        self.reset(params)
+
+    def prepare(self, x: NDArray[np.float32], y: NDArray[np.int32]) -> tuple[Any, Any]:
+        return x.astype(np.float64), y
+
+    def reset(self, params: Params32) -> None:
+        self.params: Any = _as64(params)
+
+    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float) -> None:
+        order = self.rng.permutation(len(x))
+        self.params, _ = reference.train_sgd(
+            x, y, self.params, self.net.activations, "sparse_categorical_crossentropy",
+            learning_rate, batch_size, 1, [order],
+        )
+
+    def predict(self, x: Any) -> Any:
+        return reference.predict(x, self.params, self.net.activations)
+
+    def predict_each(self, x: Any) -> Any:
+        out = np.empty((len(x), self.net.sizes[-1]), np.float64)
+        params, activations = self.params, self.net.activations
+        for i in range(len(x)):
+            out[i] = reference.predict(x[i : i + 1], params, activations)[0]
+        return out
+
+    def params64(self) -> Params64:
+        return _as64(self.params)
+
+    def info(self) -> dict[str, Any]:
+        return {"version": np.__version__, **_blas_info()}
+
+
+class TorchRunner(Runner):
+    def __init__(self, net: Net, params: Params32, threads: int) -> None:
+        super().__init__(net, params, threads)
+        import torch
+
+        self.torch = torch
+        torch.set_num_threads(threads)
+        torch.manual_seed(1)
+        modules: list[Any] = []
+        for i, (fan_in, fan_out) in enumerate(net.layer_shapes):
+            modules.append(torch.nn.Linear(fan_in, fan_out))
+            if i < len(net.layer_shapes) - 1:
+                modules.append({"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}[net.hidden_activation]())
+        # The last Linear gives logits: CrossEntropyLoss applies log-softmax itself (training),
+        # predict applies softmax.
+        self.model = torch.nn.Sequential(*modules)
+        self.linears = [m for m in modules if isinstance(m, torch.nn.Linear)]
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.optimizer: Any = None
+        self.reset(params)
+
+    def prepare(self, x: NDArray[np.float32], y: NDArray[np.int32]) -> tuple[Any, Any]:
+        return self.torch.from_numpy(x), self.torch.from_numpy(y.astype(np.int64))
+
+    def reset(self, params: Params32) -> None:
+        with self.torch.no_grad():
+            for linear, (w, b) in zip(self.linears, params):
+                linear.weight.copy_(self.torch.from_numpy(np.ascontiguousarray(w.T)))  # (out, in)
+                linear.bias.copy_(self.torch.from_numpy(b))
+
+    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float) -> None:
+        torch = self.torch
+        if self.optimizer is None:
+            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=learning_rate)
+        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
+        order = torch.randperm(len(x))
+        for start in range(0, len(x), batch_size):
+            idx = order[start : start + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            optimizer.step()
+
+    def predict(self, x: Any) -> Any:
+        with self.torch.inference_mode():
+            return self.torch.softmax(self.model(x), dim=1)
+
+    def predict_each(self, x: Any) -> Any:
+        torch = self.torch
+        out = torch.empty((len(x), self.net.sizes[-1]))
+        model = self.model
+        with torch.inference_mode():
+            for i in range(len(x)):
+                out[i] = torch.softmax(model(x[i : i + 1]), dim=1)[0]
+        return out
+
+    def to_numpy(self, out: Any) -> NDArray[Any]:
+        return np.asarray(out.numpy())
+
+    def params64(self) -> Params64:
+        return [
+            (linear.weight.detach().numpy().T.astype(np.float64), linear.bias.detach().numpy().astype(np.float64))
+            for linear in self.linears
+        ]
+
+    def info(self) -> dict[str, Any]:
+        return {"version": self.torch.__version__, "threads": self.torch.get_num_threads()}
+
+
+class SklearnRunner(Runner):
+    """MLPClassifier set to the same math; one partial_fit call trains one epoch."""
+
+    def __init__(self, net: Net, params: Params32, threads: int) -> None:
+        super().__init__(net, params, threads)
+        self.params = params
+        self.model: Any = None
+
+    def _build(self, x: Any, y: Any, batch_size: int, learning_rate: float) -> None:
+        from sklearn.neural_network import MLPClassifier
+
+        self.model = MLPClassifier(
+            hidden_layer_sizes=self.net.sizes[1:-1],
+            activation={"sigmoid": "logistic", "relu": "relu"}[self.net.hidden_activation],
+            solver="sgd", batch_size=batch_size, learning_rate="constant",
+            learning_rate_init=learning_rate, momentum=0.0, nesterovs_momentum=False,
+            alpha=0.0, shuffle=True, random_state=1,
+        )
+        # partial_fit initialises the weights (and takes one step) on its first call; the
+        # adapter's weights then overwrite them in place, where the optimizer holds them.
+        self.model.partial_fit(x[:batch_size], y[:batch_size], classes=np.arange(NUM_CLASSES))
+        self.reset(self.params)
+
+    def reset(self, params: Params32) -> None:
+        self.params = params
+        if self.model is not None:
+            for target, (w, b) in zip(zip(self.model.coefs_, self.model.intercepts_), params):
+                assert target[0].shape == w.shape and target[1].shape == b.shape
+                target[0][...] = w
+                target[1][...] = b
+
+    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float) -> None:
+        if self.model is None or self.model.batch_size != batch_size:
+            self._build(x, y, batch_size, learning_rate)
+        self.model.partial_fit(x, y)
+
+    def _ensure_model(self, x: Any) -> None:
+        if self.model is None:  # predict-only workloads: build without training
+            y = np.arange(len(x[:64])) % NUM_CLASSES
+            self._build(x[:64], y, 64, 0.1)
+
+    def predict(self, x: Any) -> Any:
+        self._ensure_model(x)
+        return self.model.predict_proba(x)
+
+    def predict_each(self, x: Any) -> Any:
+        self._ensure_model(x)
+        out = np.empty((len(x), self.net.sizes[-1]), np.float32)
+        predict_proba = self.model.predict_proba
+        for i in range(len(x)):
+            out[i] = predict_proba(x[i : i + 1])[0]
+        return out
+
+    def params64(self) -> Params64:
+        return _as64(zip(self.model.coefs_, self.model.intercepts_))
+
+    def info(self) -> dict[str, Any]:
+        import sklearn
+
+        dtype = None if self.model is None else str(self.model.coefs_[0].dtype)
+        return {"version": sklearn.__version__, "dtype": dtype, **_blas_info()}
+
+
+RUNNERS: dict[str, type[Runner]] = {
+    "fastmlp": FastmlpRunner,
+    "numpy": NumpyRunner,
+    "reference": ReferenceRunner,
+    "torch": TorchRunner,
+    "sklearn": SklearnRunner,
+}
+
+
+def _blas_info() -> dict[str, Any]:
+    """NumPy's BLAS and the threads it uses (threadpoolctl, when installed, knows the count)."""
+    info: dict[str, Any] = {}
+    try:
+        config = np.show_config(mode="dicts")  # type: ignore[func-returns-value]
+        blas = config["Build Dependencies"]["blas"]
+        info["blas"] = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # noqa: BLE001 (older NumPy: no dict form; the version is only informative)
+        pass
+    if importlib.util.find_spec("threadpoolctl") is not None:
+        import threadpoolctl
+
+        pools = [p for p in threadpoolctl.threadpool_info() if p.get("user_api") == "blas"]
+        if pools:
+            info["blas_threads"] = max(int(p["num_threads"]) for p in pools)
+    return info
