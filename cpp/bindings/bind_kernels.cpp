@@ -273,8 +273,8 @@ py::array sparse_gemm(const py::array& a_arr, const py::array& b_arr, const py::
   auto c = new_matrix<T>(a.rows, b.cols);
   T* out = c.mutable_data();
   py::gil_scoped_release release;
-  kernels<T>().sparse_gemm({a.rows, b.cols, a.data, a.rs, a.cs, starts.data, cols.data, b.data, b.rs,
-                            out, std::ptrdiff_t(b.cols)});
+  kernels<T>().sparse_gemm({a.rows, b.cols, a.data, a.rs, a.cs, starts.data, starts.data + 1,
+                            cols.data, b.data, b.rs, out, std::ptrdiff_t(b.cols)});
   return c;
 }
 

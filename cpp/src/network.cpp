@@ -15,13 +15,27 @@ namespace {
 
 // Below this many multiply-adds a product runs on one thread: waking a worker costs about a
 // microsecond, which must stay small next to the work.
-constexpr std::size_t kMinParallelWork = 1 << 17;
+constexpr std::size_t kMinParallelWork = 1 << 15;
+// Elementwise steps (activations) go parallel from this many elements.
+constexpr std::size_t kMinParallelElements = 2048;
 // The first layer takes the sparse path when at most this fraction of the batch's inputs is
 // nonzero: per nonzero the sparse kernel costs about 2.5x what gemm spends per input element
 // (measured on the 784-100 MNIST layer), and it keeps winning below ~40% density.
 std::atomic<double> g_sparse_density{0.35};
 
 std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
+
+// Column t * n / tasks, rounded to whole 8-column vectors (the last bound is n).
+std::size_t column_split(std::size_t n, std::size_t tasks, std::size_t t) {
+  return t >= tasks ? n : std::min(n, (n * t / tasks + 4) / 8 * 8);
+}
+
+// Threads for a step over n columns costing `work` multiply-adds: one below the threshold, and
+// never more than there are 8-column vectors.
+std::size_t column_tasks(std::size_t n, std::size_t work) {
+  const std::size_t threads = ThreadPool::instance().num_threads();
+  return std::min({threads, std::max<std::size_t>(1, work / kMinParallelWork), std::max<std::size_t>(1, n / 8)});
+}
 
 }  // namespace
 
@@ -66,8 +80,10 @@ void Network<T>::reserve(std::size_t rows) {
       layer.a = layer.a_storage.data();
     }
   }
-  sparse_.row_starts.reserve(rows + 1);
-  sparse_.row_cols.reserve(rows * input_dim_ + 8);
+  sparse_.row_starts.reserve(rows);
+  sparse_.row_ends.reserve(rows);
+  sparse_.row_prefix.reserve(rows + 1);
+  sparse_.row_cols.reserve(rows * (input_dim_ + 8));
   sparse_.feature_starts.reserve(input_dim_ + 1);
   sparse_.feature_rows.reserve(rows * input_dim_);
   capacity_ = rows;
@@ -112,26 +128,38 @@ template <class T>
 void Network<T>::parallel_sparse_gemm(const SparseGemmArgs<T>& args) {
   const KernelTable<T>& kt = kernels<T>();
   ThreadPool& pool = ThreadPool::instance();
-  const std::size_t nnz = args.starts[args.rows] - args.starts[0];
-  const std::size_t tasks =
-      std::min({pool.num_threads(), args.rows, std::max<std::size_t>(1, nnz * args.n / kMinParallelWork)});
+  const std::size_t tasks = column_tasks(args.n, (args.ends[args.rows - 1] - args.starts[0]) * args.n);
   if (tasks <= 1) return kt.sparse_gemm(args);
-  // Rows split so that each task gets about the same number of nonzeros.
-  std::vector<std::size_t> bounds(tasks + 1, args.rows);
-  bounds[0] = 0;
-  for (std::size_t t = 1, r = 0; t < tasks; ++t) {
-    const std::size_t target = args.starts[0] + nnz * t / tasks;
-    while (r < args.rows && args.starts[r] < target) ++r;
-    bounds[t] = r;
-  }
+  // Split by output columns: each thread keeps the same columns of the weights (and of z, a and
+  // delta) in its own cache from batch to batch; a split by rows would move the whole weight
+  // matrix between the cores at every step.
   pool.run(tasks, [&](std::size_t t) {
+    const std::size_t j0 = column_split(args.n, tasks, t), j1 = column_split(args.n, tasks, t + 1);
+    if (j0 == j1) return;
     SparseGemmArgs<T> part = args;
-    part.rows = bounds[t + 1] - bounds[t];
-    part.a = args.a + std::ptrdiff_t(bounds[t]) * args.a_row;
-    part.starts = args.starts + bounds[t];
-    part.c = args.c + std::ptrdiff_t(bounds[t]) * args.ldc;
-    if (args.update != nullptr) part.update = args.update + std::ptrdiff_t(bounds[t]) * args.ldc;
-    if (part.rows != 0) kt.sparse_gemm(part);
+    part.n = j1 - j0;
+    part.b = args.b + j0;
+    part.c = args.c + j0;
+    if (args.update != nullptr) part.update = args.update + j0;
+    kt.sparse_gemm(part);
+  });
+}
+
+template <class T>
+template <class F>
+void Network<T>::for_blocks(std::size_t rows, std::size_t cols, Activation act, F&& fn) {
+  ThreadPool& pool = ThreadPool::instance();
+  const std::size_t elements = rows * cols;
+  if (act == Activation::softmax) {  // row-wise: split rows
+    const std::size_t tasks = std::min(pool.num_threads(), elements >= kMinParallelElements ? rows : std::size_t(1));
+    pool.run(tasks, [&](std::size_t t) { fn(rows * t / tasks, rows * (t + 1) / tasks, 0, cols); });
+    return;
+  }
+  // Elementwise: split columns, as the products do, so each thread touches its own columns.
+  const std::size_t tasks = std::min({pool.num_threads(), elements >= kMinParallelElements ? cols / 8 : std::size_t(1), std::max<std::size_t>(1, cols / 8)});
+  pool.run(tasks, [&](std::size_t t) {
+    const std::size_t j0 = column_split(cols, tasks, t), j1 = column_split(cols, tasks, t + 1);
+    if (j0 != j1) fn(0, rows, j0, j1);
   });
 }
 
@@ -139,34 +167,42 @@ template <class T>
 void Network<T>::index_sparse_input(const T* x, std::size_t rows) {
   SparseInput& s = sparse_;
   const KernelTable<T>& kt = kernels<T>();
-  const std::size_t in = input_dim_;
-  s.row_starts.resize(rows + 1);
-  s.row_cols.resize(rows * in + 8);  // nonzero_indices stores whole vectors
-  std::size_t nnz = 0;
-  s.row_starts[0] = 0;
-  for (std::size_t r = 0; r < rows; ++r) {
-    nnz += kt.nonzero_indices(in, x + r * in, s.row_cols.data() + nnz);
-    s.row_starts[r + 1] = std::uint32_t(nnz);
-  }
+  ThreadPool& pool = ThreadPool::instance();
+  const std::size_t in = input_dim_, stride = in + 8;  // nonzero_indices stores whole vectors
+  const std::size_t tasks = std::min(pool.num_threads(), rows * in >= 16384 ? rows : std::size_t(1));
+  auto first_row = [&](std::size_t t) { return rows * t / tasks; };
+  s.row_starts.resize(rows);
+  s.row_ends.resize(rows);
+  s.row_prefix.resize(rows + 1);
+  s.row_cols.resize(rows * stride);
+  pool.run(tasks, [&](std::size_t t) {
+    for (std::size_t r = first_row(t); r < first_row(t + 1); ++r) {
+      s.row_starts[r] = std::uint32_t(r * stride);
+      s.row_ends[r] = s.row_starts[r] + std::uint32_t(kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride));
+    }
+  });
+  s.row_prefix[0] = 0;
+  for (std::size_t r = 0; r < rows; ++r) s.row_prefix[r + 1] = s.row_prefix[r] + (s.row_ends[r] - s.row_starts[r]);
+  const std::size_t nnz = s.row_prefix[rows];
   s.active = double(nnz) <= g_sparse_density.load(std::memory_order_relaxed) * double(rows * in);
   if (!s.active) return;
-  // The same entries listed per input feature, rows increasing (a counting sort).
+  // The same entries per input feature, rows increasing: a counting sort (one thread: split
+  // between cores it cost more in cache traffic than it saved).
   s.feature_starts.assign(in + 1, 0);
-  for (std::size_t e = 0; e < nnz; ++e) ++s.feature_starts[s.row_cols[e] + 1];
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::uint32_t e = s.row_starts[r]; e < s.row_ends[r]; ++e) ++s.feature_starts[s.row_cols[e] + 1];
   for (std::size_t k = 0; k < in; ++k) s.feature_starts[k + 1] += s.feature_starts[k];
   s.feature_rows.resize(nnz);
-  s.fill.assign(s.feature_starts.begin(), s.feature_starts.end() - 1);
-  std::vector<std::uint32_t>& fill = s.fill;
+  s.feature_fill.assign(s.feature_starts.begin(), s.feature_starts.end() - 1);
   for (std::size_t r = 0; r < rows; ++r)
-    for (std::uint32_t e = s.row_starts[r]; e < s.row_starts[r + 1]; ++e)
-      s.feature_rows[fill[s.row_cols[e]]++] = std::uint32_t(r);
+    for (std::uint32_t e = s.row_starts[r]; e < s.row_ends[r]; ++e)
+      s.feature_rows[s.feature_fill[s.row_cols[e]]++] = std::uint32_t(r);
 }
 
 template <class T>
 void Network<T>::forward(const T* x, std::size_t rows) {
   if (rows > capacity_) reserve(rows);
   const KernelTable<T>& k = kernels<T>();
-  ThreadPool& pool = ThreadPool::instance();
   index_sparse_input(x, rows);
   const T* in = x;
   std::size_t in_dim = input_dim_;
@@ -175,20 +211,18 @@ void Network<T>::forward(const T* x, std::size_t rows) {
     const std::size_t out = layer.spec.units;
     if (l == 0 && sparse_.active) {
       parallel_sparse_gemm({rows, out, x, std::ptrdiff_t(in_dim), 1, sparse_.row_starts.data(),
-                            sparse_.row_cols.data(), layer.kernel.data(), std::ptrdiff_t(out),
-                            layer.z.data(), std::ptrdiff_t(out)});
+                            sparse_.row_ends.data(), sparse_.row_cols.data(), layer.kernel.data(),
+                            std::ptrdiff_t(out), layer.z.data(), std::ptrdiff_t(out)});
     } else {
       parallel_gemm(rows, out, in_dim, in, std::ptrdiff_t(in_dim), 1, layer.kernel.data(),
                     std::ptrdiff_t(out), 1, layer.z.data(), std::ptrdiff_t(out));
     }
-    const std::size_t tasks = std::min(pool.num_threads(), rows * out >= 8192 ? rows : std::size_t(1));
-    pool.run(tasks, [&](std::size_t t) {
-      const std::size_t begin = rows * t / tasks, end = rows * (t + 1) / tasks;
+    for_blocks(rows, out, layer.spec.activation, [&](std::size_t r0, std::size_t r1, std::size_t j0, std::size_t j1) {
       const auto ld = std::ptrdiff_t(out);
-      k.bias_activation({end - begin, out, layer.spec.activation,
-                         layer.spec.use_bias ? layer.bias.data() : nullptr,
-                         layer.z.data() + std::ptrdiff_t(begin) * ld, ld,
-                         layer.a + std::ptrdiff_t(begin) * ld, ld});
+      const auto off = std::ptrdiff_t(r0) * ld + std::ptrdiff_t(j0);
+      k.bias_activation({r1 - r0, j1 - j0, layer.spec.activation,
+                         layer.spec.use_bias ? layer.bias.data() + j0 : nullptr, layer.z.data() + off,
+                         ld, layer.a + off, ld});
     });
     in = layer.a;
     in_dim = out;
@@ -207,7 +241,6 @@ template <class T>
 bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_rate) {
   bool fused = false;
   const KernelTable<T>& k = kernels<T>();
-  ThreadPool& pool = ThreadPool::instance();
   for (std::size_t l = layers_.size(); l-- > 0;) {
     Layer& layer = layers_[l];
     const std::size_t in_dim = fan_in(l), out = layer.spec.units;
@@ -215,8 +248,9 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
     // dW = in^T @ delta: in read transposed through its strides (or its nonzeros, per feature).
     if (l == 0 && sparse_.active) {
       SparseGemmArgs<T> args{in_dim, out, x, 1, std::ptrdiff_t(in_dim), sparse_.feature_starts.data(),
-                             sparse_.feature_rows.data(), layer.delta.data(), std::ptrdiff_t(out),
-                             layer.kernel_grad.data(), std::ptrdiff_t(out)};
+                             sparse_.feature_starts.data() + 1, sparse_.feature_rows.data(),
+                             layer.delta.data(), std::ptrdiff_t(out), layer.kernel_grad.data(),
+                             std::ptrdiff_t(out)};
       if (sgd_learning_rate != nullptr) {
         args.update = layer.kernel.data();
         args.learning_rate = *sgd_learning_rate;
@@ -234,12 +268,10 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
     Layer& prev = layers_[l - 1];
     parallel_gemm(rows, in_dim, out, layer.delta.data(), std::ptrdiff_t(out), 1, layer.kernel.data(),
                   1, std::ptrdiff_t(out), prev.delta.data(), std::ptrdiff_t(in_dim));
-    const std::size_t tasks = std::min(pool.num_threads(), rows * in_dim >= 8192 ? rows : std::size_t(1));
-    pool.run(tasks, [&](std::size_t t) {
-      const std::size_t begin = rows * t / tasks, end = rows * (t + 1) / tasks;
+    for_blocks(rows, in_dim, prev.spec.activation, [&](std::size_t r0, std::size_t r1, std::size_t j0, std::size_t j1) {
       const auto ld = std::ptrdiff_t(in_dim);
-      const auto off = std::ptrdiff_t(begin) * ld;
-      k.activation_backward({end - begin, in_dim, prev.spec.activation, prev.z.data() + off, ld,
+      const auto off = std::ptrdiff_t(r0) * ld + std::ptrdiff_t(j0);
+      k.activation_backward({r1 - r0, j1 - j0, prev.spec.activation, prev.z.data() + off, ld,
                              prev.a + off, ld, prev.delta.data() + off, ld, prev.delta.data() + off, ld});
     });
   }

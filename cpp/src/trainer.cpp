@@ -8,6 +8,7 @@
 #include <string>
 
 #include "fastmlp/dispatch.h"
+#include "fastmlp/thread_pool.h"
 
 namespace fastmlp {
 
@@ -124,13 +125,18 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
   for (std::size_t b = first; b < first + count && b < batches; ++b) {
     const std::size_t start = b * batch_size;
     const std::size_t rows = std::min(batch_size, data.n - start);
-    // Gather the batch's rows into contiguous buffers (the matrix products want them so).
-    for (std::size_t r = 0; r < rows; ++r) {
-      const std::size_t i = order_[start + r];
-      std::memcpy(batch_x_.data() + r * in, data.x + i * in, in * sizeof(T));
-      if (data.y != nullptr) std::memcpy(batch_y_.data() + r * out, data.y + i * out, out * sizeof(T));
-      if (data.labels != nullptr) batch_labels_[r] = data.labels[i];
-    }
+    // Gather the batch's rows into contiguous buffers (the matrix products want them so); the
+    // rows come from all over the data set, so the copy is memory-bound: share it.
+    ThreadPool& pool = ThreadPool::instance();
+    const std::size_t tasks = std::min(pool.num_threads(), rows * in >= 16384 ? rows : std::size_t(1));
+    pool.run(tasks, [&](std::size_t t) {
+      for (std::size_t r = rows * t / tasks; r < rows * (t + 1) / tasks; ++r) {
+        const std::size_t i = order_[start + r];
+        std::memcpy(batch_x_.data() + r * in, data.x + i * in, in * sizeof(T));
+        if (data.y != nullptr) std::memcpy(batch_y_.data() + r * out, data.y + i * out, out * sizeof(T));
+        if (data.labels != nullptr) batch_labels_[r] = data.labels[i];
+      }
+    });
     forward_loss(batch_x_.data(), data.y != nullptr ? batch_y_.data() : nullptr,
                  data.labels != nullptr ? batch_labels_.data() : nullptr, rows, true, totals);
     update(batch_x_.data(), rows);

@@ -1,10 +1,10 @@
 """The math of fastmlp in plain NumPy, float64, one readable function per formula.
 
 This module is the yardstick for the C++ core: every kernel (activations, losses,
-their gradients, the dense layer, the SGD update) and whole training runs are
-tested against it. It is also meant to be read next to a textbook, so it favours
-the obvious formula over the fast one, and its comments say *why* a formula
-looks the way it does.
+their gradients, the dense layer, the optimizers' updates, the learning-rate
+schedules) and whole training runs are tested against it. It is also meant to be
+read next to a textbook, so it favours the obvious formula over the fast one, and
+its comments say *why* a formula looks the way it does.
 
 Conventions (the same as Keras 3):
 
@@ -22,36 +22,58 @@ Only NumPy is imported; nothing from the rest of fastmlp.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Optional
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "ACTIVATIONS",
+    "COMMON_OPTIMIZER_SETTINGS",
     "EPSILON",
     "LOSSES",
+    "OPTIMIZERS",
+    "OPTIMIZER_DEFAULTS",
+    "SCHEDULES",
     "FloatArray",
+    "LearningRate",
     "Params",
     "accuracy",
     "activation",
     "activation_backward",
+    "adam_alpha",
+    "clip_by_global_norm",
+    "clip_by_norm",
+    "clip_gradients",
+    "cosine_decay",
     "dense_forward",
+    "exponential_decay",
+    "flatten_params",
     "forward",
     "glorot_uniform",
     "gradients",
+    "inverse_time_decay",
+    "learning_rate_at",
     "log_softmax",
     "loss",
     "loss_gradient",
     "mean_absolute_error",
     "mean_squared_error",
+    "optimizer_settings",
+    "optimizer_state",
+    "optimizer_step",
     "output_loss_and_delta",
+    "piecewise_constant_decay",
     "predict",
+    "schedule",
     "sgd_step",
     "sigmoid",
     "softmax",
     "train_sgd",
+    "train_steps",
+    "unflatten_params",
+    "update_step",
     "uses_logits",
 ]
 
@@ -560,6 +582,462 @@ def train_sgd(
             current = sgd_step(current, grads, learning_rate)
         epoch_losses.append(weighted_sum / n)
     return current, epoch_losses
+
+
+# ---------------------------------------------------------------------------
+# Learning-rate schedules
+# ---------------------------------------------------------------------------
+#
+# Keras 3, keras/src/optimizers/schedules/learning_rate_schedule.py. Each is a
+# function of the optimizer's step count: the number of updates applied before
+# the one being computed (0 for the first update), because Keras evaluates
+# ``self._learning_rate(self.iterations)`` before incrementing ``iterations``.
+
+
+def exponential_decay(
+    step: float,
+    initial_learning_rate: float,
+    decay_steps: float,
+    decay_rate: float,
+    staircase: bool = False,
+) -> float:
+    """ExponentialDecay: initial_learning_rate * decay_rate ** (step / decay_steps).
+
+    With staircase the exponent is floored, so the rate drops in steps every
+    decay_steps updates instead of continuously.
+    """
+    p = step / decay_steps
+    if staircase:
+        p = float(np.floor(p))
+    return float(initial_learning_rate * decay_rate**p)
+
+
+def inverse_time_decay(
+    step: float,
+    initial_learning_rate: float,
+    decay_steps: float,
+    decay_rate: float,
+    staircase: bool = False,
+) -> float:
+    """InverseTimeDecay: initial_learning_rate / (1 + decay_rate * step / decay_steps).
+
+    With staircase, step / decay_steps is floored.
+    """
+    p = step / decay_steps
+    if staircase:
+        p = float(np.floor(p))
+    return float(initial_learning_rate / (1.0 + decay_rate * p))
+
+
+def piecewise_constant_decay(
+    step: float, boundaries: Sequence[float], values: Sequence[float]
+) -> float:
+    """PiecewiseConstantDecay: values[0] while step <= boundaries[0], values[i] while
+    boundaries[i-1] < step <= boundaries[i], and values[-1] once step > boundaries[-1].
+
+    A step equal to a boundary still takes the earlier value (Keras compares with <=).
+    """
+    if len(values) != len(boundaries) + 1:
+        raise ValueError(
+            "values needs one more entry than boundaries. "
+            f"Received: len(boundaries)={len(boundaries)}, len(values)={len(values)}"
+        )
+    for boundary, value in zip(boundaries, values):
+        if step <= boundary:
+            return float(value)
+    return float(values[-1])
+
+
+def cosine_decay(
+    step: float,
+    initial_learning_rate: float,
+    decay_steps: float,
+    alpha: float = 0.0,
+    warmup_target: float | None = None,
+    warmup_steps: float = 0.0,
+) -> float:
+    """CosineDecay (SGDR without restarts), with Keras 3's optional linear warmup.
+
+    Without warmup (warmup_target None), with s = min(step, decay_steps):
+        initial_learning_rate * ((1 - alpha) * 0.5 * (1 + cos(pi * s / decay_steps)) + alpha)
+    so the rate falls from initial_learning_rate to alpha * initial_learning_rate and stays
+    there.
+
+    With warmup, with s = min(step, warmup_steps + decay_steps):
+        s <  warmup_steps: initial_learning_rate + (warmup_target - initial_learning_rate)
+                           * s / warmup_steps                      (a straight line)
+        s >= warmup_steps: the cosine decay above of s - warmup_steps, from warmup_target
+                           (ending at alpha * warmup_target).
+    """
+    if warmup_target is None:
+        s = min(step, decay_steps)
+        start = initial_learning_rate
+    else:
+        s = min(step, decay_steps + warmup_steps)
+        if s < warmup_steps:
+            return float(
+                (warmup_target - initial_learning_rate) * (s / warmup_steps) + initial_learning_rate
+            )
+        s = s - warmup_steps
+        start = warmup_target
+    cosine = 0.5 * (1.0 + np.cos(np.pi * s / decay_steps))
+    return float(start * ((1.0 - alpha) * cosine + alpha))
+
+
+SCHEDULES: dict[str, Callable[..., float]] = {
+    "exponential_decay": exponential_decay,
+    "inverse_time_decay": inverse_time_decay,
+    "piecewise_constant_decay": piecewise_constant_decay,
+    "cosine_decay": cosine_decay,
+}
+
+# A learning rate is a number or a function of the step count (a schedule).
+LearningRate = Union[float, Callable[[int], float]]
+
+
+def schedule(kind: str, **settings: Any) -> Callable[[int], float]:
+    """One of SCHEDULES with its settings bound: a function of the step only."""
+    if kind not in SCHEDULES:
+        raise ValueError(
+            f"Unknown schedule. Expected one of {tuple(SCHEDULES)}. Received: {kind!r}"
+        )
+    function = SCHEDULES[kind]
+
+    def learning_rate(step: int) -> float:
+        return function(step, **settings)
+
+    return learning_rate
+
+
+def learning_rate_at(learning_rate: LearningRate, step: int) -> float:
+    """The rate used by the update that follows ``step`` earlier updates."""
+    if callable(learning_rate):
+        return float(learning_rate(step))
+    return float(learning_rate)
+
+
+# ---------------------------------------------------------------------------
+# Optimizers
+# ---------------------------------------------------------------------------
+#
+# Keras 3, keras/src/optimizers/{sgd,adam,adamw,adagrad,rmsprop}.py for each
+# update_step and base_optimizer.py for what happens around it. One training
+# step (BaseOptimizer.apply) is, in this order:
+#
+#   1. clip the gradients (_clip_gradients): only one of clipnorm, global_clipnorm
+#      and clipvalue may be set;
+#   2. decay the weights (_apply_weight_decay): w <- w - w * weight_decay * lr,
+#      with lr the (scheduled) learning rate of this step, for every variable;
+#   3. update_step(gradient, variable, lr) for each variable, in order;
+#   4. iterations += 1.
+#
+# Parameters and gradients here are flat lists of arrays in Keras's
+# get_weights() order (kernel, bias, kernel, bias, ...); the optimizer state is
+# one dict of named slots per array (Keras's variable names).
+
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
+
+# Keras 3's constructor defaults, read from the files above.
+OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sgd": {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
+    "adam": {
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-7,
+        "amsgrad": False,
+    },
+    "adamw": {
+        "learning_rate": 0.001,
+        "weight_decay": 0.004,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-7,
+        "amsgrad": False,
+    },
+    "adagrad": {"learning_rate": 0.001, "initial_accumulator_value": 0.1, "epsilon": 1e-7},
+    "rmsprop": {
+        "learning_rate": 0.001,
+        "rho": 0.9,
+        "momentum": 0.0,
+        "epsilon": 1e-7,
+        "centered": False,
+    },
+}
+
+# Settings every optimizer takes (BaseOptimizer.__init__); None means off.
+COMMON_OPTIMIZER_SETTINGS: dict[str, Any] = {
+    "weight_decay": None,
+    "clipnorm": None,
+    "clipvalue": None,
+    "global_clipnorm": None,
+}
+
+
+def optimizer_settings(name: str, **overrides: Any) -> dict[str, Any]:
+    """Every hyperparameter of optimizer ``name``: Keras's defaults, then ``overrides``."""
+    _check_name("optimizer", name, OPTIMIZERS)
+    settings = {**COMMON_OPTIMIZER_SETTINGS, **OPTIMIZER_DEFAULTS[name]}
+    unknown = sorted(set(overrides) - set(settings))
+    if unknown:
+        raise ValueError(f"Unknown settings for {name}: {unknown}. Known: {sorted(settings)}")
+    settings.update(overrides)
+    clipping = [k for k in ("clipnorm", "clipvalue", "global_clipnorm") if settings[k] is not None]
+    if len(clipping) > 1:
+        raise ValueError(
+            f"Only one of clipnorm, clipvalue and global_clipnorm can be set: {clipping}"
+        )
+    return settings
+
+
+def optimizer_state(
+    name: str, params: Sequence[ArrayLike], settings: dict[str, Any]
+) -> list[dict[str, FloatArray]]:
+    """The slots Keras's build() creates, one dict per parameter array, all zeros except
+    Adagrad's accumulator (initial_accumulator_value)."""
+    _check_name("optimizer", name, OPTIMIZERS)
+    state: list[dict[str, FloatArray]] = []
+    for w in params:
+        shape = np.shape(w)
+        slots: dict[str, FloatArray] = {}
+        if name == "sgd":
+            if settings["momentum"] != 0:
+                slots["momentum"] = np.zeros(shape)
+        elif name in ("adam", "adamw"):
+            slots["momentum"] = np.zeros(shape)
+            slots["velocity"] = np.zeros(shape)
+            if settings["amsgrad"]:
+                slots["velocity_hat"] = np.zeros(shape)
+        elif name == "adagrad":
+            slots["accumulator"] = np.full(shape, float(settings["initial_accumulator_value"]))
+        else:  # rmsprop
+            slots["velocity"] = np.zeros(shape)
+            if settings["momentum"] > 0:
+                slots["momentum"] = np.zeros(shape)
+            if settings["centered"]:
+                slots["average_gradient"] = np.zeros(shape)
+        state.append(slots)
+    return state
+
+
+def clip_by_norm(g: ArrayLike, clipnorm: float) -> FloatArray:
+    """One array scaled to L2 norm at most clipnorm: g * clipnorm / max(||g||, clipnorm).
+
+    (BaseOptimizer._clip_by_norm; an all-zero gradient stays zero.)
+    """
+    g = _as_float(g)
+    norm = float(np.sqrt(np.sum(g * g)))
+    return g * clipnorm / max(norm, clipnorm)
+
+
+def clip_by_global_norm(grads: Sequence[ArrayLike], clipnorm: float) -> list[FloatArray]:
+    """All arrays scaled by one factor so that their joint L2 norm is at most clipnorm:
+    g * clipnorm / max(global_norm, clipnorm), global_norm = sqrt(sum of every ||g||^2).
+
+    (keras/src/optimizers/base_optimizer.py clip_by_global_norm, which writes the factor as
+    clipnorm * min(1 / global_norm, 1 / clipnorm): the same number.)
+    """
+    arrays = [_as_float(g) for g in grads]
+    norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in arrays)))
+    return [g * clipnorm / max(norm, clipnorm) for g in arrays]
+
+
+def clip_gradients(
+    grads: Sequence[ArrayLike],
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+) -> list[FloatArray]:
+    """BaseOptimizer._clip_gradients: per-array norm, global norm or elementwise value
+    clipping (clipvalue: each element into [-clipvalue, clipvalue]); at most one is set."""
+    if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
+        raise ValueError("Only one of clipnorm, clipvalue and global_clipnorm can be set.")
+    if clipnorm is not None and clipnorm > 0:
+        return [clip_by_norm(g, clipnorm) for g in grads]
+    if global_clipnorm is not None and global_clipnorm > 0:
+        return clip_by_global_norm(grads, global_clipnorm)
+    if clipvalue is not None and clipvalue > 0:
+        return [np.clip(_as_float(g), -clipvalue, clipvalue) for g in grads]
+    return [_as_float(g) for g in grads]
+
+
+def adam_alpha(learning_rate: float, beta_1: float, beta_2: float, step: int) -> float:
+    """Adam's step size with both bias corrections folded in (adam.py):
+
+        t = step + 1,  alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)
+
+    so that w -= alpha * m / (sqrt(v) + eps) is Kingma & Ba's update with their
+    "epsilon hat" (added to the uncorrected sqrt(v)), not Algorithm 1's epsilon.
+    """
+    t = step + 1
+    return float(learning_rate * np.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t))
+
+
+def update_step(
+    name: str,
+    w: ArrayLike,
+    g: ArrayLike,
+    slots: dict[str, FloatArray],
+    learning_rate: float,
+    step: int,
+    settings: dict[str, Any],
+) -> tuple[FloatArray, dict[str, FloatArray]]:
+    """Keras's update_step for one array: the (already clipped) gradient g, the array w
+    (already decayed), its slots, the learning rate of this step and the step count.
+    Returns (new w, new slots); the inputs are not modified."""
+    _check_name("optimizer", name, OPTIMIZERS)
+    w = _as_float(w)
+    g = _as_float(g)
+    lr = learning_rate
+    new = {key: value.copy() for key, value in slots.items()}
+
+    if name == "sgd":
+        momentum = settings["momentum"]
+        if momentum == 0:
+            return w - lr * g, new
+        # velocity = momentum * velocity - lr * g;  w += velocity
+        # nesterov: w += momentum * velocity - lr * g   (with the new velocity)
+        m = momentum * new["momentum"] - lr * g
+        new["momentum"] = m
+        if settings["nesterov"]:
+            return w + (momentum * m - lr * g), new
+        return w + m, new
+
+    if name in ("adam", "adamw"):
+        beta_1, beta_2 = settings["beta_1"], settings["beta_2"]
+        alpha = adam_alpha(lr, beta_1, beta_2, step)
+        # Exponential moving averages of g and g^2, written as Keras does: m += (g - m)(1 - b1).
+        m = new["momentum"] + (g - new["momentum"]) * (1.0 - beta_1)
+        v = new["velocity"] + (g * g - new["velocity"]) * (1.0 - beta_2)
+        new["momentum"], new["velocity"] = m, v
+        if settings["amsgrad"]:
+            # AMSGrad divides by the largest second moment seen so far.
+            v = np.maximum(new["velocity_hat"], v)
+            new["velocity_hat"] = v
+        return w - m * alpha / (np.sqrt(v) + settings["epsilon"]), new
+
+    if name == "adagrad":
+        # The accumulator starts at initial_accumulator_value; epsilon sits inside the root.
+        acc = new["accumulator"] + g * g
+        new["accumulator"] = acc
+        return w - lr * g / np.sqrt(acc + settings["epsilon"]), new
+
+    # rmsprop
+    rho = settings["rho"]
+    vel = rho * new["velocity"] + (1.0 - rho) * g * g
+    new["velocity"] = vel
+    if settings["centered"]:
+        # Centered: divide by an estimate of the gradient's variance, E[g^2] - E[g]^2.
+        avg = rho * new["average_gradient"] + (1.0 - rho) * g
+        new["average_gradient"] = avg
+        denominator = vel - avg * avg + settings["epsilon"]
+    else:
+        denominator = vel + settings["epsilon"]
+    increment = lr * g / np.sqrt(denominator)
+    if settings["momentum"] > 0:
+        mom = settings["momentum"] * new["momentum"] + increment
+        new["momentum"] = mom
+        return w - mom, new
+    return w - increment, new
+
+
+def optimizer_step(
+    name: str,
+    params: Sequence[ArrayLike],
+    grads: Sequence[ArrayLike],
+    state: Sequence[dict[str, FloatArray]],
+    step: int,
+    settings: dict[str, Any],
+) -> tuple[list[FloatArray], list[dict[str, FloatArray]]]:
+    """One optimizer step (BaseOptimizer.apply) over flat lists of arrays: clip the
+    gradients, decay the weights by weight_decay * lr, then update_step each array.
+
+    ``step`` is the number of steps done before this one; ``settings`` comes from
+    optimizer_settings (its learning_rate may be a schedule). Returns new lists.
+    """
+    if not len(params) == len(grads) == len(state):
+        raise ValueError(
+            "params, grads and state need one entry per array. "
+            f"Received: {len(params)}, {len(grads)} and {len(state)}"
+        )
+    lr = learning_rate_at(settings["learning_rate"], step)
+    clipped = clip_gradients(
+        grads, settings["clipnorm"], settings["clipvalue"], settings["global_clipnorm"]
+    )
+    decay = settings["weight_decay"]
+    new_params: list[FloatArray] = []
+    new_state: list[dict[str, FloatArray]] = []
+    for w, g, slots in zip(params, clipped, state):
+        w = _as_float(w)
+        if decay:
+            # Decoupled weight decay (Loshchilov & Hutter), scaled by this step's rate.
+            w = w - w * decay * lr
+        w, slots = update_step(name, w, g, slots, lr, step, settings)
+        new_params.append(w)
+        new_state.append(slots)
+    return new_params, new_state
+
+
+def flatten_params(params: Sequence[tuple[ArrayLike, ArrayLike | None]]) -> list[FloatArray]:
+    """[(kernel, bias or None), ...] -> [kernel, bias, kernel, ...] (get_weights order)."""
+    flat: list[FloatArray] = []
+    for kernel, bias in params:
+        flat.append(_as_float(kernel))
+        if bias is not None:
+            flat.append(_as_float(bias))
+    return flat
+
+
+def unflatten_params(
+    flat: Sequence[ArrayLike], like: Sequence[tuple[ArrayLike, ArrayLike | None]]
+) -> Params:
+    """The inverse of flatten_params, with the layout (which layers have biases) of ``like``."""
+    out: Params = []
+    i = 0
+    for _, bias in like:
+        kernel = _as_float(flat[i])
+        i += 1
+        new_bias = None
+        if bias is not None:
+            new_bias = _as_float(flat[i])
+            i += 1
+        out.append((kernel, new_bias))
+    if i != len(flat):
+        raise ValueError(f"Expected {i} arrays for this layout. Received: {len(flat)}")
+    return out
+
+
+def train_steps(
+    x: ArrayLike,
+    y: ArrayLike,
+    params: Sequence[tuple[ArrayLike, ArrayLike | None]],
+    activations: Sequence[str],
+    loss_name: str,
+    optimizer: str,
+    settings: dict[str, Any],
+    batches: Sequence[ArrayLike],
+    from_logits: bool = False,
+) -> tuple[Params, list[float]]:
+    """Train with ``optimizer`` one step per entry of ``batches`` (index arrays into x, y),
+    from ``params`` and a fresh optimizer state, as train_on_batch does step by step.
+
+    Returns the final parameters and the loss of each batch (taken before its update).
+    """
+    x = _as_float(x)
+    y_all = np.asarray(y)  # not cast: sparse labels stay integers
+    current = unflatten_params(flatten_params(params), params)
+    flat = flatten_params(current)
+    state = optimizer_state(optimizer, flat, settings)
+    batch_losses: list[float] = []
+    for step, idx in enumerate(batches):
+        idx = np.asarray(idx)
+        batch_loss, grads = gradients(
+            x[idx], y_all[idx], current, activations, loss_name, from_logits
+        )
+        batch_losses.append(batch_loss)
+        flat, state = optimizer_step(optimizer, flat, flatten_params(grads), state, step, settings)
+        current = unflatten_params(flat, current)
+    return current, batch_losses
 
 
 # ---------------------------------------------------------------------------

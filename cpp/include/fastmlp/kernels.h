@@ -113,7 +113,7 @@ struct OptimizerUpdateArgs {
 };
 
 // Sparse rows times a dense matrix: for each row r, C[r, :] = sum over the listed columns c
-// (cols[starts[r]] ... cols[starts[r+1] - 1], increasing) of a(r, c) * B[c, :], with
+// (cols[starts[r]] ... cols[ends[r] - 1], increasing) of a(r, c) * B[c, :], with
 // a(r, c) = a[r*a_row + c*a_col]. Each element is the same chain as gemm's with the zero terms
 // left out, and a zero term is an exact no-op in that chain: the result is bitwise what gemm
 // (alpha 1, beta 0) gives on the dense matrix. Rows with no entries become zero.
@@ -124,7 +124,8 @@ struct SparseGemmArgs {
   std::size_t rows, n;
   const T* a;
   std::ptrdiff_t a_row, a_col;
-  const std::uint32_t* starts;  // rows + 1 entries
+  const std::uint32_t* starts;  // per row: where its entries begin in cols
+  const std::uint32_t* ends;    // and end (for packed CSR lists, ends = starts + 1)
   const std::uint32_t* cols;
   const T* b;
   std::ptrdiff_t ldb;

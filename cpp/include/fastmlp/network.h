@@ -78,19 +78,26 @@ class Network {
     AlignedBuffer<T> z, a_storage, delta;  // capacity x units each
     T* a = nullptr;  // the activation: a_storage, or z itself for a linear layer
   };
-  // The batch's nonzero inputs, per row (CSR) and per input feature (CSC), when the first layer
-  // takes the sparse path.
+  // The batch's nonzero inputs, per row and per input feature, when the first layer takes the
+  // sparse path. Row r's columns sit at row_cols[row_starts[r] .. row_ends[r]) in a fixed slot of
+  // input_dim + 8 entries, so threads index rows independently; row_prefix counts the entries
+  // before each row (for balancing). Feature k's rows are feature_rows[feature_starts[k] ..
+  // feature_starts[k + 1]), increasing.
   struct SparseInput {
     bool active = false;
-    std::vector<std::uint32_t> row_starts, row_cols;
-    std::vector<std::uint32_t> feature_starts, feature_rows, fill;
+    std::vector<std::uint32_t> row_starts, row_ends, row_prefix, row_cols;
+    std::vector<std::uint32_t> feature_starts, feature_rows, feature_fill;
   };
   void index_sparse_input(const T* x, std::size_t rows);
   // C = A @ B (alpha 1, beta 0), split over the pool's threads by columns or rows of C.
   void parallel_gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t a_row,
                      std::ptrdiff_t a_col, const T* b, std::ptrdiff_t b_row, std::ptrdiff_t b_col,
                      T* c, std::ptrdiff_t ldc);
+  // Split by output columns.
   void parallel_sparse_gemm(const SparseGemmArgs<T>& args);
+  // fn(r0, r1, j0, j1) over blocks of a rows x cols activation step, in parallel.
+  template <class F>
+  void for_blocks(std::size_t rows, std::size_t cols, Activation act, F&& fn);
   T* pack_buffer(std::size_t task);
 
   std::size_t input_dim_;

@@ -72,13 +72,14 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value: LearningRate) -> None:
+        # Validate everything before changing anything: a refused value leaves no trace.
         if not isinstance(value, LearningRateSchedule):
             value = _number(value, "learning_rate")
-        self._learning_rate = value
         trainer = self._trainer()
+        if trainer is not None and isinstance(value, LearningRateSchedule):
+            raise ValueError("A schedule can only be set before compile().")
+        self._learning_rate = value
         if trainer is not None:
-            if isinstance(value, LearningRateSchedule):
-                raise ValueError("A schedule can only be set before compile().")
             trainer.learning_rate = value
 
     @property

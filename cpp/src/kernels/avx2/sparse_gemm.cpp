@@ -49,7 +49,7 @@ void sparse_block(const SparseGemmArgs<T>& p, std::size_t j0, typename Vec<T>::m
   constexpr std::size_t L = V::lanes;
   const reg lr = V::set1(p.learning_rate);
   for (std::size_t r = 0; r < p.rows; ++r) {
-    const std::uint32_t begin = p.starts[r], end = p.starts[r + 1];
+    const std::uint32_t begin = p.starts[r], end = p.ends[r];
     if (p.update != nullptr && begin == end) continue;  // w - lr * 0 == w
     reg acc[NV];
     for (int v = 0; v < NV; ++v) acc[v] = V::zero();

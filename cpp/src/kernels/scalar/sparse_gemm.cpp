@@ -16,12 +16,12 @@ std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx) {
 template <class T>
 void sparse_gemm(const SparseGemmArgs<T>& p) {
   for (std::size_t r = 0; r < p.rows; ++r) {
-    const bool empty = p.starts[r] == p.starts[r + 1];
+    const bool empty = p.starts[r] == p.ends[r];
     if (p.update != nullptr && empty) continue;  // w - lr * 0 == w
     T* out = (p.update != nullptr ? p.update : p.c) + std::ptrdiff_t(r) * p.ldc;
     for (std::size_t j = 0; j < p.n; ++j) {
       T sum = 0;
-      for (std::uint32_t e = p.starts[r]; e < p.starts[r + 1]; ++e) {
+      for (std::uint32_t e = p.starts[r]; e < p.ends[r]; ++e) {
         const std::size_t k = p.cols[e];
         sum += p.a[std::ptrdiff_t(r) * p.a_row + std::ptrdiff_t(k) * p.a_col] * p.b[std::ptrdiff_t(k) * p.ldb + j];
       }
