@@ -90,7 +90,19 @@ void bind(py::module_& m, const char* name) {
             n.predict(x.data, x.rows, batch_size, o);
             return out;
           },
-          py::arg("x"), py::arg("batch_size"));
+          py::arg("x"), py::arg("batch_size"))
+      .def(
+          "predict_small",
+          [](Net& n, const py::array& x_arr) {
+            // The low-overhead call for a few rows already in the right dtype and layout (the
+            // Python fast path checked that): finiteness is checked here, then one forward pass.
+            const auto x = contiguous<T>(x_arr, "x", 2, n.input_dim());
+            n.check_finite(x.data, x.rows);
+            py::array_t<T> out({py::ssize_t(x.rows), py::ssize_t(n.output_dim())});
+            if (x.rows != 0) n.predict(x.data, x.rows, x.rows, out.mutable_data());
+            return out;
+          },
+          py::arg("x"));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -18,6 +19,8 @@ namespace {
 constexpr std::size_t kMinParallelWork = 1 << 15;
 // Elementwise steps (activations) go parallel from this many elements.
 constexpr std::size_t kMinParallelElements = 2048;
+// Batches up to this many rows skip gemm (its packing costs more than it saves there).
+constexpr std::size_t kSmallBatch = 4;
 // The first layer takes the sparse path when at most this fraction of the batch's inputs is
 // nonzero: per nonzero the sparse kernel costs about 2.5x what gemm spends per input element
 // (measured on the 784-100 MNIST layer), and it keeps winning below ~40% density.
@@ -64,6 +67,14 @@ Network<T>::Network(std::size_t input_dim, std::vector<LayerSpec> specs) : input
       layer.bias_grad.resize(out);
     }
   }
+  // Every input index, for the small-batch path: row r lists [0, fan_in).
+  std::size_t widest = 0;
+  for (std::size_t l = 0; l < specs.size(); ++l) widest = std::max(widest, fan_in(l));
+  all_indices_.resize(widest);
+  for (std::size_t i = 0; i < widest; ++i) all_indices_[i] = std::uint32_t(i);
+  all_starts_.assign(kSmallBatch, 0);
+  all_ends_.resize(specs.size());
+  for (std::size_t l = 0; l < specs.size(); ++l) all_ends_[l].assign(kSmallBatch, std::uint32_t(fan_in(l)));
 }
 
 template <class T>
@@ -185,7 +196,14 @@ void Network<T>::index_sparse_input(const T* x, std::size_t rows) {
   for (std::size_t r = 0; r < rows; ++r) s.row_prefix[r + 1] = s.row_prefix[r] + (s.row_ends[r] - s.row_starts[r]);
   const std::size_t nnz = s.row_prefix[rows];
   s.active = double(nnz) <= g_sparse_density.load(std::memory_order_relaxed) * double(rows * in);
-  if (!s.active) return;
+  s.nnz = nnz;
+  s.rows = rows;
+}
+
+template <class T>
+void Network<T>::index_sparse_features() {
+  SparseInput& s = sparse_;
+  const std::size_t in = input_dim_, rows = s.rows, nnz = s.nnz;
   // The same entries per input feature, rows increasing: a counting sort (one thread: split
   // between cores it cost more in cache traffic than it saved).
   s.feature_starts.assign(in + 1, 0);
@@ -212,6 +230,12 @@ void Network<T>::forward(const T* x, std::size_t rows) {
     if (l == 0 && sparse_.active) {
       parallel_sparse_gemm({rows, out, x, std::ptrdiff_t(in_dim), 1, sparse_.row_starts.data(),
                             sparse_.row_ends.data(), sparse_.row_cols.data(), layer.kernel.data(),
+                            std::ptrdiff_t(out), layer.z.data(), std::ptrdiff_t(out)});
+    } else if (rows <= kSmallBatch) {
+      // A few rows: the sparse kernel with every index listed skips gemm's packing, and runs
+      // the same FMA chains (so the result is bitwise gemm's).
+      parallel_sparse_gemm({rows, out, in, std::ptrdiff_t(in_dim), 1, all_starts_.data(),
+                            all_ends_[l].data(), all_indices_.data(), layer.kernel.data(),
                             std::ptrdiff_t(out), layer.z.data(), std::ptrdiff_t(out)});
     } else {
       parallel_gemm(rows, out, in_dim, in, std::ptrdiff_t(in_dim), 1, layer.kernel.data(),
@@ -247,6 +271,7 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
     const T* in = l == 0 ? x : layers_[l - 1].a;
     // dW = in^T @ delta: in read transposed through its strides (or its nonzeros, per feature).
     if (l == 0 && sparse_.active) {
+      index_sparse_features();
       SparseGemmArgs<T> args{in_dim, out, x, 1, std::ptrdiff_t(in_dim), sparse_.feature_starts.data(),
                              sparse_.feature_starts.data() + 1, sparse_.feature_rows.data(),
                              layer.delta.data(), std::ptrdiff_t(out), layer.kernel_grad.data(),
@@ -287,6 +312,14 @@ void Network<T>::predict(const T* x, std::size_t n, std::size_t batch, T* out) {
     forward(x + start * input_dim_, rows);
     std::memcpy(out + start * out_dim, output(), rows * out_dim * sizeof(T));
   }
+}
+
+template <class T>
+void Network<T>::check_finite(const T* x, std::size_t rows) const {
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t j = 0; j < input_dim_; ++j)
+      if (!std::isfinite(x[r * input_dim_ + j]))
+        throw std::invalid_argument("`x` contains NaN or infinity (first in sample " + std::to_string(r) + ")");
 }
 
 template class Network<float>;

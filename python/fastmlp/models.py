@@ -475,7 +475,25 @@ class Sequential:
 
     def predict_on_batch(self, x: Any) -> Array:
         """Outputs for exactly this batch (no progress output)."""
-        x_arr = self._x(x)
+        network = self._network
+        # Fast path for the common per-sample loop: an array already in the model's dtype and
+        # layout skips the Python-side conversion (the core still checks finiteness).
+        if (
+            network is not None
+            and type(x) is np.ndarray
+            and x.dtype == self._dtype
+            and x.ndim == 2
+            and x.shape[0] != 0
+            and x.shape[1] == network.input_dim
+            and x.flags.c_contiguous
+            and self._sample_shape == (network.input_dim,)
+        ):
+            try:
+                fast: Array = network.predict_small(x)
+            except ValueError as error:
+                raise ValueError(str(error)) from None
+            return fast
+        x_arr = self._x(x)  # builds the model if needed
         out: Array = self._network.predict(x_arr, x_arr.shape[0])
         return out
 

@@ -70,6 +70,8 @@ class Network {
 
   // Predictions for n rows, `batch` rows at a time, into out (n x output_dim).
   void predict(const T* x, std::size_t n, std::size_t batch, T* out);
+  // Throws std::invalid_argument naming the first sample with NaN or infinity.
+  void check_finite(const T* x, std::size_t rows) const;
 
  private:
   struct Layer {
@@ -85,10 +87,13 @@ class Network {
   // feature_starts[k + 1]), increasing.
   struct SparseInput {
     bool active = false;
+    std::size_t rows = 0, nnz = 0;
     std::vector<std::uint32_t> row_starts, row_ends, row_prefix, row_cols;
     std::vector<std::uint32_t> feature_starts, feature_rows, feature_fill;
   };
   void index_sparse_input(const T* x, std::size_t rows);
+  // The per-feature lists, from the per-row ones (needed only by a backward pass).
+  void index_sparse_features();
   // C = A @ B (alpha 1, beta 0), split over the pool's threads by columns or rows of C.
   void parallel_gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t a_row,
                      std::ptrdiff_t a_col, const T* b, std::ptrdiff_t b_row, std::ptrdiff_t b_col,
@@ -105,6 +110,9 @@ class Network {
   std::size_t capacity_ = 0;
   std::vector<AlignedBuffer<T>> packs_;  // GEMM packing scratch, one per task
   SparseInput sparse_;
+  // The full index list [0, fan_in) for small batches, with per-row starts (0) and ends.
+  std::vector<std::uint32_t> all_indices_, all_starts_;
+  std::vector<std::vector<std::uint32_t>> all_ends_;
 };
 
 }  // namespace fastmlp
