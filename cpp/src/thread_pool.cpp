@@ -93,20 +93,21 @@ void ThreadPool::worker_loop(std::size_t) {
     for (;;) {
       const std::size_t task = next_task_.fetch_add(1, std::memory_order_acq_rel);
       if (task >= job_tasks_) break;
-      (*job_)(task);
+      job_(job_context_, task);
       pending_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 }
 
-void ThreadPool::run(std::size_t tasks, const std::function<void(std::size_t)>& fn) {
+void ThreadPool::run_tasks(std::size_t tasks, Task fn, void* context) {
   if (tasks == 0) return;
   std::unique_lock<std::mutex> lock(run_mutex_, std::try_to_lock);
   if (tasks == 1 || !lock.owns_lock() || workers_.empty()) {
-    for (std::size_t t = 0; t < tasks; ++t) fn(t);
+    for (std::size_t t = 0; t < tasks; ++t) fn(context, t);
     return;
   }
-  job_ = &fn;
+  job_ = fn;
+  job_context_ = context;
   job_tasks_ = tasks;
   pending_.store(tasks, std::memory_order_release);
   next_task_.store(0, std::memory_order_release);
@@ -118,7 +119,7 @@ void ThreadPool::run(std::size_t tasks, const std::function<void(std::size_t)>& 
   for (;;) {
     const std::size_t task = next_task_.fetch_add(1, std::memory_order_acq_rel);
     if (task >= tasks) break;
-    fn(task);
+    fn(context, task);
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
   while (pending_.load(std::memory_order_acquire) != 0) FASTMLP_PAUSE();

@@ -6,7 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
-#include <functional>
+#include <type_traits>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -23,7 +23,12 @@ class ThreadPool {
 
   // Runs fn(0) ... fn(tasks - 1), spread over the threads (the caller runs its share), and
   // returns when all are done. If the pool is busy (another caller), runs them all here.
-  void run(std::size_t tasks, const std::function<void(std::size_t)>& fn);
+  // Takes the callable by reference (no std::function: nothing is allocated per call).
+  template <class F>
+  void run(std::size_t tasks, F&& fn) {
+    run_tasks(tasks, [](void* f, std::size_t t) { (*static_cast<std::remove_reference_t<F>*>(f))(t); },
+              const_cast<void*>(static_cast<const void*>(&fn)));
+  }
 
   ~ThreadPool();
 
@@ -32,6 +37,8 @@ class ThreadPool {
   void start_workers(std::size_t workers);
   void stop_workers();
   void worker_loop(std::size_t index);
+  using Task = void (*)(void*, std::size_t);
+  void run_tasks(std::size_t tasks, Task task, void* context);
 
   std::atomic<std::size_t> num_threads_{1};
   std::mutex run_mutex_;  // one job at a time
@@ -39,7 +46,8 @@ class ThreadPool {
   std::condition_variable wake_;
   std::vector<std::thread> workers_;
   // The current job.
-  const std::function<void(std::size_t)>* job_ = nullptr;
+  Task job_ = nullptr;
+  void* job_context_ = nullptr;
   std::size_t job_tasks_ = 0;
   std::atomic<std::size_t> next_task_{0};
   std::atomic<std::size_t> pending_{0};
