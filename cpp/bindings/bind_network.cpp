@@ -4,6 +4,8 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <memory>
 #include <string>
 
@@ -14,15 +16,29 @@ namespace fastmlp::bindings {
 
 namespace {
 
+// penalties: per layer (kernel l1, kernel l2, bias l1, bias l2), or empty for none.
 template <class T>
 std::shared_ptr<Network<T>> make_network(std::size_t input_dim, const std::vector<std::size_t>& units,
                                          const std::vector<std::string>& activations,
-                                         const std::vector<bool>& use_bias) {
+                                         const std::vector<bool>& use_bias,
+                                         const std::vector<std::array<double, 4>>& penalties) {
   if (units.size() != activations.size() || units.size() != use_bias.size())
     throw py::value_error("units, activations and use_bias must have the same length");
+  if (!penalties.empty() && penalties.size() != units.size())
+    throw py::value_error("one penalty entry per layer is needed");
   std::vector<LayerSpec> specs;
-  for (std::size_t l = 0; l < units.size(); ++l)
-    specs.push_back({units[l], parse_activation(activations[l]), bool(use_bias[l])});
+  for (std::size_t l = 0; l < units.size(); ++l) {
+    LayerSpec spec{units[l], parse_activation(activations[l]), bool(use_bias[l])};
+    if (!penalties.empty()) {
+      for (double v : penalties[l])
+        if (!(v >= 0) || !std::isfinite(v)) throw py::value_error("regularization factors must be finite and >= 0");
+      spec.kernel_l1 = penalties[l][0];
+      spec.kernel_l2 = penalties[l][1];
+      spec.bias_l1 = penalties[l][2];
+      spec.bias_l2 = penalties[l][3];
+    }
+    specs.push_back(spec);
+  }
   return std::make_shared<Network<T>>(input_dim, std::move(specs));
 }
 
@@ -48,7 +64,9 @@ void bind(py::module_& m, const char* name) {
   using Net = Network<T>;
   py::class_<Net, std::shared_ptr<Net>>(m, name)
       .def(py::init(&make_network<T>), py::arg("input_dim"), py::arg("units"),
-           py::arg("activations"), py::arg("use_bias"))
+           py::arg("activations"), py::arg("use_bias"),
+           py::arg("penalties") = std::vector<std::array<double, 4>>{})
+      .def("regularization_penalty", &Net::regularization_penalty)
       .def_property_readonly("input_dim", &Net::input_dim)
       .def_property_readonly("output_dim", &Net::output_dim)
       .def_property_readonly("num_layers", &Net::num_layers)

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <vector>
 #include <string>
@@ -17,7 +18,8 @@ namespace fastmlp::bindings {
 namespace {
 
 template <class T>
-DataView<T> data_view(Trainer<T>& t, const py::array& x_arr, const py::array& y_arr) {
+DataView<T> data_view(Trainer<T>& t, const py::array& x_arr, const py::array& y_arr,
+                      const py::object& weights = py::none()) {
   const Network<T>& net = t.network();
   const auto x = contiguous<T>(x_arr, "x", 2, net.input_dim());
   DataView<T> d{x.data, x.rows, nullptr, nullptr};
@@ -29,6 +31,13 @@ DataView<T> data_view(Trainer<T>& t, const py::array& x_arr, const py::array& y_
     const auto y = contiguous<T>(y_arr, "y", 2, net.output_dim());
     if (y.rows != x.rows) throw py::value_error("x and y have different numbers of samples");
     d.y = y.data;
+  }
+  if (!weights.is_none()) {
+    const auto w = contiguous<T>(weights.cast<py::array>(), "sample_weight", 1);
+    if (w.rows != x.rows) throw py::value_error("sample_weight must have one weight per sample");
+    for (std::size_t i = 0; i < w.rows; ++i)
+      if (!std::isfinite(w.data[i])) throw py::value_error("sample_weight must be finite");
+    d.weights = w.data;
   }
   return d;
 }
@@ -110,30 +119,30 @@ void bind(py::module_& m, const char* name) {
       .def(
           "train_batches",
           [](Tr& t, const py::array& x, const py::array& y,
-             std::size_t batch_size, std::size_t first, std::size_t count) {
-            const DataView<T> d = data_view(t, x, y);
+             std::size_t batch_size, std::size_t first, std::size_t count, const py::object& w) {
+            const DataView<T> d = data_view(t, x, y, w);
             py::gil_scoped_release release;
             return t.train_batches(d, batch_size, first, count);
           },
           py::arg("x"), py::arg("y"), py::arg("batch_size"), py::arg("first"),
-          py::arg("count"))
+          py::arg("count"), py::arg("sample_weight") = py::none())
       .def(
           "train_on_batch",
-          [](Tr& t, const py::array& x, const py::array& y) {
-            const DataView<T> d = data_view(t, x, y);
+          [](Tr& t, const py::array& x, const py::array& y, const py::object& w) {
+            const DataView<T> d = data_view(t, x, y, w);
             py::gil_scoped_release release;
             return t.train_on_batch(d);
           },
-          py::arg("x"), py::arg("y"))
+          py::arg("x"), py::arg("y"), py::arg("sample_weight") = py::none())
       .def(
           "evaluate",
           [](Tr& t, const py::array& x, const py::array& y,
-             std::size_t batch_size) {
-            const DataView<T> d = data_view(t, x, y);
+             std::size_t batch_size, const py::object& w) {
+            const DataView<T> d = data_view(t, x, y, w);
             py::gil_scoped_release release;
             return t.evaluate(d, batch_size);
           },
-          py::arg("x"), py::arg("y"), py::arg("batch_size"))
+          py::arg("x"), py::arg("y"), py::arg("batch_size"), py::arg("sample_weight") = py::none())
       .def(
           "compute_gradients",
           [](Tr& t, const py::array& x, const py::array& y) {

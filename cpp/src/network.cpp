@@ -276,7 +276,7 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
                              sparse_.feature_starts.data() + 1, sparse_.feature_rows.data(),
                              layer.delta.data(), std::ptrdiff_t(out), layer.kernel_grad.data(),
                              std::ptrdiff_t(out)};
-      if (sgd_learning_rate != nullptr) {
+      if (sgd_learning_rate != nullptr && !layer.spec.kernel_regularized()) {
         args.update = layer.kernel.data();
         args.learning_rate = *sgd_learning_rate;
         fused = true;
@@ -288,6 +288,12 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
     }
     if (layer.spec.use_bias)
       k.column_sum(rows, out, layer.delta.data(), std::ptrdiff_t(out), layer.bias_grad.data());
+    // The penalties' gradients join the loss's (a fused update already applied the kernel's).
+    if (layer.spec.kernel_regularized() && !(l == 0 && fused))
+      k.regularize(in_dim * out, T(layer.spec.kernel_l1), T(layer.spec.kernel_l2), layer.kernel.data(),
+                   layer.kernel_grad.data());
+    if (layer.spec.use_bias && layer.spec.bias_regularized())
+      k.regularize(out, T(layer.spec.bias_l1), T(layer.spec.bias_l2), layer.bias.data(), layer.bias_grad.data());
     if (l == 0) break;
     // dA_prev = delta @ W^T, then through the previous layer's activation, in place.
     Layer& prev = layers_[l - 1];
@@ -312,6 +318,21 @@ void Network<T>::predict(const T* x, std::size_t n, std::size_t batch, T* out) {
     forward(x + start * input_dim_, rows);
     std::memcpy(out + start * out_dim, output(), rows * out_dim * sizeof(T));
   }
+}
+
+template <class T>
+double Network<T>::regularization_penalty() const {
+  const KernelTable<T>& k = kernels<T>();
+  double penalty = 0;
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& layer = layers_[l];
+    if (layer.spec.kernel_regularized())
+      penalty += k.regularize(fan_in(l) * layer.spec.units, T(layer.spec.kernel_l1), T(layer.spec.kernel_l2),
+                              layer.kernel.data(), nullptr);
+    if (layer.spec.use_bias && layer.spec.bias_regularized())
+      penalty += k.regularize(layer.spec.units, T(layer.spec.bias_l1), T(layer.spec.bias_l2), layer.bias.data(), nullptr);
+  }
+  return penalty;
 }
 
 template <class T>

@@ -64,8 +64,8 @@ std::size_t Trainer<T>::num_batches(std::size_t batch_size) const {
 }
 
 template <class T>
-void Trainer<T>::forward_loss(const T* x, const T* y, const std::int32_t* labels, std::size_t rows,
-                              bool gradients, Totals& totals) {
+void Trainer<T>::forward_loss(const T* x, const T* y, const std::int32_t* labels, const T* weights,
+                              std::size_t rows, bool gradients, Totals& totals) {
   Network<T>& net = *net_;
   const std::size_t out = net.output_dim();
   if (labels != nullptr) {
@@ -85,12 +85,13 @@ void Trainer<T>::forward_loss(const T* x, const T* y, const std::int32_t* labels
                          y,
                          std::ptrdiff_t(out),
                          labels,
-                         nullptr,
+                         weights,
                          T(1) / T(rows),
                          gradients ? net.output_delta() : nullptr,
                          std::ptrdiff_t(out),
                          nullptr};
-  totals.loss += kernels<T>().loss(args);
+  // Keras adds the weight penalties to the batch's mean loss: here, to every sample's.
+  totals.loss += kernels<T>().loss(args) + net.regularization_penalty() * double(rows);
   if (gradients && !uses_logits_) net.output_activation_backward(rows);
   for (std::size_t m = 0; m < config_.metrics.size(); ++m)
     totals.metrics[m] += metric_sum<T>(config_.metrics[m], rows, out, net.output(),
@@ -120,6 +121,7 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
   batch_x_.reserve_at_least(batch_size * in);
   if (data.y != nullptr) batch_y_.reserve_at_least(batch_size * out);
   batch_labels_.resize(batch_size);
+  if (data.weights != nullptr) batch_w_.reserve_at_least(batch_size);
   Totals totals = empty_totals();
   const std::size_t batches = num_batches(batch_size);
   for (std::size_t b = first; b < first + count && b < batches; ++b) {
@@ -135,10 +137,12 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
         std::memcpy(batch_x_.data() + r * in, data.x + i * in, in * sizeof(T));
         if (data.y != nullptr) std::memcpy(batch_y_.data() + r * out, data.y + i * out, out * sizeof(T));
         if (data.labels != nullptr) batch_labels_[r] = data.labels[i];
+        if (data.weights != nullptr) batch_w_[r] = data.weights[i];
       }
     });
     forward_loss(batch_x_.data(), data.y != nullptr ? batch_y_.data() : nullptr,
-                 data.labels != nullptr ? batch_labels_.data() : nullptr, rows, true, totals);
+                 data.labels != nullptr ? batch_labels_.data() : nullptr,
+                 data.weights != nullptr ? batch_w_.data() : nullptr, rows, true, totals);
     update(batch_x_.data(), rows);
   }
   return totals;
@@ -149,7 +153,7 @@ Totals Trainer<T>::train_on_batch(const DataView<T>& data) {
   check_data(data);
   if (data.n == 0) throw std::invalid_argument("the batch is empty");
   Totals totals = empty_totals();
-  forward_loss(data.x, data.y, data.labels, data.n, true, totals);
+  forward_loss(data.x, data.y, data.labels, data.weights, data.n, true, totals);
   update(data.x, data.n);
   return totals;
 }
@@ -163,7 +167,8 @@ Totals Trainer<T>::evaluate(const DataView<T>& data, std::size_t batch_size) {
   for (std::size_t start = 0; start < data.n; start += batch_size) {
     const std::size_t rows = std::min(batch_size, data.n - start);
     forward_loss(data.x + start * in, data.y == nullptr ? nullptr : data.y + start * out,
-                 data.labels == nullptr ? nullptr : data.labels + start, rows, false, totals);
+                 data.labels == nullptr ? nullptr : data.labels + start,
+                 data.weights == nullptr ? nullptr : data.weights + start, rows, false, totals);
   }
   return totals;
 }
@@ -173,7 +178,7 @@ double Trainer<T>::compute_gradients(const DataView<T>& data) {
   check_data(data);
   if (data.n == 0) throw std::invalid_argument("the batch is empty");
   Totals totals = empty_totals();
-  forward_loss(data.x, data.y, data.labels, data.n, true, totals);
+  forward_loss(data.x, data.y, data.labels, data.weights, data.n, true, totals);
   net_->backward(data.x, data.n);
   return totals.loss / double(data.n);
 }

@@ -25,6 +25,7 @@ from . import (  # noqa: E402  (the ISA must be chosen before anything runs a ke
     models,
     optimizers,
     reference,
+    regularizers,
     saving,
     utils,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "models",
     "optimizers",
     "reference",
+    "regularizers",
     "saving",
     "utils",
 ]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from . import activations, initializers
+from . import activations, initializers, regularizers
 
 if TYPE_CHECKING:
     from .models import Sequential
@@ -98,6 +98,7 @@ class Dense(Layer):
         activation: "linear" (or None), "sigmoid", "tanh", "relu" or "softmax".
         use_bias: whether to add a bias vector.
         kernel_initializer, bias_initializer: Keras names or ``fastmlp.initializers`` objects.
+        kernel_regularizer, bias_regularizer: ``fastmlp.regularizers`` penalties (or names).
         input_shape: optional shape of one sample, for a first layer without ``Input``.
     """
 
@@ -108,6 +109,8 @@ class Dense(Layer):
         use_bias: bool = True,
         kernel_initializer: initializers.InitializerLike = "glorot_uniform",
         bias_initializer: initializers.InitializerLike = "zeros",
+        kernel_regularizer: regularizers.RegularizerLike = None,
+        bias_regularizer: regularizers.RegularizerLike = None,
         input_shape: Any = None,
         name: Optional[str] = None,
     ) -> None:
@@ -125,6 +128,8 @@ class Dense(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         self.input_shape = None if input_shape is None else _check_shape(input_shape, "input_shape")
 
     def _initial_weights(self, fan_in: int, dtype: str) -> list[NDArray[np.floating]]:
@@ -132,6 +137,16 @@ class Dense(Layer):
         if not self.use_bias:
             return [kernel]
         return [kernel, self.bias_initializer((self.units,), dtype)]
+
+    def _penalties(self) -> list[float]:
+        """(kernel l1, kernel l2, bias l1, bias l2) for the core."""
+        k, b = self.kernel_regularizer, self.bias_regularizer
+        return [
+            k.l1 if k else 0.0,
+            k.l2 if k else 0.0,
+            b.l1 if b else 0.0,
+            b.l2 if b else 0.0,
+        ]
 
     def _network(self) -> Any:
         if self._model is None or self._model._network is None:
@@ -201,6 +216,8 @@ class Dense(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
             "input_shape": self.input_shape,
         }
 
@@ -210,6 +227,8 @@ class Dense(Layer):
         for key in ("kernel_initializer", "bias_initializer"):
             if isinstance(settings.get(key), dict):
                 settings[key] = initializers.deserialize(settings[key])
+        for key in ("kernel_regularizer", "bias_regularizer"):
+            settings[key] = regularizers.deserialize(settings.get(key))
         return cls(**settings)
 
     def __repr__(self) -> str:

@@ -154,6 +154,7 @@ class Sequential:
             [layer.units for layer in dense],
             [layer.activation for layer in dense],
             [layer.use_bias for layer in dense],
+            [layer._penalties() for layer in dense],
         )
         fan_in = input_dim
         for index, layer in enumerate(dense):
@@ -457,21 +458,41 @@ class Sequential:
     def __call__(self, x: Any) -> Array:
         return self.predict(x, verbose=0)
 
-    def train_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Union[float, list[float], dict[str, float]]:
+    def _sample_weight(self, sample_weight: Any, n: int) -> Optional[Array]:
+        """Per-sample loss weights as a C-contiguous (n,) array of the model dtype, or None."""
+        if sample_weight is None:
+            return None
+        weights = _validation.as_numeric_array(sample_weight, "sample_weight")
+        if weights.ndim == 2 and weights.shape[1] == 1:
+            weights = weights[:, 0]
+        if weights.ndim != 1:
+            raise ValueError(f"`sample_weight` must have shape ({n},); received shape {weights.shape}.")
+        _validation.check_length(weights, n, "sample_weight")
+        converted = _validation.cast(weights, self._dtype)
+        _validation.check_finite(converted, "sample_weight", weights)
+        return converted
+
+    def train_on_batch(
+        self, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False
+    ) -> Union[float, list[float], dict[str, float]]:
         """One gradient step on exactly this batch; returns its loss (and metrics) before the step."""
         self._check_compiled("train_on_batch")
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
-        totals = self._compiled_trainer().train_on_batch(x_arr, y_arr)
+        weights = self._sample_weight(sample_weight, x_arr.shape[0])
+        totals = self._compiled_trainer().train_on_batch(x_arr, y_arr, weights)
         return self._result(self._logs(totals), return_dict)
 
-    def test_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Union[float, list[float], dict[str, float]]:
+    def test_on_batch(
+        self, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False
+    ) -> Union[float, list[float], dict[str, float]]:
         """Loss (and metrics) on exactly this batch, without training."""
         self._check_compiled("test_on_batch")
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
+        weights = self._sample_weight(sample_weight, x_arr.shape[0])
         trainer = self._compiled_trainer()
-        return self._result(self._logs(trainer.evaluate(x_arr, y_arr, x_arr.shape[0])), return_dict)
+        return self._result(self._logs(trainer.evaluate(x_arr, y_arr, x_arr.shape[0], weights)), return_dict)
 
     def predict_on_batch(self, x: Any) -> Array:
         """Outputs for exactly this batch (no progress output)."""

@@ -16,6 +16,10 @@ struct LayerSpec {
   std::size_t units;
   Activation activation;
   bool use_bias;
+  // Keras's L1L2 penalties on the kernel and the bias (0: none), added to the loss.
+  double kernel_l1 = 0, kernel_l2 = 0, bias_l1 = 0, bias_l2 = 0;
+  bool kernel_regularized() const { return kernel_l1 != 0 || kernel_l2 != 0; }
+  bool bias_regularized() const { return bias_l1 != 0 || bias_l2 != 0; }
 };
 
 // The first layer reads only the nonzero inputs of a batch when their fraction is at most this
@@ -67,6 +71,9 @@ class Network {
   // to its kernel directly (bitwise the same as gradient then update, without writing the
   // gradient); returns true when it did, so the optimizer skips that array.
   bool backward(const T* x, std::size_t rows, const T* sgd_learning_rate = nullptr);
+
+  // The weight penalties of every layer (the regularization loss Keras adds to the loss).
+  double regularization_penalty() const;
 
   // Predictions for n rows, `batch` rows at a time, into out (n x output_dim).
   void predict(const T* x, std::size_t n, std::size_t batch, T* out);

@@ -24,6 +24,7 @@ struct DataView {
   std::size_t n;
   const T* y;
   const std::int32_t* labels;
+  const T* weights = nullptr;  // per-sample loss weights (Keras's sample_weight), or null
 };
 
 struct TrainingConfig {
@@ -65,8 +66,8 @@ class Trainer {
  private:
   // Forward, loss (gradient into the network when `gradients`), metrics; x/y/labels are the
   // batch's own contiguous rows.
-  void forward_loss(const T* x, const T* y, const std::int32_t* labels, std::size_t rows,
-                    bool gradients, Totals& totals);
+  void forward_loss(const T* x, const T* y, const std::int32_t* labels, const T* weights,
+                    std::size_t rows, bool gradients, Totals& totals);
   // Backward pass and optimizer step for the batch x of the last forward.
   void update(const T* x, std::size_t rows);
   void check_data(const DataView<T>& data) const;
@@ -78,7 +79,7 @@ class Trainer {
   Optimizer<T> optimizer_;
   Rng rng_;
   std::vector<std::uint32_t> order_;
-  AlignedBuffer<T> batch_x_, batch_y_;
+  AlignedBuffer<T> batch_x_, batch_y_, batch_w_;
   std::vector<std::int32_t> batch_labels_;
 };
 
