@@ -48,9 +48,10 @@ def set_num_threads(n: int) -> None:
     """Use ``n`` threads for training and prediction (results are identical for every ``n``)."""
     import numbers
 
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= 1024:
+    given: object = n  # validated here: users pass anything
+    if isinstance(given, bool) or not isinstance(given, numbers.Integral) or not 1 <= int(given) <= 1024:
         raise ValueError(f"`n` must be an integer from 1 to 1024. Received: n={n!r}")
-    _core.set_num_threads(int(n))
+    _core.set_num_threads(int(given))
 
 
 def get_num_threads() -> int:
@@ -63,10 +64,9 @@ __all__ = [
     "__version__",
     "active_isa",
     "available_isas",
-    "get_num_threads",
-    "set_num_threads",
     "callbacks",
     "config",
+    "get_num_threads",
     "initializers",
     "layers",
     "losses",
@@ -76,5 +76,6 @@ __all__ = [
     "reference",
     "regularizers",
     "saving",
+    "set_num_threads",
     "utils",
 ]

@@ -7,7 +7,8 @@ built (when the input size is known), in Keras's layout: kernel ``(in, out)``, b
 from __future__ import annotations
 
 import numbers
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 from numpy.typing import NDArray
@@ -74,7 +75,7 @@ class InputLayer(Layer):
         self.shape = _check_shape(shape, "shape")
 
 
-def Input(shape: Any, name: Optional[str] = None) -> InputLayer:  # noqa: N802  (Keras's name)
+def Input(shape: Any, name: Optional[str] = None) -> InputLayer:
     """``Input(shape=(784,))``: declares the input size so the model builds at once."""
     return InputLayer(shape, name=name)
 
@@ -114,9 +115,10 @@ class Dense(Layer):
         input_shape: Any = None,
         name: Optional[str] = None,
     ) -> None:
-        if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units < 1:
-            if isinstance(units, float) and units.is_integer() and units >= 1:
-                units = int(units)
+        given: Any = units  # validated here: users pass anything
+        if isinstance(given, bool) or not isinstance(given, numbers.Integral) or given < 1:
+            if isinstance(given, float) and given.is_integer() and given >= 1:
+                units = int(given)
             else:
                 raise ValueError(
                     "Received an invalid value for `units`, expected a positive integer. "

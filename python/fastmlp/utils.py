@@ -18,7 +18,7 @@ def set_random_seed(seed: int) -> None:
         raise ValueError(f"Expected `seed` to be a non-negative integer. Received: seed={seed!r}")
     _seed_stream = np.random.default_rng(int(seed))
     random.seed(int(seed))
-    np.random.seed(int(seed) % 2**32)
+    np.random.seed(int(seed) % 2**32)  # noqa: NPY002  (Keras seeds NumPy's global generator too)
 
 
 def draw_seed() -> int:

@@ -33,11 +33,11 @@ LearningRate = Union[float, LearningRateSchedule]
 def _number(value: Any, name: str, low: float = 0.0, high: float = math.inf, high_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < low or value > high or (high_open and value == high):
+    number = float(value)
+    if not math.isfinite(number) or number < low or number > high or (high_open and number == high):
         bound = f"[{low}, {high}{')' if high_open else ']'}" if high != math.inf else f">= {low}"
         raise ValueError(f"`{name}` must be {'in ' if high != math.inf else ''}{bound}. Received: {name}={value!r}")
-    return value
+    return number
 
 
 class Optimizer:
@@ -225,7 +225,9 @@ def get(identifier: OptimizerLike) -> Optimizer:
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
-        return _BY_NAME[identifier.lower()]()
+        cls: Any = _BY_NAME[identifier.lower()]  # every subclass has a default learning rate
+        optimizer: Optimizer = cls()
+        return optimizer
     raise ValueError(
         f"Could not interpret optimizer identifier: {identifier!r}. "
         f"Expected one of {sorted(_BY_NAME)} or a fastmlp.optimizers.Optimizer instance."

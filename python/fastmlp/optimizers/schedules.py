@@ -7,7 +7,8 @@ gives its value; during training the C++ core evaluates the same formula at ever
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 
 class LearningRateSchedule:
@@ -54,7 +55,7 @@ class ExponentialDecay(LearningRateSchedule):
         p = step / self.decay_steps
         if self.staircase:
             p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate**p
+        return float(self.initial_learning_rate * self.decay_rate**p)
 
     def get_config(self) -> dict[str, Any]:
         return {
