@@ -312,8 +312,8 @@ def test_predict_works_before_compile() -> None:
 
 
 def test_unknown_activation() -> None:
-    with pytest.raises(ValueError, match=r"activation.*'swish'"):
-        fm.layers.Dense(3, activation="swish")
+    with pytest.raises(ValueError, match=r"activation.*'mish'"):
+        fm.layers.Dense(3, activation="mish")
     with pytest.raises(ValueError, match=r"activation.*'Relu'"):
         fm.layers.Dense(3, activation="Relu")
 

@@ -87,9 +87,14 @@ py::array gemm(const py::array& a_arr, const py::array& b_arr, py::object c_obj,
   return c_arr;
 }
 
+// The activation's parameter: given, or its default (leaky_relu 0.2, elu 1.0).
+double alpha_or_default(const py::object& alpha, Activation act) {
+  return alpha.is_none() ? default_activation_alpha(act) : alpha.cast<double>();
+}
+
 template <class T>
 py::array bias_activation(const py::array& z_arr, py::object bias_obj, const std::string& act,
-                          py::object a_obj) {
+                          py::object a_obj, const py::object& alpha) {
   const auto z = strided<T>(z_arr, "z", true, true);
   require_columns(z, "z");
   const T* bias = nullptr;
@@ -103,14 +108,15 @@ py::array bias_activation(const py::array& z_arr, py::object bias_obj, const std
   const auto a = strided<T>(a_arr, "a", true, true);
   require_shape(a, z.rows, z.cols, "a");
   const Activation activation = parse_activation(act);
+  const T param = T(alpha_or_default(alpha, activation));
   py::gil_scoped_release release;
-  kernels<T>().bias_activation({z.rows, z.cols, activation, bias, z.data, z.rs, a.data, a.rs});
+  kernels<T>().bias_activation({z.rows, z.cols, activation, param, bias, z.data, z.rs, a.data, a.rs});
   return a_arr;
 }
 
 template <class T>
 py::array activation_backward(const std::string& act, const py::array& z_arr,
-                              const py::array& a_arr, const py::array& da_arr) {
+                              const py::array& a_arr, const py::array& da_arr, const py::object& alpha) {
   const auto z = strided<T>(z_arr, "z", false, true), a = strided<T>(a_arr, "a", false, true);
   const auto da = strided<T>(da_arr, "da", false, true);
   require_columns(z, "z");
@@ -118,9 +124,10 @@ py::array activation_backward(const std::string& act, const py::array& z_arr,
   require_shape(da, z.rows, z.cols, "da");
   auto dz = new_matrix<T>(z.rows, z.cols);
   const Activation activation = parse_activation(act);
+  const T param = T(alpha_or_default(alpha, activation));
   T* out = dz.mutable_data();
   py::gil_scoped_release release;
-  kernels<T>().activation_backward({z.rows, z.cols, activation, z.data, z.rs, a.data, a.rs,
+  kernels<T>().activation_backward({z.rows, z.cols, activation, param, z.data, z.rs, a.data, a.rs,
                                     da.data, da.rs, out, std::ptrdiff_t(z.cols)});
   return dz;
 }
@@ -301,19 +308,21 @@ void bind_kernels(py::module_& parent) {
       py::arg("beta") = 0.0, "c = alpha * a @ b + beta * c (c allocated when None); returns c.");
   m.def(
       "bias_activation",
-      [](const py::array& z, py::object bias, const std::string& act, py::object a) {
-        return by_dtype(z, [&] { return bias_activation<float>(z, bias, act, a); },
-                        [&] { return bias_activation<double>(z, bias, act, a); });
+      [](const py::array& z, py::object bias, const std::string& act, py::object a, py::object alpha) {
+        return by_dtype(z, [&] { return bias_activation<float>(z, bias, act, a, alpha); },
+                        [&] { return bias_activation<double>(z, bias, act, a, alpha); });
       },
       py::arg("z"), py::arg("bias"), py::arg("activation"), py::arg("a") = py::none(),
+      py::arg("alpha") = py::none(),
       "z += bias in place; returns a = act(z) (into `a` when given).");
   m.def(
       "activation_backward",
-      [](const std::string& act, const py::array& z, const py::array& a, const py::array& da) {
-        return by_dtype(z, [&] { return activation_backward<float>(act, z, a, da); },
-                        [&] { return activation_backward<double>(act, z, a, da); });
+      [](const std::string& act, const py::array& z, const py::array& a, const py::array& da,
+         py::object alpha) {
+        return by_dtype(z, [&] { return activation_backward<float>(act, z, a, da, alpha); },
+                        [&] { return activation_backward<double>(act, z, a, da, alpha); });
       },
-      py::arg("activation"), py::arg("z"), py::arg("a"), py::arg("da"));
+      py::arg("activation"), py::arg("z"), py::arg("a"), py::arg("da"), py::arg("alpha") = py::none());
   m.def(
       "loss",
       [](const std::string& name, bool from_logits, const py::array& pred, const py::array& y,

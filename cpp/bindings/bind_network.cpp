@@ -21,7 +21,8 @@ template <class T>
 std::shared_ptr<Network<T>> make_network(std::size_t input_dim, const std::vector<std::size_t>& units,
                                          const std::vector<std::string>& activations,
                                          const std::vector<bool>& use_bias,
-                                         const std::vector<std::array<double, 4>>& penalties) {
+                                         const std::vector<std::array<double, 4>>& penalties,
+                                         const std::vector<double>& alphas) {
   if (units.size() != activations.size() || units.size() != use_bias.size())
     throw py::value_error("units, activations and use_bias must have the same length");
   if (!penalties.empty() && penalties.size() != units.size())
@@ -29,6 +30,8 @@ std::shared_ptr<Network<T>> make_network(std::size_t input_dim, const std::vecto
   std::vector<LayerSpec> specs;
   for (std::size_t l = 0; l < units.size(); ++l) {
     LayerSpec spec{units[l], parse_activation(activations[l]), bool(use_bias[l])};
+    spec.alpha = alphas.empty() ? default_activation_alpha(spec.activation) : alphas.at(l);
+    if (!std::isfinite(spec.alpha)) throw py::value_error("activation parameters must be finite");
     if (!penalties.empty()) {
       for (double v : penalties[l])
         if (!(v >= 0) || !std::isfinite(v)) throw py::value_error("regularization factors must be finite and >= 0");
@@ -65,7 +68,8 @@ void bind(py::module_& m, const char* name) {
   py::class_<Net, std::shared_ptr<Net>>(m, name)
       .def(py::init(&make_network<T>), py::arg("input_dim"), py::arg("units"),
            py::arg("activations"), py::arg("use_bias"),
-           py::arg("penalties") = std::vector<std::array<double, 4>>{})
+           py::arg("penalties") = std::vector<std::array<double, 4>>{},
+           py::arg("alphas") = std::vector<double>{})
       .def("regularization_penalty", &Net::regularization_penalty)
       .def_property_readonly("input_dim", &Net::input_dim)
       .def_property_readonly("output_dim", &Net::output_dim)

@@ -244,7 +244,7 @@ void Network<T>::forward(const T* x, std::size_t rows) {
     for_blocks(rows, out, layer.spec.activation, [&](std::size_t r0, std::size_t r1, std::size_t j0, std::size_t j1) {
       const auto ld = std::ptrdiff_t(out);
       const auto off = std::ptrdiff_t(r0) * ld + std::ptrdiff_t(j0);
-      k.bias_activation({r1 - r0, j1 - j0, layer.spec.activation,
+      k.bias_activation({r1 - r0, j1 - j0, layer.spec.activation, T(layer.spec.alpha),
                          layer.spec.use_bias ? layer.bias.data() + j0 : nullptr, layer.z.data() + off,
                          ld, layer.a + off, ld});
     });
@@ -257,7 +257,7 @@ template <class T>
 void Network<T>::output_activation_backward(std::size_t rows) {
   Layer& last = layers_.back();
   const auto ld = std::ptrdiff_t(last.spec.units);
-  kernels<T>().activation_backward({rows, last.spec.units, last.spec.activation, last.z.data(), ld,
+  kernels<T>().activation_backward({rows, last.spec.units, last.spec.activation, T(last.spec.alpha), last.z.data(), ld,
                                     last.a, ld, last.delta.data(), ld, last.delta.data(), ld});
 }
 
@@ -302,7 +302,7 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
     for_blocks(rows, in_dim, prev.spec.activation, [&](std::size_t r0, std::size_t r1, std::size_t j0, std::size_t j1) {
       const auto ld = std::ptrdiff_t(in_dim);
       const auto off = std::ptrdiff_t(r0) * ld + std::ptrdiff_t(j0);
-      k.activation_backward({r1 - r0, j1 - j0, prev.spec.activation, prev.z.data() + off, ld,
+      k.activation_backward({r1 - r0, j1 - j0, prev.spec.activation, T(prev.spec.alpha), prev.z.data() + off, ld,
                              prev.a + off, ld, prev.delta.data() + off, ld, prev.delta.data() + off, ld});
     });
   }

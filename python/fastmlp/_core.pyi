@@ -32,6 +32,7 @@ class _Network:
         activations: list[str],
         use_bias: list[bool],
         penalties: list[list[float]] = ...,
+        alphas: list[float] = ...,
     ) -> None: ...
     def regularization_penalty(self) -> float: ...
     @property

@@ -6,7 +6,9 @@ built (when the input size is known), in Keras's layout: kernel ``(in, out)``, b
 
 from __future__ import annotations
 
+import math
 import numbers
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -51,7 +53,9 @@ class Layer:
 
     @classmethod
     def _default_name(cls) -> str:
-        return "".join("_" + c.lower() if c.isupper() else c for c in cls.__name__).lstrip("_")
+        # Keras's to_snake_case: LeakyReLU -> leaky_re_lu, GELU -> gelu, InputLayer -> input_layer.
+        name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", cls.__name__)
+        return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
     def get_weights(self) -> list[NDArray[np.floating]]:
         return []
@@ -237,6 +241,62 @@ class Dense(Layer):
         return f"<Dense name={self.name!r} units={self.units} activation={self.activation!r}>"
 
 
+class Activation(Layer):
+    """Applies an activation to the output of the Dense layer before it.
+
+    fastmlp folds it into that Dense layer (which must have no activation of its own), so it
+    costs nothing: ``Dense(64), LeakyReLU()`` trains exactly like one Dense layer whose
+    activation is leaky_relu.
+    """
+
+    def __init__(self, activation: str, name: Optional[str] = None) -> None:
+        super().__init__(name)
+        self.activation = activations.get(activation)
+        self.alpha: Optional[float] = None  # the activation's parameter, None for its default
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "activation": self.activation}
+
+
+def _finite(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number. Received: {name}={value!r}")
+    return float(value)
+
+
+class LeakyReLU(Activation):
+    """``x if x > 0 else negative_slope * x`` (Keras's layer default slope: 0.3)."""
+
+    def __init__(self, negative_slope: float = 0.3, name: Optional[str] = None) -> None:
+        super().__init__("leaky_relu", name)
+        self.alpha = _finite(negative_slope, "negative_slope")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "negative_slope": self.alpha}
+
+
+class ELU(Activation):
+    """``x if x > 0 else alpha * (exp(x) - 1)``."""
+
+    def __init__(self, alpha: float = 1.0, name: Optional[str] = None) -> None:
+        super().__init__("elu", name)
+        self.alpha = _finite(alpha, "alpha")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "alpha": self.alpha}
+
+
+class GELU(Activation):
+    """``x * Phi(x)``, or with ``approximate=True`` its tanh approximation."""
+
+    def __init__(self, approximate: bool = False, name: Optional[str] = None) -> None:
+        super().__init__("gelu_tanh" if approximate else "gelu", name)
+        self.approximate = bool(approximate)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "approximate": self.approximate}
+
+
 def deserialize(config: dict[str, Any]) -> Layer:
     """A layer from ``{"class_name": ..., "config": ...}`` as saved by fastmlp."""
     name = config.get("class_name")
@@ -245,4 +305,7 @@ def deserialize(config: dict[str, Any]) -> Layer:
         return Dense.from_config(settings)
     if name == "Flatten":
         return Flatten(**settings)
+    classes: dict[str, type[Layer]] = {"Activation": Activation, "LeakyReLU": LeakyReLU, "ELU": ELU, "GELU": GELU}
+    if name in classes:
+        return classes[name](**settings)
     raise ValueError(f"Unknown layer in saved config: {name!r}")

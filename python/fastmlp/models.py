@@ -10,14 +10,16 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Any, Callable, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _core, _validation, callbacks as callbacks_module, config, losses, metrics, optimizers
-from ._progress import Progbar
-from .layers import Dense, Flatten, InputLayer, Layer, _unique_name
+from . import _core, _validation, config, losses, metrics, optimizers
+from . import callbacks as callbacks_module
+from ._progress import Progbar, print_msg
+from .layers import Activation, Dense, Flatten, InputLayer, Layer, _unique_name
 
 # Seconds of work per call into the core: long enough that Python's share is negligible, short
 # enough for a live progress bar and a prompt Ctrl-C.
@@ -92,6 +94,13 @@ class Sequential:
             )
         if layer._model is not None:
             raise ValueError(f"Layer {layer.name!r} already belongs to a model.")
+        if isinstance(layer, Activation):
+            previous = [lay for lay in self.layers if not isinstance(lay, Flatten)]
+            if not previous or not isinstance(previous[-1], Dense) or previous[-1].activation != "linear":
+                raise ValueError(
+                    f"{type(layer).__name__} must follow a Dense layer without an activation: fastmlp "
+                    "folds it into that layer (e.g. Dense(64), LeakyReLU())."
+                )
         if isinstance(layer, InputLayer):
             if self._layers:
                 raise ValueError("An Input can only be the first layer of a Sequential model.")
@@ -138,6 +147,19 @@ class Sequential:
     def _fan_in(self, index: int) -> int:
         return int(self._network.input_dim) if index == 0 else self._dense_layers()[index - 1].units
 
+    def _activation_plan(self) -> list[tuple[str, float]]:
+        """Each Dense layer's activation and its parameter, with activation layers folded in."""
+        from . import reference
+
+        plan: list[tuple[str, float]] = []
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                plan.append((layer.activation, reference.DEFAULT_ALPHA.get(layer.activation, 0.0)))
+            elif isinstance(layer, Activation):
+                alpha = layer.alpha if layer.alpha is not None else reference.DEFAULT_ALPHA.get(layer.activation, 0.0)
+                plan[-1] = (layer.activation, alpha)
+        return plan
+
     def _build_network(self, keep: Optional[list[Array]] = None, initialize: bool = True) -> None:
         dense = self._dense_layers()
         if not dense:
@@ -149,12 +171,14 @@ class Sequential:
             )
         input_dim = self._input_dim()
         network_type = _core.Network64 if self._dtype == "float64" else _core.Network32
+        plan = self._activation_plan()
         self._network = network_type(
             input_dim,
             [layer.units for layer in dense],
-            [layer.activation for layer in dense],
+            [activation for activation, _ in plan],
             [layer.use_bias for layer in dense],
             [layer._penalties() for layer in dense],
+            [alpha for _, alpha in plan],
         )
         fan_in = input_dim
         for index, layer in enumerate(dense):
@@ -313,7 +337,13 @@ class Sequential:
         shuffle: bool = True,
         initial_epoch: int = 0,
     ) -> callbacks_module.History:
-        """Train for ``epochs`` epochs; returns a ``History`` of per-epoch logs."""
+        """Train for ``epochs`` epochs; returns a ``History`` of per-epoch logs.
+
+        Progress goes to stdout as in Keras 3 (``verbose`` 0, 1 = a bar, 2 = a line per epoch;
+        ``"auto"`` = 1); see ``fastmlp._progress``. Ctrl-C stops training after the current chunk
+        of batches (about 0.1 s) and raises ``KeyboardInterrupt``, as Keras; every finished update
+        is kept and none is applied halfway, so the model can be saved or trained further.
+        """
         self._check_compiled("fit")
         batch_size = 32 if batch_size is None else _validation.positive_int(batch_size, "batch_size")
         epochs = _validation.non_negative_int(epochs, "epochs")
@@ -346,24 +376,42 @@ class Sequential:
         n = x_all.shape[0]
         steps = (n + batch_size - 1) // batch_size
         history = callbacks_module.History()
-        params = {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": batch_size}
-        callback_list = callbacks_module.CallbackList([*(callbacks or []), history], self, params)
+        params = {
+            "epochs": epochs,
+            "steps": steps,
+            "verbose": verbose,
+            "batch_size": batch_size,
+            "do_validation": x_val is not None,
+        }
+        callback_list = callbacks_module.CallbackList(
+            [*callbacks_module.as_list(callbacks), history], self, params
+        )
         self.stop_training = False
         self.history = history
+        logs: dict[str, float] = {}
         callback_list.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
             if verbose and epochs > 1:
-                print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-            logs = self._train_epoch(trainer, x_all, y_all, batch_size, shuffle, verbose, callback_list)
-            if x_val is not None and y_val is not None:
-                logs.update(self._logs(trainer.evaluate(x_val, y_val, batch_size), prefix="val_"))
-            callback_list.on_epoch_end(epoch, logs)
-            if verbose:
-                self._progbar.finish(logs)
+                print_msg(f"Epoch {epoch + 1}/{epochs}")
+            progbar = Progbar(steps, verbose)
+            try:
+                logs = self._train_epoch(
+                    trainer, x_all, y_all, batch_size, shuffle, verbose, callback_list, progbar
+                )
+                if x_val is not None and y_val is not None:
+                    callback_list.on_test_begin()
+                    val_logs = self._logs(trainer.evaluate(x_val, y_val, batch_size))
+                    callback_list.on_test_end(val_logs)
+                    logs.update({"val_" + name: value for name, value in val_logs.items()})
+                callback_list.on_epoch_end(epoch, logs)
+            except BaseException:
+                progbar.close()  # Ctrl-C or an error: end a live bar line before the traceback
+                raise
+            progbar.finish(logs, current=progbar.seen)
             if self.stop_training:
                 break
-        callback_list.on_train_end()
+        callback_list.on_train_end(logs)
         return history
 
     def _train_epoch(
@@ -375,10 +423,15 @@ class Sequential:
         shuffle: bool,
         verbose: int,
         callback_list: callbacks_module.CallbackList,
+        progbar: Optional[Progbar] = None,
     ) -> dict[str, float]:
+        """One epoch, a chunk of batches per call into the core (one batch per call when a
+        callback wants per-batch hooks). Returns the epoch's mean loss and metrics; stops early
+        (after the current chunk) when ``self.stop_training`` is set."""
         trainer.begin_epoch(x.shape[0], bool(shuffle))
         steps = trainer.num_batches(batch_size)
-        self._progbar = Progbar(steps, verbose)
+        if progbar is None:
+            progbar = Progbar(steps, verbose)
         per_batch = callback_list.wants_batch_hooks
         loss_sum, metric_sums, samples = 0.0, [0.0] * len(self._metric_names), 0
         done, chunk = 0, 1
@@ -387,25 +440,31 @@ class Sequential:
             if per_batch:
                 callback_list.on_train_batch_begin(done)
             started = time.perf_counter()
+            # The core releases the GIL; a Ctrl-C arriving meanwhile raises KeyboardInterrupt
+            # as soon as this call returns, i.e. after whole updates only.
             totals = trainer.train_batches(x, y, batch_size, done, count)
             elapsed = time.perf_counter() - started
             done += count
+            progbar.seen = done
             loss_sum += totals.loss
             metric_sums = [a + b for a, b in zip(metric_sums, totals.metrics)]
             samples += totals.samples
             running = self._running_logs(loss_sum, metric_sums, samples)
             if per_batch:
                 callback_list.on_train_batch_end(done - 1, running)
-                if self.stop_training:
-                    break
+            callback_list.on_train_chunk_end(done - 1, running)
             if verbose:
-                self._progbar.update(done, running)
+                progbar.update(done, running)
+            if self.stop_training:
+                break
             # Next chunk: about _CHUNK_SECONDS of batches, growing at most 4x at a time.
             rate = count / max(elapsed, 1e-6)
             chunk = max(1, min(4 * count, int(rate * _CHUNK_SECONDS)))
         return self._running_logs(loss_sum, metric_sums, samples)
 
     def _running_logs(self, loss_sum: float, metric_sums: list[float], samples: int) -> dict[str, float]:
+        """Mean loss and metrics over the samples trained so far this epoch (Keras 3 passes the
+        same running means to per-batch hooks)."""
         samples = max(samples, 1)
         logs = {"loss": loss_sum / samples}
         for name, value in zip(self._metric_names, metric_sums):
@@ -419,17 +478,26 @@ class Sequential:
         batch_size: Optional[int] = None,
         verbose: Union[int, str] = "auto",
         return_dict: bool = False,
+        callbacks: Optional[Sequence[callbacks_module.Callback]] = None,
     ) -> Union[float, list[float], dict[str, float]]:
-        """Loss (and metrics) over the data: a scalar with no metrics, else ``[loss, *metrics]``."""
+        """Loss (and metrics) over the data: a scalar with no metrics, else ``[loss, *metrics]``.
+        Prints Keras's final progress line unless ``verbose=0``; ``callbacks`` get
+        ``on_test_begin``/``on_test_end``."""
         self._check_compiled("evaluate")
         batch = _INFERENCE_BATCH if batch_size is None else _validation.positive_int(batch_size, "batch_size")
         verbose = _validation.verbosity(verbose)
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
         trainer = self._compiled_trainer()
+        steps = (x_arr.shape[0] + batch - 1) // batch
+        callback_list = callbacks_module.CallbackList(
+            callbacks, self, {"verbose": verbose, "steps": steps, "batch_size": batch}
+        )
+        callback_list.on_test_begin()
         started = time.perf_counter()
         logs = self._logs(trainer.evaluate(x_arr, y_arr, batch))
         self._report(verbose, x_arr.shape[0], batch, started, logs)
+        callback_list.on_test_end(logs)
         return self._result(logs, return_dict)
 
     def _result(self, logs: dict[str, float], return_dict: bool) -> Union[float, list[float], dict[str, float]]:
@@ -440,19 +508,34 @@ class Sequential:
         return [logs["loss"], *(logs[name] for name in self._metric_names)]
 
     def _report(self, verbose: int, n: int, batch: int, started: float, logs: dict[str, float]) -> None:
+        """The final progress line of evaluate/predict (one native call: no live bar)."""
         if verbose:
             bar = Progbar((n + batch - 1) // batch, verbose)
             bar.start = started
             bar.finish(logs)
 
-    def predict(self, x: Any, batch_size: Optional[int] = None, verbose: Union[int, str] = "auto") -> Array:
-        """The model's outputs for ``x``, shape ``(n, units of the last layer)``, in the model dtype."""
+    def predict(
+        self,
+        x: Any,
+        batch_size: Optional[int] = None,
+        verbose: Union[int, str] = "auto",
+        callbacks: Optional[Sequence[callbacks_module.Callback]] = None,
+    ) -> Array:
+        """The model's outputs for ``x``, shape ``(n, units of the last layer)``, in the model dtype.
+        Prints Keras's final progress line unless ``verbose=0``; ``callbacks`` get
+        ``on_predict_begin``/``on_predict_end``."""
         batch = _INFERENCE_BATCH if batch_size is None else _validation.positive_int(batch_size, "batch_size")
         verbose = _validation.verbosity(verbose)
         x_arr = self._x(x)
+        steps = (x_arr.shape[0] + batch - 1) // batch
+        callback_list = callbacks_module.CallbackList(
+            callbacks, self, {"verbose": verbose, "steps": steps, "batch_size": batch}
+        )
+        callback_list.on_predict_begin()
         started = time.perf_counter()
         out: Array = self._network.predict(x_arr, batch)
         self._report(verbose, x_arr.shape[0], batch, started, {})
+        callback_list.on_predict_end()
         return out
 
     def __call__(self, x: Any) -> Array:
@@ -615,6 +698,8 @@ class Sequential:
         for layer in self.layers:
             if isinstance(layer, Flatten):
                 shape = None if shape is None else (int(math.prod(shape)),)
+            elif isinstance(layer, Activation):
+                pass  # same shape as its input
             elif isinstance(layer, Dense):
                 shape = (layer.units,)
             out = "?" if shape is None else "(None, " + ", ".join(map(str, shape)) + ")"

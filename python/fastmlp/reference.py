@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -83,7 +85,24 @@ FloatArray = NDArray[np.float64]
 # when the layer was built with use_bias=False).
 Params = list[tuple[FloatArray, Optional[FloatArray]]]
 
-ACTIVATIONS: tuple[str, ...] = ("linear", "sigmoid", "tanh", "relu", "softmax")
+ACTIVATIONS: tuple[str, ...] = (
+    "linear",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "softmax",
+    "leaky_relu",
+    "elu",
+    "gelu",
+    "gelu_tanh",
+    "softplus",
+    "swish",
+)
+# The parameter of the parametrized activations when none is given (Keras's defaults for the
+# functions: leaky_relu's negative_slope 0.2, elu's alpha 1.0).
+DEFAULT_ALPHA = {"leaky_relu": 0.2, "elu": 1.0}
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_CUBIC = 0.044715
 LOSSES: tuple[str, ...] = (
     "mse",
     "mae",
@@ -169,7 +188,32 @@ def log_softmax(z: ArrayLike) -> FloatArray:
     return shifted - np.log(_row_sum(np.exp(shifted), keepdims=True))
 
 
-def _apply_activation(name: str, z: FloatArray) -> FloatArray:
+def normal_cdf(z: ArrayLike) -> FloatArray:
+    """Phi(z), the standard normal CDF, as erfc(-z / sqrt 2) / 2 (no cancellation for z << 0)."""
+    return 0.5 * np.vectorize(math.erfc, otypes=[np.float64])(-_as_float(z) / math.sqrt(2.0))
+
+
+def _apply_activation(name: str, z: FloatArray, alpha: Optional[float] = None) -> FloatArray:
+    if alpha is None:
+        alpha = DEFAULT_ALPHA.get(name, 0.0)
+    if name == "leaky_relu":
+        return np.where(z > 0.0, z, alpha * z)
+    if name == "elu":
+        return np.where(z > 0.0, z, alpha * np.expm1(np.minimum(z, 0.0)))
+    if name == "gelu":
+        # GELU(z) = z * Phi(z)
+        return z * normal_cdf(z)
+    if name == "gelu_tanh":
+        # Hendrycks & Gimpel's approximation: 0.5 z (1 + tanh(u)), u = sqrt(2/pi) (z + 0.044715 z^3),
+        # written as z * sigmoid(2u) (the same value: (1 + tanh u) / 2 = sigmoid(2u)), which does
+        # not cancel 1 + tanh(u) when u is very negative.
+        return z * sigmoid(2.0 * _SQRT_2_OVER_PI * (z + _GELU_CUBIC * z**3))
+    if name == "softplus":
+        # log(1 + e^z) = max(z, 0) + log1p(e^-|z|): never overflows
+        return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+    if name == "swish":
+        # z * sigmoid(z) (also called silu)
+        return z * sigmoid(z)
     if name == "linear":
         return np.array(z, dtype=np.float64)  # a copy: a and z never alias
     if name == "sigmoid":
@@ -184,12 +228,14 @@ def _apply_activation(name: str, z: FloatArray) -> FloatArray:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def activation(name: str, z: ArrayLike) -> FloatArray:
-    """a = act(z) for one of ACTIVATIONS."""
-    return _apply_activation(name, _as_float(z))
+def activation(name: str, z: ArrayLike, alpha: Optional[float] = None) -> FloatArray:
+    """a = act(z) for one of ACTIVATIONS (alpha: leaky_relu's slope or elu's alpha)."""
+    return _apply_activation(name, _as_float(z), alpha)
 
 
-def activation_backward(name: str, z: ArrayLike, a: ArrayLike, da: ArrayLike) -> FloatArray:
+def activation_backward(
+    name: str, z: ArrayLike, a: ArrayLike, da: ArrayLike, alpha: Optional[float] = None
+) -> FloatArray:
     """dz = da @ (da/dz): the vector-Jacobian product of the activation.
 
     ``da`` is dL/da; the result is dL/dz. ``a`` must be act(z); the sigmoid,
@@ -198,6 +244,30 @@ def activation_backward(name: str, z: ArrayLike, a: ArrayLike, da: ArrayLike) ->
     z = _as_float(z)
     a = _as_float(a)
     da = _as_float(da)
+    if alpha is None:
+        alpha = DEFAULT_ALPHA.get(name, 0.0)
+    if name == "leaky_relu":
+        # slope 1 above 0, alpha below (and at 0, as TensorFlow)
+        return np.where(z > 0.0, da, alpha * da)
+    if name == "elu":
+        # alpha * e^z below 0, which is a + alpha
+        return np.where(z > 0.0, da, da * (a + alpha))
+    if name == "gelu":
+        # d/dz z Phi(z) = Phi(z) + z phi(z), phi the normal density
+        pdf = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+        return da * (normal_cdf(z) + z * pdf)
+    if name == "gelu_tanh":
+        # d/dz z s(2u) = s + 2 z s (1 - s) u'   (s = sigmoid(2u) = (1 + tanh u) / 2)
+        s = sigmoid(2.0 * _SQRT_2_OVER_PI * (z + _GELU_CUBIC * z**3))
+        du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * z * z)
+        return da * (s + 2.0 * z * s * (1.0 - s) * du)
+    if name == "softplus":
+        # softplus' = sigmoid
+        return da * sigmoid(z)
+    if name == "swish":
+        # d/dz z s(z) = s + z s (1 - s)
+        s = sigmoid(z)
+        return da * s * (1.0 + z * (1.0 - s))
     if name == "linear":
         return np.array(da, dtype=np.float64)
     if name == "sigmoid":

@@ -37,6 +37,7 @@ template <class T>
 struct BiasActivationArgs {
   std::size_t rows, cols;
   Activation activation;
+  T alpha;  // leaky_relu's slope, elu's alpha (see activation.h)
   const T* bias;
   T* z;
   std::ptrdiff_t ldz;
@@ -49,6 +50,7 @@ template <class T>
 struct ActivationBackwardArgs {
   std::size_t rows, cols;
   Activation activation;
+  T alpha;
   const T* z;
   std::ptrdiff_t ldz;
   const T* a;

@@ -16,6 +16,7 @@ struct LayerSpec {
   std::size_t units;
   Activation activation;
   bool use_bias;
+  double alpha = 0;  // the activation's parameter (leaky_relu slope, elu alpha)
   // Keras's L1L2 penalties on the kernel and the bias (0: none), added to the loss.
   double kernel_l1 = 0, kernel_l2 = 0, bias_l1 = 0, bias_l2 = 0;
   bool kernel_regularized() const { return kernel_l1 != 0 || kernel_l2 != 0; }

@@ -11,7 +11,7 @@ namespace fastmlp::avx2 {
 namespace {
 
 template <class T>
-typename Vec<T>::reg apply(Activation act, typename Vec<T>::reg z) {
+typename Vec<T>::reg apply(Activation act, typename Vec<T>::reg z, T alpha) {
   using V = Vec<T>;
   switch (act) {
     case Activation::sigmoid:
@@ -20,6 +20,18 @@ typename Vec<T>::reg apply(Activation act, typename Vec<T>::reg z) {
       return vtanh<T>(z);
     case Activation::relu:
       return V::max(V::zero(), z);  // z second: NaN propagates
+    case Activation::leaky_relu:
+      return V::select(V::gt(z, V::zero()), z, V::mul(V::set1(alpha), z));
+    case Activation::elu:
+      return V::select(V::gt(z, V::zero()), z, V::mul(V::set1(alpha), vexpm1<T>(z)));
+    case Activation::gelu:
+      return vgelu<T>(z);
+    case Activation::gelu_tanh:
+      return vgelu_tanh<T>(z);
+    case Activation::softplus:
+      return vsoftplus<T>(z);
+    case Activation::swish:
+      return V::mul(z, vsigmoid<T>(z));
     default:
       return z;
   }
@@ -56,7 +68,7 @@ void bias_activation(const BiasActivationArgs<T>& p) {
         v = V::add(v, c.load(p.bias));
         c.store(z, v);
       }
-      if (!rowwise) c.store(a, apply<T>(p.activation, v));
+      if (!rowwise) c.store(a, apply<T>(p.activation, v, p.alpha));
     });
     if (rowwise) softmax_row<T>(p.cols, z, a);
   }

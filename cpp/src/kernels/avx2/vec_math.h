@@ -5,6 +5,8 @@
 // Internal linkage, AVX2 translation units only (see vec.h).
 #pragma once
 
+#include <math.h>
+
 #include "vec.h"
 
 namespace fastmlp::avx2 {
@@ -100,6 +102,43 @@ typename Vec<T>::reg vtanh(typename Vec<T>::reg z) {
   const auto t = vexpm1<T>(V::mul(abs_z, V::set1(T(-2))));
   const auto th = V::div(V::bit_xor(t, V::sign_bit()), V::add(t, V::set1(T(2))));
   return V::bit_or(th, sign);
+}
+
+// GELU's constants (see activation.h).
+constexpr double kSqrt2OverPi = 0.79788456080286535588, kGeluCubic = 0.044715;
+constexpr double kInvSqrt2 = 0.70710678118654752440, kInvSqrt2Pi = 0.39894228040143267794;
+
+// Phi(x) = erfc(-x / sqrt 2) / 2, lane by lane through the C library's erfc (no vector erfc
+// here; exact GELU is the rarely used one). ::erfc, not std::, so no inline C++ wrapper compiled
+// for AVX2 can be shared with other files.
+inline double erfc_lane(double x) { return ::erfc(x); }
+inline float erfc_lane(float x) { return ::erfcf(x); }
+
+template <class T>
+typename Vec<T>::reg vnormal_cdf(typename Vec<T>::reg x) {
+  using V = Vec<T>;
+  alignas(32) T lanes[V::lanes];
+  V::store(lanes, V::mul(x, V::set1(T(-kInvSqrt2))));
+  for (std::size_t i = 0; i < V::lanes; ++i) lanes[i] = T(0.5) * erfc_lane(lanes[i]);
+  return V::load(lanes);
+}
+
+template <class T>
+typename Vec<T>::reg vgelu(typename Vec<T>::reg x) {
+  return Vec<T>::mul(x, vnormal_cdf<T>(x));
+}
+
+// (1 + tanh u) / 2 = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): no cancellation for u << 0.
+template <class T>
+typename Vec<T>::reg vgelu_tanh_gate(typename Vec<T>::reg x) {
+  using V = Vec<T>;
+  const auto u2 = V::mul(V::set1(T(2 * kSqrt2OverPi)), V::add(x, V::mul(V::set1(T(kGeluCubic)), V::mul(x, V::mul(x, x)))));
+  return vsigmoid<T>(u2);
+}
+
+template <class T>
+typename Vec<T>::reg vgelu_tanh(typename Vec<T>::reg x) {
+  return Vec<T>::mul(x, vgelu_tanh_gate<T>(x));
 }
 
 // log(1 + e^x) = max(x, 0) + log1p(e^-|x|), finite for every x.

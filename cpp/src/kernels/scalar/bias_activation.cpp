@@ -47,6 +47,24 @@ void bias_activation(const BiasActivationArgs<T>& p) {
       case Activation::softmax:
         softmax_row(p.cols, z, a);
         break;
+      case Activation::leaky_relu:
+        for (std::size_t j = 0; j < p.cols; ++j) a[j] = z[j] > T(0) ? z[j] : p.alpha * z[j];
+        break;
+      case Activation::elu:
+        for (std::size_t j = 0; j < p.cols; ++j) a[j] = z[j] > T(0) ? z[j] : p.alpha * std::expm1(z[j]);
+        break;
+      case Activation::gelu:
+        for (std::size_t j = 0; j < p.cols; ++j) a[j] = gelu(z[j]);
+        break;
+      case Activation::gelu_tanh:
+        for (std::size_t j = 0; j < p.cols; ++j) a[j] = gelu_tanh(z[j]);
+        break;
+      case Activation::softplus:
+        for (std::size_t j = 0; j < p.cols; ++j) a[j] = softplus(z[j]);
+        break;
+      case Activation::swish:
+        for (std::size_t j = 0; j < p.cols; ++j) a[j] = z[j] * sigmoid(z[j]);
+        break;
     }
   }
 }
