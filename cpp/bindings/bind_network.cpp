@@ -22,7 +22,8 @@ std::shared_ptr<Network<T>> make_network(std::size_t input_dim, const std::vecto
                                          const std::vector<std::string>& activations,
                                          const std::vector<bool>& use_bias,
                                          const std::vector<std::array<double, 4>>& penalties,
-                                         const std::vector<double>& alphas) {
+                                         const std::vector<double>& alphas,
+                                         const std::vector<double>& dropout) {
   if (units.size() != activations.size() || units.size() != use_bias.size())
     throw py::value_error("units, activations and use_bias must have the same length");
   if (!penalties.empty() && penalties.size() != units.size())
@@ -32,6 +33,8 @@ std::shared_ptr<Network<T>> make_network(std::size_t input_dim, const std::vecto
     LayerSpec spec{units[l], parse_activation(activations[l]), bool(use_bias[l])};
     spec.alpha = alphas.empty() ? default_activation_alpha(spec.activation) : alphas.at(l);
     if (!std::isfinite(spec.alpha)) throw py::value_error("activation parameters must be finite");
+    spec.dropout = dropout.empty() ? 0.0 : dropout.at(l);
+    if (!(spec.dropout >= 0 && spec.dropout < 1)) throw py::value_error("dropout rates must be in [0, 1)");
     if (!penalties.empty()) {
       for (double v : penalties[l])
         if (!(v >= 0) || !std::isfinite(v)) throw py::value_error("regularization factors must be finite and >= 0");
@@ -69,7 +72,7 @@ void bind(py::module_& m, const char* name) {
       .def(py::init(&make_network<T>), py::arg("input_dim"), py::arg("units"),
            py::arg("activations"), py::arg("use_bias"),
            py::arg("penalties") = std::vector<std::array<double, 4>>{},
-           py::arg("alphas") = std::vector<double>{})
+           py::arg("alphas") = std::vector<double>{}, py::arg("dropout") = std::vector<double>{})
       .def("regularization_penalty", &Net::regularization_penalty)
       .def_property_readonly("input_dim", &Net::input_dim)
       .def_property_readonly("output_dim", &Net::output_dim)

@@ -90,6 +90,11 @@ void Network<T>::reserve(std::size_t rows) {
       layer.a_storage.resize(n);
       layer.a = layer.a_storage.data();
     }
+    layer.out = layer.a;
+    if (layer.spec.dropout > 0) {
+      layer.mask.resize(n);
+      layer.dropped.resize(n);
+    }
   }
   sparse_.row_starts.reserve(rows);
   sparse_.row_ends.reserve(rows);
@@ -218,7 +223,7 @@ void Network<T>::index_sparse_features() {
 }
 
 template <class T>
-void Network<T>::forward(const T* x, std::size_t rows) {
+void Network<T>::forward(const T* x, std::size_t rows, Rng* dropout_rng) {
   if (rows > capacity_) reserve(rows);
   const KernelTable<T>& k = kernels<T>();
   index_sparse_input(x, rows);
@@ -248,7 +253,23 @@ void Network<T>::forward(const T* x, std::size_t rows) {
                          layer.spec.use_bias ? layer.bias.data() + j0 : nullptr, layer.z.data() + off,
                          ld, layer.a + off, ld});
     });
-    in = layer.a;
+    layer.out = layer.a;
+    layer.dropped_now = false;
+    if (dropout_rng != nullptr && layer.spec.dropout > 0 && l + 1 < layers_.size()) {
+      // Drawn in one thread, in order: the masks cannot depend on the thread count. Plain
+      // loops: this runs on hidden layers only, a small share of a step.
+      const double rate = layer.spec.dropout;
+      const T scale = T(1.0 / (1.0 - rate));
+      const std::size_t n = rows * out;
+      for (std::size_t i = 0; i < n; ++i) {
+        const double u = double(dropout_rng->next() >> 11) * 0x1.0p-53;  // uniform in [0, 1)
+        layer.mask[i] = u >= rate ? scale : T(0);
+        layer.dropped[i] = layer.a[i] * layer.mask[i];
+      }
+      layer.out = layer.dropped.data();
+      layer.dropped_now = true;
+    }
+    in = layer.out;
     in_dim = out;
   }
 }
@@ -268,7 +289,7 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
   for (std::size_t l = layers_.size(); l-- > 0;) {
     Layer& layer = layers_[l];
     const std::size_t in_dim = fan_in(l), out = layer.spec.units;
-    const T* in = l == 0 ? x : layers_[l - 1].a;
+    const T* in = l == 0 ? x : layers_[l - 1].out;
     // dW = in^T @ delta: in read transposed through its strides (or its nonzeros, per feature).
     if (l == 0 && sparse_.active) {
       index_sparse_features();
@@ -299,6 +320,9 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
     Layer& prev = layers_[l - 1];
     parallel_gemm(rows, in_dim, out, layer.delta.data(), std::ptrdiff_t(out), 1, layer.kernel.data(),
                   1, std::ptrdiff_t(out), prev.delta.data(), std::ptrdiff_t(in_dim));
+    if (prev.dropped_now) {  // through the dropout: the kept values' gradients, scaled
+      for (std::size_t i = 0; i < rows * in_dim; ++i) prev.delta[i] *= prev.mask[i];
+    }
     for_blocks(rows, in_dim, prev.spec.activation, [&](std::size_t r0, std::size_t r1, std::size_t j0, std::size_t j1) {
       const auto ld = std::ptrdiff_t(in_dim);
       const auto off = std::ptrdiff_t(r0) * ld + std::ptrdiff_t(j0);

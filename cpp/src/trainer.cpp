@@ -65,7 +65,7 @@ std::size_t Trainer<T>::num_batches(std::size_t batch_size) const {
 
 template <class T>
 void Trainer<T>::forward_loss(const T* x, const T* y, const std::int32_t* labels, const T* weights,
-                              std::size_t rows, bool gradients, Totals& totals) {
+                              std::size_t rows, bool gradients, Totals& totals, bool training) {
   Network<T>& net = *net_;
   const std::size_t out = net.output_dim();
   if (labels != nullptr) {
@@ -74,7 +74,7 @@ void Trainer<T>::forward_loss(const T* x, const T* y, const std::int32_t* labels
         throw std::invalid_argument("label " + std::to_string(labels[r]) + " is outside [0, " +
                                     std::to_string(out) + ")");
   }
-  net.forward(x, rows);
+  net.forward(x, rows, training ? &rng_ : nullptr);  // dropout only while training
   const T* pred = uses_logits_ ? net.output_logits() : net.output();
   const LossArgs<T> args{config_.loss,
                          uses_logits_ || config_.from_logits,
@@ -142,7 +142,7 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
     });
     forward_loss(batch_x_.data(), data.y != nullptr ? batch_y_.data() : nullptr,
                  data.labels != nullptr ? batch_labels_.data() : nullptr,
-                 data.weights != nullptr ? batch_w_.data() : nullptr, rows, true, totals);
+                 data.weights != nullptr ? batch_w_.data() : nullptr, rows, true, totals, true);
     update(batch_x_.data(), rows);
   }
   return totals;
@@ -153,7 +153,7 @@ Totals Trainer<T>::train_on_batch(const DataView<T>& data) {
   check_data(data);
   if (data.n == 0) throw std::invalid_argument("the batch is empty");
   Totals totals = empty_totals();
-  forward_loss(data.x, data.y, data.labels, data.weights, data.n, true, totals);
+  forward_loss(data.x, data.y, data.labels, data.weights, data.n, true, totals, true);
   update(data.x, data.n);
   return totals;
 }

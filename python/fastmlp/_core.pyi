@@ -33,6 +33,7 @@ class _Network:
         use_bias: list[bool],
         penalties: list[list[float]] = ...,
         alphas: list[float] = ...,
+        dropout: list[float] = ...,
     ) -> None: ...
     def regularization_penalty(self) -> float: ...
     @property

@@ -36,6 +36,8 @@ Where this deliberately differs from Keras, and why:
   to the total.
 - **evaluate and predict** run in one native call, so they print only their final line, with
   the step count of their own batch size (1024 rows when none is given; Keras's default is 32).
+- **Negative values under verbose=2** print as ``-0.5000``: the ``.4e`` switch looks at the
+  magnitude in both modes (Keras's verbose=2 tests the signed value, giving ``-5.0000e-01``).
 - **Ctrl-C** ends a live bar line with a newline so the traceback starts on a fresh line.
 """
 

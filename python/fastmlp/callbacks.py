@@ -30,11 +30,12 @@ from __future__ import annotations
 import csv
 import inspect
 import math
-import numbers
 import os
 import warnings
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any, Callable, Optional, Union
+
+import numpy as np
 
 from ._progress import print_msg
 
@@ -136,7 +137,7 @@ class History(Callback):
             self.history.setdefault(name, []).append(value)
 
 
-def as_list(callbacks: Union[Callback, Sequence[Callback], None]) -> list[Callback]:
+def as_list(callbacks: Any) -> list[Callback]:
     """``callbacks=`` as a list: None is empty, a lone callback is accepted (Keras flattens)."""
     if callbacks is None:
         return []
@@ -237,17 +238,40 @@ def _check_monitor(monitor: Any) -> str:
     return monitor
 
 
-def _non_negative(value: Any, name: str, integer: bool = False) -> Any:
-    kind = numbers.Integral if integer else numbers.Real
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, kind)
-        or not value >= 0
-        or (not integer and not math.isfinite(float(value)))
-    ):
-        what = "a non-negative integer" if integer else "a non-negative number"
-        raise ValueError(f"`{name}` must be {what}. Received: {name}={value!r}")
-    return int(value) if integer else float(value)
+def _is_real(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
+def _non_negative_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"`{name}` must be a non-negative integer. Received: {name}={value!r}")
+    return int(value)
+
+
+def _non_negative_float(value: Any, name: str) -> float:
+    if not _is_real(value) or not (math.isfinite(float(value)) and float(value) >= 0):
+        raise ValueError(f"`{name}` must be a non-negative number. Received: {name}={value!r}")
+    return float(value)
+
+
+def _save_every(save_freq: Any) -> int:
+    """0 for "epoch", else the positive number of batches between saves."""
+    if save_freq == "epoch":
+        return 0
+    if isinstance(save_freq, bool) or not isinstance(save_freq, (int, np.integer)) or save_freq < 1:
+        raise ValueError(
+            f"Unrecognized save_freq: {save_freq!r}. Expected save_freq are 'epoch' or "
+            "positive integer values"
+        )
+    return int(save_freq)
+
+
+def _valid_factor(factor: Any) -> float:
+    if not _is_real(factor) or not 0 <= float(factor) < 1.0:
+        raise ValueError(
+            f"ReduceLROnPlateau does not support a factor >= 1.0 (or < 0). Received factor={factor!r}"
+        )
+    return float(factor)
 
 
 def _current_learning_rate(model: Optional[Sequential], owner: str) -> float:
@@ -290,11 +314,11 @@ class EarlyStopping(Callback):
         super().__init__()
         self.monitor = _check_monitor(monitor)
         self.min_delta = abs(float(min_delta))
-        self.patience = _non_negative(patience, "patience", integer=True)
+        self.patience = _non_negative_int(patience, "patience")
         self.verbose = verbose
         self.baseline = None if baseline is None else float(baseline)
         self.restore_best_weights = bool(restore_best_weights)
-        self.start_from_epoch = _non_negative(start_from_epoch, "start_from_epoch", integer=True)
+        self.start_from_epoch = _non_negative_int(start_from_epoch, "start_from_epoch")
         self.mode = _resolve_mode("EarlyStopping", self.monitor, mode)
         self.wait = 0
         self.stopped_epoch = 0
@@ -395,16 +419,8 @@ class ModelCheckpoint(Callback):
         self.save_best_only = bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)
         self.mode = _resolve_mode("ModelCheckpoint", self.monitor, mode)
-        if save_freq != "epoch" and (
-            isinstance(save_freq, bool)
-            or not isinstance(save_freq, numbers.Integral)
-            or save_freq < 1
-        ):
-            raise ValueError(
-                f"Unrecognized save_freq: {save_freq!r}. Expected save_freq are 'epoch' or "
-                "positive integer values"
-            )
-        self.save_freq = save_freq if save_freq == "epoch" else int(save_freq)
+        self._save_every = _save_every(save_freq)
+        self.save_freq: Union[str, int] = "epoch" if self._save_every == 0 else self._save_every
         if initial_value_threshold is not None:
             self.best = float(initial_value_threshold)
         else:
@@ -413,21 +429,21 @@ class ModelCheckpoint(Callback):
         self._current_epoch = 0
 
     def wants_batch_hooks(self) -> bool:
-        return self.save_freq != "epoch"
+        return self._save_every > 0
 
     def on_epoch_begin(self, epoch: int, logs: Optional[Logs] = None) -> None:
         self._current_epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
-        if self.save_freq == "epoch":
+        if not self._save_every:
             return
         self._batches_since_save += 1
-        if self._batches_since_save >= self.save_freq:
+        if self._batches_since_save >= self._save_every:
             self._batches_since_save = 0
             self._save(self._current_epoch, batch, logs)
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
-        if self.save_freq == "epoch":
+        if not self._save_every:
             self._save(epoch, None, logs)
 
     def _file_path(self, epoch: int, batch: Optional[int], logs: Logs) -> str:
@@ -505,21 +521,13 @@ class ReduceLROnPlateau(Callback):
     ) -> None:
         super().__init__()
         self.monitor = _check_monitor(monitor)
-        if (
-            isinstance(factor, bool)
-            or not isinstance(factor, numbers.Real)
-            or not 0 <= factor < 1.0
-        ):
-            raise ValueError(
-                f"ReduceLROnPlateau does not support a factor >= 1.0 (or < 0). Received factor={factor!r}"
-            )
-        self.factor = float(factor)
-        self.patience = _non_negative(patience, "patience", integer=True)
+        self.factor = _valid_factor(factor)
+        self.patience = _non_negative_int(patience, "patience")
         self.verbose = verbose
         self.mode = _resolve_mode("Learning rate reduction", self.monitor, mode)
         self.min_delta = float(min_delta)
-        self.cooldown = _non_negative(cooldown, "cooldown", integer=True)
-        self.min_lr = _non_negative(min_lr, "min_lr")
+        self.cooldown = _non_negative_int(cooldown, "cooldown")
+        self.min_lr = _non_negative_float(min_lr, "min_lr")
         self._reset()
 
     def _reset(self) -> None:
@@ -575,8 +583,6 @@ class ReduceLROnPlateau(Callback):
 
 
 def _float32(value: float) -> float:
-    import numpy as np
-
     return float(np.float32(value))
 
 
@@ -600,7 +606,7 @@ class LearningRateScheduler(Callback):
         lr = _current_learning_rate(self.model, "LearningRateScheduler")
         new_lr = self.schedule(epoch, lr) if self._two_args else self.schedule(epoch)
         # Keras accepts Python and NumPy floats; any real number is taken here.
-        if isinstance(new_lr, bool) or not isinstance(new_lr, numbers.Real):
+        if not _is_real(new_lr):
             raise ValueError(
                 f"The output of the `schedule` function should be a float. Got: {new_lr!r}"
             )

@@ -297,6 +297,22 @@ class GELU(Activation):
         return {"name": self.name, "approximate": self.approximate}
 
 
+class Dropout(Layer):
+    """Inverted dropout on the output of the Dense layer before it (and its activation): while
+    training, each value is kept with probability ``1 - rate`` and scaled by ``1 / (1 - rate)``;
+    in evaluate and predict it does nothing. The masks come from fastmlp's seeded stream
+    (``fm.utils.set_random_seed``), drawn the same way for every thread count."""
+
+    def __init__(self, rate: float, name: Optional[str] = None) -> None:
+        super().__init__(name)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ValueError(f"Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: rate={rate!r}")
+        self.rate = float(rate)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "rate": self.rate}
+
+
 def deserialize(config: dict[str, Any]) -> Layer:
     """A layer from ``{"class_name": ..., "config": ...}`` as saved by fastmlp."""
     name = config.get("class_name")
@@ -305,7 +321,13 @@ def deserialize(config: dict[str, Any]) -> Layer:
         return Dense.from_config(settings)
     if name == "Flatten":
         return Flatten(**settings)
-    classes: dict[str, type[Layer]] = {"Activation": Activation, "LeakyReLU": LeakyReLU, "ELU": ELU, "GELU": GELU}
+    classes: dict[str, type[Layer]] = {
+        "Activation": Activation,
+        "LeakyReLU": LeakyReLU,
+        "ELU": ELU,
+        "GELU": GELU,
+        "Dropout": Dropout,
+    }
     if name in classes:
         return classes[name](**settings)
     raise ValueError(f"Unknown layer in saved config: {name!r}")

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from . import _core, _validation, config, losses, metrics, optimizers
 from . import callbacks as callbacks_module
 from ._progress import Progbar, print_msg
-from .layers import Activation, Dense, Flatten, InputLayer, Layer, _unique_name
+from .layers import Activation, Dense, Dropout, Flatten, InputLayer, Layer, _unique_name
 
 # Seconds of work per call into the core: long enough that Python's share is negligible, short
 # enough for a live progress bar and a prompt Ctrl-C.
@@ -101,6 +101,11 @@ class Sequential:
                     f"{type(layer).__name__} must follow a Dense layer without an activation: fastmlp "
                     "folds it into that layer (e.g. Dense(64), LeakyReLU())."
                 )
+        if isinstance(layer, Dropout):
+            if not any(isinstance(lay, Dense) for lay in self.layers):
+                raise ValueError("Dropout must follow a Dense layer: fastmlp drops a layer's outputs, not its inputs.")
+            if isinstance(self.layers[-1], Dropout):
+                raise ValueError("Two Dropout layers in a row: use one with the combined rate.")
         if isinstance(layer, InputLayer):
             if self._layers:
                 raise ValueError("An Input can only be the first layer of a Sequential model.")
@@ -172,6 +177,13 @@ class Sequential:
         input_dim = self._input_dim()
         network_type = _core.Network64 if self._dtype == "float64" else _core.Network32
         plan = self._activation_plan()
+        dropout = [0.0] * len(dense)
+        seen = -1
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                seen += 1
+            elif isinstance(layer, Dropout):
+                dropout[seen] = layer.rate
         self._network = network_type(
             input_dim,
             [layer.units for layer in dense],
@@ -179,6 +191,7 @@ class Sequential:
             [layer.use_bias for layer in dense],
             [layer._penalties() for layer in dense],
             [alpha for _, alpha in plan],
+            dropout,
         )
         fan_in = input_dim
         for index, layer in enumerate(dense):
@@ -249,6 +262,9 @@ class Sequential:
         """Choose the optimizer, the loss and the metrics (names as in Keras)."""
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
+        trailing = [lay for lay in self.layers if not isinstance(lay, Activation)]
+        if trailing and isinstance(trailing[-1], Dropout):
+            raise ValueError("Dropout after the last Dense layer would drop the model's outputs; remove it.")
         self._optimizer = optimizers.get(optimizer)
         self._loss = losses.get(loss)
         if metrics is None:
@@ -698,7 +714,7 @@ class Sequential:
         for layer in self.layers:
             if isinstance(layer, Flatten):
                 shape = None if shape is None else (int(math.prod(shape)),)
-            elif isinstance(layer, Activation):
+            elif isinstance(layer, (Activation, Dropout)):
                 pass  # same shape as its input
             elif isinstance(layer, Dense):
                 shape = (layer.units,)

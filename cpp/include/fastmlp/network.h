@@ -9,6 +9,7 @@
 #include "fastmlp/activation.h"
 #include "fastmlp/aligned_buffer.h"
 #include "fastmlp/kernels.h"
+#include "fastmlp/rng.h"
 
 namespace fastmlp {
 
@@ -17,6 +18,9 @@ struct LayerSpec {
   Activation activation;
   bool use_bias;
   double alpha = 0;  // the activation's parameter (leaky_relu slope, elu alpha)
+  // Inverted dropout on this layer's output while training: each value is kept with probability
+  // 1 - dropout and then scaled by 1 / (1 - dropout) (Keras's Dropout after this layer).
+  double dropout = 0;
   // Keras's L1L2 penalties on the kernel and the bias (0: none), added to the loss.
   double kernel_l1 = 0, kernel_l2 = 0, bias_l1 = 0, bias_l2 = 0;
   bool kernel_regularized() const { return kernel_l1 != 0 || kernel_l2 != 0; }
@@ -57,8 +61,9 @@ class Network {
   std::size_t capacity() const { return capacity_; }
 
   // x: rows x input_dim, row-major. Afterwards output()/output_logits() hold the last layer's
-  // activation and pre-activation.
-  void forward(const T* x, std::size_t rows);
+  // activation and pre-activation. With `dropout_rng` (training), layers with dropout draw their
+  // masks from it, in a fixed order (the same for every thread count).
+  void forward(const T* x, std::size_t rows, Rng* dropout_rng = nullptr);
   const T* output() const { return layers_.back().a; }
   const T* output_logits() const { return layers_.back().z.data(); }
   const T* activation_of(std::size_t l) const { return layers_.at(l).a; }
@@ -87,6 +92,9 @@ class Network {
     AlignedBuffer<T> kernel, bias, kernel_grad, bias_grad;
     AlignedBuffer<T> z, a_storage, delta;  // capacity x units each
     T* a = nullptr;  // the activation: a_storage, or z itself for a linear layer
+    AlignedBuffer<T> mask, dropped;  // dropout: 0 or 1 / (1 - rate) per value, and a * mask
+    T* out = nullptr;                // what the next layer reads: a, or dropped while training
+    bool dropped_now = false;
   };
   // The batch's nonzero inputs, per row and per input feature, when the first layer takes the
   // sparse path. Row r's columns sit at row_cols[row_starts[r] .. row_ends[r]) in a fixed slot of

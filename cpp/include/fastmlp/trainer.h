@@ -66,8 +66,9 @@ class Trainer {
  private:
   // Forward, loss (gradient into the network when `gradients`), metrics; x/y/labels are the
   // batch's own contiguous rows.
+  // training: dropout on (training steps); off for evaluation and compute_gradients.
   void forward_loss(const T* x, const T* y, const std::int32_t* labels, const T* weights,
-                    std::size_t rows, bool gradients, Totals& totals);
+                    std::size_t rows, bool gradients, Totals& totals, bool training = false);
   // Backward pass and optimizer step for the batch x of the last forward.
   void update(const T* x, std::size_t rows);
   void check_data(const DataView<T>& data) const;
