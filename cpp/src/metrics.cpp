@@ -7,9 +7,19 @@ namespace fastmlp {
 
 namespace {
 
-constexpr const char* kNames[] = {"binary_accuracy", "categorical_accuracy",
+constexpr const char* kNames[] = {"binary_accuracy",     "categorical_accuracy",
                                   "sparse_categorical_accuracy", "mean_squared_error",
-                                  "mean_absolute_error"};
+                                  "mean_absolute_error", "top_k_categorical_accuracy",
+                                  "sparse_top_k_categorical_accuracy"};
+constexpr int kCount = sizeof(kNames) / sizeof(kNames[0]);
+constexpr std::size_t kTopK = 5;
+
+template <class T>
+bool in_top_k(const T* p, std::size_t n, std::size_t target) {
+  std::size_t higher = 0;
+  for (std::size_t j = 0; j < n; ++j) higher += p[j] > p[target];
+  return higher < kTopK;
+}
 
 template <class T>
 std::size_t argmax(const T* v, std::size_t n) {
@@ -36,6 +46,10 @@ double row_metric(Metric metric, std::size_t cols, const T* p, const T* y, std::
     case Metric::mean_absolute_error:
       for (std::size_t j = 0; j < cols; ++j) sum += std::fabs(double(p[j] - y[j]));
       return sum / double(cols);
+    case Metric::top_k_categorical_accuracy:
+      return in_top_k(p, cols, argmax(y, cols)) ? 1.0 : 0.0;
+    case Metric::sparse_top_k_categorical_accuracy:
+      return in_top_k(p, cols, std::size_t(label)) ? 1.0 : 0.0;
   }
   return 0;
 }
@@ -43,7 +57,7 @@ double row_metric(Metric metric, std::size_t cols, const T* p, const T* y, std::
 }  // namespace
 
 Metric parse_metric(const std::string& name) {
-  for (int i = 0; i < 5; ++i)
+  for (int i = 0; i < kCount; ++i)
     if (name == kNames[i]) return static_cast<Metric>(i);
   throw std::invalid_argument("unknown metric '" + name + "'");
 }

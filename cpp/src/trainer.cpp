@@ -25,10 +25,11 @@ Trainer<T>::Trainer(std::shared_ptr<Network<T>> net, TrainingConfig config,
   // the loss was given.
   const bool sparse = is_sparse(config_.loss);
   for (Metric m : config_.metrics) {
-    if ((m == Metric::sparse_categorical_accuracy) != sparse)
-      throw std::invalid_argument(sparse ? "with sparse labels the only accuracy metric is "
-                                           "sparse_categorical_accuracy"
-                                         : "sparse_categorical_accuracy needs the sparse loss");
+    const bool sparse_metric =
+        m == Metric::sparse_categorical_accuracy || m == Metric::sparse_top_k_categorical_accuracy;
+    if (sparse_metric != sparse)
+      throw std::invalid_argument(sparse ? "sparse labels need a sparse_* metric"
+                                         : "sparse_* metrics need the sparse loss");
   }
 }
 

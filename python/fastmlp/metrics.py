@@ -12,7 +12,10 @@ _ALIASES = {
     "mean_squared_error": "mean_squared_error",
     "mae": "mean_absolute_error",
     "mean_absolute_error": "mean_absolute_error",
+    "top_k_categorical_accuracy": "top_k_categorical_accuracy",
+    "sparse_top_k_categorical_accuracy": "sparse_top_k_categorical_accuracy",
 }
+_SPARSE = ("sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy")
 
 
 def resolve(name: str, loss: losses.Loss, output_dim: int) -> str:
@@ -35,20 +38,17 @@ def resolve(name: str, loss: losses.Loss, output_dim: int) -> str:
         return "binary_accuracy" if output_dim == 1 else "categorical_accuracy"
     if name in _ALIASES:
         resolved = _ALIASES[name]
-        if resolved == "sparse_categorical_accuracy" and not isinstance(
-            loss, losses.SparseCategoricalCrossentropy
-        ):
+        sparse_loss = isinstance(loss, losses.SparseCategoricalCrossentropy)
+        if resolved in _SPARSE and not sparse_loss:
             raise ValueError(
-                "sparse_categorical_accuracy needs integer labels, which only the loss "
+                f"{name} needs integer labels, which only the loss "
                 "sparse_categorical_crossentropy takes here."
             )
-        if resolved != "sparse_categorical_accuracy" and isinstance(
-            loss, losses.SparseCategoricalCrossentropy
-        ):
+        if resolved not in _SPARSE and sparse_loss:
             raise ValueError(
                 f"{name} needs dense (one-hot) targets, but the loss "
-                "sparse_categorical_crossentropy takes integer labels; use 'accuracy' or "
-                "'sparse_categorical_accuracy'."
+                "sparse_categorical_crossentropy takes integer labels; use 'accuracy', "
+                "'sparse_categorical_accuracy' or 'sparse_top_k_categorical_accuracy'."
             )
         return resolved
     raise ValueError(

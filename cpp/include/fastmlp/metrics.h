@@ -15,6 +15,10 @@ enum class Metric : int {
   sparse_categorical_accuracy = 2,
   mean_squared_error = 3,
   mean_absolute_error = 4,
+  // The target class is among the k = 5 highest predictions; ties at the boundary count as in
+  // (TensorFlow's in_top_k): fewer than k classes score strictly higher.
+  top_k_categorical_accuracy = 5,
+  sparse_top_k_categorical_accuracy = 6,
 };
 
 Metric parse_metric(const std::string& name);
