@@ -22,10 +22,9 @@ Only NumPy is imported; nothing from the rest of fastmlp.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
-
-import math
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -190,7 +189,9 @@ def log_softmax(z: ArrayLike) -> FloatArray:
 
 def normal_cdf(z: ArrayLike) -> FloatArray:
     """Phi(z), the standard normal CDF, as erfc(-z / sqrt 2) / 2 (no cancellation for z << 0)."""
-    return 0.5 * np.vectorize(math.erfc, otypes=[np.float64])(-_as_float(z) / math.sqrt(2.0))
+    erfc = np.vectorize(math.erfc, otypes=[np.float64])  # NumPy has no erfc; math's is exact
+    result: FloatArray = 0.5 * erfc(-_as_float(z) / math.sqrt(2.0))
+    return result
 
 
 def _apply_activation(name: str, z: FloatArray, alpha: Optional[float] = None) -> FloatArray:

@@ -40,56 +40,44 @@ def _non_negative(value: float, name: str) -> float:
     return float(value)
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _StepDecay(LearningRateSchedule):
+    """A decay driven by p = step / decay_steps (floored when ``staircase``)."""
+
+    def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float, staircase: bool = False) -> None:
+        self.initial_learning_rate = _non_negative(initial_learning_rate, "initial_learning_rate")
+        self.decay_steps = _positive(decay_steps, "decay_steps")
+        self.decay_rate = _non_negative(decay_rate, "decay_rate")
+        self.staircase = bool(staircase)
+
+    def _progress(self, step: int) -> float:
+        p = step / self.decay_steps
+        return float(math.floor(p)) if self.staircase else p
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "decay_rate": self.decay_rate,
+            "staircase": self.staircase,
+        }
+
+
+class ExponentialDecay(_StepDecay):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)`` (floored when staircase)."""
 
     kind = "exponential_decay"
 
-    def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float, staircase: bool = False) -> None:
-        self.initial_learning_rate = _non_negative(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = _positive(decay_steps, "decay_steps")
-        self.decay_rate = _non_negative(decay_rate, "decay_rate")
-        self.staircase = bool(staircase)
-
     def __call__(self, step: int) -> float:
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return float(self.initial_learning_rate * self.decay_rate**p)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "staircase": self.staircase,
-        }
+        return float(self.initial_learning_rate * self.decay_rate ** self._progress(step))
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_StepDecay):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)`` (floored when staircase)."""
 
     kind = "inverse_time_decay"
 
-    def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float, staircase: bool = False) -> None:
-        self.initial_learning_rate = _non_negative(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = _positive(decay_steps, "decay_steps")
-        self.decay_rate = _non_negative(decay_rate, "decay_rate")
-        self.staircase = bool(staircase)
-
     def __call__(self, step: int) -> float:
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate / (1.0 + self.decay_rate * p)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "staircase": self.staircase,
-        }
+        return self.initial_learning_rate / (1.0 + self.decay_rate * self._progress(step))
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
