@@ -709,24 +709,22 @@ def test_setting_learning_rate_changes_the_next_step() -> None:
     assert model.optimizer.get_config()["learning_rate"] == 0.4
 
 
-def test_setting_learning_rate_replaces_a_schedule() -> None:
-    """After 3 steps of an exponential decay, a constant rate is set: the next steps use it, and
-    Adam's bias correction keeps counting from step 3."""
+def test_setting_a_number_on_a_scheduled_optimizer_is_refused() -> None:
+    """As Keras: an optimizer built with a schedule has no settable rate (TypeError), and the
+    refused assignment changes nothing: the next steps still follow the schedule, and Adam's
+    bias correction keeps counting."""
     schedule = SCHED.ExponentialDecay(0.05, 2, 0.5)
     model, x, y = tiny_model(OPT.Adam(schedule))
     assert model.optimizer is not None
     params = [(np.asarray(model.get_weights()[0]), np.asarray(model.get_weights()[1]))]
     for _ in range(3):
         model.train_on_batch(x, y)
-    model.optimizer.learning_rate = 0.01
-    assert model.optimizer.learning_rate == 0.01
+    with pytest.raises(TypeError, match="schedule"):
+        model.optimizer.learning_rate = 0.01
     for _ in range(3):
         model.train_on_batch(x, y)
 
-    def rate(step: int) -> float:
-        return ref.exponential_decay(step, 0.05, 2, 0.5) if step < 3 else 0.01
-
-    settings = ref.optimizer_settings("adam", learning_rate=rate)
+    settings = ref.optimizer_settings("adam", learning_rate=lambda step: ref.exponential_decay(step, 0.05, 2, 0.5))
     expected, _ = ref.train_steps(
         x, y, params, ["linear"], "mse", "adam", settings, [np.arange(10)] * 6
     )

@@ -349,9 +349,12 @@ class Sequential:
         verbose: Union[int, str] = "auto",
         callbacks: Optional[Sequence[callbacks_module.Callback]] = None,
         validation_split: float = 0.0,
-        validation_data: Optional[tuple[Any, Any]] = None,
+        validation_data: Optional[tuple[Any, ...]] = None,
         shuffle: bool = True,
+        class_weight: Optional[dict[int, float]] = None,
+        sample_weight: Any = None,
         initial_epoch: int = 0,
+        validation_freq: Union[int, Sequence[int]] = 1,
     ) -> callbacks_module.History:
         """Train for ``epochs`` epochs; returns a ``History`` of per-epoch logs.
 
@@ -359,6 +362,12 @@ class Sequential:
         ``"auto"`` = 1); see ``fastmlp._progress``. Ctrl-C stops training after the current chunk
         of batches (about 0.1 s) and raises ``KeyboardInterrupt``, as Keras; every finished update
         is kept and none is applied halfway, so the model can be saved or trained further.
+
+        ``sample_weight`` (one weight per sample) and ``class_weight`` (a weight per class index;
+        classes it does not list weigh 1) scale each sample's loss, and multiply when both are
+        given; the loss is then ``sum(w * l) / batch_size`` as Keras's. ``validation_data`` may
+        be ``(x_val, y_val)`` or ``(x_val, y_val, val_sample_weight)``; ``validation_freq``
+        validates every that many epochs (an int) or after the listed epochs (1-based).
         """
         self._check_compiled("fit")
         batch_size = 32 if batch_size is None else _validation.positive_int(batch_size, "batch_size")
@@ -369,16 +378,23 @@ class Sequential:
             raise ValueError(
                 f"`validation_split` must be in [0, 1). Received: validation_split={validation_split!r}"
             )
+        validate_now = _validation_schedule(validation_freq)
         x_all = self._x(x)
         trainer = self._compiled_trainer()
         y_all = self._y(y, x_all.shape[0])
+        w_all = self._fit_weights(y_all, sample_weight, class_weight)
         x_val: Optional[Array] = None
         y_val: Optional[Array] = None
+        w_val: Optional[Array] = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("`validation_data` must be a tuple (x_val, y_val).")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError(
+                    "`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, val_sample_weight)."
+                )
             x_val = self._x(validation_data[0], "x_val")
             y_val = self._y(validation_data[1], x_val.shape[0], "y_val")
+            if len(validation_data) == 3:
+                w_val = self._sample_weight(validation_data[2], x_val.shape[0])
         elif validation_split:
             # As Keras: the last fraction of the data, taken before any shuffling.
             split_at = int(math.floor(x_all.shape[0] * (1.0 - float(validation_split))))
@@ -389,6 +405,8 @@ class Sequential:
                 )
             x_all, x_val = x_all[:split_at], x_all[split_at:]
             y_all, y_val = y_all[:split_at], y_all[split_at:]
+            if w_all is not None:
+                w_all, w_val = w_all[:split_at], w_all[split_at:]
         n = x_all.shape[0]
         steps = (n + batch_size - 1) // batch_size
         history = callbacks_module.History()
@@ -413,11 +431,11 @@ class Sequential:
             progbar = Progbar(steps, verbose)
             try:
                 logs = self._train_epoch(
-                    trainer, x_all, y_all, batch_size, shuffle, verbose, callback_list, progbar
+                    trainer, x_all, y_all, batch_size, shuffle, verbose, callback_list, progbar, w_all
                 )
-                if x_val is not None and y_val is not None:
+                if x_val is not None and y_val is not None and validate_now(epoch + 1):
                     callback_list.on_test_begin()
-                    val_logs = self._logs(trainer.evaluate(x_val, y_val, batch_size))
+                    val_logs = self._logs(trainer.evaluate(x_val, y_val, batch_size, w_val))
                     callback_list.on_test_end(val_logs)
                     logs.update({"val_" + name: value for name, value in val_logs.items()})
                 callback_list.on_epoch_end(epoch, logs)
@@ -440,6 +458,7 @@ class Sequential:
         verbose: int,
         callback_list: callbacks_module.CallbackList,
         progbar: Optional[Progbar] = None,
+        sample_weight: Optional[Array] = None,
     ) -> dict[str, float]:
         """One epoch, a chunk of batches per call into the core (one batch per call when a
         callback wants per-batch hooks). Returns the epoch's mean loss and metrics; stops early
@@ -458,7 +477,7 @@ class Sequential:
             started = time.perf_counter()
             # The core releases the GIL; a Ctrl-C arriving meanwhile raises KeyboardInterrupt
             # as soon as this call returns, i.e. after whole updates only.
-            totals = trainer.train_batches(x, y, batch_size, done, count)
+            totals = trainer.train_batches(x, y, batch_size, done, count, sample_weight)
             elapsed = time.perf_counter() - started
             done += count
             progbar.seen = done
@@ -493,10 +512,12 @@ class Sequential:
         y: Any = None,
         batch_size: Optional[int] = None,
         verbose: Union[int, str] = "auto",
+        sample_weight: Any = None,
         return_dict: bool = False,
         callbacks: Optional[Sequence[callbacks_module.Callback]] = None,
     ) -> Union[float, list[float], dict[str, float]]:
         """Loss (and metrics) over the data: a scalar with no metrics, else ``[loss, *metrics]``.
+        ``sample_weight`` weighs each sample's loss (not the metrics, as Keras's ``metrics``).
         Prints Keras's final progress line unless ``verbose=0``; ``callbacks`` get
         ``on_test_begin``/``on_test_end``."""
         self._check_compiled("evaluate")
@@ -504,6 +525,7 @@ class Sequential:
         verbose = _validation.verbosity(verbose)
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
+        weights = self._sample_weight(sample_weight, x_arr.shape[0])
         trainer = self._compiled_trainer()
         steps = (x_arr.shape[0] + batch - 1) // batch
         callback_list = callbacks_module.CallbackList(
@@ -511,7 +533,7 @@ class Sequential:
         )
         callback_list.on_test_begin()
         started = time.perf_counter()
-        logs = self._logs(trainer.evaluate(x_arr, y_arr, batch))
+        logs = self._logs(trainer.evaluate(x_arr, y_arr, batch, weights))
         self._report(verbose, x_arr.shape[0], batch, started, logs)
         callback_list.on_test_end(logs)
         return self._result(logs, return_dict)
@@ -556,6 +578,32 @@ class Sequential:
 
     def __call__(self, x: Any) -> Array:
         return self.predict(x, verbose=0)
+
+    def _fit_weights(self, y: Array, sample_weight: Any, class_weight: Optional[dict[int, float]]) -> Optional[Array]:
+        """Per-sample loss weights from sample_weight and class_weight (multiplied), or None."""
+        weights = self._sample_weight(sample_weight, y.shape[0])
+        if class_weight is None:
+            return weights
+        if not isinstance(class_weight, dict) or not class_weight:
+            raise ValueError(f"`class_weight` must be a non-empty dict {{class index: weight}}. Received: {class_weight!r}")
+        outputs = int(self._network.output_dim)
+        lookup = np.ones(max(outputs, 2), dtype=np.float64)
+        for key, value in class_weight.items():
+            if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or not 0 <= key < len(lookup):
+                raise ValueError(f"`class_weight` keys must be class indices in [0, {len(lookup)}). Received: {key!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not np.isfinite(value):
+                raise ValueError(f"`class_weight` values must be finite numbers. Received: {value!r} for class {key}")
+            lookup[int(key)] = float(value)
+        # As Keras: the class of a sample is its label, its one-hot argmax, or its rounded
+        # binary target.
+        if y.ndim == 1:
+            classes = y
+        elif y.shape[1] > 1:
+            classes = np.argmax(y, axis=1)
+        else:
+            classes = np.clip(np.round(y[:, 0]), 0, len(lookup) - 1).astype(np.int64)
+        per_class = lookup[classes].astype(self._dtype)
+        return per_class if weights is None else np.ascontiguousarray(weights * per_class)
 
     def _sample_weight(self, sample_weight: Any, n: int) -> Optional[Array]:
         """Per-sample loss weights as a C-contiguous (n,) array of the model dtype, or None."""
@@ -746,6 +794,19 @@ def _bytes(n: int) -> str:
             return f"{n:.2f} {unit}"
         n /= 1024  # type: ignore[assignment]
     return f"{n} B"
+
+
+def _validation_schedule(freq: Union[int, Sequence[int]]) -> Callable[[int], bool]:
+    """Whether to validate after a (1-based) epoch: every `freq` epochs, or the listed ones."""
+    if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool):
+        if freq < 1:
+            raise ValueError(f"`validation_freq` must be a positive integer. Received: validation_freq={freq!r}")
+        return lambda epoch: epoch % int(freq) == 0
+    try:
+        epochs = {int(e) for e in freq}
+    except TypeError:
+        raise ValueError(f"`validation_freq` must be an integer or a list of epochs. Received: {freq!r}") from None
+    return lambda epoch: epoch in epochs
 
 
 def load_model(filepath: Any) -> Sequential:

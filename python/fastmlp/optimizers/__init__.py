@@ -74,6 +74,11 @@ class Optimizer:
     def learning_rate(self, value: LearningRate) -> None:
         # Validate everything before changing anything: a refused value leaves no trace.
         if not isinstance(value, LearningRateSchedule):
+            if isinstance(getattr(self, "_learning_rate", None), LearningRateSchedule):
+                raise TypeError(
+                    "This optimizer was created with a learning-rate schedule, so its learning rate "
+                    "is not settable (as in Keras); create a new optimizer instead."
+                )
             value = _number(value, "learning_rate")
         trainer = self._trainer()
         if trainer is not None and isinstance(value, LearningRateSchedule):
