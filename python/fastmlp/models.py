@@ -397,7 +397,7 @@ class Sequential:
                 w_val = self._sample_weight(validation_data[2], x_val.shape[0])
         elif validation_split:
             # As Keras: the last fraction of the data, taken before any shuffling.
-            split_at = int(math.floor(x_all.shape[0] * (1.0 - float(validation_split))))
+            split_at = math.floor(x_all.shape[0] * (1.0 - float(validation_split)))
             if split_at == 0 or split_at == x_all.shape[0]:
                 raise ValueError(
                     f"validation_split={validation_split} leaves no samples for "
@@ -802,8 +802,9 @@ def _validation_schedule(freq: Union[int, Sequence[int]]) -> Callable[[int], boo
         if freq < 1:
             raise ValueError(f"`validation_freq` must be a positive integer. Received: validation_freq={freq!r}")
         return lambda epoch: epoch % int(freq) == 0
+    listed: Any = freq  # an int (bool included) was handled above
     try:
-        epochs = {int(e) for e in freq}
+        epochs = {int(e) for e in listed}
     except TypeError:
         raise ValueError(f"`validation_freq` must be an integer or a list of epochs. Received: {freq!r}") from None
     return lambda epoch: epoch in epochs
