@@ -24,11 +24,11 @@ import importlib.util
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
-
 import numpy_mlp
-from fastmlp import reference
+from numpy.typing import NDArray
 from workloads import NUM_CLASSES, Net, Params32
+
+from fastmlp import reference
 
 Params64 = list[tuple[NDArray[np.float64], NDArray[np.float64]]]
 
@@ -342,10 +342,10 @@ def _blas_info() -> dict[str, Any]:
     """NumPy's BLAS and the threads it uses (threadpoolctl, when installed, knows the count)."""
     info: dict[str, Any] = {}
     try:
-        config = np.show_config(mode="dicts")  # type: ignore[func-returns-value]
+        config: Any = np.show_config(mode="dicts")
         blas = config["Build Dependencies"]["blas"]
         info["blas"] = f"{blas.get('name')} {blas.get('version')}"
-    except Exception:  # noqa: BLE001 (older NumPy: no dict form; the version is only informative)
+    except Exception:
         pass
     if importlib.util.find_spec("threadpoolctl") is not None:
         import threadpoolctl

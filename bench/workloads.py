@@ -96,12 +96,13 @@ def initial_params(net: Net, seed: int = 0) -> Params32:
 
 def _teacher_labels(x: Images, seed: int) -> Labels:
     """Labels a network can learn: the argmax of a fixed random linear map of the centred x
-    (centring keeps one class from winning everywhere, as x > 0 throughout)."""
+    (centring on the mean input keeps one class from winning everywhere, as x >= 0 throughout)."""
     rng = np.random.default_rng(seed + 1)
     teacher = rng.standard_normal((x.shape[1], NUM_CLASSES)).astype(np.float32)
+    mean = np.float32(x.mean(dtype=np.float64))
     labels = np.empty(x.shape[0], np.int32)
     for start in range(0, x.shape[0], 8192):  # in chunks: no second copy of a large x
-        chunk = x[start : start + 8192] - np.float32(0.5)
+        chunk = x[start : start + 8192] - mean
         labels[start : start + 8192] = np.argmax(chunk @ teacher, axis=1)
     return labels
 
@@ -139,7 +140,7 @@ def mnist_like(n: int) -> tuple[Images, Labels, str]:
             x = x_train.reshape(len(x_train), -1).astype(np.float32)
             x /= np.float32(255.0)
             _mnist_cache = (x, y_train.astype(np.int32), "MNIST")
-        except Exception as error:  # noqa: BLE001 (any failure: fall back, and say why)
+        except Exception as error:
             x, y = synthetic_mnist(60000)
             _mnist_cache = (x, y, f"synthetic MNIST-like ({type(error).__name__})")
     x, y, source = _mnist_cache
@@ -149,10 +150,14 @@ def mnist_like(n: int) -> tuple[Images, Labels, str]:
     return x[:n], y[:n], source
 
 
-def load(kind: str, n: int, dim: int) -> tuple[Images, Labels, str]:
-    """Data of a workload: ``kind`` "mnist" (real or stand-in) or "dense" (uniform random)."""
+def load(kind: str, n: int, dim: int, real_mnist: bool = True) -> tuple[Images, Labels, str]:
+    """Data of a workload: ``kind`` "mnist" (real, or the stand-in when ``real_mnist`` is False
+    or MNIST cannot be loaded) or "dense" (uniform random)."""
     if kind == "mnist":
         assert dim == 784, "MNIST has 784 inputs"
+        if not real_mnist:
+            x, y = synthetic_mnist(n)
+            return x, y, "synthetic MNIST-like"
         return mnist_like(n)
     if kind == "dense":
         x, y = dense_random(n, dim)
@@ -191,37 +196,40 @@ class Workload:
     def flops_per_sample(self) -> int:
         return self.net.train_flops() if self.kind == "train" else self.net.predict_flops()
 
-    def title(self, max_threads: int) -> str:
+    def title(self, max_threads: int, samples: Optional[int] = None) -> str:
         threads = self.thread_count(max_threads)
         what = {
             "train": f"train {self.net.name} {self.net.hidden_activation}, batch {self.batch}",
-            "predict": f"predict {self.net.name}, {self.samples} at once",
+            "predict": f"predict {self.net.name}, {samples or self.samples} at once",
             "predict1": f"predict {self.net.name}, one at a time",
         }[self.kind]
         data = "MNIST" if self.data == "mnist" else "dense random"
         return f"{what}, {threads} thread{'s' if threads > 1 else ''} ({data})"
 
 
+# Learning rates: 0.1 as in issue 5 for 784-100-10; smaller for the relu nets, whose wide layers
+# sum many positive activations: at 0.01, one shuffled epoch of 4096-4096-10 raised the loss for
+# some batch orders (measured 2.27 to 2.73 from 2.38), at 0.003 it falls for every order tried.
 WORKLOADS: tuple[Workload, ...] = (
     # The classic setup of issue 5: 784-100-10, sigmoid, softmax cross-entropy, SGD lr 0.1.
     Workload("train-b64-t1", MNIST_NET, "train", "mnist", 60000, 512),
     Workload("train-b64-tN", MNIST_NET, "train", "mnist", 60000, 512, threads=0),
-    Workload("train-b1-t1", MNIST_NET, "train", "mnist", 10000, 64, batch=1),
+    Workload("train-b1-t1", MNIST_NET, "train", "mnist", 10000, 256, batch=1),
     Workload("predict-t1", MNIST_NET, "predict", "mnist", 10000, 256),
     Workload("predict1-t1", MNIST_NET, "predict1", "mnist", 10000, 64),
     # The same on dense inputs: what the sparse first-layer path is worth.
     Workload("dense-train-b64-t1", MNIST_NET, "train", "dense", 30000, 512),
-    Workload("dense-train-b1-t1", MNIST_NET, "train", "dense", 5000, 64, batch=1),
+    Workload("dense-train-b1-t1", MNIST_NET, "train", "dense", 5000, 256, batch=1),
     Workload("dense-predict-t1", MNIST_NET, "predict", "dense", 10000, 256),
     # Larger layers: the work no longer fits in L2.
     Workload("wide-train-b64-t1", WIDE_NET, "train", "mnist", 10000, 256, learning_rate=0.01),
     Workload("wide-train-b64-tN", WIDE_NET, "train", "mnist", 10000, 256, threads=0,
              learning_rate=0.01),
     Workload("wide-predict-t1", WIDE_NET, "predict", "mnist", 10000, 256),
-    Workload("huge-train-b64-t1", HUGE_NET, "train", "dense", 1024, 128, learning_rate=0.01,
+    Workload("huge-train-b64-t1", HUGE_NET, "train", "dense", 1024, 128, learning_rate=0.003,
              check_rows=256),
     Workload("huge-train-b64-tN", HUGE_NET, "train", "dense", 1024, 128, threads=0,
-             learning_rate=0.01, check_rows=256),
+             learning_rate=0.003, check_rows=256),
     Workload("huge-predict-t1", HUGE_NET, "predict", "dense", 2048, 64, check_rows=256),
 )
 
