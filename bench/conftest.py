@@ -76,7 +76,11 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
+    """The command line goes in; every round's raw time goes out (74 MB for the whole suite,
+    where the statistics take 140 kB)."""
     output_json["command"] = " ".join(["python -m pytest", *config.invocation_params.args])
+    for bench in output_json.get("benchmarks", []):
+        bench.get("stats", {}).pop("data", None)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -109,7 +109,10 @@ class FastmlpRunner(Runner):
         self.model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
 
     def predict(self, x: Any) -> Any:
-        return self.model.predict(x, batch_size=len(x), verbose=0)
+        # The call a user writes. fastmlp then runs 1024 rows at a time (results do not depend
+        # on it); batch_size=len(x) measured ~40% slower for 10000 MNIST rows (the activations
+        # of the whole batch no longer stay in cache between layers).
+        return self.model.predict(x, verbose=0)
 
     def predict_each(self, x: Any) -> Any:
         out = np.empty((len(x), self.net.sizes[-1]), np.float32)

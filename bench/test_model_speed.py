@@ -111,21 +111,24 @@ def test_fit_epoch(benchmark: Any, mnist: Any, name: str, kind: str, batch: int,
     assert after < before, f"an epoch did not lower the loss: {before} -> {after}"
 
 
+# (net name, data, samples, batch_size: None for the default, i.e. the call a user writes)
 PREDICTS = [
-    ("784-100-10", "mnist", 10000),
-    ("784-100-10", "dense", 10000),
-    ("784-512-512-10", "mnist", 10000),
-    ("4096-4096-10", "dense", 2048),
+    ("784-100-10", "mnist", 10000, None),
+    ("784-100-10", "mnist", 10000, 10000),
+    ("784-100-10", "dense", 10000, None),
+    ("784-512-512-10", "mnist", 10000, None),
+    ("4096-4096-10", "dense", 2048, None),
 ]
 
 
 @pytest.mark.benchmark(group="predict: all samples in one call")
-@pytest.mark.parametrize(("name", "kind", "n"), PREDICTS, ids=[f"{p[0]}-{p[1]}-{p[2]}" for p in PREDICTS])
-def test_predict(benchmark: Any, mnist: Any, name: str, kind: str, n: int) -> None:
+@pytest.mark.parametrize(("name", "kind", "n", "batch_size"), PREDICTS,
+                         ids=[f"{p[0]}-{p[1]}-{p[2]}-batch_size={p[3]}" for p in PREDICTS])
+def test_predict(benchmark: Any, mnist: Any, name: str, kind: str, n: int, batch_size: Any) -> None:
     net, _, _ = NETS[name]
     model, _ = make_model(net)
     x, _ = data(kind, net, n, mnist)
-    probs = benchmark(model.predict, x, batch_size=n, verbose=0)
+    probs = benchmark(model.predict, x, batch_size=batch_size, verbose=0)
     record_rate(benchmark, n, net.predict_flops())
     rows = slice(0, 2000 if net is not wl.HUGE_NET else 256)
     expected = reference.predict(x[rows], reference_params(model), net.activations)

@@ -163,3 +163,20 @@ def test_num_threads_api(restore_settings: None) -> None:
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(ValueError, match="`n`"):
             fm.set_num_threads(bad)  # type: ignore[arg-type]
+
+
+def test_rapid_thread_count_changes_do_not_hang(restore_settings: None) -> None:
+    # A worker that had not started yet when the pool was resized again used to miss its stop
+    # signal, and join() waited forever. Run in a subprocess so a regression fails, not hangs.
+    import subprocess
+    import sys
+
+    code = (
+        "import fastmlp as fm\n"
+        "for _ in range(2000):\n"
+        "    fm.set_num_threads(1); fm.set_num_threads(2); fm.set_num_threads(3)\n"
+        "print('done')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done"

@@ -62,7 +62,11 @@ void ThreadPool::set_num_threads(std::size_t n) {
 
 void ThreadPool::start_workers(std::size_t workers) {
   stopping_.store(false);
-  for (std::size_t i = 0; i < workers; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  // The generation is read here, not by the new thread: a stop that comes before the thread
+  // first runs must still be seen as a change (else join() would wait forever).
+  const unsigned long long generation = generation_.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < workers; ++i)
+    workers_.emplace_back([this, i, generation] { worker_loop(i, generation); });
 }
 
 void ThreadPool::stop_workers() {
@@ -76,17 +80,17 @@ void ThreadPool::stop_workers() {
   workers_.clear();
 }
 
-void ThreadPool::worker_loop(std::size_t) {
-  unsigned long long seen = generation_.load(std::memory_order_acquire);
+void ThreadPool::worker_loop(std::size_t, unsigned long long seen) {
   for (;;) {
+    auto changed = [&] { return generation_.load(std::memory_order_acquire) != seen || stopping_.load(); };
     int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinRounds) {
+    while (!changed() && spins < kSpinRounds) {
       FASTMLP_PAUSE();
       ++spins;
     }
-    if (generation_.load(std::memory_order_acquire) == seen) {
+    if (!changed()) {
       std::unique_lock<std::mutex> lock(wake_mutex_);
-      wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      wake_.wait(lock, changed);
     }
     seen = generation_.load(std::memory_order_acquire);
     if (stopping_.load()) return;

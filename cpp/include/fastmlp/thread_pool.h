@@ -36,7 +36,7 @@ class ThreadPool {
   ThreadPool();
   void start_workers(std::size_t workers);
   void stop_workers();
-  void worker_loop(std::size_t index);
+  void worker_loop(std::size_t index, unsigned long long generation);
   using Task = void (*)(void*, std::size_t);
   void run_tasks(std::size_t tasks, Task task, void* context);
 
