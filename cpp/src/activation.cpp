@@ -26,6 +26,5 @@ double default_activation_alpha(Activation act) {
   return 0.0;
 }
 
-const char* activation_name(Activation act) { return kNames[static_cast<int>(act)]; }
 
 }  // namespace fastmlp

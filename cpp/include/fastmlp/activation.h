@@ -21,7 +21,6 @@ enum class Activation : int {
 
 // Throws std::invalid_argument naming the unknown activation.
 Activation parse_activation(const std::string& name);
-const char* activation_name(Activation act);
 // The parameter an activation takes by default (leaky_relu 0.2, elu 1.0, else 0).
 double default_activation_alpha(Activation act);
 

@@ -58,7 +58,6 @@ class Network {
 
   // Sizes the per-batch buffers for batches of up to `rows` rows (grows only).
   void reserve(std::size_t rows);
-  std::size_t capacity() const { return capacity_; }
 
   // x: rows x input_dim, row-major. Afterwards output()/output_logits() hold the last layer's
   // activation and pre-activation. With `dropout_rng` (training), layers with dropout draw their
@@ -66,7 +65,6 @@ class Network {
   void forward(const T* x, std::size_t rows, Rng* dropout_rng = nullptr);
   const T* output() const { return layers_.back().a; }
   const T* output_logits() const { return layers_.back().z.data(); }
-  const T* activation_of(std::size_t l) const { return layers_.at(l).a; }
 
   // The last layer's dL/dz, to be filled (by the loss) before backward().
   T* output_delta() { return layers_.back().delta.data(); }
