@@ -92,6 +92,8 @@ class FastmlpRunner(Runner):
 
         self.fm = fm
         fm.set_num_threads(threads)
+        # Seeded shuffles, as the NumPy runner's: a run's checks are reproducible.
+        fm.utils.set_random_seed(1)
         layers: list[Any] = [fm.layers.Input(shape=(net.sizes[0],))]
         layers += [fm.layers.Dense(units, activation=act) for units, act in zip(net.sizes[1:], net.activations)]
         self.model = fm.Sequential(layers)
