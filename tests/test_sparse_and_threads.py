@@ -21,10 +21,11 @@ K = _core.kernels
 
 @pytest.fixture
 def restore_settings() -> Iterator[None]:
-    threads, density = fm.get_num_threads(), _core.sparse_density_threshold()
+    threads, density, by_rows = fm.get_num_threads(), _core.sparse_density_threshold(), _core.row_parallel_training()
     yield
     fm.set_num_threads(threads)
     _core.set_sparse_density_threshold(density)
+    _core.set_row_parallel_training(by_rows)
 
 
 def sparse_matrix(rng: np.random.Generator, rows: int, cols: int, density: float, dtype: Any) -> Any:
@@ -153,6 +154,62 @@ def test_thread_count_does_not_change_results(
     one = models[0].predict(x, verbose=0)
     fm.set_num_threads(2)
     np.testing.assert_array_equal(models[0].predict(x, verbose=0), one)
+
+
+def fit_history(model: fm.Sequential, x: Any, y: Any, **fit: Any) -> dict[str, list[float]]:
+    history: dict[str, list[float]] = model.fit(x, y, epochs=2, verbose=0, **fit).history
+    return history
+
+
+# fit with several threads splits each step by rows of the batch (each thread takes its rows
+# through the forward and backward pass, then its share of the weight gradients); with one
+# thread, or with row_parallel_training off, every product is split by columns instead. Cases
+# cover each loss's output path, weights, penalties, and batches whose parts differ in density.
+ROW_SPLIT_CASES = {
+    "sparse-ce-sgd": dict(loss="sparse_categorical_crossentropy", out="softmax", optimizer="sgd", batch=64),
+    "onehot-ce-adam": dict(loss="categorical_crossentropy", out="softmax", optimizer="adam", batch=50),
+    "mse-linear-momentum": dict(loss="mse", out="linear", optimizer="sgd-momentum", batch=33),
+    "mae-tanh-rmsprop": dict(loss="mae", out="tanh", optimizer="rmsprop", batch=17),
+    "bce-sigmoid-weights": dict(loss="binary_crossentropy", out="sigmoid", optimizer="sgd", batch=64, weights=True),
+    "l2-penalty-sgd": dict(loss="sparse_categorical_crossentropy", out="softmax", optimizer="sgd", batch=40, l2=1e-3),
+    "two-hidden-elu": dict(loss="sparse_categorical_crossentropy", out="softmax", optimizer="sgd", batch=64, hidden=[60, 30]),
+}
+
+
+@pytest.mark.parametrize("case", list(ROW_SPLIT_CASES))
+def test_row_split_steps_equal_column_split_steps(restore_settings: None, case: str) -> None:
+    c = ROW_SPLIT_CASES[case]
+    rng = np.random.default_rng(11)
+    # Dense first half, sparse second half, unshuffled: a batch's parts take different first-layer
+    # kernels (each part decides on its own rows).
+    x = np.concatenate([rng.random((160, 120), dtype=np.float32), sparse_matrix(rng, 160, 120, 0.1, np.float32)])
+    labels = rng.integers(0, 10, 320)
+    sparse_loss = c["loss"] == "sparse_categorical_crossentropy"
+    y = labels if sparse_loss else np.eye(10, dtype=np.float32)[labels]
+    fit: dict[str, Any] = dict(batch_size=c["batch"], shuffle=False)
+    if c.get("weights"):
+        fit["sample_weight"] = rng.random(320).astype(np.float32) + 0.5
+    runs = []
+    for threads, by_rows in ((1, True), (2, False), (2, True), (3, True)):
+        fm.set_num_threads(threads)
+        _core.set_row_parallel_training(by_rows)
+        fm.utils.set_random_seed(5)
+        reg = fm.regularizers.l2(c["l2"]) if "l2" in c else None
+        hidden = c.get("hidden", [48])
+        model = fm.Sequential(
+            [fm.layers.Input(shape=(120,))]
+            + [fm.layers.Dense(h, activation="elu", kernel_regularizer=reg, bias_regularizer=reg) for h in hidden]
+            + [fm.layers.Dense(10, activation=c["out"])]
+        )
+        metrics = ["accuracy"] if c["out"] == "softmax" else ["mae"]
+        optimizer = fm.optimizers.SGD(0.01, momentum=0.9) if c["optimizer"] == "sgd-momentum" else c["optimizer"]
+        model.compile(optimizer=optimizer, loss=c["loss"], metrics=metrics)
+        runs.append((model, fit_history(model, x, y, **fit)))
+    first, first_history = runs[0]
+    assert np.isfinite(first_history["loss"]).all()
+    for model, history in runs[1:]:
+        assert_same_weights(first, model)
+        assert history == first_history  # the losses and metrics too, to the last bit
 
 
 def test_num_threads_api(restore_settings: None) -> None:

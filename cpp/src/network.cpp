@@ -9,6 +9,7 @@
 
 #include "fastmlp/dispatch.h"
 #include "fastmlp/thread_pool.h"
+#include "network_limits.h"
 
 namespace fastmlp {
 
@@ -19,8 +20,6 @@ namespace {
 constexpr std::size_t kMinParallelWork = 1 << 15;
 // Elementwise steps (activations) go parallel from this many elements.
 constexpr std::size_t kMinParallelElements = 2048;
-// Batches up to this many rows skip gemm (its packing costs more than it saves there).
-constexpr std::size_t kSmallBatch = 4;
 // Rows per forward pass in predict: the activations of a block stay in L2.
 constexpr std::size_t kPredictBlock = 1024;
 // The first layer takes the sparse path when at most this fraction of the batch's inputs is

@@ -76,6 +76,37 @@ class Network {
   // gradient); returns true when it did, so the optimizer skips that array.
   bool backward(const T* x, std::size_t rows, const T* sgd_learning_rate = nullptr);
 
+  // A training step split by rows of the batch (network_rows.cpp), for `parts` threads: each
+  // part first runs forward_rows and backward_rows on its own rows [r0, r1) (no barrier in
+  // between: rows do not interact before the weight gradients), then, once every row is done,
+  // weight_gradients on its share of the weights. Each value goes through the same operations
+  // in the same order as in forward() and backward(), so the results are bitwise theirs for
+  // every split: the thread count cannot change them. Two barriers per step instead of one per
+  // layer and phase. Not for layers with dropout (their masks are drawn in one sequence).
+  static constexpr std::size_t kMaxRowParts = 64;
+  bool supports_row_parallel() const;
+  // Sizes the buffers for a batch of `rows` rows in `parts` parts (call before the parts run).
+  void prepare_row_parallel(std::size_t rows, std::size_t parts);
+  // x: the whole batch (rows x input_dim); fills the activations of rows [r0, r1).
+  void forward_rows(const T* x, std::size_t r0, std::size_t r1, std::size_t part);
+  // The activation backward of the last layer for rows [r0, r1) (see output_activation_backward).
+  void output_activation_backward_rows(std::size_t r0, std::size_t r1);
+  // dL/dz of every hidden layer for rows [r0, r1), from the output delta of those rows.
+  void backward_rows(std::size_t r0, std::size_t r1, std::size_t part);
+  // Whether the first layer's weight gradient takes the sparse path (and so, with plain SGD,
+  // fuses the update): decided on the whole batch, as backward() does.
+  bool first_layer_sparse(std::size_t rows) const;
+  // Part `part` of the kernel and bias gradients (with regularization) of every layer, after
+  // every row's backward_rows. With `sgd_learning_rate` and fused_first_layer(...) true, the
+  // first kernel is updated in place instead (see backward()).
+  void weight_gradients(const T* x, std::size_t rows, std::size_t part, std::size_t parts,
+                        const T* sgd_learning_rate);
+  bool fuses_first_layer(std::size_t rows, bool plain_sgd) const;
+  // Moves the first layer's feature split so that each part gets a similar number of nonzero
+  // inputs next time (any split gives the same results; only the balance changes).
+  // Call after the parts' weight_gradients of a step over `rows` rows.
+  void rebalance_features(std::size_t rows, std::size_t parts);
+
   // The weight penalties of every layer (the regularization loss Keras adds to the loss).
   double regularization_penalty() const;
 
@@ -118,12 +149,27 @@ class Network {
   template <class F>
   void for_blocks(std::size_t rows, std::size_t cols, Activation act, F&& fn);
   T* pack_buffer(std::size_t task);
+  // Nonzero lists of rows [r0, r1) of x (the per-row half of index_sparse_input); returns
+  // how many entries.
+  std::size_t index_rows(const T* x, std::size_t r0, std::size_t r1);
+  // C[r0:r1) = A[r0:r1) @ B for one layer: gemm, or for a few rows the sparse kernel with every
+  // index listed (bitwise gemm's), with the scratch of `part`.
+  void rows_product(std::size_t rows, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t a_row,
+                    std::ptrdiff_t a_col, const T* b, std::ptrdiff_t b_row, std::ptrdiff_t b_col, T* c,
+                    std::size_t layer, std::size_t part);
 
   std::size_t input_dim_;
   std::vector<Layer> layers_;
   std::size_t capacity_ = 0;
   std::vector<AlignedBuffer<T>> packs_;  // GEMM packing scratch, one per task
   SparseInput sparse_;
+  // Row-parallel steps: per part, the per-feature lists of its share of the first layer's
+  // inputs, and the first-layer split itself (parts + 1 bounds).
+  struct FeaturePart {
+    std::vector<std::uint32_t> starts, rows;
+  };
+  std::vector<FeaturePart> feature_parts_;
+  std::vector<std::size_t> feature_split_;
   // The full index list [0, fan_in) for small batches, with per-row starts (0) and ends.
   std::vector<std::uint32_t> all_indices_, all_starts_;
   std::vector<std::vector<std::uint32_t>> all_ends_;

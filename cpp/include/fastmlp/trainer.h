@@ -34,6 +34,12 @@ struct TrainingConfig {
 };
 
 // Sums over the samples seen; divide by `samples` for Keras's per-sample means.
+// Whether fit may split its steps by rows of the batch (on by default: it then does so with
+// several threads and narrow layers); off, always by the products' columns as in
+// Network::forward/backward. The results are bitwise the same; for tests and benchmarks.
+void set_row_parallel_training(bool on);
+bool row_parallel_training();
+
 struct Totals {
   double loss = 0;
   std::vector<double> metrics;
@@ -72,6 +78,12 @@ class Trainer {
   // Backward pass and optimizer step for the batch x of the last forward.
   void update(const T* x, std::size_t rows);
   void check_data(const DataView<T>& data) const;
+  void check_labels(const std::int32_t* labels, std::size_t rows) const;
+  // One step of fit on the rows order[0 .. rows) of data, split by rows over the threads
+  // (Network::forward_rows and friends): bitwise the same as forward_loss + update.
+  void train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows, Totals& totals);
+  std::size_t row_parts(std::size_t rows) const;
+  bool row_parallel_pays() const;
   Totals empty_totals() const;
 
   std::shared_ptr<Network<T>> net_;
@@ -80,7 +92,7 @@ class Trainer {
   Optimizer<T> optimizer_;
   Rng rng_;
   std::vector<std::uint32_t> order_;
-  AlignedBuffer<T> batch_x_, batch_y_, batch_w_;
+  AlignedBuffer<T> batch_x_, batch_y_, batch_w_, row_loss_;
   std::vector<std::int32_t> batch_labels_;
 };
 

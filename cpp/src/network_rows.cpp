@@ -1,0 +1,247 @@
+// A training step split by rows of the batch: each thread takes its rows through the whole
+// forward and backward pass, then every thread computes its share of the weight gradients.
+// Splitting each product by columns instead (network.cpp) costs a barrier per layer and phase,
+// and halves only the multiply-adds of the sparse first layer, not its per-nonzero work; on
+// 784-100-10 MNIST it ran 2 threads at 1.1x one.
+//
+// Why the results cannot depend on the split: every activation and delta value is one row's
+// FMA chain over its inputs in order (the same kernels as network.cpp, bitwise equal whichever
+// is picked), and every weight-gradient value is a chain over all rows of the batch in row
+// order, computed by one thread after all rows are done.
+#include <algorithm>
+#include <cstring>
+
+#include "fastmlp/dispatch.h"
+#include "fastmlp/network.h"
+#include "network_limits.h"
+
+namespace fastmlp {
+
+namespace {
+
+// Row split of a dense weight gradient in whole 8-row pieces (the bound of the last is n).
+std::size_t row_bound(std::size_t n, std::size_t parts, std::size_t p) {
+  return p >= parts ? n : std::min(n, (n * p / parts + 4) / 8 * 8);
+}
+
+}  // namespace
+
+template <class T>
+bool Network<T>::supports_row_parallel() const {
+  for (const Layer& layer : layers_)
+    if (layer.spec.dropout > 0) return false;
+  return true;
+}
+
+template <class T>
+void Network<T>::prepare_row_parallel(std::size_t rows, std::size_t parts) {
+  reserve(rows);
+  const std::size_t in = input_dim_, stride = in + 8;
+  SparseInput& s = sparse_;
+  s.row_starts.resize(rows);
+  s.row_ends.resize(rows);
+  s.row_cols.resize(rows * stride);
+  s.rows = rows;
+  for (std::size_t t = 0; t < parts; ++t) pack_buffer(t);
+  if (feature_parts_.size() < parts) feature_parts_.resize(parts);
+  for (std::size_t t = 0; t < parts; ++t) {
+    feature_parts_[t].starts.reserve(in + 1);
+    feature_parts_[t].rows.reserve(rows * in);
+  }
+  if (feature_split_.size() != parts + 1) {
+    feature_split_.resize(parts + 1);
+    for (std::size_t t = 0; t <= parts; ++t) feature_split_[t] = in * t / parts;
+  }
+}
+
+template <class T>
+std::size_t Network<T>::index_rows(const T* x, std::size_t r0, std::size_t r1) {
+  SparseInput& s = sparse_;
+  const KernelTable<T>& kt = kernels<T>();
+  const std::size_t in = input_dim_, stride = in + 8;  // nonzero_indices stores whole vectors
+  std::size_t nnz = 0;
+  for (std::size_t r = r0; r < r1; ++r) {
+    s.row_starts[r] = std::uint32_t(r * stride);
+    const std::size_t count = kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride);
+    s.row_ends[r] = s.row_starts[r] + std::uint32_t(count);
+    nnz += count;
+  }
+  return nnz;
+}
+
+template <class T>
+void Network<T>::rows_product(std::size_t rows, std::size_t n, std::size_t k, const T* a,
+                              std::ptrdiff_t a_row, std::ptrdiff_t a_col, const T* b,
+                              std::ptrdiff_t b_row, std::ptrdiff_t b_col, T* c, std::size_t layer,
+                              std::size_t part) {
+  const KernelTable<T>& kt = kernels<T>();
+  if (rows <= kSmallBatch && b_col == 1 && a_col == 1) {
+    kt.sparse_gemm({rows, n, a, a_row, 1, all_starts_.data(), all_ends_[layer].data(), all_indices_.data(), b,
+                    b_row, c, std::ptrdiff_t(n)});
+  } else {
+    kt.gemm({rows, n, k, T(1), a, a_row, a_col, b, b_row, b_col, T(0), c, std::ptrdiff_t(n), packs_[part].data()});
+  }
+}
+
+template <class T>
+void Network<T>::forward_rows(const T* x, std::size_t r0, std::size_t r1, std::size_t part) {
+  const KernelTable<T>& kt = kernels<T>();
+  const std::size_t rows = r1 - r0;
+  if (rows == 0) return;
+  // Each part decides on its own rows: the sparse and the dense product give the same bits.
+  const std::size_t nnz = index_rows(x, r0, r1);
+  const bool sparse = double(nnz) <= sparse_density_threshold() * double(rows * input_dim_);
+  const T* in = x + r0 * input_dim_;
+  std::size_t in_dim = input_dim_;
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    Layer& layer = layers_[l];
+    const std::size_t out = layer.spec.units;
+    const auto ld = std::ptrdiff_t(out);
+    T* z = layer.z.data() + r0 * out;
+    if (l == 0 && sparse) {
+      // Row r's entries, addressed relative to the part's first row.
+      kt.sparse_gemm({rows, out, in, std::ptrdiff_t(in_dim), 1, sparse_.row_starts.data() + r0,
+                      sparse_.row_ends.data() + r0, sparse_.row_cols.data(), layer.kernel.data(), ld, z, ld});
+    } else {
+      rows_product(rows, out, in_dim, in, std::ptrdiff_t(in_dim), 1, layer.kernel.data(), ld, 1, z, l, part);
+    }
+    kt.bias_activation({rows, out, layer.spec.activation, T(layer.spec.alpha),
+                        layer.spec.use_bias ? layer.bias.data() : nullptr, z, ld, layer.a + r0 * out, ld});
+    layer.out = layer.a;
+    layer.dropped_now = false;
+    in = layer.a + r0 * out;
+    in_dim = out;
+  }
+}
+
+template <class T>
+void Network<T>::output_activation_backward_rows(std::size_t r0, std::size_t r1) {
+  Layer& last = layers_.back();
+  const std::size_t out = last.spec.units;
+  const auto ld = std::ptrdiff_t(out);
+  const std::size_t off = r0 * out;
+  kernels<T>().activation_backward({r1 - r0, out, last.spec.activation, T(last.spec.alpha), last.z.data() + off,
+                                    ld, last.a + off, ld, last.delta.data() + off, ld, last.delta.data() + off, ld});
+}
+
+template <class T>
+void Network<T>::backward_rows(std::size_t r0, std::size_t r1, std::size_t part) {
+  const KernelTable<T>& kt = kernels<T>();
+  const std::size_t rows = r1 - r0;
+  if (rows == 0) return;
+  for (std::size_t l = layers_.size() - 1; l > 0; --l) {
+    Layer& layer = layers_[l];
+    Layer& prev = layers_[l - 1];
+    const std::size_t in_dim = fan_in(l), out = layer.spec.units;
+    const auto ld = std::ptrdiff_t(in_dim);
+    T* delta_prev = prev.delta.data() + r0 * in_dim;
+    // dA_prev = delta @ W^T (W read transposed), then through the previous activation.
+    kt.gemm({rows, in_dim, out, T(1), layer.delta.data() + r0 * out, std::ptrdiff_t(out), 1, layer.kernel.data(),
+             1, std::ptrdiff_t(out), T(0), delta_prev, ld, packs_[part].data()});
+    kt.activation_backward({rows, in_dim, prev.spec.activation, T(prev.spec.alpha), prev.z.data() + r0 * in_dim, ld,
+                            prev.a + r0 * in_dim, ld, delta_prev, ld, delta_prev, ld});
+  }
+}
+
+template <class T>
+bool Network<T>::first_layer_sparse(std::size_t rows) const {
+  std::size_t nnz = 0;
+  for (std::size_t r = 0; r < rows; ++r) nnz += sparse_.row_ends[r] - sparse_.row_starts[r];
+  return double(nnz) <= sparse_density_threshold() * double(rows * input_dim_);
+}
+
+template <class T>
+bool Network<T>::fuses_first_layer(std::size_t rows, bool plain_sgd) const {
+  return plain_sgd && !layers_[0].spec.kernel_regularized() && first_layer_sparse(rows);
+}
+
+template <class T>
+void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part, std::size_t parts,
+                                  const T* sgd_learning_rate) {
+  const KernelTable<T>& kt = kernels<T>();
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    Layer& layer = layers_[l];
+    const std::size_t in_dim = fan_in(l), out = layer.spec.units;
+    const auto ld = std::ptrdiff_t(out);
+    const T* in = l == 0 ? x : layers_[l - 1].a;
+    std::size_t k0, k1;  // this part's rows of the kernel gradient (input features)
+    if (l == 0 && first_layer_sparse(rows)) {
+      k0 = feature_split_[part];
+      k1 = feature_split_[part + 1];
+      // The lists of features [k0, k1): rows increasing, from each row's sorted nonzeros.
+      FeaturePart& fp = feature_parts_[part];
+      fp.starts.assign(k1 - k0 + 1, 0);
+      const std::uint32_t* cols = sparse_.row_cols.data();
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::uint32_t* first = std::lower_bound(cols + sparse_.row_starts[r], cols + sparse_.row_ends[r], std::uint32_t(k0));
+        for (const std::uint32_t* e = first; e < cols + sparse_.row_ends[r] && *e < k1; ++e) ++fp.starts[*e - k0 + 1];
+      }
+      for (std::size_t k = 0; k < k1 - k0; ++k) fp.starts[k + 1] += fp.starts[k];
+      fp.rows.resize(fp.starts[k1 - k0]);
+      // Fill with a cursor per feature, kept in starts[k] and restored below.
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::uint32_t* first = std::lower_bound(cols + sparse_.row_starts[r], cols + sparse_.row_ends[r], std::uint32_t(k0));
+        for (const std::uint32_t* e = first; e < cols + sparse_.row_ends[r] && *e < k1; ++e)
+          fp.rows[fp.starts[*e - k0]++] = std::uint32_t(r);
+      }
+      for (std::size_t k = k1 - k0; k > 0; --k) fp.starts[k] = fp.starts[k - 1];
+      fp.starts[0] = 0;
+      if (k1 > k0) {
+        SparseGemmArgs<T> args{k1 - k0, out, x + k0, 1, std::ptrdiff_t(in_dim), fp.starts.data(), fp.starts.data() + 1,
+                               fp.rows.data(), layer.delta.data(), ld, layer.kernel_grad.data() + k0 * out, ld};
+        if (sgd_learning_rate != nullptr && !layer.spec.kernel_regularized()) {
+          args.update = layer.kernel.data() + k0 * out;
+          args.learning_rate = *sgd_learning_rate;
+        }
+        kt.sparse_gemm(args);
+      }
+      if (sgd_learning_rate != nullptr && !layer.spec.kernel_regularized()) k1 = k0;  // nothing more to do
+    } else {
+      k0 = row_bound(in_dim, parts, part);
+      k1 = row_bound(in_dim, parts, part + 1);
+      // dW[k0:k1) = in[:, k0:k1)^T @ delta: in read transposed through its strides.
+      if (k1 > k0)
+        kt.gemm({k1 - k0, out, rows, T(1), in + k0, 1, std::ptrdiff_t(in_dim), layer.delta.data(), ld, 1, T(0),
+                 layer.kernel_grad.data() + k0 * out, ld, packs_[part].data()});
+    }
+    if (layer.spec.kernel_regularized() && k1 > k0)
+      kt.regularize((k1 - k0) * out, T(layer.spec.kernel_l1), T(layer.spec.kernel_l2), layer.kernel.data() + k0 * out,
+                    layer.kernel_grad.data() + k0 * out);
+    // The biases: whole arrays, spread over the parts by layer.
+    if (layer.spec.use_bias && l % parts == part) {
+      kt.column_sum(rows, out, layer.delta.data(), ld, layer.bias_grad.data());
+      if (layer.spec.bias_regularized())
+        kt.regularize(out, T(layer.spec.bias_l1), T(layer.spec.bias_l2), layer.bias.data(), layer.bias_grad.data());
+    }
+  }
+}
+
+template <class T>
+void Network<T>::rebalance_features(std::size_t rows, std::size_t parts) {
+  // The parts' lists describe the current split only after a step that built them.
+  if (parts < 2 || feature_parts_.size() < parts || feature_split_.size() != parts + 1 || !first_layer_sparse(rows))
+    return;
+  // Nonzeros per feature in the last step, from the parts' lists; then bounds at equal shares.
+  std::size_t total = 0;
+  for (std::size_t t = 0; t < parts; ++t) total += feature_parts_[t].starts.empty() ? 0 : feature_parts_[t].starts.back();
+  if (total == 0) return;
+  std::vector<std::size_t>& split = feature_split_;
+  std::size_t seen = 0, next = 1;
+  std::size_t bounds[kMaxRowParts];
+  const std::size_t wanted = std::min(parts, kMaxRowParts);
+  for (std::size_t t = 0; t < parts && next < wanted; ++t) {
+    const FeaturePart& fp = feature_parts_[t];
+    const std::size_t k0 = split[t];
+    for (std::size_t k = 0; k + 1 < fp.starts.size() && next < wanted; ++k) {
+      seen += fp.starts[k + 1] - fp.starts[k];
+      while (next < wanted && seen * wanted >= total * next) bounds[next++] = k0 + k + 1;
+    }
+  }
+  if (next != wanted) return;
+  for (std::size_t t = 1; t < wanted; ++t) split[t] = std::min(bounds[t], input_dim_);
+}
+
+template class Network<float>;
+template class Network<double>;
+
+}  // namespace fastmlp
