@@ -44,7 +44,9 @@ def fastmlp_accuracy(data: Data, args: argparse.Namespace, seed: int) -> float:
     optimizer = {"sgd": fm.optimizers.SGD, "adam": fm.optimizers.Adam}[args.optimizer](learning_rate=args.lr)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=0)
-    return float(model.evaluate(x_test, y_test, verbose=0)[1])
+    logs = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
+    assert isinstance(logs, dict)
+    return float(logs["accuracy"])
 
 
 def torch_accuracy(data: Data, args: argparse.Namespace, seed: int) -> float:
