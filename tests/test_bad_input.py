@@ -535,3 +535,32 @@ def test_set_weights_converts_lists_and_float64() -> None:
         assert a.dtype == np.float32 and np.array_equal(a, b)
     model.set_weights([np.asfortranarray(weights[0]), *weights[1:]])
     assert np.array_equal(model.get_weights()[0], weights[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_first_non_finite_finds_the_first_bad_row(dtype: Any, threads: int) -> None:
+    """fit's check runs in C++ over several threads in blocks: whichever block finishes first,
+    the answer is the first bad row, as NumPy finds it."""
+    from fastmlp import _validation
+
+    before = fm.get_num_threads()
+    fm.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(4)
+        x = rng.random((3000, 500)).astype(dtype)  # several 1 MB blocks
+        assert _validation.first_non_finite(x) is None
+        for rows, value in (([2999], np.nan), ([2500, 700, 2900], np.inf), ([5, 4], -np.inf), ([0], np.nan)):
+            y = x.copy()
+            for r in rows:
+                y[r, rng.integers(500)] = value
+            expected = int(np.argmin(np.isfinite(y).all(axis=1)))
+            assert _validation.first_non_finite(y) == expected == min(rows)
+        # Views that are not C-contiguous take NumPy's path, with the same answer.
+        y = x.copy()
+        y[17, 4] = np.nan  # an even column: inside the strided view below too
+        assert _validation.first_non_finite(np.asfortranarray(y)) == 17
+        assert _validation.first_non_finite(y[:, ::2]) == 17
+        assert _validation.first_non_finite(np.array([1.0, np.inf, np.nan], dtype)) == 1
+    finally:
+        fm.set_num_threads(before)

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "arrays.h"
+#include "fastmlp/finite_check.h"
 #include "fastmlp/network.h"
 
 namespace fastmlp::bindings {
@@ -133,6 +134,20 @@ void bind(py::module_& m, const char* name) {
 }  // namespace
 
 void bind_network(py::module_& m) {
+  m.def(
+      "first_non_finite_row",
+      [](const py::array& x) -> std::int64_t {
+        // float32 or float64, 2-D, C-contiguous (the Python side reshapes, never copies).
+        if (x.dtype().is(py::dtype::of<float>())) {
+          const auto a = contiguous<float>(x, "x", 2);
+          py::gil_scoped_release release;
+          return first_non_finite_row(a.data, a.rows, a.cols);
+        }
+        const auto a = contiguous<double>(x, "x", 2);
+        py::gil_scoped_release release;
+        return first_non_finite_row(a.data, a.rows, a.cols);
+      },
+      py::arg("x"), "Index of the first row holding NaN or infinity, or -1.");
   m.def("set_sparse_density_threshold", &set_sparse_density_threshold, py::arg("density"),
         "Largest input density for the first layer's sparse path (0: off). Results do not change.");
   m.def("sparse_density_threshold", &sparse_density_threshold);
