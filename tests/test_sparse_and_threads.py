@@ -62,6 +62,8 @@ def test_sparse_gemm_is_bitwise_dense_gemm(isa: str, dtype: Any, n: int, density
     starts, cols = csr(x)
     got = K.sparse_gemm(x, w, starts, cols)
     np.testing.assert_array_equal(got, K.gemm(x, w))
+    # Entries that carry their values (as fit's per-feature lists do) give the same bits.
+    np.testing.assert_array_equal(K.sparse_gemm(x, w, starts, cols, with_values=True), got)
     # Independent check of the value (the dense kernel could share a bug).
     exact = x.astype(np.float64) @ w.astype(np.float64)
     u = np.finfo(dtype).eps / 2

@@ -264,7 +264,7 @@ py::array_t<std::uint32_t> nonzero_indices(const py::array& x_arr) {
 // C = op(A) @ B using lists of op(A)'s nonzero columns per row (starts, cols).
 template <class T>
 py::array sparse_gemm(const py::array& a_arr, const py::array& b_arr, const py::array& starts_arr,
-                      const py::array& cols_arr) {
+                      const py::array& cols_arr, bool with_values) {
   const auto a = strided<T>(a_arr, "a"), b = strided<T>(b_arr, "b", false, true);
   const auto starts = contiguous<std::uint32_t>(starts_arr, "starts", 1);
   const auto cols = contiguous<std::uint32_t>(cols_arr, "cols", 1);
@@ -279,9 +279,19 @@ py::array sparse_gemm(const py::array& a_arr, const py::array& b_arr, const py::
   }
   auto c = new_matrix<T>(a.rows, b.cols);
   T* out = c.mutable_data();
+  // with_values: the entries carry their values (copied from a here), as the training lists do.
+  std::vector<T> vals;
+  if (with_values) {
+    vals.resize(cols.rows);
+    for (std::size_t r = 0; r < a.rows; ++r)
+      for (std::uint32_t e = starts.data[r]; e < starts.data[r + 1]; ++e)
+        vals[e] = a.data[std::ptrdiff_t(r) * a.rs + std::ptrdiff_t(cols.data[e]) * a.cs];
+  }
   py::gil_scoped_release release;
-  kernels<T>().sparse_gemm({a.rows, b.cols, a.data, a.rs, a.cs, starts.data, starts.data + 1,
-                            cols.data, b.data, b.rs, out, std::ptrdiff_t(b.cols)});
+  SparseGemmArgs<T> args{a.rows, b.cols, a.data, a.rs, a.cs, starts.data, starts.data + 1,
+                         cols.data, b.data, b.rs, out, std::ptrdiff_t(b.cols)};
+  if (with_values) args.vals = vals.data();
+  kernels<T>().sparse_gemm(args);
   return c;
 }
 
@@ -368,13 +378,14 @@ void bind_kernels(py::module_& parent) {
       py::arg("x"), "Indices of the nonzero entries of a 1-D array, increasing (uint32).");
   m.def(
       "sparse_gemm",
-      [](const py::array& a, const py::array& b, const py::array& starts, const py::array& cols) {
-        return by_dtype(a, [&] { return sparse_gemm<float>(a, b, starts, cols); },
-                        [&] { return sparse_gemm<double>(a, b, starts, cols); });
+      [](const py::array& a, const py::array& b, const py::array& starts, const py::array& cols, bool with_values) {
+        return by_dtype(a, [&] { return sparse_gemm<float>(a, b, starts, cols, with_values); },
+                        [&] { return sparse_gemm<double>(a, b, starts, cols, with_values); });
       },
-      py::arg("a"), py::arg("b"), py::arg("starts"), py::arg("cols"),
+      py::arg("a"), py::arg("b"), py::arg("starts"), py::arg("cols"), py::arg("with_values") = false,
       "a @ b reading only the listed entries of a (row r: cols[starts[r]:starts[r+1]]); a may "
-      "be any strided view (a transposed batch gives the kernel-gradient form).");
+      "be any strided view (a transposed batch gives the kernel-gradient form). with_values: "
+      "the kernel reads each entry's value from a list beside cols instead of from a.");
   m.def(
       "sum_squares",
       [](const py::array& x) {

@@ -41,12 +41,14 @@ void Network<T>::prepare_row_parallel(std::size_t rows, std::size_t parts) {
   s.row_starts.resize(rows);
   s.row_ends.resize(rows);
   s.row_cols.resize(rows * stride);
+  row_vals_.resize(rows * stride);
   s.rows = rows;
   for (std::size_t t = 0; t < parts; ++t) pack_buffer(t);
   if (feature_parts_.size() < parts) feature_parts_.resize(parts);
   for (std::size_t t = 0; t < parts; ++t) {
     feature_parts_[t].starts.reserve(in + 1);
     feature_parts_[t].rows.reserve(rows * in);
+    feature_parts_[t].vals.reserve(rows * in);
   }
   if (feature_split_.size() != parts + 1) {
     feature_split_.resize(parts + 1);
@@ -65,6 +67,11 @@ std::size_t Network<T>::index_rows(const T* x, std::size_t r0, std::size_t r1) {
     const std::size_t count = kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride);
     s.row_ends[r] = s.row_starts[r] + std::uint32_t(count);
     nnz += count;
+    // The values too, while the row is in this core's cache: the weight gradient then reads
+    // them in list order instead of picking them out of rows another core gathered.
+    const std::uint32_t* cols = s.row_cols.data() + r * stride;
+    T* vals = row_vals_.data() + r * stride;
+    for (std::size_t e = 0; e < count; ++e) vals[e] = x[r * in + cols[e]];
   }
   return nnz;
 }
@@ -178,11 +185,15 @@ void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part
       }
       for (std::size_t k = 0; k < k1 - k0; ++k) fp.starts[k + 1] += fp.starts[k];
       fp.rows.resize(fp.starts[k1 - k0]);
+      fp.vals.resize(fp.starts[k1 - k0]);
       // Fill with a cursor per feature, kept in starts[k] and restored below.
       for (std::size_t r = 0; r < rows; ++r) {
         const std::uint32_t* first = std::lower_bound(cols + sparse_.row_starts[r], cols + sparse_.row_ends[r], std::uint32_t(k0));
-        for (const std::uint32_t* e = first; e < cols + sparse_.row_ends[r] && *e < k1; ++e)
-          fp.rows[fp.starts[*e - k0]++] = std::uint32_t(r);
+        for (const std::uint32_t* e = first; e < cols + sparse_.row_ends[r] && *e < k1; ++e) {
+          const std::uint32_t slot = fp.starts[*e - k0]++;
+          fp.rows[slot] = std::uint32_t(r);
+          fp.vals[slot] = row_vals_[std::size_t(e - cols)];
+        }
       }
       for (std::size_t k = k1 - k0; k > 0; --k) fp.starts[k] = fp.starts[k - 1];
       fp.starts[0] = 0;
@@ -193,6 +204,7 @@ void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part
           args.update = layer.kernel.data() + k0 * out;
           args.learning_rate = *sgd_learning_rate;
         }
+        args.vals = fp.vals.data();
         kt.sparse_gemm(args);
       }
       if (sgd_learning_rate != nullptr && !layer.spec.kernel_regularized()) k1 = k0;  // nothing more to do

@@ -15,6 +15,16 @@ namespace fastmlp {
 
 namespace {
 
+// Asks for the rows of the next batch early: they come from all over the data set (from
+// memory, not cache), and the current step's work hides their latency.
+template <class T>
+void prefetch_rows(const T* x, std::size_t cols, const std::uint32_t* order, std::size_t rows) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const char* row = reinterpret_cast<const char*>(x + std::size_t(order[r]) * cols);
+    for (std::size_t off = 0; off < cols * sizeof(T); off += 64) __builtin_prefetch(row + off, 0, 2);
+  }
+}
+
 // The row-parallel step gives each thread at least this many multiply-adds (nominal, dense) of
 // a batch: waking a worker costs about a microsecond.
 constexpr std::size_t kMinRowPartWork = 1 << 16;
@@ -141,7 +151,7 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
     const std::size_t start = b * batch_size;
     const std::size_t rows = std::min(batch_size, data.n - start);
     if (by_rows) {
-      train_step_by_rows(data, order_.data() + start, rows, totals);
+      train_step_by_rows(data, order_.data() + start, rows, std::min(batch_size, data.n - start - rows), totals);
       continue;
     }
     // Gather the batch's rows into contiguous buffers (the matrix products want them so); the
@@ -157,6 +167,7 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
         if (data.weights != nullptr) batch_w_[r] = data.weights[i];
       }
     });
+    prefetch_rows(data.x, in, order_.data() + std::min(data.n, start + rows), std::min(batch_size, data.n - std::min(data.n, start + rows)));
     forward_loss(batch_x_.data(), data.y != nullptr ? batch_y_.data() : nullptr,
                  data.labels != nullptr ? batch_labels_.data() : nullptr,
                  data.weights != nullptr ? batch_w_.data() : nullptr, rows, true, totals, true);
@@ -167,7 +178,7 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
 
 template <class T>
 void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows,
-                                    Totals& totals) {
+                                    std::size_t next_rows, Totals& totals) {
   Network<T>& net = *net_;
   const std::size_t in = net.input_dim(), out = net.output_dim();
   // The small per-row values first (labels must be checked before any thread uses them).
@@ -215,7 +226,11 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
   const T lr = T(optimizer_.current_learning_rate());
   const bool fused = net.fuses_first_layer(rows, optimizer_.is_plain_sgd());
   const T* sgd = optimizer_.is_plain_sgd() ? &lr : nullptr;
-  auto gradients_part = [&](std::size_t p) { net.weight_gradients(batch_x_.data(), rows, p, parts, sgd); };
+  auto gradients_part = [&](std::size_t p) {
+    // This part's rows of the next batch (the same split), while the gradients are computed.
+    prefetch_rows(data.x, in, order + rows + next_rows * p / parts, next_rows * (p + 1) / parts - next_rows * p / parts);
+    net.weight_gradients(batch_x_.data(), rows, p, parts, sgd);
+  };
   if (parts == 1) gradients_part(0); else pool.run(parts, gradients_part);
   net.rebalance_features(rows, parts);
   optimizer_.apply(fused);

@@ -151,6 +151,7 @@ class _Kernels:
         b: NDArray[np.floating],
         starts: NDArray[np.uint32],
         cols: NDArray[np.uint32],
+        with_values: bool = False,
     ) -> NDArray[np.floating]: ...
     def sgd_update(
         self, w: NDArray[np.floating], g: NDArray[np.floating], learning_rate: float

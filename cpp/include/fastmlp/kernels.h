@@ -138,6 +138,9 @@ struct SparseGemmArgs {
   // are left alone, as w - lr * 0 == w). Bitwise the same as storing C, then sgd.
   T* update = nullptr;
   T learning_rate = T(0);
+  // When set, entry e's value is vals[e] and a is not read: lists that carry their values keep
+  // the reads sequential (and on the core that wrote them, in row-parallel training).
+  const T* vals = nullptr;
 };
 
 template <class T>

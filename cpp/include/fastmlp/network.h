@@ -167,9 +167,13 @@ class Network {
   // inputs, and the first-layer split itself (parts + 1 bounds).
   struct FeaturePart {
     std::vector<std::uint32_t> starts, rows;
+    std::vector<T> vals;  // the input value of each entry
   };
   std::vector<FeaturePart> feature_parts_;
   std::vector<std::size_t> feature_split_;
+  // Row-parallel steps: each row's nonzero values beside its columns in row_cols (same slots),
+  // written by the part that owns the row.
+  std::vector<T> row_vals_;
   // The full index list [0, fan_in) for small batches, with per-row starts (0) and ends.
   std::vector<std::uint32_t> all_indices_, all_starts_;
   std::vector<std::vector<std::uint32_t>> all_ends_;

@@ -81,7 +81,8 @@ class Trainer {
   void check_labels(const std::int32_t* labels, std::size_t rows) const;
   // One step of fit on the rows order[0 .. rows) of data, split by rows over the threads
   // (Network::forward_rows and friends): bitwise the same as forward_loss + update.
-  void train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows, Totals& totals);
+  void train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows,
+                          std::size_t next_rows, Totals& totals);
   std::size_t row_parts(std::size_t rows) const;
   bool row_parallel_pays() const;
   Totals empty_totals() const;

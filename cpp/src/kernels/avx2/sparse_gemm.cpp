@@ -42,7 +42,7 @@ unsigned nonzero_bits(const double* x) {
 }
 
 // Columns [j0, j0 + NV*lanes) of every row; the last vector is limited by `last` when partial.
-template <class T, int NV>
+template <class T, int NV, bool Vals>
 void sparse_block(const SparseGemmArgs<T>& p, std::size_t j0, typename Vec<T>::mask last, bool partial) {
   using V = Vec<T>;
   using reg = typename V::reg;
@@ -56,7 +56,7 @@ void sparse_block(const SparseGemmArgs<T>& p, std::size_t j0, typename Vec<T>::m
     const T* a_row = p.a + std::ptrdiff_t(r) * p.a_row;
     for (std::uint32_t e = begin; e < end; ++e) {
       const std::ptrdiff_t k = p.cols[e];
-      const reg x = V::set1(a_row[k * p.a_col]);
+      const reg x = V::set1(Vals ? p.vals[e] : a_row[k * p.a_col]);
       const T* b = p.b + k * p.ldb + j0;
       for (int v = 0; v < NV - 1; ++v) acc[v] = V::fmadd(x, V::loadu(b + v * L), acc[v]);
       const reg tail = partial ? V::maskload(b + (NV - 1) * L, last) : V::loadu(b + (NV - 1) * L);
@@ -84,9 +84,10 @@ template <class T>
 using BlockFn = void (*)(const SparseGemmArgs<T>&, std::size_t, typename Vec<T>::mask, bool);
 
 template <class T, int... NV>
-constexpr BlockFn<T> block_for(int nv, std::integer_sequence<int, NV...>) {
-  constexpr BlockFn<T> table[] = {&sparse_block<T, NV + 1>...};
-  return table[nv - 1];
+constexpr BlockFn<T> block_for(int nv, bool vals, std::integer_sequence<int, NV...>) {
+  constexpr BlockFn<T> from_a[] = {&sparse_block<T, NV + 1, false>...};
+  constexpr BlockFn<T> from_vals[] = {&sparse_block<T, NV + 1, true>...};
+  return vals ? from_vals[nv - 1] : from_a[nv - 1];
 }
 
 }  // namespace
@@ -123,7 +124,7 @@ void sparse_gemm(const SparseGemmArgs<T>& p) {
     const std::size_t nv = vectors / blocks + (blk < vectors % blocks ? 1 : 0);
     const std::size_t width = blk + 1 == blocks ? p.n - j0 : nv * L;
     const std::size_t rest = width - (nv - 1) * L;
-    const BlockFn<T> fn = block_for<T>(int(nv), std::make_integer_sequence<int, kMaxVectors>{});
+    const BlockFn<T> fn = block_for<T>(int(nv), p.vals != nullptr, std::make_integer_sequence<int, kMaxVectors>{});
     fn(p, j0, V::tail_mask(rest), rest != L);
     j0 += width;
   }

@@ -23,7 +23,8 @@ void sparse_gemm(const SparseGemmArgs<T>& p) {
       T sum = 0;
       for (std::uint32_t e = p.starts[r]; e < p.ends[r]; ++e) {
         const std::size_t k = p.cols[e];
-        sum += p.a[std::ptrdiff_t(r) * p.a_row + std::ptrdiff_t(k) * p.a_col] * p.b[std::ptrdiff_t(k) * p.ldb + j];
+        const T value = p.vals != nullptr ? p.vals[e] : p.a[std::ptrdiff_t(r) * p.a_row + std::ptrdiff_t(k) * p.a_col];
+        sum += value * p.b[std::ptrdiff_t(k) * p.ldb + j];
       }
       // Fused plain SGD: the same w - lr * g as the optimizer's kernel.
       out[j] = p.update != nullptr ? out[j] - p.learning_rate * sum : sum;
