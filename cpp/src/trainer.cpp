@@ -159,13 +159,9 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
     ThreadPool& pool = ThreadPool::instance();
     const std::size_t tasks = std::min(pool.num_threads(), rows * in >= 16384 ? rows : std::size_t(1));
     pool.run(tasks, [&](std::size_t t) {
-      for (std::size_t r = rows * t / tasks; r < rows * (t + 1) / tasks; ++r) {
-        const std::size_t i = order_[start + r];
-        std::memcpy(batch_x_.data() + r * in, data.x + i * in, in * sizeof(T));
-        if (data.y != nullptr) std::memcpy(batch_y_.data() + r * out, data.y + i * out, out * sizeof(T));
-        if (data.labels != nullptr) batch_labels_[r] = data.labels[i];
-        if (data.weights != nullptr) batch_w_[r] = data.weights[i];
-      }
+      const std::size_t r0 = rows * t / tasks, r1 = rows * (t + 1) / tasks;
+      gather_x(data, order_.data() + start, r0, r1);
+      gather_targets(data, order_.data() + start, r0, r1);
     });
     prefetch_rows(data.x, in, order_.data() + std::min(data.n, start + rows), std::min(batch_size, data.n - std::min(data.n, start + rows)));
     forward_loss(batch_x_.data(), data.y != nullptr ? batch_y_.data() : nullptr,
@@ -177,17 +173,30 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
 }
 
 template <class T>
-void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows,
-                                    std::size_t next_rows, Totals& totals) {
-  Network<T>& net = *net_;
-  const std::size_t in = net.input_dim(), out = net.output_dim();
-  // The small per-row values first (labels must be checked before any thread uses them).
-  for (std::size_t r = 0; r < rows; ++r) {
+void Trainer<T>::gather_x(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1) {
+  const std::size_t in = net_->input_dim();
+  for (std::size_t r = r0; r < r1; ++r)
+    std::memcpy(batch_x_.data() + r * in, data.x + std::size_t(order[r]) * in, in * sizeof(T));
+}
+
+template <class T>
+void Trainer<T>::gather_targets(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1) {
+  const std::size_t out = net_->output_dim();
+  for (std::size_t r = r0; r < r1; ++r) {
     const std::size_t i = order[r];
     if (data.y != nullptr) std::memcpy(batch_y_.data() + r * out, data.y + i * out, out * sizeof(T));
     if (data.labels != nullptr) batch_labels_[r] = data.labels[i];
     if (data.weights != nullptr) batch_w_[r] = data.weights[i];
   }
+}
+
+template <class T>
+void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows,
+                                    std::size_t next_rows, Totals& totals) {
+  Network<T>& net = *net_;
+  const std::size_t in = net.input_dim(), out = net.output_dim();
+  // The small per-row values first (labels must be checked before any thread uses them).
+  gather_targets(data, order, 0, rows);
   const T* y = data.y != nullptr ? batch_y_.data() : nullptr;
   const std::int32_t* labels = data.labels != nullptr ? batch_labels_.data() : nullptr;
   const T* weights = data.weights != nullptr ? batch_w_.data() : nullptr;
@@ -200,7 +209,7 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
   T* delta = net.output_delta();
   auto rows_part = [&](std::size_t p) {
     const std::size_t r0 = rows * p / parts, r1 = rows * (p + 1) / parts;
-    for (std::size_t r = r0; r < r1; ++r) std::memcpy(batch_x_.data() + r * in, data.x + std::size_t(order[r]) * in, in * sizeof(T));
+    gather_x(data, order, r0, r1);
     net.forward_rows(batch_x_.data(), r0, r1, p);
     if (r1 == r0) return;
     const auto ld = std::ptrdiff_t(out);

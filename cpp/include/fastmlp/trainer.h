@@ -84,6 +84,10 @@ class Trainer {
   void train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows,
                           std::size_t next_rows, Totals& totals);
   std::size_t row_parts(std::size_t rows) const;
+  // Rows order[r0 .. r1) of the data into rows r0 .. r1 of the batch buffers: x, and the
+  // targets, labels and weights.
+  void gather_x(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1);
+  void gather_targets(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1);
   bool row_parallel_pays() const;
   Totals empty_totals() const;
 
