@@ -22,10 +22,12 @@ K = _core.kernels
 @pytest.fixture
 def restore_settings() -> Iterator[None]:
     threads, density, by_rows = fm.get_num_threads(), _core.sparse_density_threshold(), _core.row_parallel_training()
+    pipeline = _core.feature_pipeline_training()
     yield
     fm.set_num_threads(threads)
     _core.set_sparse_density_threshold(density)
     _core.set_row_parallel_training(by_rows)
+    _core.set_feature_pipeline_training(pipeline)
 
 
 def sparse_matrix(rng: np.random.Generator, rows: int, cols: int, density: float, dtype: Any) -> Any:
@@ -82,6 +84,28 @@ def test_sparse_gemm_transposed_is_the_kernel_gradient(isa: str, dtype: Any, n: 
     got = K.sparse_gemm(x.T, d, starts, rows)
     np.testing.assert_array_equal(got, K.gemm(x.T, d))
     assert np.all(got[np.flatnonzero(~x.any(axis=0))] == 0)  # features never on: zero rows
+
+
+@pytest.mark.parametrize("split", [0, 5, 160, 300])
+def test_sparse_gemm_continued_over_a_feature_split_is_one_chain(isa: str, dtype: Any, split: int) -> None:
+    # Features [0, split) first, then [split, 300) continuing each chain (as a training step
+    # split over threads by input features does): the bits of one product over all features.
+    rng = np.random.default_rng(split)
+    x = sparse_matrix(rng, 9, 300, 0.3, dtype)
+    w = rng.standard_normal((300, 100)).astype(dtype)
+    whole = K.sparse_gemm(x, w, *csr(x))
+    low = K.sparse_gemm(x[:, :split], w[:split], *csr(x[:, :split]), with_values=True)
+    both = K.sparse_gemm(x[:, split:], w[split:], *csr(x[:, split:]), with_values=True, continue_from=low)
+    np.testing.assert_array_equal(both, whole)
+    # Continuing from nonzero values adds the chain onto them, within the rounding of a chain of
+    # 301 terms (gamma_301 times the sum of magnitudes).
+    start = rng.standard_normal(whole.shape).astype(dtype)
+    more = K.sparse_gemm(x, w, *csr(x), continue_from=start)
+    exact = start.astype(np.float64) + x.astype(np.float64) @ w.astype(np.float64)
+    u = np.finfo(dtype).eps / 2
+    magnitude = np.abs(start).astype(np.float64) + np.abs(x).astype(np.float64) @ np.abs(w).astype(np.float64)
+    assert np.all(np.abs(more - exact) <= 301 * u / (1 - 301 * u) * magnitude)
+    assert not np.array_equal(more, whole)
 
 
 def test_sparse_gemm_rejects_bad_lists() -> None:
@@ -164,9 +188,12 @@ def fit_history(model: fm.Sequential, x: Any, y: Any, **fit: Any) -> dict[str, l
 
 
 # fit with several threads splits each step by rows of the batch (each thread takes its rows
-# through the forward and backward pass, then its share of the weight gradients); with one
-# thread, or with row_parallel_training off, every product is split by columns instead. Cases
-# cover each loss's output path, weights, penalties, and batches whose parts differ in density.
+# through the forward and backward pass, then its share of the weight gradients); when the last
+# batch was sparse, the first layer is split by input features instead, each thread continuing
+# every row's chain over its columns after the thread before it (a pipeline); with one thread,
+# or with row_parallel_training off, every product is split by columns. Cases cover each loss's
+# output path, weights, penalties, and batches whose parts differ in density (the data turns
+# from dense to sparse and back, so the pipeline also meets a batch it guessed wrong).
 ROW_SPLIT_CASES = {
     "sparse-ce-sgd": dict(loss="sparse_categorical_crossentropy", out="softmax", optimizer="sgd", batch=64),
     "onehot-ce-adam": dict(loss="categorical_crossentropy", out="softmax", optimizer="adam", batch=50),
@@ -192,9 +219,10 @@ def test_row_split_steps_equal_column_split_steps(restore_settings: None, case: 
     if c.get("weights"):
         fit["sample_weight"] = rng.random(320).astype(np.float32) + 0.5
     runs = []
-    for threads, by_rows in ((1, True), (2, False), (2, True), (3, True)):
+    for threads, by_rows, pipeline in ((1, True, True), (2, False, True), (2, True, False), (2, True, True), (3, True, True)):
         fm.set_num_threads(threads)
         _core.set_row_parallel_training(by_rows)
+        _core.set_feature_pipeline_training(pipeline)
         fm.utils.set_random_seed(5)
         reg = fm.regularizers.l2(c["l2"]) if "l2" in c else None
         hidden = c.get("hidden", [48])

@@ -264,7 +264,7 @@ py::array_t<std::uint32_t> nonzero_indices(const py::array& x_arr) {
 // C = op(A) @ B using lists of op(A)'s nonzero columns per row (starts, cols).
 template <class T>
 py::array sparse_gemm(const py::array& a_arr, const py::array& b_arr, const py::array& starts_arr,
-                      const py::array& cols_arr, bool with_values) {
+                      const py::array& cols_arr, bool with_values, const py::object& continue_from) {
   const auto a = strided<T>(a_arr, "a"), b = strided<T>(b_arr, "b", false, true);
   const auto starts = contiguous<std::uint32_t>(starts_arr, "starts", 1);
   const auto cols = contiguous<std::uint32_t>(cols_arr, "cols", 1);
@@ -279,6 +279,13 @@ py::array sparse_gemm(const py::array& a_arr, const py::array& b_arr, const py::
   }
   auto c = new_matrix<T>(a.rows, b.cols);
   T* out = c.mutable_data();
+  // continue_from: the chains start from these values (the product of earlier entries).
+  if (!continue_from.is_none()) {
+    const auto from = strided<T>(continue_from.cast<py::array>(), "continue_from");
+    if (from.rows != a.rows || from.cols != b.cols) throw py::value_error("continue_from must have the shape of the product");
+    for (std::size_t r = 0; r < a.rows; ++r)
+      for (std::size_t j = 0; j < b.cols; ++j) out[r * b.cols + j] = from.data[std::ptrdiff_t(r) * from.rs + std::ptrdiff_t(j) * from.cs];
+  }
   // with_values: the entries carry their values (copied from a here), as the training lists do.
   std::vector<T> vals;
   if (with_values) {
@@ -291,6 +298,7 @@ py::array sparse_gemm(const py::array& a_arr, const py::array& b_arr, const py::
   SparseGemmArgs<T> args{a.rows, b.cols, a.data, a.rs, a.cs, starts.data, starts.data + 1,
                          cols.data, b.data, b.rs, out, std::ptrdiff_t(b.cols)};
   if (with_values) args.vals = vals.data();
+  args.continue_chain = !continue_from.is_none();
   kernels<T>().sparse_gemm(args);
   return c;
 }
@@ -378,14 +386,17 @@ void bind_kernels(py::module_& parent) {
       py::arg("x"), "Indices of the nonzero entries of a 1-D array, increasing (uint32).");
   m.def(
       "sparse_gemm",
-      [](const py::array& a, const py::array& b, const py::array& starts, const py::array& cols, bool with_values) {
-        return by_dtype(a, [&] { return sparse_gemm<float>(a, b, starts, cols, with_values); },
-                        [&] { return sparse_gemm<double>(a, b, starts, cols, with_values); });
+      [](const py::array& a, const py::array& b, const py::array& starts, const py::array& cols, bool with_values,
+         const py::object& continue_from) {
+        return by_dtype(a, [&] { return sparse_gemm<float>(a, b, starts, cols, with_values, continue_from); },
+                        [&] { return sparse_gemm<double>(a, b, starts, cols, with_values, continue_from); });
       },
       py::arg("a"), py::arg("b"), py::arg("starts"), py::arg("cols"), py::arg("with_values") = false,
+      py::arg("continue_from") = py::none(),
       "a @ b reading only the listed entries of a (row r: cols[starts[r]:starts[r+1]]); a may "
       "be any strided view (a transposed batch gives the kernel-gradient form). with_values: "
-      "the kernel reads each entry's value from a list beside cols instead of from a.");
+      "the kernel reads each entry's value from a list beside cols instead of from a. "
+      "continue_from: each element's chain starts from this array's value instead of 0.");
   m.def(
       "sum_squares",
       [](const py::array& x) {

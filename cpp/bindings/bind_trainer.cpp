@@ -159,6 +159,10 @@ void bind_trainer(py::module_& m) {
   m.def("set_row_parallel_training", &set_row_parallel_training, py::arg("on"),
         "Whether fit may split steps by rows of the batch (True, the default) or only by columns. Results do not change.");
   m.def("row_parallel_training", &row_parallel_training);
+  m.def("set_feature_pipeline_training", &set_feature_pipeline_training, py::arg("on"),
+        "Whether a row-split step with sparse inputs may split the first layer by input features (True, the "
+        "default). Results do not change.");
+  m.def("feature_pipeline_training", &feature_pipeline_training);
   py::class_<Totals>(m, "Totals")
       .def_readonly("loss", &Totals::loss, "sum of per-sample losses")
       .def_readonly("metrics", &Totals::metrics, "sum of per-sample metric values, per metric")

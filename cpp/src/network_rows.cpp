@@ -98,26 +98,38 @@ void Network<T>::forward_rows(const T* x, std::size_t r0, std::size_t r1, std::s
   // Each part decides on its own rows: the sparse and the dense product give the same bits.
   const std::size_t nnz = index_rows(x, r0, r1);
   const bool sparse = double(nnz) <= sparse_density_threshold() * double(rows * input_dim_);
-  const T* in = x + r0 * input_dim_;
-  std::size_t in_dim = input_dim_;
+  Layer& first = layers_[0];
+  const std::size_t out = first.spec.units;
+  const auto ld = std::ptrdiff_t(out);
+  T* z = first.z.data() + r0 * out;
+  if (sparse) {
+    // Row r's entries, addressed relative to the part's first row.
+    kt.sparse_gemm({rows, out, x + r0 * input_dim_, std::ptrdiff_t(input_dim_), 1, sparse_.row_starts.data() + r0,
+                    sparse_.row_ends.data() + r0, sparse_.row_cols.data(), first.kernel.data(), ld, z, ld});
+  } else {
+    rows_product(rows, out, input_dim_, x + r0 * input_dim_, std::ptrdiff_t(input_dim_), 1, first.kernel.data(), ld,
+                 1, z, 0, part);
+  }
+  forward_rows_after_first(r0, r1, part);
+}
+
+template <class T>
+void Network<T>::forward_rows_after_first(std::size_t r0, std::size_t r1, std::size_t part) {
+  const KernelTable<T>& kt = kernels<T>();
+  const std::size_t rows = r1 - r0;
+  if (rows == 0) return;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = layers_[l];
-    const std::size_t out = layer.spec.units;
+    const std::size_t in_dim = fan_in(l), out = layer.spec.units;
     const auto ld = std::ptrdiff_t(out);
     T* z = layer.z.data() + r0 * out;
-    if (l == 0 && sparse) {
-      // Row r's entries, addressed relative to the part's first row.
-      kt.sparse_gemm({rows, out, in, std::ptrdiff_t(in_dim), 1, sparse_.row_starts.data() + r0,
-                      sparse_.row_ends.data() + r0, sparse_.row_cols.data(), layer.kernel.data(), ld, z, ld});
-    } else {
-      rows_product(rows, out, in_dim, in, std::ptrdiff_t(in_dim), 1, layer.kernel.data(), ld, 1, z, l, part);
-    }
+    if (l > 0)
+      rows_product(rows, out, in_dim, layers_[l - 1].a + r0 * in_dim, std::ptrdiff_t(in_dim), 1, layer.kernel.data(),
+                   ld, 1, z, l, part);
     kt.bias_activation({rows, out, layer.spec.activation, T(layer.spec.alpha),
                         layer.spec.use_bias ? layer.bias.data() : nullptr, z, ld, layer.a + r0 * out, ld});
     layer.out = layer.a;
     layer.dropped_now = false;
-    in = layer.a + r0 * out;
-    in_dim = out;
   }
 }
 
@@ -164,7 +176,7 @@ bool Network<T>::fuses_first_layer(std::size_t rows, bool plain_sgd) const {
 
 template <class T>
 void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part, std::size_t parts,
-                                  const T* sgd_learning_rate) {
+                                  const T* sgd_learning_rate, bool skip_first_kernel) {
   const KernelTable<T>& kt = kernels<T>();
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = layers_[l];
@@ -172,7 +184,9 @@ void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part
     const auto ld = std::ptrdiff_t(out);
     const T* in = l == 0 ? x : layers_[l - 1].a;
     std::size_t k0, k1;  // this part's rows of the kernel gradient (input features)
-    if (l == 0 && first_layer_sparse(rows)) {
+    if (l == 0 && skip_first_kernel) {
+      k0 = k1 = 0;
+    } else if (l == 0 && first_layer_sparse(rows)) {
       k0 = feature_split_[part];
       k1 = feature_split_[part + 1];
       // The lists of features [k0, k1): rows increasing, from each row's sorted nonzeros.

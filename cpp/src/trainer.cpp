@@ -18,11 +18,16 @@ namespace {
 // Asks for the rows of the next batch early: they come from all over the data set (from
 // memory, not cache), and the current step's work hides their latency.
 template <class T>
-void prefetch_rows(const T* x, std::size_t cols, const std::uint32_t* order, std::size_t rows) {
+void prefetch_columns(const T* x, std::size_t cols, const std::uint32_t* order, std::size_t rows, std::size_t k0,
+                      std::size_t k1) {
   for (std::size_t r = 0; r < rows; ++r) {
-    const char* row = reinterpret_cast<const char*>(x + std::size_t(order[r]) * cols);
-    for (std::size_t off = 0; off < cols * sizeof(T); off += 64) __builtin_prefetch(row + off, 0, 2);
+    const char* row = reinterpret_cast<const char*>(x + std::size_t(order[r]) * cols + k0);
+    for (std::size_t off = 0; off < (k1 - k0) * sizeof(T); off += 64) __builtin_prefetch(row + off, 0, 2);
   }
+}
+template <class T>
+void prefetch_rows(const T* x, std::size_t cols, const std::uint32_t* order, std::size_t rows) {
+  prefetch_columns(x, cols, order, rows, 0, cols);
 }
 
 // The row-parallel step gives each thread at least this many multiply-adds (nominal, dense) of
@@ -32,11 +37,14 @@ constexpr std::size_t kMinRowPartWork = 1 << 16;
 constexpr std::size_t kMaxRowParallelUnits = 256;
 
 std::atomic<bool> g_row_parallel{true};
+std::atomic<bool> g_feature_pipeline{true};
 
 }  // namespace
 
 void set_row_parallel_training(bool on) { g_row_parallel.store(on); }
 bool row_parallel_training() { return g_row_parallel.load(std::memory_order_relaxed); }
+void set_feature_pipeline_training(bool on) { g_feature_pipeline.store(on); }
+bool feature_pipeline_training() { return g_feature_pipeline.load(std::memory_order_relaxed); }
 
 template <class T>
 Trainer<T>::Trainer(std::shared_ptr<Network<T>> net, TrainingConfig config,
@@ -151,7 +159,8 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
     const std::size_t start = b * batch_size;
     const std::size_t rows = std::min(batch_size, data.n - start);
     if (by_rows) {
-      train_step_by_rows(data, order_.data() + start, rows, std::min(batch_size, data.n - start - rows), totals);
+      train_step_by_rows(data, order_.data() + start, rows, std::min(batch_size, data.n - start - rows), totals,
+                         last_step_sparse_ && feature_pipeline_training() && net.supports_feature_pipeline(row_parts(rows)));
       continue;
     }
     // Gather the batch's rows into contiguous buffers (the matrix products want them so); the
@@ -192,7 +201,7 @@ void Trainer<T>::gather_targets(const DataView<T>& data, const std::uint32_t* or
 
 template <class T>
 void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows,
-                                    std::size_t next_rows, Totals& totals) {
+                                    std::size_t next_rows, Totals& totals, bool pipelined) {
   Network<T>& net = *net_;
   const std::size_t in = net.input_dim(), out = net.output_dim();
   // The small per-row values first (labels must be checked before any thread uses them).
@@ -204,13 +213,29 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
   row_loss_.reserve_at_least(rows);
 
   const std::size_t parts = row_parts(rows);
-  net.prepare_row_parallel(rows, parts);
+  ThreadPool& pool = ThreadPool::instance();
+  if (pipelined) {
+    // The first layer, each part over its input columns of every row.
+    net.prepare_feature_pipeline(rows, parts);
+    pool.run(parts, [&](std::size_t p) {
+      const std::size_t k0 = net.pipeline_column(p), k1 = net.pipeline_column(p + 1);
+      for (std::size_t r = 0; r < rows; ++r)
+        std::memcpy(batch_x_.data() + r * in + k0, data.x + std::size_t(order[r]) * in + k0, (k1 - k0) * sizeof(T));
+      net.first_layer_pipeline(batch_x_.data(), rows, p, parts);
+    });
+  } else {
+    net.prepare_row_parallel(rows, parts);
+  }
   const T* pred = uses_logits_ ? net.output_logits() : net.output();
   T* delta = net.output_delta();
   auto rows_part = [&](std::size_t p) {
     const std::size_t r0 = rows * p / parts, r1 = rows * (p + 1) / parts;
-    gather_x(data, order, r0, r1);
-    net.forward_rows(batch_x_.data(), r0, r1, p);
+    if (pipelined) {
+      net.forward_rows_after_first(r0, r1, p);
+    } else {
+      gather_x(data, order, r0, r1);
+      net.forward_rows(batch_x_.data(), r0, r1, p);
+    }
     if (r1 == r0) return;
     const auto ld = std::ptrdiff_t(out);
     kernels<T>().loss({config_.loss, uses_logits_ || config_.from_logits, r1 - r0, out, pred + r0 * out, ld,
@@ -220,7 +245,6 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
     if (!uses_logits_) net.output_activation_backward_rows(r0, r1);
     net.backward_rows(r0, r1, p);
   };
-  ThreadPool& pool = ThreadPool::instance();
   if (parts == 1) rows_part(0); else pool.run(parts, rows_part);
 
   // The loss summed as the loss kernel sums it (row order, in double), plus Keras's penalties.
@@ -233,15 +257,28 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
   totals.samples += rows;
 
   const T lr = T(optimizer_.current_learning_rate());
-  const bool fused = net.fuses_first_layer(rows, optimizer_.is_plain_sgd());
-  const T* sgd = optimizer_.is_plain_sgd() ? &lr : nullptr;
+  const bool plain_sgd = optimizer_.is_plain_sgd();
+  const bool fused = pipelined ? net.pipeline_fuses_first_layer(plain_sgd) : net.fuses_first_layer(rows, plain_sgd);
+  const T* sgd = plain_sgd ? &lr : nullptr;
   auto gradients_part = [&](std::size_t p) {
-    // This part's rows of the next batch (the same split), while the gradients are computed.
-    prefetch_rows(data.x, in, order + rows + next_rows * p / parts, next_rows * (p + 1) / parts - next_rows * p / parts);
-    net.weight_gradients(batch_x_.data(), rows, p, parts, sgd);
+    // This part's share of the next batch (the same split), while the gradients are computed.
+    if (pipelined) {
+      const std::size_t k0 = net.pipeline_column(p), k1 = net.pipeline_column(p + 1);
+      prefetch_columns(data.x, in, order + rows, next_rows, k0, k1);
+      net.first_layer_gradient_pipeline(rows, p, sgd);
+    } else {
+      prefetch_columns(data.x, in, order + rows + next_rows * p / parts, next_rows * (p + 1) / parts - next_rows * p / parts, 0, in);
+    }
+    net.weight_gradients(batch_x_.data(), rows, p, parts, sgd, pipelined);
   };
   if (parts == 1) gradients_part(0); else pool.run(parts, gradients_part);
-  net.rebalance_features(rows, parts);
+  if (pipelined) {
+    net.rebalance_pipeline(parts);
+    last_step_sparse_ = double(net.pipeline_nonzeros(parts)) <= sparse_density_threshold() * double(rows * in);
+  } else {
+    net.rebalance_features(rows, parts);
+    last_step_sparse_ = net.first_layer_sparse(rows);
+  }
   optimizer_.apply(fused);
 }
 

@@ -141,6 +141,10 @@ struct SparseGemmArgs {
   // When set, entry e's value is vals[e] and a is not read: lists that carry their values keep
   // the reads sequential (and on the core that wrote them, in row-parallel training).
   const T* vals = nullptr;
+  // When set, each row's chain starts from C's current row instead of 0 (update must be null):
+  // a row's product split by ranges of its entries, range after range into the same C, gives the
+  // bits of one call over all of them.
+  bool continue_chain = false;
 };
 
 template <class T>

@@ -2,8 +2,10 @@
 // Buffers are sized for the largest batch seen and reused: the batch loop never allocates.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "fastmlp/activation.h"
@@ -99,13 +101,42 @@ class Network {
   // Part `part` of the kernel and bias gradients (with regularization) of every layer, after
   // every row's backward_rows. With `sgd_learning_rate` and fused_first_layer(...) true, the
   // first kernel is updated in place instead (see backward()).
+  // skip_first_kernel: the first kernel's gradient is done elsewhere (the feature pipeline).
   void weight_gradients(const T* x, std::size_t rows, std::size_t part, std::size_t parts,
-                        const T* sgd_learning_rate);
+                        const T* sgd_learning_rate, bool skip_first_kernel = false);
   bool fuses_first_layer(std::size_t rows, bool plain_sgd) const;
   // Moves the first layer's feature split so that each part gets a similar number of nonzero
   // inputs next time (any split gives the same results; only the balance changes).
   // Call after the parts' weight_gradients of a step over `rows` rows.
   void rebalance_features(std::size_t rows, std::size_t parts);
+
+  // A training step split by input features of the first layer (network_pipeline.cpp), for
+  // `parts` threads, in three phases with a barrier after each:
+  //   1. first_layer_pipeline: part p lists the nonzeros of input columns [k0, k1) of every row
+  //      and continues each row's first-layer chain over them, once part p - 1 has done its
+  //      columns of that row (a pipeline over the rows);
+  //   2. forward_rows_after_first, then the loss and backward_rows, for rows [r0, r1);
+  //   3. first_layer_gradient_pipeline on features [k0, k1), then weight_gradients for the rest.
+  // Each part only ever touches its own rows of the first kernel, in both directions. Every
+  // value is still one chain over the inputs in order, so the results are bitwise those of
+  // forward() and backward() for every split. Needs sparse-friendly inputs to pay (the lists
+  // hold every nonzero) and no dropout.
+  bool supports_feature_pipeline(std::size_t parts) const;
+  void prepare_feature_pipeline(std::size_t rows, std::size_t parts);
+  // Input columns [pipeline_column(p), pipeline_column(p + 1)) belong to part p.
+  std::size_t pipeline_column(std::size_t part) const { return pipeline_split_[part]; }
+  // x: the batch (rows x input_dim), of which the part reads only its columns.
+  void first_layer_pipeline(const T* x, std::size_t rows, std::size_t part, std::size_t parts);
+  // The first layer's bias and activation and every later layer for rows [r0, r1).
+  void forward_rows_after_first(std::size_t r0, std::size_t r1, std::size_t part);
+  // The first kernel's gradient rows [k0, k1) (or, with `sgd_learning_rate` and no penalty,
+  // the plain SGD update of those rows in place, see backward()).
+  void first_layer_gradient_pipeline(std::size_t rows, std::size_t part, const T* sgd_learning_rate);
+  bool pipeline_fuses_first_layer(bool plain_sgd) const { return plain_sgd && !layers_[0].spec.kernel_regularized(); }
+  // Nonzero inputs of the last pipelined step.
+  std::size_t pipeline_nonzeros(std::size_t parts) const;
+  // Moves the column split so that each part gets a similar number of nonzeros next time.
+  void rebalance_pipeline(std::size_t parts);
 
   // The weight penalties of every layer (the regularization loss Keras adds to the loss).
   double regularization_penalty() const;
@@ -171,6 +202,22 @@ class Network {
   };
   std::vector<FeaturePart> feature_parts_;
   std::vector<std::size_t> feature_split_;
+  // The feature pipeline: per part, every row's nonzeros among its input columns (indices
+  // relative to its first column, in fixed slots of width + 8), their values, and its features'
+  // lists; the split of the input columns (parts + 1 bounds); per part and row, the step whose
+  // chain the part has finished (what the next part waits for).
+  struct ColumnPart {
+    std::vector<std::uint32_t> starts, ends, cols;
+    std::vector<T> vals;
+    FeaturePart features;
+    std::size_t nnz = 0;
+  };
+  std::vector<ColumnPart> column_parts_;
+  std::vector<std::size_t> pipeline_split_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> row_done_;
+  std::size_t row_done_stride_ = 0, row_done_size_ = 0;
+  std::uint64_t pipeline_step_ = 0;
+
   // Row-parallel steps: each row's nonzero values beside its columns in row_cols (same slots),
   // written by the part that owns the row.
   std::vector<T> row_vals_;

@@ -39,6 +39,10 @@ struct TrainingConfig {
 // Network::forward/backward. The results are bitwise the same; for tests and benchmarks.
 void set_row_parallel_training(bool on);
 bool row_parallel_training();
+// On (the default): a row-split step whose inputs look sparse splits the first layer by input
+// features instead (Network::first_layer_pipeline). Results are bitwise the same either way.
+void set_feature_pipeline_training(bool on);
+bool feature_pipeline_training();
 
 struct Totals {
   double loss = 0;
@@ -81,8 +85,10 @@ class Trainer {
   void check_labels(const std::int32_t* labels, std::size_t rows) const;
   // One step of fit on the rows order[0 .. rows) of data, split by rows over the threads
   // (Network::forward_rows and friends): bitwise the same as forward_loss + update.
+  // pipelined: the first layer split by input features instead (Network::first_layer_pipeline
+  // and friends), for inputs sparse enough that every part can list its nonzeros.
   void train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows,
-                          std::size_t next_rows, Totals& totals);
+                          std::size_t next_rows, Totals& totals, bool pipelined);
   std::size_t row_parts(std::size_t rows) const;
   // Rows order[r0 .. r1) of the data into rows r0 .. r1 of the batch buffers: x, and the
   // targets, labels and weights.
@@ -99,6 +105,9 @@ class Trainer {
   std::vector<std::uint32_t> order_;
   AlignedBuffer<T> batch_x_, batch_y_, batch_w_, row_loss_;
   std::vector<std::int32_t> batch_labels_;
+  // Whether the last step's inputs were sparse enough for the first layer's sparse path: the
+  // next step guesses the same (a wrong guess costs speed, never bits).
+  bool last_step_sparse_ = false;
 };
 
 }  // namespace fastmlp

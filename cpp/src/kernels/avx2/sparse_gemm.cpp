@@ -52,7 +52,13 @@ void sparse_block(const SparseGemmArgs<T>& p, std::size_t j0, typename Vec<T>::m
     const std::uint32_t begin = p.starts[r], end = p.ends[r];
     if (p.update != nullptr && begin == end) continue;  // w - lr * 0 == w
     reg acc[NV];
-    for (int v = 0; v < NV; ++v) acc[v] = V::zero();
+    if (p.continue_chain) {
+      const T* from = p.c + std::ptrdiff_t(r) * p.ldc + j0;
+      for (int v = 0; v < NV - 1; ++v) acc[v] = V::loadu(from + v * L);
+      acc[NV - 1] = partial ? V::maskload(from + (NV - 1) * L, last) : V::loadu(from + (NV - 1) * L);
+    } else {
+      for (int v = 0; v < NV; ++v) acc[v] = V::zero();
+    }
     const T* a_row = p.a + std::ptrdiff_t(r) * p.a_row;
     for (std::uint32_t e = begin; e < end; ++e) {
       const std::ptrdiff_t k = p.cols[e];

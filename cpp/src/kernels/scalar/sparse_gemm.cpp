@@ -20,7 +20,7 @@ void sparse_gemm(const SparseGemmArgs<T>& p) {
     if (p.update != nullptr && empty) continue;  // w - lr * 0 == w
     T* out = (p.update != nullptr ? p.update : p.c) + std::ptrdiff_t(r) * p.ldc;
     for (std::size_t j = 0; j < p.n; ++j) {
-      T sum = 0;
+      T sum = p.continue_chain ? out[j] : T(0);
       for (std::uint32_t e = p.starts[r]; e < p.ends[r]; ++e) {
         const std::size_t k = p.cols[e];
         const T value = p.vals != nullptr ? p.vals[e] : p.a[std::ptrdiff_t(r) * p.a_row + std::ptrdiff_t(k) * p.a_col];

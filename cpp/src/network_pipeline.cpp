@@ -1,0 +1,199 @@
+// A training step split by input features of the first layer (see network.h).
+//
+// Why: in a step split by rows (network_rows.cpp) every thread reads, in its forward pass, the
+// first-kernel rows of all the features its images use, and the thread that owns a feature
+// then writes that row in the update: each step moves thousands of cache lines between the
+// cores, and on the 784-100-10 MNIST step that, not arithmetic, kept two threads near 1.2x one.
+// Here part p owns input columns [k0, k1) for the whole step: it gathers and lists only those
+// columns of each image, runs the first layer's chains over them, and updates the same kernel
+// rows, so the first kernel never leaves its core. What crosses cores is one 100-value row of
+// the pre-activation per image and part, and the deltas.
+//
+// Why the results cannot depend on the split: a row's pre-activation is one FMA chain over the
+// row's nonzero inputs in increasing order. Part 0 starts each row's chain over its columns,
+// part 1 continues that same chain (the sparse kernel starts from C's value) once part 0 has
+// published the row, and so on, so each chain runs through the same terms in the same order as
+// in forward(). Every weight-gradient value is a chain over the rows in increasing order, made
+// by the one part that owns its feature.
+#include <algorithm>
+#include <thread>
+
+#include "fastmlp/dispatch.h"
+#include "fastmlp/network.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define FASTMLP_PAUSE() _mm_pause()
+#else
+#define FASTMLP_PAUSE() ((void)0)
+#endif
+
+namespace fastmlp {
+
+namespace {
+
+// Column bounds fall on whole 64-byte lines of float rows, so two parts never write one line
+// of a gathered row (and each owns whole lines of its inputs).
+constexpr std::size_t kColumnAlign = 16;
+
+std::size_t aligned_column(std::size_t k, std::size_t n) {
+  return std::min(n, (k + kColumnAlign / 2) / kColumnAlign * kColumnAlign);
+}
+
+// Spins while the wait is short (a row takes about a microsecond), then yields: with more
+// threads than free cores the part waited for may need this core to run at all.
+void wait_for(const std::atomic<std::uint64_t>& flag, std::uint64_t value) {
+  for (int spins = 0; flag.load(std::memory_order_acquire) != value; ++spins) {
+    if (spins < 4000) {
+      FASTMLP_PAUSE();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+bool Network<T>::supports_feature_pipeline(std::size_t parts) const {
+  return parts >= 2 && parts <= kMaxRowParts && input_dim_ >= parts * kColumnAlign && supports_row_parallel();
+}
+
+template <class T>
+void Network<T>::prepare_feature_pipeline(std::size_t rows, std::size_t parts) {
+  reserve(rows);
+  for (std::size_t t = 0; t < parts; ++t) pack_buffer(t);
+  if (pipeline_split_.size() != parts + 1) {
+    pipeline_split_.resize(parts + 1);
+    for (std::size_t t = 0; t <= parts; ++t) pipeline_split_[t] = t == parts ? input_dim_ : aligned_column(input_dim_ * t / parts, input_dim_);
+  }
+  if (column_parts_.size() < parts) column_parts_.resize(parts);
+  for (std::size_t t = 0; t < parts; ++t) {
+    ColumnPart& cp = column_parts_[t];
+    const std::size_t slot = input_dim_ + 8;  // any split fits; nonzero_indices writes whole vectors
+    cp.starts.resize(rows);
+    cp.ends.resize(rows);
+    cp.cols.resize(rows * slot);
+    cp.vals.resize(rows * slot);
+    cp.features.starts.reserve(input_dim_ + 1);
+    cp.features.rows.reserve(rows * input_dim_);
+    cp.features.vals.reserve(rows * input_dim_);
+  }
+  // One line of flags per 8 rows, and a line between parts: part p writes only its own.
+  const std::size_t stride = (rows + 7) / 8 * 8 + 8;
+  if (row_done_size_ < stride * parts) {
+    row_done_size_ = stride * parts;
+    row_done_.reset(new std::atomic<std::uint64_t>[row_done_size_]);
+    for (std::size_t i = 0; i < row_done_size_; ++i) row_done_[i].store(0, std::memory_order_relaxed);
+    pipeline_step_ = 0;
+  }
+  row_done_stride_ = stride;
+  ++pipeline_step_;
+}
+
+template <class T>
+void Network<T>::first_layer_pipeline(const T* x, std::size_t rows, std::size_t part, std::size_t parts) {
+  const KernelTable<T>& kt = kernels<T>();
+  const std::size_t k0 = pipeline_split_[part], k1 = pipeline_split_[part + 1], slot = input_dim_ + 8;
+  Layer& layer = layers_[0];
+  const std::size_t out = layer.spec.units;
+  const auto ld = std::ptrdiff_t(out);
+  ColumnPart& cp = column_parts_[part];
+  const std::uint64_t step = pipeline_step_;
+  std::atomic<std::uint64_t>* previous = part > 0 ? row_done_.get() + (part - 1) * row_done_stride_ : nullptr;
+  std::atomic<std::uint64_t>* mine = part + 1 < parts ? row_done_.get() + part * row_done_stride_ : nullptr;
+  std::size_t nnz = 0;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* row = x + r * input_dim_ + k0;
+    std::uint32_t* cols = cp.cols.data() + r * slot;
+    T* vals = cp.vals.data() + r * slot;
+    const std::size_t count = kt.nonzero_indices(k1 - k0, row, cols);
+    for (std::size_t e = 0; e < count; ++e) vals[e] = row[cols[e]];
+    cp.starts[r] = std::uint32_t(r * slot);
+    cp.ends[r] = std::uint32_t(r * slot + count);
+    nnz += count;
+    if (previous != nullptr) wait_for(previous[r], step);
+    SparseGemmArgs<T> args{1, out, row, 1, 1, &cp.starts[r], &cp.ends[r], cp.cols.data(),
+                           layer.kernel.data() + k0 * out, ld, layer.z.data() + r * out, ld};
+    args.vals = cp.vals.data();
+    args.continue_chain = part > 0;
+    kt.sparse_gemm(args);
+    if (mine != nullptr) mine[r].store(step, std::memory_order_release);
+  }
+  cp.nnz = nnz;
+}
+
+template <class T>
+void Network<T>::first_layer_gradient_pipeline(std::size_t rows, std::size_t part, const T* sgd_learning_rate) {
+  const KernelTable<T>& kt = kernels<T>();
+  const std::size_t k0 = pipeline_split_[part], k1 = pipeline_split_[part + 1], width = k1 - k0;
+  Layer& layer = layers_[0];
+  const std::size_t out = layer.spec.units;
+  const auto ld = std::ptrdiff_t(out);
+  ColumnPart& cp = column_parts_[part];
+  // The part's features' lists (rows increasing) from its rows' lists: count, offsets, fill.
+  FeaturePart& fp = cp.features;
+  fp.starts.assign(width + 1, 0);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::uint32_t e = cp.starts[r]; e < cp.ends[r]; ++e) ++fp.starts[cp.cols[e] + 1];
+  for (std::size_t k = 0; k < width; ++k) fp.starts[k + 1] += fp.starts[k];
+  fp.rows.resize(fp.starts[width]);
+  fp.vals.resize(fp.starts[width]);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::uint32_t e = cp.starts[r]; e < cp.ends[r]; ++e) {
+      const std::uint32_t at = fp.starts[cp.cols[e]]++;  // a cursor per feature, restored below
+      fp.rows[at] = std::uint32_t(r);
+      fp.vals[at] = cp.vals[e];
+    }
+  for (std::size_t k = width; k > 0; --k) fp.starts[k] = fp.starts[k - 1];
+  fp.starts[0] = 0;
+  if (width == 0) return;
+  const bool fused = sgd_learning_rate != nullptr && !layer.spec.kernel_regularized();
+  SparseGemmArgs<T> args{width, out, fp.vals.data(), 1, 1, fp.starts.data(), fp.starts.data() + 1, fp.rows.data(),
+                         layer.delta.data(), ld, layer.kernel_grad.data() + k0 * out, ld};
+  args.vals = fp.vals.data();
+  if (fused) {
+    args.update = layer.kernel.data() + k0 * out;
+    args.learning_rate = *sgd_learning_rate;
+  }
+  kt.sparse_gemm(args);
+  if (layer.spec.kernel_regularized())
+    kt.regularize(width * out, T(layer.spec.kernel_l1), T(layer.spec.kernel_l2), layer.kernel.data() + k0 * out,
+                  layer.kernel_grad.data() + k0 * out);
+}
+
+template <class T>
+std::size_t Network<T>::pipeline_nonzeros(std::size_t parts) const {
+  std::size_t nnz = 0;
+  for (std::size_t t = 0; t < parts && t < column_parts_.size(); ++t) nnz += column_parts_[t].nnz;
+  return nnz;
+}
+
+template <class T>
+void Network<T>::rebalance_pipeline(std::size_t parts) {
+  if (pipeline_split_.size() != parts + 1 || column_parts_.size() < parts) return;
+  // Nonzeros per feature in the last step (the parts' feature lists), then bounds at equal
+  // shares, on whole lines. Any split gives the same results; only the balance changes.
+  const std::size_t total = pipeline_nonzeros(parts);
+  if (total == 0) return;
+  std::size_t bounds[kMaxRowParts + 1];
+  bounds[0] = 0;
+  bounds[parts] = input_dim_;
+  std::size_t seen = 0, next = 1;
+  for (std::size_t t = 0; t < parts && next < parts; ++t) {
+    const FeaturePart& fp = column_parts_[t].features;
+    const std::size_t k0 = pipeline_split_[t];
+    if (fp.starts.size() != pipeline_split_[t + 1] - k0 + 1) return;  // lists of another split
+    for (std::size_t k = 0; k + 1 < fp.starts.size() && next < parts; ++k) {
+      seen += fp.starts[k + 1] - fp.starts[k];
+      while (next < parts && seen * parts >= total * next) bounds[next++] = aligned_column(k0 + k + 1, input_dim_);
+    }
+  }
+  if (next != parts) return;
+  for (std::size_t t = 1; t < parts; ++t) pipeline_split_[t] = std::max(bounds[t], pipeline_split_[t - 1]);
+}
+
+template class Network<float>;
+template class Network<double>;
+
+}  // namespace fastmlp
