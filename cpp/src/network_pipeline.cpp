@@ -92,7 +92,7 @@ void Network<T>::prepare_feature_pipeline(std::size_t rows, std::size_t parts) {
 }
 
 template <class T>
-void Network<T>::first_layer_pipeline(const T* x, std::size_t rows, std::size_t part, std::size_t parts) {
+void Network<T>::first_layer_pipeline(const T* x, std::size_t rows, std::size_t part) {
   const KernelTable<T>& kt = kernels<T>();
   const std::size_t k0 = pipeline_split_[part], k1 = pipeline_split_[part + 1], slot = input_dim_ + 8;
   Layer& layer = layers_[0];
@@ -101,9 +101,9 @@ void Network<T>::first_layer_pipeline(const T* x, std::size_t rows, std::size_t 
   ColumnPart& cp = column_parts_[part];
   const std::uint64_t step = pipeline_step_;
   std::atomic<std::uint64_t>* previous = part > 0 ? row_done_.get() + (part - 1) * row_done_stride_ : nullptr;
-  std::atomic<std::uint64_t>* mine = part + 1 < parts ? row_done_.get() + part * row_done_stride_ : nullptr;
+  std::atomic<std::uint64_t>* mine = row_done_.get() + part * row_done_stride_;
   std::size_t nnz = 0;
-  for (std::size_t r = 0; r < rows; ++r) {
+  auto list_row = [&](std::size_t r) {
     const T* row = x + r * input_dim_ + k0;
     std::uint32_t* cols = cp.cols.data() + r * slot;
     T* vals = cp.vals.data() + r * slot;
@@ -112,15 +112,28 @@ void Network<T>::first_layer_pipeline(const T* x, std::size_t rows, std::size_t 
     cp.starts[r] = std::uint32_t(r * slot);
     cp.ends[r] = std::uint32_t(r * slot + count);
     nnz += count;
+  };
+  // A later part lists all its rows first: by then the part before it is rows ahead, and the
+  // rows' different densities no longer make it wait row by row.
+  const bool list_first = previous != nullptr;
+  if (list_first)
+    for (std::size_t r = 0; r < rows; ++r) list_row(r);
+  for (std::size_t r = 0; r < rows; ++r) {
+    if (!list_first) list_row(r);
     if (previous != nullptr) wait_for(previous[r], step);
-    SparseGemmArgs<T> args{1, out, row, 1, 1, &cp.starts[r], &cp.ends[r], cp.cols.data(),
+    SparseGemmArgs<T> args{1, out, x + r * input_dim_ + k0, 1, 1, &cp.starts[r], &cp.ends[r], cp.cols.data(),
                            layer.kernel.data() + k0 * out, ld, layer.z.data() + r * out, ld};
     args.vals = cp.vals.data();
     args.continue_chain = part > 0;
     kt.sparse_gemm(args);
-    if (mine != nullptr) mine[r].store(step, std::memory_order_release);
+    mine[r].store(step, std::memory_order_release);
   }
   cp.nnz = nnz;
+}
+
+template <class T>
+void Network<T>::wait_first_layer_rows(std::size_t r1, std::size_t parts) const {
+  if (r1 > 0) wait_for(row_done_[(parts - 1) * row_done_stride_ + r1 - 1], pipeline_step_);
 }
 
 template <class T>

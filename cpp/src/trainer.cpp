@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -214,22 +215,16 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
 
   const std::size_t parts = row_parts(rows);
   ThreadPool& pool = ThreadPool::instance();
-  if (pipelined) {
-    // The first layer, each part over its input columns of every row.
-    net.prepare_feature_pipeline(rows, parts);
-    pool.run(parts, [&](std::size_t p) {
-      const std::size_t k0 = net.pipeline_column(p), k1 = net.pipeline_column(p + 1);
-      for (std::size_t r = 0; r < rows; ++r)
-        std::memcpy(batch_x_.data() + r * in + k0, data.x + std::size_t(order[r]) * in + k0, (k1 - k0) * sizeof(T));
-      net.first_layer_pipeline(batch_x_.data(), rows, p, parts);
-    });
-  } else {
-    net.prepare_row_parallel(rows, parts);
-  }
+  // Each part's rows after the first layer: equal shares, or in a pipelined step the learned
+  // ones (scaled for a short last batch). Any split gives the same bits.
+  std::size_t bounds[Network<T>::kMaxRowParts + 1];
+  const bool learned = pipelined && pipeline_rows_.size() == parts + 1;
+  for (std::size_t p = 0; p <= parts; ++p)
+    bounds[p] = !learned ? rows * p / parts : pipeline_rows_[p] * rows / pipeline_rows_[parts];
   const T* pred = uses_logits_ ? net.output_logits() : net.output();
   T* delta = net.output_delta();
   auto rows_part = [&](std::size_t p) {
-    const std::size_t r0 = rows * p / parts, r1 = rows * (p + 1) / parts;
+    const std::size_t r0 = bounds[p], r1 = bounds[p + 1];
     if (pipelined) {
       net.forward_rows_after_first(r0, r1, p);
     } else {
@@ -245,7 +240,27 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
     if (!uses_logits_) net.output_activation_backward_rows(r0, r1);
     net.backward_rows(r0, r1, p);
   };
-  if (parts == 1) rows_part(0); else pool.run(parts, rows_part);
+  if (pipelined) {
+    // The first layer, each part over its input columns of every row; then each part's rows as
+    // soon as the last part has finished their chains (in row order), so a part that is ahead
+    // in the pipeline starts on its rows instead of waiting at a barrier.
+    net.prepare_feature_pipeline(rows, parts);
+    part_seconds_.resize(parts);
+    pool.run(parts, [&](std::size_t p) {
+      const auto start = std::chrono::steady_clock::now();
+      const std::size_t k0 = net.pipeline_column(p), k1 = net.pipeline_column(p + 1);
+      for (std::size_t r = 0; r < rows; ++r)
+        std::memcpy(batch_x_.data() + r * in + k0, data.x + std::size_t(order[r]) * in + k0, (k1 - k0) * sizeof(T));
+      net.first_layer_pipeline(batch_x_.data(), rows, p);
+      net.wait_first_layer_rows(bounds[p + 1], parts);
+      rows_part(p);
+      part_seconds_[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    });
+    if (!learned || pipeline_rows_[parts] == rows) balance_pipeline_rows(rows, parts);
+  } else {
+    net.prepare_row_parallel(rows, parts);
+    if (parts == 1) rows_part(0); else pool.run(parts, rows_part);
+  }
 
   // The loss summed as the loss kernel sums it (row order, in double), plus Keras's penalties.
   double loss = 0;
@@ -280,6 +295,25 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
     last_step_sparse_ = net.first_layer_sparse(rows);
   }
   optimizer_.apply(fused);
+}
+
+template <class T>
+void Trainer<T>::balance_pipeline_rows(std::size_t rows, std::size_t parts) {
+  if (pipeline_rows_.size() != parts + 1 || pipeline_rows_[parts] != rows) {
+    pipeline_rows_.resize(parts + 1);
+    for (std::size_t p = 0; p <= parts; ++p) pipeline_rows_[p] = rows * p / parts;
+  }
+  // A row from the part that finished later to its neighbour (the parts start together: the
+  // later finish is the longer path). Timing noise only moves rows back and forth.
+  constexpr double kSlack = 0.3e-6;
+  for (std::size_t p = 0; p + 1 < parts; ++p) {
+    std::size_t& bound = pipeline_rows_[p + 1];
+    if (part_seconds_[p] + kSlack < part_seconds_[p + 1] && bound + 1 < pipeline_rows_[p + 2]) {
+      ++bound;
+    } else if (part_seconds_[p + 1] + kSlack < part_seconds_[p] && bound > pipeline_rows_[p] + 1) {
+      --bound;
+    }
+  }
 }
 
 template <class T>

@@ -111,11 +111,12 @@ class Network {
   void rebalance_features(std::size_t rows, std::size_t parts);
 
   // A training step split by input features of the first layer (network_pipeline.cpp), for
-  // `parts` threads, in three phases with a barrier after each:
+  // `parts` threads, in three phases:
   //   1. first_layer_pipeline: part p lists the nonzeros of input columns [k0, k1) of every row
   //      and continues each row's first-layer chain over them, once part p - 1 has done its
   //      columns of that row (a pipeline over the rows);
-  //   2. forward_rows_after_first, then the loss and backward_rows, for rows [r0, r1);
+  //   2. forward_rows_after_first, then the loss and backward_rows, for rows [r0, r1), as soon
+  //      as the last part has finished them (wait_first_layer_rows; no barrier before it);
   //   3. first_layer_gradient_pipeline on features [k0, k1), then weight_gradients for the rest.
   // Each part only ever touches its own rows of the first kernel, in both directions. Every
   // value is still one chain over the inputs in order, so the results are bitwise those of
@@ -126,7 +127,10 @@ class Network {
   // Input columns [pipeline_column(p), pipeline_column(p + 1)) belong to part p.
   std::size_t pipeline_column(std::size_t part) const { return pipeline_split_[part]; }
   // x: the batch (rows x input_dim), of which the part reads only its columns.
-  void first_layer_pipeline(const T* x, std::size_t rows, std::size_t part, std::size_t parts);
+  void first_layer_pipeline(const T* x, std::size_t rows, std::size_t part);
+  // Waits until the last part has finished the first layer's chains of rows [0, r1): rows are
+  // done in order, so phase 2 of those rows can start inside the same parallel run.
+  void wait_first_layer_rows(std::size_t r1, std::size_t parts) const;
   // The first layer's bias and activation and every later layer for rows [r0, r1).
   void forward_rows_after_first(std::size_t r0, std::size_t r1, std::size_t part);
   // The first kernel's gradient rows [k0, k1) (or, with `sgd_learning_rate` and no penalty,

@@ -108,6 +108,11 @@ class Trainer {
   // Whether the last step's inputs were sparse enough for the first layer's sparse path: the
   // next step guesses the same (a wrong guess costs speed, never bits).
   bool last_step_sparse_ = false;
+  // Pipelined steps: each part's rows after the first layer (parts + 1 bounds, learned from the
+  // parts' times so that they finish together), and those times in the last step.
+  std::vector<std::size_t> pipeline_rows_;
+  std::vector<double> part_seconds_;
+  void balance_pipeline_rows(std::size_t rows, std::size_t parts);
 };
 
 }  // namespace fastmlp
