@@ -319,9 +319,10 @@ void Trainer<T>::balance_pipeline_rows(std::size_t rows, std::size_t parts) {
 template <class T>
 bool Trainer<T>::row_parallel_pays() const {
   // Measured on this project's 2-core machine (bench/compare.py, quiet periods): for 784-100-10
-  // MNIST the row split ran 2 threads at ~1.35x one, the column split at ~1.1x; for layers of
-  // 512 units and more the column split was ahead (each thread packs and streams only its half
-  // of the weights), and on one thread the two are the same work. Both give the same bits.
+  // MNIST the row split ran 2 threads at ~1.35x one (~1.55x with the feature pipeline for the
+  // first layer), the column split at ~1.1x; for layers of 512 units and more the column split
+  // was ahead (each thread packs and streams only its half of the weights), and on one thread
+  // the two are the same work. All give the same bits.
   const Network<T>& net = *net_;
   if (!row_parallel_training() || !net.supports_row_parallel() || ThreadPool::instance().num_threads() < 2)
     return false;
