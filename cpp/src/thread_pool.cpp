@@ -7,12 +7,8 @@
 #if defined(__linux__)
 #include <sched.h>
 #endif
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#define FASTMLP_PAUSE() _mm_pause()
-#else
-#define FASTMLP_PAUSE() ((void)0)
-#endif
+
+#include "spin_pause.h"
 
 namespace fastmlp {
 
