@@ -139,22 +139,9 @@ void Network<T>::first_layer_gradient_pipeline(std::size_t rows, std::size_t par
   const std::size_t out = layer.spec.units;
   const auto ld = std::ptrdiff_t(out);
   ColumnPart& cp = column_parts_[part];
-  // The part's features' lists (rows increasing) from its rows' lists: count, offsets, fill.
+  // The part's features' lists from its rows' lists (whose indices are relative to k0).
   FeaturePart& fp = cp.features;
-  fp.starts.assign(width + 1, 0);
-  for (std::size_t r = 0; r < rows; ++r)
-    for (std::uint32_t e = cp.starts[r]; e < cp.ends[r]; ++e) ++fp.starts[cp.cols[e] + 1];
-  for (std::size_t k = 0; k < width; ++k) fp.starts[k + 1] += fp.starts[k];
-  fp.rows.resize(fp.starts[width]);
-  fp.vals.resize(fp.starts[width]);
-  for (std::size_t r = 0; r < rows; ++r)
-    for (std::uint32_t e = cp.starts[r]; e < cp.ends[r]; ++e) {
-      const std::uint32_t at = fp.starts[cp.cols[e]]++;  // a cursor per feature, restored below
-      fp.rows[at] = std::uint32_t(r);
-      fp.vals[at] = cp.vals[e];
-    }
-  for (std::size_t k = width; k > 0; --k) fp.starts[k] = fp.starts[k - 1];
-  fp.starts[0] = 0;
+  fp.build(rows, cp.starts.data(), cp.ends.data(), cp.cols.data(), cp.vals.data(), 0, std::uint32_t(width));
   if (width == 0) return;
   const bool fused = sgd_learning_rate != nullptr && !layer.spec.kernel_regularized();
   SparseGemmArgs<T> args{width, out, fp.vals.data(), 1, 1, fp.starts.data(), fp.starts.data() + 1, fp.rows.data(),

@@ -189,28 +189,9 @@ void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part
     } else if (l == 0 && first_layer_sparse(rows)) {
       k0 = feature_split_[part];
       k1 = feature_split_[part + 1];
-      // The lists of features [k0, k1): rows increasing, from each row's sorted nonzeros.
       FeaturePart& fp = feature_parts_[part];
-      fp.starts.assign(k1 - k0 + 1, 0);
-      const std::uint32_t* cols = sparse_.row_cols.data();
-      for (std::size_t r = 0; r < rows; ++r) {
-        const std::uint32_t* first = std::lower_bound(cols + sparse_.row_starts[r], cols + sparse_.row_ends[r], std::uint32_t(k0));
-        for (const std::uint32_t* e = first; e < cols + sparse_.row_ends[r] && *e < k1; ++e) ++fp.starts[*e - k0 + 1];
-      }
-      for (std::size_t k = 0; k < k1 - k0; ++k) fp.starts[k + 1] += fp.starts[k];
-      fp.rows.resize(fp.starts[k1 - k0]);
-      fp.vals.resize(fp.starts[k1 - k0]);
-      // Fill with a cursor per feature, kept in starts[k] and restored below.
-      for (std::size_t r = 0; r < rows; ++r) {
-        const std::uint32_t* first = std::lower_bound(cols + sparse_.row_starts[r], cols + sparse_.row_ends[r], std::uint32_t(k0));
-        for (const std::uint32_t* e = first; e < cols + sparse_.row_ends[r] && *e < k1; ++e) {
-          const std::uint32_t slot = fp.starts[*e - k0]++;
-          fp.rows[slot] = std::uint32_t(r);
-          fp.vals[slot] = row_vals_[std::size_t(e - cols)];
-        }
-      }
-      for (std::size_t k = k1 - k0; k > 0; --k) fp.starts[k] = fp.starts[k - 1];
-      fp.starts[0] = 0;
+      fp.build(rows, sparse_.row_starts.data(), sparse_.row_ends.data(), sparse_.row_cols.data(), row_vals_.data(),
+               std::uint32_t(k0), std::uint32_t(k1));
       if (k1 > k0) {
         SparseGemmArgs<T> args{k1 - k0, out, x + k0, 1, std::ptrdiff_t(in_dim), fp.starts.data(), fp.starts.data() + 1,
                                fp.rows.data(), layer.delta.data(), ld, layer.kernel_grad.data() + k0 * out, ld};
@@ -240,6 +221,28 @@ void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part
         kt.regularize(out, T(layer.spec.bias_l1), T(layer.spec.bias_l2), layer.bias.data(), layer.bias_grad.data());
     }
   }
+}
+
+template <class T>
+void Network<T>::FeaturePart::build(std::size_t num_rows, const std::uint32_t* row_starts, const std::uint32_t* row_ends,
+                                    const std::uint32_t* cols, const T* values, std::uint32_t k0, std::uint32_t k1) {
+  // Count per feature, turn the counts into offsets, fill with a cursor per feature (kept in
+  // starts[k] and restored after). Rows are visited in order, so each list's rows increase.
+  auto first_in_range = [&](std::size_t r) { return std::lower_bound(cols + row_starts[r], cols + row_ends[r], k0); };
+  starts.assign(k1 - k0 + 1, 0);
+  for (std::size_t r = 0; r < num_rows; ++r)
+    for (const std::uint32_t* e = first_in_range(r); e < cols + row_ends[r] && *e < k1; ++e) ++starts[*e - k0 + 1];
+  for (std::size_t k = 0; k < k1 - k0; ++k) starts[k + 1] += starts[k];
+  rows.resize(starts[k1 - k0]);
+  vals.resize(starts[k1 - k0]);
+  for (std::size_t r = 0; r < num_rows; ++r)
+    for (const std::uint32_t* e = first_in_range(r); e < cols + row_ends[r] && *e < k1; ++e) {
+      const std::uint32_t at = starts[*e - k0]++;
+      rows[at] = std::uint32_t(r);
+      vals[at] = values[e - cols];
+    }
+  for (std::size_t k = k1 - k0; k > 0; --k) starts[k] = starts[k - 1];
+  starts[0] = 0;
 }
 
 template <class T>

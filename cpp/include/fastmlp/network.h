@@ -203,6 +203,10 @@ class Network {
   struct FeaturePart {
     std::vector<std::uint32_t> starts, rows;
     std::vector<T> vals;  // the input value of each entry
+    // The lists of features [k0, k1) (feature k at k - k0), rows increasing, from per-row
+    // sorted column lists (row r: cols[row_starts[r] .. row_ends[r])) and their values.
+    void build(std::size_t num_rows, const std::uint32_t* row_starts, const std::uint32_t* row_ends,
+               const std::uint32_t* cols, const T* values, std::uint32_t k0, std::uint32_t k1);
   };
   std::vector<FeaturePart> feature_parts_;
   std::vector<std::size_t> feature_split_;

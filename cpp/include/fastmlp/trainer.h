@@ -33,7 +33,6 @@ struct TrainingConfig {
   std::vector<Metric> metrics;
 };
 
-// Sums over the samples seen; divide by `samples` for Keras's per-sample means.
 // Whether fit may split its steps by rows of the batch (on by default: it then does so with
 // several threads and narrow layers); off, always by the products' columns as in
 // Network::forward/backward. The results are bitwise the same; for tests and benchmarks.
@@ -44,6 +43,7 @@ bool row_parallel_training();
 void set_feature_pipeline_training(bool on);
 bool feature_pipeline_training();
 
+// Sums over the samples seen; divide by `samples` for Keras's per-sample means.
 struct Totals {
   double loss = 0;
   std::vector<double> metrics;
@@ -90,9 +90,10 @@ class Trainer {
   void train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows,
                           std::size_t next_rows, Totals& totals, bool pipelined);
   std::size_t row_parts(std::size_t rows) const;
-  // Rows order[r0 .. r1) of the data into rows r0 .. r1 of the batch buffers: x, and the
-  // targets, labels and weights.
-  void gather_x(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1);
+  // Rows order[r0 .. r1) of the data into rows r0 .. r1 of the batch buffers: x (its columns
+  // [k0, k1)), and the targets, labels and weights.
+  void gather_x(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1,
+                std::size_t k0, std::size_t k1);
   void gather_targets(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1);
   bool row_parallel_pays() const;
   Totals empty_totals() const;
