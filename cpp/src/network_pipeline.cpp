@@ -27,9 +27,9 @@ namespace fastmlp {
 
 namespace {
 
-// Column bounds fall on whole 64-byte lines of float rows, so two parts never write one line
-// of a gathered row (and each owns whole lines of its inputs).
-constexpr std::size_t kColumnAlign = 16;
+// Column bounds fall on whole 32-byte vectors of float inputs, where the nonzero scan reads
+// them (finer bounds balance the parts better; the inputs are only read).
+constexpr std::size_t kColumnAlign = 8;
 
 std::size_t aligned_column(std::size_t k, std::size_t n) {
   return std::min(n, (k + kColumnAlign / 2) / kColumnAlign * kColumnAlign);
@@ -87,7 +87,8 @@ void Network<T>::prepare_feature_pipeline(std::size_t rows, std::size_t parts) {
 }
 
 template <class T>
-void Network<T>::first_layer_pipeline(const T* x, std::size_t rows, std::size_t part) {
+void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, std::size_t rows, std::size_t part,
+                                      const std::uint32_t* next_order, std::size_t next_rows) {
   const KernelTable<T>& kt = kernels<T>();
   const std::size_t k0 = pipeline_split_[part], k1 = pipeline_split_[part + 1], slot = input_dim_ + 8;
   Layer& layer = layers_[0];
@@ -98,8 +99,11 @@ void Network<T>::first_layer_pipeline(const T* x, std::size_t rows, std::size_t 
   std::atomic<std::uint64_t>* previous = part > 0 ? row_done_.get() + (part - 1) * row_done_stride_ : nullptr;
   std::atomic<std::uint64_t>* mine = row_done_.get() + part * row_done_stride_;
   std::size_t nnz = 0;
+  // Listing straight from the data set's rows: a copy would only be read once, by this loop
+  // (the lists carry the values for the kernels).
+  auto row_of = [&](std::size_t r) { return x + (order != nullptr ? std::size_t(order[r]) : r) * input_dim_ + k0; };
   auto list_row = [&](std::size_t r) {
-    const T* row = x + r * input_dim_ + k0;
+    const T* row = row_of(r);
     std::uint32_t* cols = cp.cols.data() + r * slot;
     T* vals = cp.vals.data() + r * slot;
     const std::size_t count = kt.nonzero_indices(k1 - k0, row, cols);
@@ -116,12 +120,19 @@ void Network<T>::first_layer_pipeline(const T* x, std::size_t rows, std::size_t 
   for (std::size_t r = 0; r < rows; ++r) {
     if (!list_first) list_row(r);
     if (previous != nullptr) wait_for(previous[r], step);
-    SparseGemmArgs<T> args{1, out, x + r * input_dim_ + k0, 1, 1, &cp.starts[r], &cp.ends[r], cp.cols.data(),
+    SparseGemmArgs<T> args{1, out, row_of(r), 1, 1, &cp.starts[r], &cp.ends[r], cp.cols.data(),
                            layer.kernel.data() + k0 * out, ld, layer.z.data() + r * out, ld};
     args.vals = cp.vals.data();
     args.continue_chain = part > 0;
     kt.sparse_gemm(args);
     mine[r].store(step, std::memory_order_release);
+    // The rows come from all over the data set, so reading them waits on memory. One row of the
+    // next batch per row done here keeps a few rows in flight without stalling on the misses
+    // (all of them at once filled the miss buffers: ~5 us per step spent issuing them).
+    if (r < next_rows) {
+      const char* next = reinterpret_cast<const char*>(x + std::size_t(next_order[r]) * input_dim_ + k0);
+      for (std::size_t off = 0; off < (k1 - k0) * sizeof(T); off += 64) __builtin_prefetch(next + off, 0, 2);
+    }
   }
   cp.nnz = nnz;
 }
@@ -165,12 +176,33 @@ std::size_t Network<T>::pipeline_nonzeros(std::size_t parts) const {
 }
 
 template <class T>
-void Network<T>::rebalance_pipeline(std::size_t parts) {
+void Network<T>::rebalance_pipeline(std::size_t parts, const double* gradient_seconds) {
   if (pipeline_split_.size() != parts + 1 || column_parts_.size() < parts) return;
-  // Nonzeros per feature in the last step (the parts' feature lists), then bounds at equal
-  // shares, on whole lines. Any split gives the same results; only the balance changes.
   const std::size_t total = pipeline_nonzeros(parts);
   if (total == 0) return;
+  // Each part's rate, smoothed: one step's time is noisy (an interrupt, the other core's
+  // memory traffic), so a step moves the rate a tenth of the way, and at most by a factor 2.
+  if (pipeline_rates_.size() != parts) pipeline_rates_.assign(parts, 0.0);
+  for (std::size_t t = 0; t < parts; ++t) {
+    const double seconds = gradient_seconds[t], nnz = double(column_parts_[t].nnz);
+    if (!(seconds > 0) || nnz == 0) continue;
+    double& rate = pipeline_rates_[t];
+    rate = rate == 0 ? nnz / seconds : rate + 0.1 * (std::clamp(nnz / seconds, rate / 2, rate * 2) - rate);
+  }
+  // The target share of each part's end (cumulative), by rate; equal shares until every part
+  // has one. A part's time is its fixed work plus its nonzeros over its speed, and rates
+  // measured on the whole phase make the shares settle where the parts' times are equal.
+  double ends[kMaxRowParts + 1];
+  const bool rated = std::all_of(pipeline_rates_.begin(), pipeline_rates_.end(), [](double r) { return r > 0; });
+  double sum = 0;
+  for (std::size_t t = 0; t < parts; ++t) sum += rated ? pipeline_rates_[t] : 1.0;
+  double running = 0;
+  for (std::size_t t = 0; t < parts; ++t) {
+    running += rated ? pipeline_rates_[t] : 1.0;
+    ends[t] = running / sum;
+  }
+  // Bounds where the last step's nonzeros per feature (the parts' feature lists) reach those
+  // shares, on whole lines. Any split gives the same results; only the balance changes.
   std::size_t bounds[kMaxRowParts + 1];
   bounds[0] = 0;
   bounds[parts] = input_dim_;
@@ -181,7 +213,7 @@ void Network<T>::rebalance_pipeline(std::size_t parts) {
     if (fp.starts.size() != pipeline_split_[t + 1] - k0 + 1) return;  // lists of another split
     for (std::size_t k = 0; k + 1 < fp.starts.size() && next < parts; ++k) {
       seen += fp.starts[k + 1] - fp.starts[k];
-      while (next < parts && seen * parts >= total * next) bounds[next++] = aligned_column(k0 + k + 1, input_dim_);
+      while (next < parts && double(seen) >= double(total) * ends[next - 1]) bounds[next++] = aligned_column(k0 + k + 1, input_dim_);
     }
   }
   if (next != parts) return;

@@ -16,14 +16,13 @@ namespace fastmlp {
 
 namespace {
 
-// Asks for the rows (columns [k0, k1)) of the next batch early: they come from all over the data set (from
+// Asks for the rows of the next batch early: they come from all over the data set (from
 // memory, not cache), and the current step's work hides their latency.
 template <class T>
-void prefetch_columns(const T* x, std::size_t cols, const std::uint32_t* order, std::size_t rows, std::size_t k0,
-                      std::size_t k1) {
+void prefetch_rows(const T* x, std::size_t cols, const std::uint32_t* order, std::size_t rows) {
   for (std::size_t r = 0; r < rows; ++r) {
-    const char* row = reinterpret_cast<const char*>(x + std::size_t(order[r]) * cols + k0);
-    for (std::size_t off = 0; off < (k1 - k0) * sizeof(T); off += 64) __builtin_prefetch(row + off, 0, 2);
+    const char* row = reinterpret_cast<const char*>(x + std::size_t(order[r]) * cols);
+    for (std::size_t off = 0; off < cols * sizeof(T); off += 64) __builtin_prefetch(row + off, 0, 2);
   }
 }
 
@@ -166,11 +165,11 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
     const std::size_t tasks = std::min(pool.num_threads(), rows * in >= 16384 ? rows : std::size_t(1));
     pool.run(tasks, [&](std::size_t t) {
       const std::size_t r0 = rows * t / tasks, r1 = rows * (t + 1) / tasks;
-      gather_x(data, order_.data() + start, r0, r1, 0, in);
+      gather_x(data, order_.data() + start, r0, r1);
       gather_targets(data, order_.data() + start, r0, r1);
     });
     const std::size_t next = std::min(data.n, start + rows);
-    prefetch_columns(data.x, in, order_.data() + next, std::min(batch_size, data.n - next), 0, in);
+    prefetch_rows(data.x, in, order_.data() + next, std::min(batch_size, data.n - next));
     forward_loss(batch_x_.data(), data.y != nullptr ? batch_y_.data() : nullptr,
                  data.labels != nullptr ? batch_labels_.data() : nullptr,
                  data.weights != nullptr ? batch_w_.data() : nullptr, rows, true, totals, true);
@@ -180,11 +179,10 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
 }
 
 template <class T>
-void Trainer<T>::gather_x(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1,
-                          std::size_t k0, std::size_t k1) {
+void Trainer<T>::gather_x(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1) {
   const std::size_t in = net_->input_dim();
   for (std::size_t r = r0; r < r1; ++r)
-    std::memcpy(batch_x_.data() + r * in + k0, data.x + std::size_t(order[r]) * in + k0, (k1 - k0) * sizeof(T));
+    std::memcpy(batch_x_.data() + r * in, data.x + std::size_t(order[r]) * in, in * sizeof(T));
 }
 
 template <class T>
@@ -226,7 +224,7 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
     if (pipelined) {
       net.forward_rows_after_first(r0, r1, p);
     } else {
-      gather_x(data, order, r0, r1, 0, in);
+      gather_x(data, order, r0, r1);
       net.forward_rows(batch_x_.data(), r0, r1, p);
     }
     if (r1 == r0) return;
@@ -246,9 +244,7 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
     part_seconds_.resize(parts);
     pool.run(parts, [&](std::size_t p) {
       const auto start = std::chrono::steady_clock::now();
-      const std::size_t k0 = net.pipeline_column(p), k1 = net.pipeline_column(p + 1);
-      gather_x(data, order, 0, rows, k0, k1);
-      net.first_layer_pipeline(batch_x_.data(), rows, p);
+      net.first_layer_pipeline(data.x, order, rows, p, order + rows, next_rows);
       net.wait_first_layer_rows(bounds[p + 1], parts);
       rows_part(p);
       part_seconds_[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -275,17 +271,19 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
   auto gradients_part = [&](std::size_t p) {
     // This part's share of the next batch (the same split), while the gradients are computed.
     if (pipelined) {
-      const std::size_t k0 = net.pipeline_column(p), k1 = net.pipeline_column(p + 1);
-      prefetch_columns(data.x, in, order + rows, next_rows, k0, k1);
+      const auto start = std::chrono::steady_clock::now();
       net.first_layer_gradient_pipeline(rows, p, sgd);
-    } else {
-      prefetch_columns(data.x, in, order + rows + next_rows * p / parts, next_rows * (p + 1) / parts - next_rows * p / parts, 0, in);
+      net.weight_gradients(batch_x_.data(), rows, p, parts, sgd, true);
+      gradient_seconds_[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return;
     }
-    net.weight_gradients(batch_x_.data(), rows, p, parts, sgd, pipelined);
+    prefetch_rows(data.x, in, order + rows + next_rows * p / parts, next_rows * (p + 1) / parts - next_rows * p / parts);
+    net.weight_gradients(batch_x_.data(), rows, p, parts, sgd, false);
   };
+  gradient_seconds_.resize(parts);
   if (parts == 1) gradients_part(0); else pool.run(parts, gradients_part);
   if (pipelined) {
-    net.rebalance_pipeline(parts);
+    net.rebalance_pipeline(parts, gradient_seconds_.data());
     last_step_sparse_ = double(net.pipeline_nonzeros(parts)) <= sparse_density_threshold() * double(rows * in);
   } else {
     net.rebalance_features(rows, parts);

@@ -126,8 +126,11 @@ class Network {
   void prepare_feature_pipeline(std::size_t rows, std::size_t parts);
   // Input columns [pipeline_column(p), pipeline_column(p + 1)) belong to part p.
   std::size_t pipeline_column(std::size_t part) const { return pipeline_split_[part]; }
-  // x: the batch (rows x input_dim), of which the part reads only its columns.
-  void first_layer_pipeline(const T* x, std::size_t rows, std::size_t part);
+  // The batch's row r is x + order[r] * input_dim (x + r * input_dim when order is null): the
+  // rows are read where they are, not gathered first, and the part reads only its columns.
+  // next_order: the next batch's next_rows rows, whose columns the part prefetches meanwhile.
+  void first_layer_pipeline(const T* x, const std::uint32_t* order, std::size_t rows, std::size_t part,
+                            const std::uint32_t* next_order, std::size_t next_rows);
   // Waits until the last part has finished the first layer's chains of rows [0, r1): rows are
   // done in order, so phase 2 of those rows can start inside the same parallel run.
   void wait_first_layer_rows(std::size_t r1, std::size_t parts) const;
@@ -139,8 +142,11 @@ class Network {
   bool pipeline_fuses_first_layer(bool plain_sgd) const { return plain_sgd && !layers_[0].spec.kernel_regularized(); }
   // Nonzero inputs of the last pipelined step.
   std::size_t pipeline_nonzeros(std::size_t parts) const;
-  // Moves the column split so that each part gets a similar number of nonzeros next time.
-  void rebalance_pipeline(std::size_t parts);
+  // Moves the column split for the next step: each part gets a share of the nonzeros in
+  // proportion to the rate at which it got through its gradient phase (nonzeros per second,
+  // smoothed over steps), so that the parts finish that phase together even when their cores
+  // run at different speeds. gradient_seconds: each part's time in that phase of this step.
+  void rebalance_pipeline(std::size_t parts, const double* gradient_seconds);
 
   // The weight penalties of every layer (the regularization loss Keras adds to the loss).
   double regularization_penalty() const;
@@ -222,6 +228,7 @@ class Network {
   };
   std::vector<ColumnPart> column_parts_;
   std::vector<std::size_t> pipeline_split_;
+  std::vector<double> pipeline_rates_;  // per part, smoothed nonzeros per second (0: not yet known)
   std::unique_ptr<std::atomic<std::uint64_t>[]> row_done_;
   std::size_t row_done_stride_ = 0, row_done_size_ = 0;
   std::uint64_t pipeline_step_ = 0;

@@ -90,10 +90,9 @@ class Trainer {
   void train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows,
                           std::size_t next_rows, Totals& totals, bool pipelined);
   std::size_t row_parts(std::size_t rows) const;
-  // Rows order[r0 .. r1) of the data into rows r0 .. r1 of the batch buffers: x (its columns
-  // [k0, k1)), and the targets, labels and weights.
-  void gather_x(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1,
-                std::size_t k0, std::size_t k1);
+  // Rows order[r0 .. r1) of the data into rows r0 .. r1 of the batch buffers: x, and the
+  // targets, labels and weights.
+  void gather_x(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1);
   void gather_targets(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1);
   bool row_parallel_pays() const;
   Totals empty_totals() const;
@@ -110,9 +109,10 @@ class Trainer {
   // next step guesses the same (a wrong guess costs speed, never bits).
   bool last_step_sparse_ = false;
   // Pipelined steps: each part's rows after the first layer (parts + 1 bounds, learned from the
-  // parts' times so that they finish together), and those times in the last step.
+  // parts' times so that they finish together), and those times in the last step; the parts'
+  // times in the gradient phase (which set the column split, Network::rebalance_pipeline).
   std::vector<std::size_t> pipeline_rows_;
-  std::vector<double> part_seconds_;
+  std::vector<double> part_seconds_, gradient_seconds_;
   void balance_pipeline_rows(std::size_t rows, std::size_t parts);
 };
 
