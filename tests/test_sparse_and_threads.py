@@ -53,6 +53,11 @@ def test_nonzero_indices_match_numpy(isa: str, dtype: Any, n: int) -> None:
         x[2] = np.nan  # NaN is not zero: it must reach the product and show
     expected = np.flatnonzero(x != 0)
     np.testing.assert_array_equal(K.nonzero_indices(x), expected)
+    # With their values (the lists the row-split and pipelined steps build): bit for bit.
+    idx, vals = K.nonzero_indices(x, values=True)
+    np.testing.assert_array_equal(idx, expected)
+    assert vals.dtype == x.dtype
+    np.testing.assert_array_equal(vals.view(np.uint8), x[expected].view(np.uint8))
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 31, 63, 64, 65, 100, 130])

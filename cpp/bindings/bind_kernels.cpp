@@ -248,17 +248,21 @@ double sum_squares(const py::array& x_arr) {
 }
 
 template <class T>
-py::array_t<std::uint32_t> nonzero_indices(const py::array& x_arr) {
+py::object nonzero_indices(const py::array& x_arr, bool values) {
   const auto x = contiguous<T>(x_arr, "x", 1);
   std::vector<std::uint32_t> idx(x.rows + 8);  // the kernels' slack
+  std::vector<T> vals(values ? x.rows + 8 : 0);
   std::size_t count;
   {
     py::gil_scoped_release release;
-    count = kernels<T>().nonzero_indices(x.rows, x.data, idx.data());
+    count = kernels<T>().nonzero_indices(x.rows, x.data, idx.data(), values ? vals.data() : nullptr);
   }
   py::array_t<std::uint32_t> out{py::ssize_t(count)};
   std::copy(idx.begin(), idx.begin() + std::ptrdiff_t(count), out.mutable_data());
-  return out;
+  if (!values) return std::move(out);
+  py::array_t<T> out_vals{py::ssize_t(count)};
+  std::copy(vals.begin(), vals.begin() + std::ptrdiff_t(count), out_vals.mutable_data());
+  return py::make_tuple(out, out_vals);
 }
 
 // C = op(A) @ B using lists of op(A)'s nonzero columns per row (starts, cols).
@@ -379,11 +383,13 @@ void bind_kernels(py::module_& parent) {
       "epsilon, amsgrad, rho, centered.");
   m.def(
       "nonzero_indices",
-      [](const py::array& x) {
-        return by_dtype(x, [&] { return nonzero_indices<float>(x); },
-                        [&] { return nonzero_indices<double>(x); });
+      [](const py::array& x, bool values) {
+        return by_dtype(x, [&] { return nonzero_indices<float>(x, values); },
+                        [&] { return nonzero_indices<double>(x, values); });
       },
-      py::arg("x"), "Indices of the nonzero entries of a 1-D array, increasing (uint32).");
+      py::arg("x"), py::arg("values") = false,
+      "Indices of the nonzero entries of a 1-D array, increasing (uint32); with values=True, "
+      "(indices, the entries' values).");
   m.def(
       "sparse_gemm",
       [](const py::array& a, const py::array& b, const py::array& starts, const py::array& cols, bool with_values,

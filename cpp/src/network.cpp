@@ -195,7 +195,7 @@ void Network<T>::index_sparse_input(const T* x, std::size_t rows) {
   pool.run(tasks, [&](std::size_t t) {
     for (std::size_t r = first_row(t); r < first_row(t + 1); ++r) {
       s.row_starts[r] = std::uint32_t(r * stride);
-      s.row_ends[r] = s.row_starts[r] + std::uint32_t(kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride));
+      s.row_ends[r] = s.row_starts[r] + std::uint32_t(kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride, nullptr));
     }
   });
   s.row_prefix[0] = 0;

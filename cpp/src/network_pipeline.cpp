@@ -106,8 +106,7 @@ void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, st
     const T* row = row_of(r);
     std::uint32_t* cols = cp.cols.data() + r * slot;
     T* vals = cp.vals.data() + r * slot;
-    const std::size_t count = kt.nonzero_indices(k1 - k0, row, cols);
-    for (std::size_t e = 0; e < count; ++e) vals[e] = row[cols[e]];
+    const std::size_t count = kt.nonzero_indices(k1 - k0, row, cols, vals);
     cp.starts[r] = std::uint32_t(r * slot);
     cp.ends[r] = std::uint32_t(r * slot + count);
     nnz += count;

@@ -64,14 +64,11 @@ std::size_t Network<T>::index_rows(const T* x, std::size_t r0, std::size_t r1) {
   std::size_t nnz = 0;
   for (std::size_t r = r0; r < r1; ++r) {
     s.row_starts[r] = std::uint32_t(r * stride);
-    const std::size_t count = kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride);
-    s.row_ends[r] = s.row_starts[r] + std::uint32_t(count);
-    nnz += count;
     // The values too, while the row is in this core's cache: the weight gradient then reads
     // them in list order instead of picking them out of rows another core gathered.
-    const std::uint32_t* cols = s.row_cols.data() + r * stride;
-    T* vals = row_vals_.data() + r * stride;
-    for (std::size_t e = 0; e < count; ++e) vals[e] = x[r * in + cols[e]];
+    const std::size_t count = kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride, row_vals_.data() + r * stride);
+    s.row_ends[r] = s.row_starts[r] + std::uint32_t(count);
+    nnz += count;
   }
   return nnz;
 }

@@ -1,5 +1,5 @@
 # Hand-written stub of the C++ extension fastmlp._core.
-from typing import Any, Optional
+from typing import Any, Literal, Optional, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -146,7 +146,12 @@ class _Kernels:
         hyper: dict[str, object],
     ) -> None: ...
     def sum_squares(self, x: NDArray[np.floating]) -> float: ...
-    def nonzero_indices(self, x: NDArray[np.floating]) -> NDArray[np.uint32]: ...
+    @overload
+    def nonzero_indices(self, x: NDArray[np.floating], values: Literal[False] = ...) -> NDArray[np.uint32]: ...
+    @overload
+    def nonzero_indices(
+        self, x: NDArray[np.floating], values: Literal[True]
+    ) -> tuple[NDArray[np.uint32], NDArray[np.floating]]: ...
     def sparse_gemm(
         self,
         a: NDArray[np.floating],

@@ -159,9 +159,10 @@ struct KernelTable {
   // out[j] = sum over rows of x[r, j] (the bias gradient).
   void (*column_sum)(std::size_t rows, std::size_t cols, const T* x, std::ptrdiff_t ldx, T* out);
   void (*optimizer_update)(const OptimizerUpdateArgs<T>&);
-  // Writes the indices j with x[j] != 0 (increasing) to idx; returns how many. idx must have
-  // room for n + 8 entries (SIMD versions store whole vectors).
-  std::size_t (*nonzero_indices)(std::size_t n, const T* x, std::uint32_t* idx);
+  // Writes the indices j with x[j] != 0 (increasing) to idx and, when vals is not null, the
+  // values x[j] beside them; returns how many. idx and vals must have room for n + 8 entries
+  // (SIMD versions store whole vectors).
+  std::size_t (*nonzero_indices)(std::size_t n, const T* x, std::uint32_t* idx, T* vals);
   void (*sparse_gemm)(const SparseGemmArgs<T>&);
   // The machine's FMA peak, measured: `iterations` rounds of independent fused multiply-adds
   // (enough chains to cover the FMA latency on both pipes). Returns the floating-point

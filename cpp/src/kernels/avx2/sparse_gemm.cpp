@@ -41,6 +41,17 @@ unsigned nonzero_bits(const double* x) {
   return lo | (hi << 4);
 }
 
+// The values of 8 inputs in the lanes `perm` picks (the nonzero ones, packed to the front), stored
+// as a whole vector: the same permutation as their indices, without a loop over the set bits.
+void compress_values(const float* x, __m256i perm, unsigned, float* out) {
+  _mm256_storeu_ps(out, _mm256_permutevar8x32_ps(_mm256_loadu_ps(x), perm));
+}
+// Eight doubles span two vectors and no one permute packs them: one store per nonzero.
+void compress_values(const double* x, __m256i, unsigned bits, double* out) {
+  const std::uint32_t* lanes = kCompress.lanes[bits];
+  for (int e = 0, count = __builtin_popcount(bits); e < count; ++e) out[e] = x[lanes[e]];
+}
+
 // Columns [j0, j0 + NV*lanes) of every row; the last vector is limited by `last` when partial.
 template <class T, int NV, bool Vals>
 void sparse_block(const SparseGemmArgs<T>& p, std::size_t j0, typename Vec<T>::mask last, bool partial) {
@@ -99,7 +110,7 @@ constexpr BlockFn<T> block_for(int nv, bool vals, std::integer_sequence<int, NV.
 }  // namespace
 
 template <class T>
-std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx) {
+std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx, T* vals) {
   std::size_t count = 0, j = 0;
   const __m256i step = _mm256_set1_epi32(8);
   __m256i base = _mm256_setzero_si256();
@@ -108,11 +119,15 @@ std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx) {
     const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompress.lanes[bits]));
     // Stores all 8 lanes and keeps popcount(bits) of them: hence idx's slack of 8.
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + count), _mm256_add_epi32(base, perm));
+    if (vals != nullptr) compress_values(x + j, perm, bits, vals + count);
     count += unsigned(__builtin_popcount(bits));
     base = _mm256_add_epi32(base, step);
   }
-  for (; j < n; ++j)
-    if (x[j] != T(0)) idx[count++] = std::uint32_t(j);
+  for (; j < n; ++j) {
+    if (x[j] == T(0)) continue;
+    if (vals != nullptr) vals[count] = x[j];
+    idx[count++] = std::uint32_t(j);
+  }
   return count;
 }
 
@@ -136,8 +151,8 @@ void sparse_gemm(const SparseGemmArgs<T>& p) {
   }
 }
 
-template std::size_t nonzero_indices<float>(std::size_t, const float*, std::uint32_t*);
-template std::size_t nonzero_indices<double>(std::size_t, const double*, std::uint32_t*);
+template std::size_t nonzero_indices<float>(std::size_t, const float*, std::uint32_t*, float*);
+template std::size_t nonzero_indices<double>(std::size_t, const double*, std::uint32_t*, double*);
 template void sparse_gemm<float>(const SparseGemmArgs<float>&);
 template void sparse_gemm<double>(const SparseGemmArgs<double>&);
 

@@ -6,10 +6,13 @@ namespace fastmlp::scalar {
 #include "../kernel_decls.inc"
 
 template <class T>
-std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx) {
+std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx, T* vals) {
   std::size_t count = 0;
-  for (std::size_t j = 0; j < n; ++j)
-    if (x[j] != T(0)) idx[count++] = std::uint32_t(j);
+  for (std::size_t j = 0; j < n; ++j) {
+    if (x[j] == T(0)) continue;
+    if (vals != nullptr) vals[count] = x[j];
+    idx[count++] = std::uint32_t(j);
+  }
   return count;
 }
 
@@ -32,8 +35,8 @@ void sparse_gemm(const SparseGemmArgs<T>& p) {
   }
 }
 
-template std::size_t nonzero_indices<float>(std::size_t, const float*, std::uint32_t*);
-template std::size_t nonzero_indices<double>(std::size_t, const double*, std::uint32_t*);
+template std::size_t nonzero_indices<float>(std::size_t, const float*, std::uint32_t*, float*);
+template std::size_t nonzero_indices<double>(std::size_t, const double*, std::uint32_t*, double*);
 template void sparse_gemm<float>(const SparseGemmArgs<float>&);
 template void sparse_gemm<double>(const SparseGemmArgs<double>&);
 
