@@ -108,12 +108,9 @@ class Trainer {
   // Whether the last step's inputs were sparse enough for the first layer's sparse path: the
   // next step guesses the same (a wrong guess costs speed, never bits).
   bool last_step_sparse_ = false;
-  // Pipelined steps: each part's rows after the first layer (parts + 1 bounds, learned from the
-  // parts' times so that they finish together), and those times in the last step; the parts'
-  // times in the gradient phase (which set the column split, Network::rebalance_pipeline).
-  std::vector<std::size_t> pipeline_rows_;
-  std::vector<double> part_seconds_, gradient_seconds_;
-  void balance_pipeline_rows(std::size_t rows, std::size_t parts);
+  // Pipelined steps: the parts' times in the gradient phase (which set the column split,
+  // Network::rebalance_pipeline).
+  std::vector<double> gradient_seconds_;
 };
 
 }  // namespace fastmlp
