@@ -80,9 +80,9 @@ void Network<T>::prepare_feature_pipeline(std::size_t rows, std::size_t parts) {
     row_done_size_ = stride * parts;
     row_done_.reset(new std::atomic<std::uint64_t>[row_done_size_]);
     for (std::size_t i = 0; i < row_done_size_; ++i) row_done_[i].store(0, std::memory_order_relaxed);
-    pipeline_step_ = 0;
   }
   row_done_stride_ = stride;
+  if (!feature_cursors_) feature_cursors_.reset(new FeatureCursor[kMaxRowParts]);
   ++pipeline_step_;
 }
 
@@ -142,20 +142,52 @@ void Network<T>::wait_first_layer_rows(std::size_t r1, std::size_t parts) const 
 }
 
 template <class T>
-void Network<T>::first_layer_gradient_pipeline(std::size_t rows, std::size_t part, const T* sgd_learning_rate) {
-  const KernelTable<T>& kt = kernels<T>();
-  const std::size_t k0 = pipeline_split_[part], k1 = pipeline_split_[part + 1], width = k1 - k0;
-  Layer& layer = layers_[0];
-  const std::size_t out = layer.spec.units;
-  const auto ld = std::ptrdiff_t(out);
+void Network<T>::first_layer_gradient_pipeline(std::size_t rows, std::size_t part, std::size_t parts,
+                                               const T* sgd_learning_rate) {
+  const std::size_t width = pipeline_split_[part + 1] - pipeline_split_[part];
   ColumnPart& cp = column_parts_[part];
   // The part's features' lists from its rows' lists (whose indices are relative to k0).
-  FeaturePart& fp = cp.features;
-  fp.build(rows, cp.starts.data(), cp.ends.data(), cp.cols.data(), cp.vals.data(), 0, std::uint32_t(width));
-  if (width == 0) return;
+  cp.features.build(rows, cp.starts.data(), cp.ends.data(), cp.cols.data(), cp.vals.data(), 0, std::uint32_t(width));
+  FeatureCursor& mine = feature_cursors_[part];
+  mine.untaken.store(std::uint64_t(width), std::memory_order_relaxed);
+  mine.lists_ready.store(pipeline_step_, std::memory_order_release);
+  // Own features from the front; then, from the back, those of parts still at work (parts
+  // whose lists are not ready yet are skipped, not waited for). A chunk is ~1 us of work: a
+  // part slowed in this step (an interrupt, the other core's traffic) hands over its last
+  // chunks instead of making the others wait at the barrier. Which part computes a feature
+  // does not change its bits.
+  constexpr std::uint64_t kChunk = 16;
+  std::size_t entries = 0;
+  for (std::size_t i = 0; i < parts; ++i) {
+    const std::size_t q = (part + i) % parts;
+    FeatureCursor& cursor = feature_cursors_[q];
+    if (q != part && cursor.lists_ready.load(std::memory_order_acquire) != pipeline_step_) continue;
+    std::uint64_t untaken = cursor.untaken.load(std::memory_order_relaxed);
+    for (;;) {
+      const std::uint64_t first = untaken >> 32, end = untaken & 0xffffffffu;
+      if (first >= end) break;
+      const std::uint64_t f0 = q == part ? first : end - std::min(kChunk, end - first);
+      const std::uint64_t f1 = q == part ? std::min(end, first + kChunk) : end;
+      const std::uint64_t rest = q == part ? (f1 << 32 | end) : (first << 32 | f0);
+      if (!cursor.untaken.compare_exchange_weak(untaken, rest, std::memory_order_relaxed)) continue;
+      entries += first_layer_gradient_features(q, std::size_t(f0), std::size_t(f1), sgd_learning_rate);
+      untaken = cursor.untaken.load(std::memory_order_relaxed);
+    }
+  }
+  cp.gradient_nnz = entries;
+}
+
+template <class T>
+std::size_t Network<T>::first_layer_gradient_features(std::size_t q, std::size_t f0, std::size_t f1,
+                                                      const T* sgd_learning_rate) {
+  const KernelTable<T>& kt = kernels<T>();
+  Layer& layer = layers_[0];
+  const std::size_t out = layer.spec.units, k0 = pipeline_split_[q] + f0;
+  const auto ld = std::ptrdiff_t(out);
+  const FeaturePart& fp = column_parts_[q].features;
   const bool fused = sgd_learning_rate != nullptr && !layer.spec.kernel_regularized();
-  SparseGemmArgs<T> args{width, out, fp.vals.data(), 1, 1, fp.starts.data(), fp.starts.data() + 1, fp.rows.data(),
-                         layer.delta.data(), ld, layer.kernel_grad.data() + k0 * out, ld};
+  SparseGemmArgs<T> args{f1 - f0, out, fp.vals.data(), 1, 1, fp.starts.data() + f0, fp.starts.data() + f0 + 1,
+                         fp.rows.data(), layer.delta.data(), ld, layer.kernel_grad.data() + k0 * out, ld};
   args.vals = fp.vals.data();
   if (fused) {
     args.update = layer.kernel.data() + k0 * out;
@@ -163,8 +195,9 @@ void Network<T>::first_layer_gradient_pipeline(std::size_t rows, std::size_t par
   }
   kt.sparse_gemm(args);
   if (layer.spec.kernel_regularized())
-    kt.regularize(width * out, T(layer.spec.kernel_l1), T(layer.spec.kernel_l2), layer.kernel.data() + k0 * out,
+    kt.regularize((f1 - f0) * out, T(layer.spec.kernel_l1), T(layer.spec.kernel_l2), layer.kernel.data() + k0 * out,
                   layer.kernel_grad.data() + k0 * out);
+  return fp.starts[f1] - fp.starts[f0];
 }
 
 template <class T>
@@ -183,7 +216,8 @@ void Network<T>::rebalance_pipeline(std::size_t parts, const double* gradient_se
   // memory traffic), so a step moves the rate a tenth of the way, and at most by a factor 2.
   if (pipeline_rates_.size() != parts) pipeline_rates_.assign(parts, 0.0);
   for (std::size_t t = 0; t < parts; ++t) {
-    const double seconds = gradient_seconds[t], nnz = double(column_parts_[t].nnz);
+    // What it got through: its own features' entries less those taken by others, plus theirs.
+    const double seconds = gradient_seconds[t], nnz = double(column_parts_[t].gradient_nnz);
     if (!(seconds > 0) || nnz == 0) continue;
     double& rate = pipeline_rates_[t];
     rate = rate == 0 ? nnz / seconds : rate + 0.1 * (std::clamp(nnz / seconds, rate / 2, rate * 2) - rate);

@@ -117,8 +117,9 @@ class Network {
   //      columns of that row (a pipeline over the rows);
   //   2. forward_rows_after_first, then the loss and backward_rows, for rows [r0, r1), as soon
   //      as the last part has finished them (wait_first_layer_rows; no barrier before it);
-  //   3. first_layer_gradient_pipeline on features [k0, k1), then weight_gradients for the rest.
-  // Each part only ever touches its own rows of the first kernel, in both directions. Every
+  //   3. first_layer_gradient_pipeline on features [k0, k1) (then, when done, chunks of the
+  //      features of parts that are behind), then weight_gradients for the rest.
+  // Each part touches only its own rows of the first kernel (but for those chunks). Every
   // value is still one chain over the inputs in order, so the results are bitwise those of
   // forward() and backward() for every split. Needs sparse-friendly inputs to pay (the lists
   // hold every nonzero) and no dropout.
@@ -137,8 +138,10 @@ class Network {
   // The first layer's bias and activation and every later layer for rows [r0, r1).
   void forward_rows_after_first(std::size_t r0, std::size_t r1, std::size_t part);
   // The first kernel's gradient rows [k0, k1) (or, with `sgd_learning_rate` and no penalty,
-  // the plain SGD update of those rows in place, see backward()).
-  void first_layer_gradient_pipeline(std::size_t rows, std::size_t part, const T* sgd_learning_rate);
+  // the plain SGD update of those rows in place, see backward()), in chunks from the front;
+  // then chunks from the back of other parts' rows, until every part's are taken.
+  void first_layer_gradient_pipeline(std::size_t rows, std::size_t part, std::size_t parts,
+                                     const T* sgd_learning_rate);
   bool pipeline_fuses_first_layer(bool plain_sgd) const { return plain_sgd && !layers_[0].spec.kernel_regularized(); }
   // Nonzero inputs of the last pipelined step.
   std::size_t pipeline_nonzeros(std::size_t parts) const;
@@ -224,8 +227,19 @@ class Network {
     std::vector<std::uint32_t> starts, ends, cols;
     std::vector<T> vals;
     FeaturePart features;
-    std::size_t nnz = 0;
+    std::size_t nnz = 0;           // entries listed
+    std::size_t gradient_nnz = 0;  // entries of the features whose gradient it computed
   };
+  // Per part, in the gradient phase: the features not yet taken (first << 32 | end, relative to
+  // its first column) and the step whose feature lists are ready (so others may take some).
+  struct alignas(64) FeatureCursor {
+    std::atomic<std::uint64_t> untaken{0};
+    std::atomic<std::uint64_t> lists_ready{0};
+  };
+  std::unique_ptr<FeatureCursor[]> feature_cursors_;
+  // The gradient of part q's features [f0, f1) (relative to its first column); returns their
+  // entries.
+  std::size_t first_layer_gradient_features(std::size_t q, std::size_t f0, std::size_t f1, const T* sgd_learning_rate);
   std::vector<ColumnPart> column_parts_;
   std::vector<std::size_t> pipeline_split_;
   std::vector<double> pipeline_rates_;  // per part, smoothed nonzeros per second (0: not yet known)
