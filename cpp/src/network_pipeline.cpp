@@ -70,9 +70,10 @@ void Network<T>::prepare_feature_pipeline(std::size_t rows, std::size_t parts) {
     cp.ends.resize(rows);
     cp.cols.resize(rows * slot);
     cp.vals.resize(rows * slot);
-    cp.features.starts.reserve(input_dim_ + 1);
-    cp.features.rows.reserve(rows * input_dim_);
-    cp.features.vals.reserve(rows * input_dim_);
+    cp.feature_starts.resize(input_dim_);
+    cp.feature_ends.resize(input_dim_);
+    cp.feature_rows.resize(rows * input_dim_);
+    cp.feature_vals.resize(rows * input_dim_);
   }
   // One line of flags per 8 rows, and a line between parts: part p writes only its own.
   const std::size_t stride = (rows + 7) / 8 * 8 + 8;
@@ -99,8 +100,14 @@ void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, st
   std::atomic<std::uint64_t>* previous = part > 0 ? row_done_.get() + (part - 1) * row_done_stride_ : nullptr;
   std::atomic<std::uint64_t>* mine = row_done_.get() + part * row_done_stride_;
   std::size_t nnz = 0;
+  std::uint32_t* feature_ends = cp.feature_ends.data();
+  std::uint32_t* feature_rows = cp.feature_rows.data();
+  T* feature_vals = cp.feature_vals.data();
+  for (std::size_t f = 0; f < k1 - k0; ++f) cp.feature_starts[f] = feature_ends[f] = std::uint32_t(f * rows);
   // Listing straight from the data set's rows: a copy would only be read once, by this loop
-  // (the lists carry the values for the kernels).
+  // (the lists carry the values for the kernels). Each entry also goes to the end of its
+  // feature's list, for the weight gradient (rows in order, as listed): fixed slots of `rows`
+  // per feature need no counting pass first.
   auto row_of = [&](std::size_t r) { return x + (order != nullptr ? std::size_t(order[r]) : r) * input_dim_ + k0; };
   auto list_row = [&](std::size_t r) {
     const T* row = row_of(r);
@@ -110,6 +117,11 @@ void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, st
     cp.starts[r] = std::uint32_t(r * slot);
     cp.ends[r] = std::uint32_t(r * slot + count);
     nnz += count;
+    for (std::size_t e = 0; e < count; ++e) {
+      const std::uint32_t at = feature_ends[cols[e]]++;
+      feature_rows[at] = std::uint32_t(r);
+      feature_vals[at] = vals[e];
+    }
   };
   // A later part lists all its rows first: by then the part before it is rows ahead, and the
   // rows' different densities no longer make it wait row by row.
@@ -142,12 +154,9 @@ void Network<T>::wait_first_layer_rows(std::size_t r1, std::size_t parts) const 
 }
 
 template <class T>
-void Network<T>::first_layer_gradient_pipeline(std::size_t rows, std::size_t part, std::size_t parts,
-                                               const T* sgd_learning_rate) {
+void Network<T>::first_layer_gradient_pipeline(std::size_t part, std::size_t parts, const T* sgd_learning_rate) {
   const std::size_t width = pipeline_split_[part + 1] - pipeline_split_[part];
   ColumnPart& cp = column_parts_[part];
-  // The part's features' lists from its rows' lists (whose indices are relative to k0).
-  cp.features.build(rows, cp.starts.data(), cp.ends.data(), cp.cols.data(), cp.vals.data(), 0, std::uint32_t(width));
   FeatureCursor& mine = feature_cursors_[part];
   mine.untaken.store(std::uint64_t(width), std::memory_order_relaxed);
   mine.lists_ready.store(pipeline_step_, std::memory_order_release);
@@ -184,11 +193,12 @@ std::size_t Network<T>::first_layer_gradient_features(std::size_t q, std::size_t
   Layer& layer = layers_[0];
   const std::size_t out = layer.spec.units, k0 = pipeline_split_[q] + f0;
   const auto ld = std::ptrdiff_t(out);
-  const FeaturePart& fp = column_parts_[q].features;
+  const ColumnPart& cp = column_parts_[q];
   const bool fused = sgd_learning_rate != nullptr && !layer.spec.kernel_regularized();
-  SparseGemmArgs<T> args{f1 - f0, out, fp.vals.data(), 1, 1, fp.starts.data() + f0, fp.starts.data() + f0 + 1,
-                         fp.rows.data(), layer.delta.data(), ld, layer.kernel_grad.data() + k0 * out, ld};
-  args.vals = fp.vals.data();
+  SparseGemmArgs<T> args{f1 - f0, out, cp.feature_vals.data(), 1, 1, cp.feature_starts.data() + f0,
+                         cp.feature_ends.data() + f0, cp.feature_rows.data(), layer.delta.data(), ld,
+                         layer.kernel_grad.data() + k0 * out, ld};
+  args.vals = cp.feature_vals.data();
   if (fused) {
     args.update = layer.kernel.data() + k0 * out;
     args.learning_rate = *sgd_learning_rate;
@@ -197,7 +207,7 @@ std::size_t Network<T>::first_layer_gradient_features(std::size_t q, std::size_t
   if (layer.spec.kernel_regularized())
     kt.regularize((f1 - f0) * out, T(layer.spec.kernel_l1), T(layer.spec.kernel_l2), layer.kernel.data() + k0 * out,
                   layer.kernel_grad.data() + k0 * out);
-  return fp.starts[f1] - fp.starts[f0];
+  return cp.feature_entries(f0, f1);
 }
 
 template <class T>
@@ -241,11 +251,10 @@ void Network<T>::rebalance_pipeline(std::size_t parts, const double* gradient_se
   bounds[parts] = input_dim_;
   std::size_t seen = 0, next = 1;
   for (std::size_t t = 0; t < parts && next < parts; ++t) {
-    const FeaturePart& fp = column_parts_[t].features;
+    const ColumnPart& cp = column_parts_[t];
     const std::size_t k0 = pipeline_split_[t];
-    if (fp.starts.size() != pipeline_split_[t + 1] - k0 + 1) return;  // lists of another split
-    for (std::size_t k = 0; k + 1 < fp.starts.size() && next < parts; ++k) {
-      seen += fp.starts[k + 1] - fp.starts[k];
+    for (std::size_t k = 0; k0 + k < pipeline_split_[t + 1] && next < parts; ++k) {
+      seen += cp.feature_ends[k] - cp.feature_starts[k];
       while (next < parts && double(seen) >= double(total) * ends[next - 1]) bounds[next++] = aligned_column(k0 + k + 1, input_dim_);
     }
   }

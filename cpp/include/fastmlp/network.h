@@ -140,8 +140,7 @@ class Network {
   // The first kernel's gradient rows [k0, k1) (or, with `sgd_learning_rate` and no penalty,
   // the plain SGD update of those rows in place, see backward()), in chunks from the front;
   // then chunks from the back of other parts' rows, until every part's are taken.
-  void first_layer_gradient_pipeline(std::size_t rows, std::size_t part, std::size_t parts,
-                                     const T* sgd_learning_rate);
+  void first_layer_gradient_pipeline(std::size_t part, std::size_t parts, const T* sgd_learning_rate);
   bool pipeline_fuses_first_layer(bool plain_sgd) const { return plain_sgd && !layers_[0].spec.kernel_regularized(); }
   // Nonzero inputs of the last pipelined step.
   std::size_t pipeline_nonzeros(std::size_t parts) const;
@@ -220,15 +219,23 @@ class Network {
   std::vector<FeaturePart> feature_parts_;
   std::vector<std::size_t> feature_split_;
   // The feature pipeline: per part, every row's nonzeros among its input columns (indices
-  // relative to its first column, in fixed slots of width + 8), their values, and its features'
-  // lists; the split of the input columns (parts + 1 bounds); per part and row, the step whose
-  // chain the part has finished (what the next part waits for).
+  // relative to its first column, in fixed slots of width + 8) and their values; its features'
+  // lists (feature k, relative to the first column: rows and values in the slots
+  // [feature_starts[k] = k * rows, feature_ends[k]), rows increasing); the split of the input
+  // columns (parts + 1 bounds); per part and row, the step whose chain the part has finished
+  // (what the next part waits for).
   struct ColumnPart {
     std::vector<std::uint32_t> starts, ends, cols;
     std::vector<T> vals;
-    FeaturePart features;
+    std::vector<std::uint32_t> feature_starts, feature_ends, feature_rows;
+    std::vector<T> feature_vals;
     std::size_t nnz = 0;           // entries listed
     std::size_t gradient_nnz = 0;  // entries of the features whose gradient it computed
+    std::size_t feature_entries(std::size_t f0, std::size_t f1) const {
+      std::size_t n = 0;
+      for (std::size_t f = f0; f < f1; ++f) n += feature_ends[f] - feature_starts[f];
+      return n;
+    }
   };
   // Per part, in the gradient phase: the features not yet taken (first << 32 | end, relative to
   // its first column) and the step whose feature lists are ready (so others may take some).
