@@ -52,21 +52,46 @@ void compress_values(const double* x, __m256i, unsigned bits, double* out) {
   for (int e = 0, count = __builtin_popcount(bits); e < count; ++e) out[e] = x[lanes[e]];
 }
 
-// Columns [j0, j0 + NV*lanes) of every row; the last vector is limited by `last` when partial.
-template <class T, int NV, bool Vals>
-void sparse_block(const SparseGemmArgs<T>& p, std::size_t j0, typename Vec<T>::mask last, bool partial) {
+// How a register block ends: on a whole vector; with a last vector shifted back to end at the
+// block's end (overlapping the one before it: its lanes there get the same chains, so the same
+// bits, and every load and store is a plain one); or, for a block narrower than one vector,
+// with masked loads and stores.
+enum class Tail { whole, overlap, masked };
+
+// Columns [j0, j0 + width) of every row, in NV vectors (the last one placed by `tail`). Each
+// variant is its own loop without branches, so that the NV accumulators stay in registers (a
+// branch on the tail inside the loop made the compiler store all of them every iteration).
+template <class T, int NV, bool Vals, Tail tail>
+void sparse_block(const SparseGemmArgs<T>& p, std::size_t j0, std::size_t width) {
   using V = Vec<T>;
   using reg = typename V::reg;
   constexpr std::size_t L = V::lanes;
-  const reg lr = V::set1(p.learning_rate);
+  static_assert(tail != Tail::overlap || NV >= 2, "an overlapping last vector needs one before it");
+  static_assert(tail != Tail::masked || NV == 1, "masks only for a block of less than a vector");
+  // Where the last vector starts, relative to j0.
+  const std::size_t last = tail == Tail::overlap ? width - L : std::size_t(NV - 1) * L;
+  const typename V::mask mask = V::tail_mask(tail == Tail::masked ? width : L);
+  auto load = [&](const T* row, int v) {
+    if constexpr (tail == Tail::masked) {
+      return V::maskload(row, mask);
+    } else {
+      return V::loadu(row + (v == NV - 1 ? last : std::size_t(v) * L));
+    }
+  };
+  auto store = [&](T* row, int v, reg value) {
+    if constexpr (tail == Tail::masked) {
+      V::maskstore(row, mask, value);
+    } else {
+      V::storeu(row + (v == NV - 1 ? last : std::size_t(v) * L), value);
+    }
+  };
   for (std::size_t r = 0; r < p.rows; ++r) {
     const std::uint32_t begin = p.starts[r], end = p.ends[r];
     if (p.update != nullptr && begin == end) continue;  // w - lr * 0 == w
     reg acc[NV];
     if (p.continue_chain) {
       const T* from = p.c + std::ptrdiff_t(r) * p.ldc + j0;
-      for (int v = 0; v < NV - 1; ++v) acc[v] = V::loadu(from + v * L);
-      acc[NV - 1] = partial ? V::maskload(from + (NV - 1) * L, last) : V::loadu(from + (NV - 1) * L);
+      for (int v = 0; v < NV; ++v) acc[v] = load(from, v);
     } else {
       for (int v = 0; v < NV; ++v) acc[v] = V::zero();
     }
@@ -75,36 +100,34 @@ void sparse_block(const SparseGemmArgs<T>& p, std::size_t j0, typename Vec<T>::m
       const std::ptrdiff_t k = p.cols[e];
       const reg x = V::set1(Vals ? p.vals[e] : a_row[k * p.a_col]);
       const T* b = p.b + k * p.ldb + j0;
-      for (int v = 0; v < NV - 1; ++v) acc[v] = V::fmadd(x, V::loadu(b + v * L), acc[v]);
-      const reg tail = partial ? V::maskload(b + (NV - 1) * L, last) : V::loadu(b + (NV - 1) * L);
-      acc[NV - 1] = V::fmadd(x, tail, acc[NV - 1]);
+      for (int v = 0; v < NV; ++v) acc[v] = V::fmadd(x, load(b, v), acc[v]);
     }
-    const bool update = p.update != nullptr;
-    T* out = (update ? p.update : p.c) + std::ptrdiff_t(r) * p.ldc + j0;
-    for (int v = 0; v < NV; ++v) {
-      const bool masked = partial && v == NV - 1;
-      reg value = acc[v];
-      if (update) {  // w - lr * g, as the optimizer's sgd kernel computes it
-        const reg w = masked ? V::maskload(out + v * L, last) : V::loadu(out + v * L);
-        value = V::sub(w, V::mul(lr, value));
-      }
-      if (masked) {
-        V::maskstore(out + v * L, last, value);
-      } else {
-        V::storeu(out + v * L, value);
-      }
+    if (p.update == nullptr) {
+      T* out = p.c + std::ptrdiff_t(r) * p.ldc + j0;
+      for (int v = 0; v < NV; ++v) store(out, v, acc[v]);
+      continue;
     }
+    // w - lr * g, as the optimizer's sgd kernel computes it. The last vector's weights are read
+    // before the vector it overlaps is stored.
+    T* out = p.update + std::ptrdiff_t(r) * p.ldc + j0;
+    const reg lr = V::set1(p.learning_rate);
+    const reg w_last = load(out, NV - 1);
+    for (int v = 0; v < NV - 1; ++v) store(out, v, V::sub(load(out, v), V::mul(lr, acc[v])));
+    store(out, NV - 1, V::sub(w_last, V::mul(lr, acc[NV - 1])));
   }
 }
 
 template <class T>
-using BlockFn = void (*)(const SparseGemmArgs<T>&, std::size_t, typename Vec<T>::mask, bool);
+using BlockFn = void (*)(const SparseGemmArgs<T>&, std::size_t, std::size_t);
 
-template <class T, int... NV>
-constexpr BlockFn<T> block_for(int nv, bool vals, std::integer_sequence<int, NV...>) {
-  constexpr BlockFn<T> from_a[] = {&sparse_block<T, NV + 1, false>...};
-  constexpr BlockFn<T> from_vals[] = {&sparse_block<T, NV + 1, true>...};
-  return vals ? from_vals[nv - 1] : from_a[nv - 1];
+// The block for nv vectors (1 to kMaxVectors) ending as `tail` says.
+template <class T, bool Vals, int... NV>
+BlockFn<T> block_for(int nv, Tail tail, std::integer_sequence<int, NV...>) {
+  constexpr BlockFn<T> whole[] = {&sparse_block<T, NV + 1, Vals, Tail::whole>...};
+  // (nv = 1 never overlaps: its entry is a placeholder.)
+  constexpr BlockFn<T> overlap[] = {&sparse_block<T, (NV == 0 ? 2 : NV + 1), Vals, Tail::overlap>...};
+  if (tail == Tail::masked) return &sparse_block<T, 1, Vals, Tail::masked>;
+  return tail == Tail::whole ? whole[nv - 1] : overlap[nv - 1];
 }
 
 }  // namespace
@@ -144,9 +167,10 @@ void sparse_gemm(const SparseGemmArgs<T>& p) {
   for (std::size_t blk = 0; blk < blocks; ++blk) {
     const std::size_t nv = vectors / blocks + (blk < vectors % blocks ? 1 : 0);
     const std::size_t width = blk + 1 == blocks ? p.n - j0 : nv * L;
-    const std::size_t rest = width - (nv - 1) * L;
-    const BlockFn<T> fn = block_for<T>(int(nv), p.vals != nullptr, std::make_integer_sequence<int, kMaxVectors>{});
-    fn(p, j0, V::tail_mask(rest), rest != L);
+    const Tail tail = width % L == 0 ? Tail::whole : nv == 1 ? Tail::masked : Tail::overlap;
+    const auto seq = std::make_integer_sequence<int, kMaxVectors>{};
+    const BlockFn<T> fn = p.vals != nullptr ? block_for<T, true>(int(nv), tail, seq) : block_for<T, false>(int(nv), tail, seq);
+    fn(p, j0, width);
     j0 += width;
   }
 }
