@@ -4,17 +4,18 @@
 // first-kernel rows of all the features its images use, and the thread that owns a feature
 // then writes that row in the update: each step moves thousands of cache lines between the
 // cores, and on the 784-100-10 MNIST step that, not arithmetic, kept two threads near 1.2x one.
-// Here part p owns input columns [k0, k1) for the whole step: it gathers and lists only those
-// columns of each image, runs the first layer's chains over them, and updates the same kernel
-// rows, so the first kernel never leaves its core. What crosses cores is one 100-value row of
-// the pre-activation per image and part, and the deltas.
+// Here part p owns input columns [k0, k1) for the whole step: it lists only those columns of
+// each image, runs the first layer's chains over them, and updates the same kernel rows, so the
+// first kernel stays on its core (but for the last chunks of features a part that is behind
+// hands over). What crosses cores is one 100-value row of the pre-activation per image and
+// part, and the deltas.
 //
 // Why the results cannot depend on the split: a row's pre-activation is one FMA chain over the
 // row's nonzero inputs in increasing order. Part 0 starts each row's chain over its columns,
 // part 1 continues that same chain (the sparse kernel starts from C's value) once part 0 has
 // published the row, and so on, so each chain runs through the same terms in the same order as
 // in forward(). Every weight-gradient value is a chain over the rows in increasing order, made
-// by the one part that owns its feature.
+// by the one part that takes its feature.
 #include <algorithm>
 #include <thread>
 

@@ -272,14 +272,14 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
   const bool fused = pipelined ? net.pipeline_fuses_first_layer(plain_sgd) : net.fuses_first_layer(rows, plain_sgd);
   const T* sgd = plain_sgd ? &lr : nullptr;
   auto gradients_part = [&](std::size_t p) {
-    // This part's share of the next batch (the same split), while the gradients are computed.
-    if (pipelined) {
+    if (pipelined) {  // (the next batch was prefetched in the first phase)
       const auto start = std::chrono::steady_clock::now();
       net.first_layer_gradient_pipeline(p, parts, sgd);
       net.weight_gradients(batch_x_.data(), rows, p, parts, sgd, true);
       gradient_seconds_[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       return;
     }
+    // This part's share of the next batch, while the gradients are computed.
     prefetch_rows(data.x, in, order + rows + next_rows * p / parts, next_rows * (p + 1) / parts - next_rows * p / parts);
     net.weight_gradients(batch_x_.data(), rows, p, parts, sgd, false);
   };
