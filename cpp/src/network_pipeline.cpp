@@ -246,7 +246,7 @@ void Network<T>::rebalance_pipeline(std::size_t parts, const double* gradient_se
     ends[t] = running / sum;
   }
   // Bounds where the last step's nonzeros per feature (the parts' feature lists) reach those
-  // shares, on whole lines. Any split gives the same results; only the balance changes.
+  // shares, on whole vectors. Any split gives the same results; only the balance changes.
   std::size_t bounds[kMaxRowParts + 1];
   bounds[0] = 0;
   bounds[parts] = input_dim_;

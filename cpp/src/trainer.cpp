@@ -275,7 +275,7 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
     if (pipelined) {  // (the next batch was prefetched in the first phase)
       const auto start = std::chrono::steady_clock::now();
       net.first_layer_gradient_pipeline(p, parts, sgd);
-      net.weight_gradients(batch_x_.data(), rows, p, parts, sgd, true);
+      net.weight_gradients(nullptr, rows, p, parts, sgd, true);
       gradient_seconds_[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       return;
     }

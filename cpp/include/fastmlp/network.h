@@ -101,7 +101,8 @@ class Network {
   // Part `part` of the kernel and bias gradients (with regularization) of every layer, after
   // every row's backward_rows. With `sgd_learning_rate` and fused_first_layer(...) true, the
   // first kernel is updated in place instead (see backward()).
-  // skip_first_kernel: the first kernel's gradient is done elsewhere (the feature pipeline).
+  // skip_first_kernel: the first kernel's gradient is done elsewhere (the feature pipeline);
+  // x is then not read and may be null.
   void weight_gradients(const T* x, std::size_t rows, std::size_t part, std::size_t parts,
                         const T* sgd_learning_rate, bool skip_first_kernel = false);
   bool fuses_first_layer(std::size_t rows, bool plain_sgd) const;
@@ -125,8 +126,6 @@ class Network {
   // hold every nonzero) and no dropout.
   bool supports_feature_pipeline(std::size_t parts) const;
   void prepare_feature_pipeline(std::size_t rows, std::size_t parts);
-  // Input columns [pipeline_column(p), pipeline_column(p + 1)) belong to part p.
-  std::size_t pipeline_column(std::size_t part) const { return pipeline_split_[part]; }
   // The batch's row r is x + order[r] * input_dim (x + r * input_dim when order is null): the
   // rows are read where they are, not gathered first, and the part reads only its columns.
   // next_order: the next batch's next_rows rows, whose columns the part prefetches meanwhile.
