@@ -99,7 +99,7 @@ class Network {
   // fuses the update): decided on the whole batch, as backward() does.
   bool first_layer_sparse(std::size_t rows) const;
   // Part `part` of the kernel and bias gradients (with regularization) of every layer, after
-  // every row's backward_rows. With `sgd_learning_rate` and fused_first_layer(...) true, the
+  // every row's backward_rows. With `sgd_learning_rate` and fuses_first_layer(...) true, the
   // first kernel is updated in place instead (see backward()).
   // skip_first_kernel: the first kernel's gradient is done elsewhere (the feature pipeline);
   // x is then not read and may be null.
