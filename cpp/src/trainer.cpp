@@ -26,6 +26,14 @@ void prefetch_rows(const T* x, std::size_t cols, const std::uint32_t* order, std
   }
 }
 
+// Asks for sample i's targets early (they too come from all over the data set).
+template <class T>
+void prefetch_targets(const DataView<T>& data, std::size_t out, std::size_t i) {
+  if (data.labels != nullptr) __builtin_prefetch(data.labels + i, 0, 2);
+  if (data.y != nullptr) __builtin_prefetch(data.y + i * out, 0, 2);
+  if (data.weights != nullptr) __builtin_prefetch(data.weights + i, 0, 2);
+}
+
 // The row-parallel step gives each thread at least this many multiply-adds (nominal, dense) of
 // a batch: waking a worker costs about a microsecond.
 constexpr std::size_t kMinRowPartWork = 1 << 16;
@@ -221,6 +229,8 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
   // split of the rows gives the same bits.
   auto rows_part = [&](std::size_t r0, std::size_t r1, std::size_t p) {
     if (pipelined) {
+      // The next batch's targets, read at the start of its step by one thread alone.
+      for (std::size_t r = r0; r < r1 && r < next_rows; ++r) prefetch_targets(data, out, order[rows + r]);
       net.forward_rows_after_first(r0, r1, p);
     } else {
       gather_x(data, order, r0, r1);

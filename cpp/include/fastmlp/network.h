@@ -223,13 +223,15 @@ class Network {
   // [feature_starts[k] = k * rows, feature_ends[k]), rows increasing); the split of the input
   // columns (parts + 1 bounds); per part and row, the step whose chain the part has finished
   // (what the next part waits for).
-  struct ColumnPart {
+  // Each part writes its counters every step and the step's serial code reads the others' buffer
+  // sizes: a line of its own for each keeps those reads from waiting on another core's writes.
+  struct alignas(64) ColumnPart {
     std::vector<std::uint32_t> starts, ends, cols;
     std::vector<T> vals;
     std::vector<std::uint32_t> feature_starts, feature_ends, feature_rows;
     std::vector<T> feature_vals;
-    std::size_t nnz = 0;           // entries listed
-    std::size_t gradient_nnz = 0;  // entries of the features whose gradient it computed
+    alignas(64) std::size_t nnz = 0;  // entries listed
+    std::size_t gradient_nnz = 0;     // entries of the features whose gradient it computed
     std::size_t feature_entries(std::size_t f0, std::size_t f1) const {
       std::size_t n = 0;
       for (std::size_t f = f0; f < f1; ++f) n += feature_ends[f] - feature_starts[f];
@@ -252,6 +254,7 @@ class Network {
   std::unique_ptr<std::atomic<std::uint64_t>[]> row_done_;
   std::size_t row_done_stride_ = 0, row_done_size_ = 0;
   std::uint64_t pipeline_step_ = 0;
+  std::size_t pipeline_rows_ = 0;  // the buffers above hold batches of up to this many rows
 
   // Row-parallel steps: each row's nonzero values beside its columns in row_cols (same slots),
   // written by the part that owns the row.
