@@ -125,8 +125,10 @@ void Network<T>::forward_rows_after_first(std::size_t r0, std::size_t r1, std::s
                    ld, 1, z, l, part);
     kt.bias_activation({rows, out, layer.spec.activation, T(layer.spec.alpha),
                         layer.spec.use_bias ? layer.bias.data() : nullptr, z, ld, layer.a + r0 * out, ld});
-    layer.out = layer.a;
-    layer.dropped_now = false;
+    // Every part runs this for its rows at once: written only when not yet so, the layer's line
+    // is read by all the parts instead of bouncing between their cores.
+    if (layer.out != layer.a) layer.out = layer.a;
+    if (layer.dropped_now) layer.dropped_now = false;
   }
 }
 
