@@ -272,3 +272,40 @@ def test_rapid_thread_count_changes_do_not_hang(restore_settings: None) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
+
+
+def test_fits_in_two_python_threads_at_once_finish_with_the_same_weights(restore_settings: None) -> None:
+    # Two fits at once share the pool: the second finds it busy and runs its steps' parts one
+    # after the other, where the pipelined step's parts (which wait for each other) used to wait
+    # forever. Each must still give the weights of a fit alone. In a subprocess: a regression
+    # fails the test instead of hanging the suite.
+    import subprocess
+    import sys
+
+    code = """
+import threading
+import numpy as np, fastmlp as fm
+rng = np.random.default_rng(0)
+x = rng.random((1500, 784), dtype=np.float32)
+x[x < 0.8] = 0  # sparse, as MNIST: fit pipelines the first layer over the threads
+y = rng.integers(0, 10, 1500)
+fm.set_num_threads(2)
+def fit():
+    fm.utils.set_random_seed(1)
+    m = fm.Sequential([fm.layers.Input(shape=(784,)), fm.layers.Dense(100, activation="sigmoid"),
+                       fm.layers.Dense(10, activation="softmax")])
+    m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return m
+alone = fit()
+alone.fit(x, y, batch_size=64, epochs=3, verbose=0, shuffle=False)
+models = [fit() for _ in range(2)]
+threads = [threading.Thread(target=m.fit, args=(x, y), kwargs=dict(batch_size=64, epochs=3, verbose=0, shuffle=False))
+           for m in models]
+for t in threads: t.start()
+for t in threads: t.join()
+same = all(np.array_equal(a, b) for m in models for a, b in zip(alone.get_weights(), m.get_weights()))
+print("same" if same else "different")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "same"

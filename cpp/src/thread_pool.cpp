@@ -99,12 +99,13 @@ void ThreadPool::worker_loop(std::size_t, unsigned long long seen) {
   }
 }
 
-void ThreadPool::run_tasks(std::size_t tasks, Task fn, void* context) {
-  if (tasks == 0) return;
+bool ThreadPool::run_tasks(std::size_t tasks, Task fn, void* context, bool concurrent) {
+  if (tasks == 0) return true;
   std::unique_lock<std::mutex> lock(run_mutex_, std::try_to_lock);
+  if (concurrent && tasks > 1 && (!lock.owns_lock() || workers_.size() + 1 < tasks)) return false;
   if (tasks == 1 || !lock.owns_lock() || workers_.empty()) {
     for (std::size_t t = 0; t < tasks; ++t) fn(context, t);
-    return;
+    return true;
   }
   job_ = fn;
   job_context_ = context;
@@ -124,6 +125,7 @@ void ThreadPool::run_tasks(std::size_t tasks, Task fn, void* context) {
   }
   while (pending_.load(std::memory_order_acquire) != 0) FASTMLP_PAUSE();
   job_ = nullptr;
+  return true;
 }
 
 }  // namespace fastmlp

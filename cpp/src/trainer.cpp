@@ -210,7 +210,7 @@ void Trainer<T>::gather_targets(const DataView<T>& data, const std::uint32_t* or
 
 template <class T>
 void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows,
-                                    std::size_t next_rows, Totals& totals, bool pipelined) {
+                                    std::size_t next_rows, Totals& totals, bool pipeline_wanted) {
   Network<T>& net = *net_;
   const std::size_t in = net.input_dim(), out = net.output_dim();
   // The small per-row values first (labels must be checked before any thread uses them).
@@ -223,6 +223,7 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
 
   const std::size_t parts = row_parts(rows);
   ThreadPool& pool = ThreadPool::instance();
+  bool pipelined = pipeline_wanted;
   const T* pred = uses_logits_ ? net.output_logits() : net.output();
   T* delta = net.output_delta();
   // Rows [r0, r1) through the step (after the first layer, in a pipelined one), by part p. Any
@@ -252,7 +253,9 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
     // parts end within a chunk of each other whatever their speeds in this step.
     net.prepare_feature_pipeline(rows, parts);
     std::atomic<std::size_t> next_row{0};
-    pool.run(parts, [&](std::size_t p) {
+    // The parts wait for each other, so they need a thread each at once: when the pool is busy
+    // (another thread's fit), this step is split by rows instead, run part after part.
+    pipelined = pool.run_concurrently(parts, [&](std::size_t p) {
       net.first_layer_pipeline(data.x, order, rows, p, order + rows, next_rows);
       for (;;) {
         const std::size_t r0 = next_row.fetch_add(kRowChunk, std::memory_order_relaxed);
@@ -262,7 +265,8 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
         rows_part(r0, r1, p);
       }
     });
-  } else {
+  }
+  if (!pipelined) {
     net.prepare_row_parallel(rows, parts);
     auto equal_share = [&](std::size_t p) { rows_part(rows * p / parts, rows * (p + 1) / parts, p); };
     if (parts == 1) equal_share(0); else pool.run(parts, equal_share);

@@ -27,7 +27,17 @@ class ThreadPool {
   template <class F>
   void run(std::size_t tasks, F&& fn) {
     run_tasks(tasks, [](void* f, std::size_t t) { (*static_cast<std::remove_reference_t<F>*>(f))(t); },
-              const_cast<void*>(static_cast<const void*>(&fn)));
+              const_cast<void*>(static_cast<const void*>(&fn)), false);
+  }
+
+  // Runs fn(0) ... fn(tasks - 1) each on a thread of its own, all at the same time, so that a
+  // task may wait for another; returns false, having run none, when the pool cannot do that now
+  // (it is busy with another caller's job, or has fewer threads than tasks). run() would then
+  // run the tasks one after the other, and a task waiting for a later one would wait forever.
+  template <class F>
+  bool run_concurrently(std::size_t tasks, F&& fn) {
+    return run_tasks(tasks, [](void* f, std::size_t t) { (*static_cast<std::remove_reference_t<F>*>(f))(t); },
+                     const_cast<void*>(static_cast<const void*>(&fn)), true);
   }
 
   ~ThreadPool();
@@ -38,7 +48,8 @@ class ThreadPool {
   void stop_workers();
   void worker_loop(std::size_t index, unsigned long long generation);
   using Task = void (*)(void*, std::size_t);
-  void run_tasks(std::size_t tasks, Task task, void* context);
+  // concurrent: see run_concurrently (returns whether the tasks ran).
+  bool run_tasks(std::size_t tasks, Task task, void* context, bool concurrent);
 
   std::atomic<std::size_t> num_threads_{1};
   std::mutex run_mutex_;  // one job at a time

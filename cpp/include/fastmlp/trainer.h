@@ -85,10 +85,11 @@ class Trainer {
   void check_labels(const std::int32_t* labels, std::size_t rows) const;
   // One step of fit on the rows order[0 .. rows) of data, split by rows over the threads
   // (Network::forward_rows and friends): bitwise the same as forward_loss + update.
-  // pipelined: the first layer split by input features instead (Network::first_layer_pipeline
-  // and friends), for inputs sparse enough that every part can list its nonzeros.
+  // pipeline_wanted: the first layer split by input features instead (Network::first_layer_pipeline
+  // and friends), for inputs sparse enough that every part can list its nonzeros; not done
+  // when the pool cannot give every part a thread at once (the step is then split by rows).
   void train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows,
-                          std::size_t next_rows, Totals& totals, bool pipelined);
+                          std::size_t next_rows, Totals& totals, bool pipeline_wanted);
   std::size_t row_parts(std::size_t rows) const;
   // Rows order[r0 .. r1) of the data into rows r0 .. r1 of the batch buffers: x, and the
   // targets, labels and weights.
