@@ -17,7 +17,6 @@
 // in forward(). Every weight-gradient value is a chain over the rows in increasing order, made
 // by the one part that takes its feature.
 #include <algorithm>
-#include <thread>
 
 #include "fastmlp/dispatch.h"
 #include "fastmlp/network.h"
@@ -36,16 +35,8 @@ std::size_t aligned_column(std::size_t k, std::size_t n) {
   return std::min(n, (k + kColumnAlign / 2) / kColumnAlign * kColumnAlign);
 }
 
-// Spins while the wait is short (a row takes about a microsecond), then yields: with more
-// threads than free cores the part waited for may need this core to run at all.
 void wait_for(const std::atomic<std::uint64_t>& flag, std::uint64_t value) {
-  for (int spins = 0; flag.load(std::memory_order_acquire) != value; ++spins) {
-    if (spins < 4000) {
-      FASTMLP_PAUSE();
-    } else {
-      std::this_thread::yield();
-    }
-  }
+  spin_until([&] { return flag.load(std::memory_order_acquire) == value; });
 }
 
 }  // namespace

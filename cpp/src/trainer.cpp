@@ -11,6 +11,7 @@
 
 #include "fastmlp/dispatch.h"
 #include "fastmlp/thread_pool.h"
+#include "spin_pause.h"
 
 namespace fastmlp {
 
@@ -226,6 +227,12 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
   bool pipelined = pipeline_wanted;
   const T* pred = uses_logits_ ? net.output_logits() : net.output();
   T* delta = net.output_delta();
+  const T lr = T(optimizer_.current_learning_rate());
+  const bool plain_sgd = optimizer_.is_plain_sgd();
+  const T* sgd = plain_sgd ? &lr : nullptr;
+  gradient_seconds_.resize(parts);
+  // Keras's penalties on the weights before this step's update (as forward_loss adds them).
+  const double penalty = net.regularization_penalty();
   // Rows [r0, r1) through the step (after the first layer, in a pipelined one), by part p. Any
   // split of the rows gives the same bits.
   auto rows_part = [&](std::size_t r0, std::size_t r1, std::size_t p) {
@@ -247,12 +254,14 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
     net.backward_rows(r0, r1, p);
   };
   if (pipelined) {
-    // The first layer, each part over its input columns of every row; then the rows in small
-    // chunks, in order, each taken by the next part to be free as soon as the last part has
-    // finished their chains: a part ahead in the pipeline starts on them at once, and the
-    // parts end within a chunk of each other whatever their speeds in this step.
+    // One parallel run for the whole step. The first layer, each part over its input columns of
+    // every row; then the rows in small chunks, in order, each taken by the next part to be free
+    // as soon as the last part has finished their chains: a part ahead in the pipeline starts on
+    // them at once, and the parts end within a chunk of each other whatever their speeds in
+    // this step. Then, once every part is past its rows, the weight gradients (the next batch's
+    // rows were prefetched in the first phase).
     net.prepare_feature_pipeline(rows, parts);
-    std::atomic<std::size_t> next_row{0};
+    std::atomic<std::size_t> next_row{0}, past_rows{0};
     // The parts wait for each other, so they need a thread each at once: when the pool is busy
     // (another thread's fit), this step is split by rows instead, run part after part.
     pipelined = pool.run_concurrently(parts, [&](std::size_t p) {
@@ -264,48 +273,42 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
         net.wait_first_layer_rows(r1, parts);
         rows_part(r0, r1, p);
       }
-    });
-  }
-  if (!pipelined) {
-    net.prepare_row_parallel(rows, parts);
-    auto equal_share = [&](std::size_t p) { rows_part(rows * p / parts, rows * (p + 1) / parts, p); };
-    if (parts == 1) equal_share(0); else pool.run(parts, equal_share);
-  }
-
-  // The loss summed as the loss kernel sums it (row order, in double), plus Keras's penalties.
-  double loss = 0;
-  for (std::size_t r = 0; r < rows; ++r) loss += double(weights == nullptr ? T(1) : weights[r]) * double(row_loss_[r]);
-  totals.loss += loss + net.regularization_penalty() * double(rows);
-  for (std::size_t m = 0; m < config_.metrics.size(); ++m)
-    totals.metrics[m] += metric_sum<T>(config_.metrics[m], rows, out, net.output(), std::ptrdiff_t(out), y,
-                                       std::ptrdiff_t(out), labels, nullptr);
-  totals.samples += rows;
-
-  const T lr = T(optimizer_.current_learning_rate());
-  const bool plain_sgd = optimizer_.is_plain_sgd();
-  const bool fused = pipelined ? net.pipeline_fuses_first_layer(plain_sgd) : net.fuses_first_layer(rows, plain_sgd);
-  const T* sgd = plain_sgd ? &lr : nullptr;
-  auto gradients_part = [&](std::size_t p) {
-    if (pipelined) {  // (the next batch was prefetched in the first phase)
+      past_rows.fetch_add(1, std::memory_order_acq_rel);
+      spin_until([&] { return past_rows.load(std::memory_order_acquire) == parts; });
       const auto start = std::chrono::steady_clock::now();
       net.first_layer_gradient_pipeline(p, parts, sgd);
       net.weight_gradients(nullptr, rows, p, parts, sgd, true);
       gradient_seconds_[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      return;
-    }
-    // This part's share of the next batch, while the gradients are computed.
-    prefetch_rows(data.x, in, order + rows + next_rows * p / parts, next_rows * (p + 1) / parts - next_rows * p / parts);
-    net.weight_gradients(batch_x_.data(), rows, p, parts, sgd, false);
-  };
-  gradient_seconds_.resize(parts);
-  if (parts == 1) gradients_part(0); else pool.run(parts, gradients_part);
+    });
+  }
+  bool fused;
   if (pipelined) {
+    fused = net.pipeline_fuses_first_layer(plain_sgd);
     net.rebalance_pipeline(parts, gradient_seconds_.data());
     last_step_sparse_ = double(net.pipeline_nonzeros(parts)) <= sparse_density_threshold() * double(rows * in);
   } else {
+    net.prepare_row_parallel(rows, parts);
+    auto equal_share = [&](std::size_t p) { rows_part(rows * p / parts, rows * (p + 1) / parts, p); };
+    if (parts == 1) equal_share(0); else pool.run(parts, equal_share);
+    fused = net.fuses_first_layer(rows, plain_sgd);
+    auto gradients_part = [&](std::size_t p) {
+      // This part's share of the next batch, while the gradients are computed.
+      prefetch_rows(data.x, in, order + rows + next_rows * p / parts, next_rows * (p + 1) / parts - next_rows * p / parts);
+      net.weight_gradients(batch_x_.data(), rows, p, parts, sgd, false);
+    };
+    if (parts == 1) gradients_part(0); else pool.run(parts, gradients_part);
     net.rebalance_features(rows, parts);
     last_step_sparse_ = net.first_layer_sparse(rows);
   }
+
+  // The loss summed as the loss kernel sums it (row order, in double), plus the penalties.
+  double loss = 0;
+  for (std::size_t r = 0; r < rows; ++r) loss += double(weights == nullptr ? T(1) : weights[r]) * double(row_loss_[r]);
+  totals.loss += loss + penalty * double(rows);
+  for (std::size_t m = 0; m < config_.metrics.size(); ++m)
+    totals.metrics[m] += metric_sum<T>(config_.metrics[m], rows, out, net.output(), std::ptrdiff_t(out), y,
+                                       std::ptrdiff_t(out), labels, nullptr);
+  totals.samples += rows;
   optimizer_.apply(fused);
 }
 
