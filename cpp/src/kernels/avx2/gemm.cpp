@@ -27,6 +27,13 @@ void pack_a(std::size_t mc, std::size_t kc, const T* a, std::ptrdiff_t rs, std::
   for (std::size_t ir = 0; ir < mc; ir += kMR) {
     const std::size_t mr = min_size(kMR, mc - ir);
     const T* panel = a + std::ptrdiff_t(ir) * rs;
+    if (mr == kMR) {  // a whole panel: no test per element (small products are mostly packing)
+      for (std::size_t k = 0; k < kc; ++k) {
+        for (std::size_t i = 0; i < kMR; ++i) out[i] = panel[std::ptrdiff_t(i) * rs + std::ptrdiff_t(k) * cs];
+        out += kMR;
+      }
+      continue;
+    }
     for (std::size_t k = 0; k < kc; ++k) {
       for (std::size_t i = 0; i < kMR; ++i) {
         out[i] = i < mr ? panel[std::ptrdiff_t(i) * rs + std::ptrdiff_t(k) * cs] : T(0);
@@ -48,6 +55,9 @@ void pack_b(std::size_t kc, std::size_t nc, const T* b, std::ptrdiff_t rs, std::
       if (cs == 1 && nr == NR) {
         V::store(out, V::loadu(row));
         V::store(out + V::lanes, V::loadu(row + V::lanes));
+      } else if (cs == 1) {  // a narrow last panel (10 outputs of MNIST): masked loads, zeros past nr
+        V::store(out, V::maskload(row, V::tail_mask(min_size(nr, V::lanes))));
+        V::store(out + V::lanes, V::maskload(row + V::lanes, V::tail_mask(nr > V::lanes ? nr - V::lanes : 0)));
       } else {
         for (std::size_t j = 0; j < NR; ++j) out[j] = j < nr ? row[std::ptrdiff_t(j) * cs] : T(0);
       }
@@ -96,19 +106,45 @@ void microkernel(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ld
   }
 }
 
-// An edge tile goes through a full tile on the stack, so the microkernel has a single shape.
+// An edge tile: the microkernel's arithmetic on every row of the panel (rows past mr are zeros
+// in the packed A), C read and written only in rows [0, mr) and, through masks, columns [0, nr).
 template <class T>
 void edge_tile(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ldc, std::size_t mr,
                std::size_t nr, bool chain, T alpha, T beta) {
-  constexpr std::size_t NR = kNR<T>;
-  alignas(64) T tile[kMR * NR] = {};
-  if (beta != T(0)) {
-    for (std::size_t i = 0; i < mr; ++i)
-      for (std::size_t j = 0; j < nr; ++j) tile[i * NR + j] = c[std::ptrdiff_t(i) * ldc + j];
+  using V = Vec<T>;
+  using reg = typename V::reg;
+  constexpr std::size_t L = V::lanes, NR = kNR<T>;
+  const auto m0 = V::tail_mask(min_size(nr, L)), m1 = V::tail_mask(nr > L ? nr - L : 0);
+  reg acc[kMR][2];
+  for (std::size_t i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = V::zero();
+  if (chain && beta != T(0)) {
+    const reg vbeta = V::set1(beta);
+    for (std::size_t i = 0; i < mr; ++i) {
+      acc[i][0] = V::mul(vbeta, V::maskload(c + std::ptrdiff_t(i) * ldc, m0));
+      acc[i][1] = V::mul(vbeta, V::maskload(c + std::ptrdiff_t(i) * ldc + L, m1));
+    }
   }
-  microkernel<T>(kc, a, b, tile, NR, chain, alpha, beta);
-  for (std::size_t i = 0; i < mr; ++i)
-    for (std::size_t j = 0; j < nr; ++j) c[std::ptrdiff_t(i) * ldc + j] = tile[i * NR + j];
+  for (std::size_t k = 0; k < kc; ++k) {
+    const reg b0 = V::load(b + k * NR);
+    const reg b1 = V::load(b + k * NR + L);
+    for (std::size_t i = 0; i < kMR; ++i) {
+      const reg ai = V::set1(a[k * kMR + i]);
+      acc[i][0] = V::fmadd(ai, b0, acc[i][0]);
+      acc[i][1] = V::fmadd(ai, b1, acc[i][1]);
+    }
+  }
+  for (std::size_t i = 0; i < mr; ++i) {
+    T* ci = c + std::ptrdiff_t(i) * ldc;
+    for (std::size_t h = 0; h < 2; ++h) {
+      const auto m = h == 0 ? m0 : m1;
+      reg out = acc[i][h];
+      if (!chain) {
+        out = beta == T(0) ? V::mul(V::set1(alpha), out)
+                           : V::fmadd(V::set1(alpha), out, V::mul(V::set1(beta), V::maskload(ci + h * L, m)));
+      }
+      V::maskstore(ci + h * L, m, out);
+    }
+  }
 }
 
 template <class T>
