@@ -66,6 +66,25 @@ void pack_b(std::size_t kc, std::size_t nc, const T* b, std::ptrdiff_t rs, std::
   }
 }
 
+// acc[i][h] += sum over k of a(i, k) * b(k, h half), one FMA chain per element in k order:
+// the tile's arithmetic, shared by full and edge tiles (so both give the same bits).
+template <class T>
+[[gnu::always_inline]] inline void accumulate_tile(std::size_t kc, const T* a, const T* b,
+                                                   typename Vec<T>::reg (&acc)[kMR][2]) {
+  using V = Vec<T>;
+  using reg = typename V::reg;
+  constexpr std::size_t L = V::lanes, NR = kNR<T>;
+  for (std::size_t k = 0; k < kc; ++k) {
+    const reg b0 = V::load(b + k * NR);
+    const reg b1 = V::load(b + k * NR + L);
+    for (std::size_t i = 0; i < kMR; ++i) {
+      const reg ai = V::set1(a[k * kMR + i]);
+      acc[i][0] = V::fmadd(ai, b0, acc[i][0]);
+      acc[i][1] = V::fmadd(ai, b1, acc[i][1]);
+    }
+  }
+}
+
 // One full MR x NR tile. chain: C = (beta*C or 0) + sum_k a*b as one FMA chain per element
 // (alpha is 1); otherwise C = alpha * sum + beta * C (beta == 0: C not read).
 template <class T>
@@ -73,7 +92,7 @@ void microkernel(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ld
                  T alpha, T beta) {
   using V = Vec<T>;
   using reg = typename V::reg;
-  constexpr std::size_t L = V::lanes, NR = kNR<T>;
+  constexpr std::size_t L = V::lanes;
   reg acc[kMR][2];
   if (chain && beta != T(0)) {
     const reg vbeta = V::set1(beta);
@@ -84,15 +103,7 @@ void microkernel(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ld
   } else {
     for (std::size_t i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = V::zero();
   }
-  for (std::size_t k = 0; k < kc; ++k) {
-    const reg b0 = V::load(b + k * NR);
-    const reg b1 = V::load(b + k * NR + L);
-    for (std::size_t i = 0; i < kMR; ++i) {
-      const reg ai = V::set1(a[k * kMR + i]);
-      acc[i][0] = V::fmadd(ai, b0, acc[i][0]);
-      acc[i][1] = V::fmadd(ai, b1, acc[i][1]);
-    }
-  }
+  accumulate_tile<T>(kc, a, b, acc);
   for (std::size_t i = 0; i < kMR; ++i) {
     T* ci = c + std::ptrdiff_t(i) * ldc;
     for (std::size_t h = 0; h < 2; ++h) {
@@ -113,7 +124,7 @@ void edge_tile(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ldc,
                std::size_t nr, bool chain, T alpha, T beta) {
   using V = Vec<T>;
   using reg = typename V::reg;
-  constexpr std::size_t L = V::lanes, NR = kNR<T>;
+  constexpr std::size_t L = V::lanes;
   const auto m0 = V::tail_mask(min_size(nr, L)), m1 = V::tail_mask(nr > L ? nr - L : 0);
   reg acc[kMR][2];
   for (std::size_t i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = V::zero();
@@ -124,15 +135,7 @@ void edge_tile(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ldc,
       acc[i][1] = V::mul(vbeta, V::maskload(c + std::ptrdiff_t(i) * ldc + L, m1));
     }
   }
-  for (std::size_t k = 0; k < kc; ++k) {
-    const reg b0 = V::load(b + k * NR);
-    const reg b1 = V::load(b + k * NR + L);
-    for (std::size_t i = 0; i < kMR; ++i) {
-      const reg ai = V::set1(a[k * kMR + i]);
-      acc[i][0] = V::fmadd(ai, b0, acc[i][0]);
-      acc[i][1] = V::fmadd(ai, b1, acc[i][1]);
-    }
-  }
+  accumulate_tile<T>(kc, a, b, acc);
   for (std::size_t i = 0; i < mr; ++i) {
     T* ci = c + std::ptrdiff_t(i) * ldc;
     for (std::size_t h = 0; h < 2; ++h) {
