@@ -118,7 +118,8 @@ class Network {
   //      columns of that row (a pipeline over the rows);
   //   2. forward_rows_after_first, then the loss and backward_rows, for rows [r0, r1), as soon
   //      as the last part has finished them (wait_first_layer_rows; no barrier before it);
-  //   3. first_layer_gradient_pipeline on features [k0, k1) (then, when done, chunks of the
+  //   3. once every part is past phase 2 (a barrier in the same parallel run),
+  //      first_layer_gradient_pipeline on features [k0, k1) (then, when done, chunks of the
   //      features of parts that are behind), then weight_gradients for the rest.
   // Each part touches only its own rows of the first kernel (but for those chunks). Every
   // value is still one chain over the inputs in order, so the results are bitwise those of
