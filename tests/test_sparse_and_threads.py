@@ -69,8 +69,10 @@ def test_sparse_gemm_is_bitwise_dense_gemm(isa: str, dtype: Any, n: int, density
     starts, cols = csr(x)
     got = K.sparse_gemm(x, w, starts, cols)
     np.testing.assert_array_equal(got, K.gemm(x, w))
-    # Entries that carry their values (as fit's per-feature lists do) give the same bits.
-    np.testing.assert_array_equal(K.sparse_gemm(x, w, starts, cols, with_values=True), got)
+    # Entries that carry their values (as fit's lists do), beside the indices or with them in
+    # pairs, give the same bits.
+    np.testing.assert_array_equal(K.sparse_gemm(x, w, starts, cols, values="list"), got)
+    np.testing.assert_array_equal(K.sparse_gemm(x, w, starts, cols, values="entries"), got)
     # Independent check of the value (the dense kernel could share a bug).
     exact = x.astype(np.float64) @ w.astype(np.float64)
     u = np.finfo(dtype).eps / 2
@@ -88,6 +90,8 @@ def test_sparse_gemm_transposed_is_the_kernel_gradient(isa: str, dtype: Any, n: 
     starts, rows = csr(x.T)
     got = K.sparse_gemm(x.T, d, starts, rows)
     np.testing.assert_array_equal(got, K.gemm(x.T, d))
+    # As the pipelined step lists them: (row, value) entries.
+    np.testing.assert_array_equal(K.sparse_gemm(x.T, d, starts, rows, values="entries"), got)
     assert np.all(got[np.flatnonzero(~x.any(axis=0))] == 0)  # features never on: zero rows
 
 
@@ -99,8 +103,8 @@ def test_sparse_gemm_continued_over_a_feature_split_is_one_chain(isa: str, dtype
     x = sparse_matrix(rng, 9, 300, 0.3, dtype)
     w = rng.standard_normal((300, 100)).astype(dtype)
     whole = K.sparse_gemm(x, w, *csr(x))
-    low = K.sparse_gemm(x[:, :split], w[:split], *csr(x[:, :split]), with_values=True)
-    both = K.sparse_gemm(x[:, split:], w[split:], *csr(x[:, split:]), with_values=True, continue_from=low)
+    low = K.sparse_gemm(x[:, :split], w[:split], *csr(x[:, :split]), values="list")
+    both = K.sparse_gemm(x[:, split:], w[split:], *csr(x[:, split:]), values="list", continue_from=low)
     np.testing.assert_array_equal(both, whole)
     # Continuing from nonzero values adds the chain onto them, within the rounding of a chain of
     # 301 terms (gamma_301 times the sum of magnitudes).

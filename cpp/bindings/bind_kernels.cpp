@@ -268,7 +268,9 @@ py::object nonzero_indices(const py::array& x_arr, bool values) {
 // C = op(A) @ B using lists of op(A)'s nonzero columns per row (starts, cols).
 template <class T>
 py::array sparse_gemm(const py::array& a_arr, const py::array& b_arr, const py::array& starts_arr,
-                      const py::array& cols_arr, bool with_values, const py::object& continue_from) {
+                      const py::array& cols_arr, const std::string& values, const py::object& continue_from) {
+  if (values != "a" && values != "list" && values != "entries")
+    throw py::value_error("values must be 'a', 'list' or 'entries', got '" + values + "'");
   const auto a = strided<T>(a_arr, "a"), b = strided<T>(b_arr, "b", false, true);
   const auto starts = contiguous<std::uint32_t>(starts_arr, "starts", 1);
   const auto cols = contiguous<std::uint32_t>(cols_arr, "cols", 1);
@@ -290,18 +292,25 @@ py::array sparse_gemm(const py::array& a_arr, const py::array& b_arr, const py::
     for (std::size_t r = 0; r < a.rows; ++r)
       for (std::size_t j = 0; j < b.cols; ++j) out[r * b.cols + j] = from.data[std::ptrdiff_t(r) * from.rs + std::ptrdiff_t(j) * from.cs];
   }
-  // with_values: the entries carry their values (copied from a here), as the training lists do.
+  // The lists carry their values (copied from a here), as the training lists do: in an array
+  // beside cols ("list") or in (index, value) entries ("entries").
   std::vector<T> vals;
-  if (with_values) {
+  std::vector<SparseEntry<T>> entries;
+  if (values != "a") {
     vals.resize(cols.rows);
     for (std::size_t r = 0; r < a.rows; ++r)
       for (std::uint32_t e = starts.data[r]; e < starts.data[r + 1]; ++e)
         vals[e] = a.data[std::ptrdiff_t(r) * a.rs + std::ptrdiff_t(cols.data[e]) * a.cs];
   }
+  if (values == "entries") {
+    entries.resize(cols.rows);
+    for (std::size_t e = 0; e < cols.rows; ++e) entries[e] = {cols.data[e], vals[e]};
+  }
   py::gil_scoped_release release;
   SparseGemmArgs<T> args{a.rows, b.cols, a.data, a.rs, a.cs, starts.data, starts.data + 1,
                          cols.data, b.data, b.rs, out, std::ptrdiff_t(b.cols)};
-  if (with_values) args.vals = vals.data();
+  if (values == "list") args.vals = vals.data();
+  if (values == "entries") args.entries = entries.data();
   args.continue_chain = !continue_from.is_none();
   kernels<T>().sparse_gemm(args);
   return c;
@@ -392,16 +401,17 @@ void bind_kernels(py::module_& parent) {
       "(indices, the entries' values).");
   m.def(
       "sparse_gemm",
-      [](const py::array& a, const py::array& b, const py::array& starts, const py::array& cols, bool with_values,
-         const py::object& continue_from) {
-        return by_dtype(a, [&] { return sparse_gemm<float>(a, b, starts, cols, with_values, continue_from); },
-                        [&] { return sparse_gemm<double>(a, b, starts, cols, with_values, continue_from); });
+      [](const py::array& a, const py::array& b, const py::array& starts, const py::array& cols,
+         const std::string& values, const py::object& continue_from) {
+        return by_dtype(a, [&] { return sparse_gemm<float>(a, b, starts, cols, values, continue_from); },
+                        [&] { return sparse_gemm<double>(a, b, starts, cols, values, continue_from); });
       },
-      py::arg("a"), py::arg("b"), py::arg("starts"), py::arg("cols"), py::arg("with_values") = false,
+      py::arg("a"), py::arg("b"), py::arg("starts"), py::arg("cols"), py::arg("values") = "a",
       py::arg("continue_from") = py::none(),
       "a @ b reading only the listed entries of a (row r: cols[starts[r]:starts[r+1]]); a may "
-      "be any strided view (a transposed batch gives the kernel-gradient form). with_values: "
-      "the kernel reads each entry's value from a list beside cols instead of from a. "
+      "be any strided view (a transposed batch gives the kernel-gradient form). values: where "
+      "the kernel reads each entry's value: 'a' (from a), 'list' (an array beside cols) or "
+      "'entries' ((index, value) pairs in place of cols). "
       "continue_from: each element's chain starts from this array's value instead of 0.");
   m.def(
       "sum_squares",

@@ -67,8 +67,7 @@ void Network<T>::prepare_feature_pipeline(std::size_t rows, std::size_t parts) {
     cp.vals.resize(rows * slot);
     cp.feature_starts.resize(input_dim_);
     cp.feature_ends.resize(input_dim_);
-    cp.feature_rows.resize(rows * input_dim_);
-    cp.feature_vals.resize(rows * input_dim_);
+    cp.feature_lists.resize(rows * input_dim_);
   }
   // One line of flags per 8 rows, and a line between parts: part p writes only its own.
   const std::size_t stride = (rows + 7) / 8 * 8 + 8;
@@ -96,8 +95,7 @@ void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, st
   std::atomic<std::uint64_t>* mine = row_done_.get() + part * row_done_stride_;
   std::size_t nnz = 0;
   std::uint32_t* feature_ends = cp.feature_ends.data();
-  std::uint32_t* feature_rows = cp.feature_rows.data();
-  T* feature_vals = cp.feature_vals.data();
+  SparseEntry<T>* feature_lists = cp.feature_lists.data();
   for (std::size_t f = 0; f < k1 - k0; ++f) cp.feature_starts[f] = feature_ends[f] = std::uint32_t(f * rows);
   // Listing straight from the data set's rows: a copy would only be read once, by this loop
   // (the lists carry the values for the kernels). Each entry also goes to the end of its
@@ -125,8 +123,7 @@ void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, st
     nnz += count;
     for (std::size_t e = 0; e < count; ++e) {
       const std::uint32_t at = feature_ends[cols[e]]++;
-      feature_rows[at] = std::uint32_t(r);
-      feature_vals[at] = vals[e];
+      feature_lists[at] = {std::uint32_t(r), vals[e]};
       if ((e & 1) == 0 && prefetch < prefetch_end) {
         __builtin_prefetch(prefetch, 0, 2);
         prefetch += 64;
@@ -199,10 +196,10 @@ std::size_t Network<T>::first_layer_gradient_features(std::size_t q, std::size_t
   const auto ld = std::ptrdiff_t(out);
   const ColumnPart& cp = column_parts_[q];
   const bool fused = sgd_learning_rate != nullptr && !layer.spec.kernel_regularized();
-  SparseGemmArgs<T> args{f1 - f0, out, cp.feature_vals.data(), 1, 1, cp.feature_starts.data() + f0,
-                         cp.feature_ends.data() + f0, cp.feature_rows.data(), layer.delta.data(), ld,
+  SparseGemmArgs<T> args{f1 - f0, out, nullptr, 1, 1, cp.feature_starts.data() + f0,
+                         cp.feature_ends.data() + f0, nullptr, layer.delta.data(), ld,
                          layer.kernel_grad.data() + k0 * out, ld};
-  args.vals = cp.feature_vals.data();
+  args.entries = cp.feature_lists.data();
   if (fused) {
     args.update = layer.kernel.data() + k0 * out;
     args.learning_rate = *sgd_learning_rate;

@@ -47,8 +47,7 @@ void Network<T>::prepare_row_parallel(std::size_t rows, std::size_t parts) {
   if (feature_parts_.size() < parts) feature_parts_.resize(parts);
   for (std::size_t t = 0; t < parts; ++t) {
     feature_parts_[t].starts.reserve(in + 1);
-    feature_parts_[t].rows.reserve(rows * in);
-    feature_parts_[t].vals.reserve(rows * in);
+    feature_parts_[t].entries.reserve(rows * in);
   }
   if (feature_split_.size() != parts + 1) {
     feature_split_.resize(parts + 1);
@@ -192,13 +191,13 @@ void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part
       fp.build(rows, sparse_.row_starts.data(), sparse_.row_ends.data(), sparse_.row_cols.data(), row_vals_.data(),
                std::uint32_t(k0), std::uint32_t(k1));
       if (k1 > k0) {
-        SparseGemmArgs<T> args{k1 - k0, out, x + k0, 1, std::ptrdiff_t(in_dim), fp.starts.data(), fp.starts.data() + 1,
-                               fp.rows.data(), layer.delta.data(), ld, layer.kernel_grad.data() + k0 * out, ld};
+        SparseGemmArgs<T> args{k1 - k0, out, nullptr, 1, 1, fp.starts.data(), fp.starts.data() + 1,
+                               nullptr, layer.delta.data(), ld, layer.kernel_grad.data() + k0 * out, ld};
         if (sgd_learning_rate != nullptr && !layer.spec.kernel_regularized()) {
           args.update = layer.kernel.data() + k0 * out;
           args.learning_rate = *sgd_learning_rate;
         }
-        args.vals = fp.vals.data();
+        args.entries = fp.entries.data();
         kt.sparse_gemm(args);
       }
       if (sgd_learning_rate != nullptr && !layer.spec.kernel_regularized()) k1 = k0;  // nothing more to do
@@ -232,13 +231,11 @@ void Network<T>::FeaturePart::build(std::size_t num_rows, const std::uint32_t* r
   for (std::size_t r = 0; r < num_rows; ++r)
     for (const std::uint32_t* e = first_in_range(r); e < cols + row_ends[r] && *e < k1; ++e) ++starts[*e - k0 + 1];
   for (std::size_t k = 0; k < k1 - k0; ++k) starts[k + 1] += starts[k];
-  rows.resize(starts[k1 - k0]);
-  vals.resize(starts[k1 - k0]);
+  entries.resize(starts[k1 - k0]);
   for (std::size_t r = 0; r < num_rows; ++r)
     for (const std::uint32_t* e = first_in_range(r); e < cols + row_ends[r] && *e < k1; ++e) {
       const std::uint32_t at = starts[*e - k0]++;
-      rows[at] = std::uint32_t(r);
-      vals[at] = values[e - cols];
+      entries[at] = {std::uint32_t(r), values[e - cols]};
     }
   for (std::size_t k = k1 - k0; k > 0; --k) starts[k] = starts[k - 1];
   starts[0] = 0;

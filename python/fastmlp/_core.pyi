@@ -158,7 +158,7 @@ class _Kernels:
         b: NDArray[np.floating],
         starts: NDArray[np.uint32],
         cols: NDArray[np.uint32],
-        with_values: bool = False,
+        values: Literal["a", "list", "entries"] = "a",
         continue_from: NDArray[np.floating] | None = None,
     ) -> NDArray[np.floating]: ...
     def sgd_update(

@@ -121,6 +121,15 @@ struct OptimizerUpdateArgs {
 // (alpha 1, beta 0) gives on the dense matrix. Rows with no entries become zero.
 // With a_row = ld, a_col = 1 this is X @ W for a batch X whose nonzeros are listed per row; with
 // a_row = 1, a_col = ld and the lists transposed it is X^T @ D (the kernel gradient).
+// An entry of a sparse list that carries its value: index and value side by side, so that
+// appending one writes one cache line instead of two (lists built by scattered appends, as the
+// feature pipeline's are, then keep half as many lines open).
+template <class T>
+struct SparseEntry {
+  std::uint32_t index;
+  T value;
+};
+
 template <class T>
 struct SparseGemmArgs {
   std::size_t rows, n;
@@ -141,6 +150,8 @@ struct SparseGemmArgs {
   // When set, entry e's value is vals[e] and a is not read: lists that carry their values keep
   // the reads sequential (and on the core that wrote them, in row-parallel training).
   const T* vals = nullptr;
+  // When set, entry e is entries[e], its index and its value: cols, vals and a are not read.
+  const SparseEntry<T>* entries = nullptr;
   // When set, each row's chain starts from C's current row instead of 0 (update must be null):
   // a row's product split by ranges of its entries, range after range into the same C, gives the
   // bits of one call over all of them.

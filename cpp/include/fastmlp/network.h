@@ -209,8 +209,8 @@ class Network {
   // Row-parallel steps: per part, the per-feature lists of its share of the first layer's
   // inputs, and the first-layer split itself (parts + 1 bounds).
   struct FeaturePart {
-    std::vector<std::uint32_t> starts, rows;
-    std::vector<T> vals;  // the input value of each entry
+    std::vector<std::uint32_t> starts;
+    std::vector<SparseEntry<T>> entries;  // row and input value
     // The lists of features [k0, k1) (feature k at k - k0), rows increasing, from per-row
     // sorted column lists (row r: cols[row_starts[r] .. row_ends[r])) and their values.
     void build(std::size_t num_rows, const std::uint32_t* row_starts, const std::uint32_t* row_ends,
@@ -220,7 +220,7 @@ class Network {
   std::vector<std::size_t> feature_split_;
   // The feature pipeline: per part, every row's nonzeros among its input columns (indices
   // relative to its first column, in fixed slots of width + 8) and their values; its features'
-  // lists (feature k, relative to the first column: rows and values in the slots
+  // lists (feature k, relative to the first column: its entries, row and value, in the slots
   // [feature_starts[k] = k * rows, feature_ends[k]), rows increasing); the split of the input
   // columns (parts + 1 bounds); per part and row, the step whose chain the part has finished
   // (what the next part waits for).
@@ -229,8 +229,8 @@ class Network {
   struct alignas(64) ColumnPart {
     std::vector<std::uint32_t> starts, ends, cols;
     std::vector<T> vals;
-    std::vector<std::uint32_t> feature_starts, feature_ends, feature_rows;
-    std::vector<T> feature_vals;
+    std::vector<std::uint32_t> feature_starts, feature_ends;
+    std::vector<SparseEntry<T>> feature_lists;
     alignas(64) std::size_t nnz = 0;  // entries listed
     std::size_t gradient_nnz = 0;     // entries of the features whose gradient it computed
     std::size_t feature_entries(std::size_t f0, std::size_t f1) const {

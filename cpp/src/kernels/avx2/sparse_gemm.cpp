@@ -52,6 +52,9 @@ void compress_values(const double* x, __m256i, unsigned bits, double* out) {
   for (int e = 0, count = __builtin_popcount(bits); e < count; ++e) out[e] = x[lanes[e]];
 }
 
+// Where an entry's value comes from: A's row, the list's values array, or the entry itself.
+enum class Source { a, vals, entries };
+
 // How a register block ends: on a whole vector; with a last vector shifted back to end at the
 // block's end (overlapping the one before it: its lanes there get the same chains, so the same
 // bits, and every load and store is a plain one); or, for a block narrower than one vector,
@@ -61,7 +64,7 @@ enum class Tail { whole, overlap, masked };
 // Columns [j0, j0 + width) of every row, in NV vectors (the last one placed by `tail`). Each
 // variant is its own loop without branches, so that the NV accumulators stay in registers (a
 // branch on the tail inside the loop made the compiler store all of them every iteration).
-template <class T, int NV, bool Vals, Tail tail>
+template <class T, int NV, Source source, Tail tail>
 void sparse_block(const SparseGemmArgs<T>& p, std::size_t j0, std::size_t width) {
   using V = Vec<T>;
   using reg = typename V::reg;
@@ -97,8 +100,10 @@ void sparse_block(const SparseGemmArgs<T>& p, std::size_t j0, std::size_t width)
     }
     const T* a_row = p.a + std::ptrdiff_t(r) * p.a_row;
     for (std::uint32_t e = begin; e < end; ++e) {
-      const std::ptrdiff_t k = p.cols[e];
-      const reg x = V::set1(Vals ? p.vals[e] : a_row[k * p.a_col]);
+      const std::ptrdiff_t k = source == Source::entries ? p.entries[e].index : p.cols[e];
+      const reg x = V::set1(source == Source::entries ? p.entries[e].value
+                            : source == Source::vals  ? p.vals[e]
+                                                      : a_row[k * p.a_col]);
       const T* b = p.b + k * p.ldb + j0;
       for (int v = 0; v < NV; ++v) acc[v] = V::fmadd(x, load(b, v), acc[v]);
     }
@@ -121,12 +126,12 @@ template <class T>
 using BlockFn = void (*)(const SparseGemmArgs<T>&, std::size_t, std::size_t);
 
 // The block for nv vectors (1 to kMaxVectors) ending as `tail` says.
-template <class T, bool Vals, int... NV>
+template <class T, Source source, int... NV>
 BlockFn<T> block_for(int nv, Tail tail, std::integer_sequence<int, NV...>) {
-  constexpr BlockFn<T> whole[] = {&sparse_block<T, NV + 1, Vals, Tail::whole>...};
+  constexpr BlockFn<T> whole[] = {&sparse_block<T, NV + 1, source, Tail::whole>...};
   // (nv = 1 never overlaps: its entry is a placeholder.)
-  constexpr BlockFn<T> overlap[] = {&sparse_block<T, (NV == 0 ? 2 : NV + 1), Vals, Tail::overlap>...};
-  if (tail == Tail::masked) return &sparse_block<T, 1, Vals, Tail::masked>;
+  constexpr BlockFn<T> overlap[] = {&sparse_block<T, (NV == 0 ? 2 : NV + 1), source, Tail::overlap>...};
+  if (tail == Tail::masked) return &sparse_block<T, 1, source, Tail::masked>;
   return tail == Tail::whole ? whole[nv - 1] : overlap[nv - 1];
 }
 
@@ -169,7 +174,9 @@ void sparse_gemm(const SparseGemmArgs<T>& p) {
     const std::size_t width = blk + 1 == blocks ? p.n - j0 : nv * L;
     const Tail tail = width % L == 0 ? Tail::whole : nv == 1 ? Tail::masked : Tail::overlap;
     const auto seq = std::make_integer_sequence<int, kMaxVectors>{};
-    const BlockFn<T> fn = p.vals != nullptr ? block_for<T, true>(int(nv), tail, seq) : block_for<T, false>(int(nv), tail, seq);
+    const BlockFn<T> fn = p.entries != nullptr ? block_for<T, Source::entries>(int(nv), tail, seq)
+                          : p.vals != nullptr  ? block_for<T, Source::vals>(int(nv), tail, seq)
+                                               : block_for<T, Source::a>(int(nv), tail, seq);
     fn(p, j0, width);
     j0 += width;
   }

@@ -25,8 +25,10 @@ void sparse_gemm(const SparseGemmArgs<T>& p) {
     for (std::size_t j = 0; j < p.n; ++j) {
       T sum = p.continue_chain ? out[j] : T(0);
       for (std::uint32_t e = p.starts[r]; e < p.ends[r]; ++e) {
-        const std::size_t k = p.cols[e];
-        const T value = p.vals != nullptr ? p.vals[e] : p.a[std::ptrdiff_t(r) * p.a_row + std::ptrdiff_t(k) * p.a_col];
+        const std::size_t k = p.entries != nullptr ? p.entries[e].index : p.cols[e];
+        const T value = p.entries != nullptr ? p.entries[e].value
+                        : p.vals != nullptr  ? p.vals[e]
+                                             : p.a[std::ptrdiff_t(r) * p.a_row + std::ptrdiff_t(k) * p.a_col];
         sum += value * p.b[std::ptrdiff_t(k) * p.ldb + j];
       }
       // Fused plain SGD: the same w - lr * g as the optimizer's kernel.
