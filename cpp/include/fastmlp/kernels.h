@@ -114,13 +114,6 @@ struct OptimizerUpdateArgs {
   bool centered;
 };
 
-// Sparse rows times a dense matrix: for each row r, C[r, :] = sum over the listed columns c
-// (cols[starts[r]] ... cols[ends[r] - 1], increasing) of a(r, c) * B[c, :], with
-// a(r, c) = a[r*a_row + c*a_col]. Each element is the same chain as gemm's with the zero terms
-// left out, and a zero term is an exact no-op in that chain: the result is bitwise what gemm
-// (alpha 1, beta 0) gives on the dense matrix. Rows with no entries become zero.
-// With a_row = ld, a_col = 1 this is X @ W for a batch X whose nonzeros are listed per row; with
-// a_row = 1, a_col = ld and the lists transposed it is X^T @ D (the kernel gradient).
 // An entry of a sparse list that carries its value: index and value side by side, so that
 // appending one writes one cache line instead of two (lists built by scattered appends, as the
 // feature pipeline's are, then keep half as many lines open).
@@ -130,6 +123,13 @@ struct SparseEntry {
   T value;
 };
 
+// Sparse rows times a dense matrix: for each row r, C[r, :] = sum over the listed columns c
+// (cols[starts[r]] ... cols[ends[r] - 1], increasing) of a(r, c) * B[c, :], with
+// a(r, c) = a[r*a_row + c*a_col]. Each element is the same chain as gemm's with the zero terms
+// left out, and a zero term is an exact no-op in that chain: the result is bitwise what gemm
+// (alpha 1, beta 0) gives on the dense matrix. Rows with no entries become zero.
+// With a_row = ld, a_col = 1 this is X @ W for a batch X whose nonzeros are listed per row; with
+// a_row = 1, a_col = ld and the lists transposed it is X^T @ D (the kernel gradient).
 template <class T>
 struct SparseGemmArgs {
   std::size_t rows, n;
