@@ -7,6 +7,8 @@ tests, not the benchmarks), but they must keep working.
 * bench/numpy_mlp.py, the float32 NumPy training step the comparison holds fastmlp against,
   does the reference's math (``fastmlp.reference.train_sgd``) on a small case, so the
   comparison is between equal work;
+* bench/thread_scaling.py alternates 1- and 2-thread epochs and reports the median of the
+  paired ratios;
 * the workloads' FLOP formula gives the issue's figures.
 
 Nothing here needs PyTorch, scikit-learn or pytest-benchmark.
@@ -78,6 +80,21 @@ def test_compare_quick_writes_complete_json(tmp_path: Path) -> None:
             else:
                 assert 0 <= cell["max_abs_diff"] < 1e-3
     assert "| workload | fastmlp | NumPy float32 | machine limit |" in done.stdout
+
+
+def test_thread_scaling_pairs_the_epochs(tmp_path: Path) -> None:
+    out = tmp_path / "scaling.json"
+    command = [sys.executable, "-W", "error", str(BENCH / "thread_scaling.py"), "--pairs", "3", "--samples", "512",
+               "--threads", "2", "--mnist", "synthetic", "--json", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    doc: dict[str, Any] = json.loads(out.read_text())
+    one, two = doc["samples_per_s"]["1"], doc["samples_per_s"]["2"]
+    assert len(one) == len(two) == 3 and min(one + two) > 0
+    assert doc["samples"] == 512 and doc["threads"] == 2 and doc["data_source"] == "synthetic MNIST-like"
+    # The median of the per-pair ratios, not the ratio of the medians.
+    assert doc["paired_ratio_median"] == pytest.approx(sorted(b / a for a, b in zip(one, two))[1])
+    assert f"median of the pairs: {doc['paired_ratio_median']:.2f}x" in done.stdout
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "relu"])
