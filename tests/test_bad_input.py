@@ -540,8 +540,9 @@ def test_set_weights_converts_lists_and_float64() -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_first_non_finite_finds_the_first_bad_row(dtype: Any, threads: int) -> None:
-    """fit's check runs in C++ over several threads in blocks: whichever block finishes first,
-    the answer is the first bad row, as NumPy finds it."""
+    """The check of x (evaluate, predict, and fit's naming of a bad sample) runs in C++ over
+    several threads in blocks: whichever block finishes first, the answer is the first bad row,
+    as NumPy finds it."""
     from fastmlp import _validation
 
     before = fm.get_num_threads()

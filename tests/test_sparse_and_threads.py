@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import fastmlp as fm
 import numpy as np
 import pytest
+
+import fastmlp as fm
 from fastmlp import _core
 
 K = _core.kernels
@@ -58,6 +59,31 @@ def test_nonzero_indices_match_numpy(isa: str, dtype: Any, n: int) -> None:
     np.testing.assert_array_equal(idx, expected)
     assert vals.dtype == x.dtype
     np.testing.assert_array_equal(vals.view(np.uint8), x[expected].view(np.uint8))
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 16, 17, 100, 787])
+def test_nonzero_indices_flag_non_finite_inputs(isa: str, dtype: Any, n: int) -> None:
+    """The flag fit's check relies on: set exactly when np.isfinite finds a NaN or infinity,
+    wherever it sits (whole vectors or the tail), and not for large, tiny or negative-zero
+    finite values; the lists are unchanged by it."""
+    rng = np.random.default_rng(n)
+    x = sparse_matrix(rng, 1, n, 0.3, dtype)[0]
+    info = np.finfo(dtype)
+    extremes = [info.max, -info.max, info.tiny, info.tiny / 4, -0.0]  # tiny / 4: subnormal
+    for j, value in zip(rng.permutation(n), extremes):
+        x[j] = value
+    (idx, vals), flag = K.nonzero_indices(x, values=True, non_finite=True)
+    assert flag is False
+    np.testing.assert_array_equal(idx, np.flatnonzero(x != 0))
+    np.testing.assert_array_equal(vals.view(np.uint8), x[x != 0].view(np.uint8))
+    for j in sorted({0, n // 2, n - 1}):
+        for value in (np.nan, np.inf, -np.inf, -np.nan):
+            bad = x.copy()
+            bad[j] = value
+            assert not np.isfinite(bad).all()
+            got, flag = K.nonzero_indices(bad, non_finite=True)
+            assert flag is True, (j, value)
+            np.testing.assert_array_equal(got, np.flatnonzero(bad != 0))
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 31, 63, 64, 65, 100, 130])

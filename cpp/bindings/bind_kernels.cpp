@@ -248,21 +248,26 @@ double sum_squares(const py::array& x_arr) {
 }
 
 template <class T>
-py::object nonzero_indices(const py::array& x_arr, bool values) {
+py::object nonzero_indices(const py::array& x_arr, bool values, bool non_finite) {
   const auto x = contiguous<T>(x_arr, "x", 1);
   std::vector<std::uint32_t> idx(x.rows + 8);  // the kernels' slack
   std::vector<T> vals(values ? x.rows + 8 : 0);
   std::size_t count;
+  bool seen = false;
   {
     py::gil_scoped_release release;
-    count = kernels<T>().nonzero_indices(x.rows, x.data, idx.data(), values ? vals.data() : nullptr);
+    count = kernels<T>().nonzero_indices(x.rows, x.data, idx.data(), values ? vals.data() : nullptr, &seen);
   }
   py::array_t<std::uint32_t> out{py::ssize_t(count)};
   std::copy(idx.begin(), idx.begin() + std::ptrdiff_t(count), out.mutable_data());
-  if (!values) return std::move(out);
-  py::array_t<T> out_vals{py::ssize_t(count)};
-  std::copy(vals.begin(), vals.begin() + std::ptrdiff_t(count), out_vals.mutable_data());
-  return py::make_tuple(out, out_vals);
+  py::object result = out;
+  if (values) {
+    py::array_t<T> out_vals{py::ssize_t(count)};
+    std::copy(vals.begin(), vals.begin() + std::ptrdiff_t(count), out_vals.mutable_data());
+    result = py::make_tuple(out, out_vals);
+  }
+  if (non_finite) return py::make_tuple(result, seen);
+  return result;
 }
 
 // C = op(A) @ B using lists of op(A)'s nonzero columns per row (starts, cols).
@@ -392,13 +397,13 @@ void bind_kernels(py::module_& parent) {
       "epsilon, amsgrad, rho, centered.");
   m.def(
       "nonzero_indices",
-      [](const py::array& x, bool values) {
-        return by_dtype(x, [&] { return nonzero_indices<float>(x, values); },
-                        [&] { return nonzero_indices<double>(x, values); });
+      [](const py::array& x, bool values, bool non_finite) {
+        return by_dtype(x, [&] { return nonzero_indices<float>(x, values, non_finite); },
+                        [&] { return nonzero_indices<double>(x, values, non_finite); });
       },
-      py::arg("x"), py::arg("values") = false,
+      py::arg("x"), py::arg("values") = false, py::arg("non_finite") = false,
       "Indices of the nonzero entries of a 1-D array, increasing (uint32); with values=True, "
-      "(indices, the entries' values).");
+      "(indices, the entries' values); with non_finite=True, (that, whether x holds NaN or inf).");
   m.def(
       "sparse_gemm",
       [](const py::array& a, const py::array& b, const py::array& starts, const py::array& cols,

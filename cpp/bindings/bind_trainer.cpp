@@ -156,6 +156,8 @@ void bind(py::module_& m, const char* name) {
 }  // namespace
 
 void bind_trainer(py::module_& m) {
+  // A ValueError, so that callers of the core see the kind of error fit raises for bad data.
+  py::register_exception<NonFiniteInput>(m, "NonFiniteInputError", PyExc_ValueError);
   m.def("set_row_parallel_training", &set_row_parallel_training, py::arg("on"),
         "Whether fit may split steps by rows of the batch (True, the default) or only by columns. Results do not change.");
   m.def("row_parallel_training", &row_parallel_training);

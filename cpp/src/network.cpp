@@ -192,11 +192,14 @@ void Network<T>::index_sparse_input(const T* x, std::size_t rows) {
   s.row_ends.resize(rows);
   s.row_prefix.resize(rows + 1);
   s.row_cols.resize(rows * stride);
+  clear_input_check();
   pool.run(tasks, [&](std::size_t t) {
+    bool non_finite = false;
     for (std::size_t r = first_row(t); r < first_row(t + 1); ++r) {
       s.row_starts[r] = std::uint32_t(r * stride);
-      s.row_ends[r] = s.row_starts[r] + std::uint32_t(kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride, nullptr));
+      s.row_ends[r] = s.row_starts[r] + std::uint32_t(kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride, nullptr, &non_finite));
     }
+    if (non_finite) input_non_finite_->set.store(true, std::memory_order_relaxed);
   });
   s.row_prefix[0] = 0;
   for (std::size_t r = 0; r < rows; ++r) s.row_prefix[r + 1] = s.row_prefix[r] + (s.row_ends[r] - s.row_starts[r]);

@@ -56,6 +56,7 @@ template <class T>
 void Network<T>::prepare_feature_pipeline(std::size_t rows, std::size_t parts) {
   reserve(rows);
   for (std::size_t t = 0; t < parts; ++t) pack_buffer(t);
+  clear_input_check();
   ++pipeline_step_;
   // Every step but an epoch's first: nothing to size (a smaller last batch uses the front).
   if (rows <= pipeline_rows_ && pipeline_split_.size() == parts + 1) return;
@@ -100,6 +101,7 @@ void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, st
   std::atomic<std::uint64_t>* previous = part > 0 ? row_done_.get() + (part - 1) * row_done_stride_ : nullptr;
   std::atomic<std::uint64_t>* mine = row_done_.get() + part * row_done_stride_;
   std::size_t nnz = 0;
+  bool non_finite = false;
   std::uint32_t* feature_ends = cp.feature_ends.data();
   SparseEntry<T>* feature_lists = cp.feature_lists.data();
   for (std::size_t f = 0; f < k1 - k0; ++f) cp.feature_starts[f] = feature_ends[f] = std::uint32_t(f * rows);
@@ -123,7 +125,7 @@ void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, st
     const T* row = row_of(r);
     std::uint32_t* cols = cp.cols.data() + r * slot;
     T* vals = cp.vals.data() + r * slot;
-    const std::size_t count = kt.nonzero_indices(k1 - k0, row, cols, vals);
+    const std::size_t count = kt.nonzero_indices(k1 - k0, row, cols, vals, &non_finite);
     cp.starts[r] = std::uint32_t(r * slot);
     cp.ends[r] = std::uint32_t(r * slot + count);
     nnz += count;
@@ -162,6 +164,7 @@ void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, st
     r = r_end;
   }
   cp.nnz = nnz;
+  if (non_finite) input_non_finite_->set.store(true, std::memory_order_relaxed);
 }
 
 template <class T>

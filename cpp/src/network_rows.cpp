@@ -43,6 +43,7 @@ void Network<T>::prepare_row_parallel(std::size_t rows, std::size_t parts) {
   s.row_cols.resize(rows * stride);
   row_vals_.resize(rows * stride);
   s.rows = rows;
+  clear_input_check();
   for (std::size_t t = 0; t < parts; ++t) pack_buffer(t);
   if (feature_parts_.size() < parts) feature_parts_.resize(parts);
   for (std::size_t t = 0; t < parts; ++t) {
@@ -61,14 +62,17 @@ std::size_t Network<T>::index_rows(const T* x, std::size_t r0, std::size_t r1) {
   const KernelTable<T>& kt = kernels<T>();
   const std::size_t in = input_dim_, stride = in + 8;  // nonzero_indices stores whole vectors
   std::size_t nnz = 0;
+  bool non_finite = false;
   for (std::size_t r = r0; r < r1; ++r) {
     s.row_starts[r] = std::uint32_t(r * stride);
     // The values too, while the row is in this core's cache: the weight gradient then reads
     // them in list order instead of picking them out of rows another core gathered.
-    const std::size_t count = kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride, row_vals_.data() + r * stride);
+    const std::size_t count =
+        kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride, row_vals_.data() + r * stride, &non_finite);
     s.row_ends[r] = s.row_starts[r] + std::uint32_t(count);
     nnz += count;
   }
+  if (non_finite) input_non_finite_->set.store(true, std::memory_order_relaxed);
   return nnz;
 }
 

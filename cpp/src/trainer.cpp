@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -186,6 +187,7 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
     forward_loss(batch_x_.data(), data.y != nullptr ? batch_y_.data() : nullptr,
                  data.labels != nullptr ? batch_labels_.data() : nullptr,
                  data.weights != nullptr ? batch_w_.data() : nullptr, rows, true, totals, true);
+    if (net.input_non_finite()) throw_non_finite(data, order_.data() + start, rows);
     update(batch_x_.data(), rows);
   }
   return totals;
@@ -275,6 +277,8 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
       }
       past_rows.fetch_add(1, std::memory_order_acq_rel);
       spin_until([&] { return past_rows.load(std::memory_order_acquire) == parts; });
+      // Every part has listed its inputs by now: a non-finite one stops the step before any update.
+      if (net.input_non_finite()) return;
       const auto start = std::chrono::steady_clock::now();
       net.first_layer_gradient_pipeline(p, parts, sgd);
       net.weight_gradients(nullptr, rows, p, parts, sgd, true);
@@ -283,6 +287,7 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
   }
   bool fused;
   if (pipelined) {
+    if (net.input_non_finite()) throw_non_finite(data, order, rows);
     fused = net.pipeline_fuses_first_layer(plain_sgd);
     net.rebalance_pipeline(parts, gradient_seconds_.data());
     last_step_sparse_ = double(net.pipeline_nonzeros(parts)) <= sparse_density_threshold() * double(rows * in);
@@ -290,6 +295,7 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
     net.prepare_row_parallel(rows, parts);
     auto equal_share = [&](std::size_t p) { rows_part(rows * p / parts, rows * (p + 1) / parts, p); };
     if (parts == 1) equal_share(0); else pool.run(parts, equal_share);
+    if (net.input_non_finite()) throw_non_finite(data, order, rows);
     fused = net.fuses_first_layer(rows, plain_sgd);
     auto gradients_part = [&](std::size_t p) {
       // This part's share of the next batch, while the gradients are computed.
@@ -335,6 +341,17 @@ std::size_t Trainer<T>::row_parts(std::size_t rows) const {
   for (std::size_t l = 0; l < net.num_layers(); ++l) macs += net.fan_in(l) * net.spec(l).units;
   const std::size_t threads = std::min<std::size_t>(ThreadPool::instance().num_threads(), Network<T>::kMaxRowParts);
   return std::max<std::size_t>(1, std::min({threads, rows, rows * macs / kMinRowPartWork}));
+}
+
+template <class T>
+void Trainer<T>::throw_non_finite(const DataView<T>& data, const std::uint32_t* order, std::size_t rows) const {
+  const std::size_t in = net_->input_dim();
+  std::size_t first = data.n;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* row = data.x + std::size_t(order[r]) * in;
+    if (!std::all_of(row, row + in, [](T v) { return std::isfinite(v); })) first = std::min<std::size_t>(first, order[r]);
+  }
+  throw NonFiniteInput("x contains NaN or infinity (in sample " + std::to_string(first) + ")");
 }
 
 template <class T>

@@ -36,7 +36,8 @@ def first_non_finite(array: NDArray[Any]) -> Optional[int]:
         return None
     rows = array.reshape(array.shape[0], -1) if array.ndim > 1 else array.reshape(-1, 1)
     if rows.dtype in (np.float32, np.float64) and rows.flags.c_contiguous and rows.size:
-        # In C++ over the pool's threads, without a mask: this runs on every fit call.
+        # In C++ over the pool's threads, without a mask: it reads the whole data set (fit's x is
+        # checked while training instead, and here only to name the sample at fault).
         bad = _core.first_non_finite_row(rows)
         return None if bad < 0 else bad
     for start in range(0, rows.shape[0], _CHUNK_ROWS):
@@ -71,8 +72,11 @@ def cast(array: NDArray[Any], dtype: str) -> NDArray[Any]:
         return np.ascontiguousarray(array, dtype=dtype)
 
 
-def features(x: Any, sample_shape: Optional[tuple[int, ...]], flatten: bool, dtype: str, name: str = "x") -> NDArray[Any]:
-    """x as a C-contiguous (n, features) array of `dtype` (no copy when it already is one)."""
+def features(
+    x: Any, sample_shape: Optional[tuple[int, ...]], flatten: bool, dtype: str, name: str = "x", finite: bool = True
+) -> NDArray[Any]:
+    """x as a C-contiguous (n, features) array of `dtype` (no copy when it already is one).
+    finite=False skips the check for NaN and infinity (for fit, whose core checks as it trains)."""
     array = as_numeric_array(x, name)
     expected = "(n, " + ", ".join(map(str, sample_shape)) + ")" if sample_shape else "(n, features)"
     if array.ndim < 2:
@@ -94,7 +98,8 @@ def features(x: Any, sample_shape: Optional[tuple[int, ...]], flatten: bool, dty
         )
     flat = array.reshape(array.shape[0], -1)
     converted = cast(flat, dtype)
-    check_finite(converted, name, flat)
+    if finite:
+        check_finite(converted, name, flat)
     return converted
 
 

@@ -65,6 +65,9 @@ class Network {
   // activation and pre-activation. With `dropout_rng` (training), layers with dropout draw their
   // masks from it, in a fixed order (the same for every thread count).
   void forward(const T* x, std::size_t rows, Rng* dropout_rng = nullptr);
+  // Whether an input of the last batch (forward, the row-parallel or the pipelined step) was
+  // NaN or infinite: seen while listing the nonzeros, which reads every input of the batch.
+  bool input_non_finite() const { return input_non_finite_->set.load(std::memory_order_relaxed); }
   const T* output() const { return layers_.back().a; }
   const T* output_logits() const { return layers_.back().z.data(); }
 
@@ -206,6 +209,15 @@ class Network {
   std::size_t capacity_ = 0;
   std::vector<AlignedBuffer<T>> packs_;  // GEMM packing scratch, one per task
   SparseInput sparse_;
+  // Set by any thread that lists a non-finite input, cleared before each batch (on a line of its
+  // own: every part reads it in each pipelined step, and it is written only when set).
+  struct alignas(64) InputCheck {
+    std::atomic<bool> set{false};
+  };
+  std::unique_ptr<InputCheck> input_non_finite_ = std::make_unique<InputCheck>();
+  void clear_input_check() {
+    if (input_non_finite_->set.load(std::memory_order_relaxed)) input_non_finite_->set.store(false, std::memory_order_relaxed);
+  }
   // Row-parallel steps: per part, the per-feature lists of its share of the first layer's
   // inputs, and the first-layer split itself (parts + 1 bounds).
   struct FeaturePart {

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "fastmlp/loss.h"
@@ -43,6 +44,14 @@ bool row_parallel_training();
 void set_feature_pipeline_training(bool on);
 bool feature_pipeline_training();
 
+// A batch of train_batches holds a NaN or infinite input: thrown before that batch's update
+// (the earlier batches of the call are applied). fit checks its x this way, in the pass that
+// lists the inputs' nonzeros anyway, instead of reading the whole data set once more per call;
+// it keeps a copy of the model's state to put back when this is thrown.
+struct NonFiniteInput : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
 // Sums over the samples seen; divide by `samples` for Keras's per-sample means.
 struct Totals {
   double loss = 0;
@@ -64,7 +73,8 @@ class Trainer {
   // Draws this epoch's sample order (identity when shuffle is false).
   void begin_epoch(std::size_t n, bool shuffle);
   std::size_t num_batches(std::size_t batch_size) const;
-  // Trains on batches [first, first + count) of the current epoch's order.
+  // Trains on batches [first, first + count) of the current epoch's order. Throws
+  // NonFiniteInput for a batch with a NaN or infinite input, before its update.
   Totals train_batches(const DataView<T>& data, std::size_t batch_size, std::size_t first,
                        std::size_t count);
   // One update on all of `data` as a single batch, in order.
@@ -96,6 +106,9 @@ class Trainer {
   void gather_x(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1);
   void gather_targets(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1);
   bool row_parallel_pays() const;
+  // Throws NonFiniteInput naming the first sample of the batch order[0 .. rows) whose x is
+  // not finite.
+  [[noreturn]] void throw_non_finite(const DataView<T>& data, const std::uint32_t* order, std::size_t rows) const;
   Totals empty_totals() const;
 
   std::shared_ptr<Network<T>> net_;

@@ -6,6 +6,7 @@
 #include "fastmlp/kernels.h"
 #include "vec.h"
 
+#include <cmath>
 #include <utility>
 
 namespace fastmlp::avx2 {
@@ -39,6 +40,21 @@ unsigned nonzero_bits(const double* x) {
   const unsigned lo = unsigned(_mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(x), zero, _CMP_NEQ_UQ)));
   const unsigned hi = unsigned(_mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(x + 4), zero, _CMP_NEQ_UQ)));
   return lo | (hi << 4);
+}
+
+// Lanes of 8 inputs whose exponent bits are all ones (NaN or infinite): a test on the bits,
+// exact for every NaN, accumulated with OR over a row and looked at once at its end.
+__m256i non_finite_lanes(const float* x) {
+  const __m256i exponent = _mm256_set1_epi32(0x7f800000);
+  const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  return _mm256_cmpeq_epi32(_mm256_and_si256(bits, exponent), exponent);
+}
+__m256i non_finite_lanes(const double* x) {
+  const __m256i exponent = _mm256_set1_epi64x(0x7ff0000000000000ll);
+  const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4));
+  return _mm256_or_si256(_mm256_cmpeq_epi64(_mm256_and_si256(lo, exponent), exponent),
+                         _mm256_cmpeq_epi64(_mm256_and_si256(hi, exponent), exponent));
 }
 
 // The values of 8 inputs in the lanes `perm` picks (the nonzero ones, packed to the front), stored
@@ -138,11 +154,13 @@ BlockFn<T> block_for(int nv, Tail tail, std::integer_sequence<int, NV...>) {
 }  // namespace
 
 template <class T>
-std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx, T* vals) {
+std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx, T* vals, bool* non_finite) {
   std::size_t count = 0, j = 0;
   const __m256i step = _mm256_set1_epi32(8);
   __m256i base = _mm256_setzero_si256();
+  __m256i bad = _mm256_setzero_si256();
   for (; j + 8 <= n; j += 8) {
+    bad = _mm256_or_si256(bad, non_finite_lanes(x + j));
     const unsigned bits = nonzero_bits(x + j);
     const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompress.lanes[bits]));
     // Stores all 8 lanes and keeps popcount(bits) of them: hence idx's slack of 8.
@@ -151,11 +169,14 @@ std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx, T* va
     count += unsigned(__builtin_popcount(bits));
     base = _mm256_add_epi32(base, step);
   }
+  bool finite = _mm256_testz_si256(bad, bad) != 0;
   for (; j < n; ++j) {
     if (x[j] == T(0)) continue;
     if (vals != nullptr) vals[count] = x[j];
     idx[count++] = std::uint32_t(j);
+    finite = finite && std::isfinite(x[j]);
   }
+  if (!finite && non_finite != nullptr) *non_finite = true;
   return count;
 }
 
@@ -182,8 +203,8 @@ void sparse_gemm(const SparseGemmArgs<T>& p) {
   }
 }
 
-template std::size_t nonzero_indices<float>(std::size_t, const float*, std::uint32_t*, float*);
-template std::size_t nonzero_indices<double>(std::size_t, const double*, std::uint32_t*, double*);
+template std::size_t nonzero_indices<float>(std::size_t, const float*, std::uint32_t*, float*, bool*);
+template std::size_t nonzero_indices<double>(std::size_t, const double*, std::uint32_t*, double*, bool*);
 template void sparse_gemm<float>(const SparseGemmArgs<float>&);
 template void sparse_gemm<double>(const SparseGemmArgs<double>&);
 

@@ -1,18 +1,23 @@
 // Sparse rows times dense: skip the zero entries of a batch (MNIST images are ~80% zeros).
 // The same multiply-add chain as scalar gemm, minus its exact-zero terms.
+#include <cmath>
+
 #include "fastmlp/kernels.h"
 
 namespace fastmlp::scalar {
 #include "../kernel_decls.inc"
 
 template <class T>
-std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx, T* vals) {
+std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx, T* vals, bool* non_finite) {
   std::size_t count = 0;
+  bool finite = true;
   for (std::size_t j = 0; j < n; ++j) {
     if (x[j] == T(0)) continue;
     if (vals != nullptr) vals[count] = x[j];
     idx[count++] = std::uint32_t(j);
+    finite = finite && std::isfinite(x[j]);
   }
+  if (!finite && non_finite != nullptr) *non_finite = true;
   return count;
 }
 
@@ -37,8 +42,8 @@ void sparse_gemm(const SparseGemmArgs<T>& p) {
   }
 }
 
-template std::size_t nonzero_indices<float>(std::size_t, const float*, std::uint32_t*, float*);
-template std::size_t nonzero_indices<double>(std::size_t, const double*, std::uint32_t*, double*);
+template std::size_t nonzero_indices<float>(std::size_t, const float*, std::uint32_t*, float*, bool*);
+template std::size_t nonzero_indices<double>(std::size_t, const double*, std::uint32_t*, double*, bool*);
 template void sparse_gemm<float>(const SparseGemmArgs<float>&);
 template void sparse_gemm<double>(const SparseGemmArgs<double>&);
 
