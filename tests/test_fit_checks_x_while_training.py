@@ -2,9 +2,10 @@
 
 The core sees every input of a batch while it lists the batch's nonzeros, and stops before that
 batch's update; fit then puts back the model's state from before the call. To a user this must
-look exactly like a check before training: the same ValueError naming the first bad sample, and
-a model that is bit for bit as if the call never happened (weights, optimizer state, shuffle
-generator: the next fit gives the weights of a model that never saw the bad call). Every way a
+look like a check before training: the same ValueError naming the first bad sample, and a model
+that is bit for bit as if the call never happened (weights, optimizer state, shuffle generator:
+the next fit gives the weights of a model that never saw the bad call); only callbacks have
+heard of the batches before the bad one. Every way a
 step can run is covered: one thread, steps split by rows, the pipelined first layer, batch 1,
 dropout, float64, and optimizers with and without state.
 """
@@ -68,6 +69,8 @@ def assert_bad_call_leaves_no_trace(
 ) -> None:
     """fit(bad) raises with `pattern`; the model then trains on as a twin that never saw it."""
     model, twin = make(), make()
+    # Data large against the model, so that fit checks x while training (see the last test).
+    assert 4 * model.count_params() * bad.dtype.itemsize <= bad.nbytes
     for m in (model, twin):
         m.fit(x, y, verbose=0, **fit)  # some state first: momentum, iterations, a used shuffle
     before = model.get_weights()
@@ -187,3 +190,37 @@ def test_clean_data_trains_as_before(step_kind: str) -> None:
         twin.train_on_batch(x[start : start + 200], y[start : start + 200])
     for a, b in zip(model.get_weights(), twin.get_weights()):
         assert np.array_equal(a, b)
+
+
+class BatchCounter(fm.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.began, self.batches = 0, 0
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        self.began += 1
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.batches += 1
+
+
+@pytest.mark.parametrize("rows,in_training", [(20, False), (ROWS, True)])
+def test_a_model_large_for_its_data_checks_x_before_training(rows: int, in_training: bool) -> None:
+    """Copying the model's state costs memory and time in proportion to the model: when that is
+    more than reading x once (here 20 rows for 19k weights), fit checks x before training, and
+    no callback hears of training at all. With x checked while training, the batches before the
+    bad one were trained (then undone) and their callbacks ran."""
+    x, y = sparse_data()
+    x, y = x[:rows].copy(), y[:rows]
+    x[rows - 3, 7] = np.nan
+    model = make_model("sgd")
+    assert (4 * model.count_params() * x.itemsize <= x.nbytes) == in_training
+    before = model.get_weights()
+    counter = BatchCounter()
+    with pytest.raises(ValueError, match=rf"`x` contains NaN or inf.*sample {rows - 3}\b"):
+        model.fit(x, y, batch_size=4, shuffle=False, callbacks=[counter], verbose=0)
+    for a, b in zip(model.get_weights(), before):
+        assert np.array_equal(a, b)
+    assert counter.began == int(in_training)
+    # Batches of 4 in order: the bad row is in the last batch but one.
+    assert counter.batches == ((rows - 3) // 4 if in_training else 0)

@@ -65,6 +65,11 @@ def check_finite(array: NDArray[Any], name: str, source: Optional[NDArray[Any]] 
     )
 
 
+def flat_source(x: Any, converted: NDArray[Any]) -> NDArray[Any]:
+    """The user's x as (n, features) before features() converted it (for check_finite)."""
+    return np.asarray(x).reshape(converted.shape[0], -1)
+
+
 def cast(array: NDArray[Any], dtype: str) -> NDArray[Any]:
     """C-contiguous copy in `dtype` (none if it already is); overflow becomes inf, which
     check_finite then reports, instead of a NumPy warning."""

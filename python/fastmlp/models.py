@@ -379,13 +379,20 @@ class Sequential:
                 f"`validation_split` must be in [0, 1). Received: validation_split={validation_split!r}"
             )
         validate_now = _validation_schedule(validation_freq)
+        x_all = self._x(x, finite=False)
         # x's NaN and infinity: the core finds them as it lists each batch's nonzeros, before that
         # batch's update, instead of a pass of its own over the whole data set (~5% of an MNIST
         # epoch per call); a copy of the model's state, taken below, then undoes the batches
-        # before it. With validation_split, x is checked here whole (the split part is not trained
-        # on), and so it is when no epoch is to run.
-        checked_in_training = not validation_split and epochs > initial_epoch
-        x_all = self._x(x, finite=not checked_in_training)
+        # before it. That copy (weights and up to 3 optimizer slots each) must cost less than the
+        # pass it saves, else x is checked here whole; so it is with validation_split (the split
+        # part is not trained on) and when no epoch is to run.
+        checked_in_training = (
+            not validation_split
+            and epochs > initial_epoch
+            and 4 * self.count_params() * x_all.itemsize <= x_all.nbytes
+        )
+        if not checked_in_training:
+            _validation.check_finite(x_all, "x", _validation.flat_source(x, x_all))
         trainer = self._compiled_trainer()
         y_all = self._y(y, x_all.shape[0])
         w_all = self._fit_weights(y_all, sample_weight, class_weight)
