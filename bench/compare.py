@@ -72,6 +72,10 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 PREDICT_TOLERANCE = 1e-3
 PEAK_SECONDS = 0.5
 QUICK_PEAK_SECONDS = 0.05
+# A multi-thread worker also times the machine's FMA peak on its threads and on one, right after
+# its timed run: whether the host gave each vCPU a core of its own just then (on this project's
+# cloud machine it sometimes runs the two vCPUs on one core for seconds: the ratio is then ~1).
+SCALING_SECONDS = 0.1
 
 
 class CheckFailed(AssertionError):
@@ -113,6 +117,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         runner.train_epoch(xs, ys, work.batch, work.learning_rate)
         seconds = time.perf_counter() - started
+        result.update(machine_scaling(spec, threads))
         before = wl.mean_loss(x[:check], y[:check], params64, net)
         after = wl.mean_loss(x[:check], y[:check], runner.params64(), net)
         result.update(loss_before=before, loss_after=after)
@@ -126,6 +131,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         out = predict(xs)
         seconds = time.perf_counter() - started
+        result.update(machine_scaling(spec, threads))
         probs = runner.to_numpy(out)
         expected = reference.predict(x[:check].astype(np.float64), params64, net.activations)
         if probs.shape != (n, net.sizes[-1]):
@@ -136,6 +142,18 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
             raise CheckFailed(f"predictions differ from the reference by {diff:.3g}")
     result.update(seconds=seconds, samples_per_s=n / seconds, info=runner.info())
     return result
+
+
+def machine_scaling(spec: dict[str, Any], threads: int) -> dict[str, float]:
+    """The machine's FMA peak on `threads` threads over its 1-thread peak, now (fastmlp's
+    multi-thread workers only, right after the timed run: before any NumPy call, whose BLAS
+    threads spin for a while after it and would take a core)."""
+    if threads < 2 or spec["framework"] != "fastmlp":
+        return {}
+    import fastmlp as fm
+
+    seconds = QUICK_PEAK_SECONDS if spec["quick"] else SCALING_SECONDS
+    return {"fma_scaling": fm.utils.peak_gflops(threads, seconds) / fm.utils.peak_gflops(1, seconds)}
 
 
 def machine_info() -> dict[str, Any]:
@@ -220,8 +238,9 @@ def run_all(args: argparse.Namespace, frameworks: list[str], works: list[wl.Work
                 if "error" in got:
                     log(f"[rep {rep + 1}/{args.reps}] {work.key:<20} {framework:<10} FAILED: {got['error']}")
                 else:
+                    scaling = (f"; machine's FMA scaling {got['fma_scaling']:.2f}x" if "fma_scaling" in got else "")
                     log(f"[rep {rep + 1}/{args.reps}] {work.key:<20} {framework:<10} "
-                        f"{fmt_rate(got['samples_per_s']):>7} samples/s ({got['seconds']:.3f} s)")
+                        f"{fmt_rate(got['samples_per_s']):>7} samples/s ({got['seconds']:.3f} s{scaling})")
     return summarize(args, frameworks, works, peaks, raw, machine)
 
 
@@ -256,6 +275,8 @@ def summarize(
                 for key in ("loss_before", "loss_after", "max_abs_diff"):
                     if key in good[-1]:
                         cell[key] = statistics.median(r[key] for r in good)
+                if all("fma_scaling" in r for r in good):
+                    cell["fma_scaling"] = [r["fma_scaling"] for r in good]
             cells[framework] = cell
         base = cells.get("fastmlp", {}).get("median")
         for cell in cells.values():
@@ -393,6 +414,15 @@ def render(doc: dict[str, Any]) -> str:
                   if "median" in c and (c["max"] - c["min"]) > 0.1 * c["median"]]
         lines.append(f"- {r['key']}: " + "; ".join(parts)
                      + (f"  [spread (max-min)/median > 10%: {', '.join(spread)}]" if spread else ""))
+    scaled = [r for r in doc["workloads"] if "fma_scaling" in r["results"].get("fastmlp", {})]
+    if scaled:
+        lines += ["", "The machine's FMA peak on the row's threads over its 1-thread peak, timed in each fastmlp "
+                  "worker right after its run (about the thread count when every vCPU has a core to itself; "
+                  "near 1 when the host ran them on one core), per repetition:", ""]
+        for r in scaled:
+            cell = r["results"]["fastmlp"]
+            pairs = ", ".join(f"{fmt_rate(rate)} ({s:.2f}x)" for rate, s in zip(cell["samples_per_s"], cell["fma_scaling"]))
+            lines.append(f"- {r['key']}: fastmlp {pairs}")
     return "\n".join(lines)
 
 

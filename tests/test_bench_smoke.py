@@ -75,11 +75,16 @@ def test_compare_quick_writes_complete_json(tmp_path: Path) -> None:
             assert cell["errors"] == []
             assert len(cell["samples_per_s"]) == 1 and cell["median"] > 0
             assert cell["gflops"] > 0 and cell["fraction_of_peak"] > 0 and cell["fastmlp_speedup"] > 0
+            # fastmlp's multi-thread rows: the machine's own thread scaling at the time.
+            assert ("fma_scaling" in cell) == (work["threads"] > 1 and framework == "fastmlp")
+            if work["threads"] > 1:
+                assert len(cell["fma_scaling"]) == 1 and cell["fma_scaling"][0] > 0
             if work["key"].startswith("train"):
                 assert cell["loss_after"] < cell["loss_before"]
             else:
                 assert 0 <= cell["max_abs_diff"] < 1e-3
     assert "| workload | fastmlp | NumPy float32 | machine limit |" in done.stdout
+    assert "The machine's FMA peak on the row's threads over its 1-thread peak" in done.stdout
 
 
 def test_thread_scaling_pairs_the_epochs(tmp_path: Path) -> None:
