@@ -224,3 +224,24 @@ def test_a_model_large_for_its_data_checks_x_before_training(rows: int, in_train
     assert counter.began == int(in_training)
     # Batches of 4 in order: the bad row is in the last batch but one.
     assert counter.batches == ((rows - 3) // 4 if in_training else 0)
+
+
+def test_the_core_stops_before_the_bad_batch() -> None:
+    """The core call under fit: the batches before the bad one are applied, the bad one is not,
+    and the error, a ValueError, names the bad sample."""
+    x, y = sparse_data()
+    x[BAD_SAMPLE, 12] = np.nan
+    model, twin = make_model("sgd"), make_model("sgd")
+    model.fit(x[:1], y[:1], verbose=0)  # builds the trainer
+    twin.fit(x[:1], y[:1], verbose=0)
+    trainer = model._compiled_trainer()
+    trainer.begin_epoch(ROWS, False)
+    y32 = y.astype(np.int32)
+    with pytest.raises(_core.NonFiniteInputError, match=rf"in sample {BAD_SAMPLE}\)") as caught:
+        trainer.train_batches(x, y32, 64, 0, trainer.num_batches(64))
+    assert isinstance(caught.value, ValueError)
+    # The twin trains on the 6 whole batches before sample 437's (batch 6), in the same order.
+    clean = BAD_SAMPLE // 64 * 64
+    twin.fit(x[:clean], y[:clean], batch_size=64, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        assert np.array_equal(a, b)

@@ -14,6 +14,8 @@ namespace {
 // Rows per task: about 1 MB of float32 MNIST rows, so a bad row early stops the others soon.
 constexpr std::size_t kBlockBytes = 1 << 20;
 
+}  // namespace
+
 // A value is finite when its exponent bits are not all ones; tested on the bits so the loop
 // vectorizes and needs no floating-point compare (NaN compares are what it looks for).
 template <class T>
@@ -28,8 +30,6 @@ bool row_is_finite(const T* x, std::size_t cols) {
   }
   return all_ones == 0;
 }
-
-}  // namespace
 
 template <class T>
 std::int64_t first_non_finite_row(const T* x, std::size_t rows, std::size_t cols) {
@@ -60,5 +60,7 @@ std::int64_t first_non_finite_row(const T* x, std::size_t rows, std::size_t cols
 
 template std::int64_t first_non_finite_row<float>(const float*, std::size_t, std::size_t);
 template std::int64_t first_non_finite_row<double>(const double*, std::size_t, std::size_t);
+template bool row_is_finite<float>(const float*, std::size_t);
+template bool row_is_finite<double>(const double*, std::size_t);
 
 }  // namespace fastmlp

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -11,6 +10,7 @@
 #include <string>
 
 #include "fastmlp/dispatch.h"
+#include "fastmlp/finite_check.h"
 #include "fastmlp/thread_pool.h"
 #include "spin_pause.h"
 
@@ -348,8 +348,7 @@ void Trainer<T>::throw_non_finite(const DataView<T>& data, const std::uint32_t* 
   const std::size_t in = net_->input_dim();
   std::size_t first = data.n;
   for (std::size_t r = 0; r < rows; ++r) {
-    const T* row = data.x + std::size_t(order[r]) * in;
-    if (!std::all_of(row, row + in, [](T v) { return std::isfinite(v); })) first = std::min<std::size_t>(first, order[r]);
+    if (!row_is_finite(data.x + std::size_t(order[r]) * in, in)) first = std::min<std::size_t>(first, order[r]);
   }
   throw NonFiniteInput("x contains NaN or infinity (in sample " + std::to_string(first) + ")");
 }
