@@ -36,8 +36,8 @@ def first_non_finite(array: NDArray[Any]) -> Optional[int]:
         return None
     rows = array.reshape(array.shape[0], -1) if array.ndim > 1 else array.reshape(-1, 1)
     if rows.dtype in (np.float32, np.float64) and rows.flags.c_contiguous and rows.size:
-        # In C++ over the pool's threads, without a mask: it reads the whole data set (fit's x is
-        # checked while training instead, and here only to name the sample at fault).
+        # In C++ over the pool's threads, without a mask: it reads the whole data set (fit checks
+        # its x while training when it can, and then calls this only to name the sample at fault).
         bad = _core.first_non_finite_row(rows)
         return None if bad < 0 else bad
     for start in range(0, rows.shape[0], _CHUNK_ROWS):
