@@ -199,7 +199,7 @@ void Network<T>::index_sparse_input(const T* x, std::size_t rows) {
       s.row_starts[r] = std::uint32_t(r * stride);
       s.row_ends[r] = s.row_starts[r] + std::uint32_t(kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride, nullptr, &non_finite));
     }
-    if (non_finite) input_non_finite_->set.store(true, std::memory_order_relaxed);
+    note_input_check(non_finite);
   });
   s.row_prefix[0] = 0;
   for (std::size_t r = 0; r < rows; ++r) s.row_prefix[r + 1] = s.row_prefix[r] + (s.row_ends[r] - s.row_starts[r]);

@@ -164,7 +164,7 @@ void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, st
     r = r_end;
   }
   cp.nnz = nnz;
-  if (non_finite) input_non_finite_->set.store(true, std::memory_order_relaxed);
+  note_input_check(non_finite);
 }
 
 template <class T>

@@ -72,7 +72,7 @@ std::size_t Network<T>::index_rows(const T* x, std::size_t r0, std::size_t r1) {
     s.row_ends[r] = s.row_starts[r] + std::uint32_t(count);
     nnz += count;
   }
-  if (non_finite) input_non_finite_->set.store(true, std::memory_order_relaxed);
+  note_input_check(non_finite);
   return nnz;
 }
 

@@ -218,6 +218,10 @@ class Network {
   void clear_input_check() {
     if (input_non_finite_->set.load(std::memory_order_relaxed)) input_non_finite_->set.store(false, std::memory_order_relaxed);
   }
+  // A thread's listing saw a non-finite input (`seen`, from nonzero_indices).
+  void note_input_check(bool seen) {
+    if (seen) input_non_finite_->set.store(true, std::memory_order_relaxed);
+  }
   // Row-parallel steps: per part, the per-feature lists of its share of the first layer's
   // inputs, and the first-layer split itself (parts + 1 bounds).
   struct FeaturePart {
