@@ -663,6 +663,11 @@ def test_unknown_name_raises() -> None:
         OPT.get("nadam")
 
 
+# Epsilon 0 is refused (it lets 0/0 reach the weights); this one is below half an ulp of every
+# denominator it is added to in these float64 runs, so both forms compute as with epsilon 0.
+NEGLIGIBLE_EPSILON = 1e-30
+
+
 def tiny_model(
     optimizer: Any, dtype: str = "float64"
 ) -> tuple[fm.Sequential, np.ndarray, np.ndarray]:
@@ -966,8 +971,8 @@ def model_copy(params: ref.Params) -> fm.Sequential:
 
 
 def test_adam_agrees_with_pytorch_form_for_zero_epsilon() -> None:
-    model, x, y = tiny_model(OPT.Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=0.0))
-    expected = torch_style_run(model, x, y, 20, torch_adam(0.02, 0.8, 0.99, 0.0))
+    model, x, y = tiny_model(OPT.Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=NEGLIGIBLE_EPSILON))
+    expected = torch_style_run(model, x, y, 20, torch_adam(0.02, 0.8, 0.99, NEGLIGIBLE_EPSILON))
     assert_same(train_full_batch(model, x, y, 20), expected)
 
 
@@ -986,9 +991,9 @@ def test_adam_epsilon_conversion_from_pytorch_is_exact_per_step() -> None:
 
 def test_adamw_decay_is_pytorchs() -> None:
     """Keras's w -= w * wd * lr before the Adam step is PyTorch's w *= 1 - lr * wd."""
-    model, x, y = tiny_model(OPT.AdamW(0.02, weight_decay=0.5, epsilon=0.0))
-    expected = torch_style_run(model, x, y, 20, torch_adam(0.02, 0.9, 0.999, 0.0, weight_decay=0.5))
-    without_decay = torch_style_run(model, x, y, 20, torch_adam(0.02, 0.9, 0.999, 0.0))
+    model, x, y = tiny_model(OPT.AdamW(0.02, weight_decay=0.5, epsilon=NEGLIGIBLE_EPSILON))
+    expected = torch_style_run(model, x, y, 20, torch_adam(0.02, 0.9, 0.999, NEGLIGIBLE_EPSILON, weight_decay=0.5))
+    without_decay = torch_style_run(model, x, y, 20, torch_adam(0.02, 0.9, 0.999, NEGLIGIBLE_EPSILON))
     got = train_full_batch(model, x, y, 20)
     assert_same(got, expected)
     assert_differ(got, without_decay, by=1e-4)
@@ -996,10 +1001,10 @@ def test_adamw_decay_is_pytorchs() -> None:
 
 def test_rmsprop_epsilon_inside_the_root_unlike_pytorch() -> None:
     """One step from zero state with rho = alpha: Keras divides by sqrt(v + eps), PyTorch by
-    sqrt(v) + eps. With eps = 0 the two agree over many steps; with eps = 1e-3 (v ~ 1e-3 here)
+    sqrt(v) + eps. With a negligible eps the two agree over many steps; with eps = 1e-3 (v ~ 1e-3 here)
     fastmlp follows Keras's form and not PyTorch's."""
-    model, x, y = tiny_model(OPT.RMSprop(0.01, rho=0.9, epsilon=0.0))
-    expected = torch_style_run(model, x, y, 20, torch_rmsprop(0.01, 0.9, 0.0))
+    model, x, y = tiny_model(OPT.RMSprop(0.01, rho=0.9, epsilon=NEGLIGIBLE_EPSILON))
+    expected = torch_style_run(model, x, y, 20, torch_rmsprop(0.01, 0.9, NEGLIGIBLE_EPSILON))
     assert_same(train_full_batch(model, x, y, 20), expected)
 
     model, x, y = tiny_model(OPT.RMSprop(0.01, rho=0.9, epsilon=1e-3))
@@ -1014,10 +1019,10 @@ def test_rmsprop_epsilon_inside_the_root_unlike_pytorch() -> None:
 
 
 def test_adagrad_matches_pytorch_with_zero_start_and_epsilon() -> None:
-    """Keras starts the accumulator at 0.1 and adds epsilon inside the root; with both set to 0
-    fastmlp's Adagrad is PyTorch's (with eps 0), and with Keras's defaults it is not."""
-    model, x, y = tiny_model(OPT.Adagrad(0.1, initial_accumulator_value=0.0, epsilon=0.0))
-    expected = torch_style_run(model, x, y, 20, torch_adagrad(0.1, 0.0))
+    """Keras starts the accumulator at 0.1 and adds epsilon inside the root; with the start at 0
+    and a negligible epsilon fastmlp's Adagrad is PyTorch's, and with Keras's defaults it is not."""
+    model, x, y = tiny_model(OPT.Adagrad(0.1, initial_accumulator_value=0.0, epsilon=NEGLIGIBLE_EPSILON))
+    expected = torch_style_run(model, x, y, 20, torch_adagrad(0.1, NEGLIGIBLE_EPSILON))
     assert_same(train_full_batch(model, x, y, 20), expected)
     model, x, y = tiny_model(OPT.Adagrad(0.1))
     assert_differ(train_full_batch(model, x, y, 20), expected, by=1e-4)
@@ -1065,12 +1070,12 @@ TORCH_CASES = [
     ),
     (
         "adam_eps0",
-        lambda: OPT.Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=0.0),
+        lambda: OPT.Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=NEGLIGIBLE_EPSILON),
         lambda t, p: t.optim.Adam(p, lr=0.02, betas=(0.8, 0.99), eps=0.0),
     ),
     (
         "adamw_eps0",
-        lambda: OPT.AdamW(0.02, weight_decay=0.5, epsilon=0.0),
+        lambda: OPT.AdamW(0.02, weight_decay=0.5, epsilon=NEGLIGIBLE_EPSILON),
         lambda t, p: t.optim.AdamW(p, lr=0.02, weight_decay=0.5, eps=0.0),
     ),
 ]

@@ -40,6 +40,22 @@ def _number(value: Any, name: str, low: float = 0.0, high: float = math.inf, hig
     return number
 
 
+# The smallest normal float32: an epsilon below it is 0 or subnormal in a float32 model, and a
+# denominator guard of 0 turns the first all-zero gradient into 0/0 = NaN weights.
+_SMALLEST_EPSILON = 1.1754943508222875e-38
+
+
+def _epsilon(value: Any) -> float:
+    """A denominator guard: a number, at least the smallest normal float32 (so never 0)."""
+    number = _number(value, "epsilon")
+    if number < _SMALLEST_EPSILON:
+        raise ValueError(
+            f"`epsilon` must be positive (at least {_SMALLEST_EPSILON:.4g}, the smallest normal "
+            f"float32): it keeps a denominator away from 0. Received: epsilon={value!r}"
+        )
+    return number
+
+
 class Optimizer:
     """Common settings: the learning rate (a number or a schedule), weight decay and clipping."""
 
@@ -148,7 +164,7 @@ class Adam(Optimizer):
         super().__init__(learning_rate, **kwargs)
         self.beta_1 = _number(beta_1, "beta_1", 0.0, 1.0, high_open=True)
         self.beta_2 = _number(beta_2, "beta_2", 0.0, 1.0, high_open=True)
-        self.epsilon = _number(epsilon, "epsilon")
+        self.epsilon = _epsilon(epsilon)
         self.amsgrad = bool(amsgrad)
 
     def _settings(self) -> dict[str, Any]:
@@ -187,7 +203,7 @@ class Adagrad(Optimizer):
     ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.initial_accumulator_value = _number(initial_accumulator_value, "initial_accumulator_value")
-        self.epsilon = _number(epsilon, "epsilon")
+        self.epsilon = _epsilon(epsilon)
 
     def _settings(self) -> dict[str, Any]:
         return {"initial_accumulator_value": self.initial_accumulator_value, "epsilon": self.epsilon}
@@ -211,7 +227,7 @@ class RMSprop(Optimizer):
         super().__init__(learning_rate, **kwargs)
         self.rho = _number(rho, "rho", 0.0, 1.0)
         self.momentum = _number(momentum, "momentum", 0.0, 1.0)
-        self.epsilon = _number(epsilon, "epsilon")
+        self.epsilon = _epsilon(epsilon)
         self.centered = bool(centered)
 
     def _settings(self) -> dict[str, Any]:
