@@ -161,22 +161,42 @@ class Dense(Layer):
 
     @property
     def kernel(self) -> NDArray[np.floating]:
-        return self._network().get_kernel(self._index)  # type: ignore[no-any-return]
+        net = self._network()
+        with self._model._lock:  # type: ignore[union-attr]  # _network() checked it
+            return net.get_kernel(self._index)  # type: ignore[no-any-return]
 
     @property
     def bias(self) -> Optional[NDArray[np.floating]]:
-        return self._network().get_bias(self._index)  # type: ignore[no-any-return]
+        net = self._network()
+        with self._model._lock:  # type: ignore[union-attr]  # _network() checked it
+            return net.get_bias(self._index)  # type: ignore[no-any-return]
 
     def get_weights(self) -> list[NDArray[np.floating]]:
         if self._model is None or self._model._network is None:
             return []
-        net = self._network()
-        weights = [net.get_kernel(self._index)]
-        if self.use_bias:
-            weights.append(net.get_bias(self._index))
-        return weights
+        with self._model._lock:
+            net = self._network()
+            weights = [net.get_kernel(self._index)]
+            if self.use_bias:
+                weights.append(net.get_bias(self._index))
+            return weights
 
     def set_weights(self, weights: Sequence[NDArray[np.floating]]) -> None:
+        """Replace this layer's kernel (and bias): every array is checked before any is set."""
+        arrays = self._checked_weights(weights)
+        with self._model._lock:  # type: ignore[union-attr]  # checked: the model is built
+            self._assign_weights(arrays)
+
+    def _assign_weights(self, arrays: Sequence[NDArray[np.floating]]) -> None:
+        """Sets arrays that _checked_weights returned (under the model's lock)."""
+        net = self._network()
+        net.set_kernel(self._index, arrays[0])
+        if self.use_bias:
+            net.set_bias(self._index, arrays[1])
+
+    def _checked_weights(self, weights: Sequence[NDArray[np.floating]]) -> list[NDArray[np.floating]]:
+        """The arrays as the core takes them (model dtype, C order), after checking count, shape,
+        dtype and finiteness; changes nothing."""
         net = self._network()
         expected = [(net.get_kernel(self._index).shape)] + ([(self.units,)] if self.use_bias else [])
         if len(weights) != len(expected):
@@ -199,9 +219,7 @@ class Dense(Layer):
             if not np.isfinite(array).all():
                 raise ValueError(f"Layer {self.name!r} weights contain NaN or infinity.")
             arrays.append(array)
-        net.set_kernel(self._index, arrays[0])
-        if self.use_bias:
-            net.set_bias(self._index, arrays[1])
+        return arrays
 
     def count_params(self) -> int:
         fan_in = self._fan_in()

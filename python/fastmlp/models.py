@@ -7,11 +7,14 @@ per-batch hooks.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import sys
+import threading
 import time
-from collections.abc import Sequence
-from typing import Any, Callable, Optional, Union
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable, Optional, TypeVar, Union, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +32,23 @@ _CHUNK_SECONDS = 0.1
 _INFERENCE_BATCH = 1024
 
 Array = NDArray[Any]
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _serialized(method: _Method) -> _Method:
+    """Runs the method under the model's lock: calls on one model from several threads run one
+    after the other (the core's scratch buffers and weights belong to the model, and a second
+    call into them at the same time would corrupt memory). Re-entrant, so a callback may call
+    ``evaluate`` or ``save`` on the model it is training."""
+
+    @functools.wraps(method)
+    def locked(self: Sequential, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return cast(_Method, locked)
 
 
 class NotCompiledError(RuntimeError, ValueError):
@@ -60,6 +80,10 @@ class Sequential:
         self._core_metrics: list[str] = []
         self.stop_training = False
         self.history: Optional[callbacks_module.History] = None
+        # Held by every call into the core (see _serialized); `_fitting` refuses structural
+        # changes (add, compile, build) from a callback while fit runs on this model.
+        self._lock = threading.RLock()
+        self._fitting = False
         for layer in layers or []:
             self.add(layer)
 
@@ -85,8 +109,49 @@ class Sequential:
                 return False
         return False
 
+    @contextlib.contextmanager
+    def _all_or_nothing(self) -> Iterator[None]:
+        """A structural change (add, build, compile) inside either completes or, on any error
+        (a refused size, a failed allocation, Ctrl-C), leaves the model exactly as it was: the
+        old network and trainer objects are untouched by a rebuild, so putting them back is
+        enough."""
+        layers = list(self._layers)
+        indices = [(layer, getattr(layer, "_index", None)) for layer in layers]
+        kept = (
+            self._sample_shape, self._network, self._trainer, self._loss, self._optimizer,
+            list(self._metric_names), list(self._core_metrics),
+        )
+        optimizer_model = None if self._optimizer is None else self._optimizer._model
+        try:
+            yield
+        except BaseException:
+            for layer in self._layers:
+                if layer not in layers:
+                    layer._model = None
+            self._layers = layers
+            for layer, index in indices:
+                if index is not None:
+                    layer._index = index
+            (
+                self._sample_shape, self._network, self._trainer, self._loss, self._optimizer,
+                self._metric_names, self._core_metrics,
+            ) = kept
+            if self._optimizer is not None:
+                self._optimizer._model = optimizer_model
+            raise
+
+    def _refuse_while_fitting(self, caller: str) -> None:
+        if self._fitting:
+            raise RuntimeError(
+                f"Cannot call `{caller}` on model {self.name!r} while its `fit` is running (from a "
+                "callback): it would change the network being trained. Call it after `fit` returns."
+            )
+
+    @_serialized
     def add(self, layer: Layer) -> None:
-        """Append a layer; the model builds as soon as the input shape is known."""
+        """Append a layer; the model builds as soon as the input shape is known. A refused layer
+        (or one whose weights cannot be allocated) leaves the model as it was."""
+        self._refuse_while_fitting("add")
         if not isinstance(layer, Layer):
             raise TypeError(
                 "Only fastmlp layers can be added to a Sequential model. "
@@ -106,26 +171,33 @@ class Sequential:
                 raise ValueError("Dropout must follow a Dense layer: fastmlp drops a layer's outputs, not its inputs.")
             if isinstance(self.layers[-1], Dropout):
                 raise ValueError("Two Dropout layers in a row: use one with the combined rate.")
-        if isinstance(layer, InputLayer):
-            if self._layers:
-                raise ValueError("An Input can only be the first layer of a Sequential model.")
-            self._sample_shape = layer.shape
-        elif self._sample_shape is None and not self.layers:
-            declared = getattr(layer, "input_shape", None)
-            if declared is not None:
-                self._sample_shape = declared
-        weights = self.get_weights() if self._network is not None else None
-        layer._model = self
-        self._layers.append(layer)
-        if self._network is not None and weights is not None:
-            # Keras rebuilds on add; keep the weights the existing layers already have.
-            self._network = None
-            self._build_network(keep=weights)
-        elif self._sample_shape is not None and self._dense_layers():
-            self.build()
+        if isinstance(layer, InputLayer) and self._layers:
+            raise ValueError("An Input can only be the first layer of a Sequential model.")
+        with self._all_or_nothing():
+            if isinstance(layer, InputLayer):
+                self._sample_shape = layer.shape
+            elif self._sample_shape is None and not self.layers:
+                declared = getattr(layer, "input_shape", None)
+                if declared is not None:
+                    self._sample_shape = declared
+            weights = self.get_weights() if self._network is not None else None
+            layer._model = self
+            self._layers.append(layer)
+            if self._network is not None and weights is not None:
+                # Keras rebuilds on add; keep the weights the existing layers already have.
+                self._network = None
+                self._build_network(keep=weights)
+            elif self._sample_shape is not None and self._dense_layers():
+                self.build()
 
+    @_serialized
     def build(self, input_shape: Optional[Sequence[Optional[int]]] = None) -> None:
         """Create the weights for samples of ``input_shape`` (the batch axis may be included)."""
+        self._refuse_while_fitting("build")
+        with self._all_or_nothing():
+            self._build(input_shape)
+
+    def _build(self, input_shape: Optional[Sequence[Optional[int]]]) -> None:
         if input_shape is not None:
             shape = tuple(input_shape)
             if shape and shape[0] is None:
@@ -141,7 +213,8 @@ class Sequential:
             self._build_network()
 
     def _input_dim(self) -> int:
-        assert self._sample_shape is not None
+        if self._sample_shape is None:
+            raise ValueError(f"Model {self.name!r} does not know its input shape yet.")
         if len(self._sample_shape) > 1 and not self._flattens_input():
             raise ValueError(
                 f"Samples of shape {self._sample_shape} are not flat: add "
@@ -212,18 +285,20 @@ class Sequential:
     def _ensure_built(self, x: Any) -> None:
         if self._network is not None:
             return
-        if self._sample_shape is None:
-            array = _validation.as_numeric_array(x, "x")
-            if array.ndim < 2:
-                raise ValueError(
-                    f"`x` must have a batch axis: received shape {array.shape}. "
-                    "For a single sample use x[None, :]."
-                )
-            self._sample_shape = tuple(int(d) for d in array.shape[1:])
-        self._build_network()
+        with self._all_or_nothing():
+            if self._sample_shape is None:
+                array = _validation.as_numeric_array(x, "x")
+                if array.ndim < 2:
+                    raise ValueError(
+                        f"`x` must have a batch axis: received shape {array.shape}. "
+                        "For a single sample use x[None, :]."
+                    )
+                self._sample_shape = tuple(int(d) for d in array.shape[1:])
+            self._build_network()
 
     # ----------------------------------------------------------------- weights
 
+    @_serialized
     def get_weights(self) -> list[Array]:
         """Copies of all weights in Keras's order: kernel (in, out), bias (out,), per layer."""
         weights: list[Array] = []
@@ -231,8 +306,10 @@ class Sequential:
             weights.extend(layer.get_weights())
         return weights
 
+    @_serialized
     def set_weights(self, weights: Sequence[Array]) -> None:
-        """Set all weights from a list shaped like ``get_weights()``."""
+        """Set all weights from a list shaped like ``get_weights()``. Every array is checked
+        (shape, dtype, finiteness) before any is set: a refused list changes nothing."""
         if self._network is None:
             raise ValueError(f"Model {self.name!r} is not built yet: it has no weights to set.")
         dense = self._dense_layers()
@@ -242,42 +319,52 @@ class Sequential:
                 f"You called `set_weights(weights)` on model {self.name!r} with a weight list of "
                 f"length {len(weights)}, but the model was expecting {expected} weights."
             )
+        checked = []
         position = 0
         for layer in dense:
             count = 2 if layer.use_bias else 1
-            layer.set_weights(weights[position : position + count])
+            checked.append(layer._checked_weights(weights[position : position + count]))
             position += count
+        for layer, arrays in zip(dense, checked):
+            layer._assign_weights(arrays)
 
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self._dense_layers())
 
     # ----------------------------------------------------------------- compile
 
+    @_serialized
     def compile(
         self,
         optimizer: optimizers.OptimizerLike = "rmsprop",
         loss: Optional[losses.LossLike] = None,
         metrics: Optional[Sequence[str]] = None,
     ) -> None:
-        """Choose the optimizer, the loss and the metrics (names as in Keras)."""
+        """Choose the optimizer, the loss and the metrics (names as in Keras). A refused setting
+        leaves the model as it was."""
+        self._refuse_while_fitting("compile")
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
         trailing = [lay for lay in self.layers if not isinstance(lay, Activation)]
         if trailing and isinstance(trailing[-1], Dropout):
             raise ValueError("Dropout after the last Dense layer would drop the model's outputs; remove it.")
-        self._optimizer = optimizers.get(optimizer)
-        self._loss = losses.get(loss)
         if metrics is None:
             metrics = []
         if isinstance(metrics, str):
             raise TypeError(f"`metrics` must be a list of names. Received: metrics={metrics!r}")
-        self._metric_names = list(metrics)
-        self._trainer = None
-        if self._network is not None:
-            self._make_trainer()
+        chosen_optimizer = optimizers.get(optimizer)
+        chosen_loss = losses.get(loss)
+        with self._all_or_nothing():
+            self._optimizer = chosen_optimizer
+            self._loss = chosen_loss
+            self._metric_names = list(metrics)
+            self._trainer = None
+            if self._network is not None:
+                self._make_trainer()
 
     def _make_trainer(self, seed: Optional[int] = None) -> None:
-        assert self._loss is not None and self._optimizer is not None
+        if self._loss is None or self._optimizer is None:
+            raise NotCompiledError(f"Model {self.name!r} is not compiled: it has no trainer.")
         outputs = int(self._network.output_dim)
         self._core_metrics = [metrics.resolve(m, self._loss, outputs) for m in self._metric_names]
         trainer_type = _core.Trainer64 if self._dtype == "float64" else _core.Trainer32
@@ -301,7 +388,6 @@ class Sequential:
 
     def _compiled_trainer(self) -> Any:
         """The trainer, once compiled and built."""
-        assert self._loss is not None and self._optimizer is not None
         if self._trainer is None:
             self._make_trainer()
         return self._trainer
@@ -325,7 +411,8 @@ class Sequential:
         return _validation.features(x, self._sample_shape, self._flattens_input(), self._dtype, name, finite)
 
     def _y(self, y: Any, n: int, name: str = "y") -> Array:
-        assert self._loss is not None
+        if self._loss is None:
+            raise NotCompiledError(f"Model {self.name!r} is not compiled: targets need a loss.")
         outputs = int(self._network.output_dim)
         if isinstance(self._loss, losses.SparseCategoricalCrossentropy):
             return _validation.sparse_labels(y, n, outputs, name)
@@ -340,6 +427,7 @@ class Sequential:
 
     # ----------------------------------------------------------------- training
 
+    @_serialized
     def fit(
         self,
         x: Any = None,
@@ -370,6 +458,7 @@ class Sequential:
         validates every that many epochs (an int) or after the listed epochs (1-based).
         """
         self._check_compiled("fit")
+        self._refuse_while_fitting("fit")
         batch_size = 32 if batch_size is None else _validation.positive_int(batch_size, "batch_size")
         epochs = _validation.non_negative_int(epochs, "epochs")
         initial_epoch = _validation.non_negative_int(initial_epoch, "initial_epoch")
@@ -437,38 +526,44 @@ class Sequential:
         self.history = history
         logs: dict[str, float] = {}
         before = (self.get_weights(), trainer.get_state()) if checked_in_training else None
-        callback_list.on_train_begin()
+        self._fitting = True
         try:
-            for epoch in range(initial_epoch, epochs):
-                callback_list.on_epoch_begin(epoch)
-                if verbose and epochs > 1:
-                    print_msg(f"Epoch {epoch + 1}/{epochs}")
-                progbar = Progbar(steps, verbose)
-                try:
-                    logs = self._train_epoch(
-                        trainer, x_all, y_all, batch_size, shuffle, verbose, callback_list, progbar, w_all
-                    )
-                    if x_val is not None and y_val is not None and validate_now(epoch + 1):
-                        callback_list.on_test_begin()
-                        val_logs = self._logs(trainer.evaluate(x_val, y_val, batch_size, w_val))
-                        callback_list.on_test_end(val_logs)
-                        logs.update({"val_" + name: value for name, value in val_logs.items()})
-                    callback_list.on_epoch_end(epoch, logs)
-                except BaseException:
-                    progbar.close()  # Ctrl-C or an error: end a live bar line before the traceback
-                    raise
-                progbar.finish(logs, current=progbar.seen)
-                if self.stop_training:
-                    break
-        except _core.NonFiniteInputError:
-            assert before is not None
-            # The model as it was before this call, then the error the check before training
-            # gives (naming the first sample with NaN or infinity, or a value out of range).
-            self.set_weights(before[0])
-            trainer.set_state(before[1])
-            self._x(x)
-            raise
-        callback_list.on_train_end(logs)
+            callback_list.on_train_begin()
+            try:
+                for epoch in range(initial_epoch, epochs):
+                    callback_list.on_epoch_begin(epoch)
+                    if verbose and epochs > 1:
+                        print_msg(f"Epoch {epoch + 1}/{epochs}")
+                    progbar = Progbar(steps, verbose)
+                    try:
+                        logs = self._train_epoch(
+                            trainer, x_all, y_all, batch_size, shuffle, verbose, callback_list, progbar, w_all
+                        )
+                        if x_val is not None and y_val is not None and validate_now(epoch + 1):
+                            callback_list.on_test_begin()
+                            val_logs = self._logs(trainer.evaluate(x_val, y_val, batch_size, w_val))
+                            callback_list.on_test_end(val_logs)
+                            logs.update({"val_" + name: value for name, value in val_logs.items()})
+                        callback_list.on_epoch_end(epoch, logs)
+                    except BaseException:
+                        progbar.close()  # Ctrl-C or an error: end a live bar line before the traceback
+                        raise
+                    progbar.finish(logs, current=progbar.seen)
+                    if self.stop_training:
+                        break
+            except _core.NonFiniteInputError:
+                if before is not None:
+                    # The model as it was before this call, then the error the check before
+                    # training gives (naming the first sample with NaN or infinity).
+                    self.set_weights(before[0])
+                    trainer.set_state(before[1])
+                # Without a copy (x was checked whole before training, so a callback or another
+                # thread changed it since) the batches before the bad one stay applied.
+                self._x(x)
+                raise
+            callback_list.on_train_end(logs)
+        finally:
+            self._fitting = False
         return history
 
     def _train_epoch(
@@ -529,6 +624,7 @@ class Sequential:
             logs[name] = value / samples
         return logs
 
+    @_serialized
     def evaluate(
         self,
         x: Any = None,
@@ -575,6 +671,7 @@ class Sequential:
             bar.start = started
             bar.finish(logs)
 
+    @_serialized
     def predict(
         self,
         x: Any,
@@ -642,6 +739,7 @@ class Sequential:
         _validation.check_finite(converted, "sample_weight", weights)
         return converted
 
+    @_serialized
     def train_on_batch(
         self, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False
     ) -> Union[float, list[float], dict[str, float]]:
@@ -653,6 +751,7 @@ class Sequential:
         totals = self._compiled_trainer().train_on_batch(x_arr, y_arr, weights)
         return self._result(self._logs(totals), return_dict)
 
+    @_serialized
     def test_on_batch(
         self, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False
     ) -> Union[float, list[float], dict[str, float]]:
@@ -664,6 +763,7 @@ class Sequential:
         trainer = self._compiled_trainer()
         return self._result(self._logs(trainer.evaluate(x_arr, y_arr, x_arr.shape[0], weights)), return_dict)
 
+    @_serialized
     def predict_on_batch(self, x: Any) -> Array:
         """Outputs for exactly this batch (no progress output)."""
         network = self._network
@@ -688,6 +788,7 @@ class Sequential:
         out: Array = self._network.predict(x_arr, x_arr.shape[0])
         return out
 
+    @_serialized
     def compute_gradients(self, x: Any, y: Any) -> list[tuple[Array, Optional[Array]]]:
         """Gradients of the batch-mean loss on (x, y): ``[(dkernel, dbias or None), ...]`` per
         Dense layer. The weights are not changed. For learners, and for checking the math."""
@@ -738,6 +839,7 @@ class Sequential:
             "metrics": list(self._metric_names),
         }
 
+    @_serialized
     def save(self, filepath: Any) -> None:
         """Save architecture, weights, compile settings and optimizer state to one file (a zip of
         JSON and .npy arrays; no pickle). Written atomically: an existing file is replaced only
@@ -746,18 +848,21 @@ class Sequential:
 
         saving.save_model(self, filepath)
 
+    @_serialized
     def save_weights(self, filepath: Any) -> None:
         """Save only the weights (same format, atomic)."""
         from . import saving
 
         saving.save_weights(self, filepath)
 
+    @_serialized
     def load_weights(self, filepath: Any) -> None:
         """Load weights saved by ``save_weights`` or ``save`` into this (built) model."""
         from . import saving
 
         saving.load_weights(self, filepath)
 
+    @_serialized
     def __getstate__(self) -> dict[str, Any]:
         # Pickling (joblib, multiprocessing) goes through the saved-file format.
         from . import saving
