@@ -47,6 +47,15 @@ Logs = dict[str, Any]
 _BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
 
 
+def _unattached(callback: Callback) -> RuntimeError:
+    """The error for a hook called on a callback that fit never attached to a compiled model
+    (a check, not an assert: ``python -O`` removes asserts)."""
+    return RuntimeError(
+        f"{type(callback).__name__} is not attached to a compiled model: pass it to "
+        "fit(callbacks=[...]) instead of calling its hooks directly."
+    )
+
+
 class Callback:
     """Base class: override the hooks you need. ``self.model`` is the model being trained and
     ``self.params`` holds ``epochs``, ``steps`` (batches per epoch), ``verbose`` and
@@ -341,7 +350,8 @@ class EarlyStopping(Callback):
         self.best_weights = None
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
-        assert self.model is not None
+        if self.model is None:
+            raise _unattached(self)
         current = self._monitor_value(logs)
         if current is None or epoch < self.start_from_epoch:
             return
@@ -363,7 +373,8 @@ class EarlyStopping(Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs: Optional[Logs] = None) -> None:
-        assert self.model is not None
+        if self.model is None:
+            raise _unattached(self)
         if self.stopped_epoch > 0 and self.verbose > 0:
             print_msg(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
@@ -483,7 +494,8 @@ class ModelCheckpoint(Callback):
         return False
 
     def _save(self, epoch: int, batch: Optional[int], logs: Optional[Logs]) -> None:
-        assert self.model is not None
+        if self.model is None:
+            raise _unattached(self)
         logs = logs or {}
         filepath = self._file_path(epoch, batch, logs)
         if not self._should_save(epoch, logs, filepath):
@@ -547,7 +559,8 @@ class ReduceLROnPlateau(Callback):
         self._reset()
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
-        assert self.model is not None and self.model.optimizer is not None
+        if self.model is None or self.model.optimizer is None:
+            raise _unattached(self)
         logs = logs if logs is not None else {}
         old_lr = _current_learning_rate(self.model, "ReduceLROnPlateau")
         logs["learning_rate"] = old_lr
@@ -602,7 +615,8 @@ class LearningRateScheduler(Callback):
         self._two_args = _accepts_two_arguments(schedule)
 
     def on_epoch_begin(self, epoch: int, logs: Optional[Logs] = None) -> None:
-        assert self.model is not None and self.model.optimizer is not None
+        if self.model is None or self.model.optimizer is None:
+            raise _unattached(self)
         lr = _current_learning_rate(self.model, "LearningRateScheduler")
         new_lr = self.schedule(epoch, lr) if self._two_args else self.schedule(epoch)
         # Keras accepts Python and NumPy floats; any real number is taken here.
@@ -654,7 +668,8 @@ class TerminateOnNaN(Callback):
         self.raise_error = bool(raise_error)
 
     def on_train_chunk_end(self, batch: int, logs: Optional[Logs] = None) -> None:
-        assert self.model is not None
+        if self.model is None:
+            raise _unattached(self)
         loss = (logs or {}).get("loss")
         if loss is None or math.isfinite(loss):
             return
@@ -699,7 +714,8 @@ class CSVLogger(Callback):
         self.keys = None
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
-        assert self.csv_file is not None
+        if self.csv_file is None:
+            raise RuntimeError("CSVLogger.on_epoch_end was called before on_train_begin opened the file.")
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)

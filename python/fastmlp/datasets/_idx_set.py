@@ -44,16 +44,14 @@ def load_idx_dir(directory: str | os.PathLike[str]) -> Splits:
     if not base.is_dir():
         raise DatasetNotFoundError(f"{base}: not a directory")
     paths = find_idx_files(base)
-    missing = [stem for stem, p in zip(FILE_NAMES, paths) if p is None]
-    if missing:
+    found = [p for p in paths if p is not None]
+    if len(found) != len(paths):
+        missing = [stem for stem, p in zip(FILE_NAMES, paths) if p is None]
         raise DatasetNotFoundError(
             f"{base}: missing {', '.join(missing)} (each may also end in .gz)"
         )
-    arrays = []
-    for i, path in enumerate(paths):
-        assert path is not None
-        arrays.append(read_idx(path, dtype="uint8", shape=_shape(i)))
-    return check_splits(arrays, [str(p) for p in paths], error=IDXFormatError)
+    arrays = [read_idx(path, dtype="uint8", shape=_shape(i)) for i, path in enumerate(found)]
+    return check_splits(arrays, [str(p) for p in found], error=IDXFormatError)
 
 
 def parse_idx_set(items: Sequence[tuple[str, bytes]]) -> Splits:
