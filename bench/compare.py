@@ -6,7 +6,7 @@ Usage (from the repository root)::
     python bench/compare.py --only fastmlp,torch  # a selection
     python bench/compare.py --workloads train-b64-t1,predict-t1 --reps 3
     python bench/compare.py --quick               # tiny sizes, one repetition: a smoke run
-    python bench/compare.py --from-json bench/results/compare-....json --plot table.png
+    python bench/compare.py --from-json ~/.cache/fastmlp/bench/compare-....json --plot table.png
 
 Frameworks: ``fastmlp``; ``numpy`` (bench/numpy_mlp.py, the same training step in float32
 NumPy: the fair BLAS baseline); ``reference`` (``fastmlp.reference``, float64, as written);
@@ -59,6 +59,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 HERE = Path(__file__).resolve().parent
+# Where a run writes its JSON unless --json says otherwise: outside the tree, so that runs do not
+# pile up in git (docs/performance.md cites the ones kept in bench/results/).
+RESULTS_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastmlp" / "bench"
 sys.path.insert(0, str(HERE))
 
 import workloads as wl  # noqa: E402  (after the environment is set)
@@ -509,7 +512,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="auto: real MNIST when fastmlp.datasets.mnist.load_data() works (it may "
                         "download), else a synthetic stand-in with MNIST's sparsity; synthetic: "
                         "always the stand-in (default: auto)")
-    parser.add_argument("--json", type=Path, help="output file (default: bench/results/compare-<date>.json)")
+    parser.add_argument("--json", type=Path, help="output file (default: ~/.cache/fastmlp/bench/compare-<date>.json, "
+                        "outside the tree: only the runs the docs cite are kept in bench/results/)")
     parser.add_argument("--plot", type=Path, metavar="PNG", help="also draw the table as a bar chart")
     parser.add_argument("--from-json", type=Path, help="re-render the table (and --plot) of a saved run")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per worker (default: 900)")
@@ -543,7 +547,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc = run_all(args, frameworks, works)
         doc["wall_seconds"] = round(time.perf_counter() - started, 1)
         stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
-        out = args.json or HERE / "results" / f"compare-{'quick-' if args.quick else ''}{stamp}.json"
+        out = args.json or RESULTS_DIR / f"compare-{'quick-' if args.quick else ''}{stamp}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(doc, indent=1) + "\n")
         log(f"wrote {out}")
