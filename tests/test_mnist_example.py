@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import struct
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -17,10 +16,10 @@ from types import ModuleType
 import fastmlp as fm
 import numpy as np
 import pytest
+from fake_mnist import N_TEST, N_TRAIN, write_fake_mnist
 from fastmlp.datasets import mnist as mnist_data
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "mnist.py"
-N_TRAIN, N_TEST = 200, 50
 
 
 @pytest.fixture(scope="module")
@@ -33,37 +32,10 @@ def script() -> ModuleType:
     return module
 
 
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    """An uncompressed IDX file of uint8 (magic 0x0000 08 NN, big-endian dimensions)."""
-    assert array.dtype == np.uint8
-    header = struct.pack(">4B", 0, 0, 0x08, array.ndim) + struct.pack(
-        f">{array.ndim}I", *array.shape
-    )
-    path.write_bytes(header + array.tobytes())
-
-
-def _fake_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Noise, plus a bright horizontal band whose position is the label."""
-    images = rng.integers(0, 60, size=(labels.size, 28, 28), dtype=np.uint8)
-    for i, label in enumerate(labels):
-        row = 2 + 2 * int(label)
-        images[i, row : row + 3, 4:24] = 255
-    return images
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with the four standard IDX files of a tiny learnable data set."""
-    directory = tmp_path_factory.mktemp("fake-mnist")
-    rng = np.random.default_rng(1234)
-    y_train = (np.arange(N_TRAIN) % 10).astype(np.uint8)
-    rng.shuffle(y_train)
-    y_test = rng.integers(0, 10, size=N_TEST, dtype=np.uint8)
-    _write_idx(directory / "train-images-idx3-ubyte", _fake_images(y_train, rng))
-    _write_idx(directory / "train-labels-idx1-ubyte", y_train)
-    _write_idx(directory / "t10k-images-idx3-ubyte", _fake_images(y_test, rng))
-    _write_idx(directory / "t10k-labels-idx1-ubyte", y_test)
-    return directory
+    return write_fake_mnist(tmp_path_factory.mktemp("fake-mnist"))
 
 
 def _run(script: ModuleType, data_dir: Path, *flags: str) -> int:
