@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._files import open_regular
 from ._splits import KEYS, Splits, check_splits
 
 __all__ = ["cache_dir", "cache_path", "load_cache", "save_cache"]
@@ -44,11 +45,11 @@ def load_cache(path: Path) -> Splits:
         ValueError: the file exists but is unreadable or not a valid dataset; the
             caller treats that as a miss (and overwrites it later).
     """
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"{path}: no cache file")
     try:
         # Our own file object: np.load leaks the one it opens when the zip is corrupt.
-        with open(path, "rb") as file, np.load(file, allow_pickle=False) as archive:
+        with open_regular(path) as file, np.load(file, allow_pickle=False) as archive:
             missing = [k for k in KEYS if k not in archive.files]
             if missing:
                 raise ValueError(f"missing arrays {missing}")

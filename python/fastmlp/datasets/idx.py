@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._errors import IDXFormatError
+from ._files import open_regular
 
 __all__ = ["IDXFormatError", "parse_idx", "read_idx"]
 
@@ -51,17 +52,17 @@ def read_idx(
     """Read an IDX file (plain or gzip, detected from its first bytes).
 
     Args:
-        path: the file.
+        path: the file; it must be a regular file (not a pipe or device).
         dtype: if given, the element type the file must declare (e.g. ``np.uint8``).
         shape: if given, the shape the file must declare; ``None`` entries match any
             size, e.g. ``(None, 28, 28)``.
 
     Raises:
         IDXFormatError: malformed file, or not the expected type or shape.
-        OSError: the file cannot be opened or read.
+        OSError: the file cannot be opened or read, or is not a regular file.
     """
     name = os.fspath(path)
-    with open(name, "rb") as raw:
+    with open_regular(name) as raw:
         if raw.read(2) == _GZIP_MAGIC:
             raw.seek(0)
             return _read_gzip(raw, name, dtype, shape)
