@@ -6,17 +6,19 @@ subprocess with a timeout, so the suite survives a regression."""
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import struct
 import subprocess
 import sys
 import textwrap
+import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fastmlp.datasets import DatasetNotFoundError, IDXFormatError, mnist
+from fastmlp.datasets import DatasetNotFoundError, IDXFormatError, _cache, mnist
 from fastmlp.datasets import idx as idx_module
 from fastmlp.datasets import parse_idx, read_idx
 
@@ -278,3 +280,49 @@ def test_special_files_in_a_dataset_directory_count_as_missing(tmp_path: Path) -
     with pytest.raises(DatasetNotFoundError, match="missing train-images-idx3-ubyte, "
                        "train-labels-idx1-ubyte, t10k-images"):  # fmt: skip
         mnist.load_data(path=tmp_path)
+
+
+# -------------------------------------------------------------------- cache and pickle
+
+
+def _npz_with_member(name: str, payload_size: int, compression: int) -> bytes:
+    """An npz whose ``name`` member is a uint8 array of ``payload_size`` zeros."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=compression) as archive:
+        for key in ("x_train", "y_train", "x_test", "y_test"):
+            arr = np.zeros(payload_size if key == name else 1, dtype=np.uint8)
+            member = io.BytesIO()
+            np.save(member, arr)
+            archive.writestr(f"{key}.npy", member.getvalue())
+    return buf.getvalue()
+
+
+def test_cache_members_over_the_limit_are_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_cache, "_MAX_MEMBER_BYTES", MIB)
+    path = tmp_path / "mnist.npz"
+    # Deflated: 2 MiB of zeros in a few kilobytes, a small gzip-bomb of a cache.
+    path.write_bytes(_npz_with_member("y_test", 2 * MIB, zipfile.ZIP_DEFLATED))
+    assert path.stat().st_size < 64 << 10
+    with pytest.raises(ValueError, match=r"unusable cache: ValueError: y_test\.npy declares "
+                       r"2097280 bytes, more than the limit of 1048576"):  # fmt: skip
+        _cache.load_cache(path)
+
+
+def test_cache_file_over_the_limit_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_cache, "_MAX_FILE_BYTES", MIB)
+    path = tmp_path / "mnist.npz"
+    with path.open("wb") as file:
+        file.truncate(MIB + 1)  # sparse: nothing is written
+    with pytest.raises(ValueError, match=r"unusable cache: ValueError: .*1048577 bytes, more "
+                       r"than the limit of 1048576"):  # fmt: skip
+        _cache.load_cache(path)
+
+
+def test_cache_limits_admit_a_full_size_dataset() -> None:
+    n = 70000  # MNIST and Fashion-MNIST: 60000 training + 10000 test examples
+    assert _cache._MAX_MEMBER_BYTES >= n * 28 * 28 + 128
+    assert _cache._MAX_FILE_BYTES >= n * 28 * 28 + n + 4 * 1024
