@@ -16,8 +16,10 @@ _core.select_isa_from_environment()
 _core.set_num_threads(_core.default_num_threads())
 
 from . import (  # noqa: E402  (the ISA must be chosen before anything runs a kernel)
+    activations,
     callbacks,
     config,
+    datasets,
     initializers,
     layers,
     losses,
@@ -62,10 +64,12 @@ def get_num_threads() -> int:
 __all__ = [
     "Sequential",
     "__version__",
+    "activations",
     "active_isa",
     "available_isas",
     "callbacks",
     "config",
+    "datasets",
     "get_num_threads",
     "initializers",
     "layers",

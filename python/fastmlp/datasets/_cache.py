@@ -3,6 +3,12 @@
 The cache lives in ``$FASTMLP_DATA`` if set, else ``$XDG_CACHE_HOME/fastmlp``, else
 ``~/.cache/fastmlp``. It is uncompressed on purpose: MNIST loads from it in a few tens
 of milliseconds, where a compressed archive would spend about half a second in zlib.
+
+Reading it is bounded like reading any other data: only a regular file is opened, and
+the file and each of its four arrays must be within limits that a dataset of
+:data:`~fastmlp.datasets._splits.MAX_EXAMPLES` examples per split fits, checked from the
+zip directory before any array is read (a member is never inflated past the size its
+directory entry declares).
 """
 
 from __future__ import annotations
@@ -10,15 +16,24 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from ._splits import KEYS, Splits, check_splits
+from ._files import open_regular
+from ._splits import IMAGE_BYTES, KEYS, MAX_EXAMPLES, Splits, check_splits
 
 __all__ = ["cache_dir", "cache_path", "load_cache", "save_cache"]
 
 ENV_VAR = "FASTMLP_DATA"
+
+# Limits. Each array: MAX_EXAMPLES images plus room for the .npy header (NumPy refuses
+# headers over 10000 bytes). The file: two such image arrays, two label arrays of
+# MAX_EXAMPLES bytes with their headers, and room for the zip's own records.
+_MAX_MEMBER_BYTES = MAX_EXAMPLES * IMAGE_BYTES + (64 << 10)
+_MAX_FILE_BYTES = 2 * _MAX_MEMBER_BYTES + 2 * (MAX_EXAMPLES + (64 << 10)) + (1 << 20)
 
 
 def cache_dir() -> Path:
@@ -44,18 +59,38 @@ def load_cache(path: Path) -> Splits:
         ValueError: the file exists but is unreadable or not a valid dataset; the
             caller treats that as a miss (and overwrites it later).
     """
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"{path}: no cache file")
     try:
         # Our own file object: np.load leaks the one it opens when the zip is corrupt.
-        with open(path, "rb") as file, np.load(file, allow_pickle=False) as archive:
-            missing = [k for k in KEYS if k not in archive.files]
-            if missing:
-                raise ValueError(f"missing arrays {missing}")
-            arrays = [archive[k] for k in KEYS]
+        with open_regular(path) as file:
+            _check_sizes(file)
+            file.seek(0)
+            with np.load(file, allow_pickle=False) as archive:
+                arrays = [archive[k] for k in KEYS]
         return check_splits(arrays, [f"{path}[{k}]" for k in KEYS])
     except Exception as exc:  # any failure to read the cache is a miss, never a crash
         raise ValueError(f"{path}: unusable cache: {type(exc).__name__}: {exc}") from exc
+
+
+def _check_sizes(file: BinaryIO) -> None:
+    """Refuse a file or array beyond the limits, and a missing array, reading nothing
+    but the zip directory."""
+    size = os.fstat(file.fileno()).st_size
+    if size > _MAX_FILE_BYTES:
+        raise ValueError(f"{size} bytes, more than the limit of {_MAX_FILE_BYTES}")
+    with zipfile.ZipFile(file) as archive:  # the entries np.load will open
+        names = set(archive.namelist())
+        missing = [k for k in KEYS if f"{k}.npy" not in names]
+        if missing:
+            raise ValueError(f"missing arrays {missing}")
+        for key in KEYS:
+            declared = archive.getinfo(f"{key}.npy").file_size
+            if declared > _MAX_MEMBER_BYTES:
+                raise ValueError(
+                    f"{key}.npy declares {declared} bytes, "
+                    f"more than the limit of {_MAX_MEMBER_BYTES}"
+                )
 
 
 def save_cache(path: Path, splits: Splits) -> None:

@@ -11,10 +11,7 @@ timeout applies to each read, not to the whole transfer.)
 from __future__ import annotations
 
 import hashlib
-import http.client
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,6 +59,12 @@ def verify(data: bytes, remote: RemoteFile, url: str) -> None:
 
 def fetch(url: str, *, timeout: float, max_bytes: int) -> bytes:
     """GET ``url`` into memory; raises OSError (URLError, HTTPError, timeout)."""
+    # The network stack (urllib, http.client, ssl, email) is imported on the first
+    # download, not by ``import fastmlp``: it is most of this package's import cost and
+    # only a download uses it.
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -81,6 +84,8 @@ def download_all(files: Sequence[RemoteFile], mirrors: Sequence[str]) -> list[tu
         OSError: some file could not be had from any mirror; the message lists the
             reason of each attempt.
     """
+    import http.client  # imported here for the reason given in fetch
+
     deadline = time.monotonic() + BUDGET_S
     results: list[tuple[str, bytes]] = []
     for remote in files:

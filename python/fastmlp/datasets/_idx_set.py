@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._errors import DatasetNotFoundError, IDXFormatError
-from ._splits import IMAGE_SHAPE, Splits, check_splits
+from ._splits import IMAGE_BYTES, IMAGE_SHAPE, MAX_EXAMPLES, Splits, check_splits
 from .idx import parse_idx, read_idx
 
 __all__ = ["FILE_NAMES", "find_idx_files", "load_idx_dir", "parse_idx_set"]
@@ -50,7 +50,9 @@ def load_idx_dir(directory: str | os.PathLike[str]) -> Splits:
         raise DatasetNotFoundError(
             f"{base}: missing {', '.join(missing)} (each may also end in .gz)"
         )
-    arrays = [read_idx(path, dtype="uint8", shape=_shape(i)) for i, path in enumerate(found)]
+    arrays = [
+        read_idx(path, dtype="uint8", shape=_shape(i), max_bytes=_max_bytes(i)) for i, path in enumerate(found)
+    ]
     return check_splits(arrays, [str(p) for p in found], error=IDXFormatError)
 
 
@@ -60,7 +62,7 @@ def parse_idx_set(items: Sequence[tuple[str, bytes]]) -> Splits:
     if len(items) != len(FILE_NAMES):
         raise ValueError(f"expected {len(FILE_NAMES)} files, got {len(items)}")
     arrays = [
-        parse_idx(data, name, dtype="uint8", shape=_shape(i))
+        parse_idx(data, name, dtype="uint8", shape=_shape(i), max_bytes=_max_bytes(i))
         for i, (name, data) in enumerate(items)
     ]
     return check_splits(arrays, [name for name, _ in items], error=IDXFormatError)
@@ -69,3 +71,8 @@ def parse_idx_set(items: Sequence[tuple[str, bytes]]) -> Splits:
 def _shape(index: int) -> tuple[int | None, ...]:
     """Expected shape of file ``index``: images (any, 28, 28), labels (any,)."""
     return (None, *IMAGE_SHAPE) if index % 2 == 0 else (None,)
+
+
+def _max_bytes(index: int) -> int:
+    """Data size limit of file ``index``: :data:`MAX_EXAMPLES` images or labels."""
+    return MAX_EXAMPLES * (IMAGE_BYTES if index % 2 == 0 else 1)

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["IMAGE_SHAPE", "KEYS", "NUM_CLASSES", "Splits", "check_splits"]
+__all__ = [
+    "IMAGE_BYTES",
+    "IMAGE_SHAPE",
+    "KEYS",
+    "MAX_EXAMPLES",
+    "NUM_CLASSES",
+    "Splits",
+    "check_splits",
+]
 
 U8 = npt.NDArray[np.uint8]
 Splits = tuple[tuple[U8, U8], tuple[U8, U8]]
@@ -20,7 +28,12 @@ Splits = tuple[tuple[U8, U8], tuple[U8, U8]]
 #: Array names, in the order of the flattened result; also the cache's keys.
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 IMAGE_SHAPE = (28, 28)
+IMAGE_BYTES = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 NUM_CLASSES = 10
+#: The most examples a file may declare for one split: over four times the largest
+#: 10-class 28x28 IDX set (EMNIST digits, 240000 training images), so a real file always
+#: fits, and a header that lies is refused before anything is allocated.
+MAX_EXAMPLES = 1 << 20
 
 
 def check_splits(
