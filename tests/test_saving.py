@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -204,3 +205,11 @@ def test_hostile_files_raise_clear_errors(tmp_path: Path, case: str, match: str)
 def test_missing_file() -> None:
     with pytest.raises(FileNotFoundError, match="nowhere"):
         fm.models.load_model("/nowhere/model.fastmlp")
+
+
+def test_saving_into_a_missing_directory_names_the_target(tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "m.fastmlp"
+    with pytest.raises(FileNotFoundError) as error:
+        make_model().save(target)
+    assert error.value.filename == str(target)
+    assert error.value.errno == errno.ENOENT

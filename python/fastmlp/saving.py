@@ -73,7 +73,10 @@ def _write_archive(archive: zipfile.ZipFile, model: Sequential, kind: str) -> No
 def _atomic_write(filepath: PathLike, write: Callable[[zipfile.ZipFile], None]) -> None:
     path = os.fspath(filepath)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=".fastmlp-", suffix=".tmp", dir=directory)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=".fastmlp-", suffix=".tmp", dir=directory)
+    except OSError as error:  # e.g. no such directory: name the file asked for, not ours
+        raise OSError(error.errno, error.strerror, path) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
