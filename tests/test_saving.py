@@ -7,14 +7,18 @@ import io
 import json
 import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import fastmlp as fm
 import numpy as np
 import pytest
-from fastmlp import saving
+from fastmlp import _atomic_write, saving
 
 RNG = np.random.default_rng(0)
 X = RNG.random((300, 12)).astype(np.float32)
@@ -205,6 +209,66 @@ def test_hostile_files_raise_clear_errors(tmp_path: Path, case: str, match: str)
 def test_missing_file() -> None:
     with pytest.raises(FileNotFoundError, match="nowhere"):
         fm.models.load_model("/nowhere/model.fastmlp")
+
+
+# ------------------------------------------------------------------ temporary files
+
+
+def _temporary(directory: Path, pid: int, host: Optional[str] = None) -> Path:
+    name = f".fastmlp-{host or _atomic_write._host()}-{pid}-abc123_x.tmp"
+    path = directory / name
+    path.write_bytes(b"partial")
+    return path
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_save_and_load_remove_temporary_files_of_dead_writers_only(tmp_path: Path) -> None:
+    dead = _dead_pid()
+    orphan = _temporary(tmp_path, dead)
+    live = _temporary(tmp_path, os.getpid())
+    other_host = _temporary(tmp_path, dead, host="0badcafe" if _atomic_write._host() != "0badcafe" else "0badcaff")
+    not_ours = tmp_path / f".fastmlp-{dead}.tmp"
+    not_ours.write_bytes(b"x")
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"keep me")
+    link = tmp_path / f".fastmlp-{_atomic_write._host()}-{dead}-link.tmp"
+    link.symlink_to(target)
+    make_model().save(tmp_path / "m.fastmlp")
+    assert not orphan.exists()
+    assert live.exists() and other_host.exists() and not_ours.exists() and link.is_symlink()
+    assert target.read_bytes() == b"keep me"
+    again = _temporary(tmp_path, dead)
+    fm.models.load_model(tmp_path / "m.fastmlp")
+    assert not again.exists()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL here")
+def test_a_writer_killed_mid_save_leaves_no_torn_file_and_its_temporary_is_removed(tmp_path: Path) -> None:
+    path = tmp_path / "m.fastmlp"
+    script = (
+        "import sys, fastmlp as fm\n"
+        "model = fm.Sequential([fm.layers.Input(shape=(300,)), fm.layers.Dense(2000), fm.layers.Dense(10)])\n"
+        "model.compile(optimizer='adam', loss='mse')\n"
+        "model.save(sys.argv[1])\n"
+        "print('saved', flush=True)\n"
+        "while True:\n"
+        "    model.save(sys.argv[1])\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout is not None and child.stdout.readline() == "saved\n"
+            time.sleep(0.3)
+        finally:
+            child.kill()
+    assert fm.models.load_model(path).count_params() == 300 * 2000 + 2000 + 2000 * 10 + 10  # never torn
+    make_model().save(tmp_path / "other.fastmlp")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fastmlp", "other.fastmlp"]
 
 
 def test_saving_into_a_missing_directory_names_the_target(tmp_path: Path) -> None:

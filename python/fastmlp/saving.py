@@ -11,8 +11,11 @@ A saved model is a zip archive (stored, not compressed) holding:
   the shuffle generator's state, so that training resumes exactly where it stopped.
 
 Every array is read with ``allow_pickle=False``; nothing in a file is executed. Writes go to a
-temporary file in the same directory, are flushed to disk, then renamed over the target: an
-interrupted or failing save leaves any existing file as it was.
+temporary file in the same directory (``.fastmlp-<host>-<pid>-<random>.tmp``), are flushed to
+disk, then renamed over the target: an interrupted or failing save leaves any existing file as it
+was. Saving or loading removes the temporary files that writers on this host left when they were
+killed (see ``fastmlp._atomic_write``). A missing directory is a ``FileNotFoundError`` naming the
+target path.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import IO, TYPE_CHECKING, Any, Union
 
 import numpy as np
+
+from ._atomic_write import atomic_write, remove_orphans
 
 if TYPE_CHECKING:
     from .models import Sequential
@@ -70,46 +74,24 @@ def _write_archive(archive: zipfile.ZipFile, model: Sequential, kind: str) -> No
             _write_array(archive, f"optimizer/{i:05d}.npy", slot)
 
 
-def _atomic_write(filepath: PathLike, write: Callable[[zipfile.ZipFile], None]) -> None:
-    path = os.fspath(filepath)
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=".fastmlp-", suffix=".tmp", dir=directory)
-    except OSError as error:  # e.g. no such directory: name the file asked for, not ours
-        raise OSError(error.errno, error.strerror, path) from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
-                write(archive)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+def _save(model: Sequential, filepath: PathLike, kind: str) -> None:
+    def write(handle: IO[bytes]) -> None:
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
+            _write_archive(archive, model, kind)
+
+    atomic_write(os.fsdecode(filepath), write)
 
 
 def save_model(model: Sequential, filepath: PathLike) -> None:
     if model._network is None:
         raise ValueError(f"Model {model.name!r} is not built yet: there is nothing to save.")
-    _atomic_write(filepath, lambda archive: _write_archive(archive, model, "model"))
+    _save(model, filepath, "model")
 
 
 def save_weights(model: Sequential, filepath: PathLike) -> None:
     if model._network is None:
         raise ValueError(f"Model {model.name!r} is not built yet: it has no weights to save.")
-    _atomic_write(filepath, lambda archive: _write_archive(archive, model, "weights"))
+    _save(model, filepath, "weights")
 
 
 def model_to_bytes(model: Sequential) -> bytes:
@@ -182,6 +164,7 @@ class _Reader:
 
 def _open(filepath: PathLike) -> _Reader:
     path = os.fspath(filepath)
+    remove_orphans(os.path.dirname(os.path.abspath(path)))
     if not os.path.exists(path):
         raise FileNotFoundError(f"No such file: {path!r}")
     return _Reader(path, repr(path))
