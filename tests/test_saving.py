@@ -526,6 +526,46 @@ def test_bombs_are_refused_without_allocating(tmp_path: Path, tiny: bytes) -> No
         assert growth_mib < 64, (name, growth_mib)
 
 
+# ------------------------------------------------------------- silently accepted damage
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1e300])
+@pytest.mark.parametrize("member", ["weights/00001.npy", "optimizer/00000.npy", "optimizer/00005.npy"])
+def test_non_finite_arrays_are_refused(tmp_path: Path, tiny: bytes, member: str, value: float) -> None:
+    array = np.load(io.BytesIO(forged.members(tiny)[member])).astype(np.float64)
+    array.flat[-1] = value
+    refused(tmp_path, forged.with_member(tiny, member, forged.npy(array)), f"{member}.*NaN or infinity")
+
+
+def test_missing_training_state_warns_and_resets_the_optimizer(tmp_path: Path, tiny: bytes) -> None:
+    data = forged.without_members(tiny, "training.json", "optimizer/")
+    path = tmp_path / "m.fastmlp"
+    path.write_bytes(data)
+    with pytest.warns(saving.OptimizerStateResetWarning, match="m.fastmlp.*no training state") as warned:
+        model = fm.models.load_model(path)
+    assert warned[0].filename == __file__  # points at the caller
+    assert model.optimizer is not None and model.optimizer.iterations == 0
+    model.train_on_batch(forged.X, forged.Y)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: {k: v for k, v in m.items() if not k.startswith("optimizer/")},
+        lambda m: {k: v for k, v in m.items() if k != "training.json"},
+        lambda m: {k: v for k, v in m.items() if k != "optimizer/00007.npy"},
+        lambda m: {k: v for k, v in m.items() if k != "optimizer/00003.npy"},
+        lambda m: {**m, "optimizer/00008.npy": m["optimizer/00007.npy"]},
+        lambda m: {**m, "optimizer/00001.npy": forged.npy(np.zeros(5, np.float32))},
+        lambda m: {**m, "optimizer/00001.npy": forged.npy(np.zeros((4, 1), np.float32))},
+    ],
+    ids=["slots missing", "training.json missing", "last slot missing", "a slot missing", "a slot too many", "slot too short", "slot of wrong shape"],
+)
+def test_partial_or_mismatched_optimizer_state_is_refused(tmp_path: Path, tiny: bytes, change: Any) -> None:
+    refused(tmp_path, forged.rezip(tiny, change), "optimizer|training")
+
+
 def test_unpickling_something_else_is_a_format_error() -> None:
     model = fm.Sequential.__new__(fm.Sequential)
     for state in ({"fastmlp_model": b"junk"}, {"other": 1}, None, {"fastmlp_model": "text"}):

@@ -62,13 +62,20 @@ class FileFormatError(ValueError):
       type or value (``units`` that is not a positive integer, an unknown activation, dtype,
       layer, optimizer...), arrays missing or of other shapes than the architecture needs,
       arrays that are not plain float arrays (a pickled object array is never loaded),
-      an optimizer state that does not match the optimizer (slot count or sizes, step count,
-      generator state).
+      NaN or infinity in weights or optimizer slots, an optimizer state that does not match the
+      optimizer (slot count or sizes, step count, generator state).
 
     A missing file is a ``FileNotFoundError``, a directory an ``IsADirectoryError`` and an
     unreadable file a ``PermissionError``, as ``open()`` raises them.
     """
 
 
-# Shown as fastmlp.saving.FileFormatError (where it is documented) in tracebacks and reprs.
+class OptimizerStateResetWarning(UserWarning):
+    """A compiled model loaded from a file without its training state (``training.json`` and
+    the optimizer slots): the optimizer starts again from zero (as Keras warns when it cannot
+    restore an optimizer's variables)."""
+
+
+# Shown as fastmlp.saving.X (where they are documented) in tracebacks and reprs.
 FileFormatError.__module__ = "fastmlp.saving"
+OptimizerStateResetWarning.__module__ = "fastmlp.saving"

@@ -310,13 +310,18 @@ class ModelFileReader:
         return data
 
     def array(self, header: ArrayHeader, dtype: str) -> np.ndarray[Any, Any]:
-        """The member's array, C-contiguous in ``dtype``."""
+        """The member's array, C-contiguous in ``dtype``; NaN or infinity (also from a value out of
+        ``dtype``'s range) is an error."""
         raw = np.empty(header.dtype.itemsize * math.prod(header.shape), dtype=np.uint8)
         with self._open(header.name) as stream:
             self._read_exactly(header.name, stream, header.offset)
             self._read_into(header.name, stream, raw.data)
         values = raw.view(header.dtype).reshape(header.shape, order="F" if header.fortran_order else "C")
-        return np.ascontiguousarray(values, dtype=dtype)
+        with np.errstate(over="ignore"):
+            array = np.ascontiguousarray(values, dtype=dtype)
+        if not np.isfinite(array).all():
+            self.fail(f"member {header.name!r} holds NaN or infinity (or values beyond the range of {dtype})")
+        return array
 
 
 def _parse_npy_header(text: str) -> Optional[tuple[np.dtype[Any], tuple[int, ...], bool]]:

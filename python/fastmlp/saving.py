@@ -24,7 +24,8 @@ size and the bounds in ``fastmlp._model_file_format`` (``MAX_JSON_BYTES``,
 against the arrays present before the model is built. A file that is not a readable fastmlp file
 raises ``FileFormatError`` (a ``ValueError``) naming the file and the problem; a missing file,
 a directory or an unreadable file raise ``FileNotFoundError``, ``IsADirectoryError`` and
-``PermissionError`` as ``open()`` does.
+``PermissionError`` as ``open()`` does. A compiled model whose file lacks its whole training
+state loads with its optimizer reset, and an ``OptimizerStateResetWarning`` says so.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 import zipfile
 from typing import IO, TYPE_CHECKING, Any, Union
 
@@ -48,6 +50,7 @@ from ._model_file_format import (
     VERSION,
     WEIGHTS,
     FileFormatError,
+    OptimizerStateResetWarning,
 )
 from ._model_file_reader import ModelFileReader, open_regular_file
 
@@ -60,6 +63,7 @@ __all__ = [
     "FORMAT",
     "VERSION",
     "FileFormatError",
+    "OptimizerStateResetWarning",
     "load_model",
     "load_weights",
     "model_from_bytes",
@@ -183,8 +187,17 @@ def _build(reader: ModelFileReader, config: dict[str, Any], weights: list[np.nda
 
 
 def _restore_training_state(reader: ModelFileReader, model: Sequential) -> None:
-    """The optimizer's step count and slots and the shuffle generator's state."""
+    """The optimizer's step count and slots and the shuffle generator's state, all or nothing."""
+    slot_names = reader.array_names(SLOTS)
     if TRAINING not in reader.members:
+        if slot_names:
+            reader.fail(f"incomplete (optimizer slots without {TRAINING!r})")
+        warnings.warn(
+            f"{reader.label} holds no training state ({TRAINING!r} and the optimizer slots): "
+            f"the optimizer of model {model.name!r} starts again from step 0 with zeroed slots.",
+            OptimizerStateResetWarning,
+            stacklevel=5,  # the caller of fastmlp.models.load_model
+        )
         return
     training = _saved_config.check_training(reader.json(TRAINING), reader.label, TRAINING)
     model._make_trainer(seed=0)  # the saved generator state replaces this seed
