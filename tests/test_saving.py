@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
 import pickle
+import signal
+import struct
+import subprocess
+import sys
+import time
 import zipfile
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import fastmlp as fm
+import forged_model_files as forged
 import numpy as np
 import pytest
-from fastmlp import saving
+from fastmlp import _atomic_write, _model_file_format, saving
 
 RNG = np.random.default_rng(0)
 X = RNG.random((300, 12)).astype(np.float32)
@@ -204,3 +212,430 @@ def test_hostile_files_raise_clear_errors(tmp_path: Path, case: str, match: str)
 def test_missing_file() -> None:
     with pytest.raises(FileNotFoundError, match="nowhere"):
         fm.models.load_model("/nowhere/model.fastmlp")
+
+
+# ---------------------------------------------------------------- damaged and hostile files
+
+
+@pytest.fixture
+def tiny() -> bytes:
+    """The bytes of a small saved model with optimizer slots."""
+    return saving.model_to_bytes(forged.tiny_model())
+
+
+def load(tmp_path: Path, data: bytes) -> fm.Sequential:
+    path = tmp_path / "m.fastmlp"
+    path.write_bytes(data)
+    return fm.models.load_model(path)
+
+
+def refused(tmp_path: Path, data: bytes, match: Optional[str] = None) -> saving.FileFormatError:
+    with pytest.raises(saving.FileFormatError, match=match) as error:
+        load(tmp_path, data)
+    assert "m.fastmlp" in str(error.value)
+    return error.value
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"method": 99}, {"method": zipfile.ZIP_BZIP2}, {"version": 64}],
+    ids=["unknown method", "bzip2", "zip version 6.4"],
+)
+def test_unsupported_zip_features_are_format_errors(tmp_path: Path, tiny: bytes, change: dict[str, int]) -> None:
+    entries = [forged.stored(name, content) for name, content in forged.members(tiny).items()]
+    for key, value in change.items():
+        setattr(entries[1], key, value)
+    refused(tmp_path, forged.zip_bytes(entries), "config.json|version")
+
+
+@pytest.mark.parametrize(
+    "training",
+    [
+        {"iterations": 2**70, "rng": [1, 2, 3, 4]},
+        {"iterations": -1, "rng": [1, 2, 3, 4]},
+        {"iterations": "1", "rng": [1, 2, 3, 4]},
+        {"iterations": True, "rng": [1, 2, 3, 4]},
+        {"iterations": 1.5, "rng": [1, 2, 3, 4]},
+        {"iterations": 1, "rng": [2**64, 2, 3, 4]},
+        {"iterations": 1, "rng": [-1, 2, 3, 4]},
+        {"iterations": 1, "rng": ["1", 2, 3, 4]},
+        {"iterations": 1, "rng": [1, 2, 3]},
+        {"iterations": 1, "rng": [0, 0, 0, 0]},  # xoshiro's fixed point: no shuffle would end
+        {"iterations": 1},
+        [1, [1, 2, 3, 4]],
+    ],
+    ids=repr,
+)
+def test_invalid_training_state_is_a_format_error(tmp_path: Path, tiny: bytes, training: Any) -> None:
+    refused(tmp_path, forged.with_member(tiny, "training.json", json.dumps(training).encode()), "training")
+
+
+def _set(path: str, value: Any) -> Any:
+    """A change to config.json setting the field at a dotted path (list indices as numbers)."""
+
+    def change(config: Any) -> Any:
+        *parents, last = path.split(".")
+        node = config
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        node[int(last) if isinstance(node, list) else last] = value
+        return config
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "path,value",
+    [
+        ("model", ["a", "list"]),
+        ("model", None),
+        ("model.layers", "Dense"),
+        ("model.layers", {"class_name": "Dense"}),
+        ("model.layers.0", 4),
+        ("model.layers.0", {"class_name": "Dense"}),
+        ("model.layers.0.class_name", "Conv2D"),
+        ("model.layers.0.config", [4]),
+        ("model.layers.0.config.units", "4"),
+        ("model.layers.0.config.units", 4.0),
+        ("model.layers.0.config.units", True),
+        ("model.layers.0.config.units", -4),
+        ("model.layers.0.config.units", None),
+        ("model.layers.0.config.activation", "bogus"),
+        ("model.layers.0.config.activation", 3),
+        ("model.layers.0.config.use_bias", "yes"),
+        ("model.layers.0.config.use_bias", 1),
+        ("model.layers.0.config.kernel_initializer", "glorot_uniform"),
+        ("model.layers.0.config.kernel_initializer.config.seed", "7"),
+        ("model.layers.0.config.kernel_regularizer", {"l1": "0.1", "l2": 0}),
+        ("model.layers.0.config.extra", 1),
+        ("model.dtype", "float16"),
+        ("model.dtype", None),
+        ("model.name", 5),
+        ("model.input_shape", [3.0]),
+        ("model.input_shape", "3"),
+        ("model.input_shape", []),
+        ("model.input_shape", [0]),
+        ("model.input_shape", None),
+        ("compile", [1]),
+        ("compile.loss", "mse"),
+        ("compile.loss.name", "hinge"),
+        ("compile.loss.from_logits", "yes"),
+        ("compile.optimizer.name", "lion"),
+        ("compile.optimizer.learning_rate", "0.01"),
+        ("compile.optimizer.learning_rate", {"kind": "exponential_decay", "initial_learning_rate": 0.1}),
+        ("compile.optimizer.amsgrad", "no"),
+        ("compile.optimizer.beta_1", 1.5),
+        ("compile.metrics", "accuracy"),
+        ("compile.metrics", ["accuracy", 3]),
+    ],
+)
+def test_config_field_of_wrong_type_or_value_is_a_format_error(tmp_path: Path, tiny: bytes, path: str, value: Any) -> None:
+    refused(tmp_path, forged.edit_json(tiny, "config.json", _set(path, value)), "config")
+
+
+def test_layers_in_an_order_add_refuses_are_a_format_error(tmp_path: Path, tiny: bytes) -> None:
+    dropout = {"class_name": "Dropout", "config": {"name": "d", "rate": 0.5}}
+    first = forged.edit_json(tiny, "config.json", lambda c: {**c, "model": {**c["model"], "layers": [dropout, *c["model"]["layers"]]}})
+    refused(tmp_path, first, "Dropout")
+
+
+def test_errors_of_the_constructors_are_chained(tmp_path: Path, tiny: bytes) -> None:
+    error = refused(tmp_path, forged.edit_json(tiny, "config.json", _set("model.layers.0.config.activation", "bogus")))
+    assert isinstance(error.__cause__, ValueError) and "bogus" in str(error.__cause__)
+
+
+def test_deeply_nested_json_is_a_format_error(tmp_path: Path, tiny: bytes) -> None:
+    refused(tmp_path, forged.with_member(tiny, "config.json", b"[" * 100_000 + b"]" * 100_000), "nested too deeply")
+
+
+@pytest.mark.parametrize("literal", [b"1" * 5000, b"NaN", b"-Infinity"])
+def test_json_numbers_we_never_write_are_format_errors(tmp_path: Path, tiny: bytes, literal: bytes) -> None:
+    training = b'{"iterations": ' + literal + b', "rng": [1, 2, 3, 4]}'
+    refused(tmp_path, forged.with_member(tiny, "training.json", training), "training.json")
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        b"",
+        forged.npy_header("<f4", (10**6, 10**6)),  # 4 TB declared, no data
+        forged.npy_header("<f4", (3, 4), bytes(47)),  # one byte short
+        forged.npy_header("<f4", (3, 4), bytes(49)),  # one byte over
+        forged.npy_header("<i4", (3, 4), bytes(48)),
+        forged.npy_header("|O", (3, 4), bytes(48)),
+        b"\x93NUMPY\x01\x00" + b"\xff\xff" + b"{" * 65535,
+        b"\x93NUMPY\x01\x00\x40\x00" + b"{'descr': '<f4', 'fortran_order': False, 'shape': ((((3, 4)}\n".ljust(64),
+    ],
+    ids=["empty", "huge header", "short", "long", "integers", "objects", "long header", "nested header"],
+)
+def test_bad_npy_members_are_format_errors(tmp_path: Path, tiny: bytes, array: bytes) -> None:
+    refused(tmp_path, forged.with_member(tiny, "weights/00000.npy", array), "weights/00000.npy")
+
+
+def test_fortran_order_and_big_endian_arrays_still_load(tmp_path: Path, tiny: bytes) -> None:
+    kernel = np.frombuffer(forged.members(tiny)["weights/00000.npy"][-48:], dtype="<f4").reshape(3, 4)
+    body = np.asfortranarray(kernel).astype(">f8").tobytes(order="F")
+    data = forged.with_member(tiny, "weights/00000.npy", forged.npy_header(">f8", (3, 4), body, fortran=True))
+    np.testing.assert_array_equal(load(tmp_path, data).get_weights()[0], kernel)
+
+
+def test_architecture_bigger_than_its_weights_is_refused_before_it_is_built(tmp_path: Path, tiny: bytes) -> None:
+    huge = forged.edit_json(tiny, "config.json", _set("model.layers.0.config.units", 10**12))
+    refused(tmp_path, huge, r"shape \(3, 4\).*needs \(3, 1000000000000\)")
+    wide = forged.edit_json(tiny, "config.json", _set("model.input_shape", [10**12]))
+    refused(tmp_path, wide, "needs")
+
+
+def test_a_deflated_archive_from_another_zip_tool_loads(tmp_path: Path, tiny: bytes) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in forged.members(tiny).items():
+            archive.writestr(name, content)
+    assert same_weights(load(tmp_path, buffer.getvalue()), saving.model_from_bytes(tiny))
+
+
+def test_a_zip64_archive_loads(tmp_path: Path, tiny: bytes) -> None:
+    """Files of over 4 GiB or 65,535 members end in ZIP64 records, which say what the classic
+    end record cannot (here made to say nothing)."""
+    end = tiny.rindex(b"PK\x05\x06")
+    _, _, _, _, count, size, offset, _ = struct.unpack("<4s4H2LH", tiny[end:])
+    record = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, size, offset)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, end, 1)
+    classic = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    assert same_weights(load(tmp_path, tiny[:end] + record + locator + classic), saving.model_from_bytes(tiny))
+
+
+def test_bytes_paths_load_as_before(tmp_path: Path, tiny: bytes) -> None:
+    path = tmp_path / "m.fastmlp"
+    path.write_bytes(tiny)
+    assert same_weights(fm.models.load_model(os.fsencode(path)), saving.model_from_bytes(tiny))
+
+
+# ------------------------------------------------- special files: refused before they are read
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "m.fastmlp"
+    os.mkfifo(fifo)
+    with pytest.raises(saving.FileFormatError, match="FIFO"):
+        fm.models.load_model(fifo)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_swapped_in_after_the_check_is_refused_without_blocking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fifo = tmp_path / "m.fastmlp"
+    os.mkfifo(fifo)
+    regular = tmp_path / "regular"
+    regular.write_bytes(b"x")
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: real_stat(regular if os.fspath(path) == str(fifo) else path, *a, **k))
+    with pytest.raises(saving.FileFormatError, match="FIFO"):
+        fm.models.load_model(fifo)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "symlink to /dev/zero"])
+def test_devices_are_refused_without_reading_them(tmp_path: Path, device: str) -> None:
+    if device.startswith("symlink"):
+        link = tmp_path / "m.fastmlp"
+        link.symlink_to("/dev/zero")
+        device = str(link)
+    if not os.path.exists(device):
+        pytest.skip(f"no {device} here")
+    with pytest.raises(saving.FileFormatError, match="character device"):
+        fm.models.load_model(device)
+    with pytest.raises(saving.FileFormatError, match="character device"):
+        make_model().load_weights(device)
+
+
+def test_a_directory_or_a_missing_file_raise_what_open_raises(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError) as directory:
+        fm.models.load_model(tmp_path)
+    assert directory.value.filename == str(tmp_path)
+    missing = tmp_path / "missing.fastmlp"
+    with pytest.raises(FileNotFoundError) as error:
+        fm.models.load_model(missing)
+    assert error.value.filename == str(missing)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_file_raises_what_open_raises(tmp_path: Path, tiny: bytes) -> None:
+    path = tmp_path / "m.fastmlp"
+    path.write_bytes(tiny)
+    path.chmod(0)
+    with pytest.raises(PermissionError):
+        fm.models.load_model(path)
+
+
+# ------------------------------------------------------------- declared sizes and bombs
+
+
+def test_a_member_larger_than_the_json_limit_is_refused(tmp_path: Path, tiny: bytes) -> None:
+    padded = forged.members(tiny)["config.json"] + b" " * (_model_file_format.MAX_JSON_BYTES)
+    refused(tmp_path, forged.with_member(tiny, "config.json", padded), "limit")
+
+
+def _bomb(tiny: bytes, name: str, gib: float, declared: Optional[int] = None) -> bytes:
+    """``tiny`` with member ``name`` a deflate stream of ``gib`` GiB of spaces (about a thousandth
+    of that in the file), declaring ``declared`` bytes (default: the truth)."""
+    block, blocks = b" " * (1 << 20), int(gib * 1024)
+    crc = 0
+    for _ in range(blocks if declared is None else 0):  # the true checksum, so only sizes can tell
+        crc = zlib.crc32(block, crc)
+    payload = forged.deflate_repeated(block, blocks)
+    entries = [forged.stored(n, c) for n, c in forged.members(tiny).items() if n != name]
+    size = blocks << 20 if declared is None else declared
+    return forged.zip_bytes([forged.Entry(name, payload, zipfile.ZIP_DEFLATED, size=size, crc=crc), *entries])
+
+
+def test_members_lying_about_their_size_are_refused(tmp_path: Path, tiny: bytes) -> None:
+    config = forged.members(tiny)["config.json"]
+    refused(tmp_path, _bomb(tiny, "config.json", 1 / 16, declared=len(config)), "config.json")
+    too_short = forged.Entry("config.json", config, size=len(config) + 10)
+    entries = [forged.stored(n, c) for n, c in forged.members(tiny).items() if n != "config.json"]
+    refused(tmp_path, forged.zip_bytes([too_short, *entries]), "config.json")
+
+
+def test_duplicate_members_are_refused(tmp_path: Path, tiny: bytes) -> None:
+    entries = [forged.stored(name, content) for name, content in forged.members(tiny).items()]
+    twin = forged.stored("weights/00000.npy", forged.npy(np.zeros((3, 4), np.float32)))
+    refused(tmp_path, forged.zip_bytes([*entries, twin]), "twice")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
+def test_bombs_are_refused_without_allocating(tmp_path: Path, tiny: bytes) -> None:
+    config = json.loads(forged.members(tiny)["config.json"])
+    config["model"]["input_shape"] = [784]
+    config["model"]["layers"][0]["config"]["units"] = 500_000
+    cases = {
+        "inflating config": _bomb(tiny, "config.json", 1.0),
+        "lying config": _bomb(tiny, "config.json", 1.0, declared=3000),
+        "huge layer": forged.with_member(tiny, "config.json", json.dumps(config).encode()),
+    }
+    for name, data in cases.items():
+        (tmp_path / f"{name}.fastmlp").write_bytes(data)
+    (tmp_path / "good.fastmlp").write_bytes(tiny)
+    paths = [str(tmp_path / f"{name}.fastmlp") for name in cases]
+    results = forged.load_in_subprocess(str(tmp_path / "good.fastmlp"), paths)
+    for name, (outcome, growth_mib) in zip(cases, results):
+        assert outcome.startswith("FileFormatError"), (name, outcome)
+        assert growth_mib < 64, (name, growth_mib)
+
+
+# ------------------------------------------------------------- silently accepted damage
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1e300])
+@pytest.mark.parametrize("member", ["weights/00001.npy", "optimizer/00000.npy", "optimizer/00005.npy"])
+def test_non_finite_arrays_are_refused(tmp_path: Path, tiny: bytes, member: str, value: float) -> None:
+    array = np.load(io.BytesIO(forged.members(tiny)[member])).astype(np.float64)
+    array.flat[-1] = value
+    refused(tmp_path, forged.with_member(tiny, member, forged.npy(array)), f"{member}.*NaN or infinity")
+
+
+def test_missing_training_state_warns_and_resets_the_optimizer(tmp_path: Path, tiny: bytes) -> None:
+    data = forged.without_members(tiny, "training.json", "optimizer/")
+    path = tmp_path / "m.fastmlp"
+    path.write_bytes(data)
+    with pytest.warns(saving.OptimizerStateResetWarning, match="m.fastmlp.*no training state") as warned:
+        model = fm.models.load_model(path)
+    assert warned[0].filename == __file__  # points at the caller
+    assert model.optimizer is not None and model.optimizer.iterations == 0
+    model.train_on_batch(forged.X, forged.Y)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: {k: v for k, v in m.items() if not k.startswith("optimizer/")},
+        lambda m: {k: v for k, v in m.items() if k != "training.json"},
+        lambda m: {k: v for k, v in m.items() if k != "optimizer/00007.npy"},
+        lambda m: {k: v for k, v in m.items() if k != "optimizer/00003.npy"},
+        lambda m: {**m, "optimizer/00008.npy": m["optimizer/00007.npy"]},
+        lambda m: {**m, "optimizer/00001.npy": forged.npy(np.zeros(5, np.float32))},
+        lambda m: {**m, "optimizer/00001.npy": forged.npy(np.zeros((4, 1), np.float32))},
+    ],
+    ids=["slots missing", "training.json missing", "last slot missing", "a slot missing", "a slot too many", "slot too short", "slot of wrong shape"],
+)
+def test_partial_or_mismatched_optimizer_state_is_refused(tmp_path: Path, tiny: bytes, change: Any) -> None:
+    refused(tmp_path, forged.rezip(tiny, change), "optimizer|training")
+
+
+def test_unpickling_something_else_is_a_format_error() -> None:
+    model = fm.Sequential.__new__(fm.Sequential)
+    for state in ({"fastmlp_model": b"junk"}, {"other": 1}, None, {"fastmlp_model": "text"}):
+        with pytest.raises(saving.FileFormatError, match="pickled fastmlp model"):
+            model.__setstate__(state)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ temporary files
+
+
+def _temporary(directory: Path, pid: int, host: Optional[str] = None) -> Path:
+    name = f".fastmlp-{host or _atomic_write._host()}-{pid}-abc123_x.tmp"
+    path = directory / name
+    path.write_bytes(b"partial")
+    return path
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_save_and_load_remove_temporary_files_of_dead_writers_only(tmp_path: Path) -> None:
+    dead = _dead_pid()
+    orphan = _temporary(tmp_path, dead)
+    live = _temporary(tmp_path, os.getpid())
+    other_host = _temporary(tmp_path, dead, host="0badcafe" if _atomic_write._host() != "0badcafe" else "0badcaff")
+    not_ours = tmp_path / f".fastmlp-{dead}.tmp"
+    not_ours.write_bytes(b"x")
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"keep me")
+    link = tmp_path / f".fastmlp-{_atomic_write._host()}-{dead}-link.tmp"
+    link.symlink_to(target)
+    make_model().save(tmp_path / "m.fastmlp")
+    assert not orphan.exists()
+    assert live.exists() and other_host.exists() and not_ours.exists() and link.is_symlink()
+    assert target.read_bytes() == b"keep me"
+    again = _temporary(tmp_path, dead)
+    fm.models.load_model(tmp_path / "m.fastmlp")
+    assert not again.exists()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL here")
+def test_a_writer_killed_mid_save_leaves_no_torn_file_and_its_temporary_is_removed(tmp_path: Path) -> None:
+    path = tmp_path / "m.fastmlp"
+    script = (
+        "import sys, fastmlp as fm\n"
+        "model = fm.Sequential([fm.layers.Input(shape=(300,)), fm.layers.Dense(2000), fm.layers.Dense(10)])\n"
+        "model.compile(optimizer='adam', loss='mse')\n"
+        "model.save(sys.argv[1])\n"
+        "print('saved', flush=True)\n"
+        "while True:\n"
+        "    model.save(sys.argv[1])\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout is not None and child.stdout.readline() == "saved\n"
+            time.sleep(0.3)
+        finally:
+            child.kill()
+    assert fm.models.load_model(path).count_params() == 300 * 2000 + 2000 + 2000 * 10 + 10  # never torn
+    make_model().save(tmp_path / "other.fastmlp")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fastmlp", "other.fastmlp"]
+
+
+def test_saving_into_a_missing_directory_names_the_target(tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "m.fastmlp"
+    with pytest.raises(FileNotFoundError) as error:
+        make_model().save(target)
+    assert error.value.filename == str(target)
+    assert error.value.errno == errno.ENOENT

@@ -872,7 +872,7 @@ class Sequential:
     def __setstate__(self, state: dict[str, Any]) -> None:
         from . import saving
 
-        loaded = saving.model_from_bytes(state["fastmlp_model"])
+        loaded = saving.model_from_bytes(state.get("fastmlp_model") if isinstance(state, dict) else state)
         self.__dict__.update(loaded.__dict__)
         for layer in self._layers:
             layer._model = self

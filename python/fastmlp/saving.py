@@ -10,9 +10,22 @@ A saved model is a zip archive (stored, not compressed) holding:
 - ``training.json`` and ``optimizer/NNNNN.npy``: the optimizer's step count and slot arrays and
   the shuffle generator's state, so that training resumes exactly where it stopped.
 
-Every array is read with ``allow_pickle=False``; nothing in a file is executed. Writes go to a
-temporary file in the same directory, are flushed to disk, then renamed over the target: an
-interrupted or failing save leaves any existing file as it was.
+Writes go to a temporary file in the same directory (``.fastmlp-<host>-<pid>-<random>.tmp``),
+are flushed to disk, then renamed over the target: an interrupted or failing save leaves any
+existing file as it was. Saving or loading removes the temporary files that writers on this host
+left when they were killed (see ``fastmlp._atomic_write``). A missing directory is a
+``FileNotFoundError`` naming the target path.
+
+Reading trusts nothing in a file: nothing is executed (no pickle; arrays are read with their
+header parsed, never evaluated), only regular files are opened (a FIFO or ``/dev/zero`` is
+refused before it is read), and every size a file declares is checked against the file's own
+size and the bounds in ``fastmlp._model_file_format`` (``MAX_JSON_BYTES``,
+``MAX_DIRECTORY_BYTES``, ``MAX_INFLATION_RATIO``, ...) before it is read, and the architecture
+against the arrays present before the model is built. A file that is not a readable fastmlp file
+raises ``FileFormatError`` (a ``ValueError``) naming the file and the problem; a missing file,
+a directory or an unreadable file raise ``FileNotFoundError``, ``IsADirectoryError`` and
+``PermissionError`` as ``open()`` does. A compiled model whose file lacks its whole training
+state loads with its optimizer reset, and an ``OptimizerStateResetWarning`` says so.
 """
 
 from __future__ import annotations
@@ -20,22 +33,48 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import warnings
 import zipfile
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import IO, TYPE_CHECKING, Any, Union
 
 import numpy as np
+
+from . import _saved_config, losses, optimizers
+from ._atomic_write import atomic_write, remove_orphans
+from ._model_file_format import (
+    CONFIG,
+    FORMAT,
+    MANIFEST,
+    SLOTS,
+    TRAINING,
+    VERSION,
+    WEIGHTS,
+    FileFormatError,
+    OptimizerStateResetWarning,
+)
+from ._model_file_reader import ModelFileReader, open_regular_file
 
 if TYPE_CHECKING:
     from .models import Sequential
 
-FORMAT = "fastmlp"
-VERSION = 1
 PathLike = Union[str, "os.PathLike[str]"]
 
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "FileFormatError",
+    "OptimizerStateResetWarning",
+    "load_model",
+    "load_weights",
+    "model_from_bytes",
+    "model_to_bytes",
+    "save_model",
+    "save_weights",
+]
 
-class FileFormatError(ValueError):
-    """A file that is not a readable fastmlp file (truncated, corrupted, foreign or newer)."""
+# What reconstructing layers, optimizers and the model from a checked config may still raise on
+# values the schema leaves to the constructors (an unknown activation, a negative rate).
+_CONSTRUCTION_ERRORS = (ArithmeticError, AttributeError, LookupError, TypeError, ValueError)
 
 
 # ---------------------------------------------------------------- writing
@@ -51,62 +90,43 @@ def _write_archive(archive: zipfile.ZipFile, model: Sequential, kind: str) -> No
     from . import __version__
 
     archive.writestr(
-        "fastmlp.json",
+        MANIFEST,
         json.dumps({"format": FORMAT, "version": VERSION, "kind": kind, "fastmlp_version": __version__}),
     )
     config: dict[str, Any] = {"model": model.get_config()}
     if kind == "model":
         config["compile"] = model.get_compile_config()
-    archive.writestr("config.json", json.dumps(config, indent=1))
+    archive.writestr(CONFIG, json.dumps(config, indent=1))
     for i, weight in enumerate(model.get_weights()):
-        _write_array(archive, f"weights/{i:05d}.npy", weight)
+        _write_array(archive, f"{WEIGHTS}/{i:05d}.npy", weight)
     if kind == "model" and model._trainer is not None:
         state = model._trainer.get_state()
         archive.writestr(
-            "training.json",
+            TRAINING,
             json.dumps({"iterations": int(state["iterations"]), "rng": [int(w) for w in state["rng"]]}),
         )
         for i, slot in enumerate(state["slots"]):
-            _write_array(archive, f"optimizer/{i:05d}.npy", slot)
+            _write_array(archive, f"{SLOTS}/{i:05d}.npy", slot)
 
 
-def _atomic_write(filepath: PathLike, write: Callable[[zipfile.ZipFile], None]) -> None:
-    path = os.fspath(filepath)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=".fastmlp-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
-                write(archive)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+def _save(model: Sequential, filepath: PathLike, kind: str) -> None:
+    def write(handle: IO[bytes]) -> None:
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
+            _write_archive(archive, model, kind)
+
+    atomic_write(os.fsdecode(filepath), write)
 
 
 def save_model(model: Sequential, filepath: PathLike) -> None:
     if model._network is None:
         raise ValueError(f"Model {model.name!r} is not built yet: there is nothing to save.")
-    _atomic_write(filepath, lambda archive: _write_archive(archive, model, "model"))
+    _save(model, filepath, "model")
 
 
 def save_weights(model: Sequential, filepath: PathLike) -> None:
     if model._network is None:
         raise ValueError(f"Model {model.name!r} is not built yet: it has no weights to save.")
-    _atomic_write(filepath, lambda archive: _write_archive(archive, model, "weights"))
+    _save(model, filepath, "weights")
 
 
 def model_to_bytes(model: Sequential) -> bytes:
@@ -121,118 +141,94 @@ def model_to_bytes(model: Sequential) -> bytes:
 # ---------------------------------------------------------------- reading
 
 
-class _Reader:
-    """A validated archive; every problem becomes a FileFormatError naming the file."""
-
-    def __init__(self, source: Any, label: str) -> None:
-        self.label = label
-        try:
-            self.archive = zipfile.ZipFile(source)
-            bad = self.archive.testzip()
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
-            raise FileFormatError(f"{label}: not a fastmlp file (not a readable zip archive: {error})") from None
-        if bad is not None:
-            raise FileFormatError(f"{label}: corrupted (member {bad!r} fails its checksum)")
-        if "fastmlp.json" not in self.archive.namelist():
-            raise FileFormatError(f"{label}: not a fastmlp file (no fastmlp manifest)")
-        manifest = self.json("fastmlp.json")
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise FileFormatError(f"{label}: not a fastmlp file (no fastmlp manifest)")
-        version = manifest.get("version")
-        if not isinstance(version, int) or version > VERSION:
-            raise FileFormatError(
-                f"{label}: written in fastmlp file format version {version!r}; this fastmlp reads "
-                f"up to version {VERSION}. Upgrade fastmlp to load it."
-            )
-        self.kind = manifest.get("kind")
-
-    def close(self) -> None:
-        self.archive.close()
-
-    def read(self, name: str) -> bytes:
-        try:
-            return self.archive.read(name)
-        except KeyError:
-            raise FileFormatError(f"{self.label}: incomplete (member {name!r} is missing)") from None
-        except (zipfile.BadZipFile, OSError, EOFError) as error:
-            raise FileFormatError(f"{self.label}: corrupted member {name!r} ({error})") from None
-
-    def json(self, name: str) -> Any:
-        try:
-            return json.loads(self.read(name).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise FileFormatError(f"{self.label}: corrupted member {name!r} ({error})") from None
-
-    def array(self, name: str) -> np.ndarray[Any, Any]:
-        try:
-            array = np.load(io.BytesIO(self.read(name)), allow_pickle=False)
-        except ValueError as error:
-            raise FileFormatError(f"{self.label}: member {name!r} is not a plain array ({error})") from None
-        if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.floating):
-            raise FileFormatError(f"{self.label}: member {name!r} is not a float array")
-        return array
-
-    def arrays(self, folder: str) -> list[np.ndarray[Any, Any]]:
-        names = sorted(n for n in self.archive.namelist() if n.startswith(folder + "/") and n.endswith(".npy"))
-        return [self.array(n) for n in names]
+def _open(filepath: PathLike) -> ModelFileReader:
+    path = os.fsdecode(filepath)
+    remove_orphans(os.path.dirname(os.path.abspath(path)))
+    return ModelFileReader(open_regular_file(path), repr(path))
 
 
-def _open(filepath: PathLike) -> _Reader:
-    path = os.fspath(filepath)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No such file: {path!r}")
-    return _Reader(path, repr(path))
+def _read_arrays(
+    reader: ModelFileReader, folder: str, shapes: list[tuple[int, ...]], dtype: str, what: str, needed_by: str
+) -> list[np.ndarray[Any, Any]]:
+    """The arrays of ``folder``, after checking that there are as many as ``shapes`` and of
+    those shapes from their headers alone (nothing is allocated for a file that does not fit)."""
+    names = reader.array_names(folder)
+    if len(names) != len(shapes):
+        reader.fail(f"its {what} do not fit {needed_by}: it holds {len(names)} arrays in {folder}/, {needed_by} needs {len(shapes)}")
+    headers = [reader.array_header(name) for name in names]
+    for header, shape in zip(headers, shapes):
+        if header.shape != shape:
+            reader.fail(f"its {what} do not fit {needed_by}: {header.name!r} has shape {header.shape}, {needed_by} needs {shape}")
+    return [reader.array(header, dtype) for header in headers]
 
 
-def _set_weights(model: Sequential, reader: _Reader) -> None:
-    weights = reader.arrays("weights")
-    try:
-        model.set_weights(weights)
-    except (ValueError, TypeError) as error:
-        raise FileFormatError(f"{reader.label}: its weights do not fit the model ({error})") from None
-
-
-def _restore(reader: _Reader) -> Sequential:
-    from . import losses, optimizers
+def _build(reader: ModelFileReader, config: dict[str, Any], weights: list[np.ndarray[Any, Any]]) -> Sequential:
     from .models import Sequential
 
-    if reader.kind != "model":
-        raise FileFormatError(f"{reader.label}: holds only weights; use model.load_weights() on a built model")
-    config = reader.json("config.json")
     try:
         model = Sequential.from_config(config["model"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise FileFormatError(f"{reader.label}: invalid model config ({error})") from None
-    _set_weights(model, reader)
+    except _CONSTRUCTION_ERRORS as error:
+        reader.fail(f"invalid model config ({error})", error)
+    try:
+        model.set_weights(weights)
+    except _CONSTRUCTION_ERRORS as error:
+        reader.fail(f"its weights do not fit the model ({error})", error)
     compile_config = config.get("compile")
     if compile_config:
         try:
             model.compile(
                 optimizer=optimizers.from_config(compile_config["optimizer"]),
                 loss=losses.from_config(compile_config["loss"]),
-                metrics=compile_config["metrics"],
+                metrics=compile_config.get("metrics", []),
             )
-        except (KeyError, TypeError, ValueError) as error:
-            raise FileFormatError(f"{reader.label}: invalid compile config ({error})") from None
-        if "training.json" in reader.archive.namelist() and model._network is not None:
-            training = reader.json("training.json")
-            model._make_trainer(seed=0)  # the saved generator state replaces this seed
-            try:
-                model._trainer.set_state(
-                    {
-                        "iterations": training["iterations"],
-                        "rng": training["rng"],
-                        "slots": [np.ascontiguousarray(a, dtype=model.dtype) for a in reader.arrays("optimizer")],
-                    }
-                )
-            except (KeyError, TypeError, ValueError) as error:
-                raise FileFormatError(f"{reader.label}: invalid optimizer state ({error})") from None
+        except _CONSTRUCTION_ERRORS as error:
+            reader.fail(f"invalid compile config ({error})", error)
+    return model
+
+
+def _restore_training_state(reader: ModelFileReader, model: Sequential) -> None:
+    """The optimizer's step count and slots and the shuffle generator's state, all or nothing."""
+    slot_names = reader.array_names(SLOTS)
+    if TRAINING not in reader.members:
+        if slot_names:
+            reader.fail(f"incomplete (optimizer slots without {TRAINING!r})")
+        warnings.warn(
+            f"{reader.label} holds no training state ({TRAINING!r} and the optimizer slots): "
+            f"the optimizer of model {model.name!r} starts again from step 0 with zeroed slots.",
+            OptimizerStateResetWarning,
+            stacklevel=5,  # the caller of fastmlp.models.load_model
+        )
+        return
+    training = _saved_config.check_training(reader.json(TRAINING), reader.label, TRAINING)
+    model._make_trainer(seed=0)  # the saved generator state replaces this seed
+    trainer = model._trainer
+    shapes = [tuple(slot.shape) for slot in trainer.get_state()["slots"]]
+    slots = _read_arrays(reader, SLOTS, shapes, model.dtype, "optimizer slots", "the optimizer")
+    try:
+        trainer.set_state({"iterations": training["iterations"], "rng": training["rng"], "slots": slots})
+    except (TypeError, ValueError) as error:
+        reader.fail(f"invalid optimizer state ({error})", error)
+
+
+def _restore(reader: ModelFileReader) -> Sequential:
+    if reader.kind != "model":
+        reader.fail("holds only weights; use model.load_weights() on a built model")
+    config = _saved_config.check_config(reader.json(CONFIG), reader.label, CONFIG)
+    shapes = _saved_config.weight_shapes(config["model"])
+    weights = _read_arrays(reader, WEIGHTS, shapes, config["model"]["dtype"], "weights", "the architecture in config.json")
+    model = _build(reader, config, weights)
+    if model._loss is not None:
+        _restore_training_state(reader, model)
     return model
 
 
 def load_model(filepath: PathLike) -> Sequential:
     """Load a model saved with ``model.save``: architecture, weights, compile settings and
-    optimizer state (training continues exactly where it stopped)."""
+    optimizer state (training continues exactly where it stopped).
+
+    Raises ``FileFormatError`` for a file that is not a readable fastmlp model file (see its
+    docstring), ``FileNotFoundError``, ``IsADirectoryError`` or ``PermissionError`` as ``open()``.
+    """
     reader = _open(filepath)
     try:
         return _restore(reader)
@@ -241,17 +237,28 @@ def load_model(filepath: PathLike) -> Sequential:
 
 
 def load_weights(model: Sequential, filepath: PathLike) -> None:
+    """Load the weights of a file written by ``save_weights`` or ``save`` into a built model of
+    the same architecture; errors as ``load_model``."""
+    if model._network is None:
+        raise ValueError(f"Model {model.name!r} is not built yet: build it before load_weights().")
     reader = _open(filepath)
     try:
-        if model._network is None:
-            raise ValueError(f"Model {model.name!r} is not built yet: build it before load_weights().")
-        _set_weights(model, reader)
+        shapes = [weight.shape for weight in model.get_weights()]
+        weights = _read_arrays(reader, WEIGHTS, shapes, model.dtype, "weights", "the model")
+        try:
+            model.set_weights(weights)
+        except _CONSTRUCTION_ERRORS as error:
+            reader.fail(f"its weights do not fit the model ({error})", error)
     finally:
         reader.close()
 
 
-def model_from_bytes(data: bytes) -> Sequential:
-    reader = _Reader(io.BytesIO(data), "pickled fastmlp model")
+def model_from_bytes(data: object) -> Sequential:
+    """The model of ``model_to_bytes`` (how pickling a model stores it); errors as ``load_model``."""
+    label = "pickled fastmlp model"
+    if not isinstance(data, (bytes, bytearray)):
+        raise FileFormatError(f"{label}: expected the bytes of a saved model. Received: {type(data).__name__}")
+    reader = ModelFileReader(io.BytesIO(data), label)
     try:
         return _restore(reader)
     finally:

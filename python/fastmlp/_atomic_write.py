@@ -1,0 +1,96 @@
+"""Replacing a file atomically, and removing the temporary files of writers that died.
+
+A file is written to a temporary file in the target's directory, flushed to disk, then renamed
+over the target: an interrupted or failing write leaves any existing file as it was, never a torn
+one. A writer killed outright (SIGKILL, power loss) leaves its temporary file behind; each name
+says which host and process wrote it, ``.fastmlp-<host>-<pid>-<random>.tmp``, so that a later
+save or load in the same directory removes those of this host whose process no longer exists.
+
+Only regular files whose whole name has that form are removed, never through a symbolic link,
+and never while their process lives (a process this one may not signal is alive). A process of
+another PID namespace on this host with the same host name (containers sharing a directory and
+a host name) looks dead here: its temporary file can be removed while it writes, and its save
+then fails with ``FileNotFoundError``, leaving the target as it was. Windows is skipped: there
+``os.kill`` would end the process it probes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tempfile
+import zlib
+from typing import IO, Callable
+
+PREFIX = ".fastmlp-"
+SUFFIX = ".tmp"
+_TEMPORARY = re.compile(r"\.fastmlp-([0-9a-f]{8})-([1-9][0-9]{0,9})-[a-z0-9_]+\.tmp")
+
+
+def _host() -> str:
+    """This host, as 8 hex digits (a host name may hold any character)."""
+    return f"{zlib.crc32(socket.gethostname().encode('utf-8', 'replace')):08x}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # PermissionError: it exists; a PID beyond the OS's: not ours
+        return True
+    return True
+
+
+def remove_orphans(directory: str) -> None:
+    """Remove the temporary files in ``directory`` left by dead writers of this host; every
+    failure (an unreadable directory, a file gone meanwhile) is ignored."""
+    if os.name == "nt":
+        return
+    host = _host()
+    try:
+        entries = os.scandir(directory)
+    except OSError:
+        return
+    with entries:
+        for entry in entries:
+            match = _TEMPORARY.fullmatch(entry.name)
+            if match is None or match[1] != host or _alive(int(match[2])):
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def atomic_write(filepath: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write`` with a new temporary file open for writing, then put that file, flushed to
+    disk, in place of ``filepath``. Errors name ``filepath``, as ``open()``'s do."""
+    directory = os.path.dirname(os.path.abspath(filepath))
+    remove_orphans(directory)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f"{PREFIX}{_host()}-{os.getpid()}-", suffix=SUFFIX, dir=directory)
+    except OSError as error:  # e.g. no such directory: name the file asked for, not ours
+        raise OSError(error.errno, error.strerror, filepath) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, filepath)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass

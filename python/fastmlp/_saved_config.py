@@ -1,0 +1,320 @@
+"""The JSON members of a model file, checked field by field before anything is built from them.
+
+Every field our writer writes has one JSON type here (an integer is never a float, a string or a
+boolean; a flag is never a number), so a file is either read as it was written or refused; the
+constructors then check values (an unknown activation, a negative rate). ``weight_shapes`` derives
+the arrays an architecture needs, for comparison with the arrays a file holds before the model is
+built: a config cannot make the reader allocate a layer the file has no weights for.
+"""
+
+from __future__ import annotations
+
+import math
+import reprlib
+from collections.abc import Mapping
+from typing import Any, Callable, NoReturn, Union
+
+from ._model_file_format import MAX_ITERATIONS, FileFormatError
+
+
+class _Where:
+    """Names the file and member in every error."""
+
+    def __init__(self, label: str, member: str) -> None:
+        self.prefix = f"{label}: {member}"
+
+    def fail(self, path: str, problem: str) -> NoReturn:
+        raise FileFormatError(f"{self.prefix}: `{path}` {problem}")
+
+    def wrong(self, path: str, expected: str, value: Any) -> NoReturn:
+        self.fail(path, f"must be {expected}. Received: {reprlib.repr(value)}")
+
+
+class _Kind:
+    def check(self, where: _Where, path: str, value: Any) -> None:
+        raise NotImplementedError
+
+
+class _Leaf(_Kind):
+    def __init__(self, description: str, accepts: Callable[[Any], bool]) -> None:
+        self.description = description
+        self.accepts = accepts
+
+    def check(self, where: _Where, path: str, value: Any) -> None:
+        if not self.accepts(value):
+            where.wrong(path, self.description, value)
+
+
+class _Nullable(_Kind):
+    def __init__(self, kind: _Kind) -> None:
+        self.kind = kind
+
+    def check(self, where: _Where, path: str, value: Any) -> None:
+        if value is not None:
+            self.kind.check(where, path, value)
+
+
+class _List(_Kind):
+    def __init__(self, item: _Kind) -> None:
+        self.item = item
+
+    def check(self, where: _Where, path: str, value: Any) -> None:
+        if not isinstance(value, list):
+            where.wrong(path, "a list", value)
+        for index, item in enumerate(value):
+            self.item.check(where, f"{path}[{index}]", item)
+
+
+class _Object(_Kind):
+    """A JSON object with these fields (those in ``required`` must be present)."""
+
+    def __init__(self, fields: Mapping[str, _Kind], required: tuple[str, ...] = ()) -> None:
+        self.fields = fields
+        self.required = required
+
+    def check(self, where: _Where, path: str, value: Any) -> None:
+        if not isinstance(value, dict):
+            where.wrong(path, "an object", value)
+        for key, item in value.items():
+            kind = self.fields.get(key)
+            if kind is None:
+                where.fail(path, f"has an unknown field {reprlib.repr(key)}; expected fields: {sorted(self.fields)}")
+            kind.check(where, f"{path}.{key}", item)
+        for key in self.required:
+            if key not in value:
+                where.fail(path, f"lacks the field {key!r}")
+
+
+class _Tagged(_Kind):
+    """An object whose field ``tag`` names its variant; each variant has its own fields."""
+
+    def __init__(self, tag: str, variants: Mapping[str, Mapping[str, _Kind]], common: Mapping[str, _Kind]) -> None:
+        self.tag = tag
+        self.variants = {
+            name: _Object({tag: _STRING, **common, **fields}, required=(tag,)) for name, fields in variants.items()
+        }
+
+    def check(self, where: _Where, path: str, value: Any) -> None:
+        if not isinstance(value, dict):
+            where.wrong(path, "an object", value)
+        name = value.get(self.tag)
+        if not isinstance(name, str) or name not in self.variants:
+            where.wrong(f"{path}.{self.tag}", f"one of {sorted(self.variants)}", name)
+        self.variants[name].check(where, path, value)
+
+
+class _ClassConfig(_Kind):
+    """``{"class_name": ..., "config": {...}}``, the config's fields depending on the class."""
+
+    def __init__(self, classes: Mapping[str, Union[_Object, Mapping[str, _Kind]]]) -> None:
+        self.classes = {
+            name: fields if isinstance(fields, _Object) else _Object(fields) for name, fields in classes.items()
+        }
+
+    def check(self, where: _Where, path: str, value: Any) -> None:
+        if not isinstance(value, dict):
+            where.wrong(path, "an object", value)
+        for key in value:
+            if key not in ("class_name", "config"):
+                where.fail(path, f"has an unknown field {reprlib.repr(key)}; expected 'class_name' and 'config'")
+        name = value.get("class_name")
+        if not isinstance(name, str) or name not in self.classes:
+            where.wrong(f"{path}.class_name", f"one of {sorted(self.classes)}", name)
+        self.classes[name].check(where, f"{path}.config", value.get("config", {}))
+
+
+class _Either(_Kind):
+    """A number, or else an object of the given kind."""
+
+    def __init__(self, number: _Kind, other: _Kind) -> None:
+        self.number = number
+        self.other = other
+
+    def check(self, where: _Where, path: str, value: Any) -> None:
+        (self.other if isinstance(value, dict) else self.number).check(where, path, value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+_STRING = _Leaf("a string", lambda v: isinstance(v, str))
+_BOOL = _Leaf("true or false", lambda v: isinstance(v, bool))
+_NUMBER = _Leaf("a finite number", _is_number)
+_POSITIVE_INT = _Leaf("a positive integer", lambda v: _is_int(v) and v >= 1)
+_SEED = _Nullable(_Leaf("null or an integer >= 0", lambda v: _is_int(v) and v >= 0))
+_SHAPE = _Leaf(
+    "a non-empty list of positive integers",
+    lambda v: isinstance(v, list) and len(v) > 0 and all(_is_int(d) and d >= 1 for d in v),
+)
+_DTYPE = _Leaf("'float32' or 'float64'", lambda v: isinstance(v, str) and v in ("float32", "float64"))
+_NUMBERS = _List(_NUMBER)
+
+_SEEDED = {"seed": _SEED}
+_INITIALIZER = _ClassConfig(
+    {
+        "Zeros": {},
+        "Ones": {},
+        "Constant": {"value": _NUMBER},
+        "RandomNormal": {"mean": _NUMBER, "stddev": _NUMBER, "seed": _SEED},
+        "RandomUniform": {"minval": _NUMBER, "maxval": _NUMBER, "seed": _SEED},
+        "VarianceScaling": {"scale": _NUMBER, "mode": _STRING, "distribution": _STRING, "seed": _SEED},
+        "GlorotUniform": _SEEDED,
+        "GlorotNormal": _SEEDED,
+        "HeUniform": _SEEDED,
+        "HeNormal": _SEEDED,
+        "LecunUniform": _SEEDED,
+        "LecunNormal": _SEEDED,
+    }
+)
+_REGULARIZER = _Nullable(_Object({"l1": _NUMBER, "l2": _NUMBER}))
+_LAYER = _ClassConfig(
+    {
+        "Dense": _Object(
+            {
+                "name": _STRING,
+                "units": _POSITIVE_INT,
+                "activation": _STRING,
+                "use_bias": _BOOL,
+                "kernel_initializer": _INITIALIZER,
+                "bias_initializer": _INITIALIZER,
+                "kernel_regularizer": _REGULARIZER,
+                "bias_regularizer": _REGULARIZER,
+                "input_shape": _Nullable(_SHAPE),
+            },
+            required=("units",),
+        ),
+        "Flatten": {"name": _STRING, "input_shape": _Nullable(_SHAPE)},
+        "Activation": {"name": _STRING, "activation": _STRING},
+        "LeakyReLU": {"name": _STRING, "negative_slope": _NUMBER},
+        "ELU": {"name": _STRING, "alpha": _NUMBER},
+        "GELU": {"name": _STRING, "approximate": _BOOL},
+        "Dropout": {"name": _STRING, "rate": _NUMBER},
+    }
+)
+_MODEL = _Object(
+    {"name": _STRING, "dtype": _DTYPE, "input_shape": _SHAPE, "layers": _List(_LAYER)},
+    required=("dtype", "input_shape", "layers"),
+)
+
+_STEP_DECAY = {"initial_learning_rate": _NUMBER, "decay_steps": _NUMBER, "decay_rate": _NUMBER, "staircase": _BOOL}
+_SCHEDULE = _Tagged(
+    "kind",
+    {
+        "exponential_decay": _STEP_DECAY,
+        "inverse_time_decay": _STEP_DECAY,
+        "piecewise_constant_decay": {"boundaries": _NUMBERS, "values": _NUMBERS},
+        "cosine_decay": {
+            "initial_learning_rate": _NUMBER,
+            "decay_steps": _NUMBER,
+            "alpha": _NUMBER,
+            "warmup_target": _Nullable(_NUMBER),
+            "warmup_steps": _NUMBER,
+        },
+    },
+    common={},
+)
+_ADAM = {"beta_1": _NUMBER, "beta_2": _NUMBER, "epsilon": _NUMBER, "amsgrad": _BOOL}
+_OPTIMIZER = _Tagged(
+    "name",
+    {
+        "sgd": {"momentum": _NUMBER, "nesterov": _BOOL},
+        "adam": _ADAM,
+        "adamw": _ADAM,
+        "adagrad": {"initial_accumulator_value": _NUMBER, "epsilon": _NUMBER},
+        "rmsprop": {"rho": _NUMBER, "momentum": _NUMBER, "epsilon": _NUMBER, "centered": _BOOL},
+    },
+    common={
+        "learning_rate": _Either(_NUMBER, _SCHEDULE),
+        "weight_decay": _Nullable(_NUMBER),
+        "clipnorm": _Nullable(_NUMBER),
+        "clipvalue": _Nullable(_NUMBER),
+        "global_clipnorm": _Nullable(_NUMBER),
+    },
+)
+_COMPILE = _Object(
+    {
+        "loss": _Object({"name": _STRING, "from_logits": _BOOL}, required=("name",)),
+        "optimizer": _OPTIMIZER,
+        "metrics": _List(_STRING),
+    },
+    required=("loss", "optimizer"),
+)
+_CONFIG = _Object({"model": _MODEL, "compile": _Nullable(_COMPILE)}, required=("model",))
+
+_RNG = _Leaf(
+    "a list of 4 integers in [0, 2**64), not all 0",
+    lambda v: isinstance(v, list)
+    and len(v) == 4
+    and all(_is_int(w) and 0 <= w < 1 << 64 for w in v)
+    and any(w != 0 for w in v),  # xoshiro's all-zero state stays zero and never shuffles
+)
+_TRAINING = _Object(
+    {
+        "iterations": _Leaf(f"an integer in [0, {MAX_ITERATIONS}]", lambda v: _is_int(v) and 0 <= v <= MAX_ITERATIONS),
+        "rng": _RNG,
+    },
+    required=("iterations", "rng"),
+)
+
+
+def check_config(config: Any, label: str, member: str) -> dict[str, Any]:
+    """``config.json`` with every field of the type our writer writes, and the layers in an
+    order ``Sequential.add`` accepts."""
+    where = _Where(label, member)
+    _CONFIG.check(where, "config", config)
+    _check_layer_order(where, config["model"]["layers"])
+    return config  # type: ignore[no-any-return]
+
+
+def check_training(training: Any, label: str, member: str) -> dict[str, Any]:
+    """``training.json``: the optimizer's step count and the shuffle generator's state."""
+    _TRAINING.check(_Where(label, member), "training", training)
+    return training  # type: ignore[no-any-return]
+
+
+_ACTIVATION_LAYERS = ("Activation", "LeakyReLU", "ELU", "GELU")
+
+
+def _check_layer_order(where: _Where, layers: list[dict[str, Any]]) -> None:
+    """The rules ``Sequential.add`` enforces: an activation layer follows a Dense layer without
+    an activation; a Dropout follows a Dense layer, never another Dropout."""
+    previous: dict[str, Any] = {}  # the last layer other than Flatten
+    last = ""
+    seen_dense = False
+    for index, layer in enumerate(layers):
+        name = layer["class_name"]
+        path = f"model.layers[{index}]"
+        if name in _ACTIVATION_LAYERS:
+            before = previous.get("class_name")
+            if before != "Dense" or previous.get("config", {}).get("activation", "linear") != "linear":
+                where.fail(path, f"({name}) must follow a Dense layer without an activation")
+        if name == "Dropout" and (not seen_dense or last == "Dropout"):
+            where.fail(path, "(Dropout) must follow a Dense layer, and not another Dropout")
+        seen_dense = seen_dense or name == "Dense"
+        last = name
+        if name != "Flatten":
+            previous = layer
+    if not seen_dense:
+        where.fail("model.layers", "holds no Dense layer")
+
+
+def weight_shapes(model: dict[str, Any]) -> list[tuple[int, ...]]:
+    """The shapes of ``get_weights()`` for a checked model config: kernel (in, out) and bias
+    (out,) per Dense layer."""
+    fan_in = math.prod(model["input_shape"])
+    shapes: list[tuple[int, ...]] = []
+    for layer in model["layers"]:
+        if layer["class_name"] != "Dense":
+            continue
+        settings = layer.get("config", {})
+        units = settings["units"]
+        shapes.append((fan_in, units))
+        if settings.get("use_bias", True):
+            shapes.append((units,))
+        fan_in = units
+    return shapes
