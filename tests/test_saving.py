@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -639,3 +640,34 @@ def test_saving_into_a_missing_directory_names_the_target(tmp_path: Path) -> Non
         make_model().save(target)
     assert error.value.filename == str(target)
     assert error.value.errno == errno.ENOENT
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_a_new_file_gets_the_permissions_open_would_give(tmp_path: Path) -> None:
+    """0o666 less the umask, as open() gives; the temporary file mkstemp makes is 0o600."""
+    model = fm.Sequential([fm.layers.Input((3,)), fm.layers.Dense(2)])
+    previous = os.umask(0o027)
+    try:
+        model.save(tmp_path / "m.fastmlp")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "m.fastmlp").stat().st_mode) == 0o640
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_a_replaced_file_keeps_its_permissions(tmp_path: Path) -> None:
+    model = fm.Sequential([fm.layers.Input((3,)), fm.layers.Dense(2)])
+    target = tmp_path / "m.fastmlp"
+    model.save(target)
+    target.chmod(0o604)
+    model.save_weights(target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o604
+
+
+def test_saving_over_a_directory_names_the_target(tmp_path: Path) -> None:
+    model = fm.Sequential([fm.layers.Input((3,)), fm.layers.Dense(2)])
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(OSError) as caught:
+        model.save(tmp_path / "taken")
+    assert caught.value.filename == str(tmp_path / "taken")
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]

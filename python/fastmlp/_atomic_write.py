@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import stat
 import tempfile
 import zlib
 from typing import IO, Callable
@@ -65,6 +66,30 @@ def remove_orphans(directory: str) -> None:
                 pass
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (os.umask can only
+    read it by setting it, which races with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(filepath: str) -> int:
+    """The permissions the new file gets: the replaced file's, else those open() would give a
+    new file (0o666 less the umask); mkstemp alone would leave it readable by its owner only."""
+    try:
+        return stat.S_IMODE(os.stat(filepath).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 def atomic_write(filepath: str, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write`` with a new temporary file open for writing, then put that file, flushed to
     disk, in place of ``filepath``. Errors name ``filepath``, as ``open()``'s do."""
@@ -75,11 +100,16 @@ def atomic_write(filepath: str, write: Callable[[IO[bytes]], None]) -> None:
     except OSError as error:  # e.g. no such directory: name the file asked for, not ours
         raise OSError(error.errno, error.strerror, filepath) from None
     try:
+        if hasattr(os, "fchmod"):  # POSIX (and Windows from Python 3.13, where it is moot)
+            os.fchmod(fd, _mode_for(filepath))
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, filepath)
+        try:
+            os.replace(temporary, filepath)
+        except OSError as error:  # e.g. the target is a directory: name it, not our file
+            raise OSError(error.errno, error.strerror, filepath) from None
     except BaseException:
         try:
             os.unlink(temporary)
