@@ -56,6 +56,15 @@ py::array_t<T> copy_out(const T* data, std::vector<py::ssize_t> shape) {
   return out;
 }
 
+// l, checked: the accessors below read the sizes of layer l (and l - 1) before any at().
+template <class T>
+std::size_t layer_arg(const Network<T>& n, std::size_t l) {
+  if (l >= n.num_layers())
+    throw py::index_error("layer index " + std::to_string(l) + " is out of range for a network of " +
+                          std::to_string(n.num_layers()) + " layers");
+  return l;
+}
+
 template <class T>
 void copy_in(T* dst, const py::array& src, std::vector<py::ssize_t> shape, const char* name) {
   const int ndim = int(shape.size());
@@ -80,35 +89,42 @@ void bind(py::module_& m, const char* name) {
       .def_property_readonly("num_layers", &Net::num_layers)
       .def("get_kernel",
            [](Net& n, std::size_t l) {
+             layer_arg(n, l);
              return copy_out(n.kernel(l), {py::ssize_t(n.fan_in(l)), py::ssize_t(n.spec(l).units)});
            })
       .def("get_bias",
            [](Net& n, std::size_t l) -> py::object {
+             layer_arg(n, l);
              if (n.bias(l) == nullptr) return py::none();
              return copy_out(n.bias(l), {py::ssize_t(n.spec(l).units)});
            })
       .def("set_kernel",
            [](Net& n, std::size_t l, const py::array& a) {
+             layer_arg(n, l);
              copy_in(n.kernel(l), a, {py::ssize_t(n.fan_in(l)), py::ssize_t(n.spec(l).units)}, "kernel");
            })
       .def("set_bias",
            [](Net& n, std::size_t l, const py::array& a) {
+             layer_arg(n, l);
              if (n.bias(l) == nullptr) throw py::value_error("this layer has no bias");
              copy_in(n.bias(l), a, {py::ssize_t(n.spec(l).units)}, "bias");
            })
       .def("get_kernel_grad",
            [](Net& n, std::size_t l) {
+             layer_arg(n, l);
              return copy_out(n.kernel_grad(l), {py::ssize_t(n.fan_in(l)), py::ssize_t(n.spec(l).units)});
            })
       .def("get_bias_grad",
            [](Net& n, std::size_t l) -> py::object {
+             layer_arg(n, l);
              if (n.bias_grad(l) == nullptr) return py::none();
              return copy_out(n.bias_grad(l), {py::ssize_t(n.spec(l).units)});
            })
       .def(
           "predict",
-          [](Net& n, const py::array& x_arr, std::size_t batch_size) {
+          [](Net& n, const py::array& x_arr, const py::object& batch) {
             const auto x = contiguous<T>(x_arr, "x", 2, n.input_dim());
+            const std::size_t batch_size = size_arg(batch, "batch_size");
             if (batch_size == 0) throw py::value_error("batch_size must be at least 1");
             py::array_t<T> out({py::ssize_t(x.rows), py::ssize_t(n.output_dim())});
             T* o = out.mutable_data();

@@ -98,6 +98,7 @@ void Trainer<T>::check_data(const DataView<T>& data) const {
 
 template <class T>
 void Trainer<T>::begin_epoch(std::size_t n, bool shuffle) {
+  if (n > std::numeric_limits<std::uint32_t>::max()) throw std::invalid_argument("too many samples for one call");
   order_.resize(n);
   std::iota(order_.begin(), order_.end(), 0u);
   if (shuffle) rng_.shuffle(order_);
@@ -105,7 +106,8 @@ void Trainer<T>::begin_epoch(std::size_t n, bool shuffle) {
 
 template <class T>
 std::size_t Trainer<T>::num_batches(std::size_t batch_size) const {
-  return (order_.size() + batch_size - 1) / batch_size;
+  if (batch_size == 0) throw std::invalid_argument("batch_size must be at least 1");
+  return order_.size() / batch_size + std::size_t(order_.size() % batch_size != 0);
 }
 
 template <class T>
