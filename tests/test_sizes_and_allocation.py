@@ -1,14 +1,24 @@
 """Sizes the core cannot allocate are refused cleanly, and a refusal changes nothing (issue 14).
 
-Each case that crashed the interpreter before runs in a subprocess, so the suite survives.
+A ``batch_size`` larger than the data is one batch of all of it, as in Keras, and the buffers
+are sized for the data, not for ``batch_size``. A layer or a batch whose buffers cannot be had
+raises ``MemoryError`` (or ``ValueError`` for a size beyond any machine) naming the layer and
+the bytes, and the model then trains and predicts exactly as a twin that never saw the call.
+
+Each case that crashed the interpreter before runs in a subprocess, so the suite survives. The
+expected results come from twins: the same model, built from the same seed, given only the calls
+that are supposed to count.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 # Builds models a and b from the same seed (b is the twin), and the data.
 PRELUDE = """
@@ -32,6 +42,13 @@ def limit_address_space(extra_bytes):
     resource.setrlimit(resource.RLIMIT_AS, (used + extra_bytes, resource.RLIM_INFINITY))
 """
 
+# RLIMIT_AS is what makes an allocation fail on demand; AddressSanitizer reserves terabytes of
+# shadow memory and cannot run under it.
+needs_address_limit = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or "libasan" in os.environ.get("LD_PRELOAD", ""),
+    reason="needs Linux's RLIMIT_AS (and no AddressSanitizer)",
+)
+
 
 def run_python(body: str, timeout: float = 120) -> str:
     """Runs PRELUDE + body in a fresh interpreter; returns its stdout, failing on any crash."""
@@ -41,6 +58,128 @@ def run_python(body: str, timeout: float = 120) -> str:
     )
     assert done.returncode == 0, f"exit code {done.returncode}\n{done.stdout}\n{done.stderr}"
     return done.stdout
+
+
+@pytest.mark.parametrize("batch_size", [2**40, 2**62, 2**64 - 1, 2**64, 10**30])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batch_size_beyond_the_data_is_one_batch(batch_size: int, threads: int) -> None:
+    # Before: 2**62 raised ValueError('vector::reserve'), 2**40 MemoryError, 2**64 a TypeError,
+    # and the next fit of a model refused this way segfaulted. Sparse inputs too, for the
+    # feature pipeline that two threads run on them.
+    out = run_python(
+        f"""
+        fm.set_num_threads({threads})
+        rng = np.random.default_rng(1)
+        n = 40
+        for x in (rng.normal(size=(n, 8)).astype(np.float32),
+                  (rng.random((n, 32)) < 0.1).astype(np.float32)):
+            y = rng.integers(0, 3, n)
+            a, b = make(inputs=x.shape[1]), make(inputs=x.shape[1])
+            a.fit(x, y, batch_size=4, verbose=0)
+            b.fit(x, y, batch_size=4, verbose=0)
+            a.fit(x, y, batch_size={batch_size}, epochs=2, verbose=0)
+            b.fit(x, y, batch_size=n, epochs=2, verbose=0)
+            assert same_weights(a, b)
+            assert np.array_equal(a.predict(x, batch_size={batch_size}, verbose=0), b.predict(x, verbose=0))
+            assert a.evaluate(x, y, batch_size={batch_size}, verbose=0) == b.evaluate(x, y, batch_size=n, verbose=0)
+            a.fit(x, y, batch_size=3, epochs=2, verbose=0)
+            b.fit(x, y, batch_size=3, epochs=2, verbose=0)
+            assert same_weights(a, b)
+            assert np.array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
+        print("same")
+        """
+    )
+    assert out.split() == ["same"]
+
+
+def test_huge_batch_size_allocates_for_the_data() -> None:
+    # Before: 10 samples with batch_size=10**7 sized every buffer for 10**7 rows (GBs).
+    out = run_python(
+        """
+        rng = np.random.default_rng(2)
+        x, y = rng.normal(size=(10, 8)).astype(np.float32), rng.integers(0, 3, 10)
+        a, b = make(), make()
+        a.fit(x, y, batch_size=2, verbose=0)
+        b.fit(x, y, batch_size=2, verbose=0)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        a.fit(x, y, batch_size=10**7, epochs=3, verbose=0)
+        p = a.predict(x, batch_size=10**7, verbose=0)
+        e = a.evaluate(x, y, batch_size=10**7, verbose=0)
+        growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        b.fit(x, y, batch_size=10, epochs=3, verbose=0)
+        unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB elsewhere
+        print(json.dumps({"growth": growth * unit, "same": same_weights(a, b)
+                          and np.array_equal(p, b.predict(x, verbose=0)) and e == b.evaluate(x, y, verbose=0)}))
+        """
+    )
+    result = json.loads(out)
+    assert result["same"]
+    assert result["growth"] < 32 << 20
+
+
+@needs_address_limit
+def test_a_refused_batch_leaves_the_model_as_it_was() -> None:
+    # Before: the refused call freed the activations, then failed before recording their new
+    # size, and the next fit or predict wrote through null pointers. The fit is shuffled: the
+    # refused call must not even advance the generator.
+    out = run_python(
+        """
+        rng = np.random.default_rng(1)
+        x, y = rng.normal(size=(8192, 64)).astype(np.float32), rng.integers(0, 10, 8192)
+        a, b = make(inputs=64, hidden=4096, outputs=10), make(inputs=64, hidden=4096, outputs=10)
+        for m in (a, b):
+            m.fit(x[:256], y[:256], batch_size=32, verbose=0)
+        limit_address_space(96 << 20)  # a batch of 8192 rows needs 3 x 128 MiB for layer 0
+        refusals = []
+        for call in (lambda: a.fit(x, y, batch_size=8192, verbose=0),
+                     lambda: a.evaluate(x, y, batch_size=8192, verbose=0),
+                     lambda: a.train_on_batch(x, y),
+                     lambda: a.compute_gradients(x, y)):
+            try:
+                call()
+                refusals.append(None)
+            except MemoryError as error:
+                refusals.append([type(error).__name__, str(error), error.layer, error.bytes])
+        for m in (a, b):
+            m.fit(x[:512], y[:512], batch_size=32, epochs=2, verbose=0)
+        print(json.dumps({"refusals": refusals, "same": same_weights(a, b)
+                          and np.array_equal(a.predict(x[:300], verbose=0), b.predict(x[:300], verbose=0))
+                          and a.evaluate(x[:300], y[:300], verbose=0) == b.evaluate(x[:300], y[:300], verbose=0)}))
+        """
+    )
+    result = json.loads(out)
+    for refusal in result["refusals"]:
+        assert refusal is not None
+        name, message, layer, nbytes = refusal
+        assert name == "AllocationError"
+        assert message.startswith(
+            "layer 0's activations (8192 x 4096 float32 values): cannot allocate"
+        )
+        assert (layer, nbytes) == (0, 8192 * 4096 * 4)
+    assert result["same"]
+
+
+@needs_address_limit
+@pytest.mark.parametrize("room", [5.5, 12], ids=["row-split refused", "pipeline refused"])
+def test_a_step_strategy_whose_buffers_are_refused_gives_way(room: float) -> None:
+    # With two threads, sparse inputs and narrow layers fit splits steps by rows (buffers of
+    # ~5 units of rows x inputs x 4 bytes beyond the batch's own ~3), then by input features
+    # (~8 more). The address space left here refuses one of them: fit then takes the next
+    # strategy, which gives the same bits, instead of failing halfway.
+    out = run_python(
+        f"""
+        fm.set_num_threads(2)
+        rng = np.random.default_rng(1)
+        n, inputs = 4096, 2048
+        x, y = (rng.random((n, inputs)) < 0.05).astype(np.float32), rng.integers(0, 10, n)
+        a, b = make(inputs=inputs, outputs=10, optimizer="sgd"), make(inputs=inputs, outputs=10, optimizer="sgd")
+        b.fit(x, y, batch_size=n, epochs=3, verbose=0)
+        limit_address_space(int({room} * n * inputs * 4))
+        a.fit(x, y, batch_size=n, epochs=3, verbose=0)
+        print(json.dumps(same_weights(a, b)))
+        """
+    )
+    assert json.loads(out) is True
 
 
 def test_core_sizes_from_python_are_checked() -> None:
@@ -60,6 +199,8 @@ def test_core_sizes_from_python_are_checked() -> None:
             "begin_epoch(2**40)": lambda: trainer.begin_epoch(2**40, True),
             "peak_gflops(10**6 threads)": lambda: _core.peak_gflops(10**6, 0.01),
             "peak_gflops(inf seconds)": lambda: _core.peak_gflops(1, float("inf")),
+            "Network32(-1)": lambda: _core.Network32(-1, [1], ["linear"], [True]),
+            "Network32(units=-1)": lambda: _core.Network32(4, [-1], ["linear"], [True]),
         }
         results = {}
         for name, call in calls.items():
@@ -71,6 +212,7 @@ def test_core_sizes_from_python_are_checked() -> None:
         # Batch sizes beyond 64 bits are batches larger than the data: one batch of all of it.
         trainer.begin_epoch(5, False)
         results["num_batches(2**70)"] = trainer.num_batches(2**70)
+        results["train_batches(2**70)"] = trainer.train_batches(x, y, 2**70, 0, 2**70).samples
         results["evaluate(2**70)"] = trainer.evaluate(x, y, 2**70).samples
         results["predict(2**70)"] = net.predict(x, 2**70).shape
         print(json.dumps(results))
@@ -85,7 +227,20 @@ def test_core_sizes_from_python_are_checked() -> None:
         "begin_epoch(2**40)": "ValueError",
         "peak_gflops(10**6 threads)": "ValueError",
         "peak_gflops(inf seconds)": "ValueError",
+        "Network32(-1)": "ValueError",
+        "Network32(units=-1)": "ValueError",
         "num_batches(2**70)": 1,
+        "train_batches(2**70)": 5,
         "evaluate(2**70)": 5,
         "predict(2**70)": [5, 2],
     }
+
+
+def test_core_errors_are_memory_and_value_errors() -> None:
+    from fastmlp import _core
+
+    assert issubclass(_core.AllocationError, MemoryError)
+    assert issubclass(_core.SizeError, ValueError)
+    with pytest.raises(_core.SizeError, match="layer 0's kernel") as caught:
+        _core.Network32(10, [10**12], ["linear"], [True])
+    assert (caught.value.layer, caught.value.bytes) == (0, 4 * 10**13)

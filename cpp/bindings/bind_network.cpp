@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 
 #include "arrays.h"
 #include "fastmlp/finite_check.h"
 #include "fastmlp/network.h"
+#include "fastmlp/sizes.h"
 
 namespace fastmlp::bindings {
 
@@ -19,7 +21,7 @@ namespace {
 
 // penalties: per layer (kernel l1, kernel l2, bias l1, bias l2), or empty for none.
 template <class T>
-std::shared_ptr<Network<T>> make_network(std::size_t input_dim, const std::vector<std::size_t>& units,
+std::shared_ptr<Network<T>> make_network(const py::object& input_dim, const std::vector<py::object>& units,
                                          const std::vector<std::string>& activations,
                                          const std::vector<bool>& use_bias,
                                          const std::vector<std::array<double, 4>>& penalties,
@@ -31,7 +33,12 @@ std::shared_ptr<Network<T>> make_network(std::size_t input_dim, const std::vecto
     throw py::value_error("one penalty entry per layer is needed");
   std::vector<LayerSpec> specs;
   for (std::size_t l = 0; l < units.size(); ++l) {
-    LayerSpec spec{units[l], parse_activation(activations[l]), bool(use_bias[l])};
+    LayerSpec spec{size_arg(units[l], "units"), parse_activation(activations[l]), bool(use_bias[l])};
+    // Beyond 64 bits (saturated): refused here, by the value given.
+    if (spec.units == std::numeric_limits<std::size_t>::max())
+      throw SizeError("layer " + std::to_string(l) + " has " + std::string(py::str(units[l])) + " units, more than the " +
+                          std::to_string(kMaxDim) + " a layer may have",
+                      long(l));
     spec.alpha = alphas.empty() ? default_activation_alpha(spec.activation) : alphas.at(l);
     if (!std::isfinite(spec.alpha)) throw py::value_error("activation parameters must be finite");
     spec.dropout = dropout.empty() ? 0.0 : dropout.at(l);
@@ -46,7 +53,12 @@ std::shared_ptr<Network<T>> make_network(std::size_t input_dim, const std::vecto
     }
     specs.push_back(spec);
   }
-  return std::make_shared<Network<T>>(input_dim, std::move(specs));
+  const std::size_t inputs = size_arg(input_dim, "input_dim");
+  if (inputs == std::numeric_limits<std::size_t>::max())
+    throw SizeError("input dimension " + std::string(py::str(input_dim)) + " is more than the " + std::to_string(kMaxDim) +
+                    " input features a network may have");
+  py::gil_scoped_release release;  // allocates and zeroes every parameter array
+  return std::make_shared<Network<T>>(inputs, std::move(specs));
 }
 
 template <class T>
