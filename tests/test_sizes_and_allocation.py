@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -180,6 +182,112 @@ def test_a_step_strategy_whose_buffers_are_refused_gives_way(room: float) -> Non
         """
     )
     assert json.loads(out) is True
+
+
+# Each builds a model; the result is the exception's type and message.
+# "memory": 1000 x 10**8 float32 values, twice (kernel and gradient), plus the bias and its
+# gradient; built only where that exceeds the machine's memory.
+MEMORY_CASE_BYTES = 2 * (1000 * 10**8 + 10**8) * 4
+BUILDS = {
+    "units": "fm.Sequential([fm.layers.Input((10,)), fm.layers.Dense(10**12, name='huge')])",
+    "inputs": "fm.Sequential([fm.layers.Input((10**12,)), fm.layers.Dense(10, name='first')])",
+    "second": "fm.Sequential([fm.layers.Input((10,)), fm.layers.Dense(4), fm.layers.Dense(10**12, name='second')])",
+    "add": "m = fm.Sequential([fm.layers.Input((10,)), fm.layers.Dense(4)]); m.add(fm.layers.Dense(10**12, name='added'))",
+    "int32": "fm.Sequential([fm.layers.Input((10,)), fm.layers.Dense(3 * 10**9, name='wide')])",
+    "int64": "fm.Sequential([fm.layers.Input((10,)), fm.layers.Dense(2**70, name='wider')])",
+    "inputs32": "fm.Sequential([fm.layers.Input((3 * 10**9,)), fm.layers.Dense(1)])",
+    "flat": "fm.Sequential([fm.layers.Input((2**40, 2**40)), fm.layers.Flatten(), fm.layers.Dense(1)])",
+    "memory": "fm.Sequential([fm.layers.Input((1000,)), fm.layers.Dense(10**8, name='big')])",
+}
+
+
+@pytest.fixture(scope="module")
+def build_errors() -> dict[str, Any]:
+    # In a subprocess: before, the core tried each allocation (with overcommit, a memset of
+    # hundreds of GB gets a process killed).
+    out = run_python(
+        f"""
+        results = {{}}
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        for name, code in {BUILDS!r}.items():
+            if name == "memory" and memory >= {MEMORY_CASE_BYTES}:
+                results[name] = None
+                continue
+            try:
+                exec(code)
+                results[name] = None
+            except Exception as error:
+                results[name] = [type(error).__name__, str(error)]
+        print(json.dumps(results))
+        """
+    )
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("case", "kind", "message"),
+    [
+        (
+            "units",
+            "ValueError",
+            r"Dense layer 'huge' \(units=1000000000000\): layer 0's kernel \(10 x 1000000000000 float32 values\): 40000000000000 bytes, more than the 1099511627776",
+        ),
+        (
+            "inputs",
+            "ValueError",
+            r"Dense layer 'first' \(units=10\): layer 0's kernel \(1000000000000 x 10 float32 values\): 40000000000000 bytes",
+        ),
+        (
+            "second",
+            "ValueError",
+            r"Dense layer 'second' \(units=1000000000000\): layer 1's kernel \(4 x 1000000000000 float32 values\): 16000000000000 bytes",
+        ),
+        (
+            "add",
+            "ValueError",
+            r"Dense layer 'added' \(units=1000000000000\): .* 16000000000000 bytes",
+        ),
+        (
+            "int32",
+            "ValueError",
+            r"Dense layer 'wide' \(units=3000000000\): layer 0 has 3000000000 units, more than the 2147483647",
+        ),
+        (
+            "int64",
+            "ValueError",
+            r"Dense layer 'wider' \(units=1180591620717411303424\): layer 0 has 1180591620717411303424 units",
+        ),
+        (
+            "inputs32",
+            "ValueError",
+            r"Cannot build model '\w+': input dimension 3000000000 is more than the 2147483647",
+        ),
+        (
+            "flat",
+            "ValueError",
+            r"Cannot build model '\w+': input dimension 1208925819614629174706176 is more than the 2147483647",
+        ),
+    ],
+)
+def test_a_layer_too_large_to_build(
+    build_errors: dict[str, Any], case: str, kind: str, message: str
+) -> None:
+    assert build_errors[case] is not None, f"{case} was built"
+    name, text = build_errors[case]
+    assert name == kind
+    assert re.search(message, text), text
+
+
+def test_a_layer_larger_than_memory(build_errors: dict[str, Any]) -> None:
+    if build_errors["memory"] is None:
+        pytest.skip("this machine has the memory for it")
+    name, text = build_errors["memory"]
+    assert name == "MemoryError"
+    assert text.startswith(
+        "Cannot build Dense layer 'big' (units=100000000): layer 0's kernel, bias and their gradients "
+        f"(1000 x 100000000 float32 values): cannot allocate {MEMORY_CASE_BYTES} bytes: more than the machine's"
+    )
 
 
 def test_core_sizes_from_python_are_checked() -> None:
