@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstddef>
+#include <limits>
 #include <string>
 
 namespace fastmlp::bindings {
@@ -17,6 +18,25 @@ inline std::string shape_of(const py::array& a) {
   std::string s = "(";
   for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
   return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+// A count from Python (anything with __index__) as a size_t: ValueError when negative; one
+// beyond size_t becomes SIZE_MAX, which every caller clamps (a batch larger than the data) or
+// refuses by size (a layer too large to allocate), as it would any other too large value.
+inline std::size_t size_arg(const py::handle& value, const char* name) {
+  const auto index = py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr()));
+  if (!index) throw py::error_already_set();
+  if (index < py::int_(0))
+    throw py::value_error(std::string(name) + " must be >= 0, got " + std::string(py::str(index)));
+  const unsigned long long n = PyLong_AsUnsignedLongLong(index.ptr());
+  if (n == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();  // an OverflowError: beyond 64 bits
+    return std::numeric_limits<std::size_t>::max();
+  }
+  if constexpr (sizeof(std::size_t) < sizeof(unsigned long long)) {
+    if (n > std::numeric_limits<std::size_t>::max()) return std::numeric_limits<std::size_t>::max();
+  }
+  return std::size_t(n);
 }
 
 template <class T>

@@ -40,7 +40,8 @@ void bind_dispatch(py::module_& m) {
   m.def(
       "peak_gflops",
       [](std::size_t threads, double seconds, bool float64) {
-        if (threads < 1) throw py::value_error("threads must be at least 1");
+        if (threads < 1 || threads > 1024) throw py::value_error("threads must be from 1 to 1024");
+        if (!(seconds > 0 && seconds <= 60)) throw py::value_error("seconds must be in (0, 60]");
         py::gil_scoped_release release;
         // Calibrate a round count worth `seconds`, then time all threads running it at once.
         auto loop = [float64](std::size_t iterations) {

@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 
 #include "arrays.h"
 #include "fastmlp/finite_check.h"
 #include "fastmlp/network.h"
+#include "fastmlp/sizes.h"
 
 namespace fastmlp::bindings {
 
@@ -19,7 +21,7 @@ namespace {
 
 // penalties: per layer (kernel l1, kernel l2, bias l1, bias l2), or empty for none.
 template <class T>
-std::shared_ptr<Network<T>> make_network(std::size_t input_dim, const std::vector<std::size_t>& units,
+std::shared_ptr<Network<T>> make_network(const py::object& input_dim, const std::vector<py::object>& units,
                                          const std::vector<std::string>& activations,
                                          const std::vector<bool>& use_bias,
                                          const std::vector<std::array<double, 4>>& penalties,
@@ -31,7 +33,12 @@ std::shared_ptr<Network<T>> make_network(std::size_t input_dim, const std::vecto
     throw py::value_error("one penalty entry per layer is needed");
   std::vector<LayerSpec> specs;
   for (std::size_t l = 0; l < units.size(); ++l) {
-    LayerSpec spec{units[l], parse_activation(activations[l]), bool(use_bias[l])};
+    LayerSpec spec{size_arg(units[l], "units"), parse_activation(activations[l]), bool(use_bias[l])};
+    // Beyond 64 bits (saturated): refused here, by the value given.
+    if (spec.units == std::numeric_limits<std::size_t>::max())
+      throw SizeError("layer " + std::to_string(l) + " has " + std::string(py::str(units[l])) + " units, more than the " +
+                          std::to_string(kMaxDim) + " a layer may have",
+                      long(l));
     spec.alpha = alphas.empty() ? default_activation_alpha(spec.activation) : alphas.at(l);
     if (!std::isfinite(spec.alpha)) throw py::value_error("activation parameters must be finite");
     spec.dropout = dropout.empty() ? 0.0 : dropout.at(l);
@@ -46,7 +53,12 @@ std::shared_ptr<Network<T>> make_network(std::size_t input_dim, const std::vecto
     }
     specs.push_back(spec);
   }
-  return std::make_shared<Network<T>>(input_dim, std::move(specs));
+  const std::size_t inputs = size_arg(input_dim, "input_dim");
+  if (inputs == std::numeric_limits<std::size_t>::max())
+    throw SizeError("input dimension " + std::string(py::str(input_dim)) + " is more than the " + std::to_string(kMaxDim) +
+                    " input features a network may have");
+  py::gil_scoped_release release;  // allocates and zeroes every parameter array
+  return std::make_shared<Network<T>>(inputs, std::move(specs));
 }
 
 template <class T>
@@ -54,6 +66,15 @@ py::array_t<T> copy_out(const T* data, std::vector<py::ssize_t> shape) {
   py::array_t<T> out(shape);
   std::copy(data, data + out.size(), out.mutable_data());
   return out;
+}
+
+// l, checked: the accessors below read the sizes of layer l (and l - 1) before any at().
+template <class T>
+std::size_t layer_arg(const Network<T>& n, std::size_t l) {
+  if (l >= n.num_layers())
+    throw py::index_error("layer index " + std::to_string(l) + " is out of range for a network of " +
+                          std::to_string(n.num_layers()) + " layers");
+  return l;
 }
 
 template <class T>
@@ -80,35 +101,42 @@ void bind(py::module_& m, const char* name) {
       .def_property_readonly("num_layers", &Net::num_layers)
       .def("get_kernel",
            [](Net& n, std::size_t l) {
+             layer_arg(n, l);
              return copy_out(n.kernel(l), {py::ssize_t(n.fan_in(l)), py::ssize_t(n.spec(l).units)});
            })
       .def("get_bias",
            [](Net& n, std::size_t l) -> py::object {
+             layer_arg(n, l);
              if (n.bias(l) == nullptr) return py::none();
              return copy_out(n.bias(l), {py::ssize_t(n.spec(l).units)});
            })
       .def("set_kernel",
            [](Net& n, std::size_t l, const py::array& a) {
+             layer_arg(n, l);
              copy_in(n.kernel(l), a, {py::ssize_t(n.fan_in(l)), py::ssize_t(n.spec(l).units)}, "kernel");
            })
       .def("set_bias",
            [](Net& n, std::size_t l, const py::array& a) {
+             layer_arg(n, l);
              if (n.bias(l) == nullptr) throw py::value_error("this layer has no bias");
              copy_in(n.bias(l), a, {py::ssize_t(n.spec(l).units)}, "bias");
            })
       .def("get_kernel_grad",
            [](Net& n, std::size_t l) {
+             layer_arg(n, l);
              return copy_out(n.kernel_grad(l), {py::ssize_t(n.fan_in(l)), py::ssize_t(n.spec(l).units)});
            })
       .def("get_bias_grad",
            [](Net& n, std::size_t l) -> py::object {
+             layer_arg(n, l);
              if (n.bias_grad(l) == nullptr) return py::none();
              return copy_out(n.bias_grad(l), {py::ssize_t(n.spec(l).units)});
            })
       .def(
           "predict",
-          [](Net& n, const py::array& x_arr, std::size_t batch_size) {
+          [](Net& n, const py::array& x_arr, const py::object& batch) {
             const auto x = contiguous<T>(x_arr, "x", 2, n.input_dim());
+            const std::size_t batch_size = size_arg(batch, "batch_size");
             if (batch_size == 0) throw py::value_error("batch_size must be at least 1");
             py::array_t<T> out({py::ssize_t(x.rows), py::ssize_t(n.output_dim())});
             T* o = out.mutable_data();

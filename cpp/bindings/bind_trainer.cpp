@@ -114,13 +114,19 @@ void bind(py::module_& m, const char* name) {
             t.rng().set_state({rng[0], rng[1], rng[2], rng[3]});
           },
           py::arg("state"))
-      .def("begin_epoch", &Tr::begin_epoch, py::arg("n"), py::arg("shuffle"))
-      .def("num_batches", &Tr::num_batches, py::arg("batch_size"))
+      .def(
+          "begin_epoch", [](Tr& t, const py::object& n, bool shuffle) { t.begin_epoch(size_arg(n, "n"), shuffle); },
+          py::arg("n"), py::arg("shuffle"))
+      .def(
+          "num_batches", [](Tr& t, const py::object& batch_size) { return t.num_batches(size_arg(batch_size, "batch_size")); },
+          py::arg("batch_size"))
       .def(
           "train_batches",
-          [](Tr& t, const py::array& x, const py::array& y,
-             std::size_t batch_size, std::size_t first, std::size_t count, const py::object& w) {
+          [](Tr& t, const py::array& x, const py::array& y, const py::object& batch, const py::object& first_arg,
+             const py::object& count_arg, const py::object& w) {
             const DataView<T> d = data_view(t, x, y, w);
+            const std::size_t batch_size = size_arg(batch, "batch_size"), first = size_arg(first_arg, "first"),
+                              count = size_arg(count_arg, "count");
             py::gil_scoped_release release;
             return t.train_batches(d, batch_size, first, count);
           },
@@ -136,9 +142,9 @@ void bind(py::module_& m, const char* name) {
           py::arg("x"), py::arg("y"), py::arg("sample_weight") = py::none())
       .def(
           "evaluate",
-          [](Tr& t, const py::array& x, const py::array& y,
-             std::size_t batch_size, const py::object& w) {
+          [](Tr& t, const py::array& x, const py::array& y, const py::object& batch, const py::object& w) {
             const DataView<T> d = data_view(t, x, y, w);
+            const std::size_t batch_size = size_arg(batch, "batch_size");
             py::gil_scoped_release release;
             return t.evaluate(d, batch_size);
           },

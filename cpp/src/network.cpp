@@ -8,6 +8,7 @@
 #include <string>
 
 #include "fastmlp/dispatch.h"
+#include "fastmlp/sizes.h"
 #include "fastmlp/thread_pool.h"
 #include "network_limits.h"
 
@@ -28,6 +29,13 @@ constexpr std::size_t kPredictBlock = 1024;
 std::atomic<double> g_sparse_density{0.35};
 
 std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
+
+// "layer 1's kernel (784 x 100 float32 values)", for the errors of a size.
+template <class T>
+std::string layer_buffer(std::size_t layer, const char* what, std::size_t rows, std::size_t cols) {
+  return "layer " + std::to_string(layer) + "'s " + what + " (" + std::to_string(rows) + " x " + std::to_string(cols) +
+         " " + dtype_name<T>() + " values)";
+}
 
 // Column t * n / tasks, rounded to whole 8-column vectors (the last bound is n).
 std::size_t column_split(std::size_t n, std::size_t tasks, std::size_t t) {
@@ -54,23 +62,48 @@ template <class T>
 Network<T>::Network(std::size_t input_dim, std::vector<LayerSpec> specs) : input_dim_(input_dim) {
   if (input_dim == 0) throw std::invalid_argument("input dimension must be at least 1");
   if (specs.empty()) throw std::invalid_argument("a network needs at least one layer");
+  // Every size first: one that cannot be had is refused before anything is allocated.
+  std::size_t total = 0;  // the parameters and their gradients, in bytes
+  for (std::size_t l = 0; l < specs.size(); ++l) {
+    const std::size_t in = l == 0 ? input_dim : specs[l - 1].units, out = specs[l].units;
+    if (out == 0) throw std::invalid_argument("layer " + std::to_string(l) + " has 0 units");
+    const std::size_t kernel = with_context([&] { return layer_buffer<T>(l, "kernel", in, out); }, long(l), [&] {
+      return checked_bytes(checked_mul(in, out, "kernel values"), sizeof(T));
+    });
+    if (out > kMaxDim)
+      throw SizeError("layer " + std::to_string(l) + " has " + std::to_string(out) + " units, more than the " +
+                          std::to_string(kMaxDim) + " a layer may have",
+                      long(l), kernel);
+    if (l == 0 && input_dim > kMaxDim)
+      throw SizeError("input dimension " + std::to_string(input_dim) + " is more than the " + std::to_string(kMaxDim) +
+                      " input features a network may have");
+    // Its kernel and bias, and their gradients (kernel <= 1 TiB: no overflow).
+    const std::size_t bytes = 2 * (kernel + (specs[l].use_bias ? out * sizeof(T) : 0));
+    with_context([&] { return layer_buffer<T>(l, "kernel, bias and their gradients", in, out); }, long(l),
+                 [&] { require_memory(bytes); });
+    total = checked_add(total, bytes, "parameter bytes");
+  }
+  with_context([&] { return std::string("the network's parameters and their gradients"); }, -1,
+               [&] { require_memory(total); });
   layers_.resize(specs.size());
   for (std::size_t l = 0; l < specs.size(); ++l) {
-    if (specs[l].units == 0)
-      throw std::invalid_argument("layer " + std::to_string(l) + " has 0 units");
     Layer& layer = layers_[l];
     layer.spec = specs[l];
     const std::size_t in = fan_in(l), out = specs[l].units;
-    layer.kernel.resize(in * out);
-    layer.kernel_grad.resize(in * out);
-    if (specs[l].use_bias) {
-      layer.bias.resize(out);
-      layer.bias_grad.resize(out);
-    }
+    with_context([&] { return layer_buffer<T>(l, "kernel, bias and their gradients", in, out); }, long(l), [&] {
+      layer.kernel.resize(in * out);
+      layer.kernel_grad.resize(in * out);
+      if (specs[l].use_bias) {
+        layer.bias.resize(out);
+        layer.bias_grad.resize(out);
+      }
+    });
   }
   // Every input index, for the small-batch path: row r lists [0, fan_in).
   std::size_t widest = 0;
   for (std::size_t l = 0; l < specs.size(); ++l) widest = std::max(widest, fan_in(l));
+  with_context([&] { return "the list of " + std::to_string(widest) + " input indices"; }, -1,
+               [&] { reserve_checked(all_indices_, widest); });
   all_indices_.resize(widest);
   for (std::size_t i = 0; i < widest; ++i) all_indices_[i] = std::uint32_t(i);
   all_starts_.assign(kSmallBatch, 0);
@@ -79,30 +112,74 @@ Network<T>::Network(std::size_t input_dim, std::vector<LayerSpec> specs) : input
 }
 
 template <class T>
+std::size_t Network<T>::max_batch_rows() const {
+  return kMaxIndexEntries / (input_dim_ + 8);
+}
+
+template <class T>
 void Network<T>::reserve(std::size_t rows) {
   if (rows <= capacity_) return;
-  for (Layer& layer : layers_) {
-    const std::size_t n = rows * layer.spec.units;
-    layer.z.resize(n);
-    layer.delta.resize(n);
-    if (layer.spec.activation == Activation::linear) {
-      layer.a = layer.z.data();
-    } else {
-      layer.a_storage.resize(n);
-      layer.a = layer.a_storage.data();
-    }
-    layer.out = layer.a;
-    if (layer.spec.dropout > 0) {
-      layer.mask.resize(n);
-      layer.dropped.resize(n);
-    }
+  const std::size_t in = input_dim_;
+  if (rows > max_batch_rows())
+    throw SizeError("a batch of " + std::to_string(rows) + " rows of " + std::to_string(in) +
+                    " input features is more than the " + std::to_string(max_batch_rows()) +
+                    " rows its nonzero lists can index (32-bit offsets); use a smaller batch_size");
+  // Each buffer is sized into a fresh one and the whole set is committed only once every
+  // allocation has succeeded: a size that cannot be had leaves the old buffers, the pointers
+  // into them and capacity_ as they were (and consistent), so the network still runs.
+  struct Fresh {
+    AlignedBuffer<T> z, a_storage, delta, mask, dropped;
+  };
+  std::vector<Fresh> fresh(layers_.size());
+  std::size_t total = 0;
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const LayerSpec& spec = layers_[l].spec;
+    // rows <= 2**32 and units < 2**31: the product fits; the bytes are checked.
+    const std::size_t n = rows * spec.units;
+    const std::size_t count = 2 + (spec.activation != Activation::linear) + 2 * (spec.dropout > 0);
+    const std::size_t bytes = with_context([&] { return layer_buffer<T>(l, "activations", rows, spec.units); }, long(l),
+                                           [&] { return checked_bytes(n, sizeof(T)); });
+    total = checked_add(total, checked_mul(count, bytes, "activation bytes"), "activation bytes");
   }
-  sparse_.row_starts.reserve(rows);
-  sparse_.row_ends.reserve(rows);
-  sparse_.row_prefix.reserve(rows + 1);
-  sparse_.row_cols.reserve(rows * (input_dim_ + 8));
-  sparse_.feature_starts.reserve(input_dim_ + 1);
-  sparse_.feature_rows.reserve(rows * input_dim_);
+  // The nonzero lists: rows x (in + 8) <= 2**32 entries (checked above).
+  const std::size_t list_bytes = (rows * (in + 8) + rows * in + 3 * rows + 2 * in + 2) * sizeof(std::uint32_t);
+  with_context([&] { return "the buffers for a batch of " + std::to_string(rows) + " rows"; }, -1,
+               [&] { require_memory(checked_add(total, list_bytes, "batch bytes")); });
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const LayerSpec& spec = layers_[l].spec;
+    const std::size_t n = rows * spec.units;
+    with_context([&] { return layer_buffer<T>(l, "activations", rows, spec.units); }, long(l), [&] {
+      fresh[l].z.resize(n);
+      fresh[l].delta.resize(n);
+      if (spec.activation != Activation::linear) fresh[l].a_storage.resize(n);
+      if (spec.dropout > 0) {
+        fresh[l].mask.resize(n);
+        fresh[l].dropped.resize(n);
+      }
+    });
+  }
+  // Vectors: each reserve is strong and only grows a capacity, which leaves them valid.
+  with_context([&] { return "the nonzero lists for a batch of " + std::to_string(rows) + " rows"; }, -1, [&] {
+    reserve_checked(sparse_.row_starts, rows);
+    reserve_checked(sparse_.row_ends, rows);
+    reserve_checked(sparse_.row_prefix, rows + 1);
+    reserve_checked(sparse_.row_cols, rows * (in + 8));
+    reserve_checked(sparse_.feature_starts, in + 1);
+    reserve_checked(sparse_.feature_rows, rows * in);
+    reserve_checked(sparse_.feature_fill, in);
+  });
+  // Commit: nothing below throws.
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    Layer& layer = layers_[l];
+    layer.z.swap(fresh[l].z);
+    layer.delta.swap(fresh[l].delta);
+    layer.a_storage.swap(fresh[l].a_storage);
+    layer.mask.swap(fresh[l].mask);
+    layer.dropped.swap(fresh[l].dropped);
+    layer.a = layer.spec.activation == Activation::linear ? layer.z.data() : layer.a_storage.data();
+    layer.out = layer.a;
+    layer.dropped_now = false;
+  }
   capacity_ = rows;
 }
 
@@ -110,7 +187,10 @@ template <class T>
 T* Network<T>::pack_buffer(std::size_t task) {
   // The active ISA may change between calls (tests switch it): size for the current one.
   const std::size_t need = kernels<T>().gemm_pack_elements + 1;
-  if (packs_.size() <= task) packs_.resize(task + 1);
+  if (packs_.size() <= task) {
+    reserve_checked(packs_, task + 1);
+    packs_.resize(task + 1);
+  }
   packs_[task].reserve_at_least(need);
   return packs_[task].data();
 }
@@ -341,8 +421,9 @@ template <class T>
 void Network<T>::predict(const T* x, std::size_t n, std::size_t batch, T* out) {
   if (batch == 0) throw std::invalid_argument("batch size must be at least 1");
   // Larger blocks only spill the activations out of cache (10000 rows ran 30-40% slower than
-  // 1024 in bench/); every row's result is the same in any block, so cap it.
-  batch = std::min(batch, kPredictBlock);
+  // 1024 in bench/); every row's result is the same in any block, so cap it (also to the rows
+  // a batch's nonzero lists can index, and to the rows there are: the buffers fit the call).
+  batch = std::min({batch, kPredictBlock, max_batch_rows(), std::max<std::size_t>(n, 1)});
   const std::size_t out_dim = output_dim();
   for (std::size_t start = 0; start < n; start += batch) {
     const std::size_t rows = n - start < batch ? n - start : batch;

@@ -17,9 +17,12 @@
 // in forward(). Every weight-gradient value is a chain over the rows in increasing order, made
 // by the one part that takes its feature.
 #include <algorithm>
+#include <new>
+#include <string>
 
 #include "fastmlp/dispatch.h"
 #include "fastmlp/network.h"
+#include "fastmlp/sizes.h"
 
 #include "spin_pause.h"
 
@@ -56,36 +59,73 @@ template <class T>
 void Network<T>::prepare_feature_pipeline(std::size_t rows, std::size_t parts) {
   reserve(rows);
   for (std::size_t t = 0; t < parts; ++t) pack_buffer(t);
+  // Every step but an epoch's first: nothing to size (a smaller last batch uses the front).
+  if (rows > pipeline_rows_ || pipeline_split_.size() != parts + 1) {
+    const std::size_t in = input_dim_, slot = in + 8;  // any split fits; nonzero_indices writes whole vectors
+    // One line of flags per 8 rows, and a line between parts: part p writes only its own.
+    const std::size_t stride = (rows + 7) / 8 * 8 + 8;
+    std::unique_ptr<std::atomic<std::uint64_t>[]> flags;
+    // Everything is allocated before anything is committed (pipeline_rows_ last): when a size
+    // cannot be had, the buffers in use stay as they were and a later call tries again.
+    with_context(
+        [&] {
+          return "the feature pipeline's buffers for a batch of " + std::to_string(rows) + " rows in " +
+                 std::to_string(parts) + " parts";
+        },
+        -1, [&] {
+          // rows x slot <= kMaxIndexEntries (reserve): the lists' offsets and sizes fit.
+          const std::size_t part_bytes = rows * slot * (sizeof(std::uint32_t) + sizeof(T)) + 2 * rows * sizeof(std::uint32_t) +
+                                         2 * in * sizeof(std::uint32_t) + checked_bytes(rows * in, sizeof(SparseEntry<T>));
+          const std::size_t flag_bytes = checked_bytes(checked_mul(stride, parts, "flags"), sizeof(std::atomic<std::uint64_t>));
+          require_memory(checked_add(checked_mul(parts, part_bytes, "bytes"), flag_bytes, "bytes"));
+          reserve_checked(column_parts_, kMaxRowParts);
+          if (column_parts_.size() < parts) column_parts_.resize(parts);
+          for (std::size_t t = 0; t < parts; ++t) {
+            ColumnPart& cp = column_parts_[t];
+            reserve_checked(cp.starts, rows);
+            reserve_checked(cp.ends, rows);
+            reserve_checked(cp.cols, rows * slot);
+            reserve_checked(cp.vals, rows * slot);
+            reserve_checked(cp.feature_starts, in);
+            reserve_checked(cp.feature_ends, in);
+            reserve_checked(cp.feature_lists, rows * in);
+          }
+          if (row_done_size_ < stride * parts) {
+            flags.reset(new (std::nothrow) std::atomic<std::uint64_t>[stride * parts]);
+            if (!flags) throw AllocationError("cannot allocate " + std::to_string(flag_bytes) + " bytes", -1, flag_bytes);
+          }
+          if (!feature_cursors_) {
+            feature_cursors_.reset(new (std::nothrow) FeatureCursor[kMaxRowParts]);
+            if (!feature_cursors_) throw AllocationError("cannot allocate the parts' cursors");
+          }
+          reserve_checked(pipeline_split_, kMaxRowParts + 1);
+          reserve_checked(pipeline_rates_, kMaxRowParts);
+        });
+    // Commit, within the capacities reserved above: nothing here allocates.
+    for (std::size_t t = 0; t < parts; ++t) {
+      ColumnPart& cp = column_parts_[t];
+      cp.starts.resize(rows);
+      cp.ends.resize(rows);
+      cp.cols.resize(rows * slot);
+      cp.vals.resize(rows * slot);
+      cp.feature_starts.resize(in);
+      cp.feature_ends.resize(in);
+      cp.feature_lists.resize(rows * in);
+    }
+    if (flags) {
+      for (std::size_t i = 0; i < stride * parts; ++i) flags[i].store(0, std::memory_order_relaxed);
+      row_done_ = std::move(flags);
+      row_done_size_ = stride * parts;
+    }
+    row_done_stride_ = stride;
+    if (pipeline_split_.size() != parts + 1) {
+      pipeline_split_.resize(parts + 1);
+      for (std::size_t t = 0; t <= parts; ++t) pipeline_split_[t] = t == parts ? input_dim_ : aligned_column(input_dim_ * t / parts, input_dim_);
+    }
+    pipeline_rows_ = rows;
+  }
   clear_input_check();
   ++pipeline_step_;
-  // Every step but an epoch's first: nothing to size (a smaller last batch uses the front).
-  if (rows <= pipeline_rows_ && pipeline_split_.size() == parts + 1) return;
-  if (pipeline_split_.size() != parts + 1) {
-    pipeline_split_.resize(parts + 1);
-    for (std::size_t t = 0; t <= parts; ++t) pipeline_split_[t] = t == parts ? input_dim_ : aligned_column(input_dim_ * t / parts, input_dim_);
-  }
-  if (column_parts_.size() < parts) column_parts_.resize(parts);
-  for (std::size_t t = 0; t < parts; ++t) {
-    ColumnPart& cp = column_parts_[t];
-    const std::size_t slot = input_dim_ + 8;  // any split fits; nonzero_indices writes whole vectors
-    cp.starts.resize(rows);
-    cp.ends.resize(rows);
-    cp.cols.resize(rows * slot);
-    cp.vals.resize(rows * slot);
-    cp.feature_starts.resize(input_dim_);
-    cp.feature_ends.resize(input_dim_);
-    cp.feature_lists.resize(rows * input_dim_);
-  }
-  // One line of flags per 8 rows, and a line between parts: part p writes only its own.
-  const std::size_t stride = (rows + 7) / 8 * 8 + 8;
-  if (row_done_size_ < stride * parts) {
-    row_done_size_ = stride * parts;
-    row_done_.reset(new std::atomic<std::uint64_t>[row_done_size_]);
-    for (std::size_t i = 0; i < row_done_size_; ++i) row_done_[i].store(0, std::memory_order_relaxed);
-  }
-  row_done_stride_ = stride;
-  if (!feature_cursors_) feature_cursors_.reset(new FeatureCursor[kMaxRowParts]);
-  pipeline_rows_ = rows;
 }
 
 template <class T>

@@ -13,6 +13,7 @@
 
 #include "fastmlp/dispatch.h"
 #include "fastmlp/network.h"
+#include "fastmlp/sizes.h"
 #include "network_limits.h"
 
 namespace fastmlp {
@@ -34,8 +35,37 @@ bool Network<T>::supports_row_parallel() const {
 }
 
 template <class T>
-void Network<T>::prepare_row_parallel(std::size_t rows, std::size_t parts) {
+void Network<T>::reserve_row_parallel(std::size_t rows, std::size_t parts) {
   reserve(rows);
+  const std::size_t in = input_dim_, stride = in + 8;
+  with_context(
+      [&] {
+        return "the row-split step's buffers for a batch of " + std::to_string(rows) + " rows in " +
+               std::to_string(parts) + " parts";
+      },
+      -1, [&] {
+        // rows x stride <= kMaxIndexEntries (reserve): only the parts' lists can be large.
+        const std::size_t part_bytes = checked_bytes(rows * in, sizeof(SparseEntry<T>));
+        if (row_vals_.capacity() < rows * stride || feature_parts_.size() < parts ||
+            feature_parts_[parts - 1].entries.capacity() < rows * in)
+          require_memory(checked_add(rows * stride * sizeof(T), checked_mul(parts, part_bytes, "bytes"), "bytes"));
+        for (std::size_t t = 0; t < parts; ++t) pack_buffer(t);
+        // Each step is strong or only grows a capacity: what it leaves is valid.
+        reserve_checked(row_vals_, rows * stride);
+        reserve_checked(feature_split_, kMaxRowParts + 1);
+        reserve_checked(feature_parts_, kMaxRowParts);
+        if (feature_parts_.size() < parts) feature_parts_.resize(parts);
+        for (std::size_t t = 0; t < parts; ++t) {
+          reserve_checked(feature_parts_[t].starts, in + 1);
+          reserve_checked(feature_parts_[t].entries, rows * in);
+        }
+      });
+}
+
+template <class T>
+void Network<T>::prepare_row_parallel(std::size_t rows, std::size_t parts) {
+  reserve_row_parallel(rows, parts);
+  // Within the capacities reserved above: nothing here allocates.
   const std::size_t in = input_dim_, stride = in + 8;
   SparseInput& s = sparse_;
   s.row_starts.resize(rows);
@@ -44,12 +74,6 @@ void Network<T>::prepare_row_parallel(std::size_t rows, std::size_t parts) {
   row_vals_.resize(rows * stride);
   s.rows = rows;
   clear_input_check();
-  for (std::size_t t = 0; t < parts; ++t) pack_buffer(t);
-  if (feature_parts_.size() < parts) feature_parts_.resize(parts);
-  for (std::size_t t = 0; t < parts; ++t) {
-    feature_parts_[t].starts.reserve(in + 1);
-    feature_parts_[t].entries.reserve(rows * in);
-  }
   if (feature_split_.size() != parts + 1) {
     feature_split_.resize(parts + 1);
     for (std::size_t t = 0; t <= parts; ++t) feature_split_[t] = in * t / parts;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "fastmlp/dispatch.h"
+#include "fastmlp/sizes.h"
 #include "fastmlp/thread_pool.h"
 
 namespace fastmlp {
@@ -119,10 +120,28 @@ Optimizer<T>::Optimizer(OptimizerConfig config, Network<T>& net)
     : config_(std::move(config)), params_(params_of(net)) {
   config_.validate();
   const std::array<bool, 3> used = slots_used(config_);
-  for (const ParamRef<T>& p : params_) {
+  const std::size_t per_value = std::size_t(used[0]) + std::size_t(used[1]) + std::size_t(used[2]);
+  // The parameters fit in memory (the network holds them): the slots are at most 3 times that.
+  std::size_t values = 0;
+  for (const ParamRef<T>& p : params_) values += p.n;
+  with_context([&] { return "the optimizer's state (" + std::to_string(per_value) + " slots per parameter)"; }, -1,
+               [&] {
+                 require_memory(checked_bytes(checked_mul(values, per_value, "slot values"), sizeof(T)));
+                 reserve_checked(slots_, params_.size());
+               });
+  // The layer of each parameter array (params_of's order: kernel, then bias, per layer).
+  std::vector<std::size_t> layer_of;
+  for (std::size_t l = 0; l < net.num_layers(); ++l) layer_of.insert(layer_of.end(), net.spec(l).use_bias ? 2 : 1, l);
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const ParamRef<T>& p = params_[i];
+    const std::size_t l = layer_of[i];
     Slots s;
-    for (int k = 0; k < 3; ++k)
-      if (used[k]) s.s[k].resize(p.n);
+    with_context(
+        [&] { return "layer " + std::to_string(l) + "'s optimizer state (" + std::to_string(p.n) + " values per slot)"; },
+        long(l), [&] {
+          for (int k = 0; k < 3; ++k)
+            if (used[k]) s.s[k].resize(p.n);
+        });
     if (config_.kind == OptimizerKind::adagrad)
       std::fill(s.s[0].data(), s.s[0].data() + p.n, T(config_.initial_accumulator_value));
     slots_.push_back(std::move(s));

@@ -11,6 +11,7 @@
 
 #include "fastmlp/dispatch.h"
 #include "fastmlp/finite_check.h"
+#include "fastmlp/sizes.h"
 #include "fastmlp/thread_pool.h"
 #include "spin_pause.h"
 
@@ -98,6 +99,10 @@ void Trainer<T>::check_data(const DataView<T>& data) const {
 
 template <class T>
 void Trainer<T>::begin_epoch(std::size_t n, bool shuffle) {
+  if (n > std::numeric_limits<std::uint32_t>::max()) throw std::invalid_argument("too many samples for one call");
+  with_context([&] { return "the order of " + std::to_string(n) + " samples"; }, -1, [&] { reserve_checked(order_, n); });
+  epoch_rng_ = rng_.state();
+  epoch_begun_ = true;
   order_.resize(n);
   std::iota(order_.begin(), order_.end(), 0u);
   if (shuffle) rng_.shuffle(order_);
@@ -105,7 +110,22 @@ void Trainer<T>::begin_epoch(std::size_t n, bool shuffle) {
 
 template <class T>
 std::size_t Trainer<T>::num_batches(std::size_t batch_size) const {
-  return (order_.size() + batch_size - 1) / batch_size;
+  if (batch_size == 0) throw std::invalid_argument("batch_size must be at least 1");
+  return order_.size() / batch_size + std::size_t(order_.size() % batch_size != 0);
+}
+
+template <class T>
+void Trainer<T>::reserve_batches(const DataView<T>& data, std::size_t rows) {
+  Network<T>& net = *net_;
+  net.reserve(rows);
+  with_context([&] { return "the gathered batch of " + std::to_string(rows) + " rows"; }, -1, [&] {
+    batch_x_.reserve_at_least(checked_mul(rows, net.input_dim(), "batch values"));
+    if (data.y != nullptr) batch_y_.reserve_at_least(checked_mul(rows, net.output_dim(), "batch values"));
+    if (data.weights != nullptr) batch_w_.reserve_at_least(rows);
+    row_loss_.reserve_at_least(rows);
+    reserve_checked(batch_labels_, rows);
+    reserve_checked(gradient_seconds_, Network<T>::kMaxRowParts);
+  });
 }
 
 template <class T>
@@ -156,16 +176,36 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
     throw std::invalid_argument("begin_epoch was called for " + std::to_string(order_.size()) +
                                 " samples, but the data has " + std::to_string(data.n));
   Network<T>& net = *net_;
-  const std::size_t in = net.input_dim(), out = net.output_dim();
-  net.reserve(batch_size);
-  batch_x_.reserve_at_least(batch_size * in);
-  if (data.y != nullptr) batch_y_.reserve_at_least(batch_size * out);
+  const std::size_t in = net.input_dim();
+  // A batch_size beyond the data is one batch of all of it (as in Keras): the buffers are sized
+  // for the rows a batch can have, never for batch_size itself.
+  batch_size = std::min(batch_size, std::max<std::size_t>(data.n, 1));
+  // Every buffer the steps use is sized here, before the first step changes anything: when one
+  // cannot be had the call is refused with the model as it was, its generator included (this
+  // epoch's shuffle, drawn by begin_epoch, is taken back, so the next epoch draws the same).
+  try {
+    reserve_batches(data, batch_size);
+  } catch (...) {
+    if (epoch_begun_) rng_.set_state(epoch_rng_);
+    throw;
+  }
+  epoch_begun_ = false;
   batch_labels_.resize(batch_size);
-  if (data.weights != nullptr) batch_w_.reserve_at_least(batch_size);
+  // The row split's own buffers: when they cannot be had, its steps split by columns instead
+  // (the same bits, see network.h).
+  bool by_rows = row_parallel_pays();
+  if (by_rows) {
+    try {
+      net.reserve_row_parallel(batch_size, row_parts(batch_size));
+    } catch (const SizeError&) {
+      by_rows = false;
+    } catch (const AllocationError&) {
+      by_rows = false;
+    }
+  }
   Totals totals = empty_totals();
   const std::size_t batches = num_batches(batch_size);
-  const bool by_rows = row_parallel_pays();
-  for (std::size_t b = first; b < first + count && b < batches; ++b) {
+  for (std::size_t b = first; b < batches && b - first < count; ++b) {
     const std::size_t start = b * batch_size;
     const std::size_t rows = std::min(batch_size, data.n - start);
     if (by_rows) {
@@ -226,7 +266,18 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
 
   const std::size_t parts = row_parts(rows);
   ThreadPool& pool = ThreadPool::instance();
+  // The pipeline's buffers come with its first step: when they cannot be had, the step is split
+  // by rows instead (the same bits).
   bool pipelined = pipeline_wanted;
+  if (pipelined) {
+    try {
+      net.prepare_feature_pipeline(rows, parts);
+    } catch (const SizeError&) {
+      pipelined = false;
+    } catch (const AllocationError&) {
+      pipelined = false;
+    }
+  }
   const T* pred = uses_logits_ ? net.output_logits() : net.output();
   T* delta = net.output_delta();
   const T lr = T(optimizer_.current_learning_rate());
@@ -262,7 +313,6 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
     // them at once, and the parts end within a chunk of each other whatever their speeds in
     // this step. Then, once every part is past its rows, the weight gradients (the next batch's
     // rows were prefetched in the first phase).
-    net.prepare_feature_pipeline(rows, parts);
     std::atomic<std::size_t> next_row{0}, past_rows{0};
     // The parts wait for each other, so they need a thread each at once: when the pool is busy
     // (another thread's fit), this step is split by rows instead, run part after part.
@@ -378,6 +428,9 @@ Totals Trainer<T>::evaluate(const DataView<T>& data, std::size_t batch_size) {
   check_data(data);
   if (batch_size == 0) throw std::invalid_argument("batch_size must be at least 1");
   const std::size_t in = net_->input_dim(), out = net_->output_dim();
+  // Beyond the data, or beyond what one batch's nonzero lists index, a batch is cut to fit:
+  // every sample's values are the same in any batch.
+  batch_size = std::min({batch_size, std::max<std::size_t>(data.n, 1), net_->max_batch_rows()});
   Totals totals = empty_totals();
   for (std::size_t start = 0; start < data.n; start += batch_size) {
     const std::size_t rows = std::min(batch_size, data.n - start);

@@ -23,6 +23,14 @@ def feature_pipeline_training() -> bool: ...
 
 class NonFiniteInputError(ValueError): ...
 
+class AllocationError(MemoryError):
+    layer: Optional[int]
+    bytes: Optional[int]
+
+class SizeError(ValueError):
+    layer: Optional[int]
+    bytes: Optional[int]
+
 class Totals:
     @property
     def loss(self) -> float: ...

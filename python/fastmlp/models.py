@@ -257,15 +257,24 @@ class Sequential:
                 seen += 1
             elif isinstance(layer, Dropout):
                 dropout[seen] = layer.rate
-        self._network = network_type(
-            input_dim,
-            [layer.units for layer in dense],
-            [activation for activation, _ in plan],
-            [layer.use_bias for layer in dense],
-            [layer._penalties() for layer in dense],
-            [alpha for _, alpha in plan],
-            dropout,
-        )
+        try:
+            self._network = network_type(
+                input_dim,
+                [layer.units for layer in dense],
+                [activation for activation, _ in plan],
+                [layer.use_bias for layer in dense],
+                [layer._penalties() for layer in dense],
+                [alpha for _, alpha in plan],
+                dropout,
+            )
+        except (_core.AllocationError, _core.SizeError) as error:
+            # The core counts its layers; name the Dense layer (the message gives the bytes).
+            where = f"model {self.name!r}"
+            if error.layer is not None:
+                culprit = dense[error.layer]
+                where = f"Dense layer {culprit.name!r} (units={culprit.units})"
+            kind = MemoryError if isinstance(error, MemoryError) else ValueError
+            raise kind(f"Cannot build {where}: {error}") from None
         fan_in = input_dim
         for index, layer in enumerate(dense):
             layer._index = index

@@ -5,8 +5,10 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
-#include <new>
+#include <string>
 #include <utility>
+
+#include "fastmlp/sizes.h"
 
 namespace fastmlp {
 
@@ -14,28 +16,24 @@ template <class T>
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;
-  explicit AlignedBuffer(std::size_t n) { resize(n); }
-  AlignedBuffer(const AlignedBuffer& other) : AlignedBuffer(other.size_) {
+  explicit AlignedBuffer(std::size_t n) { allocate(n); }
+  AlignedBuffer(const AlignedBuffer& other) {
+    allocate(other.size_);
     if (size_ != 0) std::memcpy(data_, other.data_, size_ * sizeof(T));
   }
-  AlignedBuffer& operator=(AlignedBuffer other) {
+  AlignedBuffer(AlignedBuffer&& other) noexcept { swap(other); }
+  AlignedBuffer& operator=(AlignedBuffer other) noexcept {
     swap(other);
     return *this;
   }
   ~AlignedBuffer() { std::free(data_); }
 
-  // Discards the contents when the size changes.
+  // Discards the contents when the size changes. Strong: the new array is allocated before the
+  // old one is freed, so when it throws (SizeError, AllocationError) the buffer is unchanged.
   void resize(std::size_t n) {
     if (n == size_) return;
-    std::free(data_);
-    data_ = nullptr;
-    size_ = 0;
-    if (n == 0) return;
-    const std::size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
-    data_ = static_cast<T*>(std::aligned_alloc(64, bytes));
-    if (data_ == nullptr) throw std::bad_alloc();
-    std::memset(data_, 0, bytes);
-    size_ = n;
+    AlignedBuffer fresh(n);
+    swap(fresh);
   }
   // Grows (never shrinks) so that at least n elements fit.
   void reserve_at_least(std::size_t n) {
@@ -53,6 +51,18 @@ class AlignedBuffer {
   }
 
  private:
+  // On an empty buffer only.
+  void allocate(std::size_t n) {
+    if (n == 0) return;
+    // checked_bytes caps the size far below the range where rounding up could wrap.
+    const std::size_t bytes = (checked_bytes(n, sizeof(T)) + 63) / 64 * 64;
+    require_memory(bytes);
+    data_ = static_cast<T*>(std::aligned_alloc(64, bytes));
+    if (data_ == nullptr) throw AllocationError("cannot allocate " + std::to_string(bytes) + " bytes", -1, bytes);
+    std::memset(data_, 0, bytes);
+    size_ = n;
+  }
+
   T* data_ = nullptr;
   std::size_t size_ = 0;
 };

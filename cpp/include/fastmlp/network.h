@@ -58,8 +58,12 @@ class Network {
     return layers_.at(l).spec.use_bias ? layers_[l].bias_grad.data() : nullptr;
   }
 
-  // Sizes the per-batch buffers for batches of up to `rows` rows (grows only).
+  // Sizes the per-batch buffers for batches of up to `rows` rows (grows only). Strong: throws
+  // SizeError or AllocationError (naming the layer and the bytes) with nothing changed.
   void reserve(std::size_t rows);
+  // The most rows a batch may have: its nonzero lists take rows x (input_dim + 8) entries at
+  // 32-bit offsets (kMaxIndexEntries).
+  std::size_t max_batch_rows() const;
 
   // x: rows x input_dim, row-major. Afterwards output()/output_logits() hold the last layer's
   // activation and pre-activation. With `dropout_rng` (training), layers with dropout draw their
@@ -90,7 +94,11 @@ class Network {
   // layer and phase. Not for layers with dropout (their masks are drawn in one sequence).
   static constexpr std::size_t kMaxRowParts = 64;
   bool supports_row_parallel() const;
-  // Sizes the buffers for a batch of `rows` rows in `parts` parts (call before the parts run).
+  // Sizes the buffers for batches of up to `rows` rows in up to `parts` parts (grows only;
+  // when it throws, every buffer is left valid). After it, prepare_row_parallel for such
+  // batches allocates nothing.
+  void reserve_row_parallel(std::size_t rows, std::size_t parts);
+  // Readies the buffers for a batch of `rows` rows in `parts` parts (call before the parts run).
   void prepare_row_parallel(std::size_t rows, std::size_t parts);
   // x: the whole batch (rows x input_dim); fills the activations of rows [r0, r1).
   void forward_rows(const T* x, std::size_t r0, std::size_t r1, std::size_t part);
@@ -129,6 +137,9 @@ class Network {
   // forward() and backward() for every split. Needs sparse-friendly inputs to pay (the lists
   // hold every nonzero) and no dropout.
   bool supports_feature_pipeline(std::size_t parts) const;
+  // Sizes its buffers on the first call for a batch size. Throws SizeError or AllocationError
+  // when they cannot be had, leaving the network able to run every other kind of step (and this
+  // one, once a later call succeeds).
   void prepare_feature_pipeline(std::size_t rows, std::size_t parts);
   // The batch's row r is x + order[r] * input_dim (x + r * input_dim when order is null): the
   // rows are read where they are, not gathered first, and the part reads only its columns.

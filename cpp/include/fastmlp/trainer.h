@@ -73,8 +73,11 @@ class Trainer {
   // Draws this epoch's sample order (identity when shuffle is false).
   void begin_epoch(std::size_t n, bool shuffle);
   std::size_t num_batches(std::size_t batch_size) const;
-  // Trains on batches [first, first + count) of the current epoch's order. Throws
-  // NonFiniteInput for a batch with a NaN or infinite input, before its update.
+  // Trains on batches [first, first + count) of the current epoch's order; a batch_size beyond
+  // the data is one batch of all of it. Throws NonFiniteInput for a batch with a NaN or infinite
+  // input, before its update; SizeError or AllocationError when the buffers for its batches
+  // cannot be had, before the first (and then, in an epoch's first call, with the generator as
+  // before begin_epoch).
   Totals train_batches(const DataView<T>& data, std::size_t batch_size, std::size_t first,
                        std::size_t count);
   // One update on all of `data` as a single batch, in order.
@@ -92,6 +95,8 @@ class Trainer {
   // Backward pass and optimizer step for the batch x of the last forward.
   void update(const T* x, std::size_t rows);
   void check_data(const DataView<T>& data) const;
+  // Sizes the network's and the gathered batch's buffers for batches of up to `rows` rows.
+  void reserve_batches(const DataView<T>& data, std::size_t rows);
   void check_labels(const std::int32_t* labels, std::size_t rows) const;
   // One step of fit on the rows order[0 .. rows) of data, split by rows over the threads
   // (Network::forward_rows and friends): bitwise the same as forward_loss + update.
@@ -116,6 +121,10 @@ class Trainer {
   bool uses_logits_;
   Optimizer<T> optimizer_;
   Rng rng_;
+  // The generator before this epoch's shuffle, while no call of the epoch has got past sizing
+  // its buffers (epoch_begun_).
+  Rng::State epoch_rng_{};
+  bool epoch_begun_ = false;
   std::vector<std::uint32_t> order_;
   AlignedBuffer<T> batch_x_, batch_y_, batch_w_, row_loss_;
   std::vector<std::int32_t> batch_labels_;
