@@ -390,3 +390,17 @@ def test_pickling_from_a_callback_and_after() -> None:
     restored.fit(X, Y, epochs=1, verbose=0, shuffle=False)
     net.fit(X, Y, epochs=1, verbose=0, shuffle=False)
     assert same_weights(restored, net)
+
+
+def test_the_core_refuses_an_all_zero_generator_state() -> None:
+    """xoshiro's all-zero state is a fixed point: fit would shuffle forever. The core refuses it
+    (the file reader does too, before it gets here) and keeps its state."""
+    from fastmlp import _core
+
+    network = _core.Network32(5, [3], ["softmax"], [True], [[0.0] * 4], [0.0], [0.0])
+    trainer = _core.Trainer32(network, "sparse_categorical_crossentropy", False, [], fm.optimizers.Adam().get_config(), 1)
+    trainer.begin_epoch(40, True)
+    state = trainer.get_state()
+    with pytest.raises(ValueError, match="all zero"):
+        trainer.set_state({**state, "rng": [0, 0, 0, 0]})
+    assert trainer.get_state()["rng"] == state["rng"]

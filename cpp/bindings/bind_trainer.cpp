@@ -91,6 +91,8 @@ void bind(py::module_& m, const char* name) {
           [](Tr& t, const py::dict& state) {
             const auto rng = state["rng"].cast<std::vector<std::uint64_t>>();
             if (rng.size() != 4) throw py::value_error("rng state must have 4 words");
+            if (!Rng::valid_state({rng[0], rng[1], rng[2], rng[3]}))
+              throw py::value_error("rng state must not be all zero (the generator would stall)");
             const auto iterations = state["iterations"].cast<long long>();
             if (iterations < 0) throw py::value_error("iterations must be >= 0");
             const auto slots = state["slots"].cast<py::list>();

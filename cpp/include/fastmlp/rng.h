@@ -5,6 +5,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 namespace fastmlp {
@@ -29,7 +30,11 @@ class Rng {
 
   using State = std::array<std::uint64_t, 4>;
   State state() const { return {state_[0], state_[1], state_[2], state_[3]}; }
+  // xoshiro's all-zero state is a fixed point (next() returns 0 forever, and below() would
+  // reject forever), so it is never a state of a seeded generator: refused.
+  static bool valid_state(const State& s) { return (s[0] | s[1] | s[2] | s[3]) != 0; }
   void set_state(const State& s) {
+    if (!valid_state(s)) throw std::invalid_argument("generator state must not be all zero");
     for (int i = 0; i < 4; ++i) state_[i] = s[i];
   }
 
