@@ -61,3 +61,58 @@ def test_bad_thread_count_is_a_clear_error(value: str) -> None:
 def test_available_isas_are_a_subset_of_the_build() -> None:
     assert set(fm.available_isas()) <= set(fm._core.compiled_isas())
     assert fm.active_isa() in fm.available_isas()
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU feature flags Linux reports (it leaves out those the OS does not enable), or None
+    where /proc/cpuinfo is not there."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        return None
+    return None
+
+
+AVX512_FLAGS = {"avx512f", "avx512vl", "avx512bw", "avx512dq", "fma"}
+
+
+def test_avx512_is_listed_first_exactly_when_the_cpu_has_it() -> None:
+    if "avx512" not in fm._core.compiled_isas():
+        pytest.skip("this build has no AVX-512 kernels")
+    flags = cpu_flags()
+    if flags is None:
+        pytest.skip("no /proc/cpuinfo to tell what the CPU has")
+    result = run({})
+    assert result.returncode == 0, result.stderr
+    active, _, available = result.stdout.split()
+    if AVX512_FLAGS <= flags:
+        assert available.split(",")[0] == "avx512"
+        assert active == "avx512"
+    else:
+        assert "avx512" not in available.split(",")
+
+
+def test_forcing_avx512_runs_its_kernels() -> None:
+    if "avx512" not in fm.available_isas():
+        pytest.skip("this CPU (or build) has no AVX-512")
+    probe = (
+        "import numpy as np, fastmlp as fm; from fastmlp import _core;"
+        "a = np.arange(1, 13 * 37 + 1, dtype=np.float32).reshape(13, 37) / 64;"
+        "b = np.arange(1, 37 * 33 + 1, dtype=np.float32).reshape(37, 33) / 64;"
+        "c = _core.kernels.gemm(a, b);"
+        "print(fm.active_isa(), float(np.abs(c - a.astype(np.float64) @ b).max()))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "FASTMLP_ISA"}
+    env["FASTMLP_ISA"] = "avx512"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    active, error = result.stdout.split()
+    assert active == "avx512"
+    # Every product and partial sum is a multiple of 2**-12 below 2**12 (under 2**24 steps of
+    # 2**-12): exact in float32, so any order of summation gives the float64 value.
+    assert float(error) == 0.0

@@ -16,6 +16,11 @@ namespace avx2 {
 #include "kernels/kernel_decls.inc"
 }
 #endif
+#ifdef FASTMLP_HAVE_AVX512
+namespace avx512 {
+#include "kernels/kernel_decls.inc"
+}
+#endif
 
 namespace {
 
@@ -36,8 +41,23 @@ bool cpu_has_avx2_fma() {
 }
 #endif
 
+#ifdef FASTMLP_HAVE_AVX512
+// F for the 512-bit vectors and masks, VL and BW for the masked 256-bit and byte-mask forms, DQ
+// for the 64-bit integer conversions and the float logic; __builtin_cpu_supports also checks
+// that the OS saves the zmm and mask registers (XGETBV).
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("fma");
+}
+#endif
+
 const std::vector<Isa>& registry() {
   static const std::vector<Isa> isas = {
+#ifdef FASTMLP_HAVE_AVX512
+      {"avx512", cpu_has_avx512, avx512::table<float>(), avx512::table<double>()},
+#endif
 #ifdef FASTMLP_HAVE_AVX2
       {"avx2", cpu_has_avx2_fma, avx2::table<float>(), avx2::table<double>()},
 #endif

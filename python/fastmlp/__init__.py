@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import _core
 
-# The kernel table is chosen once, here: FASTMLP_ISA=scalar|avx2 forces one (a path this CPU
+# The kernel table is chosen once, here: FASTMLP_ISA=scalar|avx2|avx512 forces one (a path this CPU
 # lacks is a ValueError naming the available ones); otherwise the best the CPU supports.
 _core.select_isa_from_environment()
 # The thread pool starts with FASTMLP_NUM_THREADS threads, else one per CPU this process may use.

@@ -1,0 +1,334 @@
+// Blocked matrix product in the BLIS style, with a register-blocked microkernel of MR x NR
+// (12 x 32 floats or 12 x 16 doubles: 24 of the 32 zmm registers hold accumulators), NV vector
+// loads of B and MR broadcasts of A per step of k.
+//   B: panels of op(B) (KC x NR) are packed into aligned scratch, so the microkernel's loads are
+//      sequential whatever op(B)'s strides (a transposed B is turned 16 x 16 in registers). With
+//      at most MR rows each panel would be read once: a row-major B is then read in place.
+//   A: a row-major A is read in place (a broadcast costs the same from any address); a block
+//      with contiguous columns (a transposed A) is read in place, or copied into one compact
+//      block when several panels of B read it; any other layout is packed into MR-row panels.
+// Edge tiles run the same code for exactly their rows and vectors (a 10-column output costs one
+// vector per row, not NV), with the last vector's C loads and stores masked.
+#include <utility>
+
+#include "fastmlp/kernels.h"
+#include "vec.h"
+
+namespace fastmlp::avx512 {
+#include "../kernel_decls.inc"
+
+namespace {
+
+constexpr std::size_t kMR = 12;
+constexpr std::size_t kNV = 2;    // vectors per row of a tile
+constexpr std::size_t kMC = 96;   // rows of A per block (8 microkernel panels)
+constexpr std::size_t kKC = 256;  // depth of one block: B panel 32 KB (float)
+template <class T>
+constexpr std::size_t kNR = kNV * Vec<T>::lanes;
+template <class T>
+constexpr std::size_t kNC = 2048 / sizeof(T);  // packed B block of KC x NC: 512 KB
+
+std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
+
+// Where a tile finds a(i, k): a[i * s + k] (rows contiguous, as a row-major A) or a[i + k * s]
+// (columns contiguous: a transposed A, or a packed panel with s = MR).
+enum class ALayout { by_row, by_column };
+
+// A panel of op(A) with arbitrary strides, packed by columns: a(i, k) at out[i + k * MR], rows
+// [mr, MR) left unset (no tile reads them).
+template <class T>
+void pack_a(std::size_t mc, std::size_t kc, const T* a, std::ptrdiff_t rs, std::ptrdiff_t cs, T* out) {
+  for (std::size_t ir = 0; ir < mc; ir += kMR) {
+    const std::size_t mr = min_size(kMR, mc - ir);
+    const T* panel = a + std::ptrdiff_t(ir) * rs;
+    for (std::size_t k = 0; k < kc; ++k) {
+      for (std::size_t i = 0; i < mr; ++i) out[i] = panel[std::ptrdiff_t(i) * rs + std::ptrdiff_t(k) * cs];
+      out += kMR;
+    }
+  }
+}
+
+// A block of op(A) whose columns are contiguous (a(i, k) = a[i + k * cs]), copied to
+// out[i + k * mc]: the tiles then read one compact block instead of kc rows far apart.
+template <class T>
+void copy_columns(std::size_t mc, std::size_t kc, const T* a, std::ptrdiff_t cs, T* out) {
+  using V = Vec<T>;
+  constexpr std::size_t L = V::lanes;
+  for (std::size_t k = 0; k < kc; ++k) {
+    const T* from = a + std::ptrdiff_t(k) * cs;
+    T* to = out + k * mc;
+    std::size_t i = 0;
+    for (; i + L <= mc; i += L) V::storeu(to + i, V::loadu(from + i));
+    if (i < mc) V::maskstore(to + i, V::tail_mask(mc - i), V::maskload(from + i, V::tail_mask(mc - i)));
+  }
+}
+
+// 16 x 16 floats (8 x 8 doubles) transposed in registers: rows[i] lane j -> rows[j] lane i.
+void transpose(__m512 (&r)[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  }
+  // Now each 128-bit block holds a transposed 4 x 4; move the blocks.
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+}
+void transpose(__m512d (&r)[8]) {
+  __m512d t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0x88);
+    r[i + 1] = _mm512_shuffle_f64x2(t[i + 1], t[i + 3], 0x88);
+    r[i + 2] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0xdd);
+    r[i + 3] = _mm512_shuffle_f64x2(t[i + 1], t[i + 3], 0xdd);
+  }
+  for (int i = 0; i < 2; ++i) {
+    t[i] = _mm512_shuffle_f64x2(r[i], r[i + 4], 0x88);
+    t[i + 2] = _mm512_shuffle_f64x2(r[i + 2], r[i + 6], 0x88);
+    t[i + 4] = _mm512_shuffle_f64x2(r[i], r[i + 4], 0xdd);
+    t[i + 6] = _mm512_shuffle_f64x2(r[i + 2], r[i + 6], 0xdd);
+  }
+  for (int i = 0; i < 8; ++i) r[i] = t[i];
+}
+
+// Packs op(B)'s columns [0, nc) x depth [0, kc) into panels of NR columns: b(k, jr + j) at
+// out[jr * kc + k * NR + j], zeros past nc.
+template <class T>
+void pack_b(std::size_t kc, std::size_t nc, const T* b, std::ptrdiff_t rs, std::ptrdiff_t cs, T* out) {
+  using V = Vec<T>;
+  constexpr std::size_t L = V::lanes, NR = kNR<T>;
+  for (std::size_t jr = 0; jr < nc; jr += NR) {
+    const std::size_t nr = min_size(NR, nc - jr);
+    const T* panel = b + std::ptrdiff_t(jr) * cs;
+    if (cs == 1) {  // rows contiguous: masked loads past nr (the 10 outputs of MNIST) give zeros
+      for (std::size_t k = 0; k < kc; ++k) {
+        const T* row = panel + std::ptrdiff_t(k) * rs;
+        for (std::size_t v = 0; v < kNV; ++v)
+          V::store(out + v * L, V::maskload(row + v * L, V::tail_mask(nr > v * L ? nr - v * L : 0)));
+        out += NR;
+      }
+    } else if (rs == 1) {  // columns contiguous (a transposed B): L x L blocks turned in registers
+      for (std::size_t k0 = 0; k0 < kc; k0 += L) {
+        const auto depth = V::tail_mask(kc - k0);
+        for (std::size_t v = 0; v < kNV; ++v) {
+          typename V::reg block[L];
+          for (std::size_t j = 0; j < L; ++j) {
+            const std::size_t col = v * L + j;
+            block[j] = col < nr ? V::maskload(panel + std::ptrdiff_t(col) * cs + std::ptrdiff_t(k0), depth) : V::zero();
+          }
+          transpose(block);
+          for (std::size_t k = 0; k < L && k0 + k < kc; ++k) V::store(out + (k0 + k) * NR + v * L, block[k]);
+        }
+      }
+      out += kc * NR;
+    } else {
+      for (std::size_t k = 0; k < kc; ++k) {
+        const T* row = panel + std::ptrdiff_t(k) * rs;
+        for (std::size_t j = 0; j < NR; ++j) out[j] = j < nr ? row[std::ptrdiff_t(j) * cs] : T(0);
+        out += NR;
+      }
+    }
+  }
+}
+
+// acc[i][v] += sum over k of op(A)(i, k) * op(B)(k, vector v), one FMA chain per element in k
+// order, with op(A)(i, k) = a[i * sa + k] or a[i + k * sa] (layout) and op(B)(k, j) = b[k * sb + j],
+// all NV vectors of B readable. (No masked load in this loop: GCC then keeps acc in memory.)
+template <class T, std::size_t R, std::size_t NV, ALayout layout>
+[[gnu::always_inline]] inline void accumulate(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b,
+                                              std::ptrdiff_t sb, typename Vec<T>::reg (&acc)[R][NV]) {
+  using V = Vec<T>;
+  using reg = typename V::reg;
+  constexpr std::size_t L = V::lanes;
+  for (std::size_t k = 0; k < kc; ++k) {
+    reg bv[NV];
+    _Pragma("GCC unroll 16")
+    for (std::size_t v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * L);
+    _Pragma("GCC unroll 16")
+    for (std::size_t i = 0; i < R; ++i) {
+      const reg ai = V::set1(layout == ALayout::by_row ? a[std::ptrdiff_t(i) * sa] : a[i]);
+      _Pragma("GCC unroll 16")
+      for (std::size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
+    }
+    a += layout == ALayout::by_row ? 1 : sa;
+    b += sb;
+  }
+}
+
+// Rows [0, R) and vectors [0, NV) of a tile (R <= MR, NV <= kNV), the last vector limited to the
+// lanes in `last` when `masked` (C beyond them is not touched). Each C element is one FMA chain
+// over k in increasing order from its start (0, or beta * C when chained), whichever tile shape
+// and operand layout computes it: all give the same bits. chain: C = (beta*C or 0) +
+// sum_k a*b (alpha is 1); otherwise C = alpha * sum + beta * C (beta == 0: C not read).
+template <class T, std::size_t R, std::size_t NV, bool masked, ALayout layout>
+void tile(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdiff_t sb, T* c,
+          std::ptrdiff_t ldc, typename Vec<T>::mask last, bool chain, T alpha, T beta) {
+  using V = Vec<T>;
+  using reg = typename V::reg;
+  constexpr std::size_t L = V::lanes;
+  reg acc[R][NV];
+  _Pragma("GCC unroll 16")
+  for (std::size_t i = 0; i < R; ++i)
+    _Pragma("GCC unroll 16")
+    for (std::size_t v = 0; v < NV; ++v) acc[i][v] = V::zero();
+  if (chain && beta != T(0)) {
+    const reg vbeta = V::set1(beta);
+    _Pragma("GCC unroll 16")
+    for (std::size_t i = 0; i < R; ++i)
+      _Pragma("GCC unroll 16")
+      for (std::size_t v = 0; v < NV; ++v) {
+        const T* ci = c + std::ptrdiff_t(i) * ldc + v * L;
+        acc[i][v] = V::mul(vbeta, masked && v == NV - 1 ? V::maskload(ci, last) : V::loadu(ci));
+      }
+  }
+  accumulate<T, R, NV, layout>(kc, a, sa, b, sb, acc);
+  _Pragma("GCC unroll 16")
+  for (std::size_t i = 0; i < R; ++i) {
+    _Pragma("GCC unroll 16")
+    for (std::size_t v = 0; v < NV; ++v) {
+      T* ci = c + std::ptrdiff_t(i) * ldc + v * L;
+      const bool part = masked && v == NV - 1;
+      reg out = acc[i][v];
+      if (!chain) {
+        out = beta == T(0) ? V::mul(V::set1(alpha), out)
+                           : V::fmadd(V::set1(alpha), out,
+                                      V::mul(V::set1(beta), part ? V::maskload(ci, last) : V::loadu(ci)));
+      }
+      if (part) {
+        V::maskstore(ci, last, out);
+      } else {
+        V::storeu(ci, out);
+      }
+    }
+  }
+}
+
+template <class T>
+using TileFn = void (*)(std::size_t, const T*, std::ptrdiff_t, const T*, std::ptrdiff_t, T*, std::ptrdiff_t,
+                        typename Vec<T>::mask, bool, T, T);
+
+// fn[layout][r - 1][nv - 1][masked]: the tile for r rows and nv vectors.
+template <class T>
+struct TileTable {
+  TileFn<T> fn[2][kMR][kNV][2];
+};
+template <class T, std::size_t... I>
+constexpr TileTable<T> make_tiles(std::index_sequence<I...>) {
+  TileTable<T> t{};
+  ((t.fn[0][I / kNV][I % kNV][0] = &tile<T, I / kNV + 1, I % kNV + 1, false, ALayout::by_row>,
+    t.fn[0][I / kNV][I % kNV][1] = &tile<T, I / kNV + 1, I % kNV + 1, true, ALayout::by_row>,
+    t.fn[1][I / kNV][I % kNV][0] = &tile<T, I / kNV + 1, I % kNV + 1, false, ALayout::by_column>,
+    t.fn[1][I / kNV][I % kNV][1] = &tile<T, I / kNV + 1, I % kNV + 1, true, ALayout::by_column>),
+   ...);
+  return t;
+}
+template <class T>
+constexpr TileTable<T> kTiles = make_tiles<T>(std::make_index_sequence<kMR * kNV>{});
+
+template <class T>
+void scale_c(const GemmArgs<T>& g) {  // k == 0: the product is empty
+  for (std::size_t i = 0; i < g.m; ++i)
+    for (std::size_t j = 0; j < g.n; ++j) {
+      T& c = g.c[std::ptrdiff_t(i) * g.ldc + j];
+      c = g.beta == T(0) ? T(0) : g.beta * c;
+    }
+}
+
+}  // namespace
+
+template <class T>
+std::size_t gemm_pack_elements() {
+  return kMC * kKC + kKC * kNC<T>;
+}
+
+template <class T>
+void gemm(const GemmArgs<T>& g) {
+  using V = Vec<T>;
+  constexpr std::size_t L = V::lanes, NR = kNR<T>, NC = kNC<T>;
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0) return scale_c(g);
+  T* packed_a = g.pack;
+  T* packed_b = g.pack + kMC * kKC;
+  const bool chain = g.alpha == T(1);
+  // A in place when one of its strides is 1 (else packed); a row-major B in place when no two
+  // tiles share it (else packed).
+  const bool a_rows = g.a_col == 1, a_in_place = a_rows || g.a_row == 1;
+  const bool b_in_place = g.b_col == 1 && g.m <= kMR;
+  for (std::size_t jc = 0; jc < g.n; jc += NC) {
+    const std::size_t nc = min_size(NC, g.n - jc);
+    for (std::size_t pc = 0; pc < g.k; pc += kKC) {
+      const std::size_t kc = min_size(kKC, g.k - pc);
+      // After the first block of k, C holds a partial sum: continue it (beta 1).
+      const T beta = pc == 0 ? g.beta : T(1);
+      const T* b_block = g.b + std::ptrdiff_t(pc) * g.b_row + std::ptrdiff_t(jc) * g.b_col;
+      if (!b_in_place) pack_b(kc, nc, b_block, g.b_row, g.b_col, packed_b);
+      for (std::size_t ic = 0; ic < g.m; ic += kMC) {
+        const std::size_t mc = min_size(kMC, g.m - ic);
+        const T* a_block = g.a + std::ptrdiff_t(ic) * g.a_row + std::ptrdiff_t(pc) * g.a_col;
+        // Where the tiles read this block of A: tile ir at a + ir * step, element (i, k) at
+        // a[i * sa + k] (by rows) or a[i + k * sa] (by columns).
+        const T* a = a_block;
+        std::ptrdiff_t sa = g.a_row, step = g.a_row;
+        if (!a_rows) {
+          sa = g.a_col;
+          step = 1;
+          if (!a_in_place) {
+            pack_a(mc, kc, a_block, g.a_row, g.a_col, packed_a);
+            a = packed_a;
+            sa = std::ptrdiff_t(kMR);
+            step = std::ptrdiff_t(kc);
+          } else if (nc > NR) {  // columns far apart, read once per panel of B: copy them together
+            copy_columns(mc, kc, a_block, g.a_col, packed_a);
+            a = packed_a;
+            sa = std::ptrdiff_t(mc);
+          }
+        }
+        const std::size_t layout = a_rows ? 0 : 1;
+        for (std::size_t jr = 0; jr < nc; jr += NR) {
+          const std::size_t nr = min_size(NR, nc - jr);
+          const std::size_t nv = (nr + L - 1) / L;
+          const bool masked = nr % L != 0;
+          const auto last = V::tail_mask(nr - (nv - 1) * L);
+          // A partial panel is read in place only when it ends on a whole vector.
+          const bool b_here = b_in_place && !masked;
+          if (b_in_place && masked) pack_b(kc, nr, b_block + std::ptrdiff_t(jr), g.b_row, 1, packed_b + jr * kc);
+          const T* b = b_here ? b_block + std::ptrdiff_t(jr) : packed_b + jr * kc;
+          const std::ptrdiff_t sb = b_here ? g.b_row : std::ptrdiff_t(NR);
+          for (std::size_t ir = 0; ir < mc; ir += kMR) {
+            const std::size_t mr = min_size(kMR, mc - ir);
+            T* c = g.c + std::ptrdiff_t(ic + ir) * g.ldc + std::ptrdiff_t(jc + jr);
+            kTiles<T>.fn[layout][mr - 1][nv - 1][masked](kc, a + std::ptrdiff_t(ir) * step, sa, b, sb, c, g.ldc, last,
+                                                         chain, g.alpha, beta);
+          }
+        }
+      }
+    }
+  }
+}
+
+template void gemm<float>(const GemmArgs<float>&);
+template void gemm<double>(const GemmArgs<double>&);
+template std::size_t gemm_pack_elements<float>();
+template std::size_t gemm_pack_elements<double>();
+
+}  // namespace fastmlp::avx512
