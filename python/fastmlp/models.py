@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional, TypeVar, Union, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _core, _validation, config, losses, metrics, optimizers
+from . import _core, _validation, activations, config, losses, metrics, optimizers
 from . import callbacks as callbacks_module
 from ._progress import Progbar, print_msg
 from .layers import Activation, Dense, Dropout, Flatten, InputLayer, Layer, _unique_name
@@ -227,14 +227,12 @@ class Sequential:
 
     def _activation_plan(self) -> list[tuple[str, float]]:
         """Each Dense layer's activation and its parameter, with activation layers folded in."""
-        from . import reference
-
         plan: list[tuple[str, float]] = []
         for layer in self.layers:
             if isinstance(layer, Dense):
-                plan.append((layer.activation, reference.DEFAULT_ALPHA.get(layer.activation, 0.0)))
+                plan.append((layer.activation, activations.DEFAULT_ALPHA.get(layer.activation, 0.0)))
             elif isinstance(layer, Activation):
-                alpha = layer.alpha if layer.alpha is not None else reference.DEFAULT_ALPHA.get(layer.activation, 0.0)
+                alpha = layer.alpha if layer.alpha is not None else activations.DEFAULT_ALPHA.get(layer.activation, 0.0)
                 plan[-1] = (layer.activation, alpha)
         return plan
 
