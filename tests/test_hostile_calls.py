@@ -102,6 +102,31 @@ def test_a_refused_compile_keeps_the_previous_one() -> None:
     assert len(net.evaluate(X, Y, verbose=0)) == 2  # type: ignore[arg-type]
 
 
+def test_a_layer_refused_by_the_order_rules_can_join_another_model() -> None:
+    leaky = fm.layers.LeakyReLU()
+    activated = fm.Sequential([fm.layers.Input((4,)), fm.layers.Dense(3, activation="relu")])
+    with pytest.raises(ValueError, match="must follow a Dense layer without an activation"):
+        activated.add(leaky)
+    assert len(activated.layers) == 1
+    plain = fm.Sequential([fm.layers.Input((4,)), fm.layers.Dense(3)])
+    plain.add(leaky)  # not kept by the refused add: free to join
+    with pytest.raises(ValueError, match="already belongs to a model"):
+        activated.add(plain.layers[0])
+
+
+def test_the_optimizer_of_a_refused_compile_stays_unbound() -> None:
+    """It does not report (or change) the learning rate of the model it was refused by."""
+    net = model(fm.optimizers.SGD(0.05))
+    net.fit(X, Y, verbose=0)
+    refused = fm.optimizers.Adam(0.5)
+    with pytest.raises(ValueError):
+        net.compile(refused, "sparse_categorical_crossentropy", metrics=["no-such-metric"])
+    refused.learning_rate = 0.25
+    assert refused.learning_rate == 0.25 and refused.iterations == 0
+    assert net.optimizer is not None and net.optimizer.learning_rate == pytest.approx(0.05)
+    assert net.optimizer.iterations > 0
+
+
 class ChangesStructure(fm.callbacks.Callback):
     def __init__(self, change: Callable[[fm.Sequential], Any]) -> None:
         super().__init__()

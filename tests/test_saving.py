@@ -124,6 +124,41 @@ def test_pickle_round_trip() -> None:
     assert same_weights(model, copy)  # the optimizer state and shuffle stream came along
 
 
+def test_the_training_state_carries_training_over_to_another_model() -> None:
+    """``get_training_state`` with the weights is what a saved file holds: a model given both
+    trains on exactly as the one they came from."""
+    model = make_model()
+    model.fit(X, Y, epochs=1, verbose=0)
+    other = make_model(fm.optimizers.Adam(0.01))
+    other.fit(X[:50], Y[:50], epochs=1, verbose=0)  # other weights, slots, steps and shuffle
+    state = model.get_training_state()
+    assert state is not None and state["iterations"] == 10
+    other.set_weights(model.get_weights())
+    other.set_training_state(state)
+    assert other.optimizer is not None and other.optimizer.iterations == 10
+    model.fit(X, Y, epochs=2, verbose=0)
+    other.fit(X, Y, epochs=2, verbose=0)
+    assert same_weights(model, other)
+
+
+def test_the_training_state_exists_once_compiled_and_built() -> None:
+    model = fm.Sequential([fm.layers.Dense(3)])
+    assert not model.built and model.get_training_state() is None
+    model.compile("adam", "mse")
+    assert model.get_training_state() is None
+    model.build((None, 5))
+    state = model.get_training_state()
+    assert model.built and state is not None and state["iterations"] == 0
+    assert [slot.size for slot in state["slots"]] == [15, 15, 3, 3]  # Adam: m and v per array
+    uncompiled = fm.Sequential([fm.layers.Input((5,)), fm.layers.Dense(3)])
+    with pytest.raises(RuntimeError, match="compile"):
+        uncompiled.set_training_state(state)
+    sgd = fm.Sequential([fm.layers.Input((5,)), fm.layers.Dense(3)])
+    sgd.compile("sgd", "mse")  # no slots without momentum
+    with pytest.raises((ValueError, TypeError)):
+        sgd.set_training_state(state)
+
+
 def test_file_holds_no_pickle(tmp_path: Path) -> None:
     make_model().save(tmp_path / "m.fastmlp")
     with zipfile.ZipFile(tmp_path / "m.fastmlp") as archive:

@@ -99,8 +99,8 @@ def _write_archive(archive: zipfile.ZipFile, model: Sequential, kind: str) -> No
     archive.writestr(CONFIG, json.dumps(config, indent=1))
     for i, weight in enumerate(model.get_weights()):
         _write_array(archive, f"{WEIGHTS}/{i:05d}.npy", weight)
-    if kind == "model" and model._trainer is not None:
-        state = model._trainer.get_state()
+    state = model.get_training_state() if kind == "model" else None
+    if state is not None:
         archive.writestr(
             TRAINING,
             json.dumps({"iterations": int(state["iterations"]), "rng": [int(w) for w in state["rng"]]}),
@@ -118,20 +118,20 @@ def _save(model: Sequential, filepath: PathLike, kind: str) -> None:
 
 
 def save_model(model: Sequential, filepath: PathLike) -> None:
-    if model._network is None:
+    if not model.built:
         raise ValueError(f"Model {model.name!r} is not built yet: there is nothing to save.")
     _save(model, filepath, "model")
 
 
 def save_weights(model: Sequential, filepath: PathLike) -> None:
-    if model._network is None:
+    if not model.built:
         raise ValueError(f"Model {model.name!r} is not built yet: it has no weights to save.")
     _save(model, filepath, "weights")
 
 
 def model_to_bytes(model: Sequential) -> bytes:
     buffer = io.BytesIO()
-    if model._network is None:
+    if not model.built:
         raise ValueError(f"Model {model.name!r} is not built yet: it cannot be pickled.")
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         _write_archive(archive, model, "model")
@@ -200,12 +200,13 @@ def _restore_training_state(reader: ModelFileReader, model: Sequential) -> None:
         )
         return
     training = _saved_config.check_training(reader.json(TRAINING), reader.label, TRAINING)
-    model._make_trainer(seed=0)  # the saved generator state replaces this seed
-    trainer = model._trainer
-    shapes = [tuple(slot.shape) for slot in trainer.get_state()["slots"]]
+    fresh = model.get_training_state()  # compile made the optimizer's slots: their shapes
+    if fresh is None:  # compile() of a built model makes its trainer
+        raise RuntimeError(f"Model {model.name!r} was compiled but has no training state.")
+    shapes = [tuple(slot.shape) for slot in fresh["slots"]]
     slots = _read_arrays(reader, SLOTS, shapes, model.dtype, "optimizer slots", "the optimizer")
     try:
-        trainer.set_state({"iterations": training["iterations"], "rng": training["rng"], "slots": slots})
+        model.set_training_state({"iterations": training["iterations"], "rng": training["rng"], "slots": slots})
     except (TypeError, ValueError) as error:
         reader.fail(f"invalid optimizer state ({error})", error)
 
@@ -217,7 +218,7 @@ def _restore(reader: ModelFileReader) -> Sequential:
     shapes = _saved_config.weight_shapes(config["model"])
     weights = _read_arrays(reader, WEIGHTS, shapes, config["model"]["dtype"], "weights", "the architecture in config.json")
     model = _build(reader, config, weights)
-    if model._loss is not None:
+    if model.loss is not None:
         _restore_training_state(reader, model)
     return model
 
@@ -239,7 +240,7 @@ def load_model(filepath: PathLike) -> Sequential:
 def load_weights(model: Sequential, filepath: PathLike) -> None:
     """Load the weights of a file written by ``save_weights`` or ``save`` into a built model of
     the same architecture; errors as ``load_model``."""
-    if model._network is None:
+    if not model.built:
         raise ValueError(f"Model {model.name!r} is not built yet: build it before load_weights().")
     reader = _open(filepath)
     try:

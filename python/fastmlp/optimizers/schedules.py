@@ -20,9 +20,6 @@ class LearningRateSchedule:
     def get_config(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _core_settings(self) -> dict[str, Any]:
-        return {"kind": self.kind, **self.get_config()}
-
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
