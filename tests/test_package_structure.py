@@ -1,7 +1,8 @@
 """How the package's modules depend on each other, read from their source with ``ast``.
 
-The library does not depend on ``fastmlp.reference``, the readable yardstick the tests compare
-against (its copies of shared tables are checked here instead).
+Imports are at the top of a module and the import graph has no cycle. The library does not
+depend on ``fastmlp.reference``, the readable yardstick the tests compare against (its copies of
+shared tables are checked here instead).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ def is_package(name: str) -> bool:
 
 
 def is_module(name: str) -> bool:
-    relative = name.split(".")[1:]
-    return is_package(name) or PACKAGE.joinpath(*relative).with_suffix(".py").is_file()
+    """A package, a .py file or a compiled extension (``_core``)."""
+    path = PACKAGE.joinpath(*name.split(".")[1:])
+    return is_package(name) or any(path.parent.glob(f"{path.name}.*"))
 
 
 def sources() -> dict[str, ast.Module]:
@@ -41,7 +43,9 @@ def sources() -> dict[str, ast.Module]:
 
 
 def imported_modules(module: str, node: ast.Import | ast.ImportFrom) -> Iterator[str]:
-    """The fastmlp modules an import statement in ``module`` imports by name."""
+    """The fastmlp modules an import statement in ``module`` needs: those it names, and the
+    module it takes other names from (``from .layers import Dense`` needs ``fastmlp.layers``;
+    ``from . import layers`` needs only ``fastmlp.layers``, its package being set up first)."""
     if isinstance(node, ast.Import):
         for alias in node.names:
             if alias.name == "fastmlp" or alias.name.startswith("fastmlp."):
@@ -53,19 +57,110 @@ def imported_modules(module: str, node: ast.Import | ast.ImportFrom) -> Iterator
         base = node.module
     else:
         package = module if is_package(module) else module.rsplit(".", 1)[0]
-        base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+        parts = package.split(".")
+        base = ".".join(parts[: len(parts) - node.level + 1])
         if node.module:
             base = f"{base}.{node.module}"
-    yield base
-    for alias in node.names:
-        if is_module(f"{base}.{alias.name}"):
-            yield f"{base}.{alias.name}"
+    names = [alias.name for alias in node.names]
+    submodules = [name for name in names if is_module(f"{base}.{name}")]
+    yield from (f"{base}.{name}" for name in submodules)
+    if len(submodules) < len(names):
+        yield base
 
 
-def imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
+def imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
+
+
+def run_time_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The imports that run when the module is imported: not those in functions (they run
+    later) nor under ``if TYPE_CHECKING:`` (they never run)."""
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            pending.extend(node.orelse)
+        else:
+            pending.extend(ast.iter_child_nodes(node))
+
+
+def functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+
+
+def test_no_fastmlp_module_is_imported_inside_a_function() -> None:
+    """Imports are at the top, where a reader sees what a module depends on; a cycle is broken
+    by the design (see test_the_import_graph_is_acyclic), not hidden in a function."""
+    found = sorted(
+        {
+            f"{module}:{node.lineno} ({function.name}) imports {', '.join(names)}"
+            for module, tree in sources().items()
+            for function in functions(tree)
+            for node in imports(function)
+            for names in [sorted(set(imported_modules(module, node)))]
+            if names
+        }
+    )
+    assert not found, "fastmlp modules imported inside functions:\n" + "\n".join(found)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each module and the modules its import runs first."""
+    trees = sources()
+    return {
+        module: {name for node in run_time_imports(tree) for name in imported_modules(module, node)} & set(trees)
+        for module, tree in trees.items()
+    }
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """A cycle of the graph as a path that returns to its start, or [] if there is none."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(module: str) -> list[str]:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return []
+        path.append(module)
+        for name in sorted(graph[module]):
+            cycle = visit(name)
+            if cycle:
+                return cycle
+        path.pop()
+        done.add(module)
+        return []
+
+    for module in sorted(graph):
+        cycle = visit(module)
+        if cycle:
+            return cycle
+    return []
+
+
+def test_the_import_graph_is_acyclic() -> None:
+    """No module needs, to be imported, a module that needs it: each layer of the package
+    builds on the ones below (``_engine`` on ``_core``; ``layers`` on ``_engine``; ``models``
+    on ``layers`` and ``_model_file``; ``saving`` on ``models``), and only ``fastmlp`` itself
+    imports them all."""
+    graph = import_graph()
+    assert "fastmlp._model_file" in graph["fastmlp.models"]
+    assert "fastmlp.models" in graph["fastmlp.saving"]
+    assert find_cycle(graph) == [], " -> ".join(find_cycle(graph))
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
 
 
 def test_the_library_does_not_import_the_reference() -> None:

@@ -22,7 +22,7 @@ import fastmlp as fm
 import forged_model_files as forged
 import numpy as np
 import pytest
-from fastmlp import _atomic_write, _model_file_format, saving
+from fastmlp import _atomic_write, _model_file, _model_file_format, saving
 
 RNG = np.random.default_rng(0)
 X = RNG.random((300, 12)).astype(np.float32)
@@ -181,7 +181,7 @@ def test_failed_save_leaves_existing_file_untouched(tmp_path: Path, monkeypatch:
         archive.writestr("fastmlp.json", "{}")
         raise OSError("disk full")
 
-    monkeypatch.setattr(saving, "_write_archive", broken)
+    monkeypatch.setattr(_model_file, "_write_archive", broken)
     with pytest.raises(OSError, match="disk full"):
         model.save(path)
     assert path.read_bytes() == before

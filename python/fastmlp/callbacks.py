@@ -38,6 +38,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Optional, Union
 import numpy as np
 
 from ._progress import print_msg
+from .optimizers.schedules import LearningRateSchedule
 
 if TYPE_CHECKING:
     from .models import Sequential
@@ -287,8 +288,6 @@ def _current_learning_rate(model: Optional[Sequential], owner: str) -> float:
     optimizer = None if model is None else model.optimizer
     if optimizer is None:
         raise ValueError(f"{owner} needs a compiled model with an optimizer.")
-    from .optimizers.schedules import LearningRateSchedule
-
     rate = optimizer.learning_rate
     if isinstance(rate, LearningRateSchedule):
         raise TypeError(

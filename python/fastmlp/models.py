@@ -18,7 +18,17 @@ from typing import Any, Callable, Optional, TypeVar, Union, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _core, _validation, activations, config, losses, metrics, optimizers, utils
+from . import (
+    _core,
+    _model_file,
+    _validation,
+    activations,
+    config,
+    losses,
+    metrics,
+    optimizers,
+    utils,
+)
 from . import callbacks as callbacks_module
 from ._engine import Engine, LayerSpec
 from ._names import unique_name
@@ -860,35 +870,26 @@ class Sequential:
         """Save architecture, weights, compile settings and optimizer state to one file (a zip of
         JSON and .npy arrays; no pickle). Written atomically: an existing file is replaced only
         by a complete new one."""
-        from . import saving
-
-        saving.save_model(self, filepath)
+        _model_file.save_model(self, filepath)
 
     @_serialized
     def save_weights(self, filepath: Any) -> None:
         """Save only the weights (same format, atomic)."""
-        from . import saving
-
-        saving.save_weights(self, filepath)
+        _model_file.save_weights(self, filepath)
 
     @_serialized
     def load_weights(self, filepath: Any) -> None:
         """Load weights saved by ``save_weights`` or ``save`` into this (built) model."""
-        from . import saving
-
-        saving.load_weights(self, filepath)
+        _model_file.load_weights(self, filepath)
 
     @_serialized
     def __getstate__(self) -> dict[str, Any]:
         # Pickling (joblib, multiprocessing) goes through the saved-file format.
-        from . import saving
-
-        return {"fastmlp_model": saving.model_to_bytes(self)}
+        return {"fastmlp_model": _model_file.model_to_bytes(self)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from . import saving
-
-        loaded = saving.model_from_bytes(state.get("fastmlp_model") if isinstance(state, dict) else state)
+        data = state.get("fastmlp_model") if isinstance(state, dict) else state
+        loaded = _model_file.model_from_bytes(data, type(self).from_config)
         # The layers and the optimizer are bound to the loaded model's engine, which this
         # model takes over with the rest of its state.
         self.__dict__.update(loaded.__dict__)
@@ -954,6 +955,4 @@ def _validation_schedule(freq: Union[int, Sequence[int]]) -> Callable[[int], boo
 
 def load_model(filepath: Any) -> Sequential:
     """Load a model saved with ``model.save`` (see ``fastmlp.saving`` for the format)."""
-    from . import saving
-
-    return saving.load_model(filepath)
+    return _model_file.load_model(filepath, Sequential.from_config)

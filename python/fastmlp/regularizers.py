@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any, Optional, Union
 
+import numpy as np
+
 
 def _factor(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -21,8 +23,6 @@ class Regularizer:
 
     def __call__(self, weights: Any) -> float:
         """The penalty of an array, in NumPy (the same formula the core computes)."""
-        import numpy as np
-
         w = np.asarray(weights, dtype=np.float64)
         return float(self.l1 * np.abs(w).sum() + self.l2 * np.square(w).sum())
 
