@@ -375,6 +375,53 @@ def test_layers_in_an_order_add_refuses_are_a_format_error(tmp_path: Path, tiny:
     refused(tmp_path, first, "Dropout")
 
 
+MISPLACED = {
+    "a Dropout before any Dense": ([fm.layers.Flatten, lambda: fm.layers.Dropout(0.5)], "Dropout must follow a Dense layer"),
+    "an activation after an activation": (
+        [lambda: fm.layers.Dense(4, activation="relu"), lambda: fm.layers.LeakyReLU()],
+        "LeakyReLU must follow a Dense layer without an activation",
+    ),
+    "two activation layers": (
+        [lambda: fm.layers.Dense(4), fm.layers.ELU, lambda: fm.layers.GELU()],
+        "GELU must follow a Dense layer without an activation",
+    ),
+    "two Dropouts": (
+        [lambda: fm.layers.Dense(4), lambda: fm.layers.Dropout(0.1), lambda: fm.layers.Dropout(0.2)],
+        "Two Dropout layers in a row",
+    ),
+}
+
+
+def layer_configs(layers: list[fm.layers.Layer]) -> list[dict[str, Any]]:
+    return [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in layers]
+
+
+def with_layers(data: bytes, layers: list[fm.layers.Layer]) -> bytes:
+    return forged.edit_json(data, "config.json", lambda c: {**c, "model": {**c["model"], "layers": layer_configs(layers)}})
+
+
+@pytest.mark.parametrize(("makers", "problem"), MISPLACED.values(), ids=MISPLACED.keys())
+def test_add_from_config_and_load_apply_one_order_rule(tmp_path: Path, tiny: bytes, makers: list[Any], problem: str) -> None:
+    """The rule is written once (fastmlp._layer_order) for add, which sees layers one at a time,
+    and for a config, whose layers from_config sets at once."""
+    model = fm.Sequential([fm.layers.Input((3,))])
+    with pytest.raises(ValueError, match=problem):
+        for make in makers:
+            model.add(make())
+    layers = [make() for make in makers]
+    config = {"name": "m", "dtype": "float32", "input_shape": [3], "layers": layer_configs(layers)}
+    with pytest.raises(ValueError, match=f"Layer {len(makers) - 1} of the config is misplaced: {problem}"):
+        fm.Sequential.from_config(config)
+    refused(tmp_path, with_layers(tiny, layers), rf"`model.layers\[{len(makers) - 1}\]` is misplaced: {problem}")
+
+
+def test_a_flatten_between_a_dense_layer_and_its_activation_is_allowed(tmp_path: Path, tiny: bytes) -> None:
+    layers = [fm.layers.Dense(4), fm.layers.Flatten(), fm.layers.LeakyReLU(), fm.layers.Dense(2, activation="softmax")]
+    loaded = load(tmp_path, with_layers(tiny, layers))
+    assert [type(layer).__name__ for layer in loaded.layers] == ["Dense", "Flatten", "LeakyReLU", "Dense"]
+    assert fm.Sequential.from_config(loaded.get_config()).get_config() == loaded.get_config()
+
+
 def test_errors_of_the_constructors_are_chained(tmp_path: Path, tiny: bytes) -> None:
     error = refused(tmp_path, forged.edit_json(tiny, "config.json", _set("model.layers.0.config.activation", "bogus")))
     assert isinstance(error.__cause__, ValueError) and "bogus" in str(error.__cause__)

@@ -31,6 +31,7 @@ from . import (
 )
 from . import callbacks as callbacks_module
 from ._engine import Engine, LayerSpec
+from ._layer_order import Placement, misplaced
 from ._names import unique_name
 from ._progress import Progbar, print_msg
 from .layers import Activation, Dense, Dropout, Flatten, InputLayer, Layer, deserialize
@@ -180,20 +181,9 @@ class Sequential:
             raise
 
     def _check_placement(self, layer: Layer) -> None:
-        if isinstance(layer, Activation):
-            previous = [lay for lay in self.layers if not isinstance(lay, Flatten)]
-            if not previous or not isinstance(previous[-1], Dense) or previous[-1].activation != "linear":
-                raise ValueError(
-                    f"{type(layer).__name__} must follow a Dense layer without an activation: fastmlp "
-                    "folds it into that layer (e.g. Dense(64), LeakyReLU())."
-                )
-        if isinstance(layer, Dropout):
-            if not any(isinstance(lay, Dense) for lay in self.layers):
-                raise ValueError("Dropout must follow a Dense layer: fastmlp drops a layer's outputs, not its inputs.")
-            if isinstance(self.layers[-1], Dropout):
-                raise ValueError("Two Dropout layers in a row: use one with the combined rate.")
-        if isinstance(layer, InputLayer) and self._layers:
-            raise ValueError("An Input can only be the first layer of a Sequential model.")
+        found = misplaced([Placement.of(lay) for lay in [*self._layers, layer]])
+        if found is not None:
+            raise ValueError(found[1])
 
     @_serialized
     def build(self, input_shape: Optional[Sequence[Optional[int]]] = None) -> None:
@@ -828,7 +818,11 @@ class Sequential:
 
     def _assemble(self, input_shape: Optional[Sequence[int]], layers: Sequence[Layer]) -> None:
         """A new model's layers, set at once rather than added one by one: the model is built
-        once, without drawing initial weights (loading draws no seed)."""
+        once, without drawing initial weights (loading draws no seed). The order rules of
+        ``add`` apply."""
+        found = misplaced([Placement.of(layer) for layer in layers])
+        if found is not None:
+            raise ValueError(f"Layer {found[0]} of the config is misplaced: {found[1]}")
         if input_shape is not None:
             self._sample_shape = tuple(int(d) for d in input_shape)
         for layer in layers:
