@@ -13,6 +13,7 @@ import math
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, TypeVar, Union, cast
 
 import numpy as np
@@ -61,6 +62,80 @@ def _serialized(method: _Method) -> _Method:
             return method(self, *args, **kwargs)
 
     return cast(_Method, locked)
+
+
+@dataclass(frozen=True)
+class _FitSettings:
+    """fit's arguments other than the data, checked."""
+
+    batch_size: int
+    epochs: int
+    verbose: int
+    shuffle: bool
+    validation_split: float
+    initial_epoch: int
+    validate_after: Callable[[int], bool]  # whether to validate after a (1-based) epoch
+
+    @classmethod
+    def checked(
+        cls,
+        batch_size: Optional[int],
+        epochs: int,
+        verbose: Union[int, str],
+        shuffle: bool,
+        validation_split: float,
+        initial_epoch: int,
+        validation_freq: Union[int, Sequence[int]],
+    ) -> _FitSettings:
+        checked_batch_size = 32 if batch_size is None else _validation.positive_int(batch_size, "batch_size")
+        checked_epochs = _validation.non_negative_int(epochs, "epochs")
+        checked_initial_epoch = _validation.non_negative_int(initial_epoch, "initial_epoch")
+        checked_verbose = _validation.verbosity(verbose)
+        if isinstance(validation_split, bool) or not (0.0 <= float(validation_split) < 1.0):
+            raise ValueError(
+                f"`validation_split` must be in [0, 1). Received: validation_split={validation_split!r}"
+            )
+        return cls(
+            batch_size=checked_batch_size,
+            epochs=checked_epochs,
+            verbose=checked_verbose,
+            shuffle=bool(shuffle),
+            validation_split=float(validation_split),
+            initial_epoch=checked_initial_epoch,
+            validate_after=_validation_schedule(validation_freq),
+        )
+
+    def steps(self, n: int) -> int:
+        """Batches per epoch for ``n`` samples."""
+        return (n + self.batch_size - 1) // self.batch_size
+
+
+@dataclass
+class _FitData:
+    """fit's arrays as the core takes them: training data, per-sample weights, validation data."""
+
+    x: Array
+    y: Array
+    weights: Optional[Array]
+    x_val: Optional[Array] = None
+    y_val: Optional[Array] = None
+    w_val: Optional[Array] = None
+    checked_in_training: bool = False  # x's NaN and infinity are left to the core
+
+    def split(self, fraction: float) -> None:
+        """Keep the last ``fraction`` of the samples for validation, as Keras (before any
+        shuffling)."""
+        n = self.x.shape[0]
+        split_at = math.floor(n * (1.0 - fraction))
+        if split_at == 0 or split_at == n:
+            raise ValueError(
+                f"validation_split={fraction} leaves no samples for "
+                f"{'training' if split_at == 0 else 'validation'} out of {n}."
+            )
+        self.x, self.x_val = self.x[:split_at], self.x[split_at:]
+        self.y, self.y_val = self.y[:split_at], self.y[split_at:]
+        if self.weights is not None:
+            self.weights, self.w_val = self.weights[:split_at], self.weights[split_at:]
 
 
 class NotCompiledError(RuntimeError, ValueError):
@@ -456,112 +531,141 @@ class Sequential:
         """
         self._check_compiled("fit")
         self._refuse_while_fitting("fit")
-        batch_size = 32 if batch_size is None else _validation.positive_int(batch_size, "batch_size")
-        epochs = _validation.non_negative_int(epochs, "epochs")
-        initial_epoch = _validation.non_negative_int(initial_epoch, "initial_epoch")
-        verbose = _validation.verbosity(verbose)
-        if isinstance(validation_split, bool) or not (0.0 <= float(validation_split) < 1.0):
-            raise ValueError(
-                f"`validation_split` must be in [0, 1). Received: validation_split={validation_split!r}"
-            )
-        validate_now = _validation_schedule(validation_freq)
-        x_all = self._x(x, finite=False)
-        # x's NaN and infinity: the core finds them as it lists each batch's nonzeros, before that
-        # batch's update, instead of a pass of its own over the whole data set (~5% of an MNIST
-        # epoch per call); a copy of the model's state, taken below, then undoes the batches
-        # before it. That copy (weights and up to 3 optimizer slots each) must cost less than the
-        # pass it saves, else x is checked here whole; so it is with validation_split (the split
-        # part is not trained on) and when no epoch is to run.
-        checked_in_training = (
-            not validation_split
-            and epochs > initial_epoch
-            and 4 * self.count_params() * x_all.itemsize <= x_all.nbytes
+        settings = _FitSettings.checked(
+            batch_size, epochs, verbose, shuffle, validation_split, initial_epoch, validation_freq
         )
-        if not checked_in_training:
-            _validation.check_finite(x_all, "x", _validation.flat_source(x, x_all))
+        data = self._fit_data(x, y, sample_weight, class_weight, validation_data, settings)
         engine = self._ensure_trainer()
-        y_all = self._y(y, x_all.shape[0])
-        w_all = self._fit_weights(y_all, sample_weight, class_weight)
-        x_val: Optional[Array] = None
-        y_val: Optional[Array] = None
-        w_val: Optional[Array] = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError(
-                    "`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, val_sample_weight)."
-                )
-            x_val = self._x(validation_data[0], "x_val")
-            y_val = self._y(validation_data[1], x_val.shape[0], "y_val")
-            if len(validation_data) == 3:
-                w_val = self._sample_weight(validation_data[2], x_val.shape[0])
-        elif validation_split:
-            # As Keras: the last fraction of the data, taken before any shuffling.
-            split_at = math.floor(x_all.shape[0] * (1.0 - float(validation_split)))
-            if split_at == 0 or split_at == x_all.shape[0]:
-                raise ValueError(
-                    f"validation_split={validation_split} leaves no samples for "
-                    f"{'training' if split_at == 0 else 'validation'} out of {x_all.shape[0]}."
-                )
-            x_all, x_val = x_all[:split_at], x_all[split_at:]
-            y_all, y_val = y_all[:split_at], y_all[split_at:]
-            if w_all is not None:
-                w_all, w_val = w_all[:split_at], w_all[split_at:]
-        n = x_all.shape[0]
-        steps = (n + batch_size - 1) // batch_size
-        history = callbacks_module.History()
-        params = {
-            "epochs": epochs,
-            "steps": steps,
-            "verbose": verbose,
-            "batch_size": batch_size,
-            "do_validation": x_val is not None,
-        }
-        callback_list = callbacks_module.CallbackList(
-            [*callbacks_module.as_list(callbacks), history], self, params
-        )
+        callback_list, history = self._fit_callbacks(callbacks, settings, data)
         self.stop_training = False
         self.history = history
-        logs: dict[str, float] = {}
-        before = (self.get_weights(), engine.training_state()) if checked_in_training else None
+        # The copy that undoes this fit if the core meets NaN or infinity in x (see _fit_data).
+        before = (self.get_weights(), engine.training_state()) if data.checked_in_training else None
         self._fitting = True
         try:
             callback_list.on_train_begin()
             try:
-                for epoch in range(initial_epoch, epochs):
-                    callback_list.on_epoch_begin(epoch)
-                    if verbose and epochs > 1:
-                        print_msg(f"Epoch {epoch + 1}/{epochs}")
-                    progbar = Progbar(steps, verbose)
-                    try:
-                        logs = self._train_epoch(
-                            engine, x_all, y_all, batch_size, shuffle, verbose, callback_list, progbar, w_all
-                        )
-                        if x_val is not None and y_val is not None and validate_now(epoch + 1):
-                            callback_list.on_test_begin()
-                            val_logs = self._logs(engine.evaluate(x_val, y_val, batch_size, w_val))
-                            callback_list.on_test_end(val_logs)
-                            logs.update({"val_" + name: value for name, value in val_logs.items()})
-                        callback_list.on_epoch_end(epoch, logs)
-                    except BaseException:
-                        progbar.close()  # Ctrl-C or an error: end a live bar line before the traceback
-                        raise
-                    progbar.finish(logs, current=progbar.seen)
-                    if self.stop_training:
-                        break
+                logs = self._fit_epochs(engine, settings, data, callback_list)
             except _core.NonFiniteInputError:
-                if before is not None:
-                    # The model as it was before this call, then the error the check before
-                    # training gives (naming the first sample with NaN or infinity).
-                    self.set_weights(before[0])
-                    engine.set_training_state(before[1])
-                # Without a copy (x was checked whole before training, so a callback or another
-                # thread changed it since) the batches before the bad one stay applied.
-                self._x(x)
+                self._undo_fit(x, before)
                 raise
             callback_list.on_train_end(logs)
         finally:
             self._fitting = False
         return history
+
+    def _fit_data(
+        self,
+        x: Any,
+        y: Any,
+        sample_weight: Any,
+        class_weight: Optional[dict[int, float]],
+        validation_data: Optional[tuple[Any, ...]],
+        settings: _FitSettings,
+    ) -> _FitData:
+        """fit's arrays, converted and checked (x builds the model), the validation part split
+        off or converted."""
+        x_all = self._x(x, finite=False)
+        # x's NaN and infinity: the core finds them as it lists each batch's nonzeros, before that
+        # batch's update, instead of a pass of its own over the whole data set (~5% of an MNIST
+        # epoch per call); a copy of the model's state, taken before training, then undoes the
+        # batches before it. That copy (weights and up to 3 optimizer slots each) must cost less
+        # than the pass it saves, else x is checked here whole; so it is with validation_split
+        # (the split part is not trained on) and when no epoch is to run.
+        checked_in_training = (
+            not settings.validation_split
+            and settings.epochs > settings.initial_epoch
+            and 4 * self.count_params() * x_all.itemsize <= x_all.nbytes
+        )
+        if not checked_in_training:
+            _validation.check_finite(x_all, "x", _validation.flat_source(x, x_all))
+        y_all = self._y(y, x_all.shape[0])
+        w_all = self._fit_weights(y_all, sample_weight, class_weight)
+        data = _FitData(x_all, y_all, w_all, checked_in_training=checked_in_training)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError(
+                    "`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, val_sample_weight)."
+                )
+            data.x_val = self._x(validation_data[0], "x_val")
+            data.y_val = self._y(validation_data[1], data.x_val.shape[0], "y_val")
+            if len(validation_data) == 3:
+                data.w_val = self._sample_weight(validation_data[2], data.x_val.shape[0])
+        elif settings.validation_split:
+            data.split(settings.validation_split)
+        return data
+
+    def _fit_callbacks(
+        self,
+        callbacks: Optional[Sequence[callbacks_module.Callback]],
+        settings: _FitSettings,
+        data: _FitData,
+    ) -> tuple[callbacks_module.CallbackList, callbacks_module.History]:
+        """The user's callbacks, then a new History (as Keras), attached to this model."""
+        history = callbacks_module.History()
+        params = {
+            "epochs": settings.epochs,
+            "steps": settings.steps(data.x.shape[0]),
+            "verbose": settings.verbose,
+            "batch_size": settings.batch_size,
+            "do_validation": data.x_val is not None,
+        }
+        callback_list = callbacks_module.CallbackList(
+            [*callbacks_module.as_list(callbacks), history], self, params
+        )
+        return callback_list, history
+
+    def _fit_epochs(
+        self,
+        engine: Engine,
+        settings: _FitSettings,
+        data: _FitData,
+        callback_list: callbacks_module.CallbackList,
+    ) -> dict[str, float]:
+        """The epochs from ``initial_epoch``, each with its progress line, validation when due and
+        ``on_epoch_end``; none after an epoch that set ``stop_training``. The last epoch's logs."""
+        logs: dict[str, float] = {}
+        for epoch in range(settings.initial_epoch, settings.epochs):
+            callback_list.on_epoch_begin(epoch)
+            if settings.verbose and settings.epochs > 1:
+                print_msg(f"Epoch {epoch + 1}/{settings.epochs}")
+            progbar = Progbar(settings.steps(data.x.shape[0]), settings.verbose)
+            try:
+                logs = self._train_epoch(
+                    engine,
+                    data.x,
+                    data.y,
+                    settings.batch_size,
+                    settings.shuffle,
+                    settings.verbose,
+                    callback_list,
+                    progbar,
+                    data.weights,
+                )
+                if data.x_val is not None and data.y_val is not None and settings.validate_after(epoch + 1):
+                    callback_list.on_test_begin()
+                    val_logs = self._logs(engine.evaluate(data.x_val, data.y_val, settings.batch_size, data.w_val))
+                    callback_list.on_test_end(val_logs)
+                    logs.update({"val_" + name: value for name, value in val_logs.items()})
+                callback_list.on_epoch_end(epoch, logs)
+            except BaseException:
+                progbar.close()  # Ctrl-C or an error: end a live bar line before the traceback
+                raise
+            progbar.finish(logs, current=progbar.seen)
+            if self.stop_training:
+                break
+        return logs
+
+    def _undo_fit(self, x: Any, before: Optional[tuple[list[Array], dict[str, Any]]]) -> None:
+        """After the core met NaN or infinity in x: the model as it was before this fit (when a
+        copy was taken), then the error the check before training gives (naming the first
+        sample with NaN or infinity). Without a copy (x was checked whole before training, so a
+        callback or another thread changed it since) the batches before the bad one stay
+        applied."""
+        if before is not None:
+            self.set_weights(before[0])
+            self._engine.set_training_state(before[1])
+        self._x(x)
 
     def _train_epoch(
         self,
