@@ -279,11 +279,23 @@ def test_a_config_with_epsilon_zero_is_refused() -> None:
         lambda: fm.optimizers.Adam(beta_2=1.5),
         lambda: fm.optimizers.Adam(clipnorm=float("nan")),
         lambda: fm.optimizers.RMSprop(rho=-0.1),
+        lambda: fm.optimizers.SGD(learning_rate=10**400),
+        lambda: fm.optimizers.schedules.ExponentialDecay(0.1, 10**400, 0.5),
+        lambda: fm.regularizers.L2(10**400),
+        lambda: fm.layers.LeakyReLU(10**400),
+        lambda: fm.layers.ELU(alpha=float("nan")),
     ],
 )
 def test_absurd_hyper_parameters_are_refused(make: Callable[[], Any]) -> None:
     with pytest.raises((ValueError, TypeError)):
         make()
+
+
+def test_numpy_numbers_are_hyper_parameters_like_python_ones() -> None:
+    assert fm.optimizers.SGD(np.float32(0.5), momentum=np.float64(0.25)).get_config()["momentum"] == 0.25
+    assert fm.regularizers.L1(np.float32(0.5)).l1 == 0.5
+    assert fm.layers.LeakyReLU(np.float64(0.125)).alpha == 0.125
+    assert fm.optimizers.schedules.ExponentialDecay(np.float32(0.5), np.int64(10), 0.5).decay_steps == 10
 
 
 def test_learning_rate_set_to_nan_during_training_is_refused() -> None:

@@ -6,7 +6,6 @@ built (when the input size is known), in Keras's layout: kernel ``(in, out)``, b
 
 from __future__ import annotations
 
-import math
 import numbers
 import re
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from typing import Any, Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from . import activations, initializers, regularizers
+from . import _validation, activations, initializers, regularizers
 from ._engine import Engine
 from ._names import unique_name
 
@@ -220,18 +219,12 @@ class Activation(Layer):
         return {"name": self.name, "activation": self.activation}
 
 
-def _finite(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number. Received: {name}={value!r}")
-    return float(value)
-
-
 class LeakyReLU(Activation):
     """``x if x > 0 else negative_slope * x`` (Keras's layer default slope: 0.3)."""
 
     def __init__(self, negative_slope: float = 0.3, name: Optional[str] = None) -> None:
         super().__init__("leaky_relu", name)
-        self.alpha = _finite(negative_slope, "negative_slope")
+        self.alpha = _validation.finite_number(negative_slope, "negative_slope")
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "negative_slope": self.alpha}
@@ -242,7 +235,7 @@ class ELU(Activation):
 
     def __init__(self, alpha: float = 1.0, name: Optional[str] = None) -> None:
         super().__init__("elu", name)
-        self.alpha = _finite(alpha, "alpha")
+        self.alpha = _validation.finite_number(alpha, "alpha")
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "alpha": self.alpha}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any, Optional, Union
 
+from .. import _validation
 from .._engine import Engine
 from . import schedules
 from .schedules import LearningRateSchedule
@@ -32,9 +33,12 @@ LearningRate = Union[float, LearningRateSchedule]
 
 
 def _number(value: Any, name: str, low: float = 0.0, high: float = math.inf, high_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not _validation.is_real(value):
         raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float's range
+        number = math.inf
     if not math.isfinite(number) or number < low or number > high or (high_open and number == high):
         bound = f"[{low}, {high}{')' if high_open else ']'}" if high != math.inf else f">= {low}"
         raise ValueError(f"`{name}` must be {'in ' if high != math.inf else ''}{bound}. Received: {name}={value!r}")
