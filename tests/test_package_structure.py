@@ -1,8 +1,10 @@
 """How the package's modules depend on each other, read from their source with ``ast``.
 
-Imports are at the top of a module and the import graph has no cycle. The library does not
-depend on ``fastmlp.reference``, the readable yardstick the tests compare against (its copies of
-shared tables are checked here instead).
+Imports are at the top of a module and the import graph has no cycle. No code touches another
+object's underscore members: objects talk through public methods (the model's core is reached
+through ``fastmlp._engine.Engine``). The library does not depend on ``fastmlp.reference``, the
+readable yardstick the tests compare against (its copies of shared tables are checked here
+instead).
 """
 
 from __future__ import annotations
@@ -42,6 +44,18 @@ def sources() -> dict[str, ast.Module]:
     return found
 
 
+def import_base(module: str, node: ast.ImportFrom) -> str | None:
+    """The fastmlp module or package ``from ... import`` takes names from, if it is one."""
+    if node.level == 0:
+        if node.module is None or node.module.split(".")[0] != "fastmlp":
+            return None
+        return node.module
+    package = module if is_package(module) else module.rsplit(".", 1)[0]
+    parts = package.split(".")
+    base = ".".join(parts[: len(parts) - node.level + 1])
+    return f"{base}.{node.module}" if node.module else base
+
+
 def imported_modules(module: str, node: ast.Import | ast.ImportFrom) -> Iterator[str]:
     """The fastmlp modules an import statement in ``module`` needs: those it names, and the
     module it takes other names from (``from .layers import Dense`` needs ``fastmlp.layers``;
@@ -51,16 +65,9 @@ def imported_modules(module: str, node: ast.Import | ast.ImportFrom) -> Iterator
             if alias.name == "fastmlp" or alias.name.startswith("fastmlp."):
                 yield alias.name
         return
-    if node.level == 0:
-        if node.module is None or node.module.split(".")[0] != "fastmlp":
-            return
-        base = node.module
-    else:
-        package = module if is_package(module) else module.rsplit(".", 1)[0]
-        parts = package.split(".")
-        base = ".".join(parts[: len(parts) - node.level + 1])
-        if node.module:
-            base = f"{base}.{node.module}"
+    base = import_base(module, node)
+    if base is None:
+        return
     names = [alias.name for alias in node.names]
     submodules = [name for name in names if is_module(f"{base}.{name}")]
     yield from (f"{base}.{name}" for name in submodules)
@@ -187,3 +194,115 @@ def test_the_activation_tables_agree_with_the_reference() -> None:
     assert fm.activations.DEFAULT_ALPHA == ref.DEFAULT_ALPHA
     for name in ref.ACTIVATIONS:
         assert fm.activations.get(name) == name
+
+
+# Where a module must touch an underscore member that is not its own, and why.
+ALLOWED_PRIVATE_ACCESS = {
+    ("fastmlp.datasets._restricted_pickle", "module._reconstruct"): (
+        "a pickled NumPy array names numpy's private _reconstruct: the restricted unpickler "
+        "hands back exactly that function and nothing else"
+    ),
+}
+
+
+def is_private(name: str) -> bool:
+    """``_name`` (and ``__name``), not ``__dunder__``."""
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def own_instances(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """``self``, ``cls``, and names bound to ``cls(...)`` here: a class's own code may finish an
+    instance it has just made (``Sequential.from_config``)."""
+    names = {"self", "cls"}
+    for node in ast.walk(function):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+            and node.value.func.id == "cls"
+        ):
+            names.update(target.id for target in node.targets if isinstance(target, ast.Name))
+    return names
+
+
+class ForeignPrivateAccess(ast.NodeVisitor):
+    """Finds each underscore member read or written on something other than the code's own
+    object (``x._name``, ``getattr(x, "_name")``), and each underscore name imported from another
+    fastmlp module."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self.own = [{"self", "cls"}]
+        self.found: list[tuple[int, str]] = []
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.own.append(own_instances(node))
+        self.generic_visit(node)
+        self.own.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def owned(self, owner: ast.expr) -> bool:
+        if isinstance(owner, ast.Name):
+            return owner.id in self.own[-1]
+        return isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "super"
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if is_private(node.attr) and not self.owned(node.value):
+            self.found.append((node.lineno, f"{ast.unparse(node.value)}.{node.attr}"))
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if (
+            isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "setattr", "hasattr", "delattr")
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+            and is_private(node.args[1].value)
+            and not self.owned(node.args[0])
+        ):
+            self.found.append((node.lineno, f"{ast.unparse(node.args[0])}.{node.args[1].value}"))
+        self.generic_visit(node)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        base = import_base(self.module, node)
+        for alias in node.names:
+            if base is not None and is_private(alias.name) and not is_module(f"{base}.{alias.name}"):
+                self.found.append((node.lineno, f"{base}.{alias.name}"))
+
+
+def test_no_module_touches_another_objects_underscore_members() -> None:
+    found = []
+    allowed = set()
+    for module, tree in sources().items():
+        visitor = ForeignPrivateAccess(module)
+        visitor.visit(tree)
+        for line, access in visitor.found:
+            if (module, access) in ALLOWED_PRIVATE_ACCESS:
+                allowed.add((module, access))
+            else:
+                found.append(f"{module}:{line} {access}")
+    assert not found, "underscore members touched from outside their object:\n" + "\n".join(found)
+    assert allowed == set(ALLOWED_PRIVATE_ACCESS), "allowed accesses that no longer happen: remove them"
+
+
+def test_the_private_access_finder_finds_them() -> None:
+    code = """
+from fastmlp.layers import _unique_name
+from . import _core
+class A:
+    def f(self, other):
+        self._mine = other._theirs
+        getattr(other, "_x")
+        super()._parent()
+        _core.thing
+    @classmethod
+    def make(cls):
+        made = cls()
+        made._state = 1
+        return made
+"""
+    visitor = ForeignPrivateAccess("fastmlp.models")
+    visitor.visit(ast.parse(code))
+    assert [access for _, access in visitor.found] == ["fastmlp.layers._unique_name", "other._theirs", "other._x"]
