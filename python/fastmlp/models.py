@@ -8,12 +8,12 @@ per-batch hooks.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Callable, Optional, TypeVar, Union, cast
 
 import numpy as np
@@ -64,7 +64,7 @@ def _serialized(method: _Method) -> _Method:
     return cast(_Method, locked)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _FitSettings:
     """fit's arguments other than the data, checked."""
 
@@ -110,7 +110,7 @@ class _FitSettings:
         return (n + self.batch_size - 1) // self.batch_size
 
 
-@dataclass
+@dataclasses.dataclass
 class _FitData:
     """fit's arrays as the core takes them: training data, per-sample weights, validation data."""
 
@@ -295,34 +295,30 @@ class Sequential:
     def _layer_specs(self) -> list[LayerSpec]:
         """Each Dense layer as the core builds it, with the activation and Dropout layers after
         it folded in."""
-        folded: list[dict[str, Any]] = []
+        specs: list[LayerSpec] = []
         for layer in self.layers:
             if isinstance(layer, Dense):
-                folded.append({"layer": layer, "activation": layer.activation, "alpha": None, "dropout": 0.0})
-            elif isinstance(layer, Activation):
-                folded[-1].update(activation=layer.activation, alpha=layer.alpha)
-            elif isinstance(layer, Dropout):
-                folded[-1]["dropout"] = layer.rate
-        specs = []
-        for entry in folded:
-            dense: Dense = entry["layer"]
-            alpha = entry["alpha"]
-            kernel, bias = dense.kernel_regularizer, dense.bias_regularizer
-            specs.append(
-                LayerSpec(
-                    units=dense.units,
-                    activation=entry["activation"],
-                    alpha=activations.DEFAULT_ALPHA.get(entry["activation"], 0.0) if alpha is None else alpha,
-                    use_bias=dense.use_bias,
-                    penalties=(
-                        kernel.l1 if kernel else 0.0,
-                        kernel.l2 if kernel else 0.0,
-                        bias.l1 if bias else 0.0,
-                        bias.l2 if bias else 0.0,
-                    ),
-                    dropout=entry["dropout"],
+                kernel, bias = layer.kernel_regularizer, layer.bias_regularizer
+                specs.append(
+                    LayerSpec(
+                        units=layer.units,
+                        activation=layer.activation,
+                        alpha=activations.DEFAULT_ALPHA.get(layer.activation, 0.0),
+                        use_bias=layer.use_bias,
+                        penalties=(
+                            kernel.l1 if kernel else 0.0,
+                            kernel.l2 if kernel else 0.0,
+                            bias.l1 if bias else 0.0,
+                            bias.l2 if bias else 0.0,
+                        ),
+                        dropout=0.0,
+                    )
                 )
-            )
+            elif isinstance(layer, Activation):  # the order rules put a Dense layer before it
+                alpha = activations.DEFAULT_ALPHA.get(layer.activation, 0.0) if layer.alpha is None else layer.alpha
+                specs[-1] = dataclasses.replace(specs[-1], activation=layer.activation, alpha=alpha)
+            elif isinstance(layer, Dropout):
+                specs[-1] = dataclasses.replace(specs[-1], dropout=layer.rate)
         return specs
 
     def _build_network(self, keep: Optional[list[Array]] = None, initialize: bool = True) -> None:
@@ -871,14 +867,14 @@ class Sequential:
         # Fast path for the common per-sample loop: an array already in the model's dtype and
         # layout skips the Python-side conversion (the core still checks finiteness).
         if (
-            engine.built
-            and type(x) is np.ndarray
+            type(x) is np.ndarray
             and x.dtype == self._dtype
             and x.ndim == 2
             and x.shape[0] != 0
-            and x.shape[1] == engine.input_dim
             and x.flags.c_contiguous
-            and self._sample_shape == (engine.input_dim,)
+            and engine.built
+            and self._sample_shape == (x.shape[1],)
+            and x.shape[1] == engine.input_dim
         ):
             try:
                 return engine.predict_small(x)
