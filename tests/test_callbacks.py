@@ -754,6 +754,7 @@ BAD_ARGUMENTS = [
     (cbs.ReduceLROnPlateau, {"min_lr": math.nan}, "`min_lr` must be a finite number >= 0"),
     (cbs.ReduceLROnPlateau, {"min_lr": 10**400}, "`min_lr` must be a finite number >= 0"),
     (cbs.ReduceLROnPlateau, {"factor": np.float32(1.5)}, "factor >= 1.0"),
+    (cbs.ReduceLROnPlateau, {"factor": 10**400}, "factor >= 1.0"),
 ]
 
 

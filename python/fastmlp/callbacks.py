@@ -262,7 +262,7 @@ def _save_every(save_freq: Any) -> int:
 
 
 def _valid_factor(factor: Any) -> float:
-    if not _validation.is_real(factor) or not 0 <= float(factor) < 1.0:
+    if not _validation.is_real(factor) or not 0 <= factor < 1.0:
         raise ValueError(
             f"ReduceLROnPlateau does not support a factor >= 1.0 (or < 0). Received factor={factor!r}"
         )
