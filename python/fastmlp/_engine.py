@@ -214,8 +214,7 @@ class Engine:
         """A new trainer (fresh optimizer state, shuffle generator seeded with ``seed``)."""
         trainer_type = _core.Trainer64 if self.dtype == "float64" else _core.Trainer32
         with self.lock:
-            network: Any = self._built_network()  # the trainer of a dtype takes its network
-            self._trainer = trainer_type(network, loss, from_logits, list(metrics), optimizer, seed)
+            self._trainer = trainer_type(self._built_network(), loss, from_logits, list(metrics), optimizer, seed)
 
     def _built_trainer(self) -> Trainer:
         if self._trainer is None:
