@@ -741,3 +741,31 @@ def test_csv_logger_fills_missing_values_and_closes(tmp_path: Path) -> None:
     rows = read_csv(path)
     assert rows[2][1] == "NA"
     assert logger.csv_file is not None and logger.csv_file.closed
+
+
+# ----------------------------------------------------------------------------- arguments
+
+BAD_ARGUMENTS = [
+    (cbs.EarlyStopping, {"patience": -1}, "`patience` must be an integer >= 0"),
+    (cbs.EarlyStopping, {"patience": 1.5}, "`patience` must be an integer >= 0"),
+    (cbs.EarlyStopping, {"start_from_epoch": True}, "`start_from_epoch` must be an integer >= 0"),
+    (cbs.ReduceLROnPlateau, {"cooldown": -2}, "`cooldown` must be an integer >= 0"),
+    (cbs.ReduceLROnPlateau, {"min_lr": -0.1}, "`min_lr` must be a finite number >= 0"),
+    (cbs.ReduceLROnPlateau, {"min_lr": math.nan}, "`min_lr` must be a finite number >= 0"),
+    (cbs.ReduceLROnPlateau, {"min_lr": 10**400}, "`min_lr` must be a finite number >= 0"),
+    (cbs.ReduceLROnPlateau, {"factor": np.float32(1.5)}, "factor >= 1.0"),
+    (cbs.ReduceLROnPlateau, {"factor": 10**400}, "factor >= 1.0"),
+]
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "message"), BAD_ARGUMENTS)
+def test_bad_arguments_are_refused_with_the_shared_messages(cls: Any, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        cls(**kwargs)
+
+
+def test_numpy_numbers_are_arguments_like_python_ones() -> None:
+    stopping = cbs.EarlyStopping(patience=np.int64(3), start_from_epoch=np.int32(1))
+    assert (stopping.patience, stopping.start_from_epoch) == (3, 1)
+    reducer = cbs.ReduceLROnPlateau(factor=np.float64(0.5), cooldown=np.uint8(2), min_lr=np.float32(0.25))
+    assert (reducer.factor, reducer.cooldown, reducer.min_lr) == (0.5, 2, 0.25)

@@ -234,11 +234,11 @@ def test_the_core_stops_before_the_bad_batch() -> None:
     model, twin = make_model("sgd"), make_model("sgd")
     model.fit(x[:1], y[:1], verbose=0)  # builds the trainer
     twin.fit(x[:1], y[:1], verbose=0)
-    trainer = model._compiled_trainer()
-    trainer.begin_epoch(ROWS, False)
+    engine = model._engine  # the model's engine: its calls go straight to the core
+    engine.begin_epoch(ROWS, False)
     y32 = y.astype(np.int32)
     with pytest.raises(_core.NonFiniteInputError, match=rf"in sample {BAD_SAMPLE}\)") as caught:
-        trainer.train_batches(x, y32, 64, 0, trainer.num_batches(64))
+        engine.train_batches(x, y32, 64, 0, engine.num_batches(64))
     assert isinstance(caught.value, ValueError)
     # The twin trains on the 6 whole batches before sample 437's (batch 6), in the same order.
     clean = BAD_SAMPLE // 64 * 64

@@ -102,6 +102,31 @@ def test_a_refused_compile_keeps_the_previous_one() -> None:
     assert len(net.evaluate(X, Y, verbose=0)) == 2  # type: ignore[arg-type]
 
 
+def test_a_layer_refused_by_the_order_rules_can_join_another_model() -> None:
+    leaky = fm.layers.LeakyReLU()
+    activated = fm.Sequential([fm.layers.Input((4,)), fm.layers.Dense(3, activation="relu")])
+    with pytest.raises(ValueError, match="must follow a Dense layer without an activation"):
+        activated.add(leaky)
+    assert len(activated.layers) == 1
+    plain = fm.Sequential([fm.layers.Input((4,)), fm.layers.Dense(3)])
+    plain.add(leaky)  # not kept by the refused add: free to join
+    with pytest.raises(ValueError, match="already belongs to a model"):
+        activated.add(plain.layers[0])
+
+
+def test_the_optimizer_of_a_refused_compile_stays_unbound() -> None:
+    """It does not report (or change) the learning rate of the model it was refused by."""
+    net = model(fm.optimizers.SGD(0.05))
+    net.fit(X, Y, verbose=0)
+    refused = fm.optimizers.Adam(0.5)
+    with pytest.raises(ValueError):
+        net.compile(refused, "sparse_categorical_crossentropy", metrics=["no-such-metric"])
+    refused.learning_rate = 0.25
+    assert refused.learning_rate == 0.25 and refused.iterations == 0
+    assert net.optimizer is not None and net.optimizer.learning_rate == pytest.approx(0.05)
+    assert net.optimizer.iterations > 0
+
+
 class ChangesStructure(fm.callbacks.Callback):
     def __init__(self, change: Callable[[fm.Sequential], Any]) -> None:
         super().__init__()
@@ -254,11 +279,23 @@ def test_a_config_with_epsilon_zero_is_refused() -> None:
         lambda: fm.optimizers.Adam(beta_2=1.5),
         lambda: fm.optimizers.Adam(clipnorm=float("nan")),
         lambda: fm.optimizers.RMSprop(rho=-0.1),
+        lambda: fm.optimizers.SGD(learning_rate=10**400),
+        lambda: fm.optimizers.schedules.ExponentialDecay(0.1, 10**400, 0.5),
+        lambda: fm.regularizers.L2(10**400),
+        lambda: fm.layers.LeakyReLU(10**400),
+        lambda: fm.layers.ELU(alpha=float("nan")),
     ],
 )
 def test_absurd_hyper_parameters_are_refused(make: Callable[[], Any]) -> None:
     with pytest.raises((ValueError, TypeError)):
         make()
+
+
+def test_numpy_numbers_are_hyper_parameters_like_python_ones() -> None:
+    assert fm.optimizers.SGD(np.float32(0.5), momentum=np.float64(0.25)).get_config()["momentum"] == 0.25
+    assert fm.regularizers.L1(np.float32(0.5)).l1 == 0.5
+    assert fm.layers.LeakyReLU(np.float64(0.125)).alpha == 0.125
+    assert fm.optimizers.schedules.ExponentialDecay(np.float32(0.5), np.int64(10), 0.5).decay_steps == 10
 
 
 def test_learning_rate_set_to_nan_during_training_is_refused() -> None:

@@ -22,7 +22,7 @@ import fastmlp as fm
 import forged_model_files as forged
 import numpy as np
 import pytest
-from fastmlp import _atomic_write, _model_file_format, saving
+from fastmlp import _atomic_write, _model_file, _model_file_format, saving
 
 RNG = np.random.default_rng(0)
 X = RNG.random((300, 12)).astype(np.float32)
@@ -124,6 +124,41 @@ def test_pickle_round_trip() -> None:
     assert same_weights(model, copy)  # the optimizer state and shuffle stream came along
 
 
+def test_the_training_state_carries_training_over_to_another_model() -> None:
+    """``get_training_state`` with the weights is what a saved file holds: a model given both
+    trains on exactly as the one they came from."""
+    model = make_model()
+    model.fit(X, Y, epochs=1, verbose=0)
+    other = make_model(fm.optimizers.Adam(0.01))
+    other.fit(X[:50], Y[:50], epochs=1, verbose=0)  # other weights, slots, steps and shuffle
+    state = model.get_training_state()
+    assert state is not None and state["iterations"] == 10
+    other.set_weights(model.get_weights())
+    other.set_training_state(state)
+    assert other.optimizer is not None and other.optimizer.iterations == 10
+    model.fit(X, Y, epochs=2, verbose=0)
+    other.fit(X, Y, epochs=2, verbose=0)
+    assert same_weights(model, other)
+
+
+def test_the_training_state_exists_once_compiled_and_built() -> None:
+    model = fm.Sequential([fm.layers.Dense(3)])
+    assert not model.built and model.get_training_state() is None
+    model.compile("adam", "mse")
+    assert model.get_training_state() is None
+    model.build((None, 5))
+    state = model.get_training_state()
+    assert model.built and state is not None and state["iterations"] == 0
+    assert [slot.size for slot in state["slots"]] == [15, 15, 3, 3]  # Adam: m and v per array
+    uncompiled = fm.Sequential([fm.layers.Input((5,)), fm.layers.Dense(3)])
+    with pytest.raises(RuntimeError, match="compile"):
+        uncompiled.set_training_state(state)
+    sgd = fm.Sequential([fm.layers.Input((5,)), fm.layers.Dense(3)])
+    sgd.compile("sgd", "mse")  # no slots without momentum
+    with pytest.raises((ValueError, TypeError)):
+        sgd.set_training_state(state)
+
+
 def test_file_holds_no_pickle(tmp_path: Path) -> None:
     make_model().save(tmp_path / "m.fastmlp")
     with zipfile.ZipFile(tmp_path / "m.fastmlp") as archive:
@@ -146,7 +181,7 @@ def test_failed_save_leaves_existing_file_untouched(tmp_path: Path, monkeypatch:
         archive.writestr("fastmlp.json", "{}")
         raise OSError("disk full")
 
-    monkeypatch.setattr(saving, "_write_archive", broken)
+    monkeypatch.setattr(_model_file, "_write_archive", broken)
     with pytest.raises(OSError, match="disk full"):
         model.save(path)
     assert path.read_bytes() == before
@@ -338,6 +373,53 @@ def test_layers_in_an_order_add_refuses_are_a_format_error(tmp_path: Path, tiny:
     dropout = {"class_name": "Dropout", "config": {"name": "d", "rate": 0.5}}
     first = forged.edit_json(tiny, "config.json", lambda c: {**c, "model": {**c["model"], "layers": [dropout, *c["model"]["layers"]]}})
     refused(tmp_path, first, "Dropout")
+
+
+MISPLACED = {
+    "a Dropout before any Dense": ([fm.layers.Flatten, lambda: fm.layers.Dropout(0.5)], "Dropout must follow a Dense layer"),
+    "an activation after an activation": (
+        [lambda: fm.layers.Dense(4, activation="relu"), lambda: fm.layers.LeakyReLU()],
+        "LeakyReLU must follow a Dense layer without an activation",
+    ),
+    "two activation layers": (
+        [lambda: fm.layers.Dense(4), fm.layers.ELU, lambda: fm.layers.GELU()],
+        "GELU must follow a Dense layer without an activation",
+    ),
+    "two Dropouts": (
+        [lambda: fm.layers.Dense(4), lambda: fm.layers.Dropout(0.1), lambda: fm.layers.Dropout(0.2)],
+        "Two Dropout layers in a row",
+    ),
+}
+
+
+def layer_configs(layers: list[fm.layers.Layer]) -> list[dict[str, Any]]:
+    return [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in layers]
+
+
+def with_layers(data: bytes, layers: list[fm.layers.Layer]) -> bytes:
+    return forged.edit_json(data, "config.json", lambda c: {**c, "model": {**c["model"], "layers": layer_configs(layers)}})
+
+
+@pytest.mark.parametrize(("makers", "problem"), MISPLACED.values(), ids=MISPLACED.keys())
+def test_add_from_config_and_load_apply_one_order_rule(tmp_path: Path, tiny: bytes, makers: list[Any], problem: str) -> None:
+    """The rule is written once (fastmlp._layer_order) for add, which sees layers one at a time,
+    and for a config, whose layers from_config sets at once."""
+    model = fm.Sequential([fm.layers.Input((3,))])
+    with pytest.raises(ValueError, match=problem):
+        for make in makers:
+            model.add(make())
+    layers = [make() for make in makers]
+    config = {"name": "m", "dtype": "float32", "input_shape": [3], "layers": layer_configs(layers)}
+    with pytest.raises(ValueError, match=f"Layer {len(makers) - 1} of the config is misplaced: {problem}"):
+        fm.Sequential.from_config(config)
+    refused(tmp_path, with_layers(tiny, layers), rf"`model.layers\[{len(makers) - 1}\]` is misplaced: {problem}")
+
+
+def test_a_flatten_between_a_dense_layer_and_its_activation_is_allowed(tmp_path: Path, tiny: bytes) -> None:
+    layers = [fm.layers.Dense(4), fm.layers.Flatten(), fm.layers.LeakyReLU(), fm.layers.Dense(2, activation="softmax")]
+    loaded = load(tmp_path, with_layers(tiny, layers))
+    assert [type(layer).__name__ for layer in loaded.layers] == ["Dense", "Flatten", "LeakyReLU", "Dense"]
+    assert fm.Sequential.from_config(loaded.get_config()).get_config() == loaded.get_config()
 
 
 def test_errors_of_the_constructors_are_chained(tmp_path: Path, tiny: bytes) -> None:

@@ -7,6 +7,8 @@ plain NumPy, for reading and for checking.
 
 from __future__ import annotations
 
+import numbers
+
 from . import _core
 
 # The kernel table is chosen once, here: FASTMLP_ISA=scalar|avx2|avx512 forces one (a path this CPU
@@ -31,9 +33,8 @@ from . import (  # noqa: E402  (the ISA must be chosen before anything runs a ke
     saving,
     utils,
 )
+from ._version import __version__  # noqa: E402
 from .models import Sequential  # noqa: E402
-
-__version__ = "0.1.0"
 
 
 def available_isas() -> list[str]:
@@ -48,8 +49,6 @@ def active_isa() -> str:
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads for training and prediction (results are identical for every ``n``)."""
-    import numbers
-
     given: object = n  # validated here: users pass anything
     if isinstance(given, bool) or not isinstance(given, numbers.Integral) or not 1 <= int(given) <= 1024:
         raise ValueError(f"`n` must be an integer from 1 to 1024. Received: n={n!r}")

@@ -127,7 +127,7 @@ def print_msg(message: str) -> None:
     if bar is None:
         _write(sys.stdout, message + "\n")
         return
-    _write(bar.stream, "\r" + " " * bar._width + "\r" + message + "\n" + bar._text)
+    bar.print_above(message)
 
 
 class Progbar:
@@ -231,6 +231,10 @@ class Progbar:
         else:
             _live = self
             _write(self.stream, "\r" + text + pad)
+
+    def print_above(self, message: str) -> None:
+        """Print a line where this bar's live line is, and draw the bar again below it."""
+        _write(self.stream, "\r" + " " * self._width + "\r" + message + "\n" + self._text)
 
     def update(self, current: int, logs: Optional[dict[str, Any]] = None) -> None:
         """``current`` steps done (not the last update): redraw on a terminal, at most every

@@ -14,6 +14,7 @@ import reprlib
 from collections.abc import Mapping
 from typing import Any, Callable, NoReturn, Union
 
+from ._layer_order import Placement, misplaced
 from ._model_file_format import MAX_ITERATIONS, FileFormatError
 
 
@@ -277,29 +278,13 @@ def check_training(training: Any, label: str, member: str) -> dict[str, Any]:
     return training  # type: ignore[no-any-return]
 
 
-_ACTIVATION_LAYERS = ("Activation", "LeakyReLU", "ELU", "GELU")
-
-
 def _check_layer_order(where: _Where, layers: list[dict[str, Any]]) -> None:
-    """The rules ``Sequential.add`` enforces: an activation layer follows a Dense layer without
-    an activation; a Dropout follows a Dense layer, never another Dropout."""
-    previous: dict[str, Any] = {}  # the last layer other than Flatten
-    last = ""
-    seen_dense = False
-    for index, layer in enumerate(layers):
-        name = layer["class_name"]
-        path = f"model.layers[{index}]"
-        if name in _ACTIVATION_LAYERS:
-            before = previous.get("class_name")
-            if before != "Dense" or previous.get("config", {}).get("activation", "linear") != "linear":
-                where.fail(path, f"({name}) must follow a Dense layer without an activation")
-        if name == "Dropout" and (not seen_dense or last == "Dropout"):
-            where.fail(path, "(Dropout) must follow a Dense layer, and not another Dropout")
-        seen_dense = seen_dense or name == "Dense"
-        last = name
-        if name != "Flatten":
-            previous = layer
-    if not seen_dense:
+    """The rules ``Sequential.add`` enforces (``fastmlp._layer_order``), and a Dense layer."""
+    found = misplaced([Placement.of_config(layer) for layer in layers])
+    if found is not None:
+        index, problem = found
+        where.fail(f"model.layers[{index}]", f"is misplaced: {problem}")
+    if not any(layer["class_name"] == "Dense" for layer in layers):
         where.fail("model.layers", "holds no Dense layer")
 
 

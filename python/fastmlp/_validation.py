@@ -3,6 +3,7 @@ ValueError/TypeError that names the argument and the shapes or values at fault (
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Optional
 
@@ -187,3 +188,33 @@ def verbosity(value: Any) -> int:
     if isinstance(value, bool) or value not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1, 2 or 'auto'. Received: verbose={value!r}")
     return int(value)
+
+
+def is_real(value: Any) -> bool:
+    """A real number: an int or a float, NumPy's included; not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_finite(value: Any) -> bool:
+    try:
+        return is_real(value) and math.isfinite(float(value))
+    except OverflowError:  # an int beyond float's range
+        return False
+
+
+def finite_number(value: Any, name: str) -> float:
+    if not _is_finite(value):
+        raise ValueError(f"`{name}` must be a finite number. Received: {name}={value!r}")
+    return float(value)
+
+
+def non_negative_number(value: Any, name: str) -> float:
+    if not _is_finite(value) or float(value) < 0:
+        raise ValueError(f"`{name}` must be a finite number >= 0. Received: {name}={value!r}")
+    return float(value)
+
+
+def positive_number(value: Any, name: str) -> float:
+    if not _is_finite(value) or not float(value) > 0:
+        raise ValueError(f"`{name}` must be a finite number > 0. Received: {name}={value!r}")
+    return float(value)

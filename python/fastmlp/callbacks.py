@@ -37,7 +37,9 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Optional, Union
 
 import numpy as np
 
+from . import _validation
 from ._progress import print_msg
+from .optimizers.schedules import LearningRateSchedule
 
 if TYPE_CHECKING:
     from .models import Sequential
@@ -247,22 +249,6 @@ def _check_monitor(monitor: Any) -> str:
     return monitor
 
 
-def _is_real(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-
-
-def _non_negative_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"`{name}` must be a non-negative integer. Received: {name}={value!r}")
-    return int(value)
-
-
-def _non_negative_float(value: Any, name: str) -> float:
-    if not _is_real(value) or not (math.isfinite(float(value)) and float(value) >= 0):
-        raise ValueError(f"`{name}` must be a non-negative number. Received: {name}={value!r}")
-    return float(value)
-
-
 def _save_every(save_freq: Any) -> int:
     """0 for "epoch", else the positive number of batches between saves."""
     if save_freq == "epoch":
@@ -276,7 +262,7 @@ def _save_every(save_freq: Any) -> int:
 
 
 def _valid_factor(factor: Any) -> float:
-    if not _is_real(factor) or not 0 <= float(factor) < 1.0:
+    if not _validation.is_real(factor) or not 0 <= factor < 1.0:
         raise ValueError(
             f"ReduceLROnPlateau does not support a factor >= 1.0 (or < 0). Received factor={factor!r}"
         )
@@ -287,8 +273,6 @@ def _current_learning_rate(model: Optional[Sequential], owner: str) -> float:
     optimizer = None if model is None else model.optimizer
     if optimizer is None:
         raise ValueError(f"{owner} needs a compiled model with an optimizer.")
-    from .optimizers.schedules import LearningRateSchedule
-
     rate = optimizer.learning_rate
     if isinstance(rate, LearningRateSchedule):
         raise TypeError(
@@ -323,11 +307,11 @@ class EarlyStopping(Callback):
         super().__init__()
         self.monitor = _check_monitor(monitor)
         self.min_delta = abs(float(min_delta))
-        self.patience = _non_negative_int(patience, "patience")
+        self.patience = _validation.non_negative_int(patience, "patience")
         self.verbose = verbose
         self.baseline = None if baseline is None else float(baseline)
         self.restore_best_weights = bool(restore_best_weights)
-        self.start_from_epoch = _non_negative_int(start_from_epoch, "start_from_epoch")
+        self.start_from_epoch = _validation.non_negative_int(start_from_epoch, "start_from_epoch")
         self.mode = _resolve_mode("EarlyStopping", self.monitor, mode)
         self.wait = 0
         self.stopped_epoch = 0
@@ -534,12 +518,12 @@ class ReduceLROnPlateau(Callback):
         super().__init__()
         self.monitor = _check_monitor(monitor)
         self.factor = _valid_factor(factor)
-        self.patience = _non_negative_int(patience, "patience")
+        self.patience = _validation.non_negative_int(patience, "patience")
         self.verbose = verbose
         self.mode = _resolve_mode("Learning rate reduction", self.monitor, mode)
         self.min_delta = float(min_delta)
-        self.cooldown = _non_negative_int(cooldown, "cooldown")
-        self.min_lr = _non_negative_float(min_lr, "min_lr")
+        self.cooldown = _validation.non_negative_int(cooldown, "cooldown")
+        self.min_lr = _validation.non_negative_number(min_lr, "min_lr")
         self._reset()
 
     def _reset(self) -> None:
@@ -620,7 +604,7 @@ class LearningRateScheduler(Callback):
         lr = _current_learning_rate(self.model, "LearningRateScheduler")
         new_lr = self.schedule(epoch, lr) if self._two_args else self.schedule(epoch)
         # Keras accepts Python and NumPy floats; any real number is taken here.
-        if not _is_real(new_lr):
+        if not _validation.is_real(new_lr):
             raise ValueError(
                 f"The output of the `schedule` function should be a float. Got: {new_lr!r}"
             )

@@ -6,27 +6,17 @@ built (when the input size is known), in Keras's layout: kernel ``(in, out)``, b
 
 from __future__ import annotations
 
-import math
 import numbers
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 
-from . import activations, initializers, regularizers
-
-if TYPE_CHECKING:
-    from .models import Sequential
-
-_name_counts: dict[str, int] = {}
-
-
-def _unique_name(base: str) -> str:
-    count = _name_counts.get(base, 0)
-    _name_counts[base] = count + 1
-    return base if count == 0 else f"{base}_{count}"
+from . import _validation, activations, initializers, regularizers
+from ._engine import Engine
+from ._names import unique_name
 
 
 def _check_shape(shape: Any, argument: str) -> tuple[int, ...]:
@@ -47,15 +37,25 @@ def _check_shape(shape: Any, argument: str) -> tuple[int, ...]:
 
 class Layer:
     def __init__(self, name: Optional[str] = None) -> None:
-        self.name = name if name is not None else _unique_name(self._default_name())
-        self._model: Optional[Sequential] = None
-        self._index = -1  # position among the model's Dense layers
+        self.name = name if name is not None else unique_name(self._default_name())
+        self._engine: Optional[Engine] = None  # the engine of the model this layer belongs to
+        self._index = -1  # its position among the model's Dense layers
 
     @classmethod
     def _default_name(cls) -> str:
         # Keras's to_snake_case: LeakyReLU -> leaky_re_lu, GELU -> gelu, InputLayer -> input_layer.
         name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", cls.__name__)
         return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+    def bind_engine(self, engine: Optional[Engine], index: int = -1) -> None:
+        """Called by the model this layer joins, with the model's engine and the layer's
+        position among the model's Dense layers (its weights, once the model is built, are the
+        engine's layer ``index``); called with ``None`` when a refused ``add`` lets it go. Not
+        for users: a layer belongs to one model."""
+        if engine is not None and self._engine is not None:
+            raise ValueError(f"Layer {self.name!r} already belongs to a model.")
+        self._engine = engine
+        self._index = index if engine is not None else -1
 
     def get_weights(self) -> list[NDArray[np.floating]]:
         return []
@@ -138,99 +138,42 @@ class Dense(Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.input_shape = None if input_shape is None else _check_shape(input_shape, "input_shape")
 
-    def _initial_weights(self, fan_in: int, dtype: str) -> list[NDArray[np.floating]]:
-        kernel = self.kernel_initializer((fan_in, self.units), dtype)
-        if not self.use_bias:
-            return [kernel]
-        return [kernel, self.bias_initializer((self.units,), dtype)]
-
-    def _penalties(self) -> list[float]:
-        """(kernel l1, kernel l2, bias l1, bias l2) for the core."""
-        k, b = self.kernel_regularizer, self.bias_regularizer
-        return [
-            k.l1 if k else 0.0,
-            k.l2 if k else 0.0,
-            b.l1 if b else 0.0,
-            b.l2 if b else 0.0,
-        ]
-
-    def _network(self) -> Any:
-        if self._model is None or self._model._network is None:
+    def _built_engine(self) -> Engine:
+        engine = self._engine
+        if engine is None or not engine.built:
             raise ValueError(f"Layer {self.name!r} has no weights yet: the model is not built.")
-        return self._model._network
+        return engine
 
     @property
     def kernel(self) -> NDArray[np.floating]:
-        net = self._network()
-        with self._model._lock:  # type: ignore[union-attr]  # _network() checked it
-            return net.get_kernel(self._index)  # type: ignore[no-any-return]
+        return self._built_engine().kernel(self._index)
 
     @property
     def bias(self) -> Optional[NDArray[np.floating]]:
-        net = self._network()
-        with self._model._lock:  # type: ignore[union-attr]  # _network() checked it
-            return net.get_bias(self._index)  # type: ignore[no-any-return]
+        return self._built_engine().bias(self._index)
 
     def get_weights(self) -> list[NDArray[np.floating]]:
-        if self._model is None or self._model._network is None:
+        engine = self._engine
+        if engine is None:
             return []
-        with self._model._lock:
-            net = self._network()
-            weights = [net.get_kernel(self._index)]
-            if self.use_bias:
-                weights.append(net.get_bias(self._index))
+        with engine.lock:
+            if not engine.built:
+                return []
+            weights = [engine.kernel(self._index)]
+            bias = engine.bias(self._index)
+            if bias is not None:
+                weights.append(bias)
             return weights
 
     def set_weights(self, weights: Sequence[NDArray[np.floating]]) -> None:
         """Replace this layer's kernel (and bias): every array is checked before any is set."""
-        arrays = self._checked_weights(weights)
-        with self._model._lock:  # type: ignore[union-attr]  # checked: the model is built
-            self._assign_weights(arrays)
-
-    def _assign_weights(self, arrays: Sequence[NDArray[np.floating]]) -> None:
-        """Sets arrays that _checked_weights returned (under the model's lock)."""
-        net = self._network()
-        net.set_kernel(self._index, arrays[0])
-        if self.use_bias:
-            net.set_bias(self._index, arrays[1])
-
-    def _checked_weights(self, weights: Sequence[NDArray[np.floating]]) -> list[NDArray[np.floating]]:
-        """The arrays as the core takes them (model dtype, C order), after checking count, shape,
-        dtype and finiteness; changes nothing."""
-        net = self._network()
-        expected = [(net.get_kernel(self._index).shape)] + ([(self.units,)] if self.use_bias else [])
-        if len(weights) != len(expected):
-            raise ValueError(
-                f"Layer {self.name!r} expects {len(expected)} weights, but the weight list "
-                f"has {len(weights)} elements."
-            )
-        arrays = []
-        for value, shape in zip(weights, expected):
-            array = np.asarray(value)
-            if array.shape != shape:
-                raise ValueError(
-                    f"Layer {self.name!r} weight shape {shape} is not compatible with provided "
-                    f"weight shape {array.shape}."
-                )
-            if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-                raise TypeError(f"Layer {self.name!r} weights must be real numbers, got dtype {array.dtype}.")
-            with np.errstate(over="ignore"):
-                array = np.ascontiguousarray(array, dtype=self._model._dtype)  # type: ignore[union-attr]
-            if not np.isfinite(array).all():
-                raise ValueError(f"Layer {self.name!r} weights contain NaN or infinity.")
-            arrays.append(array)
-        return arrays
+        self._built_engine().set_weights([(self._index, self.name, weights)])
 
     def count_params(self) -> int:
-        fan_in = self._fan_in()
-        if fan_in is None:
+        engine = self._engine
+        if engine is None or not engine.built:
             return 0
-        return fan_in * self.units + (self.units if self.use_bias else 0)
-
-    def _fan_in(self) -> Optional[int]:
-        if self._model is None or self._model._network is None:
-            return None
-        return self._model._fan_in(self._index)
+        return engine.fan_in(self._index) * self.units + (self.units if self.use_bias else 0)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -276,18 +219,12 @@ class Activation(Layer):
         return {"name": self.name, "activation": self.activation}
 
 
-def _finite(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number. Received: {name}={value!r}")
-    return float(value)
-
-
 class LeakyReLU(Activation):
     """``x if x > 0 else negative_slope * x`` (Keras's layer default slope: 0.3)."""
 
     def __init__(self, negative_slope: float = 0.3, name: Optional[str] = None) -> None:
         super().__init__("leaky_relu", name)
-        self.alpha = _finite(negative_slope, "negative_slope")
+        self.alpha = _validation.finite_number(negative_slope, "negative_slope")
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "negative_slope": self.alpha}
@@ -298,7 +235,7 @@ class ELU(Activation):
 
     def __init__(self, alpha: float = 1.0, name: Optional[str] = None) -> None:
         super().__init__("elu", name)
-        self.alpha = _finite(alpha, "alpha")
+        self.alpha = _validation.finite_number(alpha, "alpha")
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "alpha": self.alpha}

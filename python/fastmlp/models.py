@@ -8,10 +8,10 @@ per-batch hooks.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional, TypeVar, Union, cast
@@ -19,10 +19,23 @@ from typing import Any, Callable, Optional, TypeVar, Union, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _core, _validation, config, losses, metrics, optimizers
+from . import (
+    _core,
+    _model_file,
+    _validation,
+    activations,
+    config,
+    losses,
+    metrics,
+    optimizers,
+    utils,
+)
 from . import callbacks as callbacks_module
+from ._engine import Engine, LayerSpec
+from ._layer_order import Placement, misplaced
+from ._names import unique_name
 from ._progress import Progbar, print_msg
-from .layers import Activation, Dense, Dropout, Flatten, InputLayer, Layer, _unique_name
+from .layers import Activation, Dense, Dropout, Flatten, InputLayer, Layer, deserialize
 
 # Seconds of work per call into the core: long enough that Python's share is negligible, short
 # enough for a live progress bar and a prompt Ctrl-C.
@@ -45,10 +58,84 @@ def _serialized(method: _Method) -> _Method:
 
     @functools.wraps(method)
     def locked(self: Sequential, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
+        with self._engine.lock:
             return method(self, *args, **kwargs)
 
     return cast(_Method, locked)
+
+
+@dataclasses.dataclass(frozen=True)
+class _FitSettings:
+    """fit's arguments other than the data, checked."""
+
+    batch_size: int
+    epochs: int
+    verbose: int
+    shuffle: bool
+    validation_split: float
+    initial_epoch: int
+    validate_after: Callable[[int], bool]  # whether to validate after a (1-based) epoch
+
+    @classmethod
+    def checked(
+        cls,
+        batch_size: Optional[int],
+        epochs: int,
+        verbose: Union[int, str],
+        shuffle: bool,
+        validation_split: float,
+        initial_epoch: int,
+        validation_freq: Union[int, Sequence[int]],
+    ) -> _FitSettings:
+        checked_batch_size = 32 if batch_size is None else _validation.positive_int(batch_size, "batch_size")
+        checked_epochs = _validation.non_negative_int(epochs, "epochs")
+        checked_initial_epoch = _validation.non_negative_int(initial_epoch, "initial_epoch")
+        checked_verbose = _validation.verbosity(verbose)
+        if isinstance(validation_split, bool) or not (0.0 <= float(validation_split) < 1.0):
+            raise ValueError(
+                f"`validation_split` must be in [0, 1). Received: validation_split={validation_split!r}"
+            )
+        return cls(
+            batch_size=checked_batch_size,
+            epochs=checked_epochs,
+            verbose=checked_verbose,
+            shuffle=bool(shuffle),
+            validation_split=float(validation_split),
+            initial_epoch=checked_initial_epoch,
+            validate_after=_validation_schedule(validation_freq),
+        )
+
+    def steps(self, n: int) -> int:
+        """Batches per epoch for ``n`` samples."""
+        return (n + self.batch_size - 1) // self.batch_size
+
+
+@dataclasses.dataclass
+class _FitData:
+    """fit's arrays as the core takes them: training data, per-sample weights, validation data."""
+
+    x: Array
+    y: Array
+    weights: Optional[Array]
+    x_val: Optional[Array] = None
+    y_val: Optional[Array] = None
+    w_val: Optional[Array] = None
+    checked_in_training: bool = False  # x's NaN and infinity are left to the core
+
+    def split(self, fraction: float) -> None:
+        """Keep the last ``fraction`` of the samples for validation, as Keras (before any
+        shuffling)."""
+        n = self.x.shape[0]
+        split_at = math.floor(n * (1.0 - fraction))
+        if split_at == 0 or split_at == n:
+            raise ValueError(
+                f"validation_split={fraction} leaves no samples for "
+                f"{'training' if split_at == 0 else 'validation'} out of {n}."
+            )
+        self.x, self.x_val = self.x[:split_at], self.x[split_at:]
+        self.y, self.y_val = self.y[:split_at], self.y[split_at:]
+        if self.weights is not None:
+            self.weights, self.w_val = self.weights[:split_at], self.weights[split_at:]
 
 
 class NotCompiledError(RuntimeError, ValueError):
@@ -67,22 +154,20 @@ class Sequential:
     ) -> None:
         if dtype is not None and dtype not in ("float32", "float64"):
             raise ValueError(f"Unknown dtype: {dtype!r}. Expected 'float32' or 'float64'.")
-        self.name = name if name is not None else _unique_name("sequential")
-        self._requested_dtype = dtype
+        self.name = name if name is not None else unique_name("sequential")
         self._dtype = dtype or config.floatx()
         self._layers: list[Layer] = []
         self._sample_shape: Optional[tuple[int, ...]] = None
-        self._network: Any = None
-        self._trainer: Any = None
+        # The core's network and trainer, and the lock every call into them holds (see
+        # _serialized): one engine for the model's whole life.
+        self._engine = Engine(self._dtype)
         self._loss: Optional[losses.Loss] = None
         self._optimizer: Optional[optimizers.Optimizer] = None
         self._metric_names: list[str] = []
         self._core_metrics: list[str] = []
         self.stop_training = False
         self.history: Optional[callbacks_module.History] = None
-        # Held by every call into the core (see _serialized); `_fitting` refuses structural
-        # changes (add, compile, build) from a callback while fit runs on this model.
-        self._lock = threading.RLock()
+        # Refuses structural changes (add, compile, build) from a callback while fit runs.
         self._fitting = False
         for layer in layers or []:
             self.add(layer)
@@ -97,6 +182,11 @@ class Sequential:
     @property
     def dtype(self) -> str:
         return self._dtype
+
+    @property
+    def built(self) -> bool:
+        """Whether the weights exist (the input shape is known), as ``keras.Model.built``."""
+        return self._engine.built
 
     def _dense_layers(self) -> list[Dense]:
         return [layer for layer in self._layers if isinstance(layer, Dense)]
@@ -113,31 +203,17 @@ class Sequential:
     def _all_or_nothing(self) -> Iterator[None]:
         """A structural change (add, build, compile) inside either completes or, on any error
         (a refused size, a failed allocation, Ctrl-C), leaves the model exactly as it was: the
-        old network and trainer objects are untouched by a rebuild, so putting them back is
+        engine's old network and trainer are untouched by a rebuild, so putting them back is
         enough."""
         layers = list(self._layers)
-        indices = [(layer, getattr(layer, "_index", None)) for layer in layers]
-        kept = (
-            self._sample_shape, self._network, self._trainer, self._loss, self._optimizer,
-            list(self._metric_names), list(self._core_metrics),
-        )
-        optimizer_model = None if self._optimizer is None else self._optimizer._model
+        engine = self._engine.snapshot()
+        kept = (self._sample_shape, self._loss, self._optimizer, list(self._metric_names), list(self._core_metrics))
         try:
             yield
         except BaseException:
-            for layer in self._layers:
-                if layer not in layers:
-                    layer._model = None
             self._layers = layers
-            for layer, index in indices:
-                if index is not None:
-                    layer._index = index
-            (
-                self._sample_shape, self._network, self._trainer, self._loss, self._optimizer,
-                self._metric_names, self._core_metrics,
-            ) = kept
-            if self._optimizer is not None:
-                self._optimizer._model = optimizer_model
+            self._engine.restore(engine)
+            self._sample_shape, self._loss, self._optimizer, self._metric_names, self._core_metrics = kept
             raise
 
     def _refuse_while_fitting(self, caller: str) -> None:
@@ -157,38 +233,32 @@ class Sequential:
                 "Only fastmlp layers can be added to a Sequential model. "
                 f"Received: {layer!r} (of type {type(layer).__name__})"
             )
-        if layer._model is not None:
-            raise ValueError(f"Layer {layer.name!r} already belongs to a model.")
-        if isinstance(layer, Activation):
-            previous = [lay for lay in self.layers if not isinstance(lay, Flatten)]
-            if not previous or not isinstance(previous[-1], Dense) or previous[-1].activation != "linear":
-                raise ValueError(
-                    f"{type(layer).__name__} must follow a Dense layer without an activation: fastmlp "
-                    "folds it into that layer (e.g. Dense(64), LeakyReLU())."
-                )
-        if isinstance(layer, Dropout):
-            if not any(isinstance(lay, Dense) for lay in self.layers):
-                raise ValueError("Dropout must follow a Dense layer: fastmlp drops a layer's outputs, not its inputs.")
-            if isinstance(self.layers[-1], Dropout):
-                raise ValueError("Two Dropout layers in a row: use one with the combined rate.")
-        if isinstance(layer, InputLayer) and self._layers:
-            raise ValueError("An Input can only be the first layer of a Sequential model.")
-        with self._all_or_nothing():
-            if isinstance(layer, InputLayer):
-                self._sample_shape = layer.shape
-            elif self._sample_shape is None and not self.layers:
-                declared = getattr(layer, "input_shape", None)
-                if declared is not None:
-                    self._sample_shape = declared
-            weights = self.get_weights() if self._network is not None else None
-            layer._model = self
-            self._layers.append(layer)
-            if self._network is not None and weights is not None:
-                # Keras rebuilds on add; keep the weights the existing layers already have.
-                self._network = None
-                self._build_network(keep=weights)
-            elif self._sample_shape is not None and self._dense_layers():
-                self.build()
+        # First, so that a layer of another model is refused before anything here changes.
+        layer.bind_engine(self._engine, len(self._dense_layers()) if isinstance(layer, Dense) else -1)
+        try:
+            self._check_placement(layer)
+            with self._all_or_nothing():
+                if isinstance(layer, InputLayer):
+                    self._sample_shape = layer.shape
+                elif self._sample_shape is None and not self.layers:
+                    declared = getattr(layer, "input_shape", None)
+                    if declared is not None:
+                        self._sample_shape = declared
+                weights = self.get_weights() if self.built else None
+                self._layers.append(layer)
+                if weights is not None:
+                    # Keras rebuilds on add; keep the weights the existing layers already have.
+                    self._build_network(keep=weights)
+                elif self._sample_shape is not None and self._dense_layers():
+                    self.build()
+        except BaseException:
+            layer.bind_engine(None)
+            raise
+
+    def _check_placement(self, layer: Layer) -> None:
+        found = misplaced([Placement.of(lay) for lay in [*self._layers, layer]])
+        if found is not None:
+            raise ValueError(found[1])
 
     @_serialized
     def build(self, input_shape: Optional[Sequence[Optional[int]]] = None) -> None:
@@ -209,7 +279,7 @@ class Sequential:
                     f"cannot build it for {sample}."
                 )
             self._sample_shape = sample
-        if self._network is None:
+        if not self.built:
             self._build_network()
 
     def _input_dim(self) -> int:
@@ -222,21 +292,34 @@ class Sequential:
             )
         return int(math.prod(self._sample_shape))
 
-    def _fan_in(self, index: int) -> int:
-        return int(self._network.input_dim) if index == 0 else self._dense_layers()[index - 1].units
-
-    def _activation_plan(self) -> list[tuple[str, float]]:
-        """Each Dense layer's activation and its parameter, with activation layers folded in."""
-        from . import reference
-
-        plan: list[tuple[str, float]] = []
+    def _layer_specs(self) -> list[LayerSpec]:
+        """Each Dense layer as the core builds it, with the activation and Dropout layers after
+        it folded in."""
+        specs: list[LayerSpec] = []
         for layer in self.layers:
             if isinstance(layer, Dense):
-                plan.append((layer.activation, reference.DEFAULT_ALPHA.get(layer.activation, 0.0)))
-            elif isinstance(layer, Activation):
-                alpha = layer.alpha if layer.alpha is not None else reference.DEFAULT_ALPHA.get(layer.activation, 0.0)
-                plan[-1] = (layer.activation, alpha)
-        return plan
+                kernel, bias = layer.kernel_regularizer, layer.bias_regularizer
+                specs.append(
+                    LayerSpec(
+                        units=layer.units,
+                        activation=layer.activation,
+                        alpha=activations.DEFAULT_ALPHA.get(layer.activation, 0.0),
+                        use_bias=layer.use_bias,
+                        penalties=(
+                            kernel.l1 if kernel else 0.0,
+                            kernel.l2 if kernel else 0.0,
+                            bias.l1 if bias else 0.0,
+                            bias.l2 if bias else 0.0,
+                        ),
+                        dropout=0.0,
+                    )
+                )
+            elif isinstance(layer, Activation):  # the order rules put a Dense layer before it
+                alpha = activations.DEFAULT_ALPHA.get(layer.activation, 0.0) if layer.alpha is None else layer.alpha
+                specs[-1] = dataclasses.replace(specs[-1], activation=layer.activation, alpha=alpha)
+            elif isinstance(layer, Dropout):
+                specs[-1] = dataclasses.replace(specs[-1], dropout=layer.rate)
+        return specs
 
     def _build_network(self, keep: Optional[list[Array]] = None, initialize: bool = True) -> None:
         dense = self._dense_layers()
@@ -248,25 +331,8 @@ class Sequential:
                 "fastmlp.layers.Input(shape=...) first, or call fit/predict/build."
             )
         input_dim = self._input_dim()
-        network_type = _core.Network64 if self._dtype == "float64" else _core.Network32
-        plan = self._activation_plan()
-        dropout = [0.0] * len(dense)
-        seen = -1
-        for layer in self.layers:
-            if isinstance(layer, Dense):
-                seen += 1
-            elif isinstance(layer, Dropout):
-                dropout[seen] = layer.rate
         try:
-            self._network = network_type(
-                input_dim,
-                [layer.units for layer in dense],
-                [activation for activation, _ in plan],
-                [layer.use_bias for layer in dense],
-                [layer._penalties() for layer in dense],
-                [alpha for _, alpha in plan],
-                dropout,
-            )
+            self._engine.build(input_dim, self._layer_specs())
         except (_core.AllocationError, _core.SizeError) as error:
             # The core counts its layers; name the Dense layer (the message gives the bytes).
             where = f"model {self.name!r}"
@@ -275,15 +341,14 @@ class Sequential:
                 where = f"Dense layer {culprit.name!r} (units={culprit.units})"
             kind = MemoryError if isinstance(error, MemoryError) else ValueError
             raise kind(f"Cannot build {where}: {error}") from None
-        fan_in = input_dim
-        for index, layer in enumerate(dense):
-            layer._index = index
-            if initialize:  # else zeros, about to be overwritten (loading draws no seed)
-                initial = layer._initial_weights(fan_in, self._dtype)
-                self._network.set_kernel(index, initial[0])
+        if initialize:  # else zeros, about to be overwritten (loading draws no seed)
+            fan_in = input_dim
+            for index, layer in enumerate(dense):
+                initial = [layer.kernel_initializer((fan_in, layer.units), self._dtype)]
                 if layer.use_bias:
-                    self._network.set_bias(index, initial[1])
-            fan_in = layer.units
+                    initial.append(layer.bias_initializer((layer.units,), self._dtype))
+                self._engine.set_weights([(index, layer.name, initial)])
+                fan_in = layer.units
         if keep is not None:
             restored = self.get_weights()
             restored[: len(keep)] = keep
@@ -292,7 +357,7 @@ class Sequential:
             self._make_trainer()
 
     def _ensure_built(self, x: Any) -> None:
-        if self._network is not None:
+        if self.built:
             return
         with self._all_or_nothing():
             if self._sample_shape is None:
@@ -319,7 +384,7 @@ class Sequential:
     def set_weights(self, weights: Sequence[Array]) -> None:
         """Set all weights from a list shaped like ``get_weights()``. Every array is checked
         (shape, dtype, finiteness) before any is set: a refused list changes nothing."""
-        if self._network is None:
+        if not self.built:
             raise ValueError(f"Model {self.name!r} is not built yet: it has no weights to set.")
         dense = self._dense_layers()
         expected = sum(2 if layer.use_bias else 1 for layer in dense)
@@ -328,14 +393,13 @@ class Sequential:
                 f"You called `set_weights(weights)` on model {self.name!r} with a weight list of "
                 f"length {len(weights)}, but the model was expecting {expected} weights."
             )
-        checked = []
+        assignments = []
         position = 0
-        for layer in dense:
+        for index, layer in enumerate(dense):
             count = 2 if layer.use_bias else 1
-            checked.append(layer._checked_weights(weights[position : position + count]))
+            assignments.append((index, layer.name, weights[position : position + count]))
             position += count
-        for layer, arrays in zip(dense, checked):
-            layer._assign_weights(arrays)
+        self._engine.set_weights(assignments)
 
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self._dense_layers())
@@ -367,27 +431,22 @@ class Sequential:
             self._optimizer = chosen_optimizer
             self._loss = chosen_loss
             self._metric_names = list(metrics)
-            self._trainer = None
-            if self._network is not None:
+            if self.built:
                 self._make_trainer()
+            # Last: an optimizer bound here reads this model's training state.
+            chosen_optimizer.bind_engine(self._engine)
 
-    def _make_trainer(self, seed: Optional[int] = None) -> None:
+    def _make_trainer(self) -> None:
         if self._loss is None or self._optimizer is None:
             raise NotCompiledError(f"Model {self.name!r} is not compiled: it has no trainer.")
-        outputs = int(self._network.output_dim)
-        self._core_metrics = [metrics.resolve(m, self._loss, outputs) for m in self._metric_names]
-        trainer_type = _core.Trainer64 if self._dtype == "float64" else _core.Trainer32
-        from . import utils
-
-        self._trainer = trainer_type(
-            self._network,
+        self._core_metrics = [metrics.resolve(m, self._loss, self._engine.output_dim) for m in self._metric_names]
+        self._engine.make_trainer(
             self._loss.name,
             self._loss.from_logits,
             self._core_metrics,
             self._optimizer.get_config(),
-            utils.draw_seed() if seed is None else seed,
+            utils.draw_seed(),
         )
-        self._optimizer._model = self
 
     def _check_compiled(self, caller: str) -> None:
         if self._loss is None:
@@ -395,11 +454,11 @@ class Sequential:
                 f"You must call `compile()` before using the model ({caller} was called)."
             )
 
-    def _compiled_trainer(self) -> Any:
-        """The trainer, once compiled and built."""
-        if self._trainer is None:
+    def _ensure_trainer(self) -> Engine:
+        """The engine, with a trainer (the model is compiled and built)."""
+        if not self._engine.has_trainer:
             self._make_trainer()
-        return self._trainer
+        return self._engine
 
     @property
     def optimizer(self) -> Optional[optimizers.Optimizer]:
@@ -422,7 +481,7 @@ class Sequential:
     def _y(self, y: Any, n: int, name: str = "y") -> Array:
         if self._loss is None:
             raise NotCompiledError(f"Model {self.name!r} is not compiled: targets need a loss.")
-        outputs = int(self._network.output_dim)
+        outputs = self._engine.output_dim
         if isinstance(self._loss, losses.SparseCategoricalCrossentropy):
             return _validation.sparse_labels(y, n, outputs, name)
         return _validation.dense_targets(y, n, outputs, self._loss.name, self._dtype, name)
@@ -468,116 +527,145 @@ class Sequential:
         """
         self._check_compiled("fit")
         self._refuse_while_fitting("fit")
-        batch_size = 32 if batch_size is None else _validation.positive_int(batch_size, "batch_size")
-        epochs = _validation.non_negative_int(epochs, "epochs")
-        initial_epoch = _validation.non_negative_int(initial_epoch, "initial_epoch")
-        verbose = _validation.verbosity(verbose)
-        if isinstance(validation_split, bool) or not (0.0 <= float(validation_split) < 1.0):
-            raise ValueError(
-                f"`validation_split` must be in [0, 1). Received: validation_split={validation_split!r}"
-            )
-        validate_now = _validation_schedule(validation_freq)
-        x_all = self._x(x, finite=False)
-        # x's NaN and infinity: the core finds them as it lists each batch's nonzeros, before that
-        # batch's update, instead of a pass of its own over the whole data set (~5% of an MNIST
-        # epoch per call); a copy of the model's state, taken below, then undoes the batches
-        # before it. That copy (weights and up to 3 optimizer slots each) must cost less than the
-        # pass it saves, else x is checked here whole; so it is with validation_split (the split
-        # part is not trained on) and when no epoch is to run.
-        checked_in_training = (
-            not validation_split
-            and epochs > initial_epoch
-            and 4 * self.count_params() * x_all.itemsize <= x_all.nbytes
+        settings = _FitSettings.checked(
+            batch_size, epochs, verbose, shuffle, validation_split, initial_epoch, validation_freq
         )
-        if not checked_in_training:
-            _validation.check_finite(x_all, "x", _validation.flat_source(x, x_all))
-        trainer = self._compiled_trainer()
-        y_all = self._y(y, x_all.shape[0])
-        w_all = self._fit_weights(y_all, sample_weight, class_weight)
-        x_val: Optional[Array] = None
-        y_val: Optional[Array] = None
-        w_val: Optional[Array] = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError(
-                    "`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, val_sample_weight)."
-                )
-            x_val = self._x(validation_data[0], "x_val")
-            y_val = self._y(validation_data[1], x_val.shape[0], "y_val")
-            if len(validation_data) == 3:
-                w_val = self._sample_weight(validation_data[2], x_val.shape[0])
-        elif validation_split:
-            # As Keras: the last fraction of the data, taken before any shuffling.
-            split_at = math.floor(x_all.shape[0] * (1.0 - float(validation_split)))
-            if split_at == 0 or split_at == x_all.shape[0]:
-                raise ValueError(
-                    f"validation_split={validation_split} leaves no samples for "
-                    f"{'training' if split_at == 0 else 'validation'} out of {x_all.shape[0]}."
-                )
-            x_all, x_val = x_all[:split_at], x_all[split_at:]
-            y_all, y_val = y_all[:split_at], y_all[split_at:]
-            if w_all is not None:
-                w_all, w_val = w_all[:split_at], w_all[split_at:]
-        n = x_all.shape[0]
-        steps = (n + batch_size - 1) // batch_size
-        history = callbacks_module.History()
-        params = {
-            "epochs": epochs,
-            "steps": steps,
-            "verbose": verbose,
-            "batch_size": batch_size,
-            "do_validation": x_val is not None,
-        }
-        callback_list = callbacks_module.CallbackList(
-            [*callbacks_module.as_list(callbacks), history], self, params
-        )
+        data = self._fit_data(x, y, sample_weight, class_weight, validation_data, settings)
+        engine = self._ensure_trainer()
+        callback_list, history = self._fit_callbacks(callbacks, settings, data)
         self.stop_training = False
         self.history = history
-        logs: dict[str, float] = {}
-        before = (self.get_weights(), trainer.get_state()) if checked_in_training else None
+        # The copy that undoes this fit if the core meets NaN or infinity in x (see _fit_data).
+        before = (self.get_weights(), engine.training_state()) if data.checked_in_training else None
         self._fitting = True
         try:
             callback_list.on_train_begin()
             try:
-                for epoch in range(initial_epoch, epochs):
-                    callback_list.on_epoch_begin(epoch)
-                    if verbose and epochs > 1:
-                        print_msg(f"Epoch {epoch + 1}/{epochs}")
-                    progbar = Progbar(steps, verbose)
-                    try:
-                        logs = self._train_epoch(
-                            trainer, x_all, y_all, batch_size, shuffle, verbose, callback_list, progbar, w_all
-                        )
-                        if x_val is not None and y_val is not None and validate_now(epoch + 1):
-                            callback_list.on_test_begin()
-                            val_logs = self._logs(trainer.evaluate(x_val, y_val, batch_size, w_val))
-                            callback_list.on_test_end(val_logs)
-                            logs.update({"val_" + name: value for name, value in val_logs.items()})
-                        callback_list.on_epoch_end(epoch, logs)
-                    except BaseException:
-                        progbar.close()  # Ctrl-C or an error: end a live bar line before the traceback
-                        raise
-                    progbar.finish(logs, current=progbar.seen)
-                    if self.stop_training:
-                        break
+                logs = self._fit_epochs(engine, settings, data, callback_list)
             except _core.NonFiniteInputError:
-                if before is not None:
-                    # The model as it was before this call, then the error the check before
-                    # training gives (naming the first sample with NaN or infinity).
-                    self.set_weights(before[0])
-                    trainer.set_state(before[1])
-                # Without a copy (x was checked whole before training, so a callback or another
-                # thread changed it since) the batches before the bad one stay applied.
-                self._x(x)
+                self._undo_fit(x, before)
                 raise
             callback_list.on_train_end(logs)
         finally:
             self._fitting = False
         return history
 
+    def _fit_data(
+        self,
+        x: Any,
+        y: Any,
+        sample_weight: Any,
+        class_weight: Optional[dict[int, float]],
+        validation_data: Optional[tuple[Any, ...]],
+        settings: _FitSettings,
+    ) -> _FitData:
+        """fit's arrays, converted and checked (x builds the model), the validation part split
+        off or converted."""
+        x_all = self._x(x, finite=False)
+        # x's NaN and infinity: the core finds them as it lists each batch's nonzeros, before that
+        # batch's update, instead of a pass of its own over the whole data set (~5% of an MNIST
+        # epoch per call); a copy of the model's state, taken before training, then undoes the
+        # batches before it. That copy (weights and up to 3 optimizer slots each) must cost less
+        # than the pass it saves, else x is checked here whole; so it is with validation_split
+        # (the split part is not trained on) and when no epoch is to run.
+        checked_in_training = (
+            not settings.validation_split
+            and settings.epochs > settings.initial_epoch
+            and 4 * self.count_params() * x_all.itemsize <= x_all.nbytes
+        )
+        if not checked_in_training:
+            _validation.check_finite(x_all, "x", _validation.flat_source(x, x_all))
+        y_all = self._y(y, x_all.shape[0])
+        w_all = self._fit_weights(y_all, sample_weight, class_weight)
+        data = _FitData(x_all, y_all, w_all, checked_in_training=checked_in_training)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError(
+                    "`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, val_sample_weight)."
+                )
+            data.x_val = self._x(validation_data[0], "x_val")
+            data.y_val = self._y(validation_data[1], data.x_val.shape[0], "y_val")
+            if len(validation_data) == 3:
+                data.w_val = self._sample_weight(validation_data[2], data.x_val.shape[0])
+        elif settings.validation_split:
+            data.split(settings.validation_split)
+        return data
+
+    def _fit_callbacks(
+        self,
+        callbacks: Optional[Sequence[callbacks_module.Callback]],
+        settings: _FitSettings,
+        data: _FitData,
+    ) -> tuple[callbacks_module.CallbackList, callbacks_module.History]:
+        """The user's callbacks, then a new History (as Keras), attached to this model."""
+        history = callbacks_module.History()
+        params = {
+            "epochs": settings.epochs,
+            "steps": settings.steps(data.x.shape[0]),
+            "verbose": settings.verbose,
+            "batch_size": settings.batch_size,
+            "do_validation": data.x_val is not None,
+        }
+        callback_list = callbacks_module.CallbackList(
+            [*callbacks_module.as_list(callbacks), history], self, params
+        )
+        return callback_list, history
+
+    def _fit_epochs(
+        self,
+        engine: Engine,
+        settings: _FitSettings,
+        data: _FitData,
+        callback_list: callbacks_module.CallbackList,
+    ) -> dict[str, float]:
+        """The epochs from ``initial_epoch``, each with its progress line, validation when due and
+        ``on_epoch_end``; none after an epoch that set ``stop_training``. The last epoch's logs."""
+        logs: dict[str, float] = {}
+        for epoch in range(settings.initial_epoch, settings.epochs):
+            callback_list.on_epoch_begin(epoch)
+            if settings.verbose and settings.epochs > 1:
+                print_msg(f"Epoch {epoch + 1}/{settings.epochs}")
+            progbar = Progbar(settings.steps(data.x.shape[0]), settings.verbose)
+            try:
+                logs = self._train_epoch(
+                    engine,
+                    data.x,
+                    data.y,
+                    settings.batch_size,
+                    settings.shuffle,
+                    settings.verbose,
+                    callback_list,
+                    progbar,
+                    data.weights,
+                )
+                if data.x_val is not None and data.y_val is not None and settings.validate_after(epoch + 1):
+                    callback_list.on_test_begin()
+                    val_logs = self._logs(engine.evaluate(data.x_val, data.y_val, settings.batch_size, data.w_val))
+                    callback_list.on_test_end(val_logs)
+                    logs.update({"val_" + name: value for name, value in val_logs.items()})
+                callback_list.on_epoch_end(epoch, logs)
+            except BaseException:
+                progbar.close()  # Ctrl-C or an error: end a live bar line before the traceback
+                raise
+            progbar.finish(logs, current=progbar.seen)
+            if self.stop_training:
+                break
+        return logs
+
+    def _undo_fit(self, x: Any, before: Optional[tuple[list[Array], dict[str, Any]]]) -> None:
+        """After the core met NaN or infinity in x: the model as it was before this fit (when a
+        copy was taken), then the error the check before training gives (naming the first
+        sample with NaN or infinity). Without a copy (x was checked whole before training, so a
+        callback or another thread changed it since) the batches before the bad one stay
+        applied."""
+        if before is not None:
+            self.set_weights(before[0])
+            self._engine.set_training_state(before[1])
+        self._x(x)
+
     def _train_epoch(
         self,
-        trainer: Any,
+        engine: Engine,
         x: Array,
         y: Array,
         batch_size: int,
@@ -590,8 +678,8 @@ class Sequential:
         """One epoch, a chunk of batches per call into the core (one batch per call when a
         callback wants per-batch hooks). Returns the epoch's mean loss and metrics; stops early
         (after the current chunk) when ``self.stop_training`` is set."""
-        trainer.begin_epoch(x.shape[0], bool(shuffle))
-        steps = trainer.num_batches(batch_size)
+        engine.begin_epoch(x.shape[0], bool(shuffle))
+        steps = engine.num_batches(batch_size)
         if progbar is None:
             progbar = Progbar(steps, verbose)
         per_batch = callback_list.wants_batch_hooks
@@ -604,7 +692,7 @@ class Sequential:
             started = time.perf_counter()
             # The core releases the GIL; a Ctrl-C arriving meanwhile raises KeyboardInterrupt
             # as soon as this call returns, i.e. after whole updates only.
-            totals = trainer.train_batches(x, y, batch_size, done, count, sample_weight)
+            totals = engine.train_batches(x, y, batch_size, done, count, sample_weight)
             elapsed = time.perf_counter() - started
             done += count
             progbar.seen = done
@@ -654,14 +742,14 @@ class Sequential:
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
         weights = self._sample_weight(sample_weight, x_arr.shape[0])
-        trainer = self._compiled_trainer()
+        engine = self._ensure_trainer()
         steps = (x_arr.shape[0] + batch - 1) // batch
         callback_list = callbacks_module.CallbackList(
             callbacks, self, {"verbose": verbose, "steps": steps, "batch_size": batch}
         )
         callback_list.on_test_begin()
         started = time.perf_counter()
-        logs = self._logs(trainer.evaluate(x_arr, y_arr, batch, weights))
+        logs = self._logs(engine.evaluate(x_arr, y_arr, batch, weights))
         self._report(verbose, x_arr.shape[0], batch, started, logs)
         callback_list.on_test_end(logs)
         return self._result(logs, return_dict)
@@ -700,7 +788,7 @@ class Sequential:
         )
         callback_list.on_predict_begin()
         started = time.perf_counter()
-        out: Array = self._network.predict(x_arr, batch)
+        out = self._engine.predict(x_arr, batch)
         self._report(verbose, x_arr.shape[0], batch, started, {})
         callback_list.on_predict_end()
         return out
@@ -715,7 +803,7 @@ class Sequential:
             return weights
         if not isinstance(class_weight, dict) or not class_weight:
             raise ValueError(f"`class_weight` must be a non-empty dict {{class index: weight}}. Received: {class_weight!r}")
-        outputs = int(self._network.output_dim)
+        outputs = self._engine.output_dim
         lookup = np.ones(max(outputs, 2), dtype=np.float64)
         for key, value in class_weight.items():
             if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or not 0 <= key < len(lookup):
@@ -757,7 +845,7 @@ class Sequential:
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
         weights = self._sample_weight(sample_weight, x_arr.shape[0])
-        totals = self._compiled_trainer().train_on_batch(x_arr, y_arr, weights)
+        totals = self._ensure_trainer().train_on_batch(x_arr, y_arr, weights)
         return self._result(self._logs(totals), return_dict)
 
     @_serialized
@@ -769,33 +857,31 @@ class Sequential:
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
         weights = self._sample_weight(sample_weight, x_arr.shape[0])
-        trainer = self._compiled_trainer()
-        return self._result(self._logs(trainer.evaluate(x_arr, y_arr, x_arr.shape[0], weights)), return_dict)
+        engine = self._ensure_trainer()
+        return self._result(self._logs(engine.evaluate(x_arr, y_arr, x_arr.shape[0], weights)), return_dict)
 
     @_serialized
     def predict_on_batch(self, x: Any) -> Array:
         """Outputs for exactly this batch (no progress output)."""
-        network = self._network
+        engine = self._engine
         # Fast path for the common per-sample loop: an array already in the model's dtype and
         # layout skips the Python-side conversion (the core still checks finiteness).
         if (
-            network is not None
-            and type(x) is np.ndarray
+            type(x) is np.ndarray
             and x.dtype == self._dtype
             and x.ndim == 2
             and x.shape[0] != 0
-            and x.shape[1] == network.input_dim
             and x.flags.c_contiguous
-            and self._sample_shape == (network.input_dim,)
+            and engine.built
+            and self._sample_shape == (x.shape[1],)
+            and x.shape[1] == engine.input_dim
         ):
             try:
-                fast: Array = network.predict_small(x)
+                return engine.predict_small(x)
             except ValueError as error:
                 raise ValueError(str(error)) from None
-            return fast
         x_arr = self._x(x)  # builds the model if needed
-        out: Array = self._network.predict(x_arr, x_arr.shape[0])
-        return out
+        return engine.predict(x_arr, x_arr.shape[0])
 
     @_serialized
     def compute_gradients(self, x: Any, y: Any) -> list[tuple[Array, Optional[Array]]]:
@@ -804,11 +890,9 @@ class Sequential:
         self._check_compiled("compute_gradients")
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
-        self._compiled_trainer().compute_gradients(x_arr, y_arr)
-        return [
-            (self._network.get_kernel_grad(i), self._network.get_bias_grad(i))
-            for i in range(len(self._dense_layers()))
-        ]
+        engine = self._ensure_trainer()
+        engine.compute_gradients(x_arr, y_arr)
+        return engine.gradients()
 
     # ----------------------------------------------------------------- saving
 
@@ -826,18 +910,26 @@ class Sequential:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:
-        from . import layers as layers_module
-
+        """A model from ``get_config()``'s dict; built when the config gives the input shape,
+        with zero weights (they are not saved in the config: the caller sets them)."""
         model = cls(name=config.get("name"), dtype=config.get("dtype"))
-        if config.get("input_shape") is not None:
-            model._sample_shape = tuple(int(d) for d in config["input_shape"])
-        for layer_config in config.get("layers", []):
-            layer = layers_module.deserialize(layer_config)
-            layer._model = model
-            model._layers.append(layer)
-        if model._sample_shape is not None and model._dense_layers():
-            model._build_network(initialize=False)
+        model._assemble(config.get("input_shape"), [deserialize(layer) for layer in config.get("layers", [])])
         return model
+
+    def _assemble(self, input_shape: Optional[Sequence[int]], layers: Sequence[Layer]) -> None:
+        """A new model's layers, set at once rather than added one by one: the model is built
+        once, without drawing initial weights (loading draws no seed). The order rules of
+        ``add`` apply."""
+        found = misplaced([Placement.of(layer) for layer in layers])
+        if found is not None:
+            raise ValueError(f"Layer {found[0]} of the config is misplaced: {found[1]}")
+        if input_shape is not None:
+            self._sample_shape = tuple(int(d) for d in input_shape)
+        for layer in layers:
+            layer.bind_engine(self._engine, len(self._dense_layers()) if isinstance(layer, Dense) else -1)
+            self._layers.append(layer)
+        if self._sample_shape is not None and self._dense_layers():
+            self._build_network(initialize=False)
 
     def get_compile_config(self) -> Optional[dict[str, Any]]:
         if self._loss is None or self._optimizer is None:
@@ -849,44 +941,52 @@ class Sequential:
         }
 
     @_serialized
+    def get_training_state(self) -> Optional[dict[str, Any]]:
+        """What makes training resume exactly where it stopped: ``{"iterations": the
+        optimizer's step count, "rng": the shuffle generator's state (4 integers), "slots":
+        copies of the optimizer's slot arrays}``; None until the model is compiled and built.
+        ``save`` writes it and ``load_model`` restores it (as Keras saves and restores
+        ``optimizer.variables``)."""
+        return self._engine.training_state() if self._engine.has_trainer else None
+
+    @_serialized
+    def set_training_state(self, state: dict[str, Any]) -> None:
+        """Restore a state returned by ``get_training_state`` of a model with the same
+        architecture and optimizer; a state that does not fit (slot count or shapes, step count,
+        generator state) is a ValueError or TypeError."""
+        self._check_compiled("set_training_state")
+        if not self.built:
+            raise ValueError(f"Model {self.name!r} is not built yet: it has no training state to set.")
+        self._ensure_trainer().set_training_state(state)
+
+    @_serialized
     def save(self, filepath: Any) -> None:
         """Save architecture, weights, compile settings and optimizer state to one file (a zip of
         JSON and .npy arrays; no pickle). Written atomically: an existing file is replaced only
         by a complete new one."""
-        from . import saving
-
-        saving.save_model(self, filepath)
+        _model_file.save_model(self, filepath)
 
     @_serialized
     def save_weights(self, filepath: Any) -> None:
         """Save only the weights (same format, atomic)."""
-        from . import saving
-
-        saving.save_weights(self, filepath)
+        _model_file.save_weights(self, filepath)
 
     @_serialized
     def load_weights(self, filepath: Any) -> None:
         """Load weights saved by ``save_weights`` or ``save`` into this (built) model."""
-        from . import saving
-
-        saving.load_weights(self, filepath)
+        _model_file.load_weights(self, filepath)
 
     @_serialized
     def __getstate__(self) -> dict[str, Any]:
         # Pickling (joblib, multiprocessing) goes through the saved-file format.
-        from . import saving
-
-        return {"fastmlp_model": saving.model_to_bytes(self)}
+        return {"fastmlp_model": _model_file.model_to_bytes(self)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from . import saving
-
-        loaded = saving.model_from_bytes(state.get("fastmlp_model") if isinstance(state, dict) else state)
+        data = state.get("fastmlp_model") if isinstance(state, dict) else state
+        loaded = _model_file.model_from_bytes(data, type(self).from_config)
+        # The layers and the optimizer are bound to the loaded model's engine, which this
+        # model takes over with the rest of its state.
         self.__dict__.update(loaded.__dict__)
-        for layer in self._layers:
-            layer._model = self
-        if self._optimizer is not None:
-            self._optimizer._model = self
 
     # ----------------------------------------------------------------- display
 
@@ -904,8 +1004,8 @@ class Sequential:
             elif isinstance(layer, Dense):
                 shape = (layer.units,)
             out = "?" if shape is None else "(None, " + ", ".join(map(str, shape)) + ")"
-            params = layer.count_params() if self._network is not None else 0
-            count = f"{params:,}" if self._network is not None or not isinstance(layer, Dense) else "0 (unbuilt)"
+            params = layer.count_params() if self.built else 0
+            count = f"{params:,}" if self.built or not isinstance(layer, Dense) else "0 (unbuilt)"
             rows.append((f"{layer.name} ({type(layer).__name__})", out, count))
         total = self.count_params()
         size = total * np.dtype(self._dtype).itemsize
@@ -949,6 +1049,4 @@ def _validation_schedule(freq: Union[int, Sequence[int]]) -> Callable[[int], boo
 
 def load_model(filepath: Any) -> Sequential:
     """Load a model saved with ``model.save`` (see ``fastmlp.saving`` for the format)."""
-    from . import saving
-
-    return saving.load_model(filepath)
+    return _model_file.load_model(filepath, Sequential.from_config)

@@ -5,14 +5,11 @@ C++ at every step; ``fit`` and ``evaluate`` report the loss with the penalty inc
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Union
 
+import numpy as np
 
-def _factor(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"`{name}` must be a finite number >= 0. Received: {name}={value!r}")
-    return float(value)
+from . import _validation
 
 
 class Regularizer:
@@ -21,8 +18,6 @@ class Regularizer:
 
     def __call__(self, weights: Any) -> float:
         """The penalty of an array, in NumPy (the same formula the core computes)."""
-        import numpy as np
-
         w = np.asarray(weights, dtype=np.float64)
         return float(self.l1 * np.abs(w).sum() + self.l2 * np.square(w).sum())
 
@@ -35,18 +30,18 @@ class Regularizer:
 
 class L1L2(Regularizer):
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
-        self.l1 = _factor(l1, "l1")
-        self.l2 = _factor(l2, "l2")
+        self.l1 = _validation.non_negative_number(l1, "l1")
+        self.l2 = _validation.non_negative_number(l2, "l2")
 
 
 class L1(Regularizer):
     def __init__(self, l1: float = 0.01) -> None:
-        self.l1 = _factor(l1, "l1")
+        self.l1 = _validation.non_negative_number(l1, "l1")
 
 
 class L2(Regularizer):
     def __init__(self, l2: float = 0.01) -> None:
-        self.l2 = _factor(l2, "l2")
+        self.l2 = _validation.non_negative_number(l2, "l2")
 
 
 # Keras exports the same classes under lower-case names.

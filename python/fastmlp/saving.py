@@ -30,32 +30,11 @@ state loads with its optimizer reset, and an ``OptimizerStateResetWarning`` says
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import warnings
-import zipfile
-from typing import IO, TYPE_CHECKING, Any, Union
+from typing import Union
 
-import numpy as np
-
-from . import _saved_config, losses, optimizers
-from ._atomic_write import atomic_write, remove_orphans
-from ._model_file_format import (
-    CONFIG,
-    FORMAT,
-    MANIFEST,
-    SLOTS,
-    TRAINING,
-    VERSION,
-    WEIGHTS,
-    FileFormatError,
-    OptimizerStateResetWarning,
-)
-from ._model_file_reader import ModelFileReader, open_regular_file
-
-if TYPE_CHECKING:
-    from .models import Sequential
+from . import _model_file, models
+from ._model_file_format import FORMAT, VERSION, FileFormatError, OptimizerStateResetWarning
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -72,194 +51,38 @@ __all__ = [
     "save_weights",
 ]
 
-# What reconstructing layers, optimizers and the model from a checked config may still raise on
-# values the schema leaves to the constructors (an unknown activation, a negative rate).
-_CONSTRUCTION_ERRORS = (ArithmeticError, AttributeError, LookupError, TypeError, ValueError)
+
+def save_model(model: models.Sequential, filepath: PathLike) -> None:
+    """``model.save(filepath)``: architecture, weights, compile settings and optimizer state."""
+    model.save(filepath)
 
 
-# ---------------------------------------------------------------- writing
+def save_weights(model: models.Sequential, filepath: PathLike) -> None:
+    """``model.save_weights(filepath)``: only the weights."""
+    model.save_weights(filepath)
 
 
-def _write_array(archive: zipfile.ZipFile, name: str, array: np.ndarray[Any, Any]) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    archive.writestr(name, buffer.getvalue())
+def model_to_bytes(model: models.Sequential) -> bytes:
+    """The bytes of the file ``save_model`` writes (how pickling a model stores it)."""
+    return _model_file.model_to_bytes(model)
 
 
-def _write_archive(archive: zipfile.ZipFile, model: Sequential, kind: str) -> None:
-    from . import __version__
-
-    archive.writestr(
-        MANIFEST,
-        json.dumps({"format": FORMAT, "version": VERSION, "kind": kind, "fastmlp_version": __version__}),
-    )
-    config: dict[str, Any] = {"model": model.get_config()}
-    if kind == "model":
-        config["compile"] = model.get_compile_config()
-    archive.writestr(CONFIG, json.dumps(config, indent=1))
-    for i, weight in enumerate(model.get_weights()):
-        _write_array(archive, f"{WEIGHTS}/{i:05d}.npy", weight)
-    if kind == "model" and model._trainer is not None:
-        state = model._trainer.get_state()
-        archive.writestr(
-            TRAINING,
-            json.dumps({"iterations": int(state["iterations"]), "rng": [int(w) for w in state["rng"]]}),
-        )
-        for i, slot in enumerate(state["slots"]):
-            _write_array(archive, f"{SLOTS}/{i:05d}.npy", slot)
-
-
-def _save(model: Sequential, filepath: PathLike, kind: str) -> None:
-    def write(handle: IO[bytes]) -> None:
-        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
-            _write_archive(archive, model, kind)
-
-    atomic_write(os.fsdecode(filepath), write)
-
-
-def save_model(model: Sequential, filepath: PathLike) -> None:
-    if model._network is None:
-        raise ValueError(f"Model {model.name!r} is not built yet: there is nothing to save.")
-    _save(model, filepath, "model")
-
-
-def save_weights(model: Sequential, filepath: PathLike) -> None:
-    if model._network is None:
-        raise ValueError(f"Model {model.name!r} is not built yet: it has no weights to save.")
-    _save(model, filepath, "weights")
-
-
-def model_to_bytes(model: Sequential) -> bytes:
-    buffer = io.BytesIO()
-    if model._network is None:
-        raise ValueError(f"Model {model.name!r} is not built yet: it cannot be pickled.")
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        _write_archive(archive, model, "model")
-    return buffer.getvalue()
-
-
-# ---------------------------------------------------------------- reading
-
-
-def _open(filepath: PathLike) -> ModelFileReader:
-    path = os.fsdecode(filepath)
-    remove_orphans(os.path.dirname(os.path.abspath(path)))
-    return ModelFileReader(open_regular_file(path), repr(path))
-
-
-def _read_arrays(
-    reader: ModelFileReader, folder: str, shapes: list[tuple[int, ...]], dtype: str, what: str, needed_by: str
-) -> list[np.ndarray[Any, Any]]:
-    """The arrays of ``folder``, after checking that there are as many as ``shapes`` and of
-    those shapes from their headers alone (nothing is allocated for a file that does not fit)."""
-    names = reader.array_names(folder)
-    if len(names) != len(shapes):
-        reader.fail(f"its {what} do not fit {needed_by}: it holds {len(names)} arrays in {folder}/, {needed_by} needs {len(shapes)}")
-    headers = [reader.array_header(name) for name in names]
-    for header, shape in zip(headers, shapes):
-        if header.shape != shape:
-            reader.fail(f"its {what} do not fit {needed_by}: {header.name!r} has shape {header.shape}, {needed_by} needs {shape}")
-    return [reader.array(header, dtype) for header in headers]
-
-
-def _build(reader: ModelFileReader, config: dict[str, Any], weights: list[np.ndarray[Any, Any]]) -> Sequential:
-    from .models import Sequential
-
-    try:
-        model = Sequential.from_config(config["model"])
-    except _CONSTRUCTION_ERRORS as error:
-        reader.fail(f"invalid model config ({error})", error)
-    try:
-        model.set_weights(weights)
-    except _CONSTRUCTION_ERRORS as error:
-        reader.fail(f"its weights do not fit the model ({error})", error)
-    compile_config = config.get("compile")
-    if compile_config:
-        try:
-            model.compile(
-                optimizer=optimizers.from_config(compile_config["optimizer"]),
-                loss=losses.from_config(compile_config["loss"]),
-                metrics=compile_config.get("metrics", []),
-            )
-        except _CONSTRUCTION_ERRORS as error:
-            reader.fail(f"invalid compile config ({error})", error)
-    return model
-
-
-def _restore_training_state(reader: ModelFileReader, model: Sequential) -> None:
-    """The optimizer's step count and slots and the shuffle generator's state, all or nothing."""
-    slot_names = reader.array_names(SLOTS)
-    if TRAINING not in reader.members:
-        if slot_names:
-            reader.fail(f"incomplete (optimizer slots without {TRAINING!r})")
-        warnings.warn(
-            f"{reader.label} holds no training state ({TRAINING!r} and the optimizer slots): "
-            f"the optimizer of model {model.name!r} starts again from step 0 with zeroed slots.",
-            OptimizerStateResetWarning,
-            stacklevel=5,  # the caller of fastmlp.models.load_model
-        )
-        return
-    training = _saved_config.check_training(reader.json(TRAINING), reader.label, TRAINING)
-    model._make_trainer(seed=0)  # the saved generator state replaces this seed
-    trainer = model._trainer
-    shapes = [tuple(slot.shape) for slot in trainer.get_state()["slots"]]
-    slots = _read_arrays(reader, SLOTS, shapes, model.dtype, "optimizer slots", "the optimizer")
-    try:
-        trainer.set_state({"iterations": training["iterations"], "rng": training["rng"], "slots": slots})
-    except (TypeError, ValueError) as error:
-        reader.fail(f"invalid optimizer state ({error})", error)
-
-
-def _restore(reader: ModelFileReader) -> Sequential:
-    if reader.kind != "model":
-        reader.fail("holds only weights; use model.load_weights() on a built model")
-    config = _saved_config.check_config(reader.json(CONFIG), reader.label, CONFIG)
-    shapes = _saved_config.weight_shapes(config["model"])
-    weights = _read_arrays(reader, WEIGHTS, shapes, config["model"]["dtype"], "weights", "the architecture in config.json")
-    model = _build(reader, config, weights)
-    if model._loss is not None:
-        _restore_training_state(reader, model)
-    return model
-
-
-def load_model(filepath: PathLike) -> Sequential:
+def load_model(filepath: PathLike) -> models.Sequential:
     """Load a model saved with ``model.save``: architecture, weights, compile settings and
     optimizer state (training continues exactly where it stopped).
 
     Raises ``FileFormatError`` for a file that is not a readable fastmlp model file (see its
     docstring), ``FileNotFoundError``, ``IsADirectoryError`` or ``PermissionError`` as ``open()``.
     """
-    reader = _open(filepath)
-    try:
-        return _restore(reader)
-    finally:
-        reader.close()
+    return _model_file.load_model(filepath, models.Sequential.from_config)
 
 
-def load_weights(model: Sequential, filepath: PathLike) -> None:
-    """Load the weights of a file written by ``save_weights`` or ``save`` into a built model of
-    the same architecture; errors as ``load_model``."""
-    if model._network is None:
-        raise ValueError(f"Model {model.name!r} is not built yet: build it before load_weights().")
-    reader = _open(filepath)
-    try:
-        shapes = [weight.shape for weight in model.get_weights()]
-        weights = _read_arrays(reader, WEIGHTS, shapes, model.dtype, "weights", "the model")
-        try:
-            model.set_weights(weights)
-        except _CONSTRUCTION_ERRORS as error:
-            reader.fail(f"its weights do not fit the model ({error})", error)
-    finally:
-        reader.close()
+def load_weights(model: models.Sequential, filepath: PathLike) -> None:
+    """``model.load_weights(filepath)``: the weights of a file written by ``save_weights`` or
+    ``save``, into a built model of the same architecture; errors as ``load_model``."""
+    model.load_weights(filepath)
 
 
-def model_from_bytes(data: object) -> Sequential:
+def model_from_bytes(data: object) -> models.Sequential:
     """The model of ``model_to_bytes`` (how pickling a model stores it); errors as ``load_model``."""
-    label = "pickled fastmlp model"
-    if not isinstance(data, (bytes, bytearray)):
-        raise FileFormatError(f"{label}: expected the bytes of a saved model. Received: {type(data).__name__}")
-    reader = ModelFileReader(io.BytesIO(data), label)
-    try:
-        return _restore(reader)
-    finally:
-        reader.close()
+    return _model_file.model_from_bytes(data, models.Sequential.from_config)

@@ -6,6 +6,8 @@ import random
 
 import numpy as np
 
+from . import _core
+
 # Every random choice in fastmlp (weight initialization, the trainer's shuffle stream) draws its
 # seed from this one stream, in program order: the same seed gives bit-identical weights.
 _seed_stream = np.random.default_rng()
@@ -30,8 +32,6 @@ def peak_gflops(threads: int = 1, seconds: float = 0.2, dtype: str = "float32") 
     """The machine's measured FMA peak in GFLOP/s for the active instruction set: independent
     fused multiply-adds on ``threads`` threads at once for about ``seconds``. Benchmarks report
     their speed as a fraction of it."""
-    from . import _core
-
     if dtype not in ("float32", "float64"):
         raise ValueError(f"Unknown dtype: {dtype!r}. Expected 'float32' or 'float64'.")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:

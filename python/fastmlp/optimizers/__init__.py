@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from typing import Any, Optional, Union
 
+from .. import _validation
+from .._engine import Engine
 from . import schedules
 from .schedules import LearningRateSchedule
 
@@ -31,9 +33,12 @@ LearningRate = Union[float, LearningRateSchedule]
 
 
 def _number(value: Any, name: str, low: float = 0.0, high: float = math.inf, high_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not _validation.is_real(value):
         raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float's range
+        number = math.inf
     if not math.isfinite(number) or number < low or number > high or (high_open and number == high):
         bound = f"[{low}, {high}{')' if high_open else ']'}" if high != math.inf else f">= {low}"
         raise ValueError(f"`{name}` must be {'in ' if high != math.inf else ''}{bound}. Received: {name}={value!r}")
@@ -69,6 +74,7 @@ class Optimizer:
         clipvalue: Optional[float] = None,
         global_clipnorm: Optional[float] = None,
     ) -> None:
+        self._engine: Optional[Engine] = None  # the engine of the model that compiled it
         self.learning_rate = learning_rate  # validated by the property setter
         self.weight_decay = None if weight_decay is None else _number(weight_decay, "weight_decay")
         self.clipnorm = None if clipnorm is None else _number(clipnorm, "clipnorm")
@@ -76,14 +82,20 @@ class Optimizer:
         self.global_clipnorm = None if global_clipnorm is None else _number(global_clipnorm, "global_clipnorm")
         if sum(v is not None for v in (self.clipnorm, self.clipvalue, self.global_clipnorm)) > 1:
             raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set.")
-        self._model: Any = None  # the model this optimizer trains, once compiled
+
+    def bind_engine(self, engine: Engine) -> None:
+        """Called by ``Sequential.compile``: from then on ``learning_rate`` and ``iterations``
+        are those of that model's training (kept by the core). Not for users."""
+        self._engine = engine
 
     @property
     def learning_rate(self) -> LearningRate:
         """The configured rate; after training starts, the rate of the next step (as Keras)."""
-        trainer = self._trainer()
-        if trainer is not None and not isinstance(self._learning_rate, LearningRateSchedule):
-            return float(trainer.learning_rate)
+        engine = self._engine
+        if engine is not None and not isinstance(self._learning_rate, LearningRateSchedule):
+            rate = engine.learning_rate  # None until the model has a trainer
+            if rate is not None:
+                return rate
         return self._learning_rate
 
     @learning_rate.setter
@@ -96,22 +108,19 @@ class Optimizer:
                     "is not settable (as in Keras); create a new optimizer instead."
                 )
             value = _number(value, "learning_rate")
-        trainer = self._trainer()
-        if trainer is not None and isinstance(value, LearningRateSchedule):
+        engine = self._engine
+        training = engine is not None and engine.has_trainer
+        if training and isinstance(value, LearningRateSchedule):
             raise ValueError("A schedule can only be set before compile().")
         self._learning_rate = value
-        if trainer is not None:
-            trainer.learning_rate = value
+        if engine is not None and not isinstance(value, LearningRateSchedule):
+            engine.set_learning_rate(value)
 
     @property
     def iterations(self) -> int:
         """Number of updates applied so far."""
-        trainer = self._trainer()
-        return 0 if trainer is None else int(trainer.iterations)
-
-    def _trainer(self) -> Any:
-        model = getattr(self, "_model", None)
-        return None if model is None else model._trainer
+        engine = self._engine
+        return 0 if engine is None else engine.iterations
 
     def _settings(self) -> dict[str, Any]:
         """This optimizer's hyperparameters (Keras's get_config keys)."""
@@ -121,7 +130,7 @@ class Optimizer:
         lr = self._learning_rate
         return {
             "name": self.name,
-            "learning_rate": lr._core_settings() if isinstance(lr, LearningRateSchedule) else lr,
+            "learning_rate": {"kind": lr.kind, **lr.get_config()} if isinstance(lr, LearningRateSchedule) else lr,
             "weight_decay": self.weight_decay,
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,

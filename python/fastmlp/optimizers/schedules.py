@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from .. import _validation
+
 
 class LearningRateSchedule:
     kind = ""
@@ -20,33 +22,18 @@ class LearningRateSchedule:
     def get_config(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _core_settings(self) -> dict[str, Any]:
-        return {"kind": self.kind, **self.get_config()}
-
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
-
-
-def _positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number > 0. Received: {name}={value!r}")
-    return float(value)
-
-
-def _non_negative(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number >= 0. Received: {name}={value!r}")
-    return float(value)
 
 
 class _StepDecay(LearningRateSchedule):
     """A decay driven by p = step / decay_steps (floored when ``staircase``)."""
 
     def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float, staircase: bool = False) -> None:
-        self.initial_learning_rate = _non_negative(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = _positive(decay_steps, "decay_steps")
-        self.decay_rate = _non_negative(decay_rate, "decay_rate")
+        self.initial_learning_rate = _validation.non_negative_number(initial_learning_rate, "initial_learning_rate")
+        self.decay_steps = _validation.positive_number(decay_steps, "decay_steps")
+        self.decay_rate = _validation.non_negative_number(decay_rate, "decay_rate")
         self.staircase = bool(staircase)
 
     def _progress(self, step: int) -> float:
@@ -88,7 +75,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 
     def __init__(self, boundaries: Sequence[float], values: Sequence[float]) -> None:
         self.boundaries = [float(b) for b in boundaries]
-        self.values = [_non_negative(v, "values") for v in values]
+        self.values = [_validation.non_negative_number(v, "values") for v in values]
         if len(self.values) != len(self.boundaries) + 1:
             raise ValueError(
                 "The length of `values` must be one more than the length of `boundaries`. "
@@ -121,11 +108,11 @@ class CosineDecay(LearningRateSchedule):
         warmup_target: Optional[float] = None,
         warmup_steps: float = 0,
     ) -> None:
-        self.initial_learning_rate = _non_negative(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = _positive(decay_steps, "decay_steps")
-        self.alpha = _non_negative(alpha, "alpha")
-        self.warmup_target = None if warmup_target is None else _non_negative(warmup_target, "warmup_target")
-        self.warmup_steps = _non_negative(warmup_steps, "warmup_steps")
+        self.initial_learning_rate = _validation.non_negative_number(initial_learning_rate, "initial_learning_rate")
+        self.decay_steps = _validation.positive_number(decay_steps, "decay_steps")
+        self.alpha = _validation.non_negative_number(alpha, "alpha")
+        self.warmup_target = None if warmup_target is None else _validation.non_negative_number(warmup_target, "warmup_target")
+        self.warmup_steps = _validation.non_negative_number(warmup_steps, "warmup_steps")
         if self.warmup_target is not None and self.warmup_steps == 0:
             raise ValueError("`warmup_steps` must be > 0 when `warmup_target` is set.")
 

@@ -1,0 +1,279 @@
+"""A model's engine: its C++ network and trainer behind one small interface (internal).
+
+A ``Sequential`` model owns one ``Engine`` for its whole life. Its layers get the engine when
+they join the model (``Layer.bind_engine``), its optimizer when it is compiled
+(``Optimizer.bind_engine``); saving reaches it through the model's public methods. Nothing else
+holds the core's objects, so every call into the core goes through here.
+
+Every method that calls into the core holds ``lock``, the model's re-entrant lock: the core's
+weights and scratch buffers belong to one model, and two calls into them at once would corrupt
+memory. A caller that needs several calls to act as one (a whole ``fit``, checking then setting
+weights) holds ``lock`` around them.
+
+The engine knows shapes, dtypes and the core; it does not know Keras's layers, losses or
+optimizers: the model translates those into ``LayerSpec`` values and plain settings.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import _core
+
+Array = NDArray[Any]
+Network = Union[_core.Network32, _core.Network64]
+Trainer = Union[_core.Trainer32, _core.Trainer64]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One Dense layer as the core builds it, its activation and dropout layers folded in."""
+
+    units: int
+    activation: str
+    alpha: float  # the activation's parameter (leaky_relu's slope, elu's alpha), else 0
+    use_bias: bool
+    penalties: tuple[float, float, float, float]  # kernel l1, kernel l2, bias l1, bias l2
+    dropout: float  # the rate of the Dropout layer after it, else 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What ``restore`` puts back: the network and trainer objects themselves. A rebuild or a
+    new trainer creates new objects and leaves these untouched, so keeping them is enough."""
+
+    network: Optional[Network]
+    trainer: Optional[Trainer]
+    input_dim: int
+    layers: tuple[LayerSpec, ...]
+
+
+class Engine:
+    """The network (weights, forward and backward) and, once the model is compiled, its trainer
+    (optimizer state, shuffle generator, the training loop over batches)."""
+
+    def __init__(self, dtype: str) -> None:
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"Unknown dtype: {dtype!r}. Expected 'float32' or 'float64'.")
+        self.dtype = dtype
+        self.lock = threading.RLock()
+        self._network: Optional[Network] = None
+        self._trainer: Optional[Trainer] = None
+        self._input_dim = 0
+        self._layers: tuple[LayerSpec, ...] = ()
+
+    # ------------------------------------------------------------------ structure
+
+    @property
+    def built(self) -> bool:
+        return self._network is not None
+
+    def build(self, input_dim: int, layers: Sequence[LayerSpec]) -> None:
+        """A new network for ``layers`` (weights zero) and no trainer. On a refusal (the core's
+        ``AllocationError`` or ``SizeError``, naming the index of the layer at fault) the engine
+        is unchanged."""
+        network_type = _core.Network64 if self.dtype == "float64" else _core.Network32
+        with self.lock:
+            network = network_type(
+                input_dim,
+                [layer.units for layer in layers],
+                [layer.activation for layer in layers],
+                [layer.use_bias for layer in layers],
+                [list(layer.penalties) for layer in layers],
+                [layer.alpha for layer in layers],
+                [layer.dropout for layer in layers],
+            )
+            self._network, self._trainer = network, None
+            self._input_dim, self._layers = input_dim, tuple(layers)
+
+    def snapshot(self) -> Snapshot:
+        with self.lock:
+            return Snapshot(self._network, self._trainer, self._input_dim, self._layers)
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """The engine as it was at ``snapshot`` (for a model change that failed halfway)."""
+        with self.lock:
+            self._network, self._trainer = snapshot.network, snapshot.trainer
+            self._input_dim, self._layers = snapshot.input_dim, snapshot.layers
+
+    def _built_network(self) -> Network:
+        if self._network is None:
+            raise RuntimeError("The model's network is not built yet.")
+        return self._network
+
+    @property
+    def input_dim(self) -> int:
+        self._built_network()
+        return self._input_dim
+
+    @property
+    def output_dim(self) -> int:
+        self._built_network()
+        return self._layers[-1].units
+
+    @property
+    def num_layers(self) -> int:
+        return len(self._layers)
+
+    def fan_in(self, index: int) -> int:
+        """The number of inputs of layer ``index`` (the rows of its kernel)."""
+        self._built_network()
+        return self._input_dim if index == 0 else self._layers[index - 1].units
+
+    def weight_shapes(self, index: int) -> list[tuple[int, ...]]:
+        """The shapes of layer ``index``'s weights: kernel ``(in, out)``, then bias ``(out,)``."""
+        units = self._layers[index].units
+        shapes: list[tuple[int, ...]] = [(self.fan_in(index), units)]
+        if self._layers[index].use_bias:
+            shapes.append((units,))
+        return shapes
+
+    # ------------------------------------------------------------------ weights
+
+    def kernel(self, index: int) -> Array:
+        """A copy of layer ``index``'s kernel."""
+        with self.lock:
+            return self._built_network().get_kernel(index)
+
+    def bias(self, index: int) -> Optional[Array]:
+        """A copy of layer ``index``'s bias, or None for a layer without one."""
+        with self.lock:
+            return self._built_network().get_bias(index)
+
+    def set_weights(self, assignments: Sequence[tuple[int, str, Sequence[Any]]]) -> None:
+        """Set the weights of several layers as one change: each assignment is (layer index,
+        layer name for messages, ``[kernel, bias]`` or ``[kernel]``). Every array is checked
+        (count, shape, real dtype, finite once in the engine's dtype) before any is set, so a
+        refused call changes nothing."""
+        with self.lock:
+            network = self._built_network()
+            checked = [(index, self._checked(index, name, arrays)) for index, name, arrays in assignments]
+            for index, arrays in checked:
+                network.set_kernel(index, arrays[0])
+                if len(arrays) > 1:
+                    network.set_bias(index, arrays[1])
+
+    def _checked(self, index: int, name: str, weights: Sequence[Any]) -> list[Array]:
+        """``weights`` as the core takes them (engine dtype, C order); changes nothing."""
+        expected = self.weight_shapes(index)
+        if len(weights) != len(expected):
+            raise ValueError(
+                f"Layer {name!r} expects {len(expected)} weights, but the weight list "
+                f"has {len(weights)} elements."
+            )
+        arrays = []
+        for value, shape in zip(weights, expected):
+            array = np.asarray(value)
+            if array.shape != shape:
+                raise ValueError(
+                    f"Layer {name!r} weight shape {shape} is not compatible with provided "
+                    f"weight shape {array.shape}."
+                )
+            if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+                raise TypeError(f"Layer {name!r} weights must be real numbers, got dtype {array.dtype}.")
+            with np.errstate(over="ignore"):
+                array = np.ascontiguousarray(array, dtype=self.dtype)
+            if not np.isfinite(array).all():
+                raise ValueError(f"Layer {name!r} weights contain NaN or infinity.")
+            arrays.append(array)
+        return arrays
+
+    def gradients(self) -> list[tuple[Array, Optional[Array]]]:
+        """Each layer's (kernel gradient, bias gradient or None) from the last
+        ``compute_gradients``."""
+        with self.lock:
+            network = self._built_network()
+            return [(network.get_kernel_grad(i), network.get_bias_grad(i)) for i in range(len(self._layers))]
+
+    # ------------------------------------------------------------------ inference
+
+    def predict(self, x: Array, batch_size: int) -> Array:
+        with self.lock:
+            return self._built_network().predict(x, batch_size)
+
+    def predict_small(self, x: Array) -> Array:
+        """``predict`` for a few rows in one pass (the per-sample loop's path)."""
+        with self.lock:
+            return self._built_network().predict_small(x)
+
+    # ------------------------------------------------------------------ training
+
+    @property
+    def has_trainer(self) -> bool:
+        return self._trainer is not None
+
+    def make_trainer(
+        self, loss: str, from_logits: bool, metrics: Sequence[str], optimizer: dict[str, Any], seed: int
+    ) -> None:
+        """A new trainer (fresh optimizer state, shuffle generator seeded with ``seed``)."""
+        trainer_type = _core.Trainer64 if self.dtype == "float64" else _core.Trainer32
+        with self.lock:
+            self._trainer = trainer_type(self._built_network(), loss, from_logits, list(metrics), optimizer, seed)
+
+    def _built_trainer(self) -> Trainer:
+        if self._trainer is None:
+            raise RuntimeError("The model has no trainer: it is not compiled and built.")
+        return self._trainer
+
+    def begin_epoch(self, n: int, shuffle: bool) -> None:
+        with self.lock:
+            self._built_trainer().begin_epoch(n, shuffle)
+
+    def num_batches(self, batch_size: int) -> int:
+        with self.lock:
+            return self._built_trainer().num_batches(batch_size)
+
+    def train_batches(
+        self, x: Array, y: Array, batch_size: int, first: int, count: int, sample_weight: Optional[Array] = None
+    ) -> _core.Totals:
+        """Batches ``first`` to ``first + count`` of the epoch begun by ``begin_epoch``."""
+        with self.lock:
+            return self._built_trainer().train_batches(x, y, batch_size, first, count, sample_weight)
+
+    def train_on_batch(self, x: Array, y: Array, sample_weight: Optional[Array] = None) -> _core.Totals:
+        with self.lock:
+            return self._built_trainer().train_on_batch(x, y, sample_weight)
+
+    def evaluate(self, x: Array, y: Array, batch_size: int, sample_weight: Optional[Array] = None) -> _core.Totals:
+        with self.lock:
+            return self._built_trainer().evaluate(x, y, batch_size, sample_weight)
+
+    def compute_gradients(self, x: Array, y: Array) -> float:
+        """The batch-mean loss; the gradients are then read with ``gradients``."""
+        with self.lock:
+            return self._built_trainer().compute_gradients(x, y)
+
+    def training_state(self) -> dict[str, Any]:
+        """``{"iterations", "rng", "slots"}``: the optimizer's step count, the shuffle
+        generator's state and copies of the optimizer's slot arrays."""
+        with self.lock:
+            return self._built_trainer().get_state()
+
+    def set_training_state(self, state: dict[str, Any]) -> None:
+        with self.lock:
+            self._built_trainer().set_state(state)
+
+    @property
+    def learning_rate(self) -> Optional[float]:
+        """The rate of the next step, or None without a trainer."""
+        with self.lock:
+            return None if self._trainer is None else float(self._trainer.learning_rate)
+
+    def set_learning_rate(self, value: float) -> None:
+        """The rate of the next steps; nothing to do without a trainer (the next one is made
+        from the optimizer's settings)."""
+        with self.lock:
+            if self._trainer is not None:
+                self._trainer.learning_rate = value
+
+    @property
+    def iterations(self) -> int:
+        """The number of updates applied so far (0 without a trainer)."""
+        with self.lock:
+            return 0 if self._trainer is None else int(self._trainer.iterations)

@@ -1,0 +1,72 @@
+"""Which layer may follow which in a Sequential model (internal): the one rule that
+``Sequential.add`` applies as each layer comes, and the model-file reader applies to a saved
+config, whose layers ``Sequential.from_config`` sets at once instead of adding them.
+
+- An ``Input`` comes first.
+- An activation layer (``Activation``, ``LeakyReLU``, ``ELU``, ``GELU``) follows a ``Dense``
+  layer without an activation (``Flatten`` between them aside): it is folded into that layer.
+- A ``Dropout`` follows some ``Dense`` layer (it drops a layer's outputs), and not another
+  ``Dropout``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from .layers import ELU, GELU, Activation, Dense, Dropout, Flatten, InputLayer, Layer, LeakyReLU
+
+# The layer classes a saved config names, by their names there.
+CLASSES: dict[str, type[Layer]] = {
+    cls.__name__: cls for cls in (InputLayer, Flatten, Dense, Activation, LeakyReLU, ELU, GELU, Dropout)
+}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A layer as the rule sees it."""
+
+    cls: type[Layer]
+    linear: bool = False  # a Dense layer without an activation
+
+    @classmethod
+    def of(cls, layer: Layer) -> Placement:
+        return cls(type(layer), isinstance(layer, Dense) and layer.activation == "linear")
+
+    @classmethod
+    def of_config(cls, config: dict[str, Any]) -> Placement:
+        """For ``{"class_name": ..., "config": ...}`` whose class is one of ``CLASSES``."""
+        layer_class = CLASSES[config["class_name"]]
+        activation = config.get("config", {}).get("activation", "linear")
+        return cls(layer_class, issubclass(layer_class, Dense) and activation == "linear")
+
+
+def misplaced(layers: Sequence[Placement]) -> Optional[tuple[int, str]]:
+    """The first layer that may not follow the ones before it, and why; None if every layer
+    is in its place."""
+    before: Optional[Placement] = None  # the layer before
+    carrier: Optional[Placement] = None  # the last layer before other than Flatten
+    seen_dense = False
+    for index, layer in enumerate(layers):
+        problem = None
+        if issubclass(layer.cls, InputLayer) and index > 0:
+            problem = "An Input can only be the first layer of a Sequential model."
+        elif issubclass(layer.cls, Activation) and not (
+            carrier is not None and issubclass(carrier.cls, Dense) and carrier.linear
+        ):
+            problem = (
+                f"{layer.cls.__name__} must follow a Dense layer without an activation: fastmlp "
+                "folds it into that layer (e.g. Dense(64), LeakyReLU())."
+            )
+        elif issubclass(layer.cls, Dropout) and not seen_dense:
+            problem = "Dropout must follow a Dense layer: fastmlp drops a layer's outputs, not its inputs."
+        elif issubclass(layer.cls, Dropout) and before is not None and issubclass(before.cls, Dropout):
+            problem = "Two Dropout layers in a row: use one with the combined rate."
+        if problem is not None:
+            return index, problem
+        before = layer
+        if not issubclass(layer.cls, Flatten):
+            carrier = layer
+        seen_dense = seen_dense or issubclass(layer.cls, Dense)
+    return None
