@@ -47,18 +47,25 @@ LOSSES = (
     "sparse_categorical_crossentropy",
 )
 CATEGORICAL = ("categorical_crossentropy", "sparse_categorical_crossentropy")
-# Widths around the 8-lane float and 4-lane double vectors: 1 lane, a vector minus/plus one, two
-# vectors plus one, and a wide row with a ragged tail for both.
-WIDTHS = (1, 7, 8, 9, 16, 17, 100)
-LOSS_WIDTHS = (1, 2, 7, 8, 9, 10, 17)
+# Widths around the vectors of every ISA (AVX2: 8 floats, 4 doubles; AVX-512: 16 and 8): 1 lane,
+# a vector minus/plus one, two vectors plus one, a wide row with a ragged tail, and one past the
+# 16 vectors the AVX-512 sparse kernel keeps in registers.
+WIDTHS = (1, 7, 8, 9, 15, 16, 17, 33, 100, 257)
+LOSS_WIDTHS = (1, 2, 7, 8, 9, 10, 15, 16, 17, 33)
 
 # The AVX2 gemm's blocking (cpp/src/kernels/avx2/gemm.cpp): MR rows x NR columns per microkernel
 # tile, KC deep, MC rows and NC columns per packed block. NR and NC depend on the element size.
 MR, KC, MC = 6, 256, 72
+# The AVX-512 gemm's (cpp/src/kernels/avx512/gemm.cpp): 12 rows x two 64-byte vectors, MC 96;
+# KC and NC as AVX2's. The edge-size tests take the sizes around both blockings, on every ISA.
+MR_512, MC_512, NR_512_BYTES = 12, 96, 128
+ROW_CASES = sorted(
+    {v for mr, mc in ((MR, MC), (MR_512, MC_512)) for v in (1, mr - 1, mr, mr + 1, mc - 1, mc, mc + 1, 2 * mc + 1)}
+)
 
 
-def nr(dtype: Any) -> int:
-    return 64 // np.dtype(dtype).itemsize  # two 32-byte vectors: 16 floats, 8 doubles
+def nr(dtype: Any, vector_bytes: int = 64) -> int:
+    return vector_bytes // np.dtype(dtype).itemsize  # two vectors: AVX2 16 floats, 8 doubles
 
 
 def nc(dtype: Any) -> int:
@@ -178,7 +185,7 @@ def check_gemm(
     assert_within(got, expected, tol, f"gemm ({a.shape[0]}x{k} @ {k}x{b.shape[1]})")
 
 
-@pytest.mark.parametrize("m", [1, MR - 1, MR, MR + 1, MC - 1, MC, MC + 1, 2 * MC + 1])
+@pytest.mark.parametrize("m", ROW_CASES)
 def test_gemm_rows(isa: str, dtype: Any, m: int) -> None:
     rng = rng_for("gemm-m", m, dtype)
     n, k = nr(dtype) + 1, 33
@@ -201,11 +208,12 @@ N_CASES = {
 }
 
 
+@pytest.mark.parametrize("panel_bytes", [64, NR_512_BYTES], ids=["avx2-panel", "avx512-panel"])
 @pytest.mark.parametrize("n_case", list(N_CASES))
-def test_gemm_columns(isa: str, dtype: Any, n_case: str) -> None:
-    n = N_CASES[n_case](nr(dtype), nc(dtype))
+def test_gemm_columns(isa: str, dtype: Any, n_case: str, panel_bytes: int) -> None:
+    n = N_CASES[n_case](nr(dtype, panel_bytes), nc(dtype))
     rng = rng_for("gemm-n", n, dtype)
-    m, k = MR + 1, 20
+    m, k = MR_512 + 1, 20
     a, b = uniform(rng, (m, k), dtype), uniform(rng, (k, n), dtype)
     check_gemm(K.gemm(a, b), a, b)
 
