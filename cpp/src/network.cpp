@@ -58,6 +58,10 @@ void set_sparse_density_threshold(double density) {
 }
 double sparse_density_threshold() { return g_sparse_density.load(); }
 
+bool input_is_sparse(std::size_t nonzeros, std::size_t values) {
+  return double(nonzeros) <= g_sparse_density.load(std::memory_order_relaxed) * double(values);
+}
+
 template <class T>
 Network<T>::Network(std::size_t input_dim, std::vector<LayerSpec> specs) : input_dim_(input_dim) {
   if (input_dim == 0) throw std::invalid_argument("input dimension must be at least 1");
@@ -284,7 +288,7 @@ void Network<T>::index_sparse_input(const T* x, std::size_t rows) {
   s.row_prefix[0] = 0;
   for (std::size_t r = 0; r < rows; ++r) s.row_prefix[r + 1] = s.row_prefix[r] + (s.row_ends[r] - s.row_starts[r]);
   const std::size_t nnz = s.row_prefix[rows];
-  s.active = double(nnz) <= g_sparse_density.load(std::memory_order_relaxed) * double(rows * in);
+  s.active = input_is_sparse(nnz, rows * in);
   s.nnz = nnz;
   s.rows = rows;
 }
@@ -381,7 +385,7 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
                              sparse_.feature_starts.data() + 1, sparse_.feature_rows.data(),
                              layer.delta.data(), std::ptrdiff_t(out), layer.kernel_grad.data(),
                              std::ptrdiff_t(out)};
-      if (sgd_learning_rate != nullptr && !layer.spec.kernel_regularized()) {
+      if (fuses_first_kernel(sgd_learning_rate != nullptr)) {
         args.update = layer.kernel.data();
         args.learning_rate = *sgd_learning_rate;
         fused = true;

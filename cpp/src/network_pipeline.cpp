@@ -253,7 +253,7 @@ std::size_t Network<T>::first_layer_gradient_features(std::size_t q, std::size_t
   const std::size_t out = layer.spec.units, k0 = pipeline_split_[q] + f0;
   const auto ld = std::ptrdiff_t(out);
   const ColumnPart& cp = column_parts_[q];
-  const bool fused = sgd_learning_rate != nullptr && !layer.spec.kernel_regularized();
+  const bool fused = fuses_first_kernel(sgd_learning_rate != nullptr);
   SparseGemmArgs<T> args{f1 - f0, out, nullptr, 1, 1, cp.feature_starts.data() + f0,
                          cp.feature_ends.data() + f0, nullptr, layer.delta.data(), ld,
                          layer.kernel_grad.data() + k0 * out, ld};

@@ -121,7 +121,7 @@ void Network<T>::forward_rows(const T* x, std::size_t r0, std::size_t r1, std::s
   if (rows == 0) return;
   // Each part decides on its own rows: the sparse and the dense product give the same bits.
   const std::size_t nnz = index_rows(x, r0, r1);
-  const bool sparse = double(nnz) <= sparse_density_threshold() * double(rows * input_dim_);
+  const bool sparse = input_is_sparse(nnz, rows * input_dim_);
   Layer& first = layers_[0];
   const std::size_t out = first.spec.units;
   const auto ld = std::ptrdiff_t(out);
@@ -192,18 +192,19 @@ template <class T>
 bool Network<T>::first_layer_sparse(std::size_t rows) const {
   std::size_t nnz = 0;
   for (std::size_t r = 0; r < rows; ++r) nnz += sparse_.row_ends[r] - sparse_.row_starts[r];
-  return double(nnz) <= sparse_density_threshold() * double(rows * input_dim_);
+  return input_is_sparse(nnz, rows * input_dim_);
 }
 
 template <class T>
 bool Network<T>::fuses_first_layer(std::size_t rows, bool plain_sgd) const {
-  return plain_sgd && !layers_[0].spec.kernel_regularized() && first_layer_sparse(rows);
+  return fuses_first_kernel(plain_sgd) && first_layer_sparse(rows);
 }
 
 template <class T>
 void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part, std::size_t parts,
                                   const T* sgd_learning_rate, bool skip_first_kernel) {
   const KernelTable<T>& kt = kernels<T>();
+  const bool fused = fuses_first_kernel(sgd_learning_rate != nullptr);
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = layers_[l];
     const std::size_t in_dim = fan_in(l), out = layer.spec.units;
@@ -221,14 +222,14 @@ void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part
       if (k1 > k0) {
         SparseGemmArgs<T> args{k1 - k0, out, nullptr, 1, 1, fp.starts.data(), fp.starts.data() + 1,
                                nullptr, layer.delta.data(), ld, layer.kernel_grad.data() + k0 * out, ld};
-        if (sgd_learning_rate != nullptr && !layer.spec.kernel_regularized()) {
+        if (fused) {
           args.update = layer.kernel.data() + k0 * out;
           args.learning_rate = *sgd_learning_rate;
         }
         args.entries = fp.entries.data();
         kt.sparse_gemm(args);
       }
-      if (sgd_learning_rate != nullptr && !layer.spec.kernel_regularized()) k1 = k0;  // nothing more to do
+      if (fused) k1 = k0;  // nothing more to do
     } else {
       k0 = row_bound(in_dim, parts, part);
       k1 = row_bound(in_dim, parts, part + 1);

@@ -150,12 +150,21 @@ void Trainer<T>::forward_loss(const T* x, const T* y, const std::int32_t* labels
                          gradients ? net.output_delta() : nullptr,
                          std::ptrdiff_t(out),
                          nullptr};
-  // Keras adds the weight penalties to the batch's mean loss: here, to every sample's.
-  totals.loss += kernels<T>().loss(args) + net.regularization_penalty() * double(rows);
+  const double loss = kernels<T>().loss(args);
   if (gradients && !uses_logits_) net.output_activation_backward(rows);
+  add_batch(totals, loss, net.regularization_penalty(), rows, y, labels);
+}
+
+template <class T>
+void Trainer<T>::add_batch(Totals& totals, double loss, double penalty, std::size_t rows, const T* y,
+                           const std::int32_t* labels) const {
+  const Network<T>& net = *net_;
+  const std::size_t out = net.output_dim();
+  // Keras adds the weight penalties to the batch's mean loss: here, to every sample's.
+  totals.loss += loss + penalty * double(rows);
   for (std::size_t m = 0; m < config_.metrics.size(); ++m)
-    totals.metrics[m] += metric_sum<T>(config_.metrics[m], rows, out, net.output(),
-                                       std::ptrdiff_t(out), y, std::ptrdiff_t(out), labels, nullptr);
+    totals.metrics[m] += metric_sum<T>(config_.metrics[m], rows, out, net.output(), std::ptrdiff_t(out), y,
+                                       std::ptrdiff_t(out), labels, nullptr);
   totals.samples += rows;
 }
 
@@ -338,9 +347,9 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
   bool fused;
   if (pipelined) {
     if (net.input_non_finite()) throw_non_finite(data, order, rows);
-    fused = net.pipeline_fuses_first_layer(plain_sgd);
+    fused = net.fuses_first_kernel(plain_sgd);
     net.rebalance_pipeline(parts, gradient_seconds_.data());
-    last_step_sparse_ = double(net.pipeline_nonzeros(parts)) <= sparse_density_threshold() * double(rows * in);
+    last_step_sparse_ = input_is_sparse(net.pipeline_nonzeros(parts), rows * in);
   } else {
     net.prepare_row_parallel(rows, parts);
     auto equal_share = [&](std::size_t p) { rows_part(rows * p / parts, rows * (p + 1) / parts, p); };
@@ -360,11 +369,7 @@ void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t
   // The loss summed as the loss kernel sums it (row order, in double), plus the penalties.
   double loss = 0;
   for (std::size_t r = 0; r < rows; ++r) loss += double(weights == nullptr ? T(1) : weights[r]) * double(row_loss_[r]);
-  totals.loss += loss + penalty * double(rows);
-  for (std::size_t m = 0; m < config_.metrics.size(); ++m)
-    totals.metrics[m] += metric_sum<T>(config_.metrics[m], rows, out, net.output(), std::ptrdiff_t(out), y,
-                                       std::ptrdiff_t(out), labels, nullptr);
-  totals.samples += rows;
+  add_batch(totals, loss, penalty, rows, y, labels);
   optimizer_.apply(fused);
 }
 

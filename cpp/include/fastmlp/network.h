@@ -34,6 +34,9 @@ struct LayerSpec {
 // speed differs. For tests and benchmarks.
 void set_sparse_density_threshold(double density);
 double sparse_density_threshold();
+// Whether a batch whose first-layer inputs hold `nonzeros` nonzero values out of `values` takes
+// the sparse path (the one density test every kind of step applies).
+bool input_is_sparse(std::size_t nonzeros, std::size_t values);
 
 template <class T>
 class Network {
@@ -155,7 +158,9 @@ class Network {
   // the plain SGD update of those rows in place, see backward()), in chunks from the front;
   // then chunks from the back of other parts' rows, until every part's are taken.
   void first_layer_gradient_pipeline(std::size_t part, std::size_t parts, const T* sgd_learning_rate);
-  bool pipeline_fuses_first_layer(bool plain_sgd) const { return plain_sgd && !layers_[0].spec.kernel_regularized(); }
+  // Whether, with plain SGD, the first kernel's sparse gradient updates the kernel in place
+  // (no penalty to add to the gradient first): the one fused-SGD test every step applies.
+  bool fuses_first_kernel(bool plain_sgd) const { return plain_sgd && !layers_[0].spec.kernel_regularized(); }
   // Nonzero inputs of the last pipelined step.
   std::size_t pipeline_nonzeros(std::size_t parts) const;
   // Moves the column split for the next step: each part gets a share of the nonzeros in

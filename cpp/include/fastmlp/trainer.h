@@ -92,6 +92,10 @@ class Trainer {
   // training: dropout on (training steps); off for evaluation and compute_gradients.
   void forward_loss(const T* x, const T* y, const std::int32_t* labels, const T* weights,
                     std::size_t rows, bool gradients, Totals& totals, bool training = false);
+  // A batch's summed loss (`loss`, without penalties), the penalties once per sample, and its
+  // metrics (from the network's output) into totals: every kind of step sums the same way.
+  void add_batch(Totals& totals, double loss, double penalty, std::size_t rows, const T* y,
+                 const std::int32_t* labels) const;
   // Backward pass and optimizer step for the batch x of the last forward.
   void update(const T* x, std::size_t rows);
   void check_data(const DataView<T>& data) const;
