@@ -24,8 +24,8 @@ constexpr std::size_t kMinParallelElements = 2048;
 // Rows per forward pass in predict: the activations of a block stay in L2.
 constexpr std::size_t kPredictBlock = 1024;
 // The first layer takes the sparse path when at most this fraction of the batch's inputs is
-// nonzero: per nonzero the sparse kernel costs about 2.5x what gemm spends per input element
-// (measured on the 784-100 MNIST layer), and it keeps winning below ~40% density.
+// nonzero: per nonzero the sparse kernel costs a few times what gemm spends per input element,
+// so it pays only when most inputs are zero.
 std::atomic<double> g_sparse_density{0.35};
 
 std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
@@ -424,8 +424,7 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
 template <class T>
 void Network<T>::predict(const T* x, std::size_t n, std::size_t batch, T* out) {
   if (batch == 0) throw std::invalid_argument("batch size must be at least 1");
-  // Larger blocks only spill the activations out of cache (10000 rows ran 30-40% slower than
-  // 1024 in bench/); every row's result is the same in any block, so cap it (also to the rows
+  // Larger blocks only spill the activations out of cache; every row's result is the same in any block, so cap it (also to the rows
   // a batch's nonzero lists can index, and to the rows there are: the buffers fit the call).
   batch = std::min({batch, kPredictBlock, max_batch_rows(), std::max<std::size_t>(n, 1)});
   const std::size_t out_dim = output_dim();

@@ -3,7 +3,7 @@
 // Why: in a step split by rows (network_rows.cpp) every thread reads, in its forward pass, the
 // first-kernel rows of all the features its images use, and the thread that owns a feature
 // then writes that row in the update: each step moves thousands of cache lines between the
-// cores, and on the 784-100-10 MNIST step that, not arithmetic, kept two threads near 1.2x one.
+// cores, and on narrow networks that traffic, not arithmetic, bounds the step.
 // Here part p owns input columns [k0, k1) for the whole step: it lists only those columns of
 // each image, runs the first layer's chains over them, and updates the same kernel rows, so the
 // first kernel stays on its core (but for the last chunks of features a part that is behind
@@ -36,8 +36,8 @@ constexpr std::size_t kColumnAlign = 8;
 
 // Rows per call of the sparse kernel in the chains: the first part lists this many rows, then
 // runs their chains; a later part runs as many as the part before it has published, up to this
-// many. One call per row cost ~3-5% of a 2-thread MNIST step (alternating runs in one process);
-// larger groups make the next part wait longer for the last rows.
+// many: a call per row costs more in call overhead than the wait it saves; larger groups make
+// the next part wait longer for the last rows.
 constexpr std::size_t kChainRows = 8;
 
 std::size_t aligned_column(std::size_t k, std::size_t n) {
@@ -152,9 +152,8 @@ void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, st
   auto row_of = [&](std::size_t r) { return x + (order != nullptr ? std::size_t(order[r]) : r) * input_dim_ + k0; };
   // The rows come from all over the data set, so reading them waits on memory: while row r is
   // listed, this part's columns of the next batch's row r are prefetched, one line per two
-  // entries appended. Issued in one burst per row they filled the miss buffers and the core
-  // stalled on the prefetches themselves (~20% of this function's time in a profile);
-  // interleaved, ~+3-4% per step at 2 threads in alternating runs.
+  // entries appended: issued in one burst per row they would fill the miss buffers and the core
+  // would stall on the prefetches themselves.
   auto list_row = [&](std::size_t r) {
     const char* prefetch = nullptr;
     const char* prefetch_end = nullptr;

@@ -1,8 +1,7 @@
 // A training step split by rows of the batch: each thread takes its rows through the whole
 // forward and backward pass, then every thread computes its share of the weight gradients.
 // Splitting each product by columns instead (network.cpp) costs a barrier per layer and phase,
-// and halves only the multiply-adds of the sparse first layer, not its per-nonzero work; on
-// 784-100-10 MNIST it ran 2 threads at 1.1x one.
+// and halves only the multiply-adds of the sparse first layer, not its per-nonzero work.
 //
 // Why the results cannot depend on the split: every activation and delta value is one row's
 // FMA chain over its inputs in order (the same kernels as network.cpp, bitwise equal whichever
