@@ -11,6 +11,7 @@
 #include "fastmlp/sizes.h"
 #include "fastmlp/thread_pool.h"
 #include "network_limits.h"
+#include "network_pipeline.h"
 
 namespace fastmlp {
 
@@ -114,6 +115,9 @@ Network<T>::Network(std::size_t input_dim, std::vector<LayerSpec> specs) : input
   all_ends_.resize(specs.size());
   for (std::size_t l = 0; l < specs.size(); ++l) all_ends_[l].assign(kSmallBatch, std::uint32_t(fan_in(l)));
 }
+
+template <class T>
+Network<T>::~Network() = default;
 
 template <class T>
 std::size_t Network<T>::max_batch_rows() const {

@@ -39,9 +39,13 @@ double sparse_density_threshold();
 bool input_is_sparse(std::size_t nonzeros, std::size_t values);
 
 template <class T>
+struct PipelineScratch;
+
+template <class T>
 class Network {
  public:
   Network(std::size_t input_dim, std::vector<LayerSpec> layers);
+  ~Network();  // defined where PipelineScratch is complete
 
   std::size_t input_dim() const { return input_dim_; }
   std::size_t output_dim() const { return layers_.back().spec.units; }
@@ -250,45 +254,12 @@ class Network {
   };
   std::vector<FeaturePart> feature_parts_;
   std::vector<std::size_t> feature_split_;
-  // The feature pipeline: per part, every row's nonzeros among its input columns (indices
-  // relative to its first column, in fixed slots of width + 8) and their values; its features'
-  // lists (feature k, relative to the first column: its entries, row and value, in the slots
-  // [feature_starts[k] = k * rows, feature_ends[k]), rows increasing); the split of the input
-  // columns (parts + 1 bounds); per part and row, the step whose chain the part has finished
-  // (what the next part waits for).
-  // Each part writes its counters every step and the step's serial code reads the others' buffer
-  // sizes: a line of its own for each keeps those reads from waiting on another core's writes.
-  struct alignas(64) ColumnPart {
-    std::vector<std::uint32_t> starts, ends, cols;
-    std::vector<T> vals;
-    std::vector<std::uint32_t> feature_starts, feature_ends;
-    std::vector<SparseEntry<T>> feature_lists;
-    alignas(64) std::size_t nnz = 0;  // entries listed
-    std::size_t gradient_nnz = 0;     // entries of the features whose gradient it computed
-    std::size_t feature_entries(std::size_t f0, std::size_t f1) const {
-      std::size_t n = 0;
-      for (std::size_t f = f0; f < f1; ++f) n += feature_ends[f] - feature_starts[f];
-      return n;
-    }
-  };
-  // Per part, in the gradient phase: the features not yet taken (first << 32 | end, relative to
-  // its first column) and the step whose feature lists are ready (so others may take some).
-  struct alignas(64) FeatureCursor {
-    std::atomic<std::uint64_t> untaken{0};
-    std::atomic<std::uint64_t> lists_ready{0};
-  };
-  std::unique_ptr<FeatureCursor[]> feature_cursors_;
+  // The feature pipeline's scratch (network_pipeline.h): made by its first step, so networks
+  // that never run one carry none of it.
+  std::unique_ptr<PipelineScratch<T>> pipeline_;
   // The gradient of part q's features [f0, f1) (relative to its first column); returns their
   // entries.
   std::size_t first_layer_gradient_features(std::size_t q, std::size_t f0, std::size_t f1, const T* sgd_learning_rate);
-  std::vector<ColumnPart> column_parts_;
-  std::vector<std::size_t> pipeline_split_;
-  std::vector<double> pipeline_rates_;  // per part, smoothed nonzeros per second (0: not yet known)
-  std::unique_ptr<std::atomic<std::uint64_t>[]> row_done_;
-  std::size_t row_done_stride_ = 0, row_done_size_ = 0;
-  std::uint64_t pipeline_step_ = 0;
-  std::size_t pipeline_rows_ = 0;  // the buffers above hold batches of up to this many rows
-
   // Row-parallel steps: each row's nonzero values beside its columns in row_cols (same slots),
   // written by the part that owns the row.
   std::vector<T> row_vals_;
