@@ -12,6 +12,7 @@
 #include "fastmlp/thread_pool.h"
 #include "network_limits.h"
 #include "network_pipeline.h"
+#include "network_rows.h"
 
 namespace fastmlp {
 

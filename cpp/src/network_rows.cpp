@@ -9,11 +9,13 @@
 // order, computed by one thread after all rows are done.
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 #include "fastmlp/dispatch.h"
 #include "fastmlp/network.h"
 #include "fastmlp/sizes.h"
 #include "network_limits.h"
+#include "network_rows.h"
 
 namespace fastmlp {
 
@@ -37,6 +39,10 @@ template <class T>
 void Network<T>::reserve_row_parallel(std::size_t rows, std::size_t parts) {
   reserve(rows);
   const std::size_t in = input_dim_, stride = in + 8;
+  if (!rows_) {
+    rows_.reset(new (std::nothrow) RowSplitScratch<T>());
+    if (!rows_) throw AllocationError("cannot allocate the row split's state");
+  }
   with_context(
       [&] {
         return "the row-split step's buffers for a batch of " + std::to_string(rows) + " rows in " +
@@ -45,18 +51,18 @@ void Network<T>::reserve_row_parallel(std::size_t rows, std::size_t parts) {
       -1, [&] {
         // rows x stride <= kMaxIndexEntries (reserve): only the parts' lists can be large.
         const std::size_t part_bytes = checked_bytes(rows * in, sizeof(SparseEntry<T>));
-        if (row_vals_.capacity() < rows * stride || feature_parts_.size() < parts ||
-            feature_parts_[parts - 1].entries.capacity() < rows * in)
+        if (rows_->row_vals.capacity() < rows * stride || rows_->feature_parts.size() < parts ||
+            rows_->feature_parts[parts - 1].entries.capacity() < rows * in)
           require_memory(checked_add(rows * stride * sizeof(T), checked_mul(parts, part_bytes, "bytes"), "bytes"));
         for (std::size_t t = 0; t < parts; ++t) pack_buffer(t);
         // Each step is strong or only grows a capacity: what it leaves is valid.
-        reserve_checked(row_vals_, rows * stride);
-        reserve_checked(feature_split_, kMaxRowParts + 1);
-        reserve_checked(feature_parts_, kMaxRowParts);
-        if (feature_parts_.size() < parts) feature_parts_.resize(parts);
+        reserve_checked(rows_->row_vals, rows * stride);
+        reserve_checked(rows_->feature_split, kMaxRowParts + 1);
+        reserve_checked(rows_->feature_parts, kMaxRowParts);
+        if (rows_->feature_parts.size() < parts) rows_->feature_parts.resize(parts);
         for (std::size_t t = 0; t < parts; ++t) {
-          reserve_checked(feature_parts_[t].starts, in + 1);
-          reserve_checked(feature_parts_[t].entries, rows * in);
+          reserve_checked(rows_->feature_parts[t].starts, in + 1);
+          reserve_checked(rows_->feature_parts[t].entries, rows * in);
         }
       });
 }
@@ -70,12 +76,12 @@ void Network<T>::prepare_row_parallel(std::size_t rows, std::size_t parts) {
   s.row_starts.resize(rows);
   s.row_ends.resize(rows);
   s.row_cols.resize(rows * stride);
-  row_vals_.resize(rows * stride);
+  rows_->row_vals.resize(rows * stride);
   s.rows = rows;
   clear_input_check();
-  if (feature_split_.size() != parts + 1) {
-    feature_split_.resize(parts + 1);
-    for (std::size_t t = 0; t <= parts; ++t) feature_split_[t] = in * t / parts;
+  if (rows_->feature_split.size() != parts + 1) {
+    rows_->feature_split.resize(parts + 1);
+    for (std::size_t t = 0; t <= parts; ++t) rows_->feature_split[t] = in * t / parts;
   }
 }
 
@@ -91,7 +97,7 @@ std::size_t Network<T>::index_rows(const T* x, std::size_t r0, std::size_t r1) {
     // The values too, while the row is in this core's cache: the weight gradient then reads
     // them in list order instead of picking them out of rows another core gathered.
     const std::size_t count =
-        kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride, row_vals_.data() + r * stride, &non_finite);
+        kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride, rows_->row_vals.data() + r * stride, &non_finite);
     s.row_ends[r] = s.row_starts[r] + std::uint32_t(count);
     nnz += count;
   }
@@ -213,10 +219,10 @@ void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part
     if (l == 0 && skip_first_kernel) {
       k0 = k1 = 0;
     } else if (l == 0 && first_layer_sparse(rows)) {
-      k0 = feature_split_[part];
-      k1 = feature_split_[part + 1];
-      FeaturePart& fp = feature_parts_[part];
-      fp.build(rows, sparse_.row_starts.data(), sparse_.row_ends.data(), sparse_.row_cols.data(), row_vals_.data(),
+      k0 = rows_->feature_split[part];
+      k1 = rows_->feature_split[part + 1];
+      typename RowSplitScratch<T>::FeaturePart& fp = rows_->feature_parts[part];
+      fp.build(rows, sparse_.row_starts.data(), sparse_.row_ends.data(), sparse_.row_cols.data(), rows_->row_vals.data(),
                std::uint32_t(k0), std::uint32_t(k1));
       if (k1 > k0) {
         SparseGemmArgs<T> args{k1 - k0, out, nullptr, 1, 1, fp.starts.data(), fp.starts.data() + 1,
@@ -250,7 +256,7 @@ void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part
 }
 
 template <class T>
-void Network<T>::FeaturePart::build(std::size_t num_rows, const std::uint32_t* row_starts, const std::uint32_t* row_ends,
+void RowSplitScratch<T>::FeaturePart::build(std::size_t num_rows, const std::uint32_t* row_starts, const std::uint32_t* row_ends,
                                     const std::uint32_t* cols, const T* values, std::uint32_t k0, std::uint32_t k1) {
   // Count per feature, turn the counts into offsets, fill with a cursor per feature (kept in
   // starts[k] and restored after). Rows are visited in order, so each list's rows increase.
@@ -272,18 +278,18 @@ void Network<T>::FeaturePart::build(std::size_t num_rows, const std::uint32_t* r
 template <class T>
 void Network<T>::rebalance_features(std::size_t rows, std::size_t parts) {
   // The parts' lists describe the current split only after a step that built them.
-  if (parts < 2 || feature_parts_.size() < parts || feature_split_.size() != parts + 1 || !first_layer_sparse(rows))
+  if (parts < 2 || !rows_ || rows_->feature_parts.size() < parts || rows_->feature_split.size() != parts + 1 || !first_layer_sparse(rows))
     return;
   // Nonzeros per feature in the last step, from the parts' lists; then bounds at equal shares.
   std::size_t total = 0;
-  for (std::size_t t = 0; t < parts; ++t) total += feature_parts_[t].starts.empty() ? 0 : feature_parts_[t].starts.back();
+  for (std::size_t t = 0; t < parts; ++t) total += rows_->feature_parts[t].starts.empty() ? 0 : rows_->feature_parts[t].starts.back();
   if (total == 0) return;
-  std::vector<std::size_t>& split = feature_split_;
+  std::vector<std::size_t>& split = rows_->feature_split;
   std::size_t seen = 0, next = 1;
   std::size_t bounds[kMaxRowParts];
   const std::size_t wanted = std::min(parts, kMaxRowParts);
   for (std::size_t t = 0; t < parts && next < wanted; ++t) {
-    const FeaturePart& fp = feature_parts_[t];
+    const typename RowSplitScratch<T>::FeaturePart& fp = rows_->feature_parts[t];
     const std::size_t k0 = split[t];
     for (std::size_t k = 0; k + 1 < fp.starts.size() && next < wanted; ++k) {
       seen += fp.starts[k + 1] - fp.starts[k];
@@ -294,6 +300,8 @@ void Network<T>::rebalance_features(std::size_t rows, std::size_t parts) {
   for (std::size_t t = 1; t < wanted; ++t) split[t] = std::min(bounds[t], input_dim_);
 }
 
+template struct RowSplitScratch<float>;
+template struct RowSplitScratch<double>;
 template class Network<float>;
 template class Network<double>;
 

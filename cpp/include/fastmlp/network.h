@@ -40,12 +40,14 @@ bool input_is_sparse(std::size_t nonzeros, std::size_t values);
 
 template <class T>
 struct PipelineScratch;
+template <class T>
+struct RowSplitScratch;
 
 template <class T>
 class Network {
  public:
   Network(std::size_t input_dim, std::vector<LayerSpec> layers);
-  ~Network();  // defined where PipelineScratch is complete
+  ~Network();  // defined where the steps' scratch types are complete
 
   std::size_t input_dim() const { return input_dim_; }
   std::size_t output_dim() const { return layers_.back().spec.units; }
@@ -242,27 +244,14 @@ class Network {
   void note_input_check(bool seen) {
     if (seen) input_non_finite_->set.store(true, std::memory_order_relaxed);
   }
-  // Row-parallel steps: per part, the per-feature lists of its share of the first layer's
-  // inputs, and the first-layer split itself (parts + 1 bounds).
-  struct FeaturePart {
-    std::vector<std::uint32_t> starts;
-    std::vector<SparseEntry<T>> entries;  // row and input value
-    // The lists of features [k0, k1) (feature k at k - k0), rows increasing, from per-row
-    // sorted column lists (row r: cols[row_starts[r] .. row_ends[r])) and their values.
-    void build(std::size_t num_rows, const std::uint32_t* row_starts, const std::uint32_t* row_ends,
-               const std::uint32_t* cols, const T* values, std::uint32_t k0, std::uint32_t k1);
-  };
-  std::vector<FeaturePart> feature_parts_;
-  std::vector<std::size_t> feature_split_;
+  // The row split's scratch (network_rows.h): made by its first reserve_row_parallel.
+  std::unique_ptr<RowSplitScratch<T>> rows_;
   // The feature pipeline's scratch (network_pipeline.h): made by its first step, so networks
   // that never run one carry none of it.
   std::unique_ptr<PipelineScratch<T>> pipeline_;
   // The gradient of part q's features [f0, f1) (relative to its first column); returns their
   // entries.
   std::size_t first_layer_gradient_features(std::size_t q, std::size_t f0, std::size_t f1, const T* sgd_learning_rate);
-  // Row-parallel steps: each row's nonzero values beside its columns in row_cols (same slots),
-  // written by the part that owns the row.
-  std::vector<T> row_vals_;
   // The full index list [0, fan_in) for small batches, with per-row starts (0) and ends.
   std::vector<std::uint32_t> all_indices_, all_starts_;
   std::vector<std::vector<std::uint32_t>> all_ends_;
