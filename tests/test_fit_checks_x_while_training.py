@@ -52,16 +52,14 @@ def make_model(optimizer: str, dropout: float = 0.0, dtype: str = "float32") -> 
 @pytest.fixture(params=["1 thread", "2 threads by rows", "2 threads pipelined", "2 threads by columns"])
 def step_kind(request: pytest.FixtureRequest) -> Iterator[str]:
     threads = 1 if request.param == "1 thread" else 2
-    before = (fm.get_num_threads(), _core.row_parallel_training(), _core.feature_pipeline_training())
+    before = (fm.get_num_threads(), _core.active_step())
     fm.set_num_threads(threads)
-    _core.set_row_parallel_training(request.param != "2 threads by columns")
-    _core.set_feature_pipeline_training(request.param == "2 threads pipelined")
+    _core.set_step({"2 threads by rows": "rows", "2 threads pipelined": "pipeline", "2 threads by columns": "columns"}.get(request.param, "auto"))
     try:
         yield request.param
     finally:
         fm.set_num_threads(before[0])
-        _core.set_row_parallel_training(before[1])
-        _core.set_feature_pipeline_training(before[2])
+        _core.set_step(before[1])
 
 
 def assert_bad_call_leaves_no_trace(

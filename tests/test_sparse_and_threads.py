@@ -22,13 +22,11 @@ K = _core.kernels
 
 @pytest.fixture
 def restore_settings() -> Iterator[None]:
-    threads, density, by_rows = fm.get_num_threads(), _core.sparse_density_threshold(), _core.row_parallel_training()
-    pipeline = _core.feature_pipeline_training()
+    threads, density, step = fm.get_num_threads(), _core.sparse_density_threshold(), _core.active_step()
     yield
     fm.set_num_threads(threads)
     _core.set_sparse_density_threshold(density)
-    _core.set_row_parallel_training(by_rows)
-    _core.set_feature_pipeline_training(pipeline)
+    _core.set_step(step)
 
 
 def sparse_matrix(rng: np.random.Generator, rows: int, cols: int, density: float, dtype: Any) -> Any:
@@ -226,7 +224,7 @@ def fit_history(model: fm.Sequential, x: Any, y: Any, **fit: Any) -> dict[str, l
 # through the forward and backward pass, then its share of the weight gradients); when the last
 # batch was sparse, the first layer is split by input features instead, each thread continuing
 # every row's chain over its columns after the thread before it (a pipeline); with one thread,
-# or with row_parallel_training off, every product is split by columns. Cases cover each loss's
+# or with the column step forced, every product is split by columns. Cases cover each loss's
 # output path, weights, penalties, and batches whose parts differ in density (the data turns
 # from dense to sparse and back, so the pipeline also meets a batch it guessed wrong).
 ROW_SPLIT_CASES = {
@@ -254,10 +252,9 @@ def test_row_split_steps_equal_column_split_steps(restore_settings: None, case: 
     if c.get("weights"):
         fit["sample_weight"] = rng.random(320).astype(np.float32) + 0.5
     runs = []
-    for threads, by_rows, pipeline in ((1, True, True), (2, False, True), (2, True, False), (2, True, True), (3, True, True)):
+    for threads, step in ((1, "auto"), (2, "columns"), (2, "rows"), (2, "auto"), (3, "auto")):
         fm.set_num_threads(threads)
-        _core.set_row_parallel_training(by_rows)
-        _core.set_feature_pipeline_training(pipeline)
+        _core.set_step(step)
         fm.utils.set_random_seed(5)
         reg = fm.regularizers.l2(c["l2"]) if "l2" in c else None
         hidden = c.get("hidden", [48])

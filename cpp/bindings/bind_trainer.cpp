@@ -116,6 +116,9 @@ void bind(py::module_& m, const char* name) {
             t.rng().set_state({rng[0], rng[1], rng[2], rng[3]});
           },
           py::arg("state"))
+      .def_property_readonly(
+          "last_step", [](Tr& t) { return std::string(step_name(t.last_step())); },
+          "The step that ran train_batches' last batch (after any fallback).")
       .def(
           "begin_epoch", [](Tr& t, const py::object& n, bool shuffle) { t.begin_epoch(size_arg(n, "n"), shuffle); },
           py::arg("n"), py::arg("shuffle"))
@@ -166,13 +169,11 @@ void bind(py::module_& m, const char* name) {
 void bind_trainer(py::module_& m) {
   // A ValueError, so that callers of the core see the kind of error fit raises for bad data.
   py::register_exception<NonFiniteInput>(m, "NonFiniteInputError", PyExc_ValueError);
-  m.def("set_row_parallel_training", &set_row_parallel_training, py::arg("on"),
-        "Whether fit may split steps by rows of the batch (True, the default) or only by columns. Results do not change.");
-  m.def("row_parallel_training", &row_parallel_training);
-  m.def("set_feature_pipeline_training", &set_feature_pipeline_training, py::arg("on"),
-        "Whether a row-split step with sparse inputs may split the first layer by input features (True, the "
-        "default). Results do not change.");
-  m.def("feature_pipeline_training", &feature_pipeline_training);
+  m.def("available_steps", &available_steps, "The ways fit can run a training step, best first.");
+  m.def("active_step", &active_step, "The step fit is forced to run (where it can), or 'auto'.");
+  m.def("set_step", &set_step, py::arg("name"),
+        "Force fit's training step by name, or 'auto' (for tests and comparisons). Results do not change.");
+  m.def("select_step_from_environment", &select_step_from_environment, "Apply FASTMLP_STEP, or choose 'auto'.");
   py::class_<Totals>(m, "Totals")
       .def_readonly("loss", &Totals::loss, "sum of per-sample losses")
       .def_readonly("metrics", &Totals::metrics, "sum of per-sample metric values, per metric")

@@ -11,6 +11,8 @@
 #include "fastmlp/sizes.h"
 #include "fastmlp/thread_pool.h"
 #include "network_limits.h"
+#include "network_pipeline.h"
+#include "network_rows.h"
 
 namespace fastmlp {
 
@@ -24,8 +26,8 @@ constexpr std::size_t kMinParallelElements = 2048;
 // Rows per forward pass in predict: the activations of a block stay in L2.
 constexpr std::size_t kPredictBlock = 1024;
 // The first layer takes the sparse path when at most this fraction of the batch's inputs is
-// nonzero: per nonzero the sparse kernel costs about 2.5x what gemm spends per input element
-// (measured on the 784-100 MNIST layer), and it keeps winning below ~40% density.
+// nonzero: per nonzero the sparse kernel costs a few times what gemm spends per input element,
+// so it pays only when most inputs are zero.
 std::atomic<double> g_sparse_density{0.35};
 
 std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
@@ -57,6 +59,10 @@ void set_sparse_density_threshold(double density) {
   g_sparse_density.store(density);
 }
 double sparse_density_threshold() { return g_sparse_density.load(); }
+
+bool input_is_sparse(std::size_t nonzeros, std::size_t values) {
+  return double(nonzeros) <= g_sparse_density.load(std::memory_order_relaxed) * double(values);
+}
 
 template <class T>
 Network<T>::Network(std::size_t input_dim, std::vector<LayerSpec> specs) : input_dim_(input_dim) {
@@ -110,6 +116,9 @@ Network<T>::Network(std::size_t input_dim, std::vector<LayerSpec> specs) : input
   all_ends_.resize(specs.size());
   for (std::size_t l = 0; l < specs.size(); ++l) all_ends_[l].assign(kSmallBatch, std::uint32_t(fan_in(l)));
 }
+
+template <class T>
+Network<T>::~Network() = default;
 
 template <class T>
 std::size_t Network<T>::max_batch_rows() const {
@@ -284,7 +293,7 @@ void Network<T>::index_sparse_input(const T* x, std::size_t rows) {
   s.row_prefix[0] = 0;
   for (std::size_t r = 0; r < rows; ++r) s.row_prefix[r + 1] = s.row_prefix[r] + (s.row_ends[r] - s.row_starts[r]);
   const std::size_t nnz = s.row_prefix[rows];
-  s.active = double(nnz) <= g_sparse_density.load(std::memory_order_relaxed) * double(rows * in);
+  s.active = input_is_sparse(nnz, rows * in);
   s.nnz = nnz;
   s.rows = rows;
 }
@@ -381,7 +390,7 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
                              sparse_.feature_starts.data() + 1, sparse_.feature_rows.data(),
                              layer.delta.data(), std::ptrdiff_t(out), layer.kernel_grad.data(),
                              std::ptrdiff_t(out)};
-      if (sgd_learning_rate != nullptr && !layer.spec.kernel_regularized()) {
+      if (fuses_first_kernel(sgd_learning_rate != nullptr)) {
         args.update = layer.kernel.data();
         args.learning_rate = *sgd_learning_rate;
         fused = true;
@@ -420,8 +429,7 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
 template <class T>
 void Network<T>::predict(const T* x, std::size_t n, std::size_t batch, T* out) {
   if (batch == 0) throw std::invalid_argument("batch size must be at least 1");
-  // Larger blocks only spill the activations out of cache (10000 rows ran 30-40% slower than
-  // 1024 in bench/); every row's result is the same in any block, so cap it (also to the rows
+  // Larger blocks only spill the activations out of cache; every row's result is the same in any block, so cap it (also to the rows
   // a batch's nonzero lists can index, and to the rows there are: the buffers fit the call).
   batch = std::min({batch, kPredictBlock, max_batch_rows(), std::max<std::size_t>(n, 1)});
   const std::size_t out_dim = output_dim();

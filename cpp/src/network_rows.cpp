@@ -1,8 +1,7 @@
 // A training step split by rows of the batch: each thread takes its rows through the whole
 // forward and backward pass, then every thread computes its share of the weight gradients.
 // Splitting each product by columns instead (network.cpp) costs a barrier per layer and phase,
-// and halves only the multiply-adds of the sparse first layer, not its per-nonzero work; on
-// 784-100-10 MNIST it ran 2 threads at 1.1x one.
+// and halves only the multiply-adds of the sparse first layer, not its per-nonzero work.
 //
 // Why the results cannot depend on the split: every activation and delta value is one row's
 // FMA chain over its inputs in order (the same kernels as network.cpp, bitwise equal whichever
@@ -10,11 +9,13 @@
 // order, computed by one thread after all rows are done.
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 #include "fastmlp/dispatch.h"
 #include "fastmlp/network.h"
 #include "fastmlp/sizes.h"
 #include "network_limits.h"
+#include "network_rows.h"
 
 namespace fastmlp {
 
@@ -38,6 +39,10 @@ template <class T>
 void Network<T>::reserve_row_parallel(std::size_t rows, std::size_t parts) {
   reserve(rows);
   const std::size_t in = input_dim_, stride = in + 8;
+  if (!rows_) {
+    rows_.reset(new (std::nothrow) RowSplitScratch<T>());
+    if (!rows_) throw AllocationError("cannot allocate the row split's state");
+  }
   with_context(
       [&] {
         return "the row-split step's buffers for a batch of " + std::to_string(rows) + " rows in " +
@@ -46,18 +51,18 @@ void Network<T>::reserve_row_parallel(std::size_t rows, std::size_t parts) {
       -1, [&] {
         // rows x stride <= kMaxIndexEntries (reserve): only the parts' lists can be large.
         const std::size_t part_bytes = checked_bytes(rows * in, sizeof(SparseEntry<T>));
-        if (row_vals_.capacity() < rows * stride || feature_parts_.size() < parts ||
-            feature_parts_[parts - 1].entries.capacity() < rows * in)
+        if (rows_->row_vals.capacity() < rows * stride || rows_->feature_parts.size() < parts ||
+            rows_->feature_parts[parts - 1].entries.capacity() < rows * in)
           require_memory(checked_add(rows * stride * sizeof(T), checked_mul(parts, part_bytes, "bytes"), "bytes"));
         for (std::size_t t = 0; t < parts; ++t) pack_buffer(t);
         // Each step is strong or only grows a capacity: what it leaves is valid.
-        reserve_checked(row_vals_, rows * stride);
-        reserve_checked(feature_split_, kMaxRowParts + 1);
-        reserve_checked(feature_parts_, kMaxRowParts);
-        if (feature_parts_.size() < parts) feature_parts_.resize(parts);
+        reserve_checked(rows_->row_vals, rows * stride);
+        reserve_checked(rows_->feature_split, kMaxRowParts + 1);
+        reserve_checked(rows_->feature_parts, kMaxRowParts);
+        if (rows_->feature_parts.size() < parts) rows_->feature_parts.resize(parts);
         for (std::size_t t = 0; t < parts; ++t) {
-          reserve_checked(feature_parts_[t].starts, in + 1);
-          reserve_checked(feature_parts_[t].entries, rows * in);
+          reserve_checked(rows_->feature_parts[t].starts, in + 1);
+          reserve_checked(rows_->feature_parts[t].entries, rows * in);
         }
       });
 }
@@ -71,12 +76,12 @@ void Network<T>::prepare_row_parallel(std::size_t rows, std::size_t parts) {
   s.row_starts.resize(rows);
   s.row_ends.resize(rows);
   s.row_cols.resize(rows * stride);
-  row_vals_.resize(rows * stride);
+  rows_->row_vals.resize(rows * stride);
   s.rows = rows;
   clear_input_check();
-  if (feature_split_.size() != parts + 1) {
-    feature_split_.resize(parts + 1);
-    for (std::size_t t = 0; t <= parts; ++t) feature_split_[t] = in * t / parts;
+  if (rows_->feature_split.size() != parts + 1) {
+    rows_->feature_split.resize(parts + 1);
+    for (std::size_t t = 0; t <= parts; ++t) rows_->feature_split[t] = in * t / parts;
   }
 }
 
@@ -92,7 +97,7 @@ std::size_t Network<T>::index_rows(const T* x, std::size_t r0, std::size_t r1) {
     // The values too, while the row is in this core's cache: the weight gradient then reads
     // them in list order instead of picking them out of rows another core gathered.
     const std::size_t count =
-        kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride, row_vals_.data() + r * stride, &non_finite);
+        kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride, rows_->row_vals.data() + r * stride, &non_finite);
     s.row_ends[r] = s.row_starts[r] + std::uint32_t(count);
     nnz += count;
   }
@@ -121,7 +126,7 @@ void Network<T>::forward_rows(const T* x, std::size_t r0, std::size_t r1, std::s
   if (rows == 0) return;
   // Each part decides on its own rows: the sparse and the dense product give the same bits.
   const std::size_t nnz = index_rows(x, r0, r1);
-  const bool sparse = double(nnz) <= sparse_density_threshold() * double(rows * input_dim_);
+  const bool sparse = input_is_sparse(nnz, rows * input_dim_);
   Layer& first = layers_[0];
   const std::size_t out = first.spec.units;
   const auto ld = std::ptrdiff_t(out);
@@ -192,18 +197,19 @@ template <class T>
 bool Network<T>::first_layer_sparse(std::size_t rows) const {
   std::size_t nnz = 0;
   for (std::size_t r = 0; r < rows; ++r) nnz += sparse_.row_ends[r] - sparse_.row_starts[r];
-  return double(nnz) <= sparse_density_threshold() * double(rows * input_dim_);
+  return input_is_sparse(nnz, rows * input_dim_);
 }
 
 template <class T>
 bool Network<T>::fuses_first_layer(std::size_t rows, bool plain_sgd) const {
-  return plain_sgd && !layers_[0].spec.kernel_regularized() && first_layer_sparse(rows);
+  return fuses_first_kernel(plain_sgd) && first_layer_sparse(rows);
 }
 
 template <class T>
 void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part, std::size_t parts,
                                   const T* sgd_learning_rate, bool skip_first_kernel) {
   const KernelTable<T>& kt = kernels<T>();
+  const bool fused = fuses_first_kernel(sgd_learning_rate != nullptr);
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = layers_[l];
     const std::size_t in_dim = fan_in(l), out = layer.spec.units;
@@ -213,22 +219,22 @@ void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part
     if (l == 0 && skip_first_kernel) {
       k0 = k1 = 0;
     } else if (l == 0 && first_layer_sparse(rows)) {
-      k0 = feature_split_[part];
-      k1 = feature_split_[part + 1];
-      FeaturePart& fp = feature_parts_[part];
-      fp.build(rows, sparse_.row_starts.data(), sparse_.row_ends.data(), sparse_.row_cols.data(), row_vals_.data(),
+      k0 = rows_->feature_split[part];
+      k1 = rows_->feature_split[part + 1];
+      typename RowSplitScratch<T>::FeaturePart& fp = rows_->feature_parts[part];
+      fp.build(rows, sparse_.row_starts.data(), sparse_.row_ends.data(), sparse_.row_cols.data(), rows_->row_vals.data(),
                std::uint32_t(k0), std::uint32_t(k1));
       if (k1 > k0) {
         SparseGemmArgs<T> args{k1 - k0, out, nullptr, 1, 1, fp.starts.data(), fp.starts.data() + 1,
                                nullptr, layer.delta.data(), ld, layer.kernel_grad.data() + k0 * out, ld};
-        if (sgd_learning_rate != nullptr && !layer.spec.kernel_regularized()) {
+        if (fused) {
           args.update = layer.kernel.data() + k0 * out;
           args.learning_rate = *sgd_learning_rate;
         }
         args.entries = fp.entries.data();
         kt.sparse_gemm(args);
       }
-      if (sgd_learning_rate != nullptr && !layer.spec.kernel_regularized()) k1 = k0;  // nothing more to do
+      if (fused) k1 = k0;  // nothing more to do
     } else {
       k0 = row_bound(in_dim, parts, part);
       k1 = row_bound(in_dim, parts, part + 1);
@@ -250,7 +256,7 @@ void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part
 }
 
 template <class T>
-void Network<T>::FeaturePart::build(std::size_t num_rows, const std::uint32_t* row_starts, const std::uint32_t* row_ends,
+void RowSplitScratch<T>::FeaturePart::build(std::size_t num_rows, const std::uint32_t* row_starts, const std::uint32_t* row_ends,
                                     const std::uint32_t* cols, const T* values, std::uint32_t k0, std::uint32_t k1) {
   // Count per feature, turn the counts into offsets, fill with a cursor per feature (kept in
   // starts[k] and restored after). Rows are visited in order, so each list's rows increase.
@@ -272,18 +278,18 @@ void Network<T>::FeaturePart::build(std::size_t num_rows, const std::uint32_t* r
 template <class T>
 void Network<T>::rebalance_features(std::size_t rows, std::size_t parts) {
   // The parts' lists describe the current split only after a step that built them.
-  if (parts < 2 || feature_parts_.size() < parts || feature_split_.size() != parts + 1 || !first_layer_sparse(rows))
+  if (parts < 2 || !rows_ || rows_->feature_parts.size() < parts || rows_->feature_split.size() != parts + 1 || !first_layer_sparse(rows))
     return;
   // Nonzeros per feature in the last step, from the parts' lists; then bounds at equal shares.
   std::size_t total = 0;
-  for (std::size_t t = 0; t < parts; ++t) total += feature_parts_[t].starts.empty() ? 0 : feature_parts_[t].starts.back();
+  for (std::size_t t = 0; t < parts; ++t) total += rows_->feature_parts[t].starts.empty() ? 0 : rows_->feature_parts[t].starts.back();
   if (total == 0) return;
-  std::vector<std::size_t>& split = feature_split_;
+  std::vector<std::size_t>& split = rows_->feature_split;
   std::size_t seen = 0, next = 1;
   std::size_t bounds[kMaxRowParts];
   const std::size_t wanted = std::min(parts, kMaxRowParts);
   for (std::size_t t = 0; t < parts && next < wanted; ++t) {
-    const FeaturePart& fp = feature_parts_[t];
+    const typename RowSplitScratch<T>::FeaturePart& fp = rows_->feature_parts[t];
     const std::size_t k0 = split[t];
     for (std::size_t k = 0; k + 1 < fp.starts.size() && next < wanted; ++k) {
       seen += fp.starts[k + 1] - fp.starts[k];
@@ -294,6 +300,8 @@ void Network<T>::rebalance_features(std::size_t rows, std::size_t parts) {
   for (std::size_t t = 1; t < wanted; ++t) split[t] = std::min(bounds[t], input_dim_);
 }
 
+template struct RowSplitScratch<float>;
+template struct RowSplitScratch<double>;
 template class Network<float>;
 template class Network<double>;
 

@@ -113,9 +113,8 @@ bool ThreadPool::run_tasks(std::size_t tasks, Task fn, void* context, bool concu
   pending_.store(tasks, std::memory_order_release);
   // Concurrent tasks: this thread keeps task 0 from one call to the next, so with one worker
   // each task stays on its thread (the feature pipeline's part 0 keeps its columns of the first
-  // kernel in its core's cache). Taken first come first served, the worker got task 0 in ~7% of
-  // 2-thread MNIST steps, and the two halves of the kernel then changed cores; kept here, the
-  // 2-thread epoch ran ~1% faster (alternating runs in one process).
+  // kernel in its core's cache); taken first come first served, the worker sometimes gets task
+  // 0 and the parts' halves of the kernel change cores.
   next_task_.store(concurrent ? 1 : 0, std::memory_order_release);
   {
     std::lock_guard<std::mutex> wake_lock(wake_mutex_);

@@ -13,49 +13,15 @@
 #include "fastmlp/finite_check.h"
 #include "fastmlp/sizes.h"
 #include "fastmlp/thread_pool.h"
-#include "spin_pause.h"
 
 namespace fastmlp {
 
 namespace {
 
-// Asks for the rows of the next batch early: they come from all over the data set (from
-// memory, not cache), and the current step's work hides their latency.
-template <class T>
-void prefetch_rows(const T* x, std::size_t cols, const std::uint32_t* order, std::size_t rows) {
-  for (std::size_t r = 0; r < rows; ++r) {
-    const char* row = reinterpret_cast<const char*>(x + std::size_t(order[r]) * cols);
-    for (std::size_t off = 0; off < cols * sizeof(T); off += 64) __builtin_prefetch(row + off, 0, 2);
-  }
-}
-
-// Asks for sample i's targets early (they too come from all over the data set).
-template <class T>
-void prefetch_targets(const DataView<T>& data, std::size_t out, std::size_t i) {
-  if (data.labels != nullptr) __builtin_prefetch(data.labels + i, 0, 2);
-  if (data.y != nullptr) __builtin_prefetch(data.y + i * out, 0, 2);
-  if (data.weights != nullptr) __builtin_prefetch(data.weights + i, 0, 2);
-}
-
 // The row-parallel step gives each thread at least this many multiply-adds (nominal, dense) of
 // a batch: waking a worker costs about a microsecond.
 constexpr std::size_t kMinRowPartWork = 1 << 16;
-// The widest layer for which fit splits steps by rows (see row_parallel_pays).
-constexpr std::size_t kMaxRowParallelUnits = 256;
-// Rows per chunk after the first layer in a pipelined step: ~4 us of work on MNIST, small
-// enough to even out the parts, large enough for the kernels' row blocking (measured: 8-16
-// rows ahead of 4 by ~3-5% on the MNIST step, 32 behind).
-constexpr std::size_t kRowChunk = 12;
-
-std::atomic<bool> g_row_parallel{true};
-std::atomic<bool> g_feature_pipeline{true};
-
 }  // namespace
-
-void set_row_parallel_training(bool on) { g_row_parallel.store(on); }
-bool row_parallel_training() { return g_row_parallel.load(std::memory_order_relaxed); }
-void set_feature_pipeline_training(bool on) { g_feature_pipeline.store(on); }
-bool feature_pipeline_training() { return g_feature_pipeline.load(std::memory_order_relaxed); }
 
 template <class T>
 Trainer<T>::Trainer(std::shared_ptr<Network<T>> net, TrainingConfig config,
@@ -150,12 +116,21 @@ void Trainer<T>::forward_loss(const T* x, const T* y, const std::int32_t* labels
                          gradients ? net.output_delta() : nullptr,
                          std::ptrdiff_t(out),
                          nullptr};
-  // Keras adds the weight penalties to the batch's mean loss: here, to every sample's.
-  totals.loss += kernels<T>().loss(args) + net.regularization_penalty() * double(rows);
+  const double loss = kernels<T>().loss(args);
   if (gradients && !uses_logits_) net.output_activation_backward(rows);
+  add_batch(totals, loss, net.regularization_penalty(), rows, y, labels);
+}
+
+template <class T>
+void Trainer<T>::add_batch(Totals& totals, double loss, double penalty, std::size_t rows, const T* y,
+                           const std::int32_t* labels) const {
+  const Network<T>& net = *net_;
+  const std::size_t out = net.output_dim();
+  // Keras adds the weight penalties to the batch's mean loss: here, to every sample's.
+  totals.loss += loss + penalty * double(rows);
   for (std::size_t m = 0; m < config_.metrics.size(); ++m)
-    totals.metrics[m] += metric_sum<T>(config_.metrics[m], rows, out, net.output(),
-                                       std::ptrdiff_t(out), y, std::ptrdiff_t(out), labels, nullptr);
+    totals.metrics[m] += metric_sum<T>(config_.metrics[m], rows, out, net.output(), std::ptrdiff_t(out), y,
+                                       std::ptrdiff_t(out), labels, nullptr);
   totals.samples += rows;
 }
 
@@ -176,7 +151,6 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
     throw std::invalid_argument("begin_epoch was called for " + std::to_string(order_.size()) +
                                 " samples, but the data has " + std::to_string(data.n));
   Network<T>& net = *net_;
-  const std::size_t in = net.input_dim();
   // A batch_size beyond the data is one batch of all of it (as in Keras): the buffers are sized
   // for the rows a batch can have, never for batch_size itself.
   batch_size = std::min(batch_size, std::max<std::size_t>(data.n, 1));
@@ -191,16 +165,16 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
   }
   epoch_begun_ = false;
   batch_labels_.resize(batch_size);
-  // The row split's own buffers: when they cannot be had, its steps split by columns instead
-  // (the same bits, see network.h).
-  bool by_rows = row_parallel_pays();
-  if (by_rows) {
+  // The row split's own buffers, when a row-split step may be chosen: when they cannot be had,
+  // the table runs the column split instead (the same bits, see network.h).
+  bool row_buffers = net.supports_row_parallel();
+  if (row_buffers && choose_step(step_facts(batch_size, true)) != StepKind::columns) {
     try {
       net.reserve_row_parallel(batch_size, row_parts(batch_size));
     } catch (const SizeError&) {
-      by_rows = false;
+      row_buffers = false;
     } catch (const AllocationError&) {
-      by_rows = false;
+      row_buffers = false;
     }
   }
   Totals totals = empty_totals();
@@ -208,27 +182,21 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
   for (std::size_t b = first; b < batches && b - first < count; ++b) {
     const std::size_t start = b * batch_size;
     const std::size_t rows = std::min(batch_size, data.n - start);
-    if (by_rows) {
-      train_step_by_rows(data, order_.data() + start, rows, std::min(batch_size, data.n - start - rows), totals,
-                         last_step_sparse_ && feature_pipeline_training() && net.supports_feature_pipeline(row_parts(rows)));
-      continue;
+    const std::size_t next_rows = std::min(batch_size, data.n - start - rows);
+    const std::uint32_t* order = order_.data() + start;
+    const StepFacts facts = step_facts(rows, row_buffers);
+    StepKind kind = choose_step(facts);
+    for (;;) {
+      bool ran = true;
+      switch (kind) {
+        case StepKind::pipeline: ran = step_pipeline(data, order, rows, next_rows, totals); break;
+        case StepKind::rows: step_rows(data, order, rows, next_rows, totals); break;
+        case StepKind::columns: step_columns(data, order, rows, next_rows, totals); break;
+      }
+      if (ran) break;
+      kind = fallback_step(kind, facts);
     }
-    // Gather the batch's rows into contiguous buffers (the matrix products want them so); the
-    // rows come from all over the data set, so the copy is memory-bound: share it.
-    ThreadPool& pool = ThreadPool::instance();
-    const std::size_t tasks = std::min(pool.num_threads(), rows * in >= 16384 ? rows : std::size_t(1));
-    pool.run(tasks, [&](std::size_t t) {
-      const std::size_t r0 = rows * t / tasks, r1 = rows * (t + 1) / tasks;
-      gather_x(data, order_.data() + start, r0, r1);
-      gather_targets(data, order_.data() + start, r0, r1);
-    });
-    const std::size_t next = std::min(data.n, start + rows);
-    prefetch_rows(data.x, in, order_.data() + next, std::min(batch_size, data.n - next));
-    forward_loss(batch_x_.data(), data.y != nullptr ? batch_y_.data() : nullptr,
-                 data.labels != nullptr ? batch_labels_.data() : nullptr,
-                 data.weights != nullptr ? batch_w_.data() : nullptr, rows, true, totals, true);
-    if (net.input_non_finite()) throw_non_finite(data, order_.data() + start, rows);
-    update(batch_x_.data(), rows);
+    last_step_ = kind;
   }
   return totals;
 }
@@ -252,135 +220,16 @@ void Trainer<T>::gather_targets(const DataView<T>& data, const std::uint32_t* or
 }
 
 template <class T>
-void Trainer<T>::train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows,
-                                    std::size_t next_rows, Totals& totals, bool pipeline_wanted) {
-  Network<T>& net = *net_;
-  const std::size_t in = net.input_dim(), out = net.output_dim();
-  // The small per-row values first (labels must be checked before any thread uses them).
-  gather_targets(data, order, 0, rows);
-  const T* y = data.y != nullptr ? batch_y_.data() : nullptr;
-  const std::int32_t* labels = data.labels != nullptr ? batch_labels_.data() : nullptr;
-  const T* weights = data.weights != nullptr ? batch_w_.data() : nullptr;
-  check_labels(labels, rows);
-  row_loss_.reserve_at_least(rows);
-
-  const std::size_t parts = row_parts(rows);
-  ThreadPool& pool = ThreadPool::instance();
-  // The pipeline's buffers come with its first step: when they cannot be had, the step is split
-  // by rows instead (the same bits).
-  bool pipelined = pipeline_wanted;
-  if (pipelined) {
-    try {
-      net.prepare_feature_pipeline(rows, parts);
-    } catch (const SizeError&) {
-      pipelined = false;
-    } catch (const AllocationError&) {
-      pipelined = false;
-    }
-  }
-  const T* pred = uses_logits_ ? net.output_logits() : net.output();
-  T* delta = net.output_delta();
-  const T lr = T(optimizer_.current_learning_rate());
-  const bool plain_sgd = optimizer_.is_plain_sgd();
-  const T* sgd = plain_sgd ? &lr : nullptr;
-  gradient_seconds_.resize(parts);
-  // Keras's penalties on the weights before this step's update (as forward_loss adds them).
-  const double penalty = net.regularization_penalty();
-  // Rows [r0, r1) through the step (after the first layer, in a pipelined one), by part p. Any
-  // split of the rows gives the same bits.
-  auto rows_part = [&](std::size_t r0, std::size_t r1, std::size_t p) {
-    if (pipelined) {
-      // The next batch's targets, read at the start of its step by one thread alone.
-      for (std::size_t r = r0; r < r1 && r < next_rows; ++r) prefetch_targets(data, out, order[rows + r]);
-      net.forward_rows_after_first(r0, r1, p);
-    } else {
-      gather_x(data, order, r0, r1);
-      net.forward_rows(batch_x_.data(), r0, r1, p);
-    }
-    if (r1 == r0) return;
-    const auto ld = std::ptrdiff_t(out);
-    kernels<T>().loss({config_.loss, uses_logits_ || config_.from_logits, r1 - r0, out, pred + r0 * out, ld,
-                       y == nullptr ? nullptr : y + r0 * out, ld, labels == nullptr ? nullptr : labels + r0,
-                       weights == nullptr ? nullptr : weights + r0, T(1) / T(rows), delta + r0 * out, ld,
-                       row_loss_.data() + r0});
-    if (!uses_logits_) net.output_activation_backward_rows(r0, r1);
-    net.backward_rows(r0, r1, p);
-  };
-  if (pipelined) {
-    // One parallel run for the whole step. The first layer, each part over its input columns of
-    // every row; then the rows in small chunks, in order, each taken by the next part to be free
-    // as soon as the last part has finished their chains: a part ahead in the pipeline starts on
-    // them at once, and the parts end within a chunk of each other whatever their speeds in
-    // this step. Then, once every part is past its rows, the weight gradients (the next batch's
-    // rows were prefetched in the first phase).
-    std::atomic<std::size_t> next_row{0}, past_rows{0};
-    // The parts wait for each other, so they need a thread each at once: when the pool is busy
-    // (another thread's fit), this step is split by rows instead, run part after part.
-    pipelined = pool.run_concurrently(parts, [&](std::size_t p) {
-      net.first_layer_pipeline(data.x, order, rows, p, order + rows, next_rows);
-      for (;;) {
-        const std::size_t r0 = next_row.fetch_add(kRowChunk, std::memory_order_relaxed);
-        if (r0 >= rows) break;
-        const std::size_t r1 = std::min(rows, r0 + kRowChunk);
-        net.wait_first_layer_rows(r1, parts);
-        rows_part(r0, r1, p);
-      }
-      past_rows.fetch_add(1, std::memory_order_acq_rel);
-      spin_until([&] { return past_rows.load(std::memory_order_acquire) == parts; });
-      // Every part has listed its inputs by now: a non-finite one stops the step before any update.
-      if (net.input_non_finite()) return;
-      const auto start = std::chrono::steady_clock::now();
-      net.first_layer_gradient_pipeline(p, parts, sgd);
-      net.weight_gradients(nullptr, rows, p, parts, sgd, true);
-      gradient_seconds_[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    });
-  }
-  bool fused;
-  if (pipelined) {
-    if (net.input_non_finite()) throw_non_finite(data, order, rows);
-    fused = net.pipeline_fuses_first_layer(plain_sgd);
-    net.rebalance_pipeline(parts, gradient_seconds_.data());
-    last_step_sparse_ = double(net.pipeline_nonzeros(parts)) <= sparse_density_threshold() * double(rows * in);
-  } else {
-    net.prepare_row_parallel(rows, parts);
-    auto equal_share = [&](std::size_t p) { rows_part(rows * p / parts, rows * (p + 1) / parts, p); };
-    if (parts == 1) equal_share(0); else pool.run(parts, equal_share);
-    if (net.input_non_finite()) throw_non_finite(data, order, rows);
-    fused = net.fuses_first_layer(rows, plain_sgd);
-    auto gradients_part = [&](std::size_t p) {
-      // This part's share of the next batch, while the gradients are computed.
-      prefetch_rows(data.x, in, order + rows + next_rows * p / parts, next_rows * (p + 1) / parts - next_rows * p / parts);
-      net.weight_gradients(batch_x_.data(), rows, p, parts, sgd, false);
-    };
-    if (parts == 1) gradients_part(0); else pool.run(parts, gradients_part);
-    net.rebalance_features(rows, parts);
-    last_step_sparse_ = net.first_layer_sparse(rows);
-  }
-
-  // The loss summed as the loss kernel sums it (row order, in double), plus the penalties.
-  double loss = 0;
-  for (std::size_t r = 0; r < rows; ++r) loss += double(weights == nullptr ? T(1) : weights[r]) * double(row_loss_[r]);
-  totals.loss += loss + penalty * double(rows);
-  for (std::size_t m = 0; m < config_.metrics.size(); ++m)
-    totals.metrics[m] += metric_sum<T>(config_.metrics[m], rows, out, net.output(), std::ptrdiff_t(out), y,
-                                       std::ptrdiff_t(out), labels, nullptr);
-  totals.samples += rows;
-  optimizer_.apply(fused);
-}
-
-template <class T>
-bool Trainer<T>::row_parallel_pays() const {
-  // Measured on this project's 2-core machine (bench/compare.py, quiet periods): for 784-100-10
-  // MNIST the row split ran 2 threads at ~1.35x one (~1.55x with the feature pipeline for the
-  // first layer), the column split at ~1.1x; for layers of 512 units and more the column split
-  // was ahead (each thread packs and streams only its half of the weights), and on one thread
-  // the two are the same work. All give the same bits.
+StepFacts Trainer<T>::step_facts(std::size_t rows, bool row_buffers) const {
   const Network<T>& net = *net_;
-  if (!row_parallel_training() || !net.supports_row_parallel() || ThreadPool::instance().num_threads() < 2)
-    return false;
-  for (std::size_t l = 0; l < net.num_layers(); ++l)
-    if (net.spec(l).units > kMaxRowParallelUnits) return false;
-  return true;
+  StepFacts f;
+  f.threads = ThreadPool::instance().num_threads();
+  f.parts = row_parts(rows);
+  for (std::size_t l = 0; l < net.num_layers(); ++l) f.widest_layer = std::max(f.widest_layer, net.spec(l).units);
+  f.row_split_fits = row_buffers && net.supports_row_parallel();
+  f.pipeline_fits = f.row_split_fits && net.supports_feature_pipeline(f.parts);
+  f.last_step_sparse = last_step_sparse_;
+  return f;
 }
 
 template <class T>

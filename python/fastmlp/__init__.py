@@ -14,6 +14,9 @@ from . import _core
 # The kernel table is chosen once, here: FASTMLP_ISA=scalar|avx2|avx512 forces one (a path this CPU
 # lacks is a ValueError naming the available ones); otherwise the best the CPU supports.
 _core.select_isa_from_environment()
+# So is fit's training step: FASTMLP_STEP=pipeline|rows|columns forces one where it can run (an
+# unknown name is a ValueError naming the available ones); otherwise a best-first table chooses.
+_core.select_step_from_environment()
 # The thread pool starts with FASTMLP_NUM_THREADS threads, else one per CPU this process may use.
 _core.set_num_threads(_core.default_num_threads())
 

@@ -34,11 +34,20 @@ struct LayerSpec {
 // speed differs. For tests and benchmarks.
 void set_sparse_density_threshold(double density);
 double sparse_density_threshold();
+// Whether a batch whose first-layer inputs hold `nonzeros` nonzero values out of `values` takes
+// the sparse path (the one density test every kind of step applies).
+bool input_is_sparse(std::size_t nonzeros, std::size_t values);
+
+template <class T>
+struct PipelineScratch;
+template <class T>
+struct RowSplitScratch;
 
 template <class T>
 class Network {
  public:
   Network(std::size_t input_dim, std::vector<LayerSpec> layers);
+  ~Network();  // defined where the steps' scratch types are complete
 
   std::size_t input_dim() const { return input_dim_; }
   std::size_t output_dim() const { return layers_.back().spec.units; }
@@ -155,7 +164,9 @@ class Network {
   // the plain SGD update of those rows in place, see backward()), in chunks from the front;
   // then chunks from the back of other parts' rows, until every part's are taken.
   void first_layer_gradient_pipeline(std::size_t part, std::size_t parts, const T* sgd_learning_rate);
-  bool pipeline_fuses_first_layer(bool plain_sgd) const { return plain_sgd && !layers_[0].spec.kernel_regularized(); }
+  // Whether, with plain SGD, the first kernel's sparse gradient updates the kernel in place
+  // (no penalty to add to the gradient first): the one fused-SGD test every step applies.
+  bool fuses_first_kernel(bool plain_sgd) const { return plain_sgd && !layers_[0].spec.kernel_regularized(); }
   // Nonzero inputs of the last pipelined step.
   std::size_t pipeline_nonzeros(std::size_t parts) const;
   // Moves the column split for the next step: each part gets a share of the nonzeros in
@@ -233,60 +244,14 @@ class Network {
   void note_input_check(bool seen) {
     if (seen) input_non_finite_->set.store(true, std::memory_order_relaxed);
   }
-  // Row-parallel steps: per part, the per-feature lists of its share of the first layer's
-  // inputs, and the first-layer split itself (parts + 1 bounds).
-  struct FeaturePart {
-    std::vector<std::uint32_t> starts;
-    std::vector<SparseEntry<T>> entries;  // row and input value
-    // The lists of features [k0, k1) (feature k at k - k0), rows increasing, from per-row
-    // sorted column lists (row r: cols[row_starts[r] .. row_ends[r])) and their values.
-    void build(std::size_t num_rows, const std::uint32_t* row_starts, const std::uint32_t* row_ends,
-               const std::uint32_t* cols, const T* values, std::uint32_t k0, std::uint32_t k1);
-  };
-  std::vector<FeaturePart> feature_parts_;
-  std::vector<std::size_t> feature_split_;
-  // The feature pipeline: per part, every row's nonzeros among its input columns (indices
-  // relative to its first column, in fixed slots of width + 8) and their values; its features'
-  // lists (feature k, relative to the first column: its entries, row and value, in the slots
-  // [feature_starts[k] = k * rows, feature_ends[k]), rows increasing); the split of the input
-  // columns (parts + 1 bounds); per part and row, the step whose chain the part has finished
-  // (what the next part waits for).
-  // Each part writes its counters every step and the step's serial code reads the others' buffer
-  // sizes: a line of its own for each keeps those reads from waiting on another core's writes.
-  struct alignas(64) ColumnPart {
-    std::vector<std::uint32_t> starts, ends, cols;
-    std::vector<T> vals;
-    std::vector<std::uint32_t> feature_starts, feature_ends;
-    std::vector<SparseEntry<T>> feature_lists;
-    alignas(64) std::size_t nnz = 0;  // entries listed
-    std::size_t gradient_nnz = 0;     // entries of the features whose gradient it computed
-    std::size_t feature_entries(std::size_t f0, std::size_t f1) const {
-      std::size_t n = 0;
-      for (std::size_t f = f0; f < f1; ++f) n += feature_ends[f] - feature_starts[f];
-      return n;
-    }
-  };
-  // Per part, in the gradient phase: the features not yet taken (first << 32 | end, relative to
-  // its first column) and the step whose feature lists are ready (so others may take some).
-  struct alignas(64) FeatureCursor {
-    std::atomic<std::uint64_t> untaken{0};
-    std::atomic<std::uint64_t> lists_ready{0};
-  };
-  std::unique_ptr<FeatureCursor[]> feature_cursors_;
+  // The row split's scratch (network_rows.h): made by its first reserve_row_parallel.
+  std::unique_ptr<RowSplitScratch<T>> rows_;
+  // The feature pipeline's scratch (network_pipeline.h): made by its first step, so networks
+  // that never run one carry none of it.
+  std::unique_ptr<PipelineScratch<T>> pipeline_;
   // The gradient of part q's features [f0, f1) (relative to its first column); returns their
   // entries.
   std::size_t first_layer_gradient_features(std::size_t q, std::size_t f0, std::size_t f1, const T* sgd_learning_rate);
-  std::vector<ColumnPart> column_parts_;
-  std::vector<std::size_t> pipeline_split_;
-  std::vector<double> pipeline_rates_;  // per part, smoothed nonzeros per second (0: not yet known)
-  std::unique_ptr<std::atomic<std::uint64_t>[]> row_done_;
-  std::size_t row_done_stride_ = 0, row_done_size_ = 0;
-  std::uint64_t pipeline_step_ = 0;
-  std::size_t pipeline_rows_ = 0;  // the buffers above hold batches of up to this many rows
-
-  // Row-parallel steps: each row's nonzero values beside its columns in row_cols (same slots),
-  // written by the part that owns the row.
-  std::vector<T> row_vals_;
   // The full index list [0, fan_in) for small batches, with per-row starts (0) and ends.
   std::vector<std::uint32_t> all_indices_, all_starts_;
   std::vector<std::vector<std::uint32_t>> all_ends_;

@@ -14,6 +14,7 @@
 #include "fastmlp/network.h"
 #include "fastmlp/optimizer.h"
 #include "fastmlp/rng.h"
+#include "fastmlp/steps.h"
 
 namespace fastmlp {
 
@@ -33,16 +34,6 @@ struct TrainingConfig {
   bool from_logits;
   std::vector<Metric> metrics;
 };
-
-// Whether fit may split its steps by rows of the batch (on by default: it then does so with
-// several threads and narrow layers); off, always by the products' columns as in
-// Network::forward/backward. The results are bitwise the same; for tests and benchmarks.
-void set_row_parallel_training(bool on);
-bool row_parallel_training();
-// On (the default): a row-split step whose inputs look sparse splits the first layer by input
-// features instead (Network::first_layer_pipeline). Results are bitwise the same either way.
-void set_feature_pipeline_training(bool on);
-bool feature_pipeline_training();
 
 // A batch of train_batches holds a NaN or infinite input: thrown before that batch's update
 // (the earlier batches of the call are applied). fit checks its x this way, in the pass that
@@ -83,6 +74,8 @@ class Trainer {
   // One update on all of `data` as a single batch, in order.
   Totals train_on_batch(const DataView<T>& data);
   Totals evaluate(const DataView<T>& data, std::size_t batch_size);
+  // The step that ran train_batches' last batch (choose_step, after any fallback).
+  StepKind last_step() const { return last_step_; }
   // Gradients of the batch-mean loss over all of `data` into the network; returns the loss.
   double compute_gradients(const DataView<T>& data);
 
@@ -92,25 +85,53 @@ class Trainer {
   // training: dropout on (training steps); off for evaluation and compute_gradients.
   void forward_loss(const T* x, const T* y, const std::int32_t* labels, const T* weights,
                     std::size_t rows, bool gradients, Totals& totals, bool training = false);
+  // A batch's summed loss (`loss`, without penalties), the penalties once per sample, and its
+  // metrics (from the network's output) into totals: every kind of step sums the same way.
+  void add_batch(Totals& totals, double loss, double penalty, std::size_t rows, const T* y,
+                 const std::int32_t* labels) const;
   // Backward pass and optimizer step for the batch x of the last forward.
   void update(const T* x, std::size_t rows);
   void check_data(const DataView<T>& data) const;
   // Sizes the network's and the gathered batch's buffers for batches of up to `rows` rows.
   void reserve_batches(const DataView<T>& data, std::size_t rows);
   void check_labels(const std::int32_t* labels, std::size_t rows) const;
-  // One step of fit on the rows order[0 .. rows) of data, split by rows over the threads
-  // (Network::forward_rows and friends): bitwise the same as forward_loss + update.
-  // pipeline_wanted: the first layer split by input features instead (Network::first_layer_pipeline
-  // and friends), for inputs sparse enough that every part can list its nonzeros; not done
-  // when the pool cannot give every part a thread at once (the step is then split by rows).
-  void train_step_by_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows,
-                          std::size_t next_rows, Totals& totals, bool pipeline_wanted);
+  // The steps of fit, one file each under steps/: each trains on the rows order[0 .. rows) of
+  // data (next_rows: the next batch's, order[rows ..), to prefetch), bitwise as forward_loss +
+  // update on those rows gathered would. step_pipeline returns false, having changed nothing
+  // but its buffers, when it cannot run now (the pool is busy, its buffers cannot be had).
+  void step_columns(const DataView<T>& data, const std::uint32_t* order, std::size_t rows, std::size_t next_rows,
+                    Totals& totals);
+  void step_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows, std::size_t next_rows,
+                 Totals& totals);
+  bool step_pipeline(const DataView<T>& data, const std::uint32_t* order, std::size_t rows, std::size_t next_rows,
+                     Totals& totals);
+  // What the row-split steps share (steps/rows_step.cpp): the batch, its targets gathered and
+  // checked, the learning rate and the penalties before the update.
+  struct RowBatch {
+    const DataView<T>* data;
+    const std::uint32_t* order;
+    std::size_t rows, next_rows, parts;
+    const T* y;
+    const std::int32_t* labels;
+    const T* weights;
+    T lr;
+    bool plain_sgd;
+    double penalty;
+    const T* sgd() const { return plain_sgd ? &lr : nullptr; }
+  };
+  RowBatch begin_row_step(const DataView<T>& data, const std::uint32_t* order, std::size_t rows, std::size_t next_rows);
+  // Rows [r0, r1) through forward, loss and backward by part p (after the first layer when
+  // pipelined). Any split of the rows gives the same bits.
+  void rows_through(const RowBatch& b, std::size_t r0, std::size_t r1, std::size_t p, bool pipelined);
+  // Sums the batch's loss and metrics and applies the update.
+  void finish_row_step(const RowBatch& b, Totals& totals, bool fused);
+  // The facts choose_step reads for a batch of `rows` rows.
+  StepFacts step_facts(std::size_t rows, bool row_buffers) const;
   std::size_t row_parts(std::size_t rows) const;
   // Rows order[r0 .. r1) of the data into rows r0 .. r1 of the batch buffers: x, and the
   // targets, labels and weights.
   void gather_x(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1);
   void gather_targets(const DataView<T>& data, const std::uint32_t* order, std::size_t r0, std::size_t r1);
-  bool row_parallel_pays() const;
   // Throws NonFiniteInput naming the first sample of the batch order[0 .. rows) whose x is
   // not finite.
   [[noreturn]] void throw_non_finite(const DataView<T>& data, const std::uint32_t* order, std::size_t rows) const;
@@ -131,6 +152,7 @@ class Trainer {
   // Whether the last step's inputs were sparse enough for the first layer's sparse path: the
   // next step guesses the same (a wrong guess costs speed, never bits).
   bool last_step_sparse_ = false;
+  StepKind last_step_ = StepKind::columns;
   // Pipelined steps: the parts' times in the gradient phase (which set the column split,
   // Network::rebalance_pipeline).
   std::vector<double> gradient_seconds_;

@@ -1,0 +1,30 @@
+// Prefetches for the steps of fit: the next batch's rows and targets come from all over the
+// data set (from memory, not cache), and the current step's work hides their latency.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "fastmlp/trainer.h"
+
+namespace fastmlp {
+
+// Asks for the rows of the next batch early: they come from all over the data set (from
+// memory, not cache), and the current step's work hides their latency.
+template <class T>
+inline void prefetch_rows(const T* x, std::size_t cols, const std::uint32_t* order, std::size_t rows) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const char* row = reinterpret_cast<const char*>(x + std::size_t(order[r]) * cols);
+    for (std::size_t off = 0; off < cols * sizeof(T); off += 64) __builtin_prefetch(row + off, 0, 2);
+  }
+}
+
+// Asks for sample i's targets early (they too come from all over the data set).
+template <class T>
+inline void prefetch_targets(const DataView<T>& data, std::size_t out, std::size_t i) {
+  if (data.labels != nullptr) __builtin_prefetch(data.labels + i, 0, 2);
+  if (data.y != nullptr) __builtin_prefetch(data.y + i * out, 0, 2);
+  if (data.weights != nullptr) __builtin_prefetch(data.weights + i, 0, 2);
+}
+
+}  // namespace fastmlp
