@@ -28,7 +28,7 @@ struct Vec<float> {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
   static reg maskload(const float* p, mask m) { return _mm256_maskload_ps(p, m); }
-  static reg from_mask(mask m) { return _mm256_castsi256_ps(m); }
+  static reg from_mask(mask m) { return _mm256_castsi256_ps(m); }  // as a comparison result
   // Lane j holds float(j0 + j): used to build one-hot rows from class indices.
   static reg iota(std::size_t j0) {
     return _mm256_add_ps(_mm256_set1_ps(float(j0)), _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7));
@@ -50,6 +50,11 @@ struct Vec<float> {
   static reg bit_or(reg a, reg b) { return _mm256_or_ps(a, b); }
   static reg bit_xor(reg a, reg b) { return _mm256_xor_ps(a, b); }
   static reg andnot(reg a, reg b) { return _mm256_andnot_ps(a, b); }  // ~a & b
+  // On comparison results (all-ones lanes where true), as AVX-512's k masks offer them.
+  static reg keep(reg m, reg v) { return _mm256_and_ps(m, v); }     // v where m, else 0
+  static reg drop(reg m, reg v) { return _mm256_andnot_ps(m, v); }  // 0 where m, else v
+  static reg either(reg a, reg b) { return _mm256_or_ps(a, b); }    // a or b
+  static reg sqrt(reg a) { return _mm256_sqrt_ps(a); }
   static reg select(reg mask_reg, reg if_true, reg if_false) {
     return _mm256_blendv_ps(if_false, if_true, mask_reg);
   }
@@ -123,6 +128,10 @@ struct Vec<double> {
   static reg bit_or(reg a, reg b) { return _mm256_or_pd(a, b); }
   static reg bit_xor(reg a, reg b) { return _mm256_xor_pd(a, b); }
   static reg andnot(reg a, reg b) { return _mm256_andnot_pd(a, b); }
+  static reg keep(reg m, reg v) { return _mm256_and_pd(m, v); }
+  static reg drop(reg m, reg v) { return _mm256_andnot_pd(m, v); }
+  static reg either(reg a, reg b) { return _mm256_or_pd(a, b); }
+  static reg sqrt(reg a) { return _mm256_sqrt_pd(a); }
   static reg select(reg mask_reg, reg if_true, reg if_false) {
     return _mm256_blendv_pd(if_false, if_true, mask_reg);
   }

@@ -63,6 +63,8 @@ struct Vec<float> {
   static reg select(mask m, reg if_true, reg if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
   static reg keep(mask m, reg v) { return _mm512_maskz_mov_ps(m, v); }           // v where m, else 0
   static reg drop(mask m, reg v) { return _mm512_maskz_mov_ps(mask(~m), v); }    // 0 where m, else v
+  static mask either(mask a, mask b) { return mask(a | b); }                    // a or b
+  static mask from_mask(mask m) { return m; }  // a tail mask already is a comparison result
   static reg bit_and(reg a, reg b) { return _mm512_and_ps(a, b); }
   static reg bit_or(reg a, reg b) { return _mm512_or_ps(a, b); }
   static reg bit_xor(reg a, reg b) { return _mm512_xor_ps(a, b); }
@@ -138,6 +140,8 @@ struct Vec<double> {
   static reg select(mask m, reg if_true, reg if_false) { return _mm512_mask_blend_pd(m, if_false, if_true); }
   static reg keep(mask m, reg v) { return _mm512_maskz_mov_pd(m, v); }
   static reg drop(mask m, reg v) { return _mm512_maskz_mov_pd(mask(~m), v); }
+  static mask either(mask a, mask b) { return mask(a | b); }
+  static mask from_mask(mask m) { return m; }
   static reg bit_and(reg a, reg b) { return _mm512_and_pd(a, b); }
   static reg bit_or(reg a, reg b) { return _mm512_or_pd(a, b); }
   static reg bit_xor(reg a, reg b) { return _mm512_xor_pd(a, b); }
