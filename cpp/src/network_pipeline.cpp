@@ -53,7 +53,7 @@ void wait_for(const std::atomic<std::uint64_t>& flag, std::uint64_t value) {
 
 template <class T>
 bool Network<T>::supports_feature_pipeline(std::size_t parts) const {
-  return parts >= 2 && parts <= kMaxRowParts && input_dim_ >= parts * kColumnAlign && supports_row_parallel();
+  return parts >= 2 && parts <= kMaxRowParts && input_dim_ >= parts * kColumnAlign && RowSplit<T>::supports(*this);
 }
 
 template <class T>

@@ -10,6 +10,7 @@
 
 #include "fastmlp/kernels.h"
 #include "fastmlp/network.h"
+#include "network_rows.h"
 
 namespace fastmlp {
 

@@ -41,7 +41,7 @@ bool input_is_sparse(std::size_t nonzeros, std::size_t values);
 template <class T>
 struct PipelineScratch;
 template <class T>
-struct RowSplitScratch;
+class RowSplit;
 
 template <class T>
 class Network {
@@ -94,43 +94,6 @@ class Network {
   // gradient); returns true when it did, so the optimizer skips that array.
   bool backward(const T* x, std::size_t rows, const T* sgd_learning_rate = nullptr);
 
-  // A training step split by rows of the batch (network_rows.cpp), for `parts` threads: each
-  // part first runs forward_rows and backward_rows on its own rows [r0, r1) (no barrier in
-  // between: rows do not interact before the weight gradients), then, once every row is done,
-  // weight_gradients on its share of the weights. Each value goes through the same operations
-  // in the same order as in forward() and backward(), so the results are bitwise theirs for
-  // every split: the thread count cannot change them. Two barriers per step instead of one per
-  // layer and phase. Not for layers with dropout (their masks are drawn in one sequence).
-  static constexpr std::size_t kMaxRowParts = 64;
-  bool supports_row_parallel() const;
-  // Sizes the buffers for batches of up to `rows` rows in up to `parts` parts (grows only;
-  // when it throws, every buffer is left valid). After it, prepare_row_parallel for such
-  // batches allocates nothing.
-  void reserve_row_parallel(std::size_t rows, std::size_t parts);
-  // Readies the buffers for a batch of `rows` rows in `parts` parts (call before the parts run).
-  void prepare_row_parallel(std::size_t rows, std::size_t parts);
-  // x: the whole batch (rows x input_dim); fills the activations of rows [r0, r1).
-  void forward_rows(const T* x, std::size_t r0, std::size_t r1, std::size_t part);
-  // The activation backward of the last layer for rows [r0, r1) (see output_activation_backward).
-  void output_activation_backward_rows(std::size_t r0, std::size_t r1);
-  // dL/dz of every hidden layer for rows [r0, r1), from the output delta of those rows.
-  void backward_rows(std::size_t r0, std::size_t r1, std::size_t part);
-  // Whether the first layer's weight gradient takes the sparse path (and so, with plain SGD,
-  // fuses the update): decided on the whole batch, as backward() does.
-  bool first_layer_sparse(std::size_t rows) const;
-  // Part `part` of the kernel and bias gradients (with regularization) of every layer, after
-  // every row's backward_rows. With `sgd_learning_rate` and fuses_first_layer(...) true, the
-  // first kernel is updated in place instead (see backward()).
-  // skip_first_kernel: the first kernel's gradient is done elsewhere (the feature pipeline);
-  // x is then not read and may be null.
-  void weight_gradients(const T* x, std::size_t rows, std::size_t part, std::size_t parts,
-                        const T* sgd_learning_rate, bool skip_first_kernel = false);
-  bool fuses_first_layer(std::size_t rows, bool plain_sgd) const;
-  // Moves the first layer's feature split so that each part gets a similar number of nonzero
-  // inputs next time (any split gives the same results; only the balance changes).
-  // Call after the parts' weight_gradients of a step over `rows` rows.
-  void rebalance_features(std::size_t rows, std::size_t parts);
-
   // A training step split by input features of the first layer (network_pipeline.cpp), for
   // `parts` threads, in three phases:
   //   1. first_layer_pipeline: part p lists the nonzeros of input columns [k0, k1) of every row
@@ -158,8 +121,6 @@ class Network {
   // Waits until the last part has finished the first layer's chains of rows [0, r1): rows are
   // done in order, so phase 2 of those rows can start inside the same parallel run.
   void wait_first_layer_rows(std::size_t r1, std::size_t parts) const;
-  // The first layer's bias and activation and every later layer for rows [r0, r1).
-  void forward_rows_after_first(std::size_t r0, std::size_t r1, std::size_t part);
   // The first kernel's gradient rows [k0, k1) (or, with `sgd_learning_rate` and no penalty,
   // the plain SGD update of those rows in place, see backward()), in chunks from the front;
   // then chunks from the back of other parts' rows, until every part's are taken.
@@ -184,6 +145,11 @@ class Network {
   void check_finite(const T* x, std::size_t rows) const;
 
  private:
+  // The row split (network_rows.h) runs forward() and backward() by rows on the same buffers;
+  // it is used only while no other call runs on the network (a training step), so nothing here
+  // changes under another call.
+  friend class RowSplit<T>;
+
   struct Layer {
     LayerSpec spec;
     AlignedBuffer<T> kernel, bias, kernel_grad, bias_grad;
@@ -217,15 +183,6 @@ class Network {
   template <class F>
   void for_blocks(std::size_t rows, std::size_t cols, Activation act, F&& fn);
   T* pack_buffer(std::size_t task);
-  // Nonzero lists of rows [r0, r1) of x (the per-row half of index_sparse_input); returns
-  // how many entries.
-  std::size_t index_rows(const T* x, std::size_t r0, std::size_t r1);
-  // C[r0:r1) = A[r0:r1) @ B for one layer: gemm, or for a few rows the sparse kernel with every
-  // index listed (bitwise gemm's), with the scratch of `part`.
-  void rows_product(std::size_t rows, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t a_row,
-                    std::ptrdiff_t a_col, const T* b, std::ptrdiff_t b_row, std::ptrdiff_t b_col, T* c,
-                    std::size_t layer, std::size_t part);
-
   std::size_t input_dim_;
   std::vector<Layer> layers_;
   std::size_t capacity_ = 0;
@@ -244,8 +201,6 @@ class Network {
   void note_input_check(bool seen) {
     if (seen) input_non_finite_->set.store(true, std::memory_order_relaxed);
   }
-  // The row split's scratch (network_rows.h): made by its first reserve_row_parallel.
-  std::unique_ptr<RowSplitScratch<T>> rows_;
   // The feature pipeline's scratch (network_pipeline.h): made by its first step, so networks
   // that never run one carry none of it.
   std::unique_ptr<PipelineScratch<T>> pipeline_;

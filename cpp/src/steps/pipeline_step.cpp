@@ -10,6 +10,7 @@
 #include "fastmlp/sizes.h"
 #include "fastmlp/thread_pool.h"
 #include "fastmlp/trainer.h"
+#include "../network_rows.h"
 #include "../spin_pause.h"
 
 namespace fastmlp {
@@ -32,7 +33,9 @@ bool Trainer<T>::step_pipeline(const DataView<T>& data, const std::uint32_t* ord
   ThreadPool& pool = ThreadPool::instance();
   // The pipeline's buffers come with its first step: when they cannot be had, the table's next
   // step runs this one (the same bits).
+  RowSplit<T>* split = nullptr;
   try {
+    split = &row_split();
     net.prepare_feature_pipeline(rows, parts);
   } catch (const SizeError&) {
     return false;
@@ -66,7 +69,7 @@ bool Trainer<T>::step_pipeline(const DataView<T>& data, const std::uint32_t* ord
     if (net.input_non_finite()) return;
     const auto start = std::chrono::steady_clock::now();
     net.first_layer_gradient_pipeline(p, parts, sgd);
-    net.weight_gradients(nullptr, rows, p, parts, sgd, true);
+    split->weight_gradients(nullptr, rows, p, parts, sgd, true);
     gradient_seconds_[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   });
   if (!ran) return false;
