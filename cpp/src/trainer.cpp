@@ -14,6 +14,7 @@
 #include "fastmlp/finite_check.h"
 #include "fastmlp/sizes.h"
 #include "fastmlp/thread_pool.h"
+#include "network_pipeline.h"
 #include "network_rows.h"
 
 namespace fastmlp {
@@ -35,6 +36,15 @@ RowSplit<T>& Trainer<T>::row_split() {
     if (!row_split_) throw AllocationError("cannot allocate the row split's state");
   }
   return *row_split_;
+}
+
+template <class T>
+FeaturePipeline<T>& Trainer<T>::feature_pipeline() {
+  if (!feature_pipeline_) {
+    feature_pipeline_.reset(new (std::nothrow) FeaturePipeline<T>(*net_));
+    if (!feature_pipeline_) throw AllocationError("cannot allocate the feature pipeline's state");
+  }
+  return *feature_pipeline_;
 }
 
 template <class T>
@@ -241,7 +251,7 @@ StepFacts Trainer<T>::step_facts(std::size_t rows, bool row_buffers) const {
   f.parts = row_parts(rows);
   for (std::size_t l = 0; l < net.num_layers(); ++l) f.widest_layer = std::max(f.widest_layer, net.spec(l).units);
   f.row_split_fits = row_buffers && RowSplit<T>::supports(net);
-  f.pipeline_fits = f.row_split_fits && net.supports_feature_pipeline(f.parts);
+  f.pipeline_fits = f.row_split_fits && FeaturePipeline<T>::supports(net, f.parts);
   f.last_step_sparse = last_step_sparse_;
   return f;
 }

@@ -39,15 +39,14 @@ double sparse_density_threshold();
 bool input_is_sparse(std::size_t nonzeros, std::size_t values);
 
 template <class T>
-struct PipelineScratch;
-template <class T>
 class RowSplit;
+template <class T>
+class FeaturePipeline;
 
 template <class T>
 class Network {
  public:
   Network(std::size_t input_dim, std::vector<LayerSpec> layers);
-  ~Network();  // defined where the steps' scratch types are complete
 
   std::size_t input_dim() const { return input_dim_; }
   std::size_t output_dim() const { return layers_.back().spec.units; }
@@ -78,7 +77,7 @@ class Network {
   // activation and pre-activation. With `dropout_rng` (training), layers with dropout draw their
   // masks from it, in a fixed order (the same for every thread count).
   void forward(const T* x, std::size_t rows, Rng* dropout_rng = nullptr);
-  // Whether an input of the last batch (forward, the row-parallel or the pipelined step) was
+  // Whether an input of the last batch (forward, the row split or the feature pipeline) was
   // NaN or infinite: seen while listing the nonzeros, which reads every input of the batch.
   bool input_non_finite() const { return input_non_finite_->set.load(std::memory_order_relaxed); }
   const T* output() const { return layers_.back().a; }
@@ -94,48 +93,9 @@ class Network {
   // gradient); returns true when it did, so the optimizer skips that array.
   bool backward(const T* x, std::size_t rows, const T* sgd_learning_rate = nullptr);
 
-  // A training step split by input features of the first layer (network_pipeline.cpp), for
-  // `parts` threads, in three phases:
-  //   1. first_layer_pipeline: part p lists the nonzeros of input columns [k0, k1) of every row
-  //      and continues each row's first-layer chain over them, once part p - 1 has done its
-  //      columns of that row (a pipeline over the rows);
-  //   2. forward_rows_after_first, then the loss and backward_rows, for rows [r0, r1), as soon
-  //      as the last part has finished them (wait_first_layer_rows; no barrier before it);
-  //   3. once every part is past phase 2 (a barrier in the same parallel run),
-  //      first_layer_gradient_pipeline on features [k0, k1) (then, when done, chunks of the
-  //      features of parts that are behind), then weight_gradients for the rest.
-  // Each part touches only its own rows of the first kernel (but for those chunks). Every
-  // value is still one chain over the inputs in order, so the results are bitwise those of
-  // forward() and backward() for every split. Needs sparse-friendly inputs to pay (the lists
-  // hold every nonzero) and no dropout.
-  bool supports_feature_pipeline(std::size_t parts) const;
-  // Sizes its buffers on the first call for a batch size. Throws SizeError or AllocationError
-  // when they cannot be had, leaving the network able to run every other kind of step (and this
-  // one, once a later call succeeds).
-  void prepare_feature_pipeline(std::size_t rows, std::size_t parts);
-  // The batch's row r is x + order[r] * input_dim (x + r * input_dim when order is null): the
-  // rows are read where they are, not gathered first, and the part reads only its columns.
-  // next_order: the next batch's next_rows rows, whose columns the part prefetches meanwhile.
-  void first_layer_pipeline(const T* x, const std::uint32_t* order, std::size_t rows, std::size_t part,
-                            const std::uint32_t* next_order, std::size_t next_rows);
-  // Waits until the last part has finished the first layer's chains of rows [0, r1): rows are
-  // done in order, so phase 2 of those rows can start inside the same parallel run.
-  void wait_first_layer_rows(std::size_t r1, std::size_t parts) const;
-  // The first kernel's gradient rows [k0, k1) (or, with `sgd_learning_rate` and no penalty,
-  // the plain SGD update of those rows in place, see backward()), in chunks from the front;
-  // then chunks from the back of other parts' rows, until every part's are taken.
-  void first_layer_gradient_pipeline(std::size_t part, std::size_t parts, const T* sgd_learning_rate);
   // Whether, with plain SGD, the first kernel's sparse gradient updates the kernel in place
   // (no penalty to add to the gradient first): the one fused-SGD test every step applies.
   bool fuses_first_kernel(bool plain_sgd) const { return plain_sgd && !layers_[0].spec.kernel_regularized(); }
-  // Nonzero inputs of the last pipelined step.
-  std::size_t pipeline_nonzeros(std::size_t parts) const;
-  // Moves the column split for the next step: each part gets a share of the nonzeros in
-  // proportion to the rate at which it got through its gradient phase (nonzeros per second,
-  // smoothed over steps), so that the parts finish that phase together even when their cores
-  // run at different speeds. gradient_seconds: each part's time in that phase of this step.
-  void rebalance_pipeline(std::size_t parts, const double* gradient_seconds);
-
   // The weight penalties of every layer (the regularization loss Keras adds to the loss).
   double regularization_penalty() const;
 
@@ -145,10 +105,12 @@ class Network {
   void check_finite(const T* x, std::size_t rows) const;
 
  private:
-  // The row split (network_rows.h) runs forward() and backward() by rows on the same buffers;
-  // it is used only while no other call runs on the network (a training step), so nothing here
-  // changes under another call.
+  // The training steps that split the work otherwise than forward() and backward() do (the row
+  // split, network_rows.h; the feature pipeline, network_pipeline.h) run on these same buffers.
+  // They run only inside a training step, while no other call runs on the network, and leave
+  // the buffers as forward() and backward() would (bitwise): the invariants above hold after.
   friend class RowSplit<T>;
+  friend class FeaturePipeline<T>;
 
   struct Layer {
     LayerSpec spec;
@@ -201,12 +163,6 @@ class Network {
   void note_input_check(bool seen) {
     if (seen) input_non_finite_->set.store(true, std::memory_order_relaxed);
   }
-  // The feature pipeline's scratch (network_pipeline.h): made by its first step, so networks
-  // that never run one carry none of it.
-  std::unique_ptr<PipelineScratch<T>> pipeline_;
-  // The gradient of part q's features [f0, f1) (relative to its first column); returns their
-  // entries.
-  std::size_t first_layer_gradient_features(std::size_t q, std::size_t f0, std::size_t f1, const T* sgd_learning_rate);
   // The full index list [0, fan_in) for small batches, with per-row starts (0) and ends.
   std::vector<std::uint32_t> all_indices_, all_starts_;
   std::vector<std::vector<std::uint32_t>> all_ends_;
