@@ -14,8 +14,8 @@
 #include "fastmlp/finite_check.h"
 #include "fastmlp/sizes.h"
 #include "fastmlp/thread_pool.h"
-#include "network_pipeline.h"
-#include "network_rows.h"
+#include "steps/feature_pipeline.h"
+#include "steps/row_split.h"
 
 namespace fastmlp {
 

@@ -105,10 +105,11 @@ class Network {
   void check_finite(const T* x, std::size_t rows) const;
 
  private:
-  // The training steps that split the work otherwise than forward() and backward() do (the row
-  // split, network_rows.h; the feature pipeline, network_pipeline.h) run on these same buffers.
-  // They run only inside a training step, while no other call runs on the network, and leave
-  // the buffers as forward() and backward() would (bitwise): the invariants above hold after.
+  // The training steps that split the work otherwise than forward() and backward() do (the
+  // row split, steps/row_split.h; the feature pipeline, steps/feature_pipeline.h) run on these
+  // same buffers. They run only inside a training step, while no other call runs on the
+  // network, and leave the buffers as forward() and backward() would (bitwise): the invariants
+  // above hold after them.
   friend class RowSplit<T>;
   friend class FeaturePipeline<T>;
 

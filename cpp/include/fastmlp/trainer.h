@@ -161,8 +161,8 @@ class Trainer {
   // Pipelined steps: the parts' times in the gradient phase (which set the column split,
   // FeaturePipeline::rebalance_pipeline).
   std::vector<double> gradient_seconds_;
-  // The row split (network_rows.h) and the feature pipeline (network_pipeline.h), made by
-  // row_split() and feature_pipeline().
+  // The row split (steps/row_split.h) and the feature pipeline (steps/feature_pipeline.h),
+  // made by row_split() and feature_pipeline().
   std::unique_ptr<RowSplit<T>> row_split_;
   std::unique_ptr<FeaturePipeline<T>> feature_pipeline_;
 };

@@ -1,4 +1,4 @@
-// The feature pipeline (FeaturePipeline, network_pipeline.cpp): the
+// The feature pipeline (FeaturePipeline, feature_pipeline.cpp): the
 // first layer split by input features, each part continuing every row's chain over its columns
 // after the part before it; then the rows through the rest of the network in small chunks, as
 // they become ready; then, after one barrier, each part's weight gradients. For sparse inputs
@@ -10,8 +10,8 @@
 #include "fastmlp/sizes.h"
 #include "fastmlp/thread_pool.h"
 #include "fastmlp/trainer.h"
-#include "../network_pipeline.h"
-#include "../network_rows.h"
+#include "feature_pipeline.h"
+#include "row_split.h"
 #include "../spin_pause.h"
 
 namespace fastmlp {

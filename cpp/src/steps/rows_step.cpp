@@ -1,4 +1,4 @@
-// The row split (RowSplit, network_rows.cpp): each part takes its rows
+// The row split (RowSplit, row_split.cpp): each part takes its rows
 // of the batch through the whole forward and backward pass, then, once every row is done,
 // computes its share of the weight gradients. Two barriers per step instead of one per layer
 // and phase; not for dropout (its masks are drawn in one sequence).
@@ -7,7 +7,7 @@
 #include "fastmlp/dispatch.h"
 #include "fastmlp/thread_pool.h"
 #include "fastmlp/trainer.h"
-#include "../network_rows.h"
+#include "row_split.h"
 #include "prefetch.h"
 
 namespace fastmlp {

@@ -1,4 +1,4 @@
-// The feature pipeline (network_pipeline.cpp, the step in steps/pipeline_step.cpp): its scratch,
+// The feature pipeline (feature_pipeline.cpp, the step in steps/pipeline_step.cpp): its scratch,
 // and the class that runs its phases on a Network.
 #pragma once
 
@@ -10,7 +10,7 @@
 
 #include "fastmlp/kernels.h"
 #include "fastmlp/network.h"
-#include "network_rows.h"
+#include "row_split.h"
 
 namespace fastmlp {
 

@@ -1,6 +1,6 @@
-// A training step split by input features of the first layer (see network_pipeline.h).
+// A training step split by input features of the first layer (see feature_pipeline.h).
 //
-// Why: in a step split by rows (network_rows.cpp) every thread reads, in its forward pass, the
+// Why: in a step split by rows (row_split.cpp) every thread reads, in its forward pass, the
 // first-kernel rows of all the features its images use, and the thread that owns a feature
 // then writes that row in the update: each step moves thousands of cache lines between the
 // cores, and on narrow networks that traffic, not arithmetic, bounds the step.
@@ -23,9 +23,9 @@
 #include "fastmlp/dispatch.h"
 #include "fastmlp/network.h"
 #include "fastmlp/sizes.h"
-#include "network_pipeline.h"
+#include "feature_pipeline.h"
 
-#include "spin_pause.h"
+#include "../spin_pause.h"
 
 namespace fastmlp {
 

@@ -1,4 +1,4 @@
-// The row split (network_rows.cpp, the step in steps/rows_step.cpp): its scratch, and the class
+// The row split (row_split.cpp, the step in steps/rows_step.cpp): its scratch, and the class
 // that runs its phases on a Network.
 #pragma once
 

@@ -14,8 +14,8 @@
 #include "fastmlp/dispatch.h"
 #include "fastmlp/network.h"
 #include "fastmlp/sizes.h"
-#include "network_limits.h"
-#include "network_rows.h"
+#include "../network_limits.h"
+#include "row_split.h"
 
 namespace fastmlp {
 
