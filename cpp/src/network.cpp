@@ -11,8 +11,6 @@
 #include "fastmlp/sizes.h"
 #include "fastmlp/thread_pool.h"
 #include "network_limits.h"
-#include "network_pipeline.h"
-#include "network_rows.h"
 
 namespace fastmlp {
 
@@ -116,9 +114,6 @@ Network<T>::Network(std::size_t input_dim, std::vector<LayerSpec> specs) : input
   all_ends_.resize(specs.size());
   for (std::size_t l = 0; l < specs.size(); ++l) all_ends_[l].assign(kSmallBatch, std::uint32_t(fan_in(l)));
 }
-
-template <class T>
-Network<T>::~Network() = default;
 
 template <class T>
 std::size_t Network<T>::max_batch_rows() const {

@@ -1,4 +1,4 @@
-// Sizes shared by the two ways a network runs a training step (network.cpp, network_rows.cpp).
+// Sizes shared by the two ways a network runs a training step (network.cpp, steps/row_split.cpp).
 // Only speed depends on them: every kernel choice gives the same bits.
 #pragma once
 

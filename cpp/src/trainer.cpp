@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -13,6 +14,8 @@
 #include "fastmlp/finite_check.h"
 #include "fastmlp/sizes.h"
 #include "fastmlp/thread_pool.h"
+#include "steps/feature_pipeline.h"
+#include "steps/row_split.h"
 
 namespace fastmlp {
 
@@ -22,6 +25,27 @@ namespace {
 // a batch: waking a worker costs about a microsecond.
 constexpr std::size_t kMinRowPartWork = 1 << 16;
 }  // namespace
+
+template <class T>
+Trainer<T>::~Trainer() = default;
+
+template <class T>
+RowSplit<T>& Trainer<T>::row_split() {
+  if (!row_split_) {
+    row_split_.reset(new (std::nothrow) RowSplit<T>(*net_));
+    if (!row_split_) throw AllocationError("cannot allocate the row split's state");
+  }
+  return *row_split_;
+}
+
+template <class T>
+FeaturePipeline<T>& Trainer<T>::feature_pipeline() {
+  if (!feature_pipeline_) {
+    feature_pipeline_.reset(new (std::nothrow) FeaturePipeline<T>(*net_));
+    if (!feature_pipeline_) throw AllocationError("cannot allocate the feature pipeline's state");
+  }
+  return *feature_pipeline_;
+}
 
 template <class T>
 Trainer<T>::Trainer(std::shared_ptr<Network<T>> net, TrainingConfig config,
@@ -90,7 +114,7 @@ void Trainer<T>::reserve_batches(const DataView<T>& data, std::size_t rows) {
     if (data.weights != nullptr) batch_w_.reserve_at_least(rows);
     row_loss_.reserve_at_least(rows);
     reserve_checked(batch_labels_, rows);
-    reserve_checked(gradient_seconds_, Network<T>::kMaxRowParts);
+    reserve_checked(gradient_seconds_, kMaxRowParts);
   });
 }
 
@@ -167,10 +191,10 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
   batch_labels_.resize(batch_size);
   // The row split's own buffers, when a row-split step may be chosen: when they cannot be had,
   // the table runs the column split instead (the same bits, see network.h).
-  bool row_buffers = net.supports_row_parallel();
+  bool row_buffers = RowSplit<T>::supports(net);
   if (row_buffers && choose_step(step_facts(batch_size, true)) != StepKind::columns) {
     try {
-      net.reserve_row_parallel(batch_size, row_parts(batch_size));
+      row_split().reserve(batch_size, row_parts(batch_size));
     } catch (const SizeError&) {
       row_buffers = false;
     } catch (const AllocationError&) {
@@ -226,8 +250,8 @@ StepFacts Trainer<T>::step_facts(std::size_t rows, bool row_buffers) const {
   f.threads = ThreadPool::instance().num_threads();
   f.parts = row_parts(rows);
   for (std::size_t l = 0; l < net.num_layers(); ++l) f.widest_layer = std::max(f.widest_layer, net.spec(l).units);
-  f.row_split_fits = row_buffers && net.supports_row_parallel();
-  f.pipeline_fits = f.row_split_fits && net.supports_feature_pipeline(f.parts);
+  f.row_split_fits = row_buffers && RowSplit<T>::supports(net);
+  f.pipeline_fits = f.row_split_fits && FeaturePipeline<T>::supports(net, f.parts);
   f.last_step_sparse = last_step_sparse_;
   return f;
 }
@@ -238,7 +262,7 @@ std::size_t Trainer<T>::row_parts(std::size_t rows) const {
   const Network<T>& net = *net_;
   std::size_t macs = 0;
   for (std::size_t l = 0; l < net.num_layers(); ++l) macs += net.fan_in(l) * net.spec(l).units;
-  const std::size_t threads = std::min<std::size_t>(ThreadPool::instance().num_threads(), Network<T>::kMaxRowParts);
+  const std::size_t threads = std::min<std::size_t>(ThreadPool::instance().num_threads(), kMaxRowParts);
   return std::max<std::size_t>(1, std::min({threads, rows, rows * macs / kMinRowPartWork}));
 }
 

@@ -39,15 +39,14 @@ double sparse_density_threshold();
 bool input_is_sparse(std::size_t nonzeros, std::size_t values);
 
 template <class T>
-struct PipelineScratch;
+class RowSplit;
 template <class T>
-struct RowSplitScratch;
+class FeaturePipeline;
 
 template <class T>
 class Network {
  public:
   Network(std::size_t input_dim, std::vector<LayerSpec> layers);
-  ~Network();  // defined where the steps' scratch types are complete
 
   std::size_t input_dim() const { return input_dim_; }
   std::size_t output_dim() const { return layers_.back().spec.units; }
@@ -78,7 +77,7 @@ class Network {
   // activation and pre-activation. With `dropout_rng` (training), layers with dropout draw their
   // masks from it, in a fixed order (the same for every thread count).
   void forward(const T* x, std::size_t rows, Rng* dropout_rng = nullptr);
-  // Whether an input of the last batch (forward, the row-parallel or the pipelined step) was
+  // Whether an input of the last batch (forward, the row split or the feature pipeline) was
   // NaN or infinite: seen while listing the nonzeros, which reads every input of the batch.
   bool input_non_finite() const { return input_non_finite_->set.load(std::memory_order_relaxed); }
   const T* output() const { return layers_.back().a; }
@@ -94,87 +93,9 @@ class Network {
   // gradient); returns true when it did, so the optimizer skips that array.
   bool backward(const T* x, std::size_t rows, const T* sgd_learning_rate = nullptr);
 
-  // A training step split by rows of the batch (network_rows.cpp), for `parts` threads: each
-  // part first runs forward_rows and backward_rows on its own rows [r0, r1) (no barrier in
-  // between: rows do not interact before the weight gradients), then, once every row is done,
-  // weight_gradients on its share of the weights. Each value goes through the same operations
-  // in the same order as in forward() and backward(), so the results are bitwise theirs for
-  // every split: the thread count cannot change them. Two barriers per step instead of one per
-  // layer and phase. Not for layers with dropout (their masks are drawn in one sequence).
-  static constexpr std::size_t kMaxRowParts = 64;
-  bool supports_row_parallel() const;
-  // Sizes the buffers for batches of up to `rows` rows in up to `parts` parts (grows only;
-  // when it throws, every buffer is left valid). After it, prepare_row_parallel for such
-  // batches allocates nothing.
-  void reserve_row_parallel(std::size_t rows, std::size_t parts);
-  // Readies the buffers for a batch of `rows` rows in `parts` parts (call before the parts run).
-  void prepare_row_parallel(std::size_t rows, std::size_t parts);
-  // x: the whole batch (rows x input_dim); fills the activations of rows [r0, r1).
-  void forward_rows(const T* x, std::size_t r0, std::size_t r1, std::size_t part);
-  // The activation backward of the last layer for rows [r0, r1) (see output_activation_backward).
-  void output_activation_backward_rows(std::size_t r0, std::size_t r1);
-  // dL/dz of every hidden layer for rows [r0, r1), from the output delta of those rows.
-  void backward_rows(std::size_t r0, std::size_t r1, std::size_t part);
-  // Whether the first layer's weight gradient takes the sparse path (and so, with plain SGD,
-  // fuses the update): decided on the whole batch, as backward() does.
-  bool first_layer_sparse(std::size_t rows) const;
-  // Part `part` of the kernel and bias gradients (with regularization) of every layer, after
-  // every row's backward_rows. With `sgd_learning_rate` and fuses_first_layer(...) true, the
-  // first kernel is updated in place instead (see backward()).
-  // skip_first_kernel: the first kernel's gradient is done elsewhere (the feature pipeline);
-  // x is then not read and may be null.
-  void weight_gradients(const T* x, std::size_t rows, std::size_t part, std::size_t parts,
-                        const T* sgd_learning_rate, bool skip_first_kernel = false);
-  bool fuses_first_layer(std::size_t rows, bool plain_sgd) const;
-  // Moves the first layer's feature split so that each part gets a similar number of nonzero
-  // inputs next time (any split gives the same results; only the balance changes).
-  // Call after the parts' weight_gradients of a step over `rows` rows.
-  void rebalance_features(std::size_t rows, std::size_t parts);
-
-  // A training step split by input features of the first layer (network_pipeline.cpp), for
-  // `parts` threads, in three phases:
-  //   1. first_layer_pipeline: part p lists the nonzeros of input columns [k0, k1) of every row
-  //      and continues each row's first-layer chain over them, once part p - 1 has done its
-  //      columns of that row (a pipeline over the rows);
-  //   2. forward_rows_after_first, then the loss and backward_rows, for rows [r0, r1), as soon
-  //      as the last part has finished them (wait_first_layer_rows; no barrier before it);
-  //   3. once every part is past phase 2 (a barrier in the same parallel run),
-  //      first_layer_gradient_pipeline on features [k0, k1) (then, when done, chunks of the
-  //      features of parts that are behind), then weight_gradients for the rest.
-  // Each part touches only its own rows of the first kernel (but for those chunks). Every
-  // value is still one chain over the inputs in order, so the results are bitwise those of
-  // forward() and backward() for every split. Needs sparse-friendly inputs to pay (the lists
-  // hold every nonzero) and no dropout.
-  bool supports_feature_pipeline(std::size_t parts) const;
-  // Sizes its buffers on the first call for a batch size. Throws SizeError or AllocationError
-  // when they cannot be had, leaving the network able to run every other kind of step (and this
-  // one, once a later call succeeds).
-  void prepare_feature_pipeline(std::size_t rows, std::size_t parts);
-  // The batch's row r is x + order[r] * input_dim (x + r * input_dim when order is null): the
-  // rows are read where they are, not gathered first, and the part reads only its columns.
-  // next_order: the next batch's next_rows rows, whose columns the part prefetches meanwhile.
-  void first_layer_pipeline(const T* x, const std::uint32_t* order, std::size_t rows, std::size_t part,
-                            const std::uint32_t* next_order, std::size_t next_rows);
-  // Waits until the last part has finished the first layer's chains of rows [0, r1): rows are
-  // done in order, so phase 2 of those rows can start inside the same parallel run.
-  void wait_first_layer_rows(std::size_t r1, std::size_t parts) const;
-  // The first layer's bias and activation and every later layer for rows [r0, r1).
-  void forward_rows_after_first(std::size_t r0, std::size_t r1, std::size_t part);
-  // The first kernel's gradient rows [k0, k1) (or, with `sgd_learning_rate` and no penalty,
-  // the plain SGD update of those rows in place, see backward()), in chunks from the front;
-  // then chunks from the back of other parts' rows, until every part's are taken.
-  void first_layer_gradient_pipeline(std::size_t part, std::size_t parts, const T* sgd_learning_rate);
   // Whether, with plain SGD, the first kernel's sparse gradient updates the kernel in place
   // (no penalty to add to the gradient first): the one fused-SGD test every step applies.
   bool fuses_first_kernel(bool plain_sgd) const { return plain_sgd && !layers_[0].spec.kernel_regularized(); }
-  // Nonzero inputs of the last pipelined step.
-  std::size_t pipeline_nonzeros(std::size_t parts) const;
-  // Moves the column split for the next step: each part gets a share of the nonzeros in
-  // proportion to the rate at which it got through its gradient phase (nonzeros per second,
-  // smoothed over steps), so that the parts finish that phase together even when their cores
-  // run at different speeds. gradient_seconds: each part's time in that phase of this step.
-  void rebalance_pipeline(std::size_t parts, const double* gradient_seconds);
-
   // The weight penalties of every layer (the regularization loss Keras adds to the loss).
   double regularization_penalty() const;
 
@@ -184,6 +105,14 @@ class Network {
   void check_finite(const T* x, std::size_t rows) const;
 
  private:
+  // The training steps that split the work otherwise than forward() and backward() do (the
+  // row split, steps/row_split.h; the feature pipeline, steps/feature_pipeline.h) run on these
+  // same buffers. They run only inside a training step, while no other call runs on the
+  // network, and leave the buffers as forward() and backward() would (bitwise): the invariants
+  // above hold after them.
+  friend class RowSplit<T>;
+  friend class FeaturePipeline<T>;
+
   struct Layer {
     LayerSpec spec;
     AlignedBuffer<T> kernel, bias, kernel_grad, bias_grad;
@@ -217,15 +146,6 @@ class Network {
   template <class F>
   void for_blocks(std::size_t rows, std::size_t cols, Activation act, F&& fn);
   T* pack_buffer(std::size_t task);
-  // Nonzero lists of rows [r0, r1) of x (the per-row half of index_sparse_input); returns
-  // how many entries.
-  std::size_t index_rows(const T* x, std::size_t r0, std::size_t r1);
-  // C[r0:r1) = A[r0:r1) @ B for one layer: gemm, or for a few rows the sparse kernel with every
-  // index listed (bitwise gemm's), with the scratch of `part`.
-  void rows_product(std::size_t rows, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t a_row,
-                    std::ptrdiff_t a_col, const T* b, std::ptrdiff_t b_row, std::ptrdiff_t b_col, T* c,
-                    std::size_t layer, std::size_t part);
-
   std::size_t input_dim_;
   std::vector<Layer> layers_;
   std::size_t capacity_ = 0;
@@ -244,14 +164,6 @@ class Network {
   void note_input_check(bool seen) {
     if (seen) input_non_finite_->set.store(true, std::memory_order_relaxed);
   }
-  // The row split's scratch (network_rows.h): made by its first reserve_row_parallel.
-  std::unique_ptr<RowSplitScratch<T>> rows_;
-  // The feature pipeline's scratch (network_pipeline.h): made by its first step, so networks
-  // that never run one carry none of it.
-  std::unique_ptr<PipelineScratch<T>> pipeline_;
-  // The gradient of part q's features [f0, f1) (relative to its first column); returns their
-  // entries.
-  std::size_t first_layer_gradient_features(std::size_t q, std::size_t f0, std::size_t f1, const T* sgd_learning_rate);
   // The full index list [0, fan_in) for small batches, with per-row starts (0) and ends.
   std::vector<std::uint32_t> all_indices_, all_starts_;
   std::vector<std::vector<std::uint32_t>> all_ends_;

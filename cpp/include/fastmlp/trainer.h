@@ -55,6 +55,7 @@ class Trainer {
  public:
   Trainer(std::shared_ptr<Network<T>> net, TrainingConfig config, OptimizerConfig optimizer,
           std::uint64_t seed);
+  ~Trainer();  // defined where the steps' types are complete
 
   Network<T>& network() { return *net_; }
   Rng& rng() { return rng_; }
@@ -119,6 +120,10 @@ class Trainer {
     double penalty;
     const T* sgd() const { return plain_sgd ? &lr : nullptr; }
   };
+  // The row split's and the feature pipeline's state, made by their first use (throw
+  // AllocationError when it cannot be).
+  RowSplit<T>& row_split();
+  FeaturePipeline<T>& feature_pipeline();
   RowBatch begin_row_step(const DataView<T>& data, const std::uint32_t* order, std::size_t rows, std::size_t next_rows);
   // Rows [r0, r1) through forward, loss and backward by part p (after the first layer when
   // pipelined). Any split of the rows gives the same bits.
@@ -154,8 +159,12 @@ class Trainer {
   bool last_step_sparse_ = false;
   StepKind last_step_ = StepKind::columns;
   // Pipelined steps: the parts' times in the gradient phase (which set the column split,
-  // Network::rebalance_pipeline).
+  // FeaturePipeline::rebalance_pipeline).
   std::vector<double> gradient_seconds_;
+  // The row split (steps/row_split.h) and the feature pipeline (steps/feature_pipeline.h),
+  // made by row_split() and feature_pipeline().
+  std::unique_ptr<RowSplit<T>> row_split_;
+  std::unique_ptr<FeaturePipeline<T>> feature_pipeline_;
 };
 
 }  // namespace fastmlp

@@ -1,4 +1,4 @@
-// The feature pipeline (Network::first_layer_pipeline and friends, network_pipeline.cpp): the
+// The feature pipeline (FeaturePipeline, feature_pipeline.cpp): the
 // first layer split by input features, each part continuing every row's chain over its columns
 // after the part before it; then the rows through the rest of the network in small chunks, as
 // they become ready; then, after one barrier, each part's weight gradients. For sparse inputs
@@ -10,6 +10,8 @@
 #include "fastmlp/sizes.h"
 #include "fastmlp/thread_pool.h"
 #include "fastmlp/trainer.h"
+#include "feature_pipeline.h"
+#include "row_split.h"
 #include "../spin_pause.h"
 
 namespace fastmlp {
@@ -32,8 +34,12 @@ bool Trainer<T>::step_pipeline(const DataView<T>& data, const std::uint32_t* ord
   ThreadPool& pool = ThreadPool::instance();
   // The pipeline's buffers come with its first step: when they cannot be had, the table's next
   // step runs this one (the same bits).
+  RowSplit<T>* split = nullptr;
+  FeaturePipeline<T>* pipeline = nullptr;
   try {
-    net.prepare_feature_pipeline(rows, parts);
+    split = &row_split();
+    pipeline = &feature_pipeline();
+    pipeline->prepare(rows, parts);
   } catch (const SizeError&) {
     return false;
   } catch (const AllocationError&) {
@@ -52,12 +58,12 @@ bool Trainer<T>::step_pipeline(const DataView<T>& data, const std::uint32_t* ord
   // (another thread's fit), run_concurrently runs none of them and the table's next step runs
   // this one.
   const bool ran = pool.run_concurrently(parts, [&](std::size_t p) {
-    net.first_layer_pipeline(data.x, order, rows, p, order + rows, next_rows);
+    pipeline->first_layer_pipeline(data.x, order, rows, p, order + rows, next_rows);
     for (;;) {
       const std::size_t r0 = next_row.fetch_add(kRowChunk, std::memory_order_relaxed);
       if (r0 >= rows) break;
       const std::size_t r1 = std::min(rows, r0 + kRowChunk);
-      net.wait_first_layer_rows(r1, parts);
+      pipeline->wait_first_layer_rows(r1, parts);
       rows_through(b, r0, r1, p, true);
     }
     past_rows.fetch_add(1, std::memory_order_acq_rel);
@@ -65,14 +71,14 @@ bool Trainer<T>::step_pipeline(const DataView<T>& data, const std::uint32_t* ord
     // Every part has listed its inputs by now: a non-finite one stops the step before any update.
     if (net.input_non_finite()) return;
     const auto start = std::chrono::steady_clock::now();
-    net.first_layer_gradient_pipeline(p, parts, sgd);
-    net.weight_gradients(nullptr, rows, p, parts, sgd, true);
+    pipeline->first_layer_gradient_pipeline(p, parts, sgd);
+    split->weight_gradients(nullptr, rows, p, parts, sgd, true);
     gradient_seconds_[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   });
   if (!ran) return false;
   if (net.input_non_finite()) throw_non_finite(data, order, rows);
-  net.rebalance_pipeline(parts, gradient_seconds_.data());
-  last_step_sparse_ = input_is_sparse(net.pipeline_nonzeros(parts), rows * in);
+  pipeline->rebalance_pipeline(parts, gradient_seconds_.data());
+  last_step_sparse_ = input_is_sparse(pipeline->pipeline_nonzeros(parts), rows * in);
   finish_row_step(b, totals, net.fuses_first_kernel(b.plain_sgd));
   return true;
 }

@@ -1,4 +1,4 @@
-// The row split (Network::forward_rows and friends, network_rows.cpp): each part takes its rows
+// The row split (RowSplit, row_split.cpp): each part takes its rows
 // of the batch through the whole forward and backward pass, then, once every row is done,
 // computes its share of the weight gradients. Two barriers per step instead of one per layer
 // and phase; not for dropout (its masks are drawn in one sequence).
@@ -7,6 +7,7 @@
 #include "fastmlp/dispatch.h"
 #include "fastmlp/thread_pool.h"
 #include "fastmlp/trainer.h"
+#include "row_split.h"
 #include "prefetch.h"
 
 namespace fastmlp {
@@ -31,15 +32,16 @@ typename Trainer<T>::RowBatch Trainer<T>::begin_row_step(const DataView<T>& data
 template <class T>
 void Trainer<T>::rows_through(const RowBatch& b, std::size_t r0, std::size_t r1, std::size_t p, bool pipelined) {
   Network<T>& net = *net_;
+  RowSplit<T>& split = *row_split_;  // made by the step's row_split()
   const DataView<T>& data = *b.data;
   const std::size_t out = net.output_dim();
   if (pipelined) {
     // The next batch's targets, read at the start of its step by one thread alone.
     for (std::size_t r = r0; r < r1 && r < b.next_rows; ++r) prefetch_targets(data, out, b.order[b.rows + r]);
-    net.forward_rows_after_first(r0, r1, p);
+    split.forward_rows_after_first(r0, r1, p);
   } else {
     gather_x(data, b.order, r0, r1);
-    net.forward_rows(batch_x_.data(), r0, r1, p);
+    split.forward_rows(batch_x_.data(), r0, r1, p);
   }
   if (r1 == r0) return;
   const T* pred = uses_logits_ ? net.output_logits() : net.output();
@@ -49,8 +51,8 @@ void Trainer<T>::rows_through(const RowBatch& b, std::size_t r0, std::size_t r1,
                      b.y == nullptr ? nullptr : b.y + r0 * out, ld, b.labels == nullptr ? nullptr : b.labels + r0,
                      b.weights == nullptr ? nullptr : b.weights + r0, T(1) / T(b.rows), delta + r0 * out, ld,
                      row_loss_.data() + r0});
-  if (!uses_logits_) net.output_activation_backward_rows(r0, r1);
-  net.backward_rows(r0, r1, p);
+  if (!uses_logits_) split.output_activation_backward_rows(r0, r1);
+  split.backward_rows(r0, r1, p);
 }
 
 template <class T>
@@ -71,18 +73,19 @@ void Trainer<T>::step_rows(const DataView<T>& data, const std::uint32_t* order, 
   const RowBatch b = begin_row_step(data, order, rows, next_rows);
   const std::size_t parts = b.parts;
   ThreadPool& pool = ThreadPool::instance();
-  net.prepare_row_parallel(rows, parts);
+  RowSplit<T>& split = row_split();
+  split.prepare(rows, parts);
   // One part (a small batch, or one thread) runs here: the same work as the pool's one task.
   pool.run(parts, [&](std::size_t p) { rows_through(b, rows * p / parts, rows * (p + 1) / parts, p, false); });
   if (net.input_non_finite()) throw_non_finite(data, order, rows);
-  const bool fused = net.fuses_first_layer(rows, b.plain_sgd);
+  const bool fused = split.fuses_first_layer(rows, b.plain_sgd);
   pool.run(parts, [&](std::size_t p) {
     // This part's share of the next batch, while the gradients are computed.
     prefetch_rows(data.x, in, order + rows + next_rows * p / parts, next_rows * (p + 1) / parts - next_rows * p / parts);
-    net.weight_gradients(batch_x_.data(), rows, p, parts, b.sgd(), false);
+    split.weight_gradients(batch_x_.data(), rows, p, parts, b.sgd(), false);
   });
-  net.rebalance_features(rows, parts);
-  last_step_sparse_ = net.first_layer_sparse(rows);
+  split.rebalance_features(rows, parts);
+  last_step_sparse_ = split.first_layer_sparse(rows);
   finish_row_step(b, totals, fused);
 }
 

@@ -1,6 +1,6 @@
-// A training step split by input features of the first layer (see network.h).
+// A training step split by input features of the first layer (see feature_pipeline.h).
 //
-// Why: in a step split by rows (network_rows.cpp) every thread reads, in its forward pass, the
+// Why: in a step split by rows (row_split.cpp) every thread reads, in its forward pass, the
 // first-kernel rows of all the features its images use, and the thread that owns a feature
 // then writes that row in the update: each step moves thousands of cache lines between the
 // cores, and on narrow networks that traffic, not arithmetic, bounds the step.
@@ -23,9 +23,9 @@
 #include "fastmlp/dispatch.h"
 #include "fastmlp/network.h"
 #include "fastmlp/sizes.h"
-#include "network_pipeline.h"
+#include "feature_pipeline.h"
 
-#include "spin_pause.h"
+#include "../spin_pause.h"
 
 namespace fastmlp {
 
@@ -52,21 +52,17 @@ void wait_for(const std::atomic<std::uint64_t>& flag, std::uint64_t value) {
 }  // namespace
 
 template <class T>
-bool Network<T>::supports_feature_pipeline(std::size_t parts) const {
-  return parts >= 2 && parts <= kMaxRowParts && input_dim_ >= parts * kColumnAlign && supports_row_parallel();
+bool FeaturePipeline<T>::supports(const Network<T>& net, std::size_t parts) {
+  return parts >= 2 && parts <= kMaxRowParts && net.input_dim() >= parts * kColumnAlign && RowSplit<T>::supports(net);
 }
 
 template <class T>
-void Network<T>::prepare_feature_pipeline(std::size_t rows, std::size_t parts) {
-  reserve(rows);
-  for (std::size_t t = 0; t < parts; ++t) pack_buffer(t);
-  if (!pipeline_) {
-    pipeline_.reset(new (std::nothrow) PipelineScratch<T>());
-    if (!pipeline_) throw AllocationError("cannot allocate the feature pipeline's state");
-  }
+void FeaturePipeline<T>::prepare(std::size_t rows, std::size_t parts) {
+  net_.reserve(rows);
+  for (std::size_t t = 0; t < parts; ++t) net_.pack_buffer(t);
   // Every step but an epoch's first: nothing to size (a smaller last batch uses the front).
-  if (rows > pipeline_->pipeline_rows || pipeline_->pipeline_split.size() != parts + 1) {
-    const std::size_t in = input_dim_, slot = in + 8;  // any split fits; nonzero_indices writes whole vectors
+  if (rows > scratch_.pipeline_rows || scratch_.pipeline_split.size() != parts + 1) {
+    const std::size_t in = net_.input_dim_, slot = in + 8;  // any split fits; nonzero_indices writes whole vectors
     // One line of flags per 8 rows, and a line between parts: part p writes only its own.
     const std::size_t stride = (rows + 7) / 8 * 8 + 8;
     std::unique_ptr<std::atomic<std::uint64_t>[]> flags;
@@ -83,10 +79,10 @@ void Network<T>::prepare_feature_pipeline(std::size_t rows, std::size_t parts) {
                                          2 * in * sizeof(std::uint32_t) + checked_bytes(rows * in, sizeof(SparseEntry<T>));
           const std::size_t flag_bytes = checked_bytes(checked_mul(stride, parts, "flags"), sizeof(std::atomic<std::uint64_t>));
           require_memory(checked_add(checked_mul(parts, part_bytes, "bytes"), flag_bytes, "bytes"));
-          reserve_checked(pipeline_->column_parts, kMaxRowParts);
-          if (pipeline_->column_parts.size() < parts) pipeline_->column_parts.resize(parts);
+          reserve_checked(scratch_.column_parts, kMaxRowParts);
+          if (scratch_.column_parts.size() < parts) scratch_.column_parts.resize(parts);
           for (std::size_t t = 0; t < parts; ++t) {
-            typename PipelineScratch<T>::ColumnPart& cp = pipeline_->column_parts[t];
+            typename PipelineScratch<T>::ColumnPart& cp = scratch_.column_parts[t];
             reserve_checked(cp.starts, rows);
             reserve_checked(cp.ends, rows);
             reserve_checked(cp.cols, rows * slot);
@@ -95,20 +91,20 @@ void Network<T>::prepare_feature_pipeline(std::size_t rows, std::size_t parts) {
             reserve_checked(cp.feature_ends, in);
             reserve_checked(cp.feature_lists, rows * in);
           }
-          if (pipeline_->row_done_size < stride * parts) {
+          if (scratch_.row_done_size < stride * parts) {
             flags.reset(new (std::nothrow) std::atomic<std::uint64_t>[stride * parts]);
             if (!flags) throw AllocationError("cannot allocate " + std::to_string(flag_bytes) + " bytes", -1, flag_bytes);
           }
-          if (!pipeline_->feature_cursors) {
-            pipeline_->feature_cursors.reset(new (std::nothrow) typename PipelineScratch<T>::FeatureCursor[kMaxRowParts]);
-            if (!pipeline_->feature_cursors) throw AllocationError("cannot allocate the parts' cursors");
+          if (!scratch_.feature_cursors) {
+            scratch_.feature_cursors.reset(new (std::nothrow) typename PipelineScratch<T>::FeatureCursor[kMaxRowParts]);
+            if (!scratch_.feature_cursors) throw AllocationError("cannot allocate the parts' cursors");
           }
-          reserve_checked(pipeline_->pipeline_split, kMaxRowParts + 1);
-          reserve_checked(pipeline_->pipeline_rates, kMaxRowParts);
+          reserve_checked(scratch_.pipeline_split, kMaxRowParts + 1);
+          reserve_checked(scratch_.pipeline_rates, kMaxRowParts);
         });
     // Commit, within the capacities reserved above: nothing here allocates.
     for (std::size_t t = 0; t < parts; ++t) {
-      typename PipelineScratch<T>::ColumnPart& cp = pipeline_->column_parts[t];
+      typename PipelineScratch<T>::ColumnPart& cp = scratch_.column_parts[t];
       cp.starts.resize(rows);
       cp.ends.resize(rows);
       cp.cols.resize(rows * slot);
@@ -119,32 +115,32 @@ void Network<T>::prepare_feature_pipeline(std::size_t rows, std::size_t parts) {
     }
     if (flags) {
       for (std::size_t i = 0; i < stride * parts; ++i) flags[i].store(0, std::memory_order_relaxed);
-      pipeline_->row_done = std::move(flags);
-      pipeline_->row_done_size = stride * parts;
+      scratch_.row_done = std::move(flags);
+      scratch_.row_done_size = stride * parts;
     }
-    pipeline_->row_done_stride = stride;
-    if (pipeline_->pipeline_split.size() != parts + 1) {
-      pipeline_->pipeline_split.resize(parts + 1);
-      for (std::size_t t = 0; t <= parts; ++t) pipeline_->pipeline_split[t] = t == parts ? input_dim_ : aligned_column(input_dim_ * t / parts, input_dim_);
+    scratch_.row_done_stride = stride;
+    if (scratch_.pipeline_split.size() != parts + 1) {
+      scratch_.pipeline_split.resize(parts + 1);
+      for (std::size_t t = 0; t <= parts; ++t) scratch_.pipeline_split[t] = t == parts ? net_.input_dim_ : aligned_column(net_.input_dim_ * t / parts, net_.input_dim_);
     }
-    pipeline_->pipeline_rows = rows;
+    scratch_.pipeline_rows = rows;
   }
-  clear_input_check();
-  ++pipeline_->pipeline_step;
+  net_.clear_input_check();
+  ++scratch_.pipeline_step;
 }
 
 template <class T>
-void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, std::size_t rows, std::size_t part,
+void FeaturePipeline<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, std::size_t rows, std::size_t part,
                                       const std::uint32_t* next_order, std::size_t next_rows) {
   const KernelTable<T>& kt = kernels<T>();
-  const std::size_t k0 = pipeline_->pipeline_split[part], k1 = pipeline_->pipeline_split[part + 1], slot = input_dim_ + 8;
-  Layer& layer = layers_[0];
+  const std::size_t k0 = scratch_.pipeline_split[part], k1 = scratch_.pipeline_split[part + 1], slot = net_.input_dim_ + 8;
+  Layer& layer = net_.layers_[0];
   const std::size_t out = layer.spec.units;
   const auto ld = std::ptrdiff_t(out);
-  typename PipelineScratch<T>::ColumnPart& cp = pipeline_->column_parts[part];
-  const std::uint64_t step = pipeline_->pipeline_step;
-  std::atomic<std::uint64_t>* previous = part > 0 ? pipeline_->row_done.get() + (part - 1) * pipeline_->row_done_stride : nullptr;
-  std::atomic<std::uint64_t>* mine = pipeline_->row_done.get() + part * pipeline_->row_done_stride;
+  typename PipelineScratch<T>::ColumnPart& cp = scratch_.column_parts[part];
+  const std::uint64_t step = scratch_.pipeline_step;
+  std::atomic<std::uint64_t>* previous = part > 0 ? scratch_.row_done.get() + (part - 1) * scratch_.row_done_stride : nullptr;
+  std::atomic<std::uint64_t>* mine = scratch_.row_done.get() + part * scratch_.row_done_stride;
   std::size_t nnz = 0;
   bool non_finite = false;
   std::uint32_t* feature_ends = cp.feature_ends.data();
@@ -154,7 +150,7 @@ void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, st
   // (the lists carry the values for the kernels). Each entry also goes to the end of its
   // feature's list, for the weight gradient (rows in order, as listed): fixed slots of `rows`
   // per feature need no counting pass first.
-  auto row_of = [&](std::size_t r) { return x + (order != nullptr ? std::size_t(order[r]) : r) * input_dim_ + k0; };
+  auto row_of = [&](std::size_t r) { return x + (order != nullptr ? std::size_t(order[r]) : r) * net_.input_dim_ + k0; };
   // The rows come from all over the data set, so reading them waits on memory: while row r is
   // listed, this part's columns of the next batch's row r are prefetched, one line per two
   // entries appended: issued in one burst per row they would fill the miss buffers and the core
@@ -163,7 +159,7 @@ void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, st
     const char* prefetch = nullptr;
     const char* prefetch_end = nullptr;
     if (r < next_rows) {
-      prefetch = reinterpret_cast<const char*>(x + std::size_t(next_order[r]) * input_dim_ + k0);
+      prefetch = reinterpret_cast<const char*>(x + std::size_t(next_order[r]) * net_.input_dim_ + k0);
       prefetch_end = prefetch + (k1 - k0) * sizeof(T);
     }
     const T* row = row_of(r);
@@ -208,21 +204,21 @@ void Network<T>::first_layer_pipeline(const T* x, const std::uint32_t* order, st
     r = r_end;
   }
   cp.nnz = nnz;
-  note_input_check(non_finite);
+  net_.note_input_check(non_finite);
 }
 
 template <class T>
-void Network<T>::wait_first_layer_rows(std::size_t r1, std::size_t parts) const {
-  if (r1 > 0) wait_for(pipeline_->row_done[(parts - 1) * pipeline_->row_done_stride + r1 - 1], pipeline_->pipeline_step);
+void FeaturePipeline<T>::wait_first_layer_rows(std::size_t r1, std::size_t parts) const {
+  if (r1 > 0) wait_for(scratch_.row_done[(parts - 1) * scratch_.row_done_stride + r1 - 1], scratch_.pipeline_step);
 }
 
 template <class T>
-void Network<T>::first_layer_gradient_pipeline(std::size_t part, std::size_t parts, const T* sgd_learning_rate) {
-  const std::size_t width = pipeline_->pipeline_split[part + 1] - pipeline_->pipeline_split[part];
-  typename PipelineScratch<T>::ColumnPart& cp = pipeline_->column_parts[part];
-  typename PipelineScratch<T>::FeatureCursor& mine = pipeline_->feature_cursors[part];
+void FeaturePipeline<T>::first_layer_gradient_pipeline(std::size_t part, std::size_t parts, const T* sgd_learning_rate) {
+  const std::size_t width = scratch_.pipeline_split[part + 1] - scratch_.pipeline_split[part];
+  typename PipelineScratch<T>::ColumnPart& cp = scratch_.column_parts[part];
+  typename PipelineScratch<T>::FeatureCursor& mine = scratch_.feature_cursors[part];
   mine.untaken.store(std::uint64_t(width), std::memory_order_relaxed);
-  mine.lists_ready.store(pipeline_->pipeline_step, std::memory_order_release);
+  mine.lists_ready.store(scratch_.pipeline_step, std::memory_order_release);
   // Own features from the front; then, from the back, those of parts still at work (parts
   // whose lists are not ready yet are skipped, not waited for). A chunk is ~1 us of work: a
   // part slowed in this step (an interrupt, the other core's traffic) hands over its last
@@ -232,8 +228,8 @@ void Network<T>::first_layer_gradient_pipeline(std::size_t part, std::size_t par
   std::size_t entries = 0;
   for (std::size_t i = 0; i < parts; ++i) {
     const std::size_t q = (part + i) % parts;
-    typename PipelineScratch<T>::FeatureCursor& cursor = pipeline_->feature_cursors[q];
-    if (q != part && cursor.lists_ready.load(std::memory_order_acquire) != pipeline_->pipeline_step) continue;
+    typename PipelineScratch<T>::FeatureCursor& cursor = scratch_.feature_cursors[q];
+    if (q != part && cursor.lists_ready.load(std::memory_order_acquire) != scratch_.pipeline_step) continue;
     std::uint64_t untaken = cursor.untaken.load(std::memory_order_relaxed);
     for (;;) {
       const std::uint64_t first = untaken >> 32, end = untaken & 0xffffffffu;
@@ -250,14 +246,14 @@ void Network<T>::first_layer_gradient_pipeline(std::size_t part, std::size_t par
 }
 
 template <class T>
-std::size_t Network<T>::first_layer_gradient_features(std::size_t q, std::size_t f0, std::size_t f1,
+std::size_t FeaturePipeline<T>::first_layer_gradient_features(std::size_t q, std::size_t f0, std::size_t f1,
                                                       const T* sgd_learning_rate) {
   const KernelTable<T>& kt = kernels<T>();
-  Layer& layer = layers_[0];
-  const std::size_t out = layer.spec.units, k0 = pipeline_->pipeline_split[q] + f0;
+  Layer& layer = net_.layers_[0];
+  const std::size_t out = layer.spec.units, k0 = scratch_.pipeline_split[q] + f0;
   const auto ld = std::ptrdiff_t(out);
-  const typename PipelineScratch<T>::ColumnPart& cp = pipeline_->column_parts[q];
-  const bool fused = fuses_first_kernel(sgd_learning_rate != nullptr);
+  const typename PipelineScratch<T>::ColumnPart& cp = scratch_.column_parts[q];
+  const bool fused = net_.fuses_first_kernel(sgd_learning_rate != nullptr);
   SparseGemmArgs<T> args{f1 - f0, out, nullptr, 1, 1, cp.feature_starts.data() + f0,
                          cp.feature_ends.data() + f0, nullptr, layer.delta.data(), ld,
                          layer.kernel_grad.data() + k0 * out, ld};
@@ -274,64 +270,63 @@ std::size_t Network<T>::first_layer_gradient_features(std::size_t q, std::size_t
 }
 
 template <class T>
-std::size_t Network<T>::pipeline_nonzeros(std::size_t parts) const {
+std::size_t FeaturePipeline<T>::pipeline_nonzeros(std::size_t parts) const {
   std::size_t nnz = 0;
-  if (!pipeline_) return 0;
-  for (std::size_t t = 0; t < parts && t < pipeline_->column_parts.size(); ++t) nnz += pipeline_->column_parts[t].nnz;
+  for (std::size_t t = 0; t < parts && t < scratch_.column_parts.size(); ++t) nnz += scratch_.column_parts[t].nnz;
   return nnz;
 }
 
 template <class T>
-void Network<T>::rebalance_pipeline(std::size_t parts, const double* gradient_seconds) {
-  if (!pipeline_ || pipeline_->pipeline_split.size() != parts + 1 || pipeline_->column_parts.size() < parts) return;
+void FeaturePipeline<T>::rebalance_pipeline(std::size_t parts, const double* gradient_seconds) {
+  if (scratch_.pipeline_split.size() != parts + 1 || scratch_.column_parts.size() < parts) return;
   const std::size_t total = pipeline_nonzeros(parts);
   if (total == 0) return;
   // Each part's rate, smoothed: one step's time is noisy (an interrupt, the other core's
   // memory traffic), so a step moves the rate a tenth of the way, and at most by a factor 2.
-  if (pipeline_->pipeline_rates.size() != parts) pipeline_->pipeline_rates.assign(parts, 0.0);
+  if (scratch_.pipeline_rates.size() != parts) scratch_.pipeline_rates.assign(parts, 0.0);
   for (std::size_t t = 0; t < parts; ++t) {
     // What it got through: its own features' entries less those taken by others, plus theirs.
-    const double seconds = gradient_seconds[t], nnz = double(pipeline_->column_parts[t].gradient_nnz);
+    const double seconds = gradient_seconds[t], nnz = double(scratch_.column_parts[t].gradient_nnz);
     if (!(seconds > 0) || nnz == 0) continue;
-    double& rate = pipeline_->pipeline_rates[t];
+    double& rate = scratch_.pipeline_rates[t];
     rate = rate == 0 ? nnz / seconds : rate + 0.1 * (std::clamp(nnz / seconds, rate / 2, rate * 2) - rate);
   }
   // The rates move a tenth of the way per step, so the split needs moving only every few steps;
   // finding it reads every part's per-feature counts, lines the other cores wrote (~1 us of the
   // step's serial time when done every step).
   constexpr std::uint64_t kSplitEvery = 4;
-  if (pipeline_->pipeline_step % kSplitEvery != 0) return;
+  if (scratch_.pipeline_step % kSplitEvery != 0) return;
   // The target share of each part's end (cumulative), by rate; equal shares until every part
   // has one. A part's time is its fixed work plus its nonzeros over its speed, and rates
   // measured on the whole phase make the shares settle where the parts' times are equal.
   double ends[kMaxRowParts + 1];
-  const bool rated = std::all_of(pipeline_->pipeline_rates.begin(), pipeline_->pipeline_rates.end(), [](double r) { return r > 0; });
+  const bool rated = std::all_of(scratch_.pipeline_rates.begin(), scratch_.pipeline_rates.end(), [](double r) { return r > 0; });
   double sum = 0;
-  for (std::size_t t = 0; t < parts; ++t) sum += rated ? pipeline_->pipeline_rates[t] : 1.0;
+  for (std::size_t t = 0; t < parts; ++t) sum += rated ? scratch_.pipeline_rates[t] : 1.0;
   double running = 0;
   for (std::size_t t = 0; t < parts; ++t) {
-    running += rated ? pipeline_->pipeline_rates[t] : 1.0;
+    running += rated ? scratch_.pipeline_rates[t] : 1.0;
     ends[t] = running / sum;
   }
   // Bounds where the last step's nonzeros per feature (the parts' feature lists) reach those
   // shares, on whole vectors. Any split gives the same results; only the balance changes.
   std::size_t bounds[kMaxRowParts + 1];
   bounds[0] = 0;
-  bounds[parts] = input_dim_;
+  bounds[parts] = net_.input_dim_;
   std::size_t seen = 0, next = 1;
   for (std::size_t t = 0; t < parts && next < parts; ++t) {
-    const typename PipelineScratch<T>::ColumnPart& cp = pipeline_->column_parts[t];
-    const std::size_t k0 = pipeline_->pipeline_split[t];
-    for (std::size_t k = 0; k0 + k < pipeline_->pipeline_split[t + 1] && next < parts; ++k) {
+    const typename PipelineScratch<T>::ColumnPart& cp = scratch_.column_parts[t];
+    const std::size_t k0 = scratch_.pipeline_split[t];
+    for (std::size_t k = 0; k0 + k < scratch_.pipeline_split[t + 1] && next < parts; ++k) {
       seen += cp.feature_ends[k] - cp.feature_starts[k];
-      while (next < parts && double(seen) >= double(total) * ends[next - 1]) bounds[next++] = aligned_column(k0 + k + 1, input_dim_);
+      while (next < parts && double(seen) >= double(total) * ends[next - 1]) bounds[next++] = aligned_column(k0 + k + 1, net_.input_dim_);
     }
   }
   if (next != parts) return;
-  for (std::size_t t = 1; t < parts; ++t) pipeline_->pipeline_split[t] = std::max(bounds[t], pipeline_->pipeline_split[t - 1]);
+  for (std::size_t t = 1; t < parts; ++t) scratch_.pipeline_split[t] = std::max(bounds[t], scratch_.pipeline_split[t - 1]);
 }
 
-template class Network<float>;
-template class Network<double>;
+template class FeaturePipeline<float>;
+template class FeaturePipeline<double>;
 
 }  // namespace fastmlp

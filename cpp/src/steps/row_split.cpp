@@ -14,8 +14,8 @@
 #include "fastmlp/dispatch.h"
 #include "fastmlp/network.h"
 #include "fastmlp/sizes.h"
-#include "network_limits.h"
-#include "network_rows.h"
+#include "../network_limits.h"
+#include "row_split.h"
 
 namespace fastmlp {
 
@@ -29,20 +29,16 @@ std::size_t row_bound(std::size_t n, std::size_t parts, std::size_t p) {
 }  // namespace
 
 template <class T>
-bool Network<T>::supports_row_parallel() const {
-  for (const Layer& layer : layers_)
-    if (layer.spec.dropout > 0) return false;
+bool RowSplit<T>::supports(const Network<T>& net) {
+  for (std::size_t l = 0; l < net.num_layers(); ++l)
+    if (net.spec(l).dropout > 0) return false;
   return true;
 }
 
 template <class T>
-void Network<T>::reserve_row_parallel(std::size_t rows, std::size_t parts) {
-  reserve(rows);
-  const std::size_t in = input_dim_, stride = in + 8;
-  if (!rows_) {
-    rows_.reset(new (std::nothrow) RowSplitScratch<T>());
-    if (!rows_) throw AllocationError("cannot allocate the row split's state");
-  }
+void RowSplit<T>::reserve(std::size_t rows, std::size_t parts) {
+  net_.reserve(rows);
+  const std::size_t in = net_.input_dim_, stride = in + 8;
   with_context(
       [&] {
         return "the row-split step's buffers for a batch of " + std::to_string(rows) + " rows in " +
@@ -51,45 +47,45 @@ void Network<T>::reserve_row_parallel(std::size_t rows, std::size_t parts) {
       -1, [&] {
         // rows x stride <= kMaxIndexEntries (reserve): only the parts' lists can be large.
         const std::size_t part_bytes = checked_bytes(rows * in, sizeof(SparseEntry<T>));
-        if (rows_->row_vals.capacity() < rows * stride || rows_->feature_parts.size() < parts ||
-            rows_->feature_parts[parts - 1].entries.capacity() < rows * in)
+        if (scratch_.row_vals.capacity() < rows * stride || scratch_.feature_parts.size() < parts ||
+            scratch_.feature_parts[parts - 1].entries.capacity() < rows * in)
           require_memory(checked_add(rows * stride * sizeof(T), checked_mul(parts, part_bytes, "bytes"), "bytes"));
-        for (std::size_t t = 0; t < parts; ++t) pack_buffer(t);
+        for (std::size_t t = 0; t < parts; ++t) net_.pack_buffer(t);
         // Each step is strong or only grows a capacity: what it leaves is valid.
-        reserve_checked(rows_->row_vals, rows * stride);
-        reserve_checked(rows_->feature_split, kMaxRowParts + 1);
-        reserve_checked(rows_->feature_parts, kMaxRowParts);
-        if (rows_->feature_parts.size() < parts) rows_->feature_parts.resize(parts);
+        reserve_checked(scratch_.row_vals, rows * stride);
+        reserve_checked(scratch_.feature_split, kMaxRowParts + 1);
+        reserve_checked(scratch_.feature_parts, kMaxRowParts);
+        if (scratch_.feature_parts.size() < parts) scratch_.feature_parts.resize(parts);
         for (std::size_t t = 0; t < parts; ++t) {
-          reserve_checked(rows_->feature_parts[t].starts, in + 1);
-          reserve_checked(rows_->feature_parts[t].entries, rows * in);
+          reserve_checked(scratch_.feature_parts[t].starts, in + 1);
+          reserve_checked(scratch_.feature_parts[t].entries, rows * in);
         }
       });
 }
 
 template <class T>
-void Network<T>::prepare_row_parallel(std::size_t rows, std::size_t parts) {
-  reserve_row_parallel(rows, parts);
+void RowSplit<T>::prepare(std::size_t rows, std::size_t parts) {
+  reserve(rows, parts);
   // Within the capacities reserved above: nothing here allocates.
-  const std::size_t in = input_dim_, stride = in + 8;
-  SparseInput& s = sparse_;
+  const std::size_t in = net_.input_dim_, stride = in + 8;
+  typename Network<T>::SparseInput& s = net_.sparse_;
   s.row_starts.resize(rows);
   s.row_ends.resize(rows);
   s.row_cols.resize(rows * stride);
-  rows_->row_vals.resize(rows * stride);
+  scratch_.row_vals.resize(rows * stride);
   s.rows = rows;
-  clear_input_check();
-  if (rows_->feature_split.size() != parts + 1) {
-    rows_->feature_split.resize(parts + 1);
-    for (std::size_t t = 0; t <= parts; ++t) rows_->feature_split[t] = in * t / parts;
+  net_.clear_input_check();
+  if (scratch_.feature_split.size() != parts + 1) {
+    scratch_.feature_split.resize(parts + 1);
+    for (std::size_t t = 0; t <= parts; ++t) scratch_.feature_split[t] = in * t / parts;
   }
 }
 
 template <class T>
-std::size_t Network<T>::index_rows(const T* x, std::size_t r0, std::size_t r1) {
-  SparseInput& s = sparse_;
+std::size_t RowSplit<T>::index_rows(const T* x, std::size_t r0, std::size_t r1) {
+  typename Network<T>::SparseInput& s = net_.sparse_;
   const KernelTable<T>& kt = kernels<T>();
-  const std::size_t in = input_dim_, stride = in + 8;  // nonzero_indices stores whole vectors
+  const std::size_t in = net_.input_dim_, stride = in + 8;  // nonzero_indices stores whole vectors
   std::size_t nnz = 0;
   bool non_finite = false;
   for (std::size_t r = r0; r < r1; ++r) {
@@ -97,63 +93,63 @@ std::size_t Network<T>::index_rows(const T* x, std::size_t r0, std::size_t r1) {
     // The values too, while the row is in this core's cache: the weight gradient then reads
     // them in list order instead of picking them out of rows another core gathered.
     const std::size_t count =
-        kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride, rows_->row_vals.data() + r * stride, &non_finite);
+        kt.nonzero_indices(in, x + r * in, s.row_cols.data() + r * stride, scratch_.row_vals.data() + r * stride, &non_finite);
     s.row_ends[r] = s.row_starts[r] + std::uint32_t(count);
     nnz += count;
   }
-  note_input_check(non_finite);
+  net_.note_input_check(non_finite);
   return nnz;
 }
 
 template <class T>
-void Network<T>::rows_product(std::size_t rows, std::size_t n, std::size_t k, const T* a,
+void RowSplit<T>::rows_product(std::size_t rows, std::size_t n, std::size_t k, const T* a,
                               std::ptrdiff_t a_row, std::ptrdiff_t a_col, const T* b,
                               std::ptrdiff_t b_row, std::ptrdiff_t b_col, T* c, std::size_t layer,
                               std::size_t part) {
   const KernelTable<T>& kt = kernels<T>();
   if (rows <= kSmallBatch && b_col == 1 && a_col == 1) {
-    kt.sparse_gemm({rows, n, a, a_row, 1, all_starts_.data(), all_ends_[layer].data(), all_indices_.data(), b,
+    kt.sparse_gemm({rows, n, a, a_row, 1, net_.all_starts_.data(), net_.all_ends_[layer].data(), net_.all_indices_.data(), b,
                     b_row, c, std::ptrdiff_t(n)});
   } else {
-    kt.gemm({rows, n, k, T(1), a, a_row, a_col, b, b_row, b_col, T(0), c, std::ptrdiff_t(n), packs_[part].data()});
+    kt.gemm({rows, n, k, T(1), a, a_row, a_col, b, b_row, b_col, T(0), c, std::ptrdiff_t(n), net_.packs_[part].data()});
   }
 }
 
 template <class T>
-void Network<T>::forward_rows(const T* x, std::size_t r0, std::size_t r1, std::size_t part) {
+void RowSplit<T>::forward_rows(const T* x, std::size_t r0, std::size_t r1, std::size_t part) {
   const KernelTable<T>& kt = kernels<T>();
   const std::size_t rows = r1 - r0;
   if (rows == 0) return;
   // Each part decides on its own rows: the sparse and the dense product give the same bits.
   const std::size_t nnz = index_rows(x, r0, r1);
-  const bool sparse = input_is_sparse(nnz, rows * input_dim_);
-  Layer& first = layers_[0];
+  const bool sparse = input_is_sparse(nnz, rows * net_.input_dim_);
+  Layer& first = net_.layers_[0];
   const std::size_t out = first.spec.units;
   const auto ld = std::ptrdiff_t(out);
   T* z = first.z.data() + r0 * out;
   if (sparse) {
     // Row r's entries, addressed relative to the part's first row.
-    kt.sparse_gemm({rows, out, x + r0 * input_dim_, std::ptrdiff_t(input_dim_), 1, sparse_.row_starts.data() + r0,
-                    sparse_.row_ends.data() + r0, sparse_.row_cols.data(), first.kernel.data(), ld, z, ld});
+    kt.sparse_gemm({rows, out, x + r0 * net_.input_dim_, std::ptrdiff_t(net_.input_dim_), 1, net_.sparse_.row_starts.data() + r0,
+                    net_.sparse_.row_ends.data() + r0, net_.sparse_.row_cols.data(), first.kernel.data(), ld, z, ld});
   } else {
-    rows_product(rows, out, input_dim_, x + r0 * input_dim_, std::ptrdiff_t(input_dim_), 1, first.kernel.data(), ld,
+    rows_product(rows, out, net_.input_dim_, x + r0 * net_.input_dim_, std::ptrdiff_t(net_.input_dim_), 1, first.kernel.data(), ld,
                  1, z, 0, part);
   }
   forward_rows_after_first(r0, r1, part);
 }
 
 template <class T>
-void Network<T>::forward_rows_after_first(std::size_t r0, std::size_t r1, std::size_t part) {
+void RowSplit<T>::forward_rows_after_first(std::size_t r0, std::size_t r1, std::size_t part) {
   const KernelTable<T>& kt = kernels<T>();
   const std::size_t rows = r1 - r0;
   if (rows == 0) return;
-  for (std::size_t l = 0; l < layers_.size(); ++l) {
-    Layer& layer = layers_[l];
-    const std::size_t in_dim = fan_in(l), out = layer.spec.units;
+  for (std::size_t l = 0; l < net_.layers_.size(); ++l) {
+    Layer& layer = net_.layers_[l];
+    const std::size_t in_dim = net_.fan_in(l), out = layer.spec.units;
     const auto ld = std::ptrdiff_t(out);
     T* z = layer.z.data() + r0 * out;
     if (l > 0)
-      rows_product(rows, out, in_dim, layers_[l - 1].a + r0 * in_dim, std::ptrdiff_t(in_dim), 1, layer.kernel.data(),
+      rows_product(rows, out, in_dim, net_.layers_[l - 1].a + r0 * in_dim, std::ptrdiff_t(in_dim), 1, layer.kernel.data(),
                    ld, 1, z, l, part);
     kt.bias_activation({rows, out, layer.spec.activation, T(layer.spec.alpha),
                         layer.spec.use_bias ? layer.bias.data() : nullptr, z, ld, layer.a + r0 * out, ld});
@@ -165,8 +161,8 @@ void Network<T>::forward_rows_after_first(std::size_t r0, std::size_t r1, std::s
 }
 
 template <class T>
-void Network<T>::output_activation_backward_rows(std::size_t r0, std::size_t r1) {
-  Layer& last = layers_.back();
+void RowSplit<T>::output_activation_backward_rows(std::size_t r0, std::size_t r1) {
+  Layer& last = net_.layers_.back();
   const std::size_t out = last.spec.units;
   const auto ld = std::ptrdiff_t(out);
   const std::size_t off = r0 * out;
@@ -175,54 +171,54 @@ void Network<T>::output_activation_backward_rows(std::size_t r0, std::size_t r1)
 }
 
 template <class T>
-void Network<T>::backward_rows(std::size_t r0, std::size_t r1, std::size_t part) {
+void RowSplit<T>::backward_rows(std::size_t r0, std::size_t r1, std::size_t part) {
   const KernelTable<T>& kt = kernels<T>();
   const std::size_t rows = r1 - r0;
   if (rows == 0) return;
-  for (std::size_t l = layers_.size() - 1; l > 0; --l) {
-    Layer& layer = layers_[l];
-    Layer& prev = layers_[l - 1];
-    const std::size_t in_dim = fan_in(l), out = layer.spec.units;
+  for (std::size_t l = net_.layers_.size() - 1; l > 0; --l) {
+    Layer& layer = net_.layers_[l];
+    Layer& prev = net_.layers_[l - 1];
+    const std::size_t in_dim = net_.fan_in(l), out = layer.spec.units;
     const auto ld = std::ptrdiff_t(in_dim);
     T* delta_prev = prev.delta.data() + r0 * in_dim;
     // dA_prev = delta @ W^T (W read transposed), then through the previous activation.
     kt.gemm({rows, in_dim, out, T(1), layer.delta.data() + r0 * out, std::ptrdiff_t(out), 1, layer.kernel.data(),
-             1, std::ptrdiff_t(out), T(0), delta_prev, ld, packs_[part].data()});
+             1, std::ptrdiff_t(out), T(0), delta_prev, ld, net_.packs_[part].data()});
     kt.activation_backward({rows, in_dim, prev.spec.activation, T(prev.spec.alpha), prev.z.data() + r0 * in_dim, ld,
                             prev.a + r0 * in_dim, ld, delta_prev, ld, delta_prev, ld});
   }
 }
 
 template <class T>
-bool Network<T>::first_layer_sparse(std::size_t rows) const {
+bool RowSplit<T>::first_layer_sparse(std::size_t rows) const {
   std::size_t nnz = 0;
-  for (std::size_t r = 0; r < rows; ++r) nnz += sparse_.row_ends[r] - sparse_.row_starts[r];
-  return input_is_sparse(nnz, rows * input_dim_);
+  for (std::size_t r = 0; r < rows; ++r) nnz += net_.sparse_.row_ends[r] - net_.sparse_.row_starts[r];
+  return input_is_sparse(nnz, rows * net_.input_dim_);
 }
 
 template <class T>
-bool Network<T>::fuses_first_layer(std::size_t rows, bool plain_sgd) const {
-  return fuses_first_kernel(plain_sgd) && first_layer_sparse(rows);
+bool RowSplit<T>::fuses_first_layer(std::size_t rows, bool plain_sgd) const {
+  return net_.fuses_first_kernel(plain_sgd) && first_layer_sparse(rows);
 }
 
 template <class T>
-void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part, std::size_t parts,
+void RowSplit<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part, std::size_t parts,
                                   const T* sgd_learning_rate, bool skip_first_kernel) {
   const KernelTable<T>& kt = kernels<T>();
-  const bool fused = fuses_first_kernel(sgd_learning_rate != nullptr);
-  for (std::size_t l = 0; l < layers_.size(); ++l) {
-    Layer& layer = layers_[l];
-    const std::size_t in_dim = fan_in(l), out = layer.spec.units;
+  const bool fused = net_.fuses_first_kernel(sgd_learning_rate != nullptr);
+  for (std::size_t l = 0; l < net_.layers_.size(); ++l) {
+    Layer& layer = net_.layers_[l];
+    const std::size_t in_dim = net_.fan_in(l), out = layer.spec.units;
     const auto ld = std::ptrdiff_t(out);
-    const T* in = l == 0 ? x : layers_[l - 1].a;
+    const T* in = l == 0 ? x : net_.layers_[l - 1].a;
     std::size_t k0, k1;  // this part's rows of the kernel gradient (input features)
     if (l == 0 && skip_first_kernel) {
       k0 = k1 = 0;
     } else if (l == 0 && first_layer_sparse(rows)) {
-      k0 = rows_->feature_split[part];
-      k1 = rows_->feature_split[part + 1];
-      typename RowSplitScratch<T>::FeaturePart& fp = rows_->feature_parts[part];
-      fp.build(rows, sparse_.row_starts.data(), sparse_.row_ends.data(), sparse_.row_cols.data(), rows_->row_vals.data(),
+      k0 = scratch_.feature_split[part];
+      k1 = scratch_.feature_split[part + 1];
+      typename RowSplitScratch<T>::FeaturePart& fp = scratch_.feature_parts[part];
+      fp.build(rows, net_.sparse_.row_starts.data(), net_.sparse_.row_ends.data(), net_.sparse_.row_cols.data(), scratch_.row_vals.data(),
                std::uint32_t(k0), std::uint32_t(k1));
       if (k1 > k0) {
         SparseGemmArgs<T> args{k1 - k0, out, nullptr, 1, 1, fp.starts.data(), fp.starts.data() + 1,
@@ -241,7 +237,7 @@ void Network<T>::weight_gradients(const T* x, std::size_t rows, std::size_t part
       // dW[k0:k1) = in[:, k0:k1)^T @ delta: in read transposed through its strides.
       if (k1 > k0)
         kt.gemm({k1 - k0, out, rows, T(1), in + k0, 1, std::ptrdiff_t(in_dim), layer.delta.data(), ld, 1, T(0),
-                 layer.kernel_grad.data() + k0 * out, ld, packs_[part].data()});
+                 layer.kernel_grad.data() + k0 * out, ld, net_.packs_[part].data()});
     }
     if (layer.spec.kernel_regularized() && k1 > k0)
       kt.regularize((k1 - k0) * out, T(layer.spec.kernel_l1), T(layer.spec.kernel_l2), layer.kernel.data() + k0 * out,
@@ -276,20 +272,20 @@ void RowSplitScratch<T>::FeaturePart::build(std::size_t num_rows, const std::uin
 }
 
 template <class T>
-void Network<T>::rebalance_features(std::size_t rows, std::size_t parts) {
+void RowSplit<T>::rebalance_features(std::size_t rows, std::size_t parts) {
   // The parts' lists describe the current split only after a step that built them.
-  if (parts < 2 || !rows_ || rows_->feature_parts.size() < parts || rows_->feature_split.size() != parts + 1 || !first_layer_sparse(rows))
+  if (parts < 2 || scratch_.feature_parts.size() < parts || scratch_.feature_split.size() != parts + 1 || !first_layer_sparse(rows))
     return;
   // Nonzeros per feature in the last step, from the parts' lists; then bounds at equal shares.
   std::size_t total = 0;
-  for (std::size_t t = 0; t < parts; ++t) total += rows_->feature_parts[t].starts.empty() ? 0 : rows_->feature_parts[t].starts.back();
+  for (std::size_t t = 0; t < parts; ++t) total += scratch_.feature_parts[t].starts.empty() ? 0 : scratch_.feature_parts[t].starts.back();
   if (total == 0) return;
-  std::vector<std::size_t>& split = rows_->feature_split;
+  std::vector<std::size_t>& split = scratch_.feature_split;
   std::size_t seen = 0, next = 1;
   std::size_t bounds[kMaxRowParts];
   const std::size_t wanted = std::min(parts, kMaxRowParts);
   for (std::size_t t = 0; t < parts && next < wanted; ++t) {
-    const typename RowSplitScratch<T>::FeaturePart& fp = rows_->feature_parts[t];
+    const typename RowSplitScratch<T>::FeaturePart& fp = scratch_.feature_parts[t];
     const std::size_t k0 = split[t];
     for (std::size_t k = 0; k + 1 < fp.starts.size() && next < wanted; ++k) {
       seen += fp.starts[k + 1] - fp.starts[k];
@@ -297,12 +293,12 @@ void Network<T>::rebalance_features(std::size_t rows, std::size_t parts) {
     }
   }
   if (next != wanted) return;
-  for (std::size_t t = 1; t < wanted; ++t) split[t] = std::min(bounds[t], input_dim_);
+  for (std::size_t t = 1; t < wanted; ++t) split[t] = std::min(bounds[t], net_.input_dim_);
 }
 
 template struct RowSplitScratch<float>;
 template struct RowSplitScratch<double>;
-template class Network<float>;
-template class Network<double>;
+template class RowSplit<float>;
+template class RowSplit<double>;
 
 }  // namespace fastmlp
