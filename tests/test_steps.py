@@ -86,13 +86,19 @@ def train(x: Any, y: Any, optimizer: str, dropout: float) -> tuple[fm.Sequential
     return model, history
 
 
-def expected_step(forced: str, threads: int, dropout: float) -> str:
-    """What the table runs when `forced` cannot: the next step that can (columns always can)."""
+def expected_steps(forced: str, threads: int, dropout: float) -> set[str]:
+    """What the table may run when `forced` is asked for: it, or the next step that can (columns
+    always can)."""
     if dropout:
-        return "columns"  # the row splits cannot draw dropout's masks in one sequence
+        return {"columns"}  # the row splits cannot draw dropout's masks in one sequence
     if forced == "pipeline" and threads < 2:
-        return "rows"  # the pipeline's parts wait for each other: it needs two
-    return forced
+        return {"rows"}  # the pipeline's parts wait for each other: it needs two
+    if forced == "pipeline":
+        # The pool withdraws a pipelined step that no worker takes within the first microseconds
+        # (asleep after a pause, or descheduled), and the row split runs it: the same bits. With
+        # FASTMLP_SPIN_US=0 it never withdraws; test_waiting_threads runs the pipeline that way.
+        return {"pipeline", "rows"}
+    return {forced}
 
 
 @pytest.mark.parametrize("data", ["sparse", "dense"])
@@ -110,7 +116,7 @@ def test_every_step_and_thread_count_gives_the_same_bits(
         fm.set_num_threads(threads)
         model, history = train(x, y, optimizer, dropout)
         trainer = model._engine._trainer  # type: ignore[attr-defined]
-        assert trainer is not None and trainer.last_step == expected_step(step, threads, dropout)
+        assert trainer is not None and trainer.last_step in expected_steps(step, threads, dropout)
         for a, b in zip(reference.get_weights(), model.get_weights()):
             np.testing.assert_array_equal(a, b)
         assert history == reference_history

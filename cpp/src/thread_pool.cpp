@@ -8,14 +8,14 @@
 #include <sched.h>
 #endif
 
-#include "spin_pause.h"
+#include "waiter.h"
 
 namespace fastmlp {
 
 namespace {
-// Spin this many rounds before sleeping: a batch step is tens of microseconds, and a sleep/wake
-// round trip costs about as much, so workers stay hot between steps of one training call.
-constexpr int kSpinRounds = 20000;
+// A ticket holds the task count in 32 bits and the next index in the other 32 (with room for
+// the failed claims, one per thread per job); a larger run() runs on the calling thread.
+constexpr std::size_t kMaxPooledTasks = std::size_t(1) << 31;
 }  // namespace
 
 std::size_t default_num_threads() {
@@ -43,7 +43,7 @@ ThreadPool& ThreadPool::instance() {
   return pool;
 }
 
-ThreadPool::ThreadPool() = default;
+ThreadPool::ThreadPool() { read_spin_budget_from_environment(); }
 
 ThreadPool::~ThreadPool() { stop_workers(); }
 
@@ -62,77 +62,75 @@ void ThreadPool::start_workers(std::size_t workers) {
   // first runs must still be seen as a change (else join() would wait forever).
   const unsigned long long generation = generation_.load(std::memory_order_acquire);
   for (std::size_t i = 0; i < workers; ++i)
-    workers_.emplace_back([this, i, generation] { worker_loop(i, generation); });
+    workers_.emplace_back([this, generation] { worker_loop(generation); });
 }
 
 void ThreadPool::stop_workers() {
-  {
-    std::lock_guard<std::mutex> lock(wake_mutex_);
-    stopping_.store(true);
-    generation_.fetch_add(1);
-  }
-  wake_.notify_all();
+  stopping_.store(true);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  notify_waiters(&generation_);
   for (auto& t : workers_) t.join();
   workers_.clear();
 }
 
-void ThreadPool::worker_loop(std::size_t, unsigned long long seen) {
+void ThreadPool::worker_loop(unsigned long long seen) {
   for (;;) {
-    auto changed = [&] { return generation_.load(std::memory_order_acquire) != seen || stopping_.load(); };
-    int spins = 0;
-    while (!changed() && spins < kSpinRounds) {
-      FASTMLP_PAUSE();
-      ++spins;
-    }
-    if (!changed()) {
-      std::unique_lock<std::mutex> lock(wake_mutex_);
-      wake_.wait(lock, changed);
-    }
+    wait_until(&generation_, [&] { return generation_.load(std::memory_order_acquire) != seen; });
     seen = generation_.load(std::memory_order_acquire);
     if (stopping_.load()) return;
-    for (;;) {
-      const std::size_t task = next_task_.fetch_add(1, std::memory_order_acq_rel);
-      if (task >= job_tasks_) break;
-      job_(job_context_, task);
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
-    }
+    run_claimed_tasks();
   }
+}
+
+void ThreadPool::run_claimed_tasks() {
+  for (;;) {
+    // acq_rel: a valid claim reads the caller's store of the ticket (or a claim after it), so
+    // it sees the job's fields; they stay as they are until this task's pending_ decrement.
+    const std::uint64_t ticket = ticket_.fetch_add(1, std::memory_order_acq_rel);
+    const std::uint64_t task = ticket & 0xffffffffu;
+    if (task >= ticket >> 32) return;
+    job_(job_context_, std::size_t(task));
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) notify_waiters(&pending_);
+  }
+}
+
+bool ThreadPool::withdrawn_unclaimed(std::size_t tasks) {
+  const std::uint64_t count = std::uint64_t(tasks) << 32;
+  if (pause_briefly([&] { return (ticket_.load(std::memory_order_acquire) & 0xffffffffu) >= tasks; })) return false;
+  // With FASTMLP_SPIN_US=0 the job stays: every wait blocks, and the tasks run when their
+  // threads come.
+  if (!waits_spin()) return false;
+  // Claimed by none: take them all, so that none will run (a later claim finds none left).
+  std::uint64_t unclaimed = count | 1;
+  return ticket_.compare_exchange_strong(unclaimed, count | tasks, std::memory_order_acq_rel);
 }
 
 bool ThreadPool::run_tasks(std::size_t tasks, Task fn, void* context, bool concurrent) {
   if (tasks == 0) return true;
   std::unique_lock<std::mutex> lock(run_mutex_, std::try_to_lock);
   if (concurrent && tasks > 1 && (!lock.owns_lock() || workers_.size() + 1 < tasks)) return false;
-  if (tasks == 1 || !lock.owns_lock() || workers_.empty()) {
+  if (tasks == 1 || !lock.owns_lock() || workers_.empty() || tasks >= kMaxPooledTasks) {
     for (std::size_t t = 0; t < tasks; ++t) fn(context, t);
     return true;
   }
   job_ = fn;
   job_context_ = context;
-  job_tasks_ = tasks;
-  pending_.store(tasks, std::memory_order_release);
+  pending_.store(tasks, std::memory_order_relaxed);
   // Concurrent tasks: this thread keeps task 0 from one call to the next, so with one worker
   // each task stays on its thread (the feature pipeline's part 0 keeps its columns of the first
   // kernel in its core's cache); taken first come first served, the worker sometimes gets task
   // 0 and the parts' halves of the kernel change cores.
-  next_task_.store(concurrent ? 1 : 0, std::memory_order_release);
-  {
-    std::lock_guard<std::mutex> wake_lock(wake_mutex_);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
-  }
-  wake_.notify_all();
+  ticket_.store(std::uint64_t(tasks) << 32 | (concurrent ? 1 : 0), std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  notify_waiters(&generation_);
+  if (concurrent && withdrawn_unclaimed(tasks)) return false;
   if (concurrent) {
     fn(context, 0);
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
-  for (;;) {
-    const std::size_t task = next_task_.fetch_add(1, std::memory_order_acq_rel);
-    if (task >= tasks) break;
-    fn(context, task);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
-  }
-  while (pending_.load(std::memory_order_acquire) != 0) FASTMLP_PAUSE();
-  job_ = nullptr;
+  // Tasks no worker has taken yet run here: a run() never waits for a worker to wake up.
+  run_claimed_tasks();
+  wait_until(&pending_, [&] { return pending_.load(std::memory_order_acquire) == 0; });
   return true;
 }
 

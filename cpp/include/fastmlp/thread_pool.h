@@ -4,8 +4,8 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 #include <mutex>
 #include <thread>
@@ -31,9 +31,12 @@ class ThreadPool {
   }
 
   // Runs fn(0) ... fn(tasks - 1) each on a thread of its own, all at the same time, so that a
-  // task may wait for another; returns false, having run none, when the pool cannot do that now
-  // (it is busy with another caller's job, or has fewer threads than tasks). run() would then
-  // run the tasks one after the other, and a task waiting for a later one would wait forever.
+  // task may wait for another; returns false, having run none, when the pool cannot do that now:
+  // it is busy with another caller's job, has fewer threads than tasks, or no worker took a
+  // task within a few microseconds (the pausing part of the spin, cpp/src/waiter.h: the host is
+  // not running them, or they were asleep), so that the caller never waits for threads that may
+  // not run for a while. run() would then run the tasks one after the other, and a task waiting
+  // for a later one would wait forever.
   template <class F>
   bool run_concurrently(std::size_t tasks, F&& fn) {
     return run_tasks(tasks, [](void* f, std::size_t t) { (*static_cast<std::remove_reference_t<F>*>(f))(t); },
@@ -46,23 +49,30 @@ class ThreadPool {
   ThreadPool();
   void start_workers(std::size_t workers);
   void stop_workers();
-  void worker_loop(std::size_t index, unsigned long long generation);
+  void worker_loop(unsigned long long generation);
   using Task = void (*)(void*, std::size_t);
   // concurrent: see run_concurrently (returns whether the tasks ran).
   bool run_tasks(std::size_t tasks, Task task, void* context, bool concurrent);
+  // Claims the current job's unclaimed tasks one by one and runs them; returns when none is left.
+  void run_claimed_tasks();
+  // A concurrent job just published, its task 0 kept by the caller: pauses until the workers
+  // have claimed the others, for a few microseconds at most; if none has claimed one by then,
+  // withdraws the job (none of its tasks will run) and returns true.
+  bool withdrawn_unclaimed(std::size_t tasks);
 
   std::atomic<std::size_t> num_threads_{1};
   std::mutex run_mutex_;  // one job at a time
-  std::mutex wake_mutex_;
-  std::condition_variable wake_;
   std::vector<std::thread> workers_;
-  // The current job.
+  // The current job: set before its ticket is published, unchanged until all its tasks are done.
   Task job_ = nullptr;
   void* job_context_ = nullptr;
-  std::size_t job_tasks_ = 0;
-  std::atomic<std::size_t> next_task_{0};
-  std::atomic<std::size_t> pending_{0};
-  std::atomic<unsigned long long> generation_{0};
+  // The job's task count << 32 | the next task to claim. A claim is a fetch_add, and it is valid
+  // when the index it returns is below the count it returns, so a thread still claiming after
+  // the job it woke for (a claim that fails, or one of the next job, equally valid) never needs
+  // another field to tell, and never reads one the caller is changing.
+  std::atomic<std::uint64_t> ticket_{0};
+  std::atomic<std::size_t> pending_{0};  // tasks of the current job not yet done
+  std::atomic<unsigned long long> generation_{0};  // changed for each job, and to stop
   std::atomic<bool> stopping_{false};
 };
 

@@ -25,7 +25,7 @@
 #include "fastmlp/sizes.h"
 #include "feature_pipeline.h"
 
-#include "../spin_pause.h"
+#include "../waiter.h"
 
 namespace fastmlp {
 
@@ -45,8 +45,10 @@ std::size_t aligned_column(std::size_t k, std::size_t n) {
   return std::min(n, (k + kColumnAlign / 2) / kColumnAlign * kColumnAlign);
 }
 
-void wait_for(const std::atomic<std::uint64_t>& flag, std::uint64_t value) {
-  spin_until([&] { return flag.load(std::memory_order_acquire) == value; });
+// Waits until row `row` of a part's flags holds `value`; the flags' first address is the key
+// their writer notifies.
+void wait_for(const std::atomic<std::uint64_t>* part_flags, std::size_t row, std::uint64_t value) {
+  wait_until(part_flags, [&] { return part_flags[row].load(std::memory_order_acquire) == value; });
 }
 
 }  // namespace
@@ -190,7 +192,7 @@ void FeaturePipeline<T>::first_layer_pipeline(const T* x, const std::uint32_t* o
     if (previous == nullptr) {
       for (std::size_t q = r; q < r_end; ++q) list_row(q);
     } else {
-      wait_for(previous[r], step);
+      wait_for(previous, r, step);
       std::size_t ready = r + 1;
       while (ready < r_end && previous[ready].load(std::memory_order_acquire) == step) ++ready;
       r_end = ready;
@@ -201,6 +203,7 @@ void FeaturePipeline<T>::first_layer_pipeline(const T* x, const std::uint32_t* o
     args.continue_chain = part > 0;
     kt.sparse_gemm(args);
     for (std::size_t q = r; q < r_end; ++q) mine[q].store(step, std::memory_order_release);
+    notify_waiters(mine);
     r = r_end;
   }
   cp.nnz = nnz;
@@ -209,7 +212,7 @@ void FeaturePipeline<T>::first_layer_pipeline(const T* x, const std::uint32_t* o
 
 template <class T>
 void FeaturePipeline<T>::wait_first_layer_rows(std::size_t r1, std::size_t parts) const {
-  if (r1 > 0) wait_for(scratch_.row_done[(parts - 1) * scratch_.row_done_stride + r1 - 1], scratch_.pipeline_step);
+  if (r1 > 0) wait_for(scratch_.row_done.get() + (parts - 1) * scratch_.row_done_stride, r1 - 1, scratch_.pipeline_step);
 }
 
 template <class T>

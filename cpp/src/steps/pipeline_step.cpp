@@ -12,7 +12,7 @@
 #include "fastmlp/trainer.h"
 #include "feature_pipeline.h"
 #include "row_split.h"
-#include "../spin_pause.h"
+#include "../waiter.h"
 
 namespace fastmlp {
 
@@ -66,8 +66,8 @@ bool Trainer<T>::step_pipeline(const DataView<T>& data, const std::uint32_t* ord
       pipeline->wait_first_layer_rows(r1, parts);
       rows_through(b, r0, r1, p, true);
     }
-    past_rows.fetch_add(1, std::memory_order_acq_rel);
-    spin_until([&] { return past_rows.load(std::memory_order_acquire) == parts; });
+    if (past_rows.fetch_add(1, std::memory_order_acq_rel) + 1 == parts) notify_waiters(&past_rows);
+    wait_until(&past_rows, [&] { return past_rows.load(std::memory_order_acquire) == parts; });
     // Every part has listed its inputs by now: a non-finite one stops the step before any update.
     if (net.input_non_finite()) return;
     const auto start = std::chrono::steady_clock::now();
