@@ -9,6 +9,9 @@ tests, not the benchmarks), but they must keep working.
   comparison is between equal work;
 * bench/thread_scaling.py alternates 1- and 2-thread epochs and reports the median of the
   paired ratios;
+* bench/concurrent_processes.py runs two fitting processes at once, one thread each and then
+  two each, checks that all end with the same weights, and reports the slowest 2-thread round
+  over the fastest 1-thread round;
 * the workloads' FLOP formula gives the issue's figures.
 
 Nothing here needs PyTorch, scikit-learn or pytest-benchmark.
@@ -100,6 +103,26 @@ def test_thread_scaling_pairs_the_epochs(tmp_path: Path) -> None:
     # The median of the per-pair ratios, not the ratio of the medians.
     assert doc["paired_ratio_median"] == pytest.approx(sorted(b / a for a, b in zip(one, two))[1])
     assert f"median of the pairs: {doc['paired_ratio_median']:.2f}x" in done.stdout
+
+
+def test_concurrent_processes_reports_both_settings(tmp_path: Path) -> None:
+    out = tmp_path / "concurrent.json"
+    command = [sys.executable, "-W", "error", str(BENCH / "concurrent_processes.py"), "--rounds", "2",
+               "--samples", "640", "--threads", "2", "--mnist", "synthetic", "--json", str(out)]
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    doc: dict[str, Any] = json.loads(out.read_text())
+    assert doc["samples"] == 640 and doc["rounds"] == 2 and doc["threads_default"] == 2
+    assert doc["data_source"] == "synthetic MNIST-like" and doc["isa"]
+    for setting in ("1", "default"):
+        fits = doc["seconds"][setting]
+        assert len(fits) == 2 and all(len(pair) == 2 and min(pair) > 0 for pair in fits)
+        assert doc["round_seconds"][setting] == [max(pair) for pair in fits]
+    ratio = max(doc["round_seconds"]["default"]) / min(doc["round_seconds"]["1"])
+    assert doc["worst_default_over_best_one"] == pytest.approx(ratio)
+    assert f"1 thread each {min(doc['round_seconds']['1']):.3f} s: {ratio:.2f}x" in done.stdout
+    assert [line.split(":")[0] for line in done.stdout.splitlines() if line.startswith("round ")] == ["round 1", "round 2"]
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "relu"])
