@@ -342,6 +342,19 @@ def test_every_layout_gives_the_contiguous_result(name: str) -> None:
     b.fit(expected, Y, epochs=2, verbose=0, shuffle=False)
     assert same_weights(a, b)
     np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(expected, verbose=0))
+    np.testing.assert_array_equal(a.predict_on_batch(x), b.predict_on_batch(expected))
+
+
+def test_the_core_refuses_a_misaligned_array() -> None:
+    """The border's own check, behind Python's conversion: a float32 view at an odd byte offset
+    would be read with misaligned loads (undefined behaviour, which UBSan reports)."""
+    from fastmlp import _core
+
+    raw = np.zeros(4 * 6 + 1, dtype=np.uint8)
+    misaligned = np.frombuffer(raw.data, dtype=np.float32, count=6, offset=1).reshape(2, 3)
+    network = _core.Network32(3, [2], ["linear"], [True], [[0.0] * 4], [0.0], [0.0])
+    with pytest.raises(ValueError, match="aligned"):
+        network.predict(misaligned, 2)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <limits>
+#include <cstdint>
 #include <string>
 
 namespace fastmlp::bindings {
@@ -57,6 +58,9 @@ Matrix<T> contiguous(const py::array& a, const char* name, int ndim, std::size_t
                           "-D, got shape " + shape_of(a));
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(std::string(name) + " must be C-contiguous");
+  // The kernels load whole elements (and vectors) from it: a misaligned one is undefined behaviour.
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) != 0)
+    throw py::value_error(std::string(name) + " must be aligned to its element size");
   const std::size_t rows = std::size_t(a.shape(0));
   const std::size_t c = ndim == 2 ? std::size_t(a.shape(1)) : 1;
   if (cols != 0 && c != cols)

@@ -24,7 +24,7 @@ from typing import Any, Optional, Union
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _core
+from . import _core, _validation
 
 Array = NDArray[Any]
 Network = Union[_core.Network32, _core.Network64]
@@ -178,7 +178,7 @@ class Engine:
             if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
                 raise TypeError(f"Layer {name!r} weights must be real numbers, got dtype {array.dtype}.")
             with np.errstate(over="ignore"):
-                array = np.ascontiguousarray(array, dtype=self.dtype)
+                array = _validation.for_core(array, self.dtype)
             if not np.isfinite(array).all():
                 raise ValueError(f"Layer {name!r} weights contain NaN or infinity.")
             arrays.append(array)

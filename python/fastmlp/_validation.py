@@ -36,7 +36,7 @@ def first_non_finite(array: NDArray[Any]) -> Optional[int]:
     if not np.issubdtype(array.dtype, np.floating):
         return None
     rows = array.reshape(array.shape[0], -1) if array.ndim > 1 else array.reshape(-1, 1)
-    if rows.dtype in (np.float32, np.float64) and rows.flags.c_contiguous and rows.size:
+    if rows.dtype in (np.float32, np.float64) and rows.flags.c_contiguous and rows.flags.aligned and rows.size:
         # In C++ over the pool's threads, without a mask: it reads the whole data set (fit checks
         # its x while training when it can, and then calls this only to name the sample at fault).
         bad = _core.first_non_finite_row(rows)
@@ -71,11 +71,18 @@ def flat_source(x: Any, converted: NDArray[Any]) -> NDArray[Any]:
     return np.asarray(x).reshape(converted.shape[0], -1)
 
 
+def for_core(array: Any, dtype: Any) -> NDArray[Any]:
+    """The array as the core reads it: C-contiguous, of `dtype`, and aligned for it (a view into
+    a byte buffer at an odd offset is not: the core's loads of it would be undefined behaviour);
+    copied only when it is not already so."""
+    return np.require(array, dtype=dtype, requirements=["C_CONTIGUOUS", "ALIGNED"])
+
+
 def cast(array: NDArray[Any], dtype: str) -> NDArray[Any]:
-    """C-contiguous copy in `dtype` (none if it already is); overflow becomes inf, which
-    check_finite then reports, instead of a NumPy warning."""
+    """for_core's array in `dtype`; overflow becomes inf, which check_finite then reports,
+    instead of a NumPy warning."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.ascontiguousarray(array, dtype=dtype)
+        return for_core(array, dtype)
 
 
 def features(
@@ -136,7 +143,7 @@ def sparse_labels(y: Any, n: int, num_classes: int, name: str = "y") -> NDArray[
             f"`{name}` holds label {array[i].item()!r} at index {i}, but labels must lie in "
             f"[0, {num_classes}) for a model with {num_classes} outputs."
         )
-    return np.ascontiguousarray(array, dtype=np.int32)
+    return for_core(array, np.int32)
 
 
 def dense_targets(y: Any, n: int, outputs: int, loss_name: str, dtype: str, name: str = "y") -> NDArray[Any]:

@@ -872,6 +872,7 @@ class Sequential:
             and x.ndim == 2
             and x.shape[0] != 0
             and x.flags.c_contiguous
+            and x.flags.aligned
             and engine.built
             and self._sample_shape == (x.shape[1],)
             and x.shape[1] == engine.input_dim
