@@ -34,6 +34,7 @@ from . import (  # noqa: E402  (the ISA must be chosen before anything runs a ke
     reference,
     regularizers,
     saving,
+    tuning,
     utils,
 )
 from ._version import __version__  # noqa: E402
@@ -83,5 +84,6 @@ __all__ = [
     "regularizers",
     "saving",
     "set_num_threads",
+    "tuning",
     "utils",
 ]
