@@ -16,6 +16,7 @@ optimizers: the model translates those into ``LayerSpec`` values and plain setti
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -248,6 +249,30 @@ class Engine:
         """The batch-mean loss; the gradients are then read with ``gradients``."""
         with self.lock:
             return self._built_trainer().compute_gradients(x, y)
+
+    @property
+    def parameter_count(self) -> int:
+        """The number of trainable weights P: the length of the flattened ``get_weights()``."""
+        self._built_network()
+        return sum(math.prod(shape) for index in range(len(self._layers)) for shape in self.weight_shapes(index))
+
+    def hessian(self, x: Array, y: Array, sample_weight: Optional[Array] = None) -> Array:
+        """The ``(P, P)`` float64 Hessian, at the current weights, of the loss ``compute_gradients``
+        differentiates (the batch mean of the sample-weighted losses plus the weight penalties,
+        dropout off), rows and columns in the flattened ``get_weights()`` order. Exactly
+        symmetric. The core's ``SizeError`` (a ValueError) names P and the bytes when P is over
+        20000 or H would not fit in memory; a ValueError when H is not finite. ``x``, ``y`` and
+        ``sample_weight`` as ``train_on_batch`` takes them (already validated)."""
+        with self.lock:
+            return self._built_trainer().hessian(x, y, sample_weight)
+
+    def hessian_vector_product(
+        self, x: Array, y: Array, v: Array, sample_weight: Optional[Array] = None
+    ) -> Array:
+        """``H @ v`` as float64 ``(P,)`` without forming H; ``v`` is a C-contiguous float64
+        ``(P,)`` array of finite values (the core refuses any other with a ValueError)."""
+        with self.lock:
+            return self._built_trainer().hessian_vector_product(x, y, v, sample_weight)
 
     def training_state(self) -> dict[str, Any]:
         """``{"iterations", "rng", "slots"}``: the optimizer's step count, the shuffle
