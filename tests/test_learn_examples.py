@@ -8,6 +8,7 @@ still run and print, and only the PNG checks are skipped.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import math
 import os
@@ -199,3 +200,20 @@ def test_mnist_wrapper_runs_the_main_example(tmp_path: Path) -> None:
     assert re.search(r"test accuracy: [0-9.]+", text), text
     if HAS_MATPLOTLIB:
         assert (tmp_path / "out" / "mnist.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_learn_md_quotes_the_code_it_points_to() -> None:
+    """docs/learn.md's "`file.py:function`: `excerpt`" cells: the excerpt is in that function."""
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "learn.md").read_text(encoding="utf-8")
+    cited = re.findall(r"`([\w/]+\.py):(\w+)`: ([^;|]*)", doc)
+    assert len(cited) > 20
+    for file, function, cell in cited:
+        path = root / file if "/" in file else (root / "python" / "fastmlp" / file if file == "reference.py" else EXAMPLES / file)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        [node] = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function]
+        source = ast.get_source_segment(path.read_text(encoding="utf-8"), node)
+        assert source is not None
+        flat = " ".join(source.split())  # a line break and its indent read as one space
+        for excerpt in re.findall(r"`([^`]+)`", cell):
+            assert " ".join(excerpt.split()) in flat, f"{excerpt!r} is not in {file}:{function}"
