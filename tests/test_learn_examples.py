@@ -159,6 +159,9 @@ def test_learning_rate_search(outputs: dict[str, tuple[str, Path]]) -> None:
     x1 = np.column_stack([x, np.ones(len(x))])
     edge = 2 / np.linalg.eigvalsh(2 / len(x) * x1.T @ x1).max()  # 2 / lambda_max of the Hessian
     assert numbers(rf"converges for learning rates below {NUMBER}", text)[0] == pytest.approx(edge, abs=1e-4)
+    if hasattr(fm.Sequential, "compute_hessian"):
+        core = numbers(rf"largest eigenvalue of model.compute_hessian\(x, y\): {NUMBER}", text)[0]
+        assert core == pytest.approx(2 / edge, abs=1e-4)
     start = numbers(rf"start loss {NUMBER}", text)[0]
     trials = [(float(lr), float(loss)) for lr, loss in re.findall(rf"^  +{NUMBER}  {NUMBER}$", text, re.M)]
     assert len(trials) == 15 + 10  # the grid and the random trials

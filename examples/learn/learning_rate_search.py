@@ -61,6 +61,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     x1 = np.column_stack([x, np.ones(SAMPLES)])
     lambda_max = np.linalg.eigvalsh(2 / SAMPLES * x1.T @ x1).max()
     print(f"largest Hessian eigenvalue {lambda_max:.4f}: gradient descent converges for learning rates below {2 / lambda_max:.4f}")
+    if hasattr(fm.Sequential, "compute_hessian"):  # the same Hessian, from fastmlp's core
+        hessian = build_model(0.1).compute_hessian(x, y)  # d^2 J / dw_i dw_j for (w, b)
+        print(f"largest eigenvalue of model.compute_hessian(x, y): {np.linalg.eigvalsh(hessian).max():.4f}")
 
     # Every trial: full-batch steps (batch_size = all samples), EPOCHS of them, the same seed.
     grid = fm.tuning.grid_search(build_model, {"learning_rate": GRID}, x, y, epochs=EPOCHS, batch_size=SAMPLES, seed=0)
