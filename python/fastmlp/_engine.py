@@ -258,6 +258,27 @@ class Engine:
             parts = [part for kernel, bias in self.gradients() for part in (kernel, bias) if part is not None]
             return float(loss), np.concatenate([part.ravel() for part in parts]).astype(np.float64)
 
+    # Stand-ins until the core's exact Hessian (branch wt-hessian) is merged: central
+    # differences of the core's gradient. Same signatures as the core's methods.
+    def hessian(self, x: Array, y: Array, sample_weight: Optional[Array] = None) -> Array:
+        with self.lock:
+            w = self.flat_weights()
+            columns = [self.hessian_vector_product(x, y, np.eye(w.size)[j], sample_weight) for j in range(w.size)]
+            hessian: Array = np.array(columns).T
+            symmetric: Array = 0.5 * (hessian + hessian.T)
+            return symmetric
+
+    def hessian_vector_product(self, x: Array, y: Array, v: Array, sample_weight: Optional[Array] = None) -> Array:
+        with self.lock:
+            w = self.flat_weights()
+            h = 1e-5 * max(1.0, float(np.linalg.norm(w))) / max(float(np.linalg.norm(v)), 1e-300)
+            self.set_flat_weights(w + h * v)
+            plus = self.loss_and_gradient(x, y, sample_weight)[1]
+            self.set_flat_weights(w - h * v)
+            minus = self.loss_and_gradient(x, y, sample_weight)[1]
+            self.set_flat_weights(w)
+            return (plus - minus) / (2 * h)
+
     @property
     def layer_specs(self) -> tuple[LayerSpec, ...]:
         """The layers as the core built them (empty before the first build)."""
