@@ -157,12 +157,12 @@ void bind(py::module_& m, const char* name) {
           py::arg("x"), py::arg("y"), py::arg("batch_size"), py::arg("sample_weight") = py::none())
       .def(
           "compute_gradients",
-          [](Tr& t, const py::array& x, const py::array& y) {
-            const DataView<T> d = data_view(t, x, y);
+          [](Tr& t, const py::array& x, const py::array& y, const py::object& w) {
+            const DataView<T> d = data_view(t, x, y, w);
             py::gil_scoped_release release;
             return t.compute_gradients(d);
           },
-          py::arg("x"), py::arg("y"))
+          py::arg("x"), py::arg("y"), py::arg("sample_weight") = py::none())
       .def_property_readonly(
           "parameter_count", [](Tr& t) { return parameter_count(t.network()); },
           "The number of trainable weights P (the size of the Hessian's side).")
