@@ -126,7 +126,9 @@ def test_compare_optimizers(outputs: dict[str, tuple[str, Path]]) -> None:
     text, _ = outputs["compare_optimizers"]
     rows = dict(
         (name.strip(), (float(loss), float(accuracy)))
-        for name, loss, accuracy, _seconds in re.findall(rf"^ *([A-Za-z][^:\n]*?) +{NUMBER} +{NUMBER} +{NUMBER}$", text, re.M)
+        for name, loss, _epochs, accuracy, _seconds in re.findall(
+            rf"^ *([A-Za-z][^:\n]*?) +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER}$", text, re.M
+        )
     )
     expected = ["gradient descent", "SGD (batch 1)", "minibatch (16)", "momentum 0.9", "Adagrad", "Adam"]
     expected += [name for name, cls in (("Newton", "Newton"), ("conjugate gradient", "ConjugateGradient"), ("L-BFGS", "LBFGS"))
