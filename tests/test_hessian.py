@@ -25,6 +25,7 @@ from typing import Any, Optional
 import fastmlp as fm
 import numpy as np
 import pytest
+from fastmlp import reference as ref
 
 N_FEATURES = 3
 GRAD_STEP = 1e-5
@@ -41,6 +42,7 @@ class Case:
     loss: str
     from_logits: bool = False
     penalties: dict[str, float] = field(default_factory=dict)
+    output_bias: bool = True
 
     def loss_object(self) -> Any:
         if not self.from_logits:
@@ -68,6 +70,10 @@ CASES = [
     Case("tanh_bce_softmax_probabilities", ((4, "tanh"),), (2, "softmax"), "binary_crossentropy"),
     Case("sigmoid_mae", ((4, "sigmoid"),), (2, "linear"), "mae"),
     Case("tanh_mse_sigmoid_out", ((4, "tanh"),), (2, "sigmoid"), "mse"),
+    # A sigmoid output read as logits (from_logits=True on a non-linear output): chain rule.
+    Case("bce_logits_on_sigmoid_output", ((4, "tanh"),), (2, "sigmoid"), "binary_crossentropy", from_logits=True),
+    Case("sparse_cce_sigmoid_probabilities", ((4, "relu"),), (3, "sigmoid"), "sparse_categorical_crossentropy"),
+    Case("softmax_no_output_bias", ((4, "tanh"), (3, "elu")), (3, "softmax"), "categorical_crossentropy", output_bias=False),
     Case(
         "penalties",
         ((4, "tanh"),),
@@ -89,7 +95,7 @@ def build(case: Case, dtype: str = "float64", seed: int = 0, dropout: float = 0.
         layers.append(fm.layers.Dense(units, activation=activation, **extra))
         if dropout:
             layers.append(fm.layers.Dropout(dropout))
-    layers.append(fm.layers.Dense(case.output[0], activation=case.output[1], **extra))
+    layers.append(fm.layers.Dense(case.output[0], activation=case.output[1], use_bias=case.output_bias, **extra))
     model = fm.Sequential(layers, dtype=dtype)
     model.compile(optimizer="sgd", loss=case.loss_object())
     # Non-zero biases and larger weights: no weight sits at a special point (relu's kink, 0).
@@ -187,6 +193,22 @@ def test_hessian_matches_finite_differences_of_the_gradient(case: Case, isa: str
     p = model.count_params()
     assert hessian.shape == (p, p) and hessian.dtype == np.float64
     np.testing.assert_allclose(hessian, hessian_from_gradients(model, x, y), **GRAD_TOL)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not c.penalties], ids=lambda c: c.name)
+def test_hessian_matches_the_reference(case: Case) -> None:
+    # fm.reference: central differences of its own NumPy backpropagation (no core involved).
+    model = build(case)
+    x, y = make_data(case, 12)
+    weights = model.get_weights()
+    params, i = [], 0
+    for layer, _ in enumerate([*case.hidden, case.output]):
+        has_bias = layer < len(case.hidden) or case.output_bias
+        params.append((weights[i], weights[i + 1] if has_bias else None))
+        i += 2 if has_bias else 1
+    activations = [a for _, a in case.hidden] + [case.output[1]]
+    expected = ref.hessian_by_differences(x, y, params, activations, case.loss, case.from_logits)
+    np.testing.assert_allclose(model.compute_hessian(x, y), expected, **GRAD_TOL)
 
 
 @pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[4], CASES[-1]], ids=lambda c: c.name)

@@ -79,18 +79,19 @@ void activation_derivatives(Activation act, double alpha, std::size_t n, const d
   }
 }
 
-void loss_curvature_row(Loss loss, bool from_logits, std::size_t cols, const double* pred, const double* y,
-                        std::int32_t label, double scale, const double* rp, double* out) {
+double loss_curvature_row(Loss loss, bool from_logits, std::size_t cols, const double* pred, const double* y,
+                          std::int32_t label, double scale, double* d, double* u) {
   auto target = [&](std::size_t j) { return y != nullptr ? y[j] : double(j == std::size_t(label)); };
   const double n = double(cols);
   const double lo = kProbabilityEpsilon, hi = 1.0 - kProbabilityEpsilon;
+  for (std::size_t j = 0; j < cols; ++j) u[j] = 0;
   switch (loss) {
     case Loss::mse:  // mean of d^2: 2 / cols on the diagonal
-      for (std::size_t j = 0; j < cols; ++j) out[j] = scale * 2 * rp[j] / n;
-      return;
+      for (std::size_t j = 0; j < cols; ++j) d[j] = scale * 2 / n;
+      return 0;
     case Loss::mae:  // piecewise linear: 0 (its kink included)
-      for (std::size_t j = 0; j < cols; ++j) out[j] = 0;
-      return;
+      for (std::size_t j = 0; j < cols; ++j) d[j] = 0;
+      return 0;
     case Loss::binary_crossentropy:
       for (std::size_t j = 0; j < cols; ++j) {
         double d2 = 0;
@@ -101,9 +102,9 @@ void loss_curvature_row(Loss loss, bool from_logits, std::size_t cols, const dou
           const double p = pred[j], t = target(j);
           d2 = t / (p * p) + (1 - t) / ((1 - p) * (1 - p));
         }
-        out[j] = scale * d2 * rp[j] / n;
+        d[j] = scale * d2 / n;
       }
-      return;
+      return 0;
     case Loss::categorical_crossentropy:
     case Loss::sparse_categorical_crossentropy:
       break;
@@ -115,33 +116,30 @@ void loss_curvature_row(Loss loss, bool from_logits, std::size_t cols, const dou
     double zmax = pred[0];
     for (std::size_t j = 1; j < cols; ++j) zmax = pred[j] > zmax ? pred[j] : zmax;
     double sum = 0;
-    for (std::size_t j = 0; j < cols; ++j) sum += std::exp(pred[j] - zmax);
-    double dot = 0;
     for (std::size_t j = 0; j < cols; ++j) {
-      out[j] = std::exp(pred[j] - zmax) / sum;  // p_j, for now
-      dot += out[j] * rp[j];
+      u[j] = std::exp(pred[j] - zmax);
+      sum += u[j];
     }
-    for (std::size_t j = 0; j < cols; ++j) out[j] = scale * y_sum * out[j] * (rp[j] - dot);
-    return;
+    const double c = scale * y_sum;
+    for (std::size_t j = 0; j < cols; ++j) {
+      u[j] /= sum;
+      d[j] = c * u[j];
+    }
+    return c;
   }
   // -sum over kept j of y_j log(p_j / s) (s = sum p; a clipped q_j = p_j / s is a constant):
   // [j kept] y_j / p_j^2 on the diagonal, minus kept_y / s^2 everywhere.
-  double s = 0, rp_sum = 0;
-  for (std::size_t j = 0; j < cols; ++j) {
-    s += pred[j];
-    rp_sum += rp[j];
-  }
+  double s = 0;
+  for (std::size_t j = 0; j < cols; ++j) s += pred[j];
   double kept_y = 0;
   for (std::size_t j = 0; j < cols; ++j) {
     const double q = pred[j] / s;
-    if (!(q < lo || q > hi)) kept_y += target(j);
-  }
-  for (std::size_t j = 0; j < cols; ++j) {
-    const double q = pred[j] / s;
     const bool kept = !(q < lo || q > hi);
-    const double diagonal = kept ? target(j) / (pred[j] * pred[j]) * rp[j] : 0.0;
-    out[j] = scale * (diagonal - kept_y / (s * s) * rp_sum);
+    if (kept) kept_y += target(j);
+    d[j] = kept ? scale * target(j) / (pred[j] * pred[j]) : 0.0;
+    u[j] = 1;
   }
+  return scale * kept_y / (s * s);
 }
 
 }  // namespace fastmlp::curvature

@@ -18,9 +18,12 @@ void activation_derivatives(Activation act, double alpha, std::size_t n, const d
                             double* fp, double* fpp);
 
 // One sample's loss as a function of its `cols` inputs `pred` (logits when from_logits, as the
-// loss kernel reads them): out = scale * (its Hessian in pred) @ rp. Targets: the dense row y,
-// or (y null) the class `label`.
-void loss_curvature_row(Loss loss, bool from_logits, std::size_t cols, const double* pred, const double* y,
-                        std::int32_t label, double scale, const double* rp, double* out);
+// loss kernel reads them): its Hessian in pred, times scale, is diag(d) - c u u^T for every loss
+// here (diagonal for mse, mae and binary cross-entropy; sum(y) (diag(p) - p p^T) for categorical
+// cross-entropy from logits, p = softmax(pred); a diagonal minus a constant from probabilities).
+// Writes d and u (cols values each) and returns c. Targets: the dense row y, or (y null) the
+// class `label`.
+double loss_curvature_row(Loss loss, bool from_logits, std::size_t cols, const double* pred, const double* y,
+                          std::int32_t label, double scale, double* d, double* u);
 
 }  // namespace fastmlp::curvature

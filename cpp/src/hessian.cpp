@@ -1,6 +1,7 @@
-// The R-operator pass (see hessian.h). For a block of B directions v, rows b * n + r of every R
-// array belong to direction b and sample r of the current chunk of n samples, so each product of
-// the pass is one GEMM over B n rows. Forward, for each layer l (a_0 = x, R{a_0} = 0):
+// The R-operator pass (see hessian.h). For a block of B directions v, row r * B + b of every R
+// array belongs to sample r of the current chunk and direction b, so each product of the pass is
+// one GEMM over B n rows, and the gradients' R (a_{l-1}^T R{delta_l} for all b at once) one GEMM
+// whose columns are (direction, unit) pairs. Forward, for each layer l (a_0 = x, R{a_0} = 0):
 //   R{z_l} = R{a_{l-1}} W_l + a_{l-1} V_l + v_b,l          (V_l, v_b,l: v's part for W_l, b_l)
 //   R{a_l} = f'(z_l) R{z_l}                                 (softmax: its Jacobian, row by row)
 // the loss's R{g} = (its Hessian in its input) R{input}, then backward, from the output:
@@ -117,11 +118,12 @@ Model model_of(Network<T>& net, const LossSpec& loss) {
 }
 
 // One chunk of samples in float64 and everything the gradient computes on it: per layer z, a,
-// f'(z), f''(z), delta = dL/dz and da = dL/da; g = dL/d(the loss's input) and each row's weight
-// in the mean (its sample weight / the number of samples).
+// f'(z), f''(z), delta = dL/dz and da = dL/da; g = dL/d(the loss's input), each row's weight
+// in the mean (its sample weight / the number of samples), and each row's loss Hessian in its
+// input, diag(curve_d) - curve_c curve_u curve_u^T (curvature::loss_curvature_row).
 struct Chunk {
   std::size_t rows = 0;
-  Buffer x, y, scale, g;
+  Buffer x, y, scale, g, curve_d, curve_u, curve_c;
   const std::int32_t* labels = nullptr;
   std::vector<Buffer> z, a, fp, fpp, delta, da;
 };
@@ -143,6 +145,9 @@ Chunk make_chunk(const Model& m, std::size_t rows, bool dense_targets) {
   if (dense_targets) c.y = Buffer(rows * m.dims.back());
   c.scale = Buffer(rows);
   c.g = Buffer(rows * m.dims.back());
+  c.curve_d = Buffer(rows * m.dims.back());
+  c.curve_u = Buffer(rows * m.dims.back());
+  c.curve_c = Buffer(rows);
   for (std::size_t l = 0; l < m.layers(); ++l) {
     const std::size_t n = rows * m.out(l);
     for (auto* v : {&c.z, &c.a, &c.fp, &c.fpp, &c.delta, &c.da}) v->emplace_back(n);
@@ -173,6 +178,11 @@ void forward_backward(const Model& m, Chunk& c, double* pack) {
   k.loss({loss.loss, loss.uses_logits || loss.from_logits, n, out, pred, std::ptrdiff_t(out),
           c.y.size() != 0 ? c.y.data() : nullptr, std::ptrdiff_t(out), c.labels, c.scale.data(), 1.0, c.g.data(),
           std::ptrdiff_t(out), nullptr});
+  for (std::size_t r = 0; r < n; ++r)
+    c.curve_c[r] = curvature::loss_curvature_row(loss.loss, loss.uses_logits || loss.from_logits, out, pred + r * out,
+                                                 c.y.size() != 0 ? c.y.data() + r * out : nullptr,
+                                                 c.labels != nullptr ? c.labels[r] : 0, c.scale[r],
+                                                 c.curve_d.data() + r * out, c.curve_u.data() + r * out);
   std::copy(c.g.data(), c.g.data() + n * out, c.da[last].data());
   for (std::size_t l = last + 1; l-- > 0;) {
     const LayerSpec& s = m.specs[l];
@@ -196,32 +206,38 @@ struct Directions {
   const double* dense;
 };
 
-// The R arrays of one block (rows b * n + r), and the block's own GEMM scratch.
+// The R arrays of one block (rows r * B + b), the gradients' R before they are added to H's
+// rows (t1, t2), and the block's own GEMM scratch.
 struct Scratch {
   std::vector<Buffer> rz, ra;  // per layer
   Buffer rdelta, rda;          // the current layer's R{delta}; the R{da} below it (or R{g})
+  Buffer t1, t2;
   Buffer pack;
 };
 
-Scratch make_scratch(const Model& m, std::size_t block_rows) {
+Scratch make_scratch(const Model& m, std::size_t block, std::size_t chunk_rows) {
   Scratch s;
+  std::size_t kernel = 0;
   for (std::size_t l = 0; l < m.layers(); ++l) {
-    s.rz.emplace_back(block_rows * m.out(l));
-    s.ra.emplace_back(block_rows * m.out(l));
+    s.rz.emplace_back(block * chunk_rows * m.out(l));
+    s.ra.emplace_back(block * chunk_rows * m.out(l));
+    kernel = std::max(kernel, m.in(l) * m.out(l));
   }
-  s.rdelta = Buffer(block_rows * m.widest);
-  s.rda = Buffer(block_rows * m.widest);
+  s.rdelta = Buffer(block * chunk_rows * m.widest);
+  s.rda = Buffer(block * chunk_rows * m.widest);
+  s.t1 = Buffer(block * kernel);
+  s.t2 = Buffer(block * kernel);
   s.pack = pack_buffer();
   return s;
 }
 
-// R{a} from R{z} for layer l's activation, rows `rows` of B n (row i reads the chunk's row i % n).
-void forward_r(const Model& m, const Chunk& c, std::size_t l, std::size_t block_rows, const double* rz, double* ra) {
-  const std::size_t n = c.rows, out = m.out(l);
+// R{a} from R{z} for layer l's activation; row i of the n B rows reads the chunk's row i / B.
+void forward_r(const Model& m, const Chunk& c, std::size_t l, std::size_t B, const double* rz, double* ra) {
+  const std::size_t rows = c.rows * B, out = m.out(l);
   const double* a = c.a[l].data();
   if (m.specs[l].activation == Activation::softmax) {  // a (R{z} - <a, R{z}>)
-    for (std::size_t i = 0; i < block_rows; ++i) {
-      const double* ar = a + (i % n) * out;
+    for (std::size_t i = 0; i < rows; ++i) {
+      const double* ar = a + (i / B) * out;
       const double* rzr = rz + i * out;
       double dot = 0;
       for (std::size_t j = 0; j < out; ++j) dot += ar[j] * rzr[j];
@@ -230,23 +246,23 @@ void forward_r(const Model& m, const Chunk& c, std::size_t l, std::size_t block_
     return;
   }
   const double* fp = c.fp[l].data();
-  for (std::size_t i = 0; i < block_rows; ++i) {
-    const double* f = fp + (i % n) * out;
+  for (std::size_t i = 0; i < rows; ++i) {
+    const double* f = fp + (i / B) * out;
     for (std::size_t j = 0; j < out; ++j) ra[i * out + j] = f[j] * rz[i * out + j];
   }
 }
 
 // R{delta} of layer l from R{da} (rda) and, unless null (a layer below every direction, whose
 // R{z} and R{a} are 0), R{z} and R{a}; da is the chunk's dL/da of that layer.
-void backward_r(const Model& m, const Chunk& c, std::size_t l, std::size_t block_rows, const double* da,
-                const double* rz, const double* ra, const double* rda, double* rdelta) {
-  const std::size_t n = c.rows, out = m.out(l);
+void backward_r(const Model& m, const Chunk& c, std::size_t l, std::size_t B, const double* da, const double* rz,
+                const double* ra, const double* rda, double* rdelta) {
+  const std::size_t rows = c.rows * B, out = m.out(l);
   if (m.specs[l].activation == Activation::softmax) {
     // delta = a (da - <a, da>):  R{delta} = R{a} (da - <a, da>) + a (R{da} - <R{a}, da> - <a, R{da}>)
     const double* a = c.a[l].data();
-    for (std::size_t i = 0; i < block_rows; ++i) {
-      const double* ar = a + (i % n) * out;
-      const double* dar = da + (i % n) * out;
+    for (std::size_t i = 0; i < rows; ++i) {
+      const double* ar = a + (i / B) * out;
+      const double* dar = da + (i / B) * out;
       const double* rar = ra == nullptr ? nullptr : ra + i * out;
       const double* rdar = rda + i * out;
       double a_da = 0, ra_da = 0, a_rda = 0;
@@ -264,8 +280,8 @@ void backward_r(const Model& m, const Chunk& c, std::size_t l, std::size_t block
   }
   const double* fp = c.fp[l].data();
   const double* fpp = c.fpp[l].data();
-  for (std::size_t i = 0; i < block_rows; ++i) {
-    const std::size_t base = (i % n) * out;
+  for (std::size_t i = 0; i < rows; ++i) {
+    const std::size_t base = (i / B) * out;
     for (std::size_t j = 0; j < out; ++j) {
       const double second = rz == nullptr ? 0.0 : fpp[base + j] * rz[i * out + j] * da[base + j];
       rdelta[i * out + j] = second + fp[base + j] * rda[i * out + j];
@@ -275,7 +291,7 @@ void backward_r(const Model& m, const Chunk& c, std::size_t l, std::size_t block
 
 // Adds H v for the chunk to out (row b for direction b, P values each).
 void r_pass(const Model& m, const Chunk& c, const Directions& d, Scratch& s, double* out) {
-  const std::size_t n = c.rows, B = d.count, rows = B * n, P = m.parameters, L = m.layers();
+  const std::size_t n = c.rows, B = d.count, rows = n * B, P = m.parameters, L = m.layers();
   const std::size_t last = L - 1;
   // The first layer any direction of the block moves: R{z} and R{a} are 0 below it.
   const std::size_t start = d.dense != nullptr ? 0 : m.locate(d.first).layer;
@@ -295,78 +311,86 @@ void r_pass(const Model& m, const Chunk& c, const Directions& d, Scratch& s, dou
       std::fill(rz, rz + rows * o, 0.0);
     }
     for (std::size_t b = 0; b < B; ++b) {
-      double* rzb = rz + b * n * o;
-      if (d.dense != nullptr) {
+      if (d.dense != nullptr) {  // + a_{l-1} V_l + v_b,l
         const double* v = d.dense + b * P;
-        gemm(n, o, in, prev, std::ptrdiff_t(in), 1, v + m.kernel_offset[l], std::ptrdiff_t(o), 1, true, rzb,
-             std::ptrdiff_t(o), pack);
+        gemm(n, o, in, prev, std::ptrdiff_t(in), 1, v + m.kernel_offset[l], std::ptrdiff_t(o), 1, true, rz + b * o,
+             std::ptrdiff_t(B * o), pack);
         if (m.specs[l].use_bias)
           for (std::size_t r = 0; r < n; ++r)
-            for (std::size_t j = 0; j < o; ++j) rzb[r * o + j] += v[m.bias_offset[l] + j];
-      } else if (unit[b].layer == l) {
+            for (std::size_t j = 0; j < o; ++j) rz[(r * B + b) * o + j] += v[m.bias_offset[l] + j];
+      } else if (unit[b].layer == l) {  // one 1 in V_l or v_b,l: a column of a_{l-1}, or ones
         const Position& at = unit[b];
-        for (std::size_t r = 0; r < n; ++r) rzb[r * o + at.j] += at.bias ? 1.0 : prev[r * in + at.i];
+        for (std::size_t r = 0; r < n; ++r) rz[(r * B + b) * o + at.j] += at.bias ? 1.0 : prev[r * in + at.i];
       }
     }
-    forward_r(m, c, l, rows, rz, s.ra[l].data());
+    forward_r(m, c, l, B, rz, s.ra[l].data());
   }
 
-  // The loss: R{g} into rda, then R{delta} of the output layer.
+  // The loss: R{g} = (diag(d) - c u u^T) R{pred} into rda, then R{delta} of the output layer.
   const std::size_t outputs = m.dims.back();
   const bool logits = m.loss.uses_logits;
-  const double* pred = logits ? c.z[last].data() : c.a[last].data();
   const double* rpred = logits ? s.rz[last].data() : s.ra[last].data();
   for (std::size_t i = 0; i < rows; ++i) {
-    const std::size_t r = i % n;
-    curvature::loss_curvature_row(m.loss.loss, logits || m.loss.from_logits, outputs, pred + r * outputs,
-                                  c.y.size() != 0 ? c.y.data() + r * outputs : nullptr,
-                                  c.labels != nullptr ? c.labels[r] : 0, c.scale[r], rpred + i * outputs,
-                                  s.rda.data() + i * outputs);
+    const std::size_t r = i / B;
+    const double* cd = c.curve_d.data() + r * outputs;
+    const double* cu = c.curve_u.data() + r * outputs;
+    const double* rp = rpred + i * outputs;
+    double dot = 0;
+    for (std::size_t j = 0; j < outputs; ++j) dot += cu[j] * rp[j];
+    const double cdot = c.curve_c[r] * dot;
+    for (std::size_t j = 0; j < outputs; ++j) s.rda[i * outputs + j] = cd[j] * rp[j] - cdot * cu[j];
   }
   if (logits) {
     std::copy(s.rda.data(), s.rda.data() + rows * outputs, s.rdelta.data());
   } else {
-    backward_r(m, c, last, rows, c.da[last].data(), s.rz[last].data(), s.ra[last].data(), s.rda.data(),
-               s.rdelta.data());
+    backward_r(m, c, last, B, c.da[last].data(), s.rz[last].data(), s.ra[last].data(), s.rda.data(), s.rdelta.data());
   }
 
   for (std::size_t l = L; l-- > 0;) {
     const std::size_t in = m.in(l), o = m.out(l);
     const double* prev = l == 0 ? c.x.data() : c.a[l - 1].data();
     const double* delta = c.delta[l].data();
+    const double* rdelta = s.rdelta.data();
     const bool prev_moves = l > start;  // R{a_{l-1}} != 0
+    // R{dL/dW_l} = a_{l-1}^T R{delta_l} + R{a_{l-1}}^T delta_l, for every direction at once:
+    // t1 (in x B o) = a_{l-1}^T [R{delta_l} of each b], t2 (o x B in) = delta_l^T [R{a_{l-1}} of each b].
+    gemm(in, B * o, n, prev, 1, std::ptrdiff_t(in), rdelta, std::ptrdiff_t(B * o), 1, false, s.t1.data(),
+         std::ptrdiff_t(B * o), pack);
+    if (prev_moves)
+      gemm(o, B * in, n, delta, 1, std::ptrdiff_t(o), s.ra[l - 1].data(), std::ptrdiff_t(B * in), 1, false,
+           s.t2.data(), std::ptrdiff_t(B * in), pack);
     for (std::size_t b = 0; b < B; ++b) {
-      const double* rdb = s.rdelta.data() + b * n * o;
-      double* row = out + b * P;
-      // R{dL/dW_l} = a_{l-1}^T R{delta_l} + R{a_{l-1}}^T delta_l
-      gemm(in, o, n, prev, 1, std::ptrdiff_t(in), rdb, std::ptrdiff_t(o), 1, true, row + m.kernel_offset[l],
-           std::ptrdiff_t(o), pack);
-      if (prev_moves)
-        gemm(in, o, n, s.ra[l - 1].data() + b * n * in, 1, std::ptrdiff_t(in), delta, std::ptrdiff_t(o), 1, true,
-             row + m.kernel_offset[l], std::ptrdiff_t(o), pack);
-      if (m.specs[l].use_bias) {
-        double* rb = row + m.bias_offset[l];
+      double* kernel_row = out + b * P + m.kernel_offset[l];
+      const double* t1 = s.t1.data() + b * o;
+      for (std::size_t i = 0; i < in; ++i)
+        for (std::size_t j = 0; j < o; ++j) kernel_row[i * o + j] += t1[i * B * o + j];
+      if (prev_moves) {
+        const double* t2 = s.t2.data() + b * in;
+        for (std::size_t i = 0; i < in; ++i)
+          for (std::size_t j = 0; j < o; ++j) kernel_row[i * o + j] += t2[j * B * in + i];
+      }
+      if (m.specs[l].use_bias) {  // R{dL/db_l}: the column sums of R{delta_l}
+        double* bias_row = out + b * P + m.bias_offset[l];
         for (std::size_t r = 0; r < n; ++r)
-          for (std::size_t j = 0; j < o; ++j) rb[j] += rdb[r * o + j];
+          for (std::size_t j = 0; j < o; ++j) bias_row[j] += rdelta[(r * B + b) * o + j];
       }
     }
     if (l == 0) break;
     // R{da_{l-1}} = R{delta_l} W_l^T + delta_l V_l^T, then R{delta_{l-1}}.
     double* rda = s.rda.data();
-    gemm(rows, in, o, s.rdelta.data(), std::ptrdiff_t(o), 1, m.kernel[l].data(), 1, std::ptrdiff_t(o), false, rda,
+    gemm(rows, in, o, rdelta, std::ptrdiff_t(o), 1, m.kernel[l].data(), 1, std::ptrdiff_t(o), false, rda,
          std::ptrdiff_t(in), pack);
     for (std::size_t b = 0; b < B; ++b) {
-      double* rdab = rda + b * n * in;
       if (d.dense != nullptr) {
         gemm(n, in, o, delta, std::ptrdiff_t(o), 1, d.dense + b * P + m.kernel_offset[l], 1, std::ptrdiff_t(o), true,
-             rdab, std::ptrdiff_t(in), pack);
+             rda + b * in, std::ptrdiff_t(B * in), pack);
       } else if (unit[b].layer == l && !unit[b].bias) {
         const Position& at = unit[b];
-        for (std::size_t r = 0; r < n; ++r) rdab[r * in + at.i] += delta[r * o + at.j];
+        for (std::size_t r = 0; r < n; ++r) rda[(r * B + b) * in + at.i] += delta[r * o + at.j];
       }
     }
     const bool moves = l - 1 >= start;
-    backward_r(m, c, l - 1, rows, c.da[l - 1].data(), moves ? s.rz[l - 1].data() : nullptr,
+    backward_r(m, c, l - 1, B, c.da[l - 1].data(), moves ? s.rz[l - 1].data() : nullptr,
                moves ? s.ra[l - 1].data() : nullptr, rda, s.rdelta.data());
   }
 }
@@ -378,12 +402,14 @@ struct Plan {
 };
 
 Plan plan(const Model& m, std::size_t n, std::size_t directions, std::size_t tasks) {
-  const std::size_t forward_per_row = 6 * m.unit_sum + m.dims.front() + 2 * m.dims.back() + 1;
+  const std::size_t forward_per_row = 6 * m.unit_sum + m.dims.front() + 4 * m.dims.back() + 2;
   const std::size_t r_per_row = 2 * m.unit_sum + 2 * m.widest;  // per direction
   Plan p;
   p.chunk_rows = std::clamp<std::size_t>(kScratchValues / (forward_per_row + r_per_row), 1,
                                          std::min(std::max<std::size_t>(n, 1), kMaxChunkRows));
-  p.block = std::clamp<std::size_t>(kScratchValues / tasks / (p.chunk_rows * r_per_row), 1,
+  std::size_t kernel = 0;  // t1 and t2 per direction
+  for (std::size_t l = 0; l < m.layers(); ++l) kernel = std::max(kernel, m.in(l) * m.out(l));
+  p.block = std::clamp<std::size_t>(kScratchValues / tasks / (p.chunk_rows * r_per_row + 2 * kernel), 1,
                                     std::min(kMaxBlock, std::max<std::size_t>(directions, 1)));
   return p;
 }
@@ -463,7 +489,7 @@ void loss_hessian(Network<T>& net, const LossSpec& loss, const DataView<T>& data
   const std::size_t blocks = (P + p.block - 1) / p.block;
   const std::size_t tasks = std::min(pool.num_threads(), blocks);
   std::vector<Scratch> scratch;
-  for (std::size_t t = 0; t < tasks; ++t) scratch.push_back(make_scratch(m, p.block * p.chunk_rows));
+  for (std::size_t t = 0; t < tasks; ++t) scratch.push_back(make_scratch(m, p.block, p.chunk_rows));
   for_chunks(m, data, p, [&](const Chunk& c) {
     // Each block writes its own rows of H: the split over threads changes no value.
     pool.run(tasks, [&](std::size_t t) {
@@ -491,7 +517,7 @@ void loss_hessian_vector_product(Network<T>& net, const LossSpec& loss, const Da
   const std::size_t P = m.parameters;
   std::fill(out, out + P, 0.0);
   const Plan p = plan(m, data.n, 1, 1);
-  Scratch s = make_scratch(m, p.chunk_rows);
+  Scratch s = make_scratch(m, 1, p.chunk_rows);
   for_chunks(m, data, p, [&](const Chunk& c) { r_pass(m, c, Directions{0, 1, v}, s, out); });
   for (std::size_t q = 0; q < P; ++q) out[q] += m.penalty_curvature(q) * v[q];
   for (std::size_t q = 0; q < P; ++q)

@@ -54,6 +54,7 @@ __all__ = [
     "forward",
     "glorot_uniform",
     "gradients",
+    "hessian_by_differences",
     "inverse_time_decay",
     "learning_rate_at",
     "log_softmax",
@@ -1076,6 +1077,49 @@ def unflatten_params(
     if i != len(flat):
         raise ValueError(f"Expected {i} arrays for this layout. Received: {len(flat)}")
     return out
+
+
+def hessian_by_differences(
+    x: ArrayLike,
+    y_true: ArrayLike,
+    params: Sequence[tuple[ArrayLike, ArrayLike | None]],
+    activations: Sequence[str],
+    loss_name: str,
+    from_logits: bool = False,
+    step: float = 1e-5,
+) -> FloatArray:
+    """The Hessian of the batch-mean loss with respect to all weights, ``(P, P)``.
+
+    The weights are flattened in ``get_weights()`` order (each array in C order). The Hessian
+    is the derivative of the gradient, so column j is taken by central differences of
+    ``gradients`` along weight j:
+
+        H[:, j] ~= (grad(w + h e_j) - grad(w - h e_j)) / (2 h)
+
+    with an error of order h^2 (truncation) plus eps |grad| / h (rounding): about 1e-10 for
+    h = 1e-5 and values of order 1. The result is symmetrized, as the exact H is.
+    """
+    base = flatten_params(params)
+    w0 = np.concatenate([w.ravel() for w in base])
+
+    def gradient(w: FloatArray) -> FloatArray:
+        arrays, start = [], 0
+        for like in base:
+            arrays.append(w[start : start + like.size].reshape(like.shape))
+            start += like.size
+        trial = unflatten_params(arrays, params)
+        _, grads = gradients(x, y_true, trial, activations, loss_name, from_logits)
+        return np.concatenate([g.ravel() for g in flatten_params(grads)])
+
+    columns = []
+    for j in range(w0.size):
+        forward, backward = w0.copy(), w0.copy()
+        forward[j] += step
+        backward[j] -= step
+        columns.append((gradient(forward) - gradient(backward)) / (2 * step))
+    hessian = np.stack(columns, axis=1)
+    symmetric: FloatArray = (hessian + hessian.T) / 2
+    return symmetric
 
 
 def train_steps(
