@@ -112,6 +112,21 @@ class _Trainer:
     def compute_gradients(
         self, x: NDArray[np.floating], y: NDArray[np.generic], sample_weight: Optional[NDArray[np.floating]] = None
     ) -> float: ...
+    @property
+    def parameter_count(self) -> int: ...
+    def hessian(
+        self,
+        x: NDArray[np.floating],
+        y: NDArray[np.generic],
+        sample_weight: Optional[NDArray[np.floating]] = None,
+    ) -> NDArray[np.float64]: ...
+    def hessian_vector_product(
+        self,
+        x: NDArray[np.floating],
+        y: NDArray[np.generic],
+        v: NDArray[np.float64],
+        sample_weight: Optional[NDArray[np.floating]] = None,
+    ) -> NDArray[np.float64]: ...
 
 class Trainer32(_Trainer): ...
 class Trainer64(_Trainer): ...

@@ -258,36 +258,10 @@ class Engine:
             parts = [part for kernel, bias in self.gradients() for part in (kernel, bias) if part is not None]
             return float(loss), np.concatenate([part.ravel() for part in parts]).astype(np.float64)
 
-    # Stand-ins until the core's exact Hessian (branch wt-hessian) is merged: central
-    # differences of the core's gradient. Same signatures as the core's methods.
-    def hessian(self, x: Array, y: Array, sample_weight: Optional[Array] = None) -> Array:
-        with self.lock:
-            w = self.flat_weights()
-            columns = [self.hessian_vector_product(x, y, np.eye(w.size)[j], sample_weight) for j in range(w.size)]
-            hessian: Array = np.array(columns).T
-            symmetric: Array = 0.5 * (hessian + hessian.T)
-            return symmetric
-
-    def hessian_vector_product(self, x: Array, y: Array, v: Array, sample_weight: Optional[Array] = None) -> Array:
-        with self.lock:
-            w = self.flat_weights()
-            h = 1e-5 * max(1.0, float(np.linalg.norm(w))) / max(float(np.linalg.norm(v)), 1e-300)
-            self.set_flat_weights(w + h * v)
-            plus = self.loss_and_gradient(x, y, sample_weight)[1]
-            self.set_flat_weights(w - h * v)
-            minus = self.loss_and_gradient(x, y, sample_weight)[1]
-            self.set_flat_weights(w)
-            return (plus - minus) / (2 * h)
-
     @property
     def layer_specs(self) -> tuple[LayerSpec, ...]:
         """The layers as the core built them (empty before the first build)."""
         return self._layers
-
-    @property
-    def num_params(self) -> int:
-        """The number of trainable weights (the length of ``flat_weights()``)."""
-        return sum(math.prod(shape) for index in range(len(self._layers)) for shape in self.weight_shapes(index))
 
     def flat_weights(self) -> Array:
         """All weights as one float64 vector, in ``get_weights()`` order."""
@@ -305,8 +279,8 @@ class Engine:
         """Set all weights from one vector in ``get_weights()`` order (converted to the engine's
         dtype; checked whole before any is set, like ``set_weights``)."""
         with self.lock:
-            if flat.shape != (self.num_params,):
-                raise ValueError(f"Expected {self.num_params} weights in one vector; received shape {flat.shape}.")
+            if flat.shape != (self.parameter_count,):
+                raise ValueError(f"Expected {self.parameter_count} weights in one vector; received shape {flat.shape}.")
             assignments = []
             position = 0
             for index in range(len(self._layers)):
@@ -322,6 +296,30 @@ class Engine:
         """The optimizer's step count (for optimizers whose updates run outside the core)."""
         with self.lock:
             self._built_trainer().iterations = value
+
+    @property
+    def parameter_count(self) -> int:
+        """The number of trainable weights P: the length of the flattened ``get_weights()``."""
+        self._built_network()
+        return sum(math.prod(shape) for index in range(len(self._layers)) for shape in self.weight_shapes(index))
+
+    def hessian(self, x: Array, y: Array, sample_weight: Optional[Array] = None) -> Array:
+        """The ``(P, P)`` float64 Hessian, at the current weights, of the loss ``compute_gradients``
+        differentiates (the batch mean of the sample-weighted losses plus the weight penalties,
+        dropout off), rows and columns in the flattened ``get_weights()`` order. Exactly
+        symmetric. The core's ``SizeError`` (a ValueError) names P and the bytes when P is over
+        20000 or H would not fit in memory; a ValueError when H is not finite. ``x``, ``y`` and
+        ``sample_weight`` as ``train_on_batch`` takes them (already validated)."""
+        with self.lock:
+            return self._built_trainer().hessian(x, y, sample_weight)
+
+    def hessian_vector_product(
+        self, x: Array, y: Array, v: Array, sample_weight: Optional[Array] = None
+    ) -> Array:
+        """``H @ v`` as float64 ``(P,)`` without forming H; ``v`` is a C-contiguous float64
+        ``(P,)`` array of finite values (the core refuses any other with a ValueError)."""
+        with self.lock:
+            return self._built_trainer().hessian_vector_product(x, y, v, sample_weight)
 
     def training_state(self) -> dict[str, Any]:
         """``{"iterations", "rng", "slots"}``: the optimizer's step count, the shuffle

@@ -460,7 +460,7 @@ class Sequential:
         """What an optimizer checks before training this (built) model."""
         names = [layer.name for layer in self._dense_layers()]
         return ModelFacts(
-            tuple(zip(names, self._engine.layer_specs)), loss.name, self._engine.num_params, self._dtype
+            tuple(zip(names, self._engine.layer_specs)), loss.name, self._engine.parameter_count, self._dtype
         )
 
     def _check_compiled(self, caller: str) -> None:
@@ -942,6 +942,47 @@ class Sequential:
         engine = self._ensure_trainer()
         engine.compute_gradients(x_arr, y_arr)
         return engine.gradients()
+
+    @_serialized
+    def compute_hessian(self, x: Any, y: Any, sample_weight: Any = None) -> Array:
+        """The exact Hessian of the compiled loss on (x, y) with respect to all trainable
+        weights: a float64 ``(P, P)`` array whose rows and columns follow ``get_weights()``, each
+        array flattened in C order. The loss is the one ``compute_gradients`` differentiates:
+        the batch mean of the per-sample losses (times ``sample_weight``, as ``fit`` weighs
+        them), plus the layers' kernel and bias penalties, with dropout off. Computed in the core
+        in float64 whatever the model's dtype. Raises a ValueError naming P and the bytes needed
+        when P is over 20000. The weights are not changed."""
+        self._check_compiled("compute_hessian")
+        x_arr = self._x(x)
+        y_arr = self._y(y, x_arr.shape[0])
+        weights = self._sample_weight(sample_weight, x_arr.shape[0])
+        return self._ensure_trainer().hessian(x_arr, y_arr, weights)
+
+    @_serialized
+    def hessian_vector_product(self, x: Any, y: Any, v: Any, sample_weight: Any = None) -> Array:
+        """``H @ v`` for the Hessian of ``compute_hessian`` and a vector ``v`` of P values, as a
+        float64 ``(P,)`` array, without forming H (one forward and one backward pass of
+        directional derivatives): for models too large for ``compute_hessian``."""
+        self._check_compiled("hessian_vector_product")
+        x_arr = self._x(x)
+        y_arr = self._y(y, x_arr.shape[0])
+        weights = self._sample_weight(sample_weight, x_arr.shape[0])
+        engine = self._ensure_trainer()
+        return engine.hessian_vector_product(x_arr, y_arr, self._direction(v, engine.parameter_count), weights)
+
+    @staticmethod
+    def _direction(v: Any, parameters: int) -> Array:
+        """``v`` as a C-contiguous float64 ``(P,)`` array of finite values."""
+        array = _validation.as_numeric_array(v, "v")
+        if array.shape != (parameters,):
+            raise ValueError(
+                f"`v` must have shape ({parameters},), one value per trainable weight; received shape {array.shape}."
+            )
+        with np.errstate(over="ignore"):
+            converted = np.ascontiguousarray(array, dtype=np.float64)
+        if not np.isfinite(converted).all():
+            raise ValueError(f"`v` contains NaN or infinity (first at index {int(np.argmin(np.isfinite(converted)))}).")
+        return converted
 
     # ----------------------------------------------------------------- saving
 
