@@ -209,6 +209,7 @@ def test_conjugate_gradient_solves_a_quadratic_in_as_many_iterations_as_weights(
     rng = np.random.default_rng(9)
     x = rng.normal(size=(60, 5)) * np.array([1.0, 3.0, 0.3, 2.0, 1.0])  # unequal curvatures
     y = x @ rng.normal(size=(5, 1)) - 1.0 + 0.1 * rng.normal(size=(60, 1))
+    fm.utils.set_random_seed(9)
     model = linear_model(5, 1, fm.optimizers.ConjugateGradient(tolerance_grad=0.0, tolerance_change=0.0))
     d = model.count_params()
     assert d == 6
