@@ -209,6 +209,7 @@ def test_conjugate_gradient_solves_a_quadratic_in_as_many_iterations_as_weights(
     rng = np.random.default_rng(9)
     x = rng.normal(size=(60, 5)) * np.array([1.0, 3.0, 0.3, 2.0, 1.0])  # unequal curvatures
     y = x @ rng.normal(size=(5, 1)) - 1.0 + 0.1 * rng.normal(size=(60, 1))
+    fm.utils.set_random_seed(9)
     model = linear_model(5, 1, fm.optimizers.ConjugateGradient(tolerance_grad=0.0, tolerance_change=0.0))
     d = model.count_params()
     assert d == 6
@@ -396,11 +397,32 @@ def test_a_non_finite_loss_is_a_clear_error_not_nan_weights(make: Any) -> None:
         np.testing.assert_array_equal(w, b)
 
 
+def test_a_non_finite_hessian_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    x, y = linear_data()
+    model = linear_model(4, 1, fm.optimizers.Newton())
+    before = flat(model)
+
+    def broken(self: Any, *args: Any) -> np.ndarray:
+        return np.full((5, 5), np.nan)
+
+    monkeypatch.setattr(fm._engine.Engine, "hessian", broken)
+    with pytest.raises(ValueError, match=r"Hessian .*\(P=5\) holds NaN"):
+        model.fit(x, y, epochs=2, verbose=0)
+    np.testing.assert_array_equal(flat(model), before)
+
+
+def test_train_on_batch_is_refused_for_a_full_batch_optimizer() -> None:
+    x, y = linear_data()
+    model = linear_model(4, 1, fm.optimizers.LBFGS())
+    with pytest.raises(ValueError, match="LBFGS is a full-batch optimizer"):
+        model.train_on_batch(x, y)
+
+
 def test_nan_in_x_is_refused_naming_the_sample() -> None:
     x, y = linear_data()
     x[3, 1] = np.nan
     model = linear_model(4, 1, fm.optimizers.LBFGS())
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match=r"`x` contains NaN or infinity \(first in sample 3\)"):
         model.fit(x, y, verbose=0)
 
 

@@ -460,7 +460,7 @@ class Sequential:
         """What an optimizer checks before training this (built) model."""
         names = [layer.name for layer in self._dense_layers()]
         return ModelFacts(
-            tuple(zip(names, self._engine.layer_specs)), loss.name, self._engine.num_params, self._dtype
+            tuple(zip(names, self._engine.layer_specs)), loss.name, self._engine.parameter_count, self._dtype
         )
 
     def _check_compiled(self, caller: str) -> None:
@@ -888,8 +888,15 @@ class Sequential:
     def train_on_batch(
         self, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False
     ) -> Union[float, list[float], dict[str, float]]:
-        """One gradient step on exactly this batch; returns its loss (and metrics) before the step."""
+        """One gradient step on exactly this batch; returns its loss (and metrics) before the step.
+        Not for a full-batch optimizer (as scikit-learn's lbfgs has no partial_fit): a
+        ValueError."""
         self._check_compiled("train_on_batch")
+        if isinstance(self._optimizer, optimizers.FullBatchOptimizer):
+            raise ValueError(
+                f"train_on_batch takes one step of a per-batch optimizer; {type(self._optimizer).__name__} "
+                "is a full-batch optimizer: use fit(x, y, epochs=...), one iteration per epoch."
+            )
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
         weights = self._sample_weight(sample_weight, x_arr.shape[0])

@@ -46,7 +46,7 @@ class Objective:
 
     @property
     def num_params(self) -> int:
-        return self.engine.num_params
+        return self.engine.parameter_count
 
     def weights(self) -> Array:
         """The model's weights now (float64, rounded to the model's dtype)."""

@@ -168,7 +168,9 @@ def secant(
         armijo = f_new <= loss + c1 * t * slope0 and f_new < loss
         if armijo and (best is None or f_new < best.loss):
             best = Accepted(t, f_new, g_new)
-        if armijo and abs(slope) <= c2 * abs(slope0):
+        # The first trial is accepted only at a zero slope: otherwise one secant step follows,
+        # which on a quadratic lands on the exact minimizer (the conditions alone would not).
+        if armijo and abs(slope) <= c2 * abs(slope0) and (evaluations > 1 or slope == 0):
             return Accepted(t, f_new, g_new), evaluations
         if armijo and slope < 0:
             # Still descending: t is before the minimizer; extrapolate (or interpolate) the slope.
@@ -176,8 +178,9 @@ def secant(
             lo_t, lo_slope = t, slope
             if hi_t is None:
                 grows = slope > previous_slope
+                # A rising slope puts its root beyond t; else (a concave stretch) jump ahead.
                 guess = t - slope * (t - previous_t) / (slope - previous_slope) if grows else 10 * t
-                t = min(max(guess, 1.1 * t), 1000 * t)
+                t = min(guess, 1000 * t) if math.isfinite(guess) and guess > t else 10 * t
                 continue
         elif math.isfinite(slope) and slope > 0 and math.isfinite(f_new):
             hi_t, hi_slope = t, slope
@@ -192,10 +195,8 @@ def secant(
             t = min(max(guess, lo_t + 0.1 * (t - lo_t)), lo_t + 0.5 * (t - lo_t))
             continue
         assert hi_t is not None
-        if hi_slope is not None:  # the secant's root between the two slopes, kept inside
-            guess = lo_t - lo_slope * (hi_t - lo_t) / (hi_slope - lo_slope)
-            margin = 0.01 * (hi_t - lo_t)
-            t = min(max(guess, lo_t + margin), hi_t - margin)
-        else:
-            t = 0.5 * (lo_t + hi_t)
+        # The secant's root between a negative and a positive slope lies inside the bracket
+        # (bisection if rounding puts it outside).
+        guess = lo_t - lo_slope * (hi_t - lo_t) / (hi_slope - lo_slope) if hi_slope is not None else math.nan
+        t = guess if lo_t < guess < hi_t else 0.5 * (lo_t + hi_t)
     return best, evaluations
