@@ -9,6 +9,7 @@ still run and print, and only the PNG checks are skipped.
 from __future__ import annotations
 
 import ast
+import importlib
 import importlib.util
 import math
 import os
@@ -24,7 +25,17 @@ import pytest
 from fake_mnist import write_fake_mnist
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "learn"
-HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+def _has_matplotlib() -> bool:
+    try:
+        importlib.import_module("matplotlib")
+    except ImportError:
+        return False
+    return True
+
+
+HAS_MATPLOTLIB = _has_matplotlib()
 TIMEOUT_S = 120  # each takes a second or two; the margin is for a loaded CI machine
 NUMBER = r"(-?[0-9.]+(?:e[-+][0-9]+)?|inf)"
 PNGS = {
