@@ -11,7 +11,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,6 +36,14 @@ def _check_shape(shape: Any, argument: str) -> tuple[int, ...]:
             f"`{argument}` must be a non-empty tuple of positive integers. Received: {argument}={shape!r}"
         )
     return tuple(int(d) for d in dims)
+
+
+_LayerT = TypeVar("_LayerT", bound="Layer")
+
+
+class NotATensorError(TypeError, ValueError):
+    """A layer called on something other than a symbolic tensor. A TypeError, and a ValueError
+    as Keras's (its backends refuse such inputs with either)."""
 
 
 def _check_trainable(trainable: Any) -> bool:
@@ -105,7 +113,7 @@ class Layer:
                 f"of layers, without merges. Received: {len(inputs)} tensors"
             )
         if not isinstance(inputs, KerasTensor):
-            raise TypeError(
+            raise NotATensorError(
                 f"Layer {self.name!r} ({type(self).__name__}) must be called on a symbolic tensor from "
                 "`fastmlp.Input` (the functional API); to compute on data, build a Model and call "
                 f"`predict`. Received: inputs={inputs!r} (of type {type(inputs).__name__})"
@@ -125,6 +133,12 @@ class Layer:
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}
+
+    @classmethod
+    def from_config(cls: type[_LayerT], config: dict[str, Any]) -> _LayerT:
+        """A layer from its ``get_config()`` dict (Keras's ``Layer.from_config``: the class
+        called with the config's settings)."""
+        return cls(**config)
 
 
 class InputLayer(Layer):
@@ -155,7 +169,8 @@ class InputLayer(Layer):
             raise ValueError(f"Unknown dtype for an Input: {dtype!r}. Expected 'float32' or 'float64'.")
         self.dtype: str = dtype if dtype is not None else "float32"
         # The tensor this layer makes (Keras's ``InputLayer.output``).
-        self.output = KerasTensor((batch_size, *self.shape), self.dtype, name=self.name, operation=self)
+        # Named as Keras names it: the given name, else keras_tensor, keras_tensor_1, ...
+        self.output = KerasTensor((batch_size, *self.shape), self.dtype, name=name, operation=self)
 
     @property
     def batch_shape(self) -> tuple[Optional[int], ...]:
@@ -166,6 +181,14 @@ class InputLayer(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {"batch_shape": list(self.batch_shape), "dtype": self.dtype, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> InputLayer:
+        settings = dict(config)
+        batch_shape = settings.pop("batch_shape", None)
+        if not isinstance(batch_shape, (list, tuple)) or not batch_shape:
+            raise ValueError(f"An InputLayer config needs a `batch_shape`. Received: {config!r}")
+        return cls(shape=tuple(batch_shape[1:]), batch_size=batch_shape[0], **settings)
 
 
 def Input(
@@ -382,6 +405,51 @@ class Dropout(Layer):
         return {"name": self.name, "rate": self.rate}
 
 
+class Merge(Layer):
+    """The base of Keras's merge layers (``Add``, ``Concatenate``, ...), which join several
+    tensors. fastmlp's engine runs a chain of layers, so calling one is a ValueError naming it;
+    they exist so that a Keras script stops at the merge with that message."""
+
+    def __call__(self, inputs: Any) -> KerasTensor:
+        raise ValueError(
+            f"Merge layer {self.name!r} ({type(self).__name__}) joins several tensors, but fastmlp's engine "
+            "runs a chain of layers (one input, one output, no branches that meet). Received: "
+            f"inputs={inputs!r}"
+        )
+
+
+class Add(Merge):
+    """Keras's ``Add``: refused when called (see ``Merge``)."""
+
+
+class Subtract(Merge):
+    """Keras's ``Subtract``: refused when called (see ``Merge``)."""
+
+
+class Multiply(Merge):
+    """Keras's ``Multiply``: refused when called (see ``Merge``)."""
+
+
+class Average(Merge):
+    """Keras's ``Average``: refused when called (see ``Merge``)."""
+
+
+class Maximum(Merge):
+    """Keras's ``Maximum``: refused when called (see ``Merge``)."""
+
+
+class Minimum(Merge):
+    """Keras's ``Minimum``: refused when called (see ``Merge``)."""
+
+
+class Concatenate(Merge):
+    """Keras's ``Concatenate(axis=-1)``: refused when called (see ``Merge``)."""
+
+    def __init__(self, axis: int = -1, name: Optional[str] = None, trainable: bool = True) -> None:
+        super().__init__(name, trainable)
+        self.axis = axis
+
+
 def deserialize(config: dict[str, Any]) -> Layer:
     """A layer from ``{"class_name": ..., "config": ...}`` as saved by fastmlp."""
     name = config.get("class_name")
@@ -391,10 +459,7 @@ def deserialize(config: dict[str, Any]) -> Layer:
     if name == "Flatten":
         return Flatten(**settings)
     if name == "InputLayer":
-        batch_shape = settings.pop("batch_shape", None)
-        if not isinstance(batch_shape, (list, tuple)) or not batch_shape:
-            raise ValueError(f"InputLayer config needs a `batch_shape`. Received: {config!r}")
-        return InputLayer(shape=tuple(batch_shape[1:]), batch_size=batch_shape[0], **settings)
+        return InputLayer.from_config(settings)
     classes: dict[str, type[Layer]] = {
         "Activation": Activation,
         "LeakyReLU": LeakyReLU,

@@ -719,11 +719,12 @@ class Model:
         be ``(x_val, y_val)`` or ``(x_val, y_val, val_sample_weight)``; ``validation_freq``
         validates every that many epochs (an int) or after the listed epochs (1-based).
 
-        ``steps_per_epoch`` and ``validation_steps`` work as Keras 3's with arrays: an epoch
-        trains that many batches, and the next epoch goes on where it stopped in the pass over
-        the data; at the end of a pass the epoch stops short (with Keras's "ran out of data"
-        warning if it did before ``steps_per_epoch``) and the next epoch starts a new, newly
-        shuffled pass. ``validation_batch_size`` defaults to ``batch_size``.
+        ``steps_per_epoch`` works as Keras 3's with arrays: an epoch trains that many batches,
+        and the next epoch goes on where it stopped in the pass over the data; at the end of a
+        pass the epoch stops short (with Keras's "ran out of data" warning if it did before
+        ``steps_per_epoch``) and the next epoch starts a new, newly shuffled pass. Each
+        validation evaluates the first ``validation_steps`` batches of the validation data (all
+        of it by default), of ``validation_batch_size`` rows (default ``batch_size``).
         """
         self._check_compiled("fit")
         self._refuse_while_fitting("fit")
@@ -831,7 +832,6 @@ class Model:
         ``on_epoch_end``; none after an epoch that set ``stop_training``. The last epoch's logs."""
         logs: dict[str, float] = {}
         position = 0  # batches of the current pass over x trained so far (see steps_per_epoch)
-        val_position = 0  # likewise for the validation data and validation_steps
         for epoch in range(settings.initial_epoch, settings.epochs):
             callback_list.on_epoch_begin(epoch)
             if settings.verbose and settings.epochs > 1:
@@ -854,7 +854,7 @@ class Model:
                 position = _next_position(position, trained, settings.batches(data.x.shape[0]), settings.steps_per_epoch)
                 if data.x_val is not None and data.y_val is not None and settings.validate_after(epoch + 1):
                     callback_list.on_test_begin()
-                    val_logs, val_position = self._validate(engine, data, settings, val_position)
+                    val_logs = self._validate(engine, data, settings)
                     callback_list.on_test_end(val_logs)
                     logs.update({"val_" + name: value for name, value in val_logs.items()})
                 callback_list.on_epoch_end(epoch, logs)
@@ -866,26 +866,21 @@ class Model:
                 break
         return logs
 
-    def _validate(
-        self, engine: Engine, data: _FitData, settings: _FitSettings, position: int
-    ) -> tuple[dict[str, float], int]:
-        """The validation logs after an epoch, and the validation position after it: all the
-        validation data, or with ``validation_steps`` that many batches from ``position`` on (as
-        Keras's cached evaluation iterator)."""
+    def _validate(self, engine: Engine, data: _FitData, settings: _FitSettings) -> dict[str, float]:
+        """The validation logs after an epoch: all the validation data, or with
+        ``validation_steps`` its first that many batches (Keras resets its evaluation iterator
+        for each evaluation, and warns when the data has fewer batches)."""
         if data.x_val is None or data.y_val is None:
             raise RuntimeError("fit has no validation data to validate on.")
         batch = settings.validation_batch_size or settings.batch_size
         if settings.validation_steps is None:
-            return self._logs(engine.evaluate(data.x_val, data.y_val, batch, data.w_val)), 0
+            return self._logs(engine.evaluate(data.x_val, data.y_val, batch, data.w_val))
         n = data.x_val.shape[0]
-        batches = (n + batch - 1) // batch
-        count = min(settings.validation_steps, batches - position)
-        if count < settings.validation_steps:
+        if settings.validation_steps > (n + batch - 1) // batch:
             _warn_out_of_data()
-        rows = slice(position * batch, min(n, (position + count) * batch))
+        rows = slice(0, min(n, settings.validation_steps * batch))
         weights = None if data.w_val is None else data.w_val[rows]
-        totals = engine.evaluate(data.x_val[rows], data.y_val[rows], batch, weights)
-        return self._logs(totals), _next_position(position, count, batches, settings.validation_steps)
+        return self._logs(engine.evaluate(data.x_val[rows], data.y_val[rows], batch, weights))
 
     def _undo_fit(self, x: Any, before: Optional[tuple[list[Array], dict[str, Any]]]) -> None:
         """After the core met NaN or infinity in x: the model as it was before this fit (when a
@@ -1411,11 +1406,11 @@ class Sequential(Model):
     @_serialized
     def pop(self, rebuild: bool = True) -> Layer:
         """Remove and return the last layer (Keras's ``pop``); the model is rebuilt with the
-        weights the remaining layers have. TypeError with no layer to remove, as Keras."""
+        weights the remaining layers have. IndexError with no layer to remove, as Keras 3 raises."""
         self._refuse_while_fitting("pop")
         chain = self._chain()
         if not chain:
-            raise TypeError("There are no layers in the model.")
+            raise IndexError(f"Cannot pop from model {self.name!r}: there are no layers in the model.")
         layer = chain[-1]
         remaining = [lay for lay in self._layers if lay is not layer]
         with self._all_or_nothing():
