@@ -26,7 +26,7 @@ layers = fm.layers
 
 @pytest.fixture(autouse=True)
 def fresh_session() -> None:
-    fm.backend.clear_session()
+    fm.backend.clear_session(free_memory=False)
 
 
 def data(n: int = 30, features: int = 6, classes: int = 3, seed: int = 0) -> tuple[Any, Any]:
@@ -104,7 +104,7 @@ def test_generated_names_follow_keras_and_restart_after_clear_session() -> None:
     assert second_input.name.startswith("keras_tensor") and fm.Input((1,), name="x").name == "x"
     assert fm.Sequential().name == "sequential"
     assert layers.Dense(1).name == "dense_3"
-    fm.backend.clear_session()
+    fm.backend.clear_session(free_memory=False)
     assert layers.Dense(1).name == "dense" and fm.Sequential().name == "sequential"
 
 
@@ -444,3 +444,18 @@ def test_fit_refuses_bad_step_counts() -> None:
 def test_every_layer_round_trips_through_its_config(layer: Any) -> None:
     again = type(layer).from_config(layer.get_config())
     assert type(again) is type(layer) and again.get_config() == layer.get_config()
+
+
+def test_a_subclassed_model_saves_as_its_chain_and_loads_as_a_functional_model(tmp_path: Any) -> None:
+    x, y = data()
+    model = TwoLayers()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "s.fastmlp")
+    loaded = fm.models.load_model(tmp_path / "s.fastmlp")
+    assert type(loaded) is fm.Model
+    assert [layer.name for layer in loaded.layers][1:] == [layer.name for layer in model.layers]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    again = pickle.loads(pickle.dumps(model))
+    assert type(again) is TwoLayers
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
