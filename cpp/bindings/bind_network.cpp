@@ -96,6 +96,16 @@ void bind(py::module_& m, const char* name) {
            py::arg("penalties") = std::vector<std::array<double, 4>>{},
            py::arg("alphas") = std::vector<double>{}, py::arg("dropout") = std::vector<double>{})
       .def("regularization_penalty", &Net::regularization_penalty)
+      .def("set_trainable",
+           [](Net& n, std::size_t l, bool trainable) {
+             layer_arg(n, l);
+             n.set_trainable(l, trainable);
+           })
+      .def("is_trainable",
+           [](Net& n, std::size_t l) {
+             layer_arg(n, l);
+             return n.spec(l).trainable;
+           })
       .def_property_readonly("input_dim", &Net::input_dim)
       .def_property_readonly("output_dim", &Net::output_dim)
       .def_property_readonly("num_layers", &Net::num_layers)

@@ -441,6 +441,7 @@ double Network<T>::regularization_penalty() const {
   double penalty = 0;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
+    if (!layer.spec.trainable) continue;
     if (layer.spec.kernel_regularized())
       penalty += k.regularize(fan_in(l) * layer.spec.units, T(layer.spec.kernel_l1), T(layer.spec.kernel_l2),
                               layer.kernel.data(), nullptr);

@@ -20,8 +20,8 @@ template <class T>
 std::vector<ParamRef<T>> params_of(Network<T>& net) {
   std::vector<ParamRef<T>> refs;
   for (std::size_t l = 0; l < net.num_layers(); ++l) {
-    refs.push_back({net.kernel(l), net.kernel_grad(l), net.fan_in(l) * net.spec(l).units});
-    if (net.spec(l).use_bias) refs.push_back({net.bias(l), net.bias_grad(l), net.spec(l).units});
+    refs.push_back({net.kernel(l), net.kernel_grad(l), net.fan_in(l) * net.spec(l).units, l});
+    if (net.spec(l).use_bias) refs.push_back({net.bias(l), net.bias_grad(l), net.spec(l).units, l});
   }
   return refs;
 }
@@ -117,7 +117,7 @@ void OptimizerConfig::validate() const {
 
 template <class T>
 Optimizer<T>::Optimizer(OptimizerConfig config, Network<T>& net)
-    : config_(std::move(config)), params_(params_of(net)) {
+    : config_(std::move(config)), net_(&net), params_(params_of(net)) {
   config_.validate();
   const std::array<bool, 3> used = slots_used(config_);
   const std::size_t per_value = std::size_t(used[0]) + std::size_t(used[1]) + std::size_t(used[2]);
@@ -129,12 +129,9 @@ Optimizer<T>::Optimizer(OptimizerConfig config, Network<T>& net)
                  require_memory(checked_bytes(checked_mul(values, per_value, "slot values"), sizeof(T)));
                  reserve_checked(slots_, params_.size());
                });
-  // The layer of each parameter array (params_of's order: kernel, then bias, per layer).
-  std::vector<std::size_t> layer_of;
-  for (std::size_t l = 0; l < net.num_layers(); ++l) layer_of.insert(layer_of.end(), net.spec(l).use_bias ? 2 : 1, l);
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const ParamRef<T>& p = params_[i];
-    const std::size_t l = layer_of[i];
+    const std::size_t l = p.layer;
     Slots s;
     with_context(
         [&] { return "layer " + std::to_string(l) + "'s optimizer state (" + std::to_string(p.n) + " values per slot)"; },
@@ -186,12 +183,14 @@ void Optimizer<T>::apply(bool first_kernel_done) {
   double global_scale = 1.0;
   if (c.global_clipnorm > 0) {
     double sum = 0;
-    for (const auto& p : params) sum += k.sum_squares(p.n, p.g);
+    for (const auto& p : params)
+      if (net_->spec(p.layer).trainable) sum += k.sum_squares(p.n, p.g);
     const double norm = std::sqrt(sum);
     global_scale = c.global_clipnorm * std::min(1.0 / norm, 1.0 / c.global_clipnorm);
   }
   for (std::size_t i = first_kernel_done ? 1 : 0; i < params.size(); ++i) {
     const ParamRef<T>& p = params[i];
+    if (!net_->spec(p.layer).trainable) continue;
     double scale = global_scale;
     if (c.clipnorm > 0) {
       const double norm = std::sqrt(k.sum_squares(p.n, p.g));

@@ -22,6 +22,7 @@ _core.set_num_threads(_core.default_num_threads())
 
 from . import (  # noqa: E402  (the ISA must be chosen before anything runs a kernel)
     activations,
+    backend,
     callbacks,
     config,
     datasets,
@@ -37,8 +38,10 @@ from . import (  # noqa: E402  (the ISA must be chosen before anything runs a ke
     tuning,
     utils,
 )
+from ._symbolic import KerasTensor  # noqa: E402
 from ._version import __version__  # noqa: E402
-from .models import Sequential  # noqa: E402
+from .layers import Input  # noqa: E402
+from .models import Model, Sequential  # noqa: E402
 
 
 def available_isas() -> list[str]:
@@ -65,11 +68,15 @@ def get_num_threads() -> int:
 
 
 __all__ = [
+    "Input",
+    "KerasTensor",
+    "Model",
     "Sequential",
     "__version__",
     "activations",
     "active_isa",
     "available_isas",
+    "backend",
     "callbacks",
     "config",
     "datasets",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -42,6 +42,7 @@ class LayerSpec:
     use_bias: bool
     penalties: tuple[float, float, float, float]  # kernel l1, kernel l2, bias l1, bias l2
     dropout: float  # the rate of the Dropout layer after it, else 0
+    trainable: bool = True  # whether training updates its weights (Keras's layer.trainable)
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,27 @@ class Engine:
                 [layer.alpha for layer in layers],
                 [layer.dropout for layer in layers],
             )
+            for index, layer in enumerate(layers):
+                if not layer.trainable:
+                    network.set_trainable(index, False)
             self._network, self._trainer = network, None
             self._input_dim, self._layers = input_dim, tuple(layers)
+
+    def clear(self) -> None:
+        """No network and no trainer (a model whose last Dense layer was removed)."""
+        with self.lock:
+            self._network, self._trainer = None, None
+            self._input_dim, self._layers = 0, ()
+
+    def set_trainable(self, index: int, trainable: bool) -> None:
+        """Freeze or unfreeze layer ``index`` (from the next training step on); nothing to do
+        before the network is built (``build`` takes the flag from the layer's spec)."""
+        with self.lock:
+            if self._network is not None and index < len(self._layers):
+                self._network.set_trainable(index, trainable)
+                self._layers = tuple(
+                    replace(spec, trainable=trainable) if i == index else spec for i, spec in enumerate(self._layers)
+                )
 
     def snapshot(self) -> Snapshot:
         with self.lock:

@@ -2,6 +2,7 @@
 ``Sequential.add`` applies as each layer comes, and the model-file reader applies to a saved
 config, whose layers ``Sequential.from_config`` sets at once instead of adding them.
 
+- Only the layers named below (and their subclasses) run at all.
 - An ``Input`` comes first.
 - An activation layer (``Activation``, ``LeakyReLU``, ``ELU``, ``GELU``) follows a ``Dense``
   layer without an activation (``Flatten`` between them aside): it is folded into that layer.
@@ -50,7 +51,12 @@ def misplaced(layers: Sequence[Placement]) -> Optional[tuple[int, str]]:
     seen_dense = False
     for index, layer in enumerate(layers):
         problem = None
-        if issubclass(layer.cls, InputLayer) and index > 0:
+        if not issubclass(layer.cls, tuple(CLASSES.values())):
+            problem = (
+                f"fastmlp's engine runs {', '.join(CLASSES)} layers; a {layer.cls.__name__} layer is not "
+                "one of them."
+            )
+        elif issubclass(layer.cls, InputLayer) and index > 0:
             problem = "An Input can only be the first layer of a Sequential model."
         elif issubclass(layer.cls, Activation) and not (
             carrier is not None and issubclass(carrier.cls, Dense) and carrier.linear

@@ -186,6 +186,7 @@ _LAYER = _ClassConfig(
                 "kernel_regularizer": _REGULARIZER,
                 "bias_regularizer": _REGULARIZER,
                 "input_shape": _Nullable(_SHAPE),
+                "trainable": _BOOL,
             },
             required=("units",),
         ),
@@ -198,7 +199,14 @@ _LAYER = _ClassConfig(
     }
 )
 _MODEL = _Object(
-    {"name": _STRING, "dtype": _DTYPE, "input_shape": _SHAPE, "layers": _List(_LAYER)},
+    {
+        "name": _STRING,
+        "dtype": _DTYPE,
+        "input_shape": _SHAPE,
+        "layers": _List(_LAYER),
+        "functional": _BOOL,
+        "input_name": _STRING,
+    },
     required=("dtype", "input_shape", "layers"),
 )
 

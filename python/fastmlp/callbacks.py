@@ -42,7 +42,7 @@ from ._progress import print_msg
 from .optimizers.schedules import LearningRateSchedule
 
 if TYPE_CHECKING:
-    from .models import Sequential
+    from .models import Model
 
 Logs = dict[str, Any]
 
@@ -64,10 +64,10 @@ class Callback:
     ``batch_size``."""
 
     def __init__(self) -> None:
-        self.model: Optional[Sequential] = None
+        self.model: Optional[Model] = None
         self.params: dict[str, Any] = {}
 
-    def set_model(self, model: Sequential) -> None:
+    def set_model(self, model: Model) -> None:
         self.model = model
 
     def set_params(self, params: dict[str, Any]) -> None:
@@ -135,7 +135,7 @@ class History(Callback):
         self.history: dict[str, list[Any]] = {}
         self.epoch: list[int] = []
 
-    def set_model(self, model: Sequential) -> None:
+    def set_model(self, model: Model) -> None:
         super().set_model(model)
         model.history = self
 
@@ -167,7 +167,7 @@ class CallbackList:
     def __init__(
         self,
         callbacks: Union[Callback, Sequence[Callback], None],
-        model: Sequential,
+        model: Model,
         params: dict[str, Any],
     ) -> None:
         self.callbacks = as_list(callbacks)
@@ -269,7 +269,7 @@ def _valid_factor(factor: Any) -> float:
     return float(factor)
 
 
-def _current_learning_rate(model: Optional[Sequential], owner: str) -> float:
+def _current_learning_rate(model: Optional[Model], owner: str) -> float:
     optimizer = None if model is None else model.optimizer
     if optimizer is None:
         raise ValueError(f"{owner} needs a compiled model with an optimizer.")

@@ -2,21 +2,24 @@
 
 A layer keeps its configuration; its weights live in the model's C++ network once the model is
 built (when the input size is known), in Keras's layout: kernel ``(in, out)``, bias ``(out,)``.
+Calling a layer on a symbolic tensor (``fm.Input``) gives the next tensor: the functional API.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
-import re
+import warnings
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import _validation, activations, initializers, regularizers
 from ._engine import Engine
-from ._names import unique_name
+from ._names import snake_case, unique_name
+from ._symbolic import KerasTensor
 
 
 def _check_shape(shape: Any, argument: str) -> tuple[int, ...]:
@@ -35,17 +38,57 @@ def _check_shape(shape: Any, argument: str) -> tuple[int, ...]:
     return tuple(int(d) for d in dims)
 
 
+_LayerT = TypeVar("_LayerT", bound="Layer")
+
+
+class NotATensorError(TypeError, ValueError):
+    """A layer called on something other than a symbolic tensor. A TypeError, and a ValueError
+    as Keras's (its backends refuse such inputs with either)."""
+
+
+def _check_trainable(trainable: Any) -> bool:
+    if not isinstance(trainable, (bool, np.bool_)):
+        raise ValueError(
+            f"Expected `trainable` to be a boolean. Received: trainable={trainable!r} (of type {type(trainable)})"
+        )
+    return bool(trainable)
+
+
 class Layer:
-    def __init__(self, name: Optional[str] = None) -> None:
+    def __init__(self, name: Optional[str] = None, trainable: bool = True) -> None:
         self.name = name if name is not None else unique_name(self._default_name())
+        self._trainable = _check_trainable(trainable)
         self._engine: Optional[Engine] = None  # the engine of the model this layer belongs to
         self._index = -1  # its position among the model's Dense layers
 
     @classmethod
     def _default_name(cls) -> str:
-        # Keras's to_snake_case: LeakyReLU -> leaky_re_lu, GELU -> gelu, InputLayer -> input_layer.
-        name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", cls.__name__)
-        return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+        return snake_case(cls.__name__)
+
+    @property
+    def trainable(self) -> bool:
+        """Whether ``fit`` updates this layer's weights (Keras's ``layer.trainable``). Settable at
+        any time; it takes effect at the next training step."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        engine = self._engine
+        if engine is not None and self._index >= 0:
+            engine.set_trainable(self._index, self._trainable)
+
+    @property
+    def trainable_weights(self) -> list[NDArray[np.floating]]:
+        return self.get_weights() if self._trainable else []
+
+    @property
+    def non_trainable_weights(self) -> list[NDArray[np.floating]]:
+        return [] if self._trainable else self.get_weights()
+
+    @property
+    def weights(self) -> list[NDArray[np.floating]]:
+        return self.get_weights()
 
     def bind_engine(self, engine: Optional[Engine], index: int = -1) -> None:
         """Called by the model this layer joins, with the model's engine and the layer's
@@ -56,6 +99,27 @@ class Layer:
             raise ValueError(f"Layer {self.name!r} already belongs to a model.")
         self._engine = engine
         self._index = index if engine is not None else -1
+
+    def compute_output_shape(self, input_shape: tuple[Optional[int], ...]) -> tuple[Optional[int], ...]:
+        """The shape of this layer's output for inputs of ``input_shape`` (batch axis first)."""
+        return tuple(input_shape)
+
+    def __call__(self, inputs: Any) -> KerasTensor:
+        """The functional API: this layer applied to a symbolic tensor (from ``fm.Input``),
+        as a new symbolic tensor. fastmlp computes on data through a model (``predict``)."""
+        if isinstance(inputs, (list, tuple)) and any(isinstance(t, KerasTensor) for t in inputs):
+            raise ValueError(
+                f"Layer {self.name!r} ({type(self).__name__}) takes one input tensor; fastmlp runs a chain "
+                f"of layers, without merges. Received: {len(inputs)} tensors"
+            )
+        if not isinstance(inputs, KerasTensor):
+            raise NotATensorError(
+                f"Layer {self.name!r} ({type(self).__name__}) must be called on a symbolic tensor from "
+                "`fastmlp.Input` (the functional API); to compute on data, build a Model and call "
+                f"`predict`. Received: inputs={inputs!r} (of type {type(inputs).__name__})"
+            )
+        shape = self.compute_output_shape(inputs.shape)
+        return KerasTensor(shape, inputs.dtype, operation=self, parent=inputs)
 
     def get_weights(self) -> list[NDArray[np.floating]]:
         return []
@@ -70,26 +134,84 @@ class Layer:
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}
 
+    @classmethod
+    def from_config(cls: type[_LayerT], config: dict[str, Any]) -> _LayerT:
+        """A layer from its ``get_config()`` dict (Keras's ``Layer.from_config``: the class
+        called with the config's settings)."""
+        return cls(**config)
+
 
 class InputLayer(Layer):
-    """The model's input: the shape of one sample (without the batch axis)."""
+    """The model's input: the shape of one sample (without the batch axis). ``input_shape`` is
+    Keras's deprecated name for ``shape`` (with Keras's warning)."""
 
-    def __init__(self, shape: Any, name: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        shape: Any = None,
+        batch_size: Optional[int] = None,
+        dtype: Optional[str] = None,
+        name: Optional[str] = None,
+        **kwargs: Any,
+    ) -> None:
+        if "input_shape" in kwargs:
+            warnings.warn("Argument `input_shape` is deprecated. Use `shape` instead.", stacklevel=2)
+            shape = kwargs.pop("input_shape")
+        if kwargs:
+            raise ValueError(f"Unrecognized keyword arguments passed to InputLayer: {kwargs}")
+        if shape is None:
+            raise ValueError("You must pass a `shape` argument.")
         super().__init__(name)
         self.shape = _check_shape(shape, "shape")
+        if batch_size is not None:
+            batch_size = _validation.positive_int(batch_size, "batch_size")
+        self.batch_size: Optional[int] = batch_size
+        if dtype is not None and dtype not in ("float32", "float64"):
+            raise ValueError(f"Unknown dtype for an Input: {dtype!r}. Expected 'float32' or 'float64'.")
+        self.dtype: str = dtype if dtype is not None else "float32"
+        # The tensor this layer makes (Keras's ``InputLayer.output``).
+        # Named as Keras names it: the given name, else keras_tensor, keras_tensor_1, ...
+        self.output = KerasTensor((batch_size, *self.shape), self.dtype, name=name, operation=self)
+
+    @property
+    def batch_shape(self) -> tuple[Optional[int], ...]:
+        return (self.batch_size, *self.shape)
+
+    def __call__(self, inputs: Any) -> KerasTensor:
+        raise TypeError(f"InputLayer {self.name!r} makes the model's input; it is not called on a tensor.")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"batch_shape": list(self.batch_shape), "dtype": self.dtype, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> InputLayer:
+        settings = dict(config)
+        batch_shape = settings.pop("batch_shape", None)
+        if not isinstance(batch_shape, (list, tuple)) or not batch_shape:
+            raise ValueError(f"An InputLayer config needs a `batch_shape`. Received: {config!r}")
+        return cls(shape=tuple(batch_shape[1:]), batch_size=batch_shape[0], **settings)
 
 
-def Input(shape: Any, name: Optional[str] = None) -> InputLayer:
-    """``Input(shape=(784,))``: declares the input size so the model builds at once."""
-    return InputLayer(shape, name=name)
+def Input(
+    shape: Any = None,
+    batch_size: Optional[int] = None,
+    dtype: Optional[str] = None,
+    name: Optional[str] = None,
+) -> KerasTensor:
+    """``Input(shape=(784,))``: a symbolic tensor of samples of ``shape`` (without the batch
+    axis), to start a functional model, or the first entry of a ``Sequential`` model."""
+    return InputLayer(shape, batch_size=batch_size, dtype=dtype, name=name).output
 
 
 class Flatten(Layer):
     """Reshapes each sample to one vector (e.g. 28 x 28 images to 784 features). Free: no copy."""
 
-    def __init__(self, input_shape: Any = None, name: Optional[str] = None) -> None:
-        super().__init__(name)
+    def __init__(self, input_shape: Any = None, name: Optional[str] = None, trainable: bool = True) -> None:
+        super().__init__(name, trainable)
         self.input_shape = None if input_shape is None else _check_shape(input_shape, "input_shape")
+
+    def compute_output_shape(self, input_shape: tuple[Optional[int], ...]) -> tuple[Optional[int], ...]:
+        sample = input_shape[1:]
+        return (input_shape[0], None if any(d is None for d in sample) else math.prod(d for d in sample if d is not None))
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "input_shape": self.input_shape}
@@ -104,13 +226,15 @@ class Dense(Layer):
         use_bias: whether to add a bias vector.
         kernel_initializer, bias_initializer: Keras names or ``fastmlp.initializers`` objects.
         kernel_regularizer, bias_regularizer: ``fastmlp.regularizers`` penalties (or names).
-        input_shape: optional shape of one sample, for a first layer without ``Input``.
+        input_shape: optional shape of one sample, for a first layer without ``Input``
+            (``input_dim=n`` is ``input_shape=(n,)``, as in Keras).
+        trainable: whether ``fit`` updates the weights (also settable later).
     """
 
     def __init__(
         self,
         units: int,
-        activation: Optional[str] = None,
+        activation: activations.ActivationLike = None,
         use_bias: bool = True,
         kernel_initializer: initializers.InitializerLike = "glorot_uniform",
         bias_initializer: initializers.InitializerLike = "zeros",
@@ -118,6 +242,8 @@ class Dense(Layer):
         bias_regularizer: regularizers.RegularizerLike = None,
         input_shape: Any = None,
         name: Optional[str] = None,
+        input_dim: Optional[int] = None,
+        trainable: bool = True,
     ) -> None:
         given: Any = units  # validated here: users pass anything
         if isinstance(given, bool) or not isinstance(given, numbers.Integral) or given < 1:
@@ -128,7 +254,7 @@ class Dense(Layer):
                     "Received an invalid value for `units`, expected a positive integer. "
                     f"Received: units={units!r}"
                 )
-        super().__init__(name)
+        super().__init__(name, trainable)
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -136,7 +262,17 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        if input_dim is not None:
+            input_shape = (_validation.positive_int(input_dim, "input_dim"),)
         self.input_shape = None if input_shape is None else _check_shape(input_shape, "input_shape")
+
+    def compute_output_shape(self, input_shape: tuple[Optional[int], ...]) -> tuple[Optional[int], ...]:
+        if len(input_shape) != 2 or input_shape[1] is None:
+            raise ValueError(
+                f"Dense layer {self.name!r} takes flat samples of a known size, shape (batch, features); "
+                f"add fastmlp.layers.Flatten() before it. Received: input shape {input_shape}"
+            )
+        return (input_shape[0], self.units)
 
     def _built_engine(self) -> Engine:
         engine = self._engine
@@ -186,6 +322,7 @@ class Dense(Layer):
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
             "input_shape": self.input_shape,
+            "trainable": self.trainable,
         }
 
     @classmethod
@@ -210,8 +347,8 @@ class Activation(Layer):
     activation is leaky_relu.
     """
 
-    def __init__(self, activation: str, name: Optional[str] = None) -> None:
-        super().__init__(name)
+    def __init__(self, activation: activations.ActivationLike, name: Optional[str] = None, trainable: bool = True) -> None:
+        super().__init__(name, trainable)
         self.activation = activations.get(activation)
         self.alpha: Optional[float] = None  # the activation's parameter, None for its default
 
@@ -222,8 +359,8 @@ class Activation(Layer):
 class LeakyReLU(Activation):
     """``x if x > 0 else negative_slope * x`` (Keras's layer default slope: 0.3)."""
 
-    def __init__(self, negative_slope: float = 0.3, name: Optional[str] = None) -> None:
-        super().__init__("leaky_relu", name)
+    def __init__(self, negative_slope: float = 0.3, name: Optional[str] = None, trainable: bool = True) -> None:
+        super().__init__("leaky_relu", name, trainable)
         self.alpha = _validation.finite_number(negative_slope, "negative_slope")
 
     def get_config(self) -> dict[str, Any]:
@@ -233,8 +370,8 @@ class LeakyReLU(Activation):
 class ELU(Activation):
     """``x if x > 0 else alpha * (exp(x) - 1)``."""
 
-    def __init__(self, alpha: float = 1.0, name: Optional[str] = None) -> None:
-        super().__init__("elu", name)
+    def __init__(self, alpha: float = 1.0, name: Optional[str] = None, trainable: bool = True) -> None:
+        super().__init__("elu", name, trainable)
         self.alpha = _validation.finite_number(alpha, "alpha")
 
     def get_config(self) -> dict[str, Any]:
@@ -244,8 +381,8 @@ class ELU(Activation):
 class GELU(Activation):
     """``x * Phi(x)``, or with ``approximate=True`` its tanh approximation."""
 
-    def __init__(self, approximate: bool = False, name: Optional[str] = None) -> None:
-        super().__init__("gelu_tanh" if approximate else "gelu", name)
+    def __init__(self, approximate: bool = False, name: Optional[str] = None, trainable: bool = True) -> None:
+        super().__init__("gelu_tanh" if approximate else "gelu", name, trainable)
         self.approximate = bool(approximate)
 
     def get_config(self) -> dict[str, Any]:
@@ -258,14 +395,59 @@ class Dropout(Layer):
     in evaluate and predict it does nothing. The masks come from fastmlp's seeded stream
     (``fm.utils.set_random_seed``), drawn the same way for every thread count."""
 
-    def __init__(self, rate: float, name: Optional[str] = None) -> None:
-        super().__init__(name)
+    def __init__(self, rate: float, name: Optional[str] = None, trainable: bool = True) -> None:
+        super().__init__(name, trainable)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise ValueError(f"Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: rate={rate!r}")
         self.rate = float(rate)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "rate": self.rate}
+
+
+class Merge(Layer):
+    """The base of Keras's merge layers (``Add``, ``Concatenate``, ...), which join several
+    tensors. fastmlp's engine runs a chain of layers, so calling one is a ValueError naming it;
+    they exist so that a Keras script stops at the merge with that message."""
+
+    def __call__(self, inputs: Any) -> KerasTensor:
+        raise ValueError(
+            f"Merge layer {self.name!r} ({type(self).__name__}) joins several tensors, but fastmlp's engine "
+            "runs a chain of layers (one input, one output, no branches that meet). Received: "
+            f"inputs={inputs!r}"
+        )
+
+
+class Add(Merge):
+    """Keras's ``Add``: refused when called (see ``Merge``)."""
+
+
+class Subtract(Merge):
+    """Keras's ``Subtract``: refused when called (see ``Merge``)."""
+
+
+class Multiply(Merge):
+    """Keras's ``Multiply``: refused when called (see ``Merge``)."""
+
+
+class Average(Merge):
+    """Keras's ``Average``: refused when called (see ``Merge``)."""
+
+
+class Maximum(Merge):
+    """Keras's ``Maximum``: refused when called (see ``Merge``)."""
+
+
+class Minimum(Merge):
+    """Keras's ``Minimum``: refused when called (see ``Merge``)."""
+
+
+class Concatenate(Merge):
+    """Keras's ``Concatenate(axis=-1)``: refused when called (see ``Merge``)."""
+
+    def __init__(self, axis: int = -1, name: Optional[str] = None, trainable: bool = True) -> None:
+        super().__init__(name, trainable)
+        self.axis = axis
 
 
 def deserialize(config: dict[str, Any]) -> Layer:
@@ -276,6 +458,8 @@ def deserialize(config: dict[str, Any]) -> Layer:
         return Dense.from_config(settings)
     if name == "Flatten":
         return Flatten(**settings)
+    if name == "InputLayer":
+        return InputLayer.from_config(settings)
     classes: dict[str, type[Layer]] = {
         "Activation": Activation,
         "LeakyReLU": LeakyReLU,

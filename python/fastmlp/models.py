@@ -1,4 +1,7 @@
-"""``Sequential``: a stack of layers with Keras's training API, trained by the C++ core.
+"""``Model`` and ``Sequential``: a chain of layers with Keras's training API, trained by the C++
+core. A ``Model`` is made from symbolic tensors (``Model(inputs, outputs)``, the functional API),
+by subclassing (its ``call`` traced once, see ``fastmlp._functional``), or as a ``Sequential``
+stack; all three run on the same engine.
 
 Python validates and converts the data once per call, then hands the core a chunk of batches at a
 time (about 0.1 s of work), so there is no per-batch Python work unless a callback asks for
@@ -10,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional, TypeVar, Union, cast
 
@@ -21,6 +26,7 @@ from numpy.typing import NDArray
 
 from . import (
     _core,
+    _functional,
     _model_file,
     _validation,
     activations,
@@ -33,8 +39,9 @@ from . import (
 from . import callbacks as callbacks_module
 from ._engine import Engine, LayerSpec
 from ._layer_order import Placement, misplaced
-from ._names import unique_name
+from ._names import snake_case, unique_name
 from ._progress import Progbar, print_msg
+from ._symbolic import KerasTensor
 from .layers import Activation, Dense, Dropout, Flatten, InputLayer, Layer, deserialize
 from .optimizers._base import ModelFacts
 from .optimizers._full_batch import FullBatchTraining
@@ -59,7 +66,7 @@ def _serialized(method: _Method) -> _Method:
     ``evaluate`` or ``save`` on the model it is training."""
 
     @functools.wraps(method)
-    def locked(self: Sequential, *args: Any, **kwargs: Any) -> Any:
+    def locked(self: Model, *args: Any, **kwargs: Any) -> Any:
         with self._engine.lock:
             return method(self, *args, **kwargs)
 
@@ -77,6 +84,9 @@ class _FitSettings:
     validation_split: float
     initial_epoch: int
     validate_after: Callable[[int], bool]  # whether to validate after a (1-based) epoch
+    steps_per_epoch: Optional[int] = None  # batches per epoch, the pass over x going on across epochs
+    validation_steps: Optional[int] = None  # validation batches per validation, likewise
+    validation_batch_size: Optional[int] = None  # batch size of validation, else batch_size
 
     @classmethod
     def checked(
@@ -88,6 +98,9 @@ class _FitSettings:
         validation_split: float,
         initial_epoch: int,
         validation_freq: Union[int, Sequence[int]],
+        steps_per_epoch: Optional[int] = None,
+        validation_steps: Optional[int] = None,
+        validation_batch_size: Optional[int] = None,
     ) -> _FitSettings:
         checked_batch_size = 32 if batch_size is None else _validation.positive_int(batch_size, "batch_size")
         checked_epochs = _validation.non_negative_int(epochs, "epochs")
@@ -105,11 +118,20 @@ class _FitSettings:
             validation_split=float(validation_split),
             initial_epoch=checked_initial_epoch,
             validate_after=_validation_schedule(validation_freq),
+            steps_per_epoch=None if steps_per_epoch is None else _validation.positive_int(steps_per_epoch, "steps_per_epoch"),
+            validation_steps=None if validation_steps is None else _validation.positive_int(validation_steps, "validation_steps"),
+            validation_batch_size=None
+            if validation_batch_size is None
+            else _validation.positive_int(validation_batch_size, "validation_batch_size"),
         )
 
-    def steps(self, n: int) -> int:
-        """Batches per epoch for ``n`` samples."""
+    def batches(self, n: int) -> int:
+        """Batches in one pass over ``n`` samples."""
         return (n + self.batch_size - 1) // self.batch_size
+
+    def steps(self, n: int) -> int:
+        """Batches per epoch for ``n`` samples (``steps_per_epoch`` when given, as Keras)."""
+        return self.steps_per_epoch if self.steps_per_epoch is not None else self.batches(n)
 
 
 @dataclasses.dataclass
@@ -140,8 +162,9 @@ class _FitData:
             self.weights, self.w_val = self.weights[:split_at], self.weights[split_at:]
 
 
-# Trains one epoch of fit (with its progress bar and callbacks) and returns its logs.
-_EpochTrainer = Callable[[Progbar, callbacks_module.CallbackList], dict[str, float]]
+# Trains one epoch of fit from batch `first` of the pass over x (with its progress bar and
+# callbacks); returns its logs and the number of batches it trained.
+_EpochTrainer = Callable[[Progbar, callbacks_module.CallbackList, int], tuple[dict[str, float], int]]
 
 
 class NotCompiledError(RuntimeError, ValueError):
@@ -149,20 +172,50 @@ class NotCompiledError(RuntimeError, ValueError):
     Keras, and a ValueError like every other misuse fastmlp reports."""
 
 
-class Sequential:
-    """A linear stack of layers: ``Input``/``Flatten`` first if needed, then ``Dense`` layers."""
+class Model:
+    """A chain of layers with Keras's training API.
+
+    ``Model(inputs, outputs)`` takes the tensors of the functional API (``fm.Input`` and the
+    layers called on it); a subclass creates its layers in ``__init__`` and chains them in
+    ``call(self, inputs)``, which is traced once on a symbolic input when the input shape is
+    known (at ``build``, or the first ``fit``/``predict``). Either way the layers must form a
+    chain the engine runs (as ``Sequential``): one input, one output, each layer used once.
+    """
 
     def __init__(
         self,
-        layers: Optional[Sequence[Layer]] = None,
+        inputs: Any = None,
+        outputs: Any = None,
         name: Optional[str] = None,
         dtype: Optional[str] = None,
+        trainable: bool = True,
     ) -> None:
+        graph = None
+        if inputs is not None or outputs is not None:
+            if inputs is None or outputs is None:
+                raise ValueError(
+                    "A functional Model needs both `inputs` and `outputs`. "
+                    f"Received: inputs={inputs!r}, outputs={outputs!r}"
+                )
+            graph = _functional.chain(inputs, outputs)
+            if dtype is None:
+                dtype = graph[0].dtype
+        default = "functional" if type(self) is Model or graph is not None else snake_case(type(self).__name__)
+        self._init_state(name if name is not None else unique_name(default), dtype)
+        self._functional = graph is not None
+        if graph is not None:
+            with self._engine.lock:
+                self._assemble(graph[0].shape, [graph[0], *graph[1]], initialize=True)
+        if not trainable:
+            self.trainable = False
+
+    def _init_state(self, name: str, dtype: Optional[str]) -> None:
         if dtype is not None and dtype not in ("float32", "float64"):
             raise ValueError(f"Unknown dtype: {dtype!r}. Expected 'float32' or 'float64'.")
-        self.name = name if name is not None else unique_name("sequential")
+        self.name = name
         self._dtype = dtype or config.floatx()
         self._layers: list[Layer] = []
+        self._functional = False
         self._sample_shape: Optional[tuple[int, ...]] = None
         # The core's network and trainer, and the lock every call into them holds (see
         # _serialized): one engine for the model's whole life.
@@ -172,18 +225,57 @@ class Sequential:
         self._metric_names: list[str] = []
         self._core_metrics: list[str] = []
         self.stop_training = False
+        self._trainable = True
         self.history: Optional[callbacks_module.History] = None
         # Refuses structural changes (add, compile, build) from a callback while fit runs.
         self._fitting = False
-        for layer in layers or []:
-            self.add(layer)
 
     # ----------------------------------------------------------------- structure
 
     @property
     def layers(self) -> list[Layer]:
-        """The layers after the input (as ``keras.Sequential.layers``)."""
+        """The model's layers: a functional model's start with its ``InputLayer``, as in Keras;
+        a subclassed model's (once traced) and a ``Sequential`` model's do not."""
+        return list(self._layers) if self._functional else self._chain()
+
+    def _chain(self) -> list[Layer]:
+        """The layers after the input."""
         return [layer for layer in self._layers if not isinstance(layer, InputLayer)]
+
+    def _traceable(self) -> bool:
+        """A subclassed model whose ``call`` is not traced yet."""
+        return not self._layers and type(self).call is not Model.call
+
+    def call(self, inputs: Any) -> Any:
+        """A subclass's computation: its layers applied to ``inputs``, a symbolic tensor. Traced
+        once (never called on data)."""
+        raise NotImplementedError(
+            f"Model {self.name!r} has no layers: pass `inputs` and `outputs`, or define `call` in a subclass."
+        )
+
+    def _trace(self) -> None:
+        """A subclassed model's layers, from one run of ``call`` on a symbolic input."""
+        if self._sample_shape is None or not self._traceable():
+            return
+        input_layer, chain = _functional.trace(self.call, self._sample_shape, self._dtype)
+        self._assemble(input_layer.shape, [input_layer, *chain], initialize=True)
+
+    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
+        """A layer by name or by index in ``layers`` (Keras's ``get_layer``)."""
+        if index is not None and name is not None:
+            raise ValueError(f"Provide only a layer name or a layer index. Received: index={index}, name={name}.")
+        if index is not None:
+            if len(self.layers) <= index:
+                raise ValueError(
+                    f"Was asked to retrieve layer at index {index} but model only has {len(self.layers)} layers."
+                )
+            return self.layers[index]
+        if name is not None:
+            for layer in self.layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(f"No such layer: {name}. Existing layers are: {[layer.name for layer in self.layers]}.")
+        raise ValueError("Provide either a layer name or layer index at `get_layer`.")
 
     @property
     def dtype(self) -> str:
@@ -198,7 +290,7 @@ class Sequential:
         return [layer for layer in self._layers if isinstance(layer, Dense)]
 
     def _flattens_input(self) -> bool:
-        for layer in self.layers:
+        for layer in self._chain():
             if isinstance(layer, Flatten):
                 return True
             if isinstance(layer, Dense):
@@ -230,7 +322,7 @@ class Sequential:
             )
 
     @_serialized
-    def add(self, layer: Layer) -> None:
+    def _add_layer(self, layer: Layer) -> None:
         """Append a layer; the model builds as soon as the input shape is known. A refused layer
         (or one whose weights cannot be allocated) leaves the model as it was."""
         self._refuse_while_fitting("add")
@@ -246,7 +338,7 @@ class Sequential:
             with self._all_or_nothing():
                 if isinstance(layer, InputLayer):
                     self._sample_shape = layer.shape
-                elif self._sample_shape is None and not self.layers:
+                elif self._sample_shape is None and not self._chain():
                     declared = getattr(layer, "input_shape", None)
                     if declared is not None:
                         self._sample_shape = declared
@@ -285,6 +377,7 @@ class Sequential:
                     f"cannot build it for {sample}."
                 )
             self._sample_shape = sample
+        self._trace()
         if not self.built:
             self._build_network()
 
@@ -302,7 +395,7 @@ class Sequential:
         """Each Dense layer as the core builds it, with the activation and Dropout layers after
         it folded in."""
         specs: list[LayerSpec] = []
-        for layer in self.layers:
+        for layer in self._chain():
             if isinstance(layer, Dense):
                 kernel, bias = layer.kernel_regularizer, layer.bias_regularizer
                 specs.append(
@@ -318,6 +411,7 @@ class Sequential:
                             bias.l2 if bias else 0.0,
                         ),
                         dropout=0.0,
+                        trainable=layer.trainable,
                     )
                 )
             elif isinstance(layer, Activation):  # the order rules put a Dense layer before it
@@ -362,6 +456,15 @@ class Sequential:
         if self._loss is not None:
             self._make_trainer()
 
+    @_serialized
+    def reinitialize(self) -> None:
+        """Draw new initial weights for every layer, from each layer's initializers (fastmlp
+        addition; ``model_from_json`` uses it). Fresh optimizer state if compiled."""
+        self._refuse_while_fitting("reinitialize")
+        if self.built:
+            with self._all_or_nothing():
+                self._build_network()
+
     def _ensure_built(self, x: Any) -> None:
         if self.built:
             return
@@ -374,7 +477,9 @@ class Sequential:
                         "For a single sample use x[None, :]."
                     )
                 self._sample_shape = tuple(int(d) for d in array.shape[1:])
-            self._build_network()
+            self._trace()
+            if not self.built:
+                self._build_network()
 
     # ----------------------------------------------------------------- weights
 
@@ -408,7 +513,81 @@ class Sequential:
         self._engine.set_weights(assignments)
 
     def count_params(self) -> int:
+        """The number of weights (ValueError before the model is built, as Keras)."""
+        if not self.built:
+            raise ValueError(
+                f"You tried to call `count_params` on layer '{self.name}', but the layer isn't built. "
+                "You can build it manually via: `model.build(input_shape)`."
+            )
+        return self._param_count()
+
+    def _param_count(self) -> int:
         return sum(layer.count_params() for layer in self._dense_layers())
+
+    @property
+    def weights(self) -> list[Array]:
+        """Copies of all weights (as ``get_weights()``; Keras's are variables)."""
+        return self.get_weights()
+
+    @property
+    def trainable_weights(self) -> list[Array]:
+        """Copies of the weights of the trainable layers, in ``get_weights()`` order."""
+        return [w for layer in self._dense_layers() for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self) -> list[Array]:
+        """Copies of the weights of the frozen layers (``layer.trainable = False``)."""
+        return [w for layer in self._dense_layers() for w in layer.non_trainable_weights]
+
+    @property
+    def trainable(self) -> bool:
+        """Whether ``fit`` updates the model's weights; setting it sets every layer's (Keras's
+        ``model.trainable``)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for layer in self._chain():
+            layer.trainable = self._trainable
+
+    def _known_sample_shape(self, what: str) -> tuple[int, ...]:
+        self._trace()
+        if self._sample_shape is None:
+            raise AttributeError(f"Model '{self.name}' has no defined {what} yet: its input shape is not known.")
+        return self._sample_shape
+
+    @property
+    def inputs(self) -> list[KerasTensor]:
+        """The model's input as a list of one symbolic tensor (Keras's ``model.inputs``)."""
+        for layer in self._layers:
+            if isinstance(layer, InputLayer):
+                return [layer.output]
+        return [KerasTensor((None, *self._known_sample_shape("inputs")), self._dtype)]
+
+    @property
+    def outputs(self) -> list[KerasTensor]:
+        """The model's output as a list of one symbolic tensor (its shape ``output_shape``)."""
+        return [KerasTensor(self.output_shape, self._dtype)]
+
+    @property
+    def input_shape(self) -> tuple[Optional[int], ...]:
+        """``(None, *sample_shape)``; AttributeError while the input shape is unknown (as Keras)."""
+        return (None, *self._known_sample_shape("input_shape"))
+
+    @property
+    def output_shape(self) -> tuple[Optional[int], ...]:
+        """``(None, units of the last Dense layer)``; AttributeError while the input shape is
+        unknown (as Keras)."""
+        shape: tuple[Optional[int], ...] = (None, *self._known_sample_shape("output_shape"))
+        for layer in self._chain():
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    def to_json(self, **kwargs: Any) -> str:
+        """The architecture as JSON (``{"class_name", "config"}``, the config as ``get_config``);
+        ``fm.models.model_from_json`` makes a new model from it. ``kwargs`` go to ``json.dumps``."""
+        return json.dumps({"class_name": type(self).__name__, "config": self.get_config()}, **kwargs)
 
     # ----------------------------------------------------------------- compile
 
@@ -418,13 +597,26 @@ class Sequential:
         optimizer: optimizers.OptimizerLike = "rmsprop",
         loss: Optional[losses.LossLike] = None,
         metrics: Optional[Sequence[str]] = None,
+        loss_weights: Any = None,
+        weighted_metrics: Optional[Sequence[str]] = None,
+        run_eagerly: bool = False,
+        steps_per_execution: int = 1,
+        jit_compile: Union[bool, str] = "auto",
+        auto_scale_loss: bool = True,
     ) -> None:
         """Choose the optimizer, the loss and the metrics (names as in Keras). A refused setting
-        leaves the model as it was."""
+        leaves the model as it was.
+
+        Keras's execution settings are accepted and change nothing here: ``run_eagerly``,
+        ``jit_compile`` and ``auto_scale_loss`` (the core is compiled C++; there is no graph
+        and no mixed precision) and ``steps_per_execution`` (``fit`` already hands the core a
+        chunk of batches per call). ``loss_weights`` (one output: a single weight) and
+        ``weighted_metrics`` are accepted only as None (or empty)."""
         self._refuse_while_fitting("compile")
+        _compile_extras(loss_weights, weighted_metrics, run_eagerly, steps_per_execution, jit_compile, auto_scale_loss)
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
-        trailing = [lay for lay in self.layers if not isinstance(lay, Activation)]
+        trailing = [lay for lay in self._chain() if not isinstance(lay, Activation)]
         if trailing and isinstance(trailing[-1], Dropout):
             raise ValueError("Dropout after the last Dense layer would drop the model's outputs; remove it.")
         if metrics is None:
@@ -525,6 +717,9 @@ class Sequential:
         class_weight: Optional[dict[int, float]] = None,
         sample_weight: Any = None,
         initial_epoch: int = 0,
+        steps_per_epoch: Optional[int] = None,
+        validation_steps: Optional[int] = None,
+        validation_batch_size: Optional[int] = None,
         validation_freq: Union[int, Sequence[int]] = 1,
     ) -> callbacks_module.History:
         """Train for ``epochs`` epochs; returns a ``History`` of per-epoch logs.
@@ -539,11 +734,27 @@ class Sequential:
         given; the loss is then ``sum(w * l) / batch_size`` as Keras's. ``validation_data`` may
         be ``(x_val, y_val)`` or ``(x_val, y_val, val_sample_weight)``; ``validation_freq``
         validates every that many epochs (an int) or after the listed epochs (1-based).
+
+        ``steps_per_epoch`` works as Keras 3's with arrays: an epoch trains that many batches,
+        and the next epoch goes on where it stopped in the pass over the data; at the end of a
+        pass the epoch stops short (with Keras's "ran out of data" warning if it did before
+        ``steps_per_epoch``) and the next epoch starts a new, newly shuffled pass. Each
+        validation evaluates the first ``validation_steps`` batches of the validation data (all
+        of it by default), of ``validation_batch_size`` rows (default ``batch_size``).
         """
         self._check_compiled("fit")
         self._refuse_while_fitting("fit")
         settings = _FitSettings.checked(
-            batch_size, epochs, verbose, shuffle, validation_split, initial_epoch, validation_freq
+            batch_size,
+            epochs,
+            verbose,
+            shuffle,
+            validation_split,
+            initial_epoch,
+            validation_freq,
+            steps_per_epoch,
+            validation_steps,
+            validation_batch_size,
         )
         data = self._fit_data(x, y, sample_weight, class_weight, validation_data, settings)
         engine = self._ensure_trainer()
@@ -640,16 +851,18 @@ class Sequential:
         """The epochs from ``initial_epoch``, each with its progress line, validation when due and
         ``on_epoch_end``; none after an epoch that set ``stop_training``. The last epoch's logs."""
         logs: dict[str, float] = {}
+        position = 0  # batches of the current pass over x trained so far (see steps_per_epoch)
         for epoch in range(settings.initial_epoch, settings.epochs):
             callback_list.on_epoch_begin(epoch)
             if settings.verbose and settings.epochs > 1:
                 print_msg(f"Epoch {epoch + 1}/{settings.epochs}")
             progbar = Progbar(steps, settings.verbose)
             try:
-                logs = train_epoch(progbar, callback_list)
+                logs, trained = train_epoch(progbar, callback_list, position)
+                position = _next_position(position, trained, settings.batches(data.x.shape[0]), settings.steps_per_epoch)
                 if data.x_val is not None and data.y_val is not None and settings.validate_after(epoch + 1):
                     callback_list.on_test_begin()
-                    val_logs = self._logs(engine.evaluate(data.x_val, data.y_val, settings.batch_size, data.w_val))
+                    val_logs = self._validate(engine, data, settings)
                     callback_list.on_test_end(val_logs)
                     logs.update({"val_" + name: value for name, value in val_logs.items()})
                 callback_list.on_epoch_end(epoch, logs)
@@ -677,15 +890,19 @@ class Sequential:
                 optimizer, engine, self._model_facts(self._loss), data.x, data.y, data.weights, settings.batch_size
             )
 
-            def full_batch_epoch(progbar: Progbar, callback_list: callbacks_module.CallbackList) -> dict[str, float]:
+            def full_batch_epoch(
+                progbar: Progbar, callback_list: callbacks_module.CallbackList, first: int
+            ) -> tuple[dict[str, float], int]:
                 logs = self._logs(training.epoch())
                 progbar.seen = 1
                 self.stop_training = self.stop_training or training.stopped
-                return logs
+                return logs, 1
 
             return 1, full_batch_epoch
 
-        def batches_epoch(progbar: Progbar, callback_list: callbacks_module.CallbackList) -> dict[str, float]:
+        def batches_epoch(
+            progbar: Progbar, callback_list: callbacks_module.CallbackList, first: int
+        ) -> tuple[dict[str, float], int]:
             return self._train_epoch(
                 engine,
                 data.x,
@@ -696,9 +913,27 @@ class Sequential:
                 callback_list,
                 progbar,
                 data.weights,
+                first=first,
+                limit=settings.steps_per_epoch,
             )
 
         return settings.steps(data.x.shape[0]), batches_epoch
+
+    def _validate(self, engine: Engine, data: _FitData, settings: _FitSettings) -> dict[str, float]:
+        """The validation logs after an epoch: all the validation data, or with
+        ``validation_steps`` its first that many batches (Keras resets its evaluation iterator
+        for each evaluation, and warns when the data has fewer batches)."""
+        if data.x_val is None or data.y_val is None:
+            raise RuntimeError("fit has no validation data to validate on.")
+        batch = settings.validation_batch_size or settings.batch_size
+        if settings.validation_steps is None:
+            return self._logs(engine.evaluate(data.x_val, data.y_val, batch, data.w_val))
+        n = data.x_val.shape[0]
+        if settings.validation_steps > (n + batch - 1) // batch:
+            _warn_out_of_data()
+        rows = slice(0, min(n, settings.validation_steps * batch))
+        weights = None if data.w_val is None else data.w_val[rows]
+        return self._logs(engine.evaluate(data.x_val[rows], data.y_val[rows], batch, weights))
 
     def _undo_fit(self, x: Any, before: Optional[tuple[list[Array], dict[str, Any]]]) -> None:
         """After the core met NaN or infinity in x: the model as it was before this fit (when a
@@ -722,12 +957,21 @@ class Sequential:
         callback_list: callbacks_module.CallbackList,
         progbar: Optional[Progbar] = None,
         sample_weight: Optional[Array] = None,
-    ) -> dict[str, float]:
+        first: int = 0,
+        limit: Optional[int] = None,
+    ) -> tuple[dict[str, float], int]:
         """One epoch, a chunk of batches per call into the core (one batch per call when a
-        callback wants per-batch hooks). Returns the epoch's mean loss and metrics; stops early
+        callback wants per-batch hooks): batches ``first`` on of the pass over ``x`` (a new pass,
+        shuffled, begins at ``first == 0``), at most ``limit`` of them (else to the pass's end).
+        Returns the epoch's mean loss and metrics and the number of batches trained; stops early
         (after the current chunk) when ``self.stop_training`` is set."""
-        engine.begin_epoch(x.shape[0], bool(shuffle))
-        steps = engine.num_batches(batch_size)
+        if first == 0:
+            engine.begin_epoch(x.shape[0], bool(shuffle))
+        steps = engine.num_batches(batch_size) - first
+        if limit is not None:
+            if limit > steps:
+                _warn_out_of_data()
+            steps = min(steps, limit)
         if progbar is None:
             progbar = Progbar(steps, verbose)
         per_batch = callback_list.wants_batch_hooks
@@ -740,7 +984,7 @@ class Sequential:
             started = time.perf_counter()
             # The core releases the GIL; a Ctrl-C arriving meanwhile raises KeyboardInterrupt
             # as soon as this call returns, i.e. after whole updates only.
-            totals = engine.train_batches(x, y, batch_size, done, count, sample_weight)
+            totals = engine.train_batches(x, y, batch_size, first + done, count, sample_weight)
             elapsed = time.perf_counter() - started
             done += count
             progbar.seen = done
@@ -758,7 +1002,7 @@ class Sequential:
             # Next chunk: about _CHUNK_SECONDS of batches, growing at most 4x at a time.
             rate = count / max(elapsed, 1e-6)
             chunk = max(1, min(4 * count, int(rate * _CHUNK_SECONDS)))
-        return self._running_logs(loss_sum, metric_sums, samples)
+        return self._running_logs(loss_sum, metric_sums, samples), done
 
     def _running_logs(self, loss_sum: float, metric_sums: list[float], samples: int) -> dict[str, float]:
         """Mean loss and metrics over the samples trained so far this epoch (Keras 3 passes the
@@ -842,6 +1086,11 @@ class Sequential:
         return out
 
     def __call__(self, x: Any) -> Array:
+        if isinstance(x, KerasTensor):
+            raise TypeError(
+                f"Model {self.name!r} cannot be called on a symbolic tensor: fastmlp does not nest models. "
+                "Chain its layers instead (or call the model on data, which predicts)."
+            )
         return self.predict(x, verbose=0)
 
     def _fit_weights(self, y: Array, sample_weight: Any, class_weight: Optional[dict[int, float]]) -> Optional[Array]:
@@ -994,39 +1243,72 @@ class Sequential:
     # ----------------------------------------------------------------- saving
 
     def get_config(self) -> dict[str, Any]:
-        """The architecture: enough to rebuild the model (without weights)."""
-        return {
+        """The architecture: enough to rebuild the model (without weights). A functional or
+        subclassed model's config says ``"functional": true`` and names its input layer;
+        ``Model.from_config`` rebuilds it as a functional model (a subclass's Python code is
+        not saved, as in Keras)."""
+        config: dict[str, Any] = {
             "name": self.name,
             "dtype": self._dtype,
             "input_shape": None if self._sample_shape is None else list(self._sample_shape),
-            "layers": [
-                {"class_name": type(layer).__name__, "config": layer.get_config()}
-                for layer in self.layers
-            ],
+            "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self._chain()],
         }
+        if not isinstance(self, Sequential):
+            config["functional"] = True
+            inputs = [layer for layer in self._layers if isinstance(layer, InputLayer)]
+            if inputs:
+                config["input_name"] = inputs[0].name
+        return config
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Sequential:
+    def from_config(cls, config: dict[str, Any]) -> Model:
         """A model from ``get_config()``'s dict; built when the config gives the input shape,
-        with zero weights (they are not saved in the config: the caller sets them)."""
+        with zero weights (they are not saved in the config: the caller sets them).
+        ``Model.from_config`` of a Sequential model's config makes a ``Sequential`` model."""
+        if cls is Model and not config.get("functional"):
+            return Sequential.from_config(config)
         model = cls(name=config.get("name"), dtype=config.get("dtype"))
-        model._assemble(config.get("input_shape"), [deserialize(layer) for layer in config.get("layers", [])])
+        layers = [deserialize(layer) for layer in config.get("layers", [])]
+        input_shape = config.get("input_shape")
+        if config.get("functional") and not isinstance(model, Sequential):
+            if input_shape is None:
+                raise ValueError("A functional model's config needs its `input_shape`.")
+            input_layer = InputLayer(shape=tuple(input_shape), dtype=model.dtype, name=config.get("input_name"))
+            layers.insert(0, input_layer)
+            model._functional = True
+        with model._engine.lock:
+            model._assemble(input_shape, layers)
         return model
 
-    def _assemble(self, input_shape: Optional[Sequence[int]], layers: Sequence[Layer]) -> None:
+    def _assemble(
+        self, input_shape: Optional[Sequence[int]], layers: Sequence[Layer], initialize: bool = False, build: bool = True
+    ) -> None:
         """A new model's layers, set at once rather than added one by one: the model is built
-        once, without drawing initial weights (loading draws no seed). The order rules of
-        ``add`` apply."""
+        once (when ``build`` and the shape is known), by default without drawing initial
+        weights (loading draws no seed). The order rules of ``add`` apply. On a refusal the
+        model has no layers and the layers belong to no model."""
         found = misplaced([Placement.of(layer) for layer in layers])
         if found is not None:
-            raise ValueError(f"Layer {found[0]} of the config is misplaced: {found[1]}")
+            layer = layers[found[0]]
+            where = f"Layer {layer.name!r} ({type(layer).__name__})" if initialize else f"Layer {found[0]} of the config"
+            raise ValueError(f"{where} is misplaced: {found[1]}")
         if input_shape is not None:
             self._sample_shape = tuple(int(d) for d in input_shape)
-        for layer in layers:
-            layer.bind_engine(self._engine, len(self._dense_layers()) if isinstance(layer, Dense) else -1)
-            self._layers.append(layer)
-        if self._sample_shape is not None and self._dense_layers():
-            self._build_network(initialize=False)
+        bound: list[Layer] = []
+        try:
+            for layer in layers:
+                # An input layer has no weights: models may share it (as Keras models share an Input).
+                if not isinstance(layer, InputLayer):
+                    layer.bind_engine(self._engine, len(self._dense_layers()) if isinstance(layer, Dense) else -1)
+                    bound.append(layer)
+                self._layers.append(layer)
+            if build and self._sample_shape is not None and self._dense_layers():
+                self._build_network(initialize=initialize)
+        except BaseException:
+            for layer in bound:
+                layer.bind_engine(None)
+            self._layers = []
+            raise
 
     def get_compile_config(self) -> Optional[dict[str, Any]]:
         if self._loss is None or self._optimizer is None:
@@ -1080,7 +1362,7 @@ class Sequential:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         data = state.get("fastmlp_model") if isinstance(state, dict) else state
-        loaded = _model_file.model_from_bytes(data, type(self).from_config)
+        loaded = _model_file.model_from_bytes(data, Model.from_config)
         # The layers and the optimizer are bound to the loaded model's engine, which this
         # model takes over with the rest of its state.
         self.__dict__.update(loaded.__dict__)
@@ -1094,7 +1376,9 @@ class Sequential:
         rows: list[tuple[str, str, str]] = []
         shape: Optional[tuple[int, ...]] = self._sample_shape
         for layer in self.layers:
-            if isinstance(layer, Flatten):
+            if isinstance(layer, InputLayer):
+                pass  # the input's shape
+            elif isinstance(layer, Flatten):
                 shape = None if shape is None else (int(math.prod(shape)),)
             elif isinstance(layer, (Activation, Dropout)):
                 pass  # same shape as its input
@@ -1104,8 +1388,10 @@ class Sequential:
             params = layer.count_params() if self.built else 0
             count = f"{params:,}" if self.built or not isinstance(layer, Dense) else "0 (unbuilt)"
             rows.append((f"{layer.name} ({type(layer).__name__})", out, count))
-        total = self.count_params()
-        size = total * np.dtype(self._dtype).itemsize
+        total = self._param_count()
+        trainable = sum(layer.count_params() for layer in self._dense_layers() if layer.trainable)
+        itemsize = np.dtype(self._dtype).itemsize
+        size = total * itemsize
         emit(f'Model: "{self.name}"')
         emit("_" * width)
         emit(f" {'Layer (type)':<28}{'Output Shape':<26}{'Param #':>10}")
@@ -1114,12 +1400,12 @@ class Sequential:
             emit(f" {name:<28}{out:<26}{count:>10}")
             emit(("_" if i < len(rows) - 1 else "=") * width if rows else "")
         emit(f" Total params: {total:,} ({_bytes(size)})")
-        emit(f" Trainable params: {total:,} ({_bytes(size)})")
-        emit(" Non-trainable params: 0 (0.00 B)")
+        emit(f" Trainable params: {trainable:,} ({_bytes(trainable * itemsize)})")
+        emit(f" Non-trainable params: {total - trainable:,} ({_bytes((total - trainable) * itemsize)})")
         emit("_" * width)
 
     def __repr__(self) -> str:
-        return f"<Sequential name={self.name!r} layers={len(self.layers)} dtype={self._dtype!r}>"
+        return f"<{type(self).__name__} name={self.name!r} layers={len(self.layers)} dtype={self._dtype!r}>"
 
 
 def _bytes(n: int) -> str:
@@ -1128,6 +1414,50 @@ def _bytes(n: int) -> str:
             return f"{n:.2f} {unit}"
         n /= 1024  # type: ignore[assignment]
     return f"{n} B"
+
+
+def _next_position(position: int, trained: int, batches: int, steps_per_epoch: Optional[int]) -> int:
+    """Where the next epoch starts in the pass over the data: at 0 (a new pass) without
+    ``steps_per_epoch`` or at the pass's end, else where this epoch stopped."""
+    position += trained
+    return 0 if steps_per_epoch is None or position >= batches else position
+
+
+def _warn_out_of_data() -> None:
+    # Keras's warning, word for word: an epoch met the end of the data before its steps.
+    warnings.warn(
+        "Your input ran out of data; interrupting training. Make sure that your dataset or generator "
+        "can generate at least `steps_per_epoch * epochs` batches. You may need to use the `.repeat()` "
+        "function when building your dataset.",
+        stacklevel=4,
+    )
+
+
+def _compile_extras(
+    loss_weights: Any,
+    weighted_metrics: Any,
+    run_eagerly: Any,
+    steps_per_execution: Any,
+    jit_compile: Any,
+    auto_scale_loss: Any,
+) -> None:
+    """Checks compile's Keras-only settings (which change nothing here)."""
+    if loss_weights is not None:
+        raise ValueError(
+            "fastmlp models have one output and one loss, so `loss_weights` must be None. "
+            f"Received: loss_weights={loss_weights!r}"
+        )
+    if weighted_metrics:
+        raise ValueError(
+            "fastmlp does not compute `weighted_metrics` (metrics ignore sample weights); pass None. "
+            f"Received: weighted_metrics={weighted_metrics!r}"
+        )
+    for name, value in (("run_eagerly", run_eagerly), ("auto_scale_loss", auto_scale_loss)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"`{name}` must be a boolean. Received: {name}={value!r}")
+    if not (isinstance(jit_compile, (bool, np.bool_)) or jit_compile == "auto"):
+        raise ValueError(f"`jit_compile` must be True, False or 'auto'. Received: jit_compile={jit_compile!r}")
+    _validation.positive_int(steps_per_execution, "steps_per_execution")
 
 
 def _validation_schedule(freq: Union[int, Sequence[int]]) -> Callable[[int], bool]:
@@ -1144,6 +1474,75 @@ def _validation_schedule(freq: Union[int, Sequence[int]]) -> Callable[[int], boo
     return lambda epoch: epoch in epochs
 
 
-def load_model(filepath: Any) -> Sequential:
+class Sequential(Model):
+    """A linear stack of layers: ``Input``/``Flatten`` first if needed, then ``Dense`` layers
+    (Keras's ``Sequential``, a ``Model``)."""
+
+    def __init__(
+        self,
+        layers: Optional[Sequence[Union[Layer, KerasTensor]]] = None,
+        name: Optional[str] = None,
+        dtype: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
+        self._init_state(name if name is not None else unique_name("sequential"), dtype)
+        for layer in layers or []:
+            self.add(layer)
+        if not trainable:
+            self.trainable = False
+
+    def add(self, layer: Union[Layer, KerasTensor]) -> None:
+        """Append a layer (or the tensor of ``fm.Input``, as Keras accepts); the model builds as
+        soon as the input shape is known. A refused layer (or one whose weights cannot be
+        allocated) leaves the model as it was."""
+        if isinstance(layer, KerasTensor):
+            if not isinstance(layer.operation, InputLayer):
+                raise TypeError(
+                    "Only fastmlp layers (or the tensor of an Input) can be added to a Sequential model. "
+                    f"Received: {layer!r} (made by layer {getattr(layer.operation, 'name', None)!r})"
+                )
+            layer = layer.operation
+        self._add_layer(layer)
+
+    @_serialized
+    def pop(self, rebuild: bool = True) -> Layer:
+        """Remove and return the last layer (Keras's ``pop``); the model is rebuilt with the
+        weights the remaining layers have. IndexError with no layer to remove, as Keras 3 raises."""
+        self._refuse_while_fitting("pop")
+        chain = self._chain()
+        if not chain:
+            raise IndexError(f"Cannot pop from model {self.name!r}: there are no layers in the model.")
+        layer = chain[-1]
+        remaining = [lay for lay in self._layers if lay is not layer]
+        with self._all_or_nothing():
+            weights = self.get_weights() if self.built else None
+            self._layers = remaining
+            layer.bind_engine(None)
+            if self._dense_layers() and weights is not None and rebuild:
+                kept = sum(2 if lay.use_bias else 1 for lay in self._dense_layers())
+                self._build_network(keep=weights[:kept])
+            elif not self._dense_layers():
+                self._engine.clear()
+        return layer
+
+
+def model_from_json(json_string: str, custom_objects: Optional[dict[str, Any]] = None) -> Model:
+    """A new model from ``model.to_json()``, with freshly initialized weights (as Keras's
+    ``model_from_json``). ``custom_objects`` must be None or empty: fastmlp runs only its own
+    layers."""
+    if custom_objects:
+        raise ValueError(f"fastmlp has no custom objects to deserialize. Received: custom_objects={custom_objects!r}")
+    try:
+        document = json.loads(json_string)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"`json_string` is not a model's JSON: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+        raise ValueError(f"`json_string` must hold {{'class_name': ..., 'config': {{...}}}}. Received: {json_string!r:.200}")
+    model = Model.from_config(document["config"])
+    model.reinitialize()
+    return model
+
+
+def load_model(filepath: Any) -> Model:
     """Load a model saved with ``model.save`` (see ``fastmlp.saving`` for the format)."""
-    return _model_file.load_model(filepath, Sequential.from_config)
+    return _model_file.load_model(filepath, Model.from_config)

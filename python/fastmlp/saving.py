@@ -52,37 +52,37 @@ __all__ = [
 ]
 
 
-def save_model(model: models.Sequential, filepath: PathLike) -> None:
+def save_model(model: models.Model, filepath: PathLike) -> None:
     """``model.save(filepath)``: architecture, weights, compile settings and optimizer state."""
     model.save(filepath)
 
 
-def save_weights(model: models.Sequential, filepath: PathLike) -> None:
+def save_weights(model: models.Model, filepath: PathLike) -> None:
     """``model.save_weights(filepath)``: only the weights."""
     model.save_weights(filepath)
 
 
-def model_to_bytes(model: models.Sequential) -> bytes:
+def model_to_bytes(model: models.Model) -> bytes:
     """The bytes of the file ``save_model`` writes (how pickling a model stores it)."""
     return _model_file.model_to_bytes(model)
 
 
-def load_model(filepath: PathLike) -> models.Sequential:
+def load_model(filepath: PathLike) -> models.Model:
     """Load a model saved with ``model.save``: architecture, weights, compile settings and
     optimizer state (training continues exactly where it stopped).
 
     Raises ``FileFormatError`` for a file that is not a readable fastmlp model file (see its
     docstring), ``FileNotFoundError``, ``IsADirectoryError`` or ``PermissionError`` as ``open()``.
     """
-    return _model_file.load_model(filepath, models.Sequential.from_config)
+    return _model_file.load_model(filepath, models.Model.from_config)
 
 
-def load_weights(model: models.Sequential, filepath: PathLike) -> None:
+def load_weights(model: models.Model, filepath: PathLike) -> None:
     """``model.load_weights(filepath)``: the weights of a file written by ``save_weights`` or
     ``save``, into a built model of the same architecture; errors as ``load_model``."""
     model.load_weights(filepath)
 
 
-def model_from_bytes(data: object) -> models.Sequential:
+def model_from_bytes(data: object) -> models.Model:
     """The model of ``model_to_bytes`` (how pickling a model stores it); errors as ``load_model``."""
-    return _model_file.model_from_bytes(data, models.Sequential.from_config)
+    return _model_file.model_from_bytes(data, models.Model.from_config)

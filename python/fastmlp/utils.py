@@ -1,10 +1,12 @@
-"""Utilities named as in ``keras.utils``: seeding."""
+"""Utilities named as in ``keras.utils``: seeding and ``to_categorical``."""
 
 from __future__ import annotations
 
 import random
+from typing import Any, Optional
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import _core
 
@@ -21,6 +23,35 @@ def set_random_seed(seed: int) -> None:
     _seed_stream = np.random.default_rng(int(seed))
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)  # noqa: NPY002  (Keras seeds NumPy's global generator too)
+
+
+def to_categorical(x: Any, num_classes: Optional[int] = None) -> NDArray[np.float64]:
+    """Class indices as one-hot rows, as ``keras.utils.to_categorical``: an array of shape
+    ``x.shape + (num_classes,)`` (a trailing axis of 1 dropped first) of float64 zeros and ones;
+    ``num_classes`` defaults to ``max(x) + 1``."""
+    try:
+        labels = np.array(x, dtype="int64")
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"`x` must hold integer class indices. Received: x={x!r}") from None
+    shape = labels.shape
+    if shape and shape[-1] == 1 and len(shape) > 1:
+        shape = tuple(shape[:-1])
+    flat = labels.reshape(-1)
+    if num_classes is None or (not isinstance(num_classes, bool) and num_classes == 0):
+        if flat.size == 0:
+            raise ValueError("`num_classes` must be given for an empty `x`.")
+        num_classes = int(np.max(flat)) + 1
+    given: Any = num_classes
+    if isinstance(given, bool) or not isinstance(given, (int, np.integer)) or given < 1:
+        raise ValueError(f"`num_classes` must be a positive integer. Received: num_classes={num_classes!r}")
+    if flat.size and (flat.min() < 0 or flat.max() >= num_classes):
+        bad = flat[(flat < 0) | (flat >= num_classes)][0]
+        # IndexError as Keras's (NumPy's) for an index past the end; a negative one too, where
+        # Keras would wrap around silently.
+        raise IndexError(f"Class index {bad} is out of range for num_classes={num_classes}. Received: x={x!r}")
+    categorical = np.zeros((flat.shape[0], int(num_classes)))
+    categorical[np.arange(flat.shape[0]), flat] = 1
+    return categorical.reshape((*shape, int(num_classes)))
 
 
 def draw_seed() -> int:

@@ -25,6 +25,9 @@ struct LayerSpec {
   double dropout = 0;
   // Keras's L1L2 penalties on the kernel and the bias (0: none), added to the loss.
   double kernel_l1 = 0, kernel_l2 = 0, bias_l1 = 0, bias_l2 = 0;
+  // Keras's `layer.trainable`: a frozen layer's kernel and bias are never updated and its
+  // penalties are not part of the loss (Keras sums the regularizers of trainable weights only).
+  bool trainable = true;
   bool kernel_regularized() const { return kernel_l1 != 0 || kernel_l2 != 0; }
   bool bias_regularized() const { return bias_l1 != 0 || bias_l2 != 0; }
 };
@@ -52,6 +55,8 @@ class Network {
   std::size_t output_dim() const { return layers_.back().spec.units; }
   std::size_t num_layers() const { return layers_.size(); }
   const LayerSpec& spec(std::size_t l) const { return layers_.at(l).spec; }
+  // Freezes or unfreezes layer l (Keras's `layer.trainable`); takes effect at the next step.
+  void set_trainable(std::size_t l, bool trainable) { layers_.at(l).spec.trainable = trainable; }
   std::size_t fan_in(std::size_t l) const { return l == 0 ? input_dim_ : layers_[l - 1].spec.units; }
 
   // Parameters in Keras's layout: kernel (fan_in, units) row-major, bias (units,).
@@ -95,7 +100,10 @@ class Network {
 
   // Whether, with plain SGD, the first kernel's sparse gradient updates the kernel in place
   // (no penalty to add to the gradient first): the one fused-SGD test every step applies.
-  bool fuses_first_kernel(bool plain_sgd) const { return plain_sgd && !layers_[0].spec.kernel_regularized(); }
+  // A frozen first layer is never updated, so nothing is fused.
+  bool fuses_first_kernel(bool plain_sgd) const {
+    return plain_sgd && layers_[0].spec.trainable && !layers_[0].spec.kernel_regularized();
+  }
   // The weight penalties of every layer (the regularization loss Keras adds to the loss).
   double regularization_penalty() const;
 

@@ -60,6 +60,7 @@ struct ParamRef {
   T* w;
   T* g;
   std::size_t n;
+  std::size_t layer;  // the network layer it belongs to
 };
 
 template <class T>
@@ -73,8 +74,10 @@ class Optimizer {
   double current_learning_rate() const { return config_.learning_rate.at(iterations_); }
   long long iterations() const { return iterations_; }
   void set_iterations(long long n) { iterations_ = n; }
-  // Applies the gradients held by the network to its parameters, then counts one step. With
-  // first_kernel_done the first layer's kernel was already updated (fused plain SGD).
+  // Applies the gradients held by the network to the parameters of its trainable layers, then
+  // counts one step. With first_kernel_done the first layer's kernel was already updated (fused
+  // plain SGD). Frozen layers are skipped: their weights and slots stay as they are, and their
+  // gradients join no global norm (Keras's optimizer sees only trainable variables).
   void apply(bool first_kernel_done = false);
   // Plain SGD: w -= lr * g and nothing else, which the sparse first layer can fuse.
   bool is_plain_sgd() const;
@@ -88,6 +91,7 @@ class Optimizer {
   };
   OptimizerConfig config_;
   long long iterations_ = 0;
+  const Network<T>* net_;  // for each layer's trainable flag, read at every step
   std::vector<ParamRef<T>> params_;
   std::vector<Slots> slots_;  // one per parameter array
 };

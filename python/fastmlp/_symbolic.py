@@ -1,0 +1,45 @@
+"""Symbolic tensors for the functional API: ``fm.Input`` returns one, and calling a layer on one
+returns the next (internal; users see them as ``fm.KerasTensor``).
+
+A tensor holds no data: its shape (batch axis first, ``None``), its dtype, and where it came
+from (the layer that made it and the tensor that layer was called on). A model is the path of
+layers from an input tensor to an output tensor (``fastmlp._functional``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ._names import unique_name
+
+
+class KerasTensor:
+    """A symbolic tensor: shape ``(None, *sample_shape)``, dtype, and its origin. Keras:
+    ``keras.KerasTensor``."""
+
+    def __init__(
+        self,
+        shape: tuple[Optional[int], ...],
+        dtype: str = "float32",
+        name: Optional[str] = None,
+        operation: Any = None,
+        parent: Optional[KerasTensor] = None,
+    ) -> None:
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.name = name if name is not None else unique_name("keras_tensor")
+        # The layer that made this tensor (an InputLayer for an input) and the tensor it was
+        # called on (None for an input): a tensor's history is a single path back to its input.
+        self.operation = operation
+        self.parent = parent
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+    def __bool__(self) -> bool:
+        # As Keras: a symbolic tensor has no truth value (e.g. `if x:` in a traced `call`).
+        raise TypeError("A symbolic KerasTensor cannot be used as a Python bool.")
