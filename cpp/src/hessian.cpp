@@ -9,7 +9,8 @@
 //   R{dL/dW_l} = R{a_{l-1}}^T delta_l + a_{l-1}^T R{delta_l},  R{dL/db_l} = column sums
 //   R{da_{l-1}} = R{delta_l} W_l^T + delta_l V_l^T
 // which is H v: the row of H for a unit direction e_p (H is symmetric), where V_l is one 1, so
-// its products are a column copy each. The loss is a sum over samples: a data set larger than
+// its products are a column copy each, and whose pass ends at e_p's layer (the columns before
+// it are in earlier rows). The loss is a sum over samples: a data set larger than
 // the scratch is taken in chunks of rows whose contributions add up.
 #include "fastmlp/hessian.h"
 
@@ -375,7 +376,9 @@ void r_pass(const Model& m, const Chunk& c, const Directions& d, Scratch& s, dou
           for (std::size_t j = 0; j < o; ++j) bias_row[j] += rdelta[(r * B + b) * o + j];
       }
     }
-    if (l == 0) break;
+    // Unit directions stop at their first layer: H's columns below it are the rows of earlier
+    // weights, which loss_hessian copies by symmetry.
+    if (l == start) break;
     // R{da_{l-1}} = R{delta_l} W_l^T + delta_l V_l^T, then R{delta_{l-1}}.
     double* rda = s.rda.data();
     gemm(rows, in, o, rdelta, std::ptrdiff_t(o), 1, m.kernel[l].data(), 1, std::ptrdiff_t(o), false, rda,
@@ -500,9 +503,10 @@ void loss_hessian(Network<T>& net, const LossSpec& loss, const DataView<T>& data
     });
   });
   for (std::size_t q = 0; q < P; ++q) out[q * P + q] += m.penalty_curvature(q);
-  // Exactly symmetric: the mean of the two rounded values of each pair.
+  // Row i holds every column from its block's first layer on, so each pair i < j is in row i
+  // (j's layer is at least i's): the lower triangle is its copy, and H exactly symmetric.
   for (std::size_t i = 0; i < P; ++i)
-    for (std::size_t j = i + 1; j < P; ++j) out[i * P + j] = out[j * P + i] = 0.5 * out[i * P + j] + 0.5 * out[j * P + i];
+    for (std::size_t j = i + 1; j < P; ++j) out[j * P + i] = out[i * P + j];
   const std::string bad = first_non_finite(m, out, P, 0);
   if (!bad.empty())
     throw std::invalid_argument("the Hessian holds NaN or infinity (" + bad +

@@ -47,7 +47,7 @@ std::size_t parameter_count(const Network<T>& net);
 std::size_t hessian_bytes(std::size_t parameters);
 
 // H into out (P x P, row-major; rows and columns in get_weights() order, each array flattened
-// in C order). Exactly symmetric: the mean of the computed H and its transpose. Throws
+// in C order). Exactly symmetric: each pair (i < j) is computed once, in row i. Throws
 // std::invalid_argument when x holds NaN or infinity, or when H is not finite (naming the first
 // weight whose row is not), SizeError / AllocationError when the scratch cannot be had.
 template <class T>
