@@ -274,6 +274,35 @@ def test_initial_weights_are_scikit_learns_draws() -> None:
     assert MLPClassifier(max_iter=1).fit(X, y).coefs_[0].dtype == np.float32
 
 
+def _numpy_forward(estimator: Any, X: np.ndarray) -> np.ndarray:
+    """scikit-learn's forward pass, written out in float64 NumPy from the fitted attributes."""
+    hidden = {"relu": lambda z: np.maximum(z, 0), "tanh": np.tanh, "identity": lambda z: z,
+              "logistic": lambda z: 1 / (1 + np.exp(-z))}[estimator.activation]
+    a = X
+    for i, (w, b) in enumerate(zip(estimator.coefs_, estimator.intercepts_)):
+        a = a @ w.astype(np.float64) + b
+        if i < len(estimator.coefs_) - 1:
+            a = hidden(a)
+    if estimator.out_activation_ == "softmax":
+        e = np.exp(a - a.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    return 1 / (1 + np.exp(-a)) if estimator.out_activation_ == "logistic" else a
+
+
+def test_predictions_follow_the_fitted_attributes_and_parameters() -> None:
+    """predict reads coefs_, intercepts_ and activation as scikit-learn's forward pass does,
+    also after the user changes them."""
+    X, y = _classes()
+    clf = MLPClassifier(hidden_layer_sizes=(9, 4), max_iter=20, random_state=0).fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(X), _numpy_forward(clf, X), rtol=1e-4, atol=1e-6)
+    clf.coefs_[0][:] *= 0.5
+    clf.set_params(activation="tanh")
+    np.testing.assert_allclose(clf.predict_proba(X), _numpy_forward(clf, X), rtol=1e-4, atol=1e-6)
+    Xr, yr = _regression(2)
+    reg = MLPRegressor(activation="logistic", max_iter=20, random_state=0).fit(Xr, yr)
+    np.testing.assert_allclose(reg.predict(Xr), _numpy_forward(reg, Xr), rtol=1e-4, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------- bad input
 
 

@@ -238,6 +238,7 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
         self._best_intercepts = [i.copy() for i in self.intercepts_]
         self._model: Optional[Sequential] = None  # built for the first fit call
         self._l2 = -1.0
+        self._model_structure: tuple[Any, ...] = ()
         if self.solver in STOCHASTIC_SOLVERS:
             self.loss_curve_: list[float] = []
             self._no_improvement_count = 0
@@ -256,16 +257,16 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
             X = X.toarray()
         if X.dtype == self.dtype:
             return np.ascontiguousarray(X)
-        with np.errstate(over="ignore"):
-            x = np.ascontiguousarray(X, dtype=self.dtype)
-        # X is finite (scikit-learn's checks): an infinity here is a value beyond the range of
-        # ``dtype``, which scikit-learn (in float64) would have taken.
-        if not np.isfinite(x).all():
+        # X is finite (scikit-learn's checks): an overflow in the cast is a value beyond the
+        # range of ``dtype``, which scikit-learn (in float64) would have taken.
+        try:
+            with np.errstate(over="raise"):
+                return np.ascontiguousarray(X, dtype=self.dtype)
+        except FloatingPointError:
             raise ValueError(
                 f"Input X holds a value beyond the range of {self.dtype} (|x| > "
                 f"{np.finfo(self.dtype).max:.4g}). Scale the data, or use dtype='float64'."
-            )
-        return x
+            ) from None
 
     @contextlib.contextmanager
     def _threads(self) -> Iterator[None]:
@@ -315,23 +316,31 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
         made: optimizers.Optimizer = lbfgs(history=10)
         return made
 
+    def _structure(self) -> tuple[Any, ...]:
+        """What the core's network is built from (scikit-learn reads these at every forward
+        pass, so a change by ``set_params`` or to ``coefs_`` takes effect)."""
+        return (tuple(self._layer_units()), self.activation, self.out_activation_, self.dtype)
+
     def _core_model(self, l2: float, loss: str, keep_state: bool) -> Sequential:
-        """The model that trains: the existing one when it has this penalty and loss and its
-        optimizer state is to be kept, else a new one (carrying the optimizer state over when
-        asked). Its weights are set from ``coefs_``/``intercepts_``."""
+        """The model that trains: the existing one when its optimizer state is to be kept and
+        it has this structure, penalty and loss; else a new one, which takes the optimizer
+        state over when asked and the structure is the same. Its weights are set from
+        ``coefs_``/``intercepts_``."""
         old = self._model
-        if old is None or not keep_state or l2 != self._l2 or old.loss is None or old.loss.name != loss:
+        same_structure = old is not None and self._model_structure == self._structure()
+        reuse = same_structure and keep_state and l2 == self._l2 and old is not None and old.loss is not None and old.loss.name == loss
+        if reuse and old is not None:
+            model = old
+        else:
             model = self._build_model(l2)
             model.compile(optimizer=self._new_optimizer(), loss=loss)
-            if keep_state and old is not None and old.optimizer is not None:
+            if keep_state and same_structure and old is not None and old.optimizer is not None:
                 state = old.get_training_state()
                 if state is not None:
                     self._sync_weights(model)
                     model.set_training_state(state)
                     model.optimizer.learning_rate = float(old.optimizer.learning_rate)  # type: ignore[union-attr, arg-type]
-            self._model, self._l2 = model, l2
-        else:
-            model = old
+            self._model, self._l2, self._model_structure = model, l2, self._structure()
         self._sync_weights(model)
         return model
 
@@ -365,9 +374,9 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
 
     def _predict_model(self) -> Sequential:
         """A model holding ``coefs_``/``intercepts_`` for prediction."""
-        if self._model is None:
+        if self._model is None or self._model_structure != self._structure():
             self._model = self._build_model(0.0)
-            self._l2 = 0.0
+            self._l2, self._model_structure = 0.0, self._structure()
         self._sync_weights(self._model)
         return self._model
 
@@ -425,15 +434,7 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
         loss, targets, row_scale = self._core_targets(y_train)
-        mean_weight = 1.0
-        if w_train is not None:
-            mean_weight = float(np.mean(w_train))
-            if not mean_weight > 0:
-                raise ValueError(f"The sample weights must have a positive mean. Received a mean of {mean_weight}.")
-        row_weights: Optional[Array] = None
-        if w_train is not None or row_scale != 1.0:
-            base = np.ones(n_samples) if w_train is None else np.asarray(w_train) / mean_weight
-            row_weights = np.ascontiguousarray(base * row_scale, dtype=self.dtype)
+        row_weights, mean_weight = self._row_weights(w_train, n_samples, row_scale)
         l2 = self.alpha / (2.0 * batch_size * mean_weight)
         model = self._core_model(l2, loss, keep_state=incremental)
         self._seed_shuffle(model)
@@ -604,25 +605,68 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
     # ------------------------------------------------------------------ L-BFGS
 
     def _fit_lbfgs(self, x: Array, y: Array, weights: Optional[Array]) -> None:
-        """Full-batch L-BFGS in the core: one ``fit`` epoch is one L-BFGS iteration."""
+        """Full-batch L-BFGS in the core (history 10, as scipy's default that scikit-learn
+        uses): one ``fit`` epoch is one L-BFGS iteration. Stops after ``max_iter`` iterations
+        (with scikit-learn's ConvergenceWarning) or when the loss stops falling by scipy's
+        relative ``ftol``."""
         n_samples = x.shape[0]
         loss, targets, row_scale = self._core_targets(y)
-        mean_weight = 1.0 if weights is None else float(np.mean(weights))
-        if not mean_weight > 0:
-            raise ValueError(f"The sample weights must have a positive mean. Received a mean of {mean_weight}.")
-        row_weights: Optional[Array] = None
-        if weights is not None or row_scale != 1.0:
-            base = np.ones(n_samples) if weights is None else weights / mean_weight
-            row_weights = np.ascontiguousarray(base * row_scale, dtype=self.dtype)
+        row_weights, mean_weight = self._row_weights(weights, n_samples, row_scale)
         l2 = self.alpha / (2.0 * n_samples * mean_weight)
         model = self._core_model(l2, loss, keep_state=False)
-        history = model.fit(
-            x, targets, batch_size=n_samples, epochs=self.max_iter, verbose=0, shuffle=False, sample_weight=row_weights
+        self._epoch = _EpochData(n_samples, n_samples, l2, False, None, None, None, self._squared_norm(model))
+        self.n_iter_ = 0
+        self._lbfgs_losses: list[float] = []
+        model.fit(
+            x,
+            targets,
+            batch_size=n_samples,
+            epochs=self.max_iter,
+            verbose=0,
+            shuffle=False,
+            sample_weight=row_weights,
+            callbacks=[EpochHook(self._end_lbfgs_iteration)],
         )
-        losses = history.history.get("loss", [])
-        self.n_iter_ = len(losses)
-        self.loss_ = float(losses[-1]) if losses else float("nan")
+        del self._epoch
+        self.loss_ = self._lbfgs_losses[-1] if self._lbfgs_losses else float("nan")
         self.coefs_, self.intercepts_ = self._read_weights(model)
+        if self._lbfgs_reached_max_iter:
+            warnings.warn(
+                f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status=1):\n"
+                "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT\n\n"
+                f"Increase the number of iterations to improve the convergence (max_iter={self.max_iter}).",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+
+    def _end_lbfgs_iteration(self, core_loss: float) -> bool:
+        self.n_iter_ += 1
+        self._lbfgs_losses.append(self._sklearn_loss(core_loss))
+        self._lbfgs_reached_max_iter = self.n_iter_ == self.max_iter
+        if len(self._lbfgs_losses) < 2:
+            return False
+        before, after = self._lbfgs_losses[-2:]
+        converged = (before - after) <= _LBFGS_FTOL * max(abs(before), abs(after), 1.0)
+        if converged:
+            self._lbfgs_reached_max_iter = False
+        return converged
+
+    def _row_weights(self, weights: Optional[Array], n_samples: int, row_scale: float) -> tuple[Optional[Array], float]:
+        """The core's per-row loss weights (None when all are 1) and the mean sample weight:
+        the sample weights divided by their mean, times ``row_scale``."""
+        mean_weight = 1.0
+        if weights is not None:
+            mean_weight = float(np.mean(weights))
+            if not mean_weight > 0:
+                raise ValueError(f"The sample weights must have a positive mean. Received a mean of {mean_weight}.")
+        if weights is None and row_scale == 1.0:
+            return None, mean_weight
+        base = np.ones(n_samples) if weights is None else np.asarray(weights) / mean_weight
+        return np.ascontiguousarray(base * row_scale, dtype=self.dtype), mean_weight
+
+
+# scipy's L-BFGS-B default: stop when the loss falls by less than this, relative.
+_LBFGS_FTOL = 2.220446049250313e-09
 
 
 class _EpochData:
