@@ -119,8 +119,22 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):  # type: ignore[
                     "`y` has classes not in `self.classes_`. "
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
-        binarized: Array = self._label_binarizer.transform(y).astype(bool)
-        return X, binarized
+        return X, self._binarize(y)
+
+    def _binarize(self, y: Array) -> Array:
+        """``LabelBinarizer.transform(y)`` as bool; for label vectors of two or more known
+        classes by a lookup of the sorted classes (the labels were checked above), which costs
+        a small fraction of the sparse matrix the binarizer builds."""
+        binarizer = self._label_binarizer
+        classes = binarizer.classes_
+        if y.ndim == 1 and binarizer.y_type_ in ("binary", "multiclass") and len(classes) >= 2:
+            codes = np.searchsorted(classes, y)
+            if len(classes) == 2:
+                return (codes == 1).reshape(-1, 1)
+            one_hot: Array = np.eye(len(classes), dtype=bool)[codes]
+            return one_hot
+        binarized: Array = binarizer.transform(y).astype(bool)
+        return binarized
 
     def _validation_targets(self, y: Array) -> Array:
         labels: Array = self._label_binarizer.inverse_transform(y)
