@@ -331,7 +331,7 @@ def test_bad_input_raises_scikit_learns_errors() -> None:
         MLPClassifier(hidden_layer_sizes=(4, 0)).fit(X, y)
     with pytest.raises(ValueError, match="The 'dtype' parameter"):
         MLPClassifier(dtype="float16").fit(X, y)
-    with pytest.raises(ValueError, match="sample_weight.shape"):
+    with pytest.raises(ValueError, match=r"sample_weight\.shape"):
         MLPClassifier(max_iter=2).fit(X, y, sample_weight=np.ones(5))
     with pytest.raises(ValueError, match="positive mean"):
         MLPClassifier(max_iter=2).fit(X, y, sample_weight=np.where(np.arange(len(y)) % 2 == 0, 1.0, -2.0))
@@ -356,12 +356,18 @@ def test_values_beyond_float32_are_refused_not_trained_on() -> None:
         MLPRegressor(max_iter=2, dtype="float64").fit(huge * 1e8, y)
 
 
-def test_lbfgs_solver() -> None:
+def test_lbfgs_solver_against_scikit_learn() -> None:
+    """Full-batch L-BFGS: from scikit-learn's initial weights to about its training loss and
+    accuracy (the line searches differ, so the paths do), with its stopping and warning."""
     X, y = _classes()
-    if not hasattr(fm.optimizers, "LBFGS"):
-        with pytest.raises(ValueError, match="solver='lbfgs' needs fastmlp.optimizers.LBFGS"):
-            MLPClassifier(solver="lbfgs").fit(X, y)
-        pytest.skip("fastmlp.optimizers.LBFGS is not in this build yet (branch wt-fullbatch)")
-    ours = MLPClassifier(solver="lbfgs", max_iter=100, random_state=0).fit(X, y)
-    theirs = SkClassifier(solver="lbfgs", max_iter=100, random_state=0).fit(X, y)
+    ours = MLPClassifier(solver="lbfgs", max_iter=200, random_state=0, dtype="float64").fit(X, y)
+    theirs = SkClassifier(solver="lbfgs", max_iter=200, random_state=0).fit(X, y)
     assert abs(ours.score(X, y) - theirs.score(X, y)) <= 0.05
+    assert ours.loss_ <= 1.5 * theirs.loss_ + 1e-3
+    assert 1 <= ours.n_iter_ <= 200 and not hasattr(ours, "loss_curve_")
+    Xr, yr = _regression(2)
+    reg = MLPRegressor(solver="lbfgs", max_iter=300, random_state=0, alpha=1e-3).fit(Xr, yr)
+    reference = SkRegressor(solver="lbfgs", max_iter=300, random_state=0, alpha=1e-3).fit(Xr, yr)
+    assert reg.score(Xr, yr) >= reference.score(Xr, yr) - 0.02
+    with pytest.warns(ConvergenceWarning, match=r"lbfgs failed to converge after 3 iteration"):
+        MLPClassifier(solver="lbfgs", max_iter=3, random_state=0).fit(X, y)

@@ -309,14 +309,10 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
                 beta_2=self.beta_2,
                 epsilon=self.epsilon,
             )
-        lbfgs = getattr(optimizers, "LBFGS", None)
-        if lbfgs is None:
-            raise ValueError(
-                "solver='lbfgs' needs fastmlp.optimizers.LBFGS, which this build of fastmlp "
-                "lacks. Use solver='adam' or solver='sgd'."
-            )
-        made: optimizers.Optimizer = lbfgs(history=10)
-        return made
+        # scipy's L-BFGS-B as scikit-learn calls it: 10 pairs of history, gtol=tol, maxfun.
+        return optimizers.LBFGS(
+            history=10, tolerance_grad=self.tol, tolerance_change=_LBFGS_FTOL, max_fun=self.max_fun
+        )
 
     def _structure(self) -> tuple[Any, ...]:
         """What the core's network is built from (scikit-learn reads these at every forward
@@ -593,17 +589,17 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
     # ------------------------------------------------------------------ L-BFGS
 
     def _fit_lbfgs(self, x: Array, y: Array, weights: Optional[Array]) -> None:
-        """Full-batch L-BFGS in the core (history 10, as scipy's default that scikit-learn
-        uses): one ``fit`` epoch is one L-BFGS iteration. Stops after ``max_iter`` iterations
-        (with scikit-learn's ConvergenceWarning) or when the loss stops falling by scipy's
-        relative ``ftol``."""
+        """Full-batch L-BFGS in the core (``fm.optimizers.LBFGS``): one ``fit`` epoch is one
+        L-BFGS iteration; it stops at ``max_iter`` iterations, at ``max_fun`` evaluations, or
+        when converged (largest gradient entry at most ``tol``, or a step that changes the loss
+        or the weights by less than scipy's ``ftol``); scikit-learn's ConvergenceWarning when it
+        did not converge."""
         n_samples = x.shape[0]
         loss, targets, row_scale = self._core_targets(y)
         row_weights, mean_weight = self._row_weights(weights, n_samples, row_scale)
         l2 = self.alpha / (2.0 * n_samples * mean_weight)
         model = self._core_model(l2, loss, keep_state=False)
         self._epoch = _EpochData(n_samples, n_samples, l2, False, None, None, None, model)
-        self.n_iter_ = 0
         self._lbfgs_losses: list[float] = []
         model.fit(
             x,
@@ -615,29 +611,29 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
             sample_weight=row_weights,
             callbacks=[EpochHook(self._end_lbfgs_iteration)],
         )
+        optimizer = self._epoch.optimizer
         del self._epoch
+        self.n_iter_ = len(self._lbfgs_losses)
         self.loss_ = self._lbfgs_losses[-1] if self._lbfgs_losses else float("nan")
         self.coefs_, self.intercepts_ = self._read_weights(model)
-        if self._lbfgs_reached_max_iter:
+        if isinstance(optimizer, optimizers.FullBatchOptimizer) and not optimizer.converged:
+            reason = (
+                "TOTAL NO. OF f AND g EVALUATIONS EXCEEDS LIMIT"
+                if optimizer.function_evaluations >= self.max_fun
+                else "TOTAL NO. OF ITERATIONS REACHED LIMIT"
+            )
             warnings.warn(
                 f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status=1):\n"
-                "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT\n\n"
+                f"STOP: {reason}\n\n"
                 f"Increase the number of iterations to improve the convergence (max_iter={self.max_iter}).",
                 ConvergenceWarning,
                 stacklevel=4,
             )
 
     def _end_lbfgs_iteration(self, core_loss: float) -> bool:
-        self.n_iter_ += 1
+        """The loss at the new weights (the optimizer itself stops the fit)."""
         self._lbfgs_losses.append(self._sklearn_loss(core_loss))
-        self._lbfgs_reached_max_iter = self.n_iter_ == self.max_iter
-        if len(self._lbfgs_losses) < 2:
-            return False
-        before, after = self._lbfgs_losses[-2:]
-        converged = (before - after) <= _LBFGS_FTOL * max(abs(before), abs(after), 1.0)
-        if converged:
-            self._lbfgs_reached_max_iter = False
-        return converged
+        return False
 
     def _row_weights(self, weights: Optional[Array], n_samples: int, row_scale: float) -> tuple[Optional[Array], float]:
         """The core's per-row loss weights (None when all are 1) and the mean sample weight:
@@ -659,7 +655,7 @@ def _squared_norm(model: Sequential) -> float:
     return float(sum(np.dot(w.ravel().astype(np.float64), w.ravel().astype(np.float64)) for w in kernels))
 
 
-# scipy's L-BFGS-B default: stop when the loss falls by less than this, relative.
+# scipy's L-BFGS-B default ftol: stop when the loss falls by less than this.
 _LBFGS_FTOL = 2.220446049250313e-09
 
 
