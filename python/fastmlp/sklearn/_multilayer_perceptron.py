@@ -400,8 +400,8 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
         w_val: Optional[Array] = None
         w_train = weights
         if self.early_stopping:
-            # scikit-learn's split: the same draw from the same random_state; stratified
-            # unless multilabel.
+            # scikit-learn's split: the same draw from the same random_state, stratified where
+            # scikit-learn stratifies (classifiers with one output column: binary labels).
             stratify = y if self._stratify() else None
             if weights is None:
                 x_train, x_val, y_train, y_held = train_test_split(
@@ -462,8 +462,9 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
             )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=4)
+        finally:
+            del self._epoch  # it holds the validation data: not to be pickled with the estimator
         self.coefs_, self.intercepts_ = self._read_weights(model)
-        del self._epoch
         if self._reached_max_iter:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
@@ -601,18 +602,20 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
         model = self._core_model(l2, loss, keep_state=False)
         self._epoch = _EpochData(n_samples, n_samples, l2, False, None, None, None, model)
         self._lbfgs_losses: list[float] = []
-        model.fit(
-            x,
-            targets,
-            batch_size=n_samples,
-            epochs=self.max_iter,
-            verbose=0,
-            shuffle=False,
-            sample_weight=row_weights,
-            callbacks=[EpochHook(self._end_lbfgs_iteration)],
-        )
         optimizer = self._epoch.optimizer
-        del self._epoch
+        try:
+            model.fit(
+                x,
+                targets,
+                batch_size=n_samples,
+                epochs=self.max_iter,
+                verbose=0,
+                shuffle=False,
+                sample_weight=row_weights,
+                callbacks=[EpochHook(self._end_lbfgs_iteration)],
+            )
+        finally:
+            del self._epoch
         self.n_iter_ = len(self._lbfgs_losses)
         self.loss_ = self._lbfgs_losses[-1] if self._lbfgs_losses else float("nan")
         self.coefs_, self.intercepts_ = self._read_weights(model)
