@@ -7,8 +7,10 @@ where it is installed. Speed is measured by bench/search_speedup.py, not here.""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import fastmlp as fm
@@ -101,6 +103,19 @@ def test_dask_workers_start_fastmlp_with_their_limit(dask_client: Any) -> None:
     assert threads == {worker: int(str(value).split(",")[0]) for worker, value in omp.items()}
     if not parent_sets_thread_limits():
         assert set(threads.values()) == {1}
+
+
+def test_dask_example_searches_on_the_cluster(dask_client: Any) -> None:
+    """examples/search_dask.py's search, on the test's cluster and tiny data."""
+    path = Path(__file__).resolve().parent.parent / "examples" / "search_dask.py"
+    spec = importlib.util.spec_from_file_location("search_dask_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    x, y = data()
+    search = example.run_search(x, y)
+    assert len(search.cv_results_["params"]) == 8
+    assert 0.0 <= search.best_score_ <= 1.0 and search.best_params_ in search.cv_results_["params"]
 
 
 @pytest.mark.slow
