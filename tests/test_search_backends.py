@@ -128,6 +128,10 @@ def test_ray_search_equals_the_sequential_search(sequential_results: dict[str, A
         x, y = data()
         with joblib.parallel_config(backend="ray"):
             results = search(2).fit(x, y).cv_results_
+            with joblib.Parallel(n_jobs=2) as parallel:
+                threads = parallel(joblib.delayed(fm.get_num_threads)() for _ in range(2))
+                omp = parallel(joblib.delayed(os.getenv)("OMP_NUM_THREADS") for _ in range(2))
     finally:
         ray.shutdown()
     assert_same_results(results, sequential_results)
+    assert threads == [int(str(value).split(",")[0]) for value in omp]  # Ray sets it per task: 1 CPU
