@@ -44,8 +44,9 @@ def dense_problem(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_search(n_jobs: int, max_iter: int) -> Any:
-    from fastmlp.sklearn import MLPClassifier
     from sklearn.model_selection import GridSearchCV
+
+    from fastmlp.sklearn import MLPClassifier
 
     estimator = MLPClassifier(hidden_layer_sizes=(100,), max_iter=max_iter, batch_size=200, random_state=0)
     return GridSearchCV(estimator, GRID, cv=3, n_jobs=n_jobs, error_score="raise")
@@ -103,8 +104,13 @@ def main() -> int:
     if args.workers < 1 or args.rows < 100 or args.max_iter < 1 or args.repeats < 1:
         parser.error("needs --workers >= 1, --rows >= 100, --max-iter >= 1, --repeats >= 1")
 
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
     import fastmlp as fm
 
+    warnings.simplefilter("ignore", ConvergenceWarning)  # a few epochs per fit, on purpose
     fm.set_num_threads(1)  # what each of the parallel runs' workers gets on a 2-core machine
     x, y = dense_problem(args.rows)
     print(f"GridSearchCV, {len(GRID['alpha']) * len(GRID['learning_rate_init'])} candidates x 3 folds, "

@@ -17,11 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
 
 import joblib
 import numpy as np
 from dask.distributed import Client, LocalCluster
 from sklearn.datasets import make_classification
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, train_test_split
 
 from fastmlp.sklearn import MLPClassifier
@@ -39,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("address", nargs="?", help="a Dask scheduler's address (default: start a LocalCluster)")
     args = parser.parse_args()
+    warnings.simplefilter("ignore", ConvergenceWarning)  # a short search: 30 epochs per fit, on purpose
 
     x, y = make_classification(n_samples=6000, n_features=54, n_informative=30, n_classes=7, random_state=0)
     x_train, x_test, y_train, y_test = train_test_split(x.astype(np.float32), y, random_state=0, stratify=y)

@@ -24,6 +24,9 @@ fastmlp_sklearn = pytest.importorskip("fastmlp.sklearn", reason="needs the fastm
 from sklearn.datasets import make_classification  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 
+# A few epochs on tiny data: scikit-learn's estimators warn that they did not converge.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 GRID = {"alpha": [1e-4, 1e-2], "hidden_layer_sizes": [(8,), (16,)]}
 THREAD_VARIABLES = ("FASTMLP_NUM_THREADS", "OMP_NUM_THREADS")
 
