@@ -47,8 +47,10 @@ class RegisterWhenImported(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname != TARGET:
             return None
-        if self in sys.meta_path:
+        try:
             sys.meta_path.remove(self)
+        except ValueError:  # another thread's import of threadpoolctl removed it first
+            pass
         spec = importlib.util.find_spec(fullname)
         if spec is None or spec.loader is None:
             return spec
