@@ -37,18 +37,27 @@ def test_fastmlp_num_threads_wins_over_omp_num_threads() -> None:
     assert threads_at_import({"FASTMLP_NUM_THREADS": "3", "OMP_NUM_THREADS": "1"})[0] == 3
 
 
-@pytest.mark.parametrize(("value", "expected"), [("1", 1), ("3", 3), ("3,2", 3), (" 2 ", 2), ("5000", 1024)])
-def test_omp_num_threads_when_fastmlp_num_threads_is_unset(value: str, expected: int) -> None:
-    threads, stderr = threads_at_import({"OMP_NUM_THREADS": value})
-    assert threads == expected
+@pytest.mark.parametrize(("value", "expected"), [("1", 1), ("3", 3), ("3,2", 3), (" 2 ", 2), ("4, 1", 4), ("5000", 1024)])
+def test_omp_num_threads_is_parsed_as_openmp_parses_it(value: str, expected: int) -> None:
+    assert _thread_count.parse_omp_num_threads(value) == expected
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "2.5", ",2", "\u0663"])
+def test_invalid_omp_num_threads_is_warned_about(value: str) -> None:
+    with pytest.warns(RuntimeWarning, match="OMP_NUM_THREADS"):
+        assert _thread_count.parse_omp_num_threads(value) is None
+
+
+def test_omp_num_threads_when_fastmlp_num_threads_is_unset() -> None:
+    threads, stderr = threads_at_import({"OMP_NUM_THREADS": "3,2"})
+    assert threads == 3
     assert "Warning" not in stderr
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-1", "2.5", ",2"])
-def test_invalid_omp_num_threads_is_warned_about_and_ignored(value: str) -> None:
-    threads, stderr = threads_at_import({"OMP_NUM_THREADS": value})
+def test_invalid_omp_num_threads_is_ignored_at_import() -> None:
+    threads, stderr = threads_at_import({"OMP_NUM_THREADS": "abc"})
     assert threads == _thread_count.usable_cpus()
-    assert "RuntimeWarning" in stderr and "OMP_NUM_THREADS" in stderr and repr(value) in stderr
+    assert "RuntimeWarning" in stderr and "OMP_NUM_THREADS" in stderr and "'abc'" in stderr
 
 
 def test_empty_variables_count_as_unset() -> None:
