@@ -24,8 +24,6 @@ void bind_dispatch(py::module_& m) {
         "Switch every kernel to another instruction set (for tests and comparisons).");
   m.def("select_isa_from_environment", &select_isa_from_environment,
         "Apply FASTMLP_ISA, or pick the best instruction set.");
-  m.def("default_num_threads", &default_num_threads,
-        "FASTMLP_NUM_THREADS if set, else the CPUs this process may use.");
   m.def(
       "set_num_threads",
       [](long long n) {

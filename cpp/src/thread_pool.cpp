@@ -1,12 +1,6 @@
 #include "fastmlp/thread_pool.h"
 
-#include <cstdlib>
 #include <stdexcept>
-#include <string>
-
-#if defined(__linux__)
-#include <sched.h>
-#endif
 
 #include "waiter.h"
 
@@ -17,26 +11,6 @@ namespace {
 // the failed claims, one per thread per job); a larger run() runs on the calling thread.
 constexpr std::size_t kMaxPooledTasks = std::size_t(1) << 31;
 }  // namespace
-
-std::size_t default_num_threads() {
-  if (const char* env = std::getenv("FASTMLP_NUM_THREADS"); env != nullptr && *env != '\0') {
-    char* end = nullptr;
-    const long n = std::strtol(env, &end, 10);
-    if (end == env || *end != '\0' || n < 1 || n > 1024)
-      throw std::invalid_argument(std::string("FASTMLP_NUM_THREADS must be an integer from 1 to "
-                                              "1024, got '") + env + "'");
-    return std::size_t(n);
-  }
-#if defined(__linux__)
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    const int count = CPU_COUNT(&set);
-    if (count > 0) return std::size_t(count);
-  }
-#endif
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : hw;
-}
 
 ThreadPool& ThreadPool::instance() {
   static ThreadPool pool;

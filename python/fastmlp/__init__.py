@@ -11,7 +11,7 @@ import importlib
 import numbers
 import types
 
-from . import _core
+from . import _core, _thread_count, _threadpoolctl_hook
 
 # The kernel table is chosen once, here: FASTMLP_ISA=scalar|avx2|avx512 forces one (a path this CPU
 # lacks is a ValueError naming the available ones); otherwise the best the CPU supports.
@@ -19,8 +19,11 @@ _core.select_isa_from_environment()
 # So is fit's training step: FASTMLP_STEP=pipeline|rows|columns forces one where it can run (an
 # unknown name is a ValueError naming the available ones); otherwise a best-first table chooses.
 _core.select_step_from_environment()
-# The thread pool starts with FASTMLP_NUM_THREADS threads, else one per CPU this process may use.
-_core.set_num_threads(_core.default_num_threads())
+# The thread pool starts with FASTMLP_NUM_THREADS threads, else OMP_NUM_THREADS, else one per CPU
+# this process may use (affinity and cgroup quota); see _thread_count.
+_core.set_num_threads(_thread_count.default_num_threads())
+# threadpoolctl's threadpool_limits limits fastmlp too, whenever threadpoolctl is imported.
+_threadpoolctl_hook.install()
 
 from . import (  # noqa: E402  (the ISA must be chosen before anything runs a kernel)
     activations,

@@ -17,7 +17,7 @@ class ThreadPool {
  public:
   static ThreadPool& instance();
 
-  // 1 <= n; FASTMLP_NUM_THREADS sets the first value, else the CPUs this process may use.
+  // 1 <= n <= 1024; the first value comes from Python (fastmlp._thread_count), before any job.
   void set_num_threads(std::size_t n);
   std::size_t num_threads() const { return num_threads_.load(std::memory_order_relaxed); }
 
@@ -75,8 +75,5 @@ class ThreadPool {
   std::atomic<unsigned long long> generation_{0};  // changed for each job, and to stop
   std::atomic<bool> stopping_{false};
 };
-
-// Default thread count: FASTMLP_NUM_THREADS if set, else the CPUs this process may run on.
-std::size_t default_num_threads();
 
 }  // namespace fastmlp
