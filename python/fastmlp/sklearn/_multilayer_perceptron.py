@@ -26,7 +26,7 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 from numbers import Integral, Real
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,7 +38,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from .. import get_num_threads, layers, optimizers, regularizers, set_num_threads
+from .. import KerasTensor, get_num_threads, layers, optimizers, regularizers, set_num_threads
 from ..models import Sequential
 from ._epoch_hook import EpochHook
 
@@ -344,7 +344,7 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
 
     def _build_model(self, l2: float) -> Sequential:
         units = [c.shape[1] for c in self.coefs_]
-        stack: list[layers.Layer] = [layers.Input(shape=(self.coefs_[0].shape[0],))]
+        stack: list[Union[layers.Layer, KerasTensor]] = [layers.Input(shape=(self.coefs_[0].shape[0],))]
         for index, width in enumerate(units):
             last = index == len(units) - 1
             stack.append(
