@@ -1,6 +1,7 @@
 """After a bare ``import fastmlp``, every public module and subpackage is an attribute
 (``fm.datasets.mnist.load_data()``, the README's quickstart, needs no further import), and
-nothing beyond the standard library and NumPy was imported for it.
+nothing beyond the standard library and NumPy was imported for it. The modules of an optional
+extra (``fastmlp.onnx``, which needs ``onnx``) are the exception: the user imports them.
 
 The modules are discovered on disk with pkgutil, without importing them, so a module
 added later is covered as well. Each check runs in a fresh interpreter: in this one, the
@@ -37,7 +38,9 @@ _PROBE = textwrap.dedent(
             obj = getattr(obj, part)
         return obj
 
-    names = sorted(public_modules(list(fm.__path__), ""))
+    # Modules of an optional extra import their dependency: the user imports them.
+    optional = {"onnx"}
+    names = sorted(n for n in public_modules(list(fm.__path__), "") if n.split(".")[0] not in optional)
     unreachable = []
     for name in names:
         try:
@@ -82,6 +85,7 @@ def test_every_public_module_is_an_attribute_after_import_fastmlp(
     assert {"datasets.idx", "optimizers", "optimizers.schedules"} <= set(names)
     assert not any(part.startswith("_") for name in names for part in name.split("."))
     assert result["unreachable"] == []
+    assert "onnx" not in names  # fastmlp.onnx is imported on demand (``import fastmlp.onnx``)
     assert result["quickstart"] == [True, True]  # the README's fm.datasets.mnist.load_data()
     # The top-level ones are exported, so ``from fastmlp import *`` brings them too.
     top_level = {name for name in names if "." not in name}
@@ -95,7 +99,7 @@ def test_import_fastmlp_loads_only_the_standard_library_and_numpy(
     assert {"fastmlp", "numpy"} <= top_level
     # No optional dependency (the extras: matplotlib, torch, scikit-learn, pytest, ...)
     # and no network stack: neither is needed until something asks for it.
-    assert not top_level & {"matplotlib", "torch", "sklearn", "pytest", "scipy", "jax"}
+    assert not top_level & {"matplotlib", "torch", "sklearn", "pytest", "scipy", "jax", "onnx", "onnxruntime"}
     assert not {"urllib.request", "http.client", "ssl"} & set(result["imported"])
     stdlib = set(result["stdlib"])
     if stdlib:  # Python 3.10+ lists its standard library
