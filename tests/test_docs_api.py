@@ -17,7 +17,8 @@ Rules (the page itself says ``fm`` is ``import fastmlp as fm``):
   else (a call example in prose) every parameter name it uses must exist.
 - Every ``fm.``/``model.`` path that starts a backticked span resolves.
 
-A module of an optional extra (``fastmlp.onnx``) is checked where its dependency is installed.
+A module of an optional extra (``fastmlp.onnx``, ``fastmlp.sklearn``) is checked where its
+dependency is installed.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 
 # The modules of an optional extra, and the package each needs: checked where it is installed.
-OPTIONAL_MODULES = {"fastmlp.onnx": "onnx"}
+OPTIONAL_MODULES = {"fastmlp.onnx": "onnx", "fastmlp.sklearn": "sklearn"}
 
 
 def unavailable(name: str) -> bool:
@@ -181,6 +182,8 @@ def test_every_public_name_is_in_the_api_doc() -> None:
         if match is None or span[match.end() : match.end() + 1] not in ("", "(", "."):
             continue
         paths.add(match.group())
+        if unavailable(match.group()):
+            continue
         try:
             obj, _ = resolve(match.group())
         except LookupError:
@@ -212,6 +215,8 @@ def test_signatures_in_the_api_doc_match_the_code() -> None:
         if call is None:
             continue
         path, inside = call
+        if unavailable(path):
+            continue
         try:
             obj, drop_self = resolve(path)
         except LookupError:
@@ -245,11 +250,11 @@ def test_every_path_in_the_api_doc_resolves() -> None:
         match = LEADING_PATH.match(span)
         if match is None:
             continue
+        if unavailable(match.group()):
+            continue
         try:
             resolve(match.group())
         except LookupError:
-            if unavailable(match.group()):
-                continue
             unknown.append(f"line {number}: `{match.group()}`")
     assert not unknown, f"{DOC.name} names what fastmlp lacks:\n  " + "\n  ".join(unknown)
 

@@ -1,7 +1,6 @@
 """After a bare ``import fastmlp``, every public module and subpackage is an attribute
 (``fm.datasets.mnist.load_data()``, the README's quickstart, needs no further import), and
-nothing beyond the standard library and NumPy was imported for it. The modules of an optional
-extra (``fastmlp.onnx``, which needs ``onnx``) are the exception: the user imports them.
+nothing beyond the standard library and NumPy was imported for it.
 
 The modules are discovered on disk with pkgutil, without importing them, so a module
 added later is covered as well. Each check runs in a fresh interpreter: in this one, the
@@ -38,9 +37,7 @@ _PROBE = textwrap.dedent(
             obj = getattr(obj, part)
         return obj
 
-    # Modules of an optional extra import their dependency: the user imports them.
-    optional = {"onnx"}
-    names = sorted(n for n in public_modules(list(fm.__path__), "") if n.split(".")[0] not in optional)
+    names = sorted(public_modules(list(fm.__path__), ""))
     unreachable = []
     for name in names:
         try:
@@ -85,11 +82,15 @@ def test_every_public_module_is_an_attribute_after_import_fastmlp(
     assert {"datasets.idx", "optimizers", "optimizers.schedules"} <= set(names)
     assert not any(part.startswith("_") for name in names for part in name.split("."))
     assert result["unreachable"] == []
-    assert "onnx" not in names  # fastmlp.onnx is imported on demand (``import fastmlp.onnx``)
     assert result["quickstart"] == [True, True]  # the README's fm.datasets.mnist.load_data()
     # The top-level ones are exported, so ``from fastmlp import *`` brings them too.
+    # The modules that need an optional dependency (fm.sklearn: scikit-learn, fm.onnx: onnx) are
+    # imported on first access and left out of __all__, so that ``from fastmlp import *`` needs
+    # none.
+    optional = {"sklearn", "onnx"}
     top_level = {name for name in names if "." not in name}
-    assert top_level <= set(result["all"])
+    assert top_level - optional <= set(result["all"])
+    assert not optional & set(result["all"])
 
 
 def test_import_fastmlp_loads_only_the_standard_library_and_numpy(

@@ -7,7 +7,9 @@ plain NumPy, for reading and for checking.
 
 from __future__ import annotations
 
+import importlib
 import numbers
+import types
 
 from . import _core
 
@@ -38,6 +40,17 @@ from . import (  # noqa: E402  (the ISA must be chosen before anything runs a ke
 )
 from ._version import __version__  # noqa: E402
 from .models import Sequential  # noqa: E402
+
+# Submodules that need an optional dependency (fm.sklearn needs scikit-learn, fm.onnx needs onnx):
+# imported on first access, so that ``import fastmlp`` itself loads only the standard library
+# and NumPy.
+_OPTIONAL_SUBMODULES = ("onnx", "sklearn")
+
+
+def __getattr__(name: str) -> types.ModuleType:
+    if name in _OPTIONAL_SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def available_isas() -> list[str]:

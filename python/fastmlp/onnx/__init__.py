@@ -14,7 +14,8 @@ from 13 on), keeps the model's dtype (float32 or float64) and has a dynamic batc
   with ``zipmap=False``); ``variable`` for a regressor (``predict``).
 
 Dropout is the identity at inference, so it adds no node. Needs the ``onnx`` package
-(``pip install "fastmlp[onnx]"``); ``import fastmlp`` does not import this module.
+(``pip install "fastmlp[onnx]"``); ``import fastmlp`` does not import this module, which
+``fm.onnx`` imports on first access.
 """
 
 from __future__ import annotations
