@@ -357,9 +357,11 @@ def test_values_beyond_float32_are_refused_not_trained_on() -> None:
 
 
 def test_lbfgs_solver() -> None:
-    if not hasattr(fm.optimizers, "LBFGS"):
-        pytest.skip("fastmlp.optimizers.LBFGS is not in this build yet (branch wt-fullbatch)")
     X, y = _classes()
+    if not hasattr(fm.optimizers, "LBFGS"):
+        with pytest.raises(ValueError, match="solver='lbfgs' needs fastmlp.optimizers.LBFGS"):
+            MLPClassifier(solver="lbfgs").fit(X, y)
+        pytest.skip("fastmlp.optimizers.LBFGS is not in this build yet (branch wt-fullbatch)")
     ours = MLPClassifier(solver="lbfgs", max_iter=100, random_state=0).fit(X, y)
     theirs = SkClassifier(solver="lbfgs", max_iter=100, random_state=0).fit(X, y)
     assert abs(ours.score(X, y) - theirs.score(X, y)) <= 0.05

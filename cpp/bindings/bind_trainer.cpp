@@ -11,6 +11,7 @@
 
 #include "arrays.h"
 #include "optimizer_config.h"
+#include "fastmlp/hessian.h"
 #include "fastmlp/trainer.h"
 
 namespace fastmlp::bindings {
@@ -156,12 +157,52 @@ void bind(py::module_& m, const char* name) {
           py::arg("x"), py::arg("y"), py::arg("batch_size"), py::arg("sample_weight") = py::none())
       .def(
           "compute_gradients",
-          [](Tr& t, const py::array& x, const py::array& y) {
-            const DataView<T> d = data_view(t, x, y);
+          [](Tr& t, const py::array& x, const py::array& y, const py::object& w) {
+            const DataView<T> d = data_view(t, x, y, w);
             py::gil_scoped_release release;
             return t.compute_gradients(d);
           },
-          py::arg("x"), py::arg("y"));
+          py::arg("x"), py::arg("y"), py::arg("sample_weight") = py::none())
+      .def_property_readonly(
+          "parameter_count", [](Tr& t) { return parameter_count(t.network()); },
+          "The number of trainable weights P (the size of the Hessian's side).")
+      .def(
+          "hessian",
+          [](Tr& t, const py::array& x, const py::array& y, const py::object& w) {
+            const DataView<T> d = data_view(t, x, y, w);
+            const std::size_t p = parameter_count(t.network());
+            hessian_bytes(p);  // a SizeError naming P before the array is allocated
+            py::array_t<double> out({py::ssize_t(p), py::ssize_t(p)});
+            double* values = out.mutable_data();
+            {
+              py::gil_scoped_release release;
+              loss_hessian(t.network(), t.loss_spec(), d, values);
+            }
+            return out;
+          },
+          py::arg("x"), py::arg("y"), py::arg("sample_weight") = py::none(),
+          "The (P, P) float64 Hessian of the loss compute_gradients differentiates (fastmlp/hessian.h).")
+      .def(
+          "hessian_vector_product",
+          [](Tr& t, const py::array& x, const py::array& y, const py::array& v, const py::object& w) {
+            const DataView<T> d = data_view(t, x, y, w);
+            const std::size_t p = parameter_count(t.network());
+            const auto direction = contiguous<double>(v, "v", 1);
+            if (direction.rows != p)
+              throw py::value_error("v must have one value per weight, " + std::to_string(p) + ", got shape " +
+                                    shape_of(v));
+            for (std::size_t i = 0; i < p; ++i)
+              if (!std::isfinite(direction.data[i])) throw py::value_error("v must be finite");
+            py::array_t<double> out(py::ssize_t{static_cast<py::ssize_t>(p)});
+            double* values = out.mutable_data();
+            {
+              py::gil_scoped_release release;
+              loss_hessian_vector_product(t.network(), t.loss_spec(), d, direction.data, values);
+            }
+            return out;
+          },
+          py::arg("x"), py::arg("y"), py::arg("v"), py::arg("sample_weight") = py::none(),
+          "H @ v (P float64 values) without forming H (fastmlp/hessian.h).");
 }
 
 }  // namespace

@@ -16,6 +16,7 @@ optimizers: the model translates those into ``LayerSpec`` values and plain setti
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -248,6 +249,77 @@ class Engine:
         """The batch-mean loss; the gradients are then read with ``gradients``."""
         with self.lock:
             return self._built_trainer().compute_gradients(x, y)
+
+    def loss_and_gradient(self, x: Array, y: Array, sample_weight: Optional[Array] = None) -> tuple[float, Array]:
+        """The compiled loss (batch mean over all of ``x``, with the weight penalties) and its
+        gradient with respect to every weight, flattened in ``get_weights()`` order, as float64."""
+        with self.lock:
+            loss = self._built_trainer().compute_gradients(x, y, sample_weight)
+            parts = [part for kernel, bias in self.gradients() for part in (kernel, bias) if part is not None]
+            return float(loss), np.concatenate([part.ravel() for part in parts]).astype(np.float64)
+
+    @property
+    def layer_specs(self) -> tuple[LayerSpec, ...]:
+        """The layers as the core built them (empty before the first build)."""
+        return self._layers
+
+    def flat_weights(self) -> Array:
+        """All weights as one float64 vector, in ``get_weights()`` order."""
+        with self.lock:
+            network = self._built_network()
+            parts = []
+            for index in range(len(self._layers)):
+                parts.append(network.get_kernel(index).ravel())
+                bias = network.get_bias(index)
+                if bias is not None:
+                    parts.append(bias)
+            return np.concatenate(parts).astype(np.float64)
+
+    def set_flat_weights(self, flat: Array) -> None:
+        """Set all weights from one vector in ``get_weights()`` order (converted to the engine's
+        dtype; checked whole before any is set, like ``set_weights``)."""
+        with self.lock:
+            if flat.shape != (self.parameter_count,):
+                raise ValueError(f"Expected {self.parameter_count} weights in one vector; received shape {flat.shape}.")
+            assignments = []
+            position = 0
+            for index in range(len(self._layers)):
+                arrays = []
+                for shape in self.weight_shapes(index):
+                    size = math.prod(shape)
+                    arrays.append(flat[position : position + size].reshape(shape))
+                    position += size
+                assignments.append((index, f"layer {index}", arrays))
+            self.set_weights(assignments)
+
+    def set_iterations(self, value: int) -> None:
+        """The optimizer's step count (for optimizers whose updates run outside the core)."""
+        with self.lock:
+            self._built_trainer().iterations = value
+
+    @property
+    def parameter_count(self) -> int:
+        """The number of trainable weights P: the length of the flattened ``get_weights()``."""
+        self._built_network()
+        return sum(math.prod(shape) for index in range(len(self._layers)) for shape in self.weight_shapes(index))
+
+    def hessian(self, x: Array, y: Array, sample_weight: Optional[Array] = None) -> Array:
+        """The ``(P, P)`` float64 Hessian, at the current weights, of the loss ``compute_gradients``
+        differentiates (the batch mean of the sample-weighted losses plus the weight penalties,
+        dropout off), rows and columns in the flattened ``get_weights()`` order. Exactly
+        symmetric. The core's ``SizeError`` (a ValueError) names P and the bytes when P is over
+        20000 or H would not fit in memory; a ValueError when H is not finite. ``x``, ``y`` and
+        ``sample_weight`` as ``train_on_batch`` takes them (already validated)."""
+        with self.lock:
+            return self._built_trainer().hessian(x, y, sample_weight)
+
+    def hessian_vector_product(
+        self, x: Array, y: Array, v: Array, sample_weight: Optional[Array] = None
+    ) -> Array:
+        """``H @ v`` as float64 ``(P,)`` without forming H; ``v`` is a C-contiguous float64
+        ``(P,)`` array of finite values (the core refuses any other with a ValueError)."""
+        with self.lock:
+            return self._built_trainer().hessian_vector_product(x, y, v, sample_weight)
 
     def training_state(self) -> dict[str, Any]:
         """``{"iterations", "rng", "slots"}``: the optimizer's step count, the shuffle

@@ -220,6 +220,7 @@ _SCHEDULE = _Tagged(
     common={},
 )
 _ADAM = {"beta_1": _NUMBER, "beta_2": _NUMBER, "epsilon": _NUMBER, "amsgrad": _BOOL}
+_FULL_BATCH = {"tolerance_grad": _NUMBER, "tolerance_change": _NUMBER, "max_fun": _POSITIVE_INT}
 _OPTIMIZER = _Tagged(
     "name",
     {
@@ -228,6 +229,10 @@ _OPTIMIZER = _Tagged(
         "adamw": _ADAM,
         "adagrad": {"initial_accumulator_value": _NUMBER, "epsilon": _NUMBER},
         "rmsprop": {"rho": _NUMBER, "momentum": _NUMBER, "epsilon": _NUMBER, "centered": _BOOL},
+        "newton": {**_FULL_BATCH, "damping": _NUMBER, "line_search": _BOOL},
+        "conjugate_gradient": {**_FULL_BATCH, "restart_every": _Nullable(_POSITIVE_INT), "max_eval": _POSITIVE_INT},
+        "lbfgs": {**_FULL_BATCH, "history": _POSITIVE_INT, "max_eval": _POSITIVE_INT},
+        "least_squares": {"l2": _NUMBER},
     },
     common={
         "learning_rate": _Either(_NUMBER, _SCHEDULE),

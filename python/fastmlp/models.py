@@ -36,6 +36,8 @@ from ._layer_order import Placement, misplaced
 from ._names import unique_name
 from ._progress import Progbar, print_msg
 from .layers import Activation, Dense, Dropout, Flatten, InputLayer, Layer, deserialize
+from .optimizers._base import ModelFacts
+from .optimizers._full_batch import FullBatchTraining
 
 # Seconds of work per call into the core: long enough that Python's share is negligible, short
 # enough for a live progress bar and a prompt Ctrl-C.
@@ -136,6 +138,10 @@ class _FitData:
         self.y, self.y_val = self.y[:split_at], self.y[split_at:]
         if self.weights is not None:
             self.weights, self.w_val = self.weights[:split_at], self.weights[split_at:]
+
+
+# Trains one epoch of fit (with its progress bar and callbacks) and returns its logs.
+_EpochTrainer = Callable[[Progbar, callbacks_module.CallbackList], dict[str, float]]
 
 
 class NotCompiledError(RuntimeError, ValueError):
@@ -427,6 +433,8 @@ class Sequential:
             raise TypeError(f"`metrics` must be a list of names. Received: metrics={metrics!r}")
         chosen_optimizer = optimizers.get(optimizer)
         chosen_loss = losses.get(loss)
+        if self.built:
+            chosen_optimizer.check_model(self._model_facts(chosen_loss))
         with self._all_or_nothing():
             self._optimizer = chosen_optimizer
             self._loss = chosen_loss
@@ -444,8 +452,15 @@ class Sequential:
             self._loss.name,
             self._loss.from_logits,
             self._core_metrics,
-            self._optimizer.get_config(),
+            self._optimizer.core_config(),
             utils.draw_seed(),
+        )
+
+    def _model_facts(self, loss: losses.Loss) -> ModelFacts:
+        """What an optimizer checks before training this (built) model."""
+        names = [layer.name for layer in self._dense_layers()]
+        return ModelFacts(
+            tuple(zip(names, self._engine.layer_specs)), loss.name, self._engine.parameter_count, self._dtype
         )
 
     def _check_compiled(self, caller: str) -> None:
@@ -532,7 +547,8 @@ class Sequential:
         )
         data = self._fit_data(x, y, sample_weight, class_weight, validation_data, settings)
         engine = self._ensure_trainer()
-        callback_list, history = self._fit_callbacks(callbacks, settings, data)
+        steps, train_epoch = self._epoch_trainer(engine, settings, data)
+        callback_list, history = self._fit_callbacks(callbacks, settings, data, steps)
         self.stop_training = False
         self.history = history
         # The copy that undoes this fit if the core meets NaN or infinity in x (see _fit_data).
@@ -541,7 +557,7 @@ class Sequential:
         try:
             callback_list.on_train_begin()
             try:
-                logs = self._fit_epochs(engine, settings, data, callback_list)
+                logs = self._fit_epochs(engine, steps, train_epoch, settings, data, callback_list)
             except _core.NonFiniteInputError:
                 self._undo_fit(x, before)
                 raise
@@ -596,12 +612,13 @@ class Sequential:
         callbacks: Optional[Sequence[callbacks_module.Callback]],
         settings: _FitSettings,
         data: _FitData,
+        steps: int,
     ) -> tuple[callbacks_module.CallbackList, callbacks_module.History]:
         """The user's callbacks, then a new History (as Keras), attached to this model."""
         history = callbacks_module.History()
         params = {
             "epochs": settings.epochs,
-            "steps": settings.steps(data.x.shape[0]),
+            "steps": steps,
             "verbose": settings.verbose,
             "batch_size": settings.batch_size,
             "do_validation": data.x_val is not None,
@@ -614,6 +631,8 @@ class Sequential:
     def _fit_epochs(
         self,
         engine: Engine,
+        steps: int,
+        train_epoch: _EpochTrainer,
         settings: _FitSettings,
         data: _FitData,
         callback_list: callbacks_module.CallbackList,
@@ -625,19 +644,9 @@ class Sequential:
             callback_list.on_epoch_begin(epoch)
             if settings.verbose and settings.epochs > 1:
                 print_msg(f"Epoch {epoch + 1}/{settings.epochs}")
-            progbar = Progbar(settings.steps(data.x.shape[0]), settings.verbose)
+            progbar = Progbar(steps, settings.verbose)
             try:
-                logs = self._train_epoch(
-                    engine,
-                    data.x,
-                    data.y,
-                    settings.batch_size,
-                    settings.shuffle,
-                    settings.verbose,
-                    callback_list,
-                    progbar,
-                    data.weights,
-                )
+                logs = train_epoch(progbar, callback_list)
                 if data.x_val is not None and data.y_val is not None and settings.validate_after(epoch + 1):
                     callback_list.on_test_begin()
                     val_logs = self._logs(engine.evaluate(data.x_val, data.y_val, settings.batch_size, data.w_val))
@@ -651,6 +660,45 @@ class Sequential:
             if self.stop_training:
                 break
         return logs
+
+    def _epoch_trainer(
+        self,
+        engine: Engine,
+        settings: _FitSettings,
+        data: _FitData,
+    ) -> tuple[int, _EpochTrainer]:
+        """How fit trains an epoch, decided here and nowhere else: a full-batch optimizer
+        (``fm.optimizers.FullBatchOptimizer``) takes one iteration on the whole training set and
+        logs the loss after it; any other optimizer runs the core's shuffled batches. Returns the
+        progress steps per epoch and the function that trains one epoch."""
+        optimizer = self._optimizer
+        if isinstance(optimizer, optimizers.FullBatchOptimizer) and self._loss is not None:
+            training = FullBatchTraining(
+                optimizer, engine, self._model_facts(self._loss), data.x, data.y, data.weights, settings.batch_size
+            )
+
+            def full_batch_epoch(progbar: Progbar, callback_list: callbacks_module.CallbackList) -> dict[str, float]:
+                logs = self._logs(training.epoch())
+                progbar.seen = 1
+                self.stop_training = self.stop_training or training.stopped
+                return logs
+
+            return 1, full_batch_epoch
+
+        def batches_epoch(progbar: Progbar, callback_list: callbacks_module.CallbackList) -> dict[str, float]:
+            return self._train_epoch(
+                engine,
+                data.x,
+                data.y,
+                settings.batch_size,
+                settings.shuffle,
+                settings.verbose,
+                callback_list,
+                progbar,
+                data.weights,
+            )
+
+        return settings.steps(data.x.shape[0]), batches_epoch
 
     def _undo_fit(self, x: Any, before: Optional[tuple[list[Array], dict[str, Any]]]) -> None:
         """After the core met NaN or infinity in x: the model as it was before this fit (when a
@@ -840,8 +888,15 @@ class Sequential:
     def train_on_batch(
         self, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False
     ) -> Union[float, list[float], dict[str, float]]:
-        """One gradient step on exactly this batch; returns its loss (and metrics) before the step."""
+        """One gradient step on exactly this batch; returns its loss (and metrics) before the step.
+        Not for a full-batch optimizer (as scikit-learn's lbfgs has no partial_fit): a
+        ValueError."""
         self._check_compiled("train_on_batch")
+        if isinstance(self._optimizer, optimizers.FullBatchOptimizer):
+            raise ValueError(
+                f"train_on_batch takes one step of a per-batch optimizer; {type(self._optimizer).__name__} "
+                "is a full-batch optimizer: use fit(x, y, epochs=...), one iteration per epoch."
+            )
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
         weights = self._sample_weight(sample_weight, x_arr.shape[0])
@@ -894,6 +949,47 @@ class Sequential:
         engine = self._ensure_trainer()
         engine.compute_gradients(x_arr, y_arr)
         return engine.gradients()
+
+    @_serialized
+    def compute_hessian(self, x: Any, y: Any, sample_weight: Any = None) -> Array:
+        """The exact Hessian of the compiled loss on (x, y) with respect to all trainable
+        weights: a float64 ``(P, P)`` array whose rows and columns follow ``get_weights()``, each
+        array flattened in C order. The loss is the one ``compute_gradients`` differentiates:
+        the batch mean of the per-sample losses (times ``sample_weight``, as ``fit`` weighs
+        them), plus the layers' kernel and bias penalties, with dropout off. Computed in the core
+        in float64 whatever the model's dtype. Raises a ValueError naming P and the bytes needed
+        when P is over 20000. The weights are not changed."""
+        self._check_compiled("compute_hessian")
+        x_arr = self._x(x)
+        y_arr = self._y(y, x_arr.shape[0])
+        weights = self._sample_weight(sample_weight, x_arr.shape[0])
+        return self._ensure_trainer().hessian(x_arr, y_arr, weights)
+
+    @_serialized
+    def hessian_vector_product(self, x: Any, y: Any, v: Any, sample_weight: Any = None) -> Array:
+        """``H @ v`` for the Hessian of ``compute_hessian`` and a vector ``v`` of P values, as a
+        float64 ``(P,)`` array, without forming H (one forward and one backward pass of
+        directional derivatives): for models too large for ``compute_hessian``."""
+        self._check_compiled("hessian_vector_product")
+        x_arr = self._x(x)
+        y_arr = self._y(y, x_arr.shape[0])
+        weights = self._sample_weight(sample_weight, x_arr.shape[0])
+        engine = self._ensure_trainer()
+        return engine.hessian_vector_product(x_arr, y_arr, self._direction(v, engine.parameter_count), weights)
+
+    @staticmethod
+    def _direction(v: Any, parameters: int) -> Array:
+        """``v`` as a C-contiguous float64 ``(P,)`` array of finite values."""
+        array = _validation.as_numeric_array(v, "v")
+        if array.shape != (parameters,):
+            raise ValueError(
+                f"`v` must have shape ({parameters},), one value per trainable weight; received shape {array.shape}."
+            )
+        with np.errstate(over="ignore"):
+            converted = np.ascontiguousarray(array, dtype=np.float64)
+        if not np.isfinite(converted).all():
+            raise ValueError(f"`v` contains NaN or infinity (first at index {int(np.argmin(np.isfinite(converted)))}).")
+        return converted
 
     # ----------------------------------------------------------------- saving
 

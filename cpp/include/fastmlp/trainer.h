@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "fastmlp/hessian.h"
 #include "fastmlp/loss.h"
 #include "fastmlp/metrics.h"
 #include "fastmlp/network.h"
@@ -79,6 +80,8 @@ class Trainer {
   StepKind last_step() const { return last_step_; }
   // Gradients of the batch-mean loss over all of `data` into the network; returns the loss.
   double compute_gradients(const DataView<T>& data);
+  // The loss compute_gradients differentiates, as hessian.h takes it.
+  LossSpec loss_spec() const { return {config_.loss, config_.from_logits, uses_logits_}; }
 
  private:
   // Forward, loss (gradient into the network when `gradients`), metrics; x/y/labels are the

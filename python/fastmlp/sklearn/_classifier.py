@@ -130,7 +130,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):  # type: ignore[
         if y.ndim == 1 and binarizer.y_type_ in ("binary", "multiclass") and len(classes) >= 2:
             codes = np.searchsorted(classes, y)
             if len(classes) == 2:
-                return (codes == 1).reshape(-1, 1)
+                positive: Array = (codes == 1).reshape(-1, 1)
+                return positive
             one_hot: Array = np.eye(len(classes), dtype=bool)[codes]
             return one_hot
         binarized: Array = binarizer.transform(y).astype(bool)

@@ -243,9 +243,11 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
             self.loss_curve_: list[float] = []
             self._no_improvement_count = 0
             if self.early_stopping:
-                self.validation_scores_: Optional[list[float]] = []
-                self.best_validation_score_: Optional[float] = -np.inf
-                self.best_loss_: Optional[float] = None
+                # None or a list/number, as scikit-learn's (Any: mypy cannot follow the
+                # early_stopping switch).
+                self.validation_scores_: Any = []
+                self.best_validation_score_: Any = -np.inf
+                self.best_loss_: Any = None
             else:
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
@@ -447,7 +449,7 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
             x_val=x_val,
             y_val=y_val,
             w_val=w_val,
-            penalty_before=self._squared_norm(model),
+            model=model,
         )
         self.n_iter_ = 0
         self._reached_max_iter = False
@@ -490,10 +492,6 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
         state["rng"] = [int(word) for word in words]
         model.set_training_state(state)
 
-    def _squared_norm(self, model: Sequential) -> float:
-        weights = model.get_weights()
-        return float(sum(np.dot(w.ravel().astype(np.float64), w.ravel().astype(np.float64)) for w in weights[0::2]))
-
     def _sklearn_loss(self, core_loss: float) -> float:
         """scikit-learn's ``loss_`` from the core's epoch loss. They are equal except for
         multi-output regression: there the core's data term sums over the outputs where
@@ -502,9 +500,7 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
         if self.out_activation_ != "identity" or self.n_outputs_ == 1:
             return core_loss
         epoch = self._epoch
-        model = self._model
-        assert model is not None
-        after = self._squared_norm(model)
+        after = _squared_norm(epoch.model)
         norm = 0.5 * (epoch.penalty_before + after)
         epoch.penalty_before = after
         core_penalty = epoch.l2 * norm
@@ -544,10 +540,7 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
 
     def _update_no_improvement_count(self, epoch: _EpochData) -> None:
         if self.early_stopping:
-            assert self.validation_scores_ is not None and self.best_validation_score_ is not None
-            model = self._model
-            assert model is not None and epoch.x_val is not None and epoch.y_val is not None
-            self.coefs_, self.intercepts_ = self._read_weights(model)
+            self.coefs_, self.intercepts_ = self._read_weights(epoch.model)
             val_score = self._score(epoch.x_val, epoch.y_val, sample_weight=epoch.w_val)
             self.validation_scores_.append(val_score)
             if self.verbose:
@@ -561,7 +554,6 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
                 self._best_coefs = [c.copy() for c in self.coefs_]
                 self._best_intercepts = [i.copy() for i in self.intercepts_]
         else:
-            assert self.best_loss_ is not None
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
@@ -570,14 +562,10 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
                 self.best_loss_ = self.loss_curve_[-1]
 
     def _current_learning_rate(self) -> float:
-        model = self._model
-        assert model is not None and model.optimizer is not None
-        return float(model.optimizer.learning_rate)  # type: ignore[arg-type]
+        return float(self._epoch.optimizer.learning_rate)  # type: ignore[arg-type]
 
     def _set_learning_rate(self, rate: float) -> None:
-        model = self._model
-        assert model is not None and model.optimizer is not None
-        model.optimizer.learning_rate = rate
+        self._epoch.optimizer.learning_rate = rate
 
     def _iteration_ends(self, time_step: int) -> None:
         """scikit-learn's ``SGDOptimizer.iteration_ends`` ('invscaling'); Adam has none."""
@@ -614,7 +602,7 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
         row_weights, mean_weight = self._row_weights(weights, n_samples, row_scale)
         l2 = self.alpha / (2.0 * n_samples * mean_weight)
         model = self._core_model(l2, loss, keep_state=False)
-        self._epoch = _EpochData(n_samples, n_samples, l2, False, None, None, None, self._squared_norm(model))
+        self._epoch = _EpochData(n_samples, n_samples, l2, False, None, None, None, model)
         self.n_iter_ = 0
         self._lbfgs_losses: list[float] = []
         model.fit(
@@ -665,6 +653,12 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
         return np.ascontiguousarray(base * row_scale, dtype=self.dtype), mean_weight
 
 
+def _squared_norm(model: Sequential) -> float:
+    """The sum of the squared kernel weights (the penalized ones)."""
+    kernels = model.get_weights()[0::2]
+    return float(sum(np.dot(w.ravel().astype(np.float64), w.ravel().astype(np.float64)) for w in kernels))
+
+
 # scipy's L-BFGS-B default: stop when the loss falls by less than this, relative.
 _LBFGS_FTOL = 2.220446049250313e-09
 
@@ -681,8 +675,13 @@ class _EpochData:
         x_val: Optional[Array],
         y_val: Optional[Array],
         w_val: Optional[Array],
-        penalty_before: float,
+        model: Sequential,
     ) -> None:
+        optimizer = model.optimizer
+        if optimizer is None:
+            raise ValueError("The core model must be compiled before training.")
+        self.model = model
+        self.optimizer = optimizer
         self.n_samples = n_samples
         self.batch_size = batch_size
         self.n_batches = -(-n_samples // batch_size)
@@ -691,7 +690,7 @@ class _EpochData:
         self.x_val = x_val
         self.y_val = y_val
         self.w_val = w_val
-        self.penalty_before = penalty_before
+        self.penalty_before = _squared_norm(model)
 
     def penalty_ratio(self) -> float:
         """scikit-learn's penalty in ``loss_`` over the core's: scikit-learn adds the penalty
