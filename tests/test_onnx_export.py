@@ -216,10 +216,13 @@ def test_fastmlp_estimators(dtype: str) -> None:
     fm_sklearn = pytest.importorskip("fastmlp.sklearn")
     x = inputs((60, 5), dtype, seed=1)
     rng = np.random.default_rng(7)
+    settings = {"hidden_layer_sizes": (8, 5), "activation": "tanh", "max_iter": 5, "random_state": 0, "dtype": dtype}
     for estimator, y in [
-        (fm_sklearn.MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0), rng.choice([0, 1, 2], 60)),
-        (fm_sklearn.MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0), rng.choice([0, 1], 60)),
-        (fm_sklearn.MLPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0), rng.random(60)),
+        (fm_sklearn.MLPClassifier(**settings), rng.choice([0, 1, 2], 60)),
+        (fm_sklearn.MLPClassifier(**settings), rng.choice(["a", "b"], 60)),
+        (fm_sklearn.MLPClassifier(**settings), (rng.random((60, 3)) < 0.5).astype(int)),
+        (fm_sklearn.MLPRegressor(**settings), rng.random(60)),
+        (fm_sklearn.MLPRegressor(**settings), rng.random((60, 2))),
     ]:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
