@@ -119,6 +119,15 @@ def test_an_unbuilt_model_is_refused() -> None:
         fm_onnx.to_onnx(fm.Sequential([Dense(3)]))
 
 
+def test_a_layer_the_exporter_cannot_express_is_named() -> None:
+    class Scale(fm.layers.Layer):  # a layer of the user's own: the model ignores it, ONNX cannot
+        pass
+
+    model = fm.Sequential([Input((3,)), Dense(2), Scale(name="my_scale")])
+    with pytest.raises(ValueError, match="cannot express layer 'my_scale' of type Scale"):
+        fm_onnx.to_onnx(model)
+
+
 @pytest.mark.parametrize("model", [None, "model.onnx", object(), np.zeros(3)])
 def test_other_objects_are_refused(model: Any) -> None:
     with pytest.raises(TypeError, match="Sequential"):
