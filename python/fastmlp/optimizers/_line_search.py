@@ -194,7 +194,6 @@ def secant(
                 guess = 0.5 * t
             t = min(max(guess, lo_t + 0.1 * (t - lo_t)), lo_t + 0.5 * (t - lo_t))
             continue
-        assert hi_t is not None
         # The secant's root between a negative and a positive slope lies inside the bracket
         # (bisection if rounding puts it outside).
         guess = lo_t - lo_slope * (hi_t - lo_t) / (hi_slope - lo_slope) if hi_slope is not None else math.nan
