@@ -1,4 +1,4 @@
-"""Compare fastmlp with NumPy, PyTorch and scikit-learn on the workloads of issue 5.
+"""Compare fastmlp with NumPy, PyTorch, JAX and scikit-learn on the workloads of issues 5 and 16.
 
 Usage (from the repository root)::
 
@@ -10,7 +10,9 @@ Usage (from the repository root)::
 
 Frameworks: ``fastmlp``; ``numpy`` (bench/numpy_mlp.py, the same training step in float32
 NumPy: the fair BLAS baseline); ``reference`` (``fastmlp.reference``, float64, as written);
-``torch`` (PyTorch CPU at its best case) and ``sklearn`` (``MLPClassifier``) when installed.
+``torch`` (PyTorch CPU at its best case), ``jax`` (XLA's CPU backend, the whole epoch one
+compiled ``lax.scan``, compiled before timing) and ``sklearn`` (``MLPClassifier``) when installed
+(``pip install ".[compare]"``).
 See runners.py for how each is driven and workloads.py for the workloads and the FLOP formula.
 
 How it measures, and why:
@@ -20,11 +22,15 @@ How it measures, and why:
 * Round robin: for each repetition, every workload runs every framework in turn (starting
   with a different framework each repetition), so slow drifts of the machine (other load,
   clocks, thermals) hit all frameworks alike.
-* The same thread count for everyone: ``fm.set_num_threads``, ``torch.set_num_threads`` and
-  the OMP/OpenBLAS/MKL environment variables of the worker process.
+* The same thread count for everyone: ``fm.set_num_threads``, ``torch.set_num_threads``, XLA's
+  flags and the OMP/OpenBLAS/MKL environment variables of the worker process.
+* The same cores for everyone: each worker process is pinned (``sched_setaffinity``, before it
+  starts) to the first ``threads`` CPUs this script may use, or to ``--cpus``; ``--cpus none``
+  leaves the workers unpinned.
 * Each worker first warms up (training: a few batches, then the starting weights are restored;
-  predicting all at once: one whole untimed call), then times one full run with
-  ``time.perf_counter``.
+  JAX compiles its epoch for the full data and runs it once; predicting all at once: one whole
+  untimed call), then times one full run with ``time.perf_counter``. JAX's compile times are
+  reported apart.
 * Each worker also checks its result: a trained model's loss (by the float64 reference, on
   the first rows) must have decreased; predictions must match the reference's. A failed check
   fails the run.
@@ -105,7 +111,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     work = wl.workload(spec["workload"])
     net = work.net
     n = work.quick_samples if spec["quick"] else work.samples
-    x, y, source = wl.load(work.data, n, net.sizes[0], real_mnist=spec["mnist"] == "auto")
+    x, y, source = wl.load(work.data, n, net.sizes[0], real_mnist=spec["mnist"] == "auto", classes=net.classes)
     params = wl.initial_params(net, seed=0)
     params64 = [(w.astype(np.float64), b.astype(np.float64)) for w, b in params]
     runner = RUNNERS[spec["framework"]](net, params, threads)
@@ -115,10 +121,10 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     if work.kind == "train":
         warm = min(n, 8 * work.batch)
-        runner.train_epoch(xs[:warm], ys[:warm], work.batch, work.learning_rate)
+        runner.warm_up(xs, ys, work.batch, work.learning_rate, work.optimizer, warm)
         runner.reset(params)
         started = time.perf_counter()
-        runner.train_epoch(xs, ys, work.batch, work.learning_rate)
+        runner.train_epoch(xs, ys, work.batch, work.learning_rate, work.optimizer)
         seconds = time.perf_counter() - started
         result.update(machine_scaling(spec, threads))
         before = wl.mean_loss(x[:check], y[:check], params64, net)
@@ -144,6 +150,8 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         if not diff <= PREDICT_TOLERANCE:
             raise CheckFailed(f"predictions differ from the reference by {diff:.3g}")
     result.update(seconds=seconds, samples_per_s=n / seconds, info=runner.info())
+    if hasattr(os, "sched_getaffinity"):
+        result["cpus"] = sorted(os.sched_getaffinity(0))
     return result
 
 
@@ -203,8 +211,14 @@ def launch(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
     for name in THREAD_VARIABLES:
         env[name] = str(spec["threads"])
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+    cpus = spec.get("cpus")
+
+    def pin() -> None:  # in the child before it runs Python: every thread it starts inherits it
+        os.sched_setaffinity(0, cpus)
+
     try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+                              preexec_fn=pin if cpus else None)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     for line in reversed(done.stdout.splitlines()):
@@ -218,12 +232,13 @@ def launch(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
 def run_all(args: argparse.Namespace, frameworks: list[str], works: list[wl.Workload]) -> dict[str, Any]:
     """Every repetition: the peak per thread count, then each workload on each framework."""
     thread_counts = sorted({w.thread_count(args.threads) for w in works})
+    cpus = {t: pinned_cpus(args.cpus, t) for t in thread_counts}
     peaks: dict[int, list[float]] = {t: [] for t in thread_counts}
     raw: dict[tuple[str, str], list[dict[str, Any]]] = {(w.key, f): [] for w in works for f in frameworks}
     machine: dict[str, Any] = {}
     for rep in range(args.reps):
         for t in thread_counts:
-            got = launch({"framework": "peak", "threads": t, "quick": args.quick}, args.timeout)
+            got = launch({"framework": "peak", "threads": t, "quick": args.quick, "cpus": cpus[t]}, args.timeout)
             if "error" in got:
                 raise SystemExit(f"measuring the FMA peak failed: {got['error']}")
             peaks[t].append(got["peak_gflops"])
@@ -233,9 +248,11 @@ def run_all(args: argparse.Namespace, frameworks: list[str], works: list[wl.Work
         order = frameworks[start:] + frameworks[:start]
         for work in works:
             for framework in order:
-                spec = {"framework": framework, "workload": work.key,
-                        "threads": work.thread_count(args.threads), "quick": args.quick,
-                        "mnist": args.mnist}
+                if not RUNNERS[framework].supports(work):
+                    continue
+                threads = work.thread_count(args.threads)
+                spec = {"framework": framework, "workload": work.key, "threads": threads,
+                        "quick": args.quick, "mnist": args.mnist, "cpus": cpus[threads]}
                 got = launch(spec, args.timeout)
                 raw[(work.key, framework)].append(got)
                 if "error" in got:
@@ -244,7 +261,24 @@ def run_all(args: argparse.Namespace, frameworks: list[str], works: list[wl.Work
                     scaling = (f"; machine's FMA scaling {got['fma_scaling']:.2f}x" if "fma_scaling" in got else "")
                     log(f"[rep {rep + 1}/{args.reps}] {work.key:<20} {framework:<10} "
                         f"{fmt_rate(got['samples_per_s']):>7} samples/s ({got['seconds']:.3f} s{scaling})")
-    return summarize(args, frameworks, works, peaks, raw, machine)
+    doc = summarize(args, frameworks, works, peaks, raw, machine)
+    doc["settings"]["cpus"] = {str(t): c for t, c in cpus.items()}
+    return doc
+
+
+def pinned_cpus(requested: str, threads: int) -> Optional[list[int]]:
+    """The CPUs a worker of ``threads`` threads is pinned to: the first ``threads`` of
+    ``requested`` ("auto": those this process may use; all of them where there are fewer), or
+    None ("none", or no affinity API)."""
+    if requested == "none" or not hasattr(os, "sched_setaffinity"):
+        return None
+    usable = sorted(os.sched_getaffinity(0))
+    chosen = usable if requested == "auto" else [int(c) for c in requested.split(",")]
+    if not chosen or not set(chosen) <= set(usable):
+        raise SystemExit(f"--cpus must name CPUs among those this process may use, {usable}; received {requested!r}")
+    if len(chosen) < threads:
+        log(f"note: {threads} threads share {len(chosen)} CPU(s) {chosen}")
+    return chosen[:threads]
 
 
 def summarize(
@@ -266,6 +300,8 @@ def summarize(
             runs = raw[(work.key, framework)]
             good = [r for r in runs if "error" not in r]
             cell: dict[str, Any] = {"errors": [r["error"] for r in runs if "error" in r]}
+            if not runs and not RUNNERS[framework].supports(work):
+                cell["unsupported"] = True
             if good and not cell["errors"]:
                 rates = [r["samples_per_s"] for r in good]
                 median = statistics.median(rates)
@@ -292,6 +328,7 @@ def summarize(
             "hidden_activation": work.net.hidden_activation, "kind": work.kind, "data": work.data,
             "data_source": source, "samples": samples,
             "batch": work.batch if work.kind == "train" else None,
+            "optimizer": work.optimizer if work.kind == "train" else None,
             "learning_rate": work.learning_rate if work.kind == "train" else None,
             "threads": threads, "flops_per_sample": flops,
             "limit_samples_per_s": peak_median[threads] * 1e9 / flops, "results": cells,
@@ -358,7 +395,7 @@ def render(doc: dict[str, Any]) -> str:
                      if r["results"][framework].get("info")), {})
         if framework == "numpy" and info.get("blas"):
             versions[1] += f" ({info['blas']})"
-        if framework in ("torch", "sklearn") and info.get("version"):
+        if framework in ("torch", "jax", "sklearn") and info.get("version"):
             versions.append(f"{FRAMEWORKS[framework][0]} {info['version']}")
     sources = sorted({r["data_source"] for r in doc["workloads"] if r["data_source"]})
     lines = [
@@ -401,6 +438,27 @@ def render(doc: dict[str, Any]) -> str:
             cell = r["results"][framework]
             cells.append(f"{cell['gflops']:.1f} ({100 * cell['fraction_of_peak']:.0f}%)" if "gflops" in cell else "n/a")
         lines.append(_row(cells))
+    rivals = [f for f in ("jax", "torch") if f in frameworks]
+    if "fastmlp" in frameworks and rivals:
+        lines += ["", "fastmlp over " + " and ".join(label(f) for f in rivals)
+                  + " (speed ratios, > 1: fastmlp is faster), and fastmlp's share of the FMA peak", ""]
+        head = ["workload", *(f"x {label(f)}" for f in rivals), "fastmlp % of peak"]
+        lines += [_row(head), _row(["---"] * len(head))]
+        for r in doc["workloads"]:
+            mine = r["results"]["fastmlp"]
+            cells = [r["title"]]
+            for f in rivals:
+                speedup = r["results"][f].get("fastmlp_speedup")
+                cells.append(f"{speedup:.2f}" if speedup is not None and f != "fastmlp" else "n/a")
+            cells.append(f"{100 * mine['fraction_of_peak']:.0f}%" if "fraction_of_peak" in mine else "n/a")
+            lines.append(_row(cells))
+    compiles = [(r["key"], r["results"]["jax"]["info"].get("compile_seconds", {})) for r in doc["workloads"]
+                if r["results"].get("jax", {}).get("info")]
+    if compiles:
+        lines += ["", "JAX compile time, seconds (excluded from the timings above; a first predict call "
+                  "includes its run):", ""]
+        for key, seconds in compiles:
+            lines.append(f"- {key}: " + ", ".join(f"{what} {value:.2f}" for what, value in seconds.items()))
     lines += ["", "Checks: training loss on the first rows before -> after one epoch (float64 reference); "
               "max |p - p_reference| for predictions", ""]
     for r in doc["workloads"]:
@@ -508,6 +566,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="thread count of the multi-thread ('-tN') rows (default: cores = %(default)s)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one repetition: a smoke run")
+    parser.add_argument("--cpus", default="auto",
+                        help="comma-separated CPUs every worker is pinned to (the first THREADS of them), "
+                        "'auto' for the first this process may use, 'none' to leave workers unpinned "
+                        "(default: auto)")
     parser.add_argument("--mnist", choices=["auto", "synthetic"], default="auto",
                         help="auto: real MNIST when fastmlp.datasets.mnist.load_data() works (it may "
                         "download), else a synthetic stand-in with MNIST's sparsity; synthetic: "

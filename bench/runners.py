@@ -4,29 +4,35 @@ predict, and hand the weights back for checking.
 Every adapter does the same work in its framework's natural, fast way:
 
 * the same float32 starting weights (``workloads.initial_params``), the same data;
-* one epoch of plain mini-batch SGD on softmax cross-entropy, shuffled once per epoch inside
-  the timed region (fastmlp and scikit-learn shuffle internally; the others draw a permutation);
+* one epoch of plain mini-batch SGD (or Adam, with Keras's defaults but the learning rate) on
+  softmax cross-entropy, shuffled once per epoch inside the timed region (fastmlp and
+  scikit-learn shuffle internally; the others draw a permutation);
 * data converted to the framework's own format *before* timing (tensors, float64 for the
   reference), so conversion is not counted against anyone.
 
 PyTorch is set up at its best case: tensors preloaded, minibatches sliced by hand (no
 DataLoader), ``zero_grad(set_to_none=True)``, prediction under ``torch.inference_mode()``.
+JAX too (bench/jax_mlp.py): data on the device, the whole epoch one compiled function (a
+``lax.scan`` over the batches), compiled before timing (the compile time is reported apart),
+``block_until_ready`` before the clock stops; on one thread XLA's intra-op pool is off.
 scikit-learn's ``MLPClassifier`` is configured to the same math (sgd, constant learning rate,
 no momentum, no L2 penalty) and trained with one ``partial_fit`` call, which is one epoch.
 
-Imports of torch and scikit-learn happen inside their adapters, so this module works without
-them.
+Imports of torch, JAX and scikit-learn happen inside their adapters, so this module works
+without them. The NumPy and reference runners train with SGD only (an Adam row shows n/a).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import time
 from typing import Any
 
 import numpy as np
 import numpy_mlp
 from numpy.typing import NDArray
-from workloads import NUM_CLASSES, Net, Params32
+from workloads import Net, Params32, Workload
 
 from fastmlp import reference
 
@@ -38,6 +44,7 @@ FRAMEWORKS: dict[str, tuple[str, str]] = {
     "numpy": ("NumPy float32", "numpy"),
     "reference": ("NumPy reference f64", "numpy"),
     "torch": ("PyTorch", "torch"),
+    "jax": ("JAX", "jax"),
     "sklearn": ("scikit-learn", "sklearn"),
 }
 
@@ -58,14 +65,25 @@ class Runner:
         self.net = net
         self.threads = threads
 
+    optimizers: tuple[str, ...] = ("sgd", "adam")
+
+    @classmethod
+    def supports(cls, work: Workload) -> bool:
+        return work.kind != "train" or work.optimizer in cls.optimizers
+
     def prepare(self, x: NDArray[np.float32], y: NDArray[np.int32]) -> tuple[Any, Any]:
         return x, y
 
     def reset(self, params: Params32) -> None:
         raise NotImplementedError
 
-    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float) -> None:
+    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float, optimizer: str = "sgd") -> None:
         raise NotImplementedError
+
+    def warm_up(self, x: Any, y: Any, batch_size: int, learning_rate: float, optimizer: str, rows: int) -> None:
+        """Before a timed epoch on all of ``x``: train on its first ``rows`` (the caller then
+        restores the starting weights)."""
+        self.train_epoch(x[:rows], y[:rows], batch_size, learning_rate, optimizer)
 
     def predict(self, x: Any) -> Any:
         raise NotImplementedError
@@ -97,17 +115,18 @@ class FastmlpRunner(Runner):
         layers: list[Any] = [fm.layers.Input(shape=(net.sizes[0],))]
         layers += [fm.layers.Dense(units, activation=act) for units, act in zip(net.sizes[1:], net.activations)]
         self.model = fm.Sequential(layers)
-        self.learning_rate = -1.0
+        self.compiled: tuple[float, str] = (-1.0, "")
         self.reset(params)
 
     def reset(self, params: Params32) -> None:
         self.model.set_weights([array for layer in params for array in layer])
 
-    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float) -> None:
-        if learning_rate != self.learning_rate:  # compile once (it is not part of an epoch)
-            self.model.compile(optimizer=self.fm.optimizers.SGD(learning_rate=learning_rate),
-                               loss="sparse_categorical_crossentropy")
-            self.learning_rate = learning_rate
+    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float, optimizer: str = "sgd") -> None:
+        if (learning_rate, optimizer) != self.compiled:  # compile once (it is not part of an epoch)
+            optimizers = self.fm.optimizers
+            chosen = optimizers.Adam if optimizer == "adam" else optimizers.SGD
+            self.model.compile(optimizer=chosen(learning_rate=learning_rate), loss="sparse_categorical_crossentropy")
+            self.compiled = (learning_rate, optimizer)
         self.model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
 
     def predict(self, x: Any) -> Any:
@@ -135,6 +154,8 @@ class FastmlpRunner(Runner):
 class NumpyRunner(Runner):
     """bench/numpy_mlp.py: float32 NumPy on its BLAS."""
 
+    optimizers = ("sgd",)
+
     def __init__(self, net: Net, params: Params32, threads: int) -> None:
         super().__init__(net, params, threads)
         self.rng = np.random.default_rng(1)
@@ -143,7 +164,7 @@ class NumpyRunner(Runner):
     def reset(self, params: Params32) -> None:
         self.params = [(w.copy(), b.copy()) for w, b in params]
 
-    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float) -> None:
+    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float, optimizer: str = "sgd") -> None:
         order = self.rng.permutation(len(x))
         numpy_mlp.train_epoch(x, y, self.params, self.net.activations, learning_rate, batch_size, order)
 
@@ -167,6 +188,8 @@ class NumpyRunner(Runner):
 class ReferenceRunner(Runner):
     """fastmlp.reference as written: float64, one readable function per formula."""
 
+    optimizers = ("sgd",)
+
     def __init__(self, net: Net, params: Params32, threads: int) -> None:
         super().__init__(net, params, threads)
         self.rng = np.random.default_rng(1)
@@ -178,7 +201,7 @@ class ReferenceRunner(Runner):
     def reset(self, params: Params32) -> None:
         self.params: Any = _as64(params)
 
-    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float) -> None:
+    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float, optimizer: str = "sgd") -> None:
         order = self.rng.permutation(len(x))
         self.params, _ = reference.train_sgd(
             x, y, self.params, self.net.activations, "sparse_categorical_crossentropy",
@@ -232,10 +255,13 @@ class TorchRunner(Runner):
                 linear.weight.copy_(self.torch.from_numpy(np.ascontiguousarray(w.T)))  # (out, in)
                 linear.bias.copy_(self.torch.from_numpy(b))
 
-    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float) -> None:
+    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float, optimizer: str = "sgd") -> None:
         torch = self.torch
         if self.optimizer is None:
-            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=learning_rate)
+            if optimizer == "adam":  # Keras's epsilon, as fastmlp's and JAX's runners
+                self.optimizer = torch.optim.Adam(self.model.parameters(), lr=learning_rate, eps=1e-7)
+            else:
+                self.optimizer = torch.optim.SGD(self.model.parameters(), lr=learning_rate)
         model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
         order = torch.randperm(len(x))
         for start in range(0, len(x), batch_size):
@@ -271,6 +297,96 @@ class TorchRunner(Runner):
         return {"version": self.torch.__version__, "threads": self.torch.get_num_threads()}
 
 
+class JaxRunner(Runner):
+    """JAX on XLA's CPU backend, each epoch one compiled call (bench/jax_mlp.py).
+
+    The compiled functions are built ahead of the timed calls (``warm_up`` compiles the epoch
+    for the full data and runs it once; the worker's untimed predict call compiles predict);
+    ``info()`` reports the compile times apart. Predicting one row per call runs the jitted
+    function on each NumPy row, as a serving loop would."""
+
+    def __init__(self, net: Net, params: Params32, threads: int) -> None:
+        super().__init__(net, params, threads)
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        if threads == 1:  # XLA's intra-op thread pool off: one core, as the others
+            flags = os.environ.get("XLA_FLAGS", "")
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
+        import jax
+        import jax_mlp
+
+        self.jax = jax
+        self.jax_mlp = jax_mlp
+        self.key = jax.random.PRNGKey(1)
+        self.epochs_done = 0
+        self.compiled: dict[tuple[Any, ...], Any] = {}
+        self.compile_seconds: dict[str, float] = {}
+        activations = net.activations
+        self.predict_fn = jax.jit(lambda p, x: jax_mlp.predict(p, x, activations))
+        self.optimizer = "sgd"
+        self.reset(params)
+
+    def prepare(self, x: NDArray[np.float32], y: NDArray[np.int32]) -> tuple[Any, Any]:
+        return self.jax.device_put(x), self.jax.device_put(y.astype(np.int32))
+
+    def reset(self, params: Params32) -> None:
+        jnp = self.jax.numpy
+        self.params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]
+        self.state = self.jax_mlp.init_state(self.params, self.optimizer)
+
+    def _epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float, optimizer: str) -> Any:
+        """The epoch compiled for these shapes and settings (compiled once, timed apart)."""
+        key = (x.shape, batch_size, learning_rate, optimizer)
+        if key not in self.compiled:
+            if optimizer != self.optimizer:
+                self.optimizer = optimizer
+                self.state = self.jax_mlp.init_state(self.params, optimizer)
+            fn = self.jax_mlp.shuffled_epoch(self.net.activations, batch_size, learning_rate, optimizer)
+            started = time.perf_counter()
+            self.compiled[key] = fn.lower(self.params, self.state, x, y, self.key, 0).compile()
+            self.compile_seconds[f"train {x.shape[0]}"] = time.perf_counter() - started
+        return self.compiled[key]
+
+    def warm_up(self, x: Any, y: Any, batch_size: int, learning_rate: float, optimizer: str, rows: int) -> None:
+        self._epoch(x, y, batch_size, learning_rate, optimizer)
+        self.train_epoch(x, y, batch_size, learning_rate, optimizer)
+
+    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float, optimizer: str = "sgd") -> None:
+        epoch = self._epoch(x, y, batch_size, learning_rate, optimizer)
+        self.params, self.state = epoch(self.params, self.state, x, y, self.key, self.epochs_done)
+        self.epochs_done += 1
+        self.jax.block_until_ready(self.params)
+
+    def _compile_once(self, what: str, call: Any) -> None:
+        """Run ``call()`` once if ``what`` has not run yet, timing it (its compile)."""
+        if what not in self.compile_seconds:
+            started = time.perf_counter()
+            self.jax.block_until_ready(call())
+            self.compile_seconds[what] = time.perf_counter() - started
+
+    def predict(self, x: Any) -> Any:
+        predict, params = self.predict_fn, self.params
+        self._compile_once(f"predict {x.shape[0]} (first call)", lambda: predict(params, x))
+        return self.jax.block_until_ready(predict(params, x))
+
+    def predict_each(self, x: Any) -> Any:
+        rows = np.asarray(x)
+        out = np.empty((len(rows), self.net.sizes[-1]), np.float32)
+        predict, params = self.predict_fn, self.params
+        self._compile_once("predict 1 (first call)", lambda: predict(params, rows[:1]))
+        for i in range(len(rows)):
+            out[i] = np.asarray(predict(params, rows[i : i + 1]))[0]
+        return out
+
+    def params64(self) -> Params64:
+        return _as64([(np.asarray(w), np.asarray(b)) for w, b in self.params])
+
+    def info(self) -> dict[str, Any]:
+        jax = self.jax
+        return {"version": jax.__version__, "backend": jax.default_backend(),
+                "xla_flags": os.environ.get("XLA_FLAGS", ""),
+                "compile_seconds": {k: round(v, 3) for k, v in self.compile_seconds.items()}}
+
+
 class SklearnRunner(Runner):
     """MLPClassifier set to the same math; one partial_fit call trains one epoch."""
 
@@ -279,19 +395,19 @@ class SklearnRunner(Runner):
         self.params = params
         self.model: Any = None
 
-    def _build(self, x: Any, y: Any, batch_size: int, learning_rate: float) -> None:
+    def _build(self, x: Any, y: Any, batch_size: int, learning_rate: float, optimizer: str = "sgd") -> None:
         from sklearn.neural_network import MLPClassifier
 
         self.model = MLPClassifier(
             hidden_layer_sizes=self.net.sizes[1:-1],
             activation={"sigmoid": "logistic", "relu": "relu"}[self.net.hidden_activation],
-            solver="sgd", batch_size=batch_size, learning_rate="constant",
+            solver=optimizer, batch_size=batch_size, learning_rate="constant",
             learning_rate_init=learning_rate, momentum=0.0, nesterovs_momentum=False,
-            alpha=0.0, shuffle=True, random_state=1,
+            epsilon=1e-7, alpha=0.0, shuffle=True, random_state=1,
         )
         # partial_fit initialises the weights (and takes one step) on its first call; the
         # adapter's weights then overwrite them in place, where the optimizer holds them.
-        self.model.partial_fit(x[:batch_size], y[:batch_size], classes=np.arange(NUM_CLASSES))
+        self.model.partial_fit(x[:batch_size], y[:batch_size], classes=np.arange(self.net.classes))
         self.reset(self.params)
 
     def reset(self, params: Params32) -> None:
@@ -302,14 +418,14 @@ class SklearnRunner(Runner):
                 target[0][...] = w
                 target[1][...] = b
 
-    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float) -> None:
-        if self.model is None or self.model.batch_size != batch_size:
-            self._build(x, y, batch_size, learning_rate)
+    def train_epoch(self, x: Any, y: Any, batch_size: int, learning_rate: float, optimizer: str = "sgd") -> None:
+        if self.model is None or self.model.batch_size != batch_size or self.model.solver != optimizer:
+            self._build(x, y, batch_size, learning_rate, optimizer)
         self.model.partial_fit(x, y)
 
     def _ensure_model(self, x: Any) -> None:
         if self.model is None:  # predict-only workloads: build without training
-            y = np.arange(len(x[:64])) % NUM_CLASSES
+            y = np.arange(len(x[:64])) % self.net.classes
             self._build(x[:64], y, 64, 0.1)
 
     def predict(self, x: Any) -> Any:
@@ -339,6 +455,7 @@ RUNNERS: dict[str, type[Runner]] = {
     "numpy": NumpyRunner,
     "reference": ReferenceRunner,
     "torch": TorchRunner,
+    "jax": JaxRunner,
     "sklearn": SklearnRunner,
 }
 

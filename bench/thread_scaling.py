@@ -47,18 +47,19 @@ def main() -> int:
 
     import fastmlp as fm
 
-    x, y, source = wl.load(work.data, args.samples, work.net.sizes[0], real_mnist=args.mnist == "auto")
+    x, y, source = wl.load(work.data, args.samples, work.net.sizes[0], real_mnist=args.mnist == "auto",
+                           classes=work.net.classes)
     runner = FastmlpRunner(work.net, wl.initial_params(work.net, seed=0), args.threads)
     xs, ys = runner.prepare(x, y)
     for threads in (1, args.threads):  # warm-up: buffers sized, pages touched, pool started
         fm.set_num_threads(threads)
-        runner.train_epoch(xs[: 8 * work.batch], ys[: 8 * work.batch], work.batch, work.learning_rate)
+        runner.train_epoch(xs[: 8 * work.batch], ys[: 8 * work.batch], work.batch, work.learning_rate, work.optimizer)
     rates: dict[int, list[float]] = {1: [], args.threads: []}
     for pair in range(args.pairs):
         for threads in (1, args.threads) if pair % 2 == 0 else (args.threads, 1):
             fm.set_num_threads(threads)
             started = time.perf_counter()
-            runner.train_epoch(xs, ys, work.batch, work.learning_rate)
+            runner.train_epoch(xs, ys, work.batch, work.learning_rate, work.optimizer)
             rates[threads].append(len(xs) / (time.perf_counter() - started))
     one, many = rates[1], rates[args.threads]
     paired = statistics.median(b / a for a, b in zip(one, many))

@@ -43,7 +43,8 @@ FLOP_FORMULA = (
 
 @dataclass(frozen=True)
 class Net:
-    """A dense network: layer widths from input to output, one hidden activation, softmax out."""
+    """A dense network: layer widths from input to output, one hidden activation, softmax out
+    (the last width is the number of classes)."""
 
     sizes: tuple[int, ...]
     hidden_activation: str
@@ -51,6 +52,10 @@ class Net:
     @property
     def name(self) -> str:
         return "-".join(map(str, self.sizes))
+
+    @property
+    def classes(self) -> int:
+        return self.sizes[-1]
 
     @property
     def activations(self) -> list[str]:
@@ -77,6 +82,8 @@ class Net:
 MNIST_NET = Net((784, 100, 10), "sigmoid")
 WIDE_NET = Net((784, 512, 512, 10), "relu")
 HUGE_NET = Net((4096, 4096, 10), "relu")
+# Tabular: the shape of covertype (54 features, 7 classes), scikit-learn's MLP territory.
+TABULAR_NET = Net((54, 100, 7), "relu")
 
 
 def initial_params(net: Net, seed: int = 0) -> Params32:
@@ -94,11 +101,11 @@ def initial_params(net: Net, seed: int = 0) -> Params32:
 # ----------------------------------------------------------------------------- data
 
 
-def _teacher_labels(x: Images, seed: int) -> Labels:
+def _teacher_labels(x: Images, seed: int, classes: int = NUM_CLASSES) -> Labels:
     """Labels a network can learn: the argmax of a fixed random linear map of the centred x
     (centring on the mean input keeps one class from winning everywhere, as x >= 0 throughout)."""
     rng = np.random.default_rng(seed + 1)
-    teacher = rng.standard_normal((x.shape[1], NUM_CLASSES)).astype(np.float32)
+    teacher = rng.standard_normal((x.shape[1], classes)).astype(np.float32)
     mean = np.float32(x.mean(dtype=np.float64))
     labels = np.empty(x.shape[0], np.int32)
     for start in range(0, x.shape[0], 8192):  # in chunks: no second copy of a large x
@@ -107,12 +114,12 @@ def _teacher_labels(x: Images, seed: int) -> Labels:
     return labels
 
 
-def dense_random(n: int, dim: int, seed: int = 0) -> tuple[Images, Labels]:
+def dense_random(n: int, dim: int, seed: int = 0, classes: int = NUM_CLASSES) -> tuple[Images, Labels]:
     """Dense inputs uniform in (0, 1] (no zeros: the sparse path never pays) and teacher labels."""
     rng = np.random.default_rng(seed)
     x = rng.random((n, dim), dtype=np.float32)
     np.subtract(np.float32(1.0), x, out=x)  # [0, 1) -> (0, 1]
-    return x, _teacher_labels(x, seed)
+    return x, _teacher_labels(x, seed, classes)
 
 
 def synthetic_mnist(n: int, seed: int = 0) -> tuple[Images, Labels]:
@@ -150,9 +157,11 @@ def mnist_like(n: int) -> tuple[Images, Labels, str]:
     return x[:n], y[:n], source
 
 
-def load(kind: str, n: int, dim: int, real_mnist: bool = True) -> tuple[Images, Labels, str]:
+def load(
+    kind: str, n: int, dim: int, real_mnist: bool = True, classes: int = NUM_CLASSES
+) -> tuple[Images, Labels, str]:
     """Data of a workload: ``kind`` "mnist" (real, or the stand-in when ``real_mnist`` is False
-    or MNIST cannot be loaded) or "dense" (uniform random)."""
+    or MNIST cannot be loaded) or "dense" (uniform random, ``classes`` teacher labels)."""
     if kind == "mnist":
         assert dim == 784, "MNIST has 784 inputs"
         if not real_mnist:
@@ -160,7 +169,7 @@ def load(kind: str, n: int, dim: int, real_mnist: bool = True) -> tuple[Images, 
             return x, y, "synthetic MNIST-like"
         return mnist_like(n)
     if kind == "dense":
-        x, y = dense_random(n, dim)
+        x, y = dense_random(n, dim, classes=classes)
         return x, y, "dense random"
     raise ValueError(f"unknown data kind {kind!r}")
 
@@ -172,8 +181,9 @@ def load(kind: str, n: int, dim: int, real_mnist: bool = True) -> tuple[Images, 
 class Workload:
     """One row of the comparison table.
 
-    ``kind``: "train" (one epoch of plain SGD, shuffled, softmax cross-entropy), "predict" (all
-    samples in one call) or "predict1" (one sample per call, the per-call overhead counts).
+    ``kind``: "train" (one epoch of ``optimizer``, shuffled, softmax cross-entropy), "predict"
+    (all samples in one call) or "predict1" (one sample per call, the per-call overhead counts).
+    ``optimizer``: "sgd" (plain) or "adam" (Keras's defaults but the learning rate).
     ``threads``: 0 means "the --threads value" (the multi-thread rows).
     """
 
@@ -186,6 +196,7 @@ class Workload:
     threads: int = 1
     batch: int = 64
     learning_rate: float = 0.1
+    optimizer: str = "sgd"
     # Rows on which the result is checked against the float64 reference (few for huge nets:
     # the check runs in float64 NumPy and must not take longer than the benchmark).
     check_rows: int = 2000
@@ -199,7 +210,8 @@ class Workload:
     def title(self, max_threads: int, samples: Optional[int] = None) -> str:
         threads = self.thread_count(max_threads)
         what = {
-            "train": f"train {self.net.name} {self.net.hidden_activation}, batch {self.batch}",
+            "train": f"train {self.net.name} {self.net.hidden_activation}, "
+            + ("Adam, " if self.optimizer == "adam" else "") + f"batch {self.batch}",
             "predict": f"predict {self.net.name}, {samples or self.samples} at once",
             "predict1": f"predict {self.net.name}, one at a time",
         }[self.kind]
@@ -223,11 +235,16 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("dense-train-b64-t1", MNIST_NET, "train", "dense", 30000, 512),
     Workload("dense-train-b1-t1", MNIST_NET, "train", "dense", 5000, 1024, batch=1),
     Workload("dense-predict-t1", MNIST_NET, "predict", "dense", 10000, 256),
+    Workload("dense-predict1-t1", MNIST_NET, "predict1", "dense", 10000, 64),
     # Larger layers: the work no longer fits in L2.
     Workload("wide-train-b64-t1", WIDE_NET, "train", "mnist", 10000, 256, learning_rate=0.01),
     Workload("wide-train-b64-tN", WIDE_NET, "train", "mnist", 10000, 256, threads=0,
              learning_rate=0.01),
     Workload("wide-predict-t1", WIDE_NET, "predict", "mnist", 10000, 256),
+    Workload("wide-dense-train-b64-t1", WIDE_NET, "train", "dense", 10000, 256, learning_rate=0.01),
+    # Tabular: 54-100-7 relu, Adam at Keras's default rate, batch 200 (scikit-learn's 'auto').
+    Workload("tabular-adam-b200-t1", TABULAR_NET, "train", "dense", 60000, 1000, batch=200,
+             learning_rate=0.001, optimizer="adam"),
     Workload("huge-train-b64-t1", HUGE_NET, "train", "dense", 1024, 128, learning_rate=0.003,
              check_rows=256),
     Workload("huge-train-b64-tN", HUGE_NET, "train", "dense", 1024, 128, threads=0,

@@ -16,11 +16,15 @@ Rules (the page itself says ``fm`` is ``import fastmlp as fm``):
   annotations left out and without ``self`` (same names, order, kinds and defaults); anywhere
   else (a call example in prose) every parameter name it uses must exist.
 - Every ``fm.``/``model.`` path that starts a backticked span resolves.
+
+A module of an optional extra (``fastmlp.onnx``, ``fastmlp.sklearn``) is checked where its
+dependency is installed.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 import re
@@ -38,14 +42,29 @@ LEADING_PATH = re.compile(r"(?:fm|model)(?:\.\w+)+")
 IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 
+# The modules of an optional extra, and the package each needs: checked where it is installed.
+OPTIONAL_MODULES = {"fastmlp.onnx": "onnx", "fastmlp.sklearn": "sklearn"}
+
+
+def unavailable(name: str) -> bool:
+    """Whether ``name`` (a module or a doc path ``fm.x.y``) is in an optional module whose
+    dependency is not installed."""
+    dotted = "fastmlp" + name[len("fm") :] if name.startswith("fm.") else name
+    return any(
+        (dotted == module or dotted.startswith(module + ".")) and importlib.util.find_spec(package) is None
+        for module, package in OPTIONAL_MODULES.items()
+    )
+
+
 def _fail_import(name: str) -> None:
-    raise ImportError(f"pkgutil.walk_packages could not import {name}")
+    if not unavailable(name):
+        raise ImportError(f"pkgutil.walk_packages could not import {name}")
 
 
 def public_modules() -> list[ModuleType]:
     modules: list[ModuleType] = [fastmlp]
     for info in pkgutil.walk_packages(fastmlp.__path__, "fastmlp.", onerror=_fail_import):
-        if any(part.startswith("_") for part in info.name.split(".")[1:]):
+        if any(part.startswith("_") for part in info.name.split(".")[1:]) or unavailable(info.name):
             continue
         modules.append(importlib.import_module(info.name))
     return modules
@@ -163,6 +182,8 @@ def test_every_public_name_is_in_the_api_doc() -> None:
         if match is None or span[match.end() : match.end() + 1] not in ("", "(", "."):
             continue
         paths.add(match.group())
+        if unavailable(match.group()):
+            continue
         try:
             obj, _ = resolve(match.group())
         except LookupError:
@@ -194,6 +215,8 @@ def test_signatures_in_the_api_doc_match_the_code() -> None:
         if call is None:
             continue
         path, inside = call
+        if unavailable(path):
+            continue
         try:
             obj, drop_self = resolve(path)
         except LookupError:
@@ -226,6 +249,8 @@ def test_every_path_in_the_api_doc_resolves() -> None:
     for number, _, span in doc_spans():
         match = LEADING_PATH.match(span)
         if match is None:
+            continue
+        if unavailable(match.group()):
             continue
         try:
             resolve(match.group())

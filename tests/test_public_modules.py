@@ -84,9 +84,10 @@ def test_every_public_module_is_an_attribute_after_import_fastmlp(
     assert result["unreachable"] == []
     assert result["quickstart"] == [True, True]  # the README's fm.datasets.mnist.load_data()
     # The top-level ones are exported, so ``from fastmlp import *`` brings them too.
-    # The modules that need an optional dependency (fm.sklearn: scikit-learn) are imported on
-    # first access and left out of __all__, so that ``from fastmlp import *`` needs none.
-    optional = {"sklearn"}
+    # The modules that need an optional dependency (fm.sklearn: scikit-learn, fm.onnx: onnx) are
+    # imported on first access and left out of __all__, so that ``from fastmlp import *`` needs
+    # none.
+    optional = {"sklearn", "onnx"}
     top_level = {name for name in names if "." not in name}
     assert top_level - optional <= set(result["all"])
     assert not optional & set(result["all"])
@@ -99,7 +100,7 @@ def test_import_fastmlp_loads_only_the_standard_library_and_numpy(
     assert {"fastmlp", "numpy"} <= top_level
     # No optional dependency (the extras: matplotlib, torch, scikit-learn, pytest, ...)
     # and no network stack: neither is needed until something asks for it.
-    assert not top_level & {"matplotlib", "torch", "sklearn", "pytest", "scipy", "jax"}
+    assert not top_level & {"matplotlib", "torch", "sklearn", "pytest", "scipy", "jax", "onnx", "onnxruntime"}
     assert not {"urllib.request", "http.client", "ssl"} & set(result["imported"])
     stdlib = set(result["stdlib"])
     if stdlib:  # Python 3.10+ lists its standard library

@@ -48,9 +48,10 @@ from ._version import __version__  # noqa: E402
 from .layers import Input  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
 
-# Submodules that need an optional dependency (fm.sklearn needs scikit-learn): imported on first
-# access, so that ``import fastmlp`` itself loads only the standard library and NumPy.
-_OPTIONAL_SUBMODULES = ("sklearn",)
+# Submodules that need an optional dependency (fm.sklearn needs scikit-learn, fm.onnx needs onnx):
+# imported on first access, so that ``import fastmlp`` itself loads only the standard library
+# and NumPy.
+_OPTIONAL_SUBMODULES = ("onnx", "sklearn")
 
 
 def __getattr__(name: str) -> types.ModuleType:
