@@ -27,6 +27,8 @@ template <class T>
 constexpr std::size_t kNR = kNV * Vec<T>::lanes;
 template <class T>
 constexpr std::size_t kNC = 2048 / sizeof(T);  // packed B block of KC x NC: 512 KB
+template <class T>
+constexpr std::ptrdiff_t kNearRows = 2048 / sizeof(T);  // B rows at most 2 KB apart
 
 std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
 
@@ -271,9 +273,10 @@ void gemm(const GemmArgs<T>& g) {
   T* packed_b = g.pack + kMC * kKC;
   const bool chain = g.alpha == T(1);
   // A in place when one of its strides is 1 (else packed); a row-major B in place when no two
-  // tiles share it (else packed).
+  // tiles share it, or when its rows are near each other (a few KB apart: a panel's rows then
+  // stream from cache as well as a packed copy would, without the copy).
   const bool a_rows = g.a_col == 1, a_in_place = a_rows || g.a_row == 1;
-  const bool b_in_place = g.b_col == 1 && g.m <= kMR;
+  const bool b_in_place = g.b_col == 1 && (g.m <= kMR || g.b_row <= kNearRows<T>);
   for (std::size_t jc = 0; jc < g.n; jc += NC) {
     const std::size_t nc = min_size(NC, g.n - jc);
     for (std::size_t pc = 0; pc < g.k; pc += kKC) {
@@ -282,6 +285,11 @@ void gemm(const GemmArgs<T>& g) {
       const T beta = pc == 0 ? g.beta : T(1);
       const T* b_block = g.b + std::ptrdiff_t(pc) * g.b_row + std::ptrdiff_t(jc) * g.b_col;
       if (!b_in_place) pack_b(kc, nc, b_block, g.b_row, g.b_col, packed_b);
+      // A partial panel is read in place only when it ends on a whole vector: else packed, once.
+      const std::size_t last_panel = (nc - 1) / NR * NR;
+      const bool last_masked = (nc - last_panel) % L != 0;
+      if (b_in_place && last_masked)
+        pack_b(kc, nc - last_panel, b_block + std::ptrdiff_t(last_panel), g.b_row, 1, packed_b + last_panel * kc);
       for (std::size_t ic = 0; ic < g.m; ic += kMC) {
         const std::size_t mc = min_size(kMC, g.m - ic);
         const T* a_block = g.a + std::ptrdiff_t(ic) * g.a_row + std::ptrdiff_t(pc) * g.a_col;
@@ -309,9 +317,7 @@ void gemm(const GemmArgs<T>& g) {
           const std::size_t nv = (nr + L - 1) / L;
           const bool masked = nr % L != 0;
           const auto last = V::tail_mask(nr - (nv - 1) * L);
-          // A partial panel is read in place only when it ends on a whole vector.
           const bool b_here = b_in_place && !masked;
-          if (b_in_place && masked) pack_b(kc, nr, b_block + std::ptrdiff_t(jr), g.b_row, 1, packed_b + jr * kc);
           const T* b = b_here ? b_block + std::ptrdiff_t(jr) : packed_b + jr * kc;
           const std::ptrdiff_t sb = b_here ? g.b_row : std::ptrdiff_t(NR);
           for (std::size_t ir = 0; ir < mc; ir += kMR) {
