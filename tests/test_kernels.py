@@ -392,6 +392,29 @@ def test_gemm_rows_do_not_depend_on_the_batch(isa: str, dtype: Any, beta: float)
     assert np.array_equal(bits(part), bits(full[5:80]))
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 34, 36, 39, 40, 107])
+@pytest.mark.parametrize("m", [3, 13, 54, 100, 2 * MC + 5])
+def test_gemm_narrow_panel_rows_side_by_side(isa: str, dtype: Any, m: int, n: int) -> None:
+    # A narrow last panel (at most 8 columns past the whole 32-column panels) with A's rows side
+    # by side in memory (a transposed view, as the kernel gradients read their input) runs a
+    # tile that holds several rows per vector on AVX-512; rows left over from its groups run the
+    # one-row-per-vector tiles. Both must give the bits of the product one row at a time (the
+    # chain property), and the reference's values; k spans two depth blocks (the second
+    # continues C: the other tiles).
+    rng = rng_for("gemm-narrow", m, n, dtype)
+    k = KC + 37
+    a = uniform(rng, (k, m), dtype).T  # columns contiguous: a(i, k) at a[i + k m]
+    b = uniform(rng, (k, n), dtype)
+    full = K.gemm(a, b)
+    check_gemm(full, a, b)
+    for i in sorted({0, 1, m // 2, m - 1}):
+        row = K.gemm(a[i : i + 1], b)
+        assert np.array_equal(bits(row[0]), bits(full[i])), f"row {i} differs"
+    one_block = K.gemm(a[:, :KC], b[:KC])
+    check_gemm(one_block, a[:, :KC], b[:KC])
+    assert np.array_equal(bits(K.gemm(a[m - 1 :, :KC], b[:KC])[0]), bits(one_block[m - 1]))
+
+
 def test_gemm_columns_do_not_depend_on_the_blocking(isa: str, dtype: Any) -> None:
     # The same documented chain property, across columns: a column range that starts inside an
     # NR tile (and one past an NC block) gives the bits of the full product's columns.
