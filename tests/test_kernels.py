@@ -392,6 +392,29 @@ def test_gemm_rows_do_not_depend_on_the_batch(isa: str, dtype: Any, beta: float)
     assert np.array_equal(bits(part), bits(full[5:80]))
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 34, 36, 39, 40, 107])
+@pytest.mark.parametrize("m", [3, 13, 54, 100, 2 * MC + 5])
+def test_gemm_narrow_panel_rows_side_by_side(isa: str, dtype: Any, m: int, n: int) -> None:
+    # A narrow last panel (at most 8 columns past the whole 32-column panels) with A's rows side
+    # by side in memory (a transposed view, as the kernel gradients read their input) runs a
+    # tile that holds several rows per vector on AVX-512; rows left over from its groups run the
+    # one-row-per-vector tiles. Both must give the bits of the product one row at a time (the
+    # chain property), and the reference's values; k spans two depth blocks (the second
+    # continues C: the other tiles).
+    rng = rng_for("gemm-narrow", m, n, dtype)
+    k = KC + 37
+    a = uniform(rng, (k, m), dtype).T  # columns contiguous: a(i, k) at a[i + k m]
+    b = uniform(rng, (k, n), dtype)
+    full = K.gemm(a, b)
+    check_gemm(full, a, b)
+    for i in sorted({0, 1, m // 2, m - 1}):
+        row = K.gemm(a[i : i + 1], b)
+        assert np.array_equal(bits(row[0]), bits(full[i])), f"row {i} differs"
+    one_block = K.gemm(a[:, :KC], b[:KC])
+    check_gemm(one_block, a[:, :KC], b[:KC])
+    assert np.array_equal(bits(K.gemm(a[m - 1 :, :KC], b[:KC])[0]), bits(one_block[m - 1]))
+
+
 def test_gemm_columns_do_not_depend_on_the_blocking(isa: str, dtype: Any) -> None:
     # The same documented chain property, across columns: a column range that starts inside an
     # NR tile (and one past an NC block) gives the bits of the full product's columns.
@@ -899,6 +922,63 @@ def test_loss_extreme_logits(isa: str, dtype: Any, name: str) -> None:
     unit = 1.0 / rows / (width if name == "binary_crossentropy" else 1)
     floor = 2 * float(np.finfo(dtype).eps) * unit
     assert_within(grad, expected_grad, grad_tol / rows + floor, f"{name} gradient, extreme logits")
+
+
+# Narrow rows (a classifier's outputs, up to 16 columns) take softmax and cross-entropy from
+# logits a group of rows at a time, one vector lane per row: 37 rows are two full groups of 16
+# (AVX-512 float32) or several of 8 and 4, and a ragged last group.
+NARROW_ROWS = 37
+
+
+@pytest.mark.parametrize("width", [1, 7, 10, 16, 17])
+def test_softmax_rows_in_groups(isa: str, dtype: Any, width: int) -> None:
+    rng = rng_for("softmax-groups", width, dtype)
+    z0 = (4.0 * rng.standard_normal((NARROW_ROWS, width))).astype(dtype)
+    bias = rng.standard_normal(width).astype(dtype)
+    _, z, _ = in_buffer(z0)
+    a_buf, a, a_outside = in_buffer(np.zeros_like(z0), offset=3, pad=2, row_step=2, fill=-7.25)
+    before = a_buf.copy()
+    K.bias_activation(z, bias, "softmax", a)
+    assert np.array_equal(bits(a_buf[a_outside]), bits(before[a_outside])), "wrote outside a"
+    z_expected = z0 + bias
+    assert np.array_equal(bits(np.ascontiguousarray(z)), bits(z_expected))
+    expected = ref.activation("softmax", z_expected)
+    assert_within(a, expected, activation_tolerance("softmax", z_expected, expected, dtype), "softmax")
+    # Each row's bits do not depend on the rows computed with it (nor so on a thread split).
+    for r in (0, 15, 16, NARROW_ROWS - 1):
+        alone = K.bias_activation(z0[r : r + 1].copy(), bias, "softmax")
+        assert np.array_equal(bits(alone[0]), bits(np.ascontiguousarray(a[r]))), f"row {r}"
+
+
+@pytest.mark.parametrize("width", [1, 7, 10, 16, 17])
+@pytest.mark.parametrize("name", CATEGORICAL)
+def test_cross_entropy_rows_in_groups(isa: str, dtype: Any, name: str, width: int) -> None:
+    rng = rng_for("xent-groups", name, width, dtype)
+    rows = NARROW_ROWS
+    y, y_dense = make_targets(rng, name, rows, width, dtype)
+    pred0 = make_predictions(rng, name, True, rows, width, dtype)
+    weight = rng.uniform(0.1, 2.0, size=rows).astype(dtype)
+    weight[17] = 0.0
+    _, pred, _ = in_buffer(pred0)
+    if y.ndim == 2:
+        _, y, _ = in_buffer(y, offset=3, pad=1, row_step=1)
+    total, row_loss, grad = K.loss(name, True, pred, y, weight, 1.0 / rows)
+    y_ref = y if name == "sparse_categorical_crossentropy" else y_dense
+    w64 = weight.astype(F64)
+    expected_rows = ref.loss(name, y_ref, pred0, from_logits=True)
+    expected_grad = (
+        ref.loss_gradient(name, y_ref, pred0, from_logits=True) * (w64 / rows)[:, None] * rows
+    )
+    row_tol, grad_unit_tol = loss_tolerances(name, True, pred0.astype(F64), y_dense, dtype)
+    assert_within(row_loss, expected_rows, row_tol, f"{name} row losses")
+    assert_within(grad, expected_grad, grad_unit_tol * (w64 / rows)[:, None], f"{name} gradient")
+    own = w64 * row_loss.astype(F64)
+    assert_within(np.array(total), np.sum(own), 2 * rows * U64 * np.sum(np.abs(own)), "total")
+    assert np.all(grad[17] == 0)
+    for r in (0, 15, 16, rows - 1):
+        one = K.loss(name, True, pred0[r : r + 1], y[r : r + 1], weight[r : r + 1], 1.0 / rows)
+        assert bits(one[1])[0] == bits(row_loss)[r], f"row {r} loss"
+        assert np.array_equal(bits(one[2][0]), bits(grad[r])), f"row {r} gradient"
 
 
 # ---------------------------------------------------------------------------

@@ -84,6 +84,22 @@ def test_nonzero_indices_flag_non_finite_inputs(isa: str, dtype: Any, n: int) ->
             np.testing.assert_array_equal(got, np.flatnonzero(bad != 0))
 
 
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 16, 17, 100, 787])
+def test_nonzero_count_without_lists(isa: str, dtype: Any, n: int) -> None:
+    """nonzero_indices with no list to write (how a dense batch is checked): NumPy's count,
+    and the non-finite flag wherever the NaN or infinity sits."""
+    rng = np.random.default_rng(n)
+    x = sparse_matrix(rng, 1, n, 0.5, dtype)[0]
+    if n > 3:
+        x[1] = -0.0
+    assert K.count_nonzero(x) == (np.count_nonzero(x), False)
+    for j in sorted({0, n // 2, n - 1} if n else set()):
+        for value in (np.nan, np.inf, -np.inf):
+            bad = x.copy()
+            bad[j] = value
+            assert K.count_nonzero(bad) == (np.count_nonzero(bad), True), (j, value)
+
+
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 31, 63, 64, 65, 100, 130])
 @pytest.mark.parametrize("density", [0.0, 0.2, 1.0])
 def test_sparse_gemm_is_bitwise_dense_gemm(isa: str, dtype: Any, n: int, density: float) -> None:

@@ -270,6 +270,20 @@ py::object nonzero_indices(const py::array& x_arr, bool values, bool non_finite)
   return result;
 }
 
+// (how many entries of x are nonzero, whether one is NaN or infinite): nonzero_indices without
+// lists.
+template <class T>
+py::tuple count_nonzero(const py::array& x_arr) {
+  const auto x = contiguous<T>(x_arr, "x", 1);
+  std::size_t count;
+  bool seen = false;
+  {
+    py::gil_scoped_release release;
+    count = kernels<T>().nonzero_indices(x.rows, x.data, nullptr, nullptr, &seen);
+  }
+  return py::make_tuple(count, seen);
+}
+
 // C = op(A) @ B using lists of op(A)'s nonzero columns per row (starts, cols).
 template <class T>
 py::array sparse_gemm(const py::array& a_arr, const py::array& b_arr, const py::array& starts_arr,
@@ -404,6 +418,12 @@ void bind_kernels(py::module_& parent) {
       py::arg("x"), py::arg("values") = false, py::arg("non_finite") = false,
       "Indices of the nonzero entries of a 1-D array, increasing (uint32); with values=True, "
       "(indices, the entries' values); with non_finite=True, (that, whether x holds NaN or inf).");
+  m.def(
+      "count_nonzero",
+      [](const py::array& x) {
+        return by_dtype(x, [&] { return count_nonzero<float>(x); }, [&] { return count_nonzero<double>(x); });
+      },
+      py::arg("x"), "(number of nonzero entries of a 1-D array, whether one is NaN or infinite).");
   m.def(
       "sparse_gemm",
       [](const py::array& a, const py::array& b, const py::array& starts, const py::array& cols,

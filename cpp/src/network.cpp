@@ -277,6 +277,18 @@ void Network<T>::index_sparse_input(const T* x, std::size_t rows) {
   s.row_prefix.resize(rows + 1);
   s.row_cols.resize(rows * stride);
   clear_input_check();
+  if (!s.active) {
+    // After a dense batch, first only count (one pass, which checks the inputs too): dense data
+    // then never pays for lists it does not use. The lists are written when this batch is sparse.
+    bool non_finite = false;
+    const std::size_t nnz = kt.nonzero_indices(rows * in, x, nullptr, nullptr, &non_finite);
+    note_input_check(non_finite);
+    if (!input_is_sparse(nnz, rows * in)) {
+      s.nnz = nnz;
+      s.rows = rows;
+      return;
+    }
+  }
   pool.run(tasks, [&](std::size_t t) {
     bool non_finite = false;
     for (std::size_t r = first_row(t); r < first_row(t + 1); ++r) {

@@ -172,7 +172,8 @@ struct KernelTable {
   void (*optimizer_update)(const OptimizerUpdateArgs<T>&);
   // Writes the indices j with x[j] != 0 (increasing) to idx and, when vals is not null, the
   // values x[j] beside them; returns how many. idx and vals must have room for n + 8 entries
-  // (SIMD versions store whole vectors). When some x[j] is NaN or infinite, sets *non_finite
+  // (SIMD versions store whole vectors); with idx null (vals null too) it only counts them. When
+  // some x[j] is NaN or infinite, sets *non_finite
   // (if not null; never clears it): training checks its inputs here, where it reads them
   // anyway, instead of in a pass of its own over the whole data set per fit call.
   std::size_t (*nonzero_indices)(std::size_t n, const T* x, std::uint32_t* idx, T* vals, bool* non_finite);

@@ -13,9 +13,12 @@ namespace fastmlp {
 // memory, not cache), and the current step's work hides their latency.
 template <class T>
 inline void prefetch_rows(const T* x, std::size_t cols, const std::uint32_t* order, std::size_t rows) {
+  const std::size_t bytes = cols * sizeof(T);
   for (std::size_t r = 0; r < rows; ++r) {
     const char* row = reinterpret_cast<const char*>(x + std::size_t(order[r]) * cols);
-    for (std::size_t off = 0; off < cols * sizeof(T); off += 64) __builtin_prefetch(row + off, 0, 2);
+    for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(row + off, 0, 2);
+    // A row that starts inside a cache line ends inside one more than the loop reached.
+    if (bytes != 0) __builtin_prefetch(row + bytes - 1, 0, 2);
   }
 }
 

@@ -159,6 +159,10 @@ std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx, T* va
   const __m256i step = _mm256_set1_epi32(8);
   __m256i base = _mm256_setzero_si256();
   __m256i bad = _mm256_setzero_si256();
+  for (; idx == nullptr && j + 8 <= n; j += 8) {  // count only
+    bad = _mm256_or_si256(bad, non_finite_lanes(x + j));
+    count += unsigned(__builtin_popcount(nonzero_bits(x + j)));
+  }
   for (; j + 8 <= n; j += 8) {
     bad = _mm256_or_si256(bad, non_finite_lanes(x + j));
     const unsigned bits = nonzero_bits(x + j);
@@ -173,7 +177,8 @@ std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx, T* va
   for (; j < n; ++j) {
     if (x[j] == T(0)) continue;
     if (vals != nullptr) vals[count] = x[j];
-    idx[count++] = std::uint32_t(j);
+    if (idx != nullptr) idx[count] = std::uint32_t(j);
+    ++count;
     finite = finite && std::isfinite(x[j]);
   }
   if (!finite && non_finite != nullptr) *non_finite = true;

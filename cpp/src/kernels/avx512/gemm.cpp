@@ -9,6 +9,10 @@
 //      block when several panels of B read it; any other layout is packed into MR-row panels.
 // Edge tiles run the same code for exactly their rows and vectors (a 10-column output costs one
 // vector per row, not NV), with the last vector's C loads and stores masked.
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "fastmlp/kernels.h"
@@ -27,6 +31,8 @@ template <class T>
 constexpr std::size_t kNR = kNV * Vec<T>::lanes;
 template <class T>
 constexpr std::size_t kNC = 2048 / sizeof(T);  // packed B block of KC x NC: 512 KB
+template <class T>
+constexpr std::ptrdiff_t kNearRows = 2048 / sizeof(T);  // B rows at most 2 KB apart
 
 std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
 
@@ -245,6 +251,87 @@ constexpr TileTable<T> make_tiles(std::index_sequence<I...>) {
 template <class T>
 constexpr TileTable<T> kTiles = make_tiles<T>(std::make_index_sequence<kMR * kNV>{});
 
+// Narrow panels (at most 8 float columns) when A's rows lie side by side (a(i, k) = a[i + k * sa]):
+// each vector holds R rows of W = 16 / R columns, lane j * R + i = C(i, j). A's R values are one
+// broadcast block (a plain load), B's row is packed as each b(k, j) repeated R times
+// (pack_b_rows). One vector FMA then does R rows where a tile of one row per vector used R
+// vectors with most lanes masked off; each lane still runs C(i, j)'s chain over k in order from
+// zero: the same bits.
+template <std::size_t R>
+[[gnu::always_inline]] inline __m512 broadcast_rows(const float* a) {
+  if constexpr (R == 2) {
+    double pair;
+    std::memcpy(&pair, a, sizeof pair);
+    return _mm512_castpd_ps(_mm512_set1_pd(pair));
+  } else if constexpr (R == 4) {
+    return _mm512_broadcast_f32x4(_mm_loadu_ps(a));
+  } else if constexpr (R == 8) {
+    return _mm512_broadcast_f32x8(_mm256_loadu_ps(a));
+  } else {
+    return _mm512_loadu_ps(a);
+  }
+}
+
+// B's columns [0, nr) (nr <= 16 / R) over depth kc, packed 16 per k: out[k * 16 + j * R + i] =
+// b(k, j), zeros for j >= nr.
+template <std::size_t R>
+void pack_b_rows(std::size_t kc, std::size_t nr, const float* b, std::ptrdiff_t rs, std::ptrdiff_t cs, float* out) {
+  constexpr std::size_t W = 16 / R;
+  for (std::size_t k = 0; k < kc; ++k) {
+    const float* row = b + std::ptrdiff_t(k) * rs;
+    for (std::size_t j = 0; j < W; ++j) {
+      const float v = j < nr ? row[std::ptrdiff_t(j) * cs] : 0.0f;
+      for (std::size_t i = 0; i < R; ++i) out[j * R + i] = v;
+    }
+    out += 16;
+  }
+}
+
+// G groups of R rows (rows [0, G * R)) by nr columns: C = sum over k of a * b from zero (the
+// chained form with beta 0), stored row by row (lanes j * R + i gathered to row i).
+template <std::size_t R, std::size_t G>
+void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, const float* b, float* c, std::ptrdiff_t ldc,
+                 std::size_t nr) {
+  __m512 acc[G];
+  _Pragma("GCC unroll 16")
+  for (std::size_t g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
+  for (std::size_t k = 0; k < kc; ++k) {
+    const __m512 bv = _mm512_load_ps(b);
+    _Pragma("GCC unroll 16")
+    for (std::size_t g = 0; g < G; ++g) acc[g] = _mm512_fmadd_ps(broadcast_rows<R>(a + g * R), bv, acc[g]);
+    a += sa;
+    b += 16;
+  }
+  // Row i's columns are lanes i, R + i, 2 R + i, ...: moved to lanes [0, W), stored masked to nr.
+  const __mmask16 cols = __mmask16((1u << nr) - 1u);
+  __m512i row_lanes[R];
+  for (std::size_t i = 0; i < R; ++i)
+    row_lanes[i] = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                       _mm512_set1_epi32(int(R))),
+                                    _mm512_set1_epi32(int(i)));
+  _Pragma("GCC unroll 16")
+  for (std::size_t g = 0; g < G; ++g)
+    for (std::size_t i = 0; i < R; ++i)
+      _mm512_mask_storeu_ps(c + std::ptrdiff_t(g * R + i) * ldc, cols, _mm512_permutexvar_ps(row_lanes[i], acc[g]));
+}
+
+using NarrowFn = void (*)(std::size_t, const float*, std::ptrdiff_t, const float*, float*, std::ptrdiff_t, std::size_t);
+constexpr std::size_t kNarrowGroups = 12;  // accumulators per narrow tile: enough to cover the FMA latency
+
+// kNarrow[r][g - 1]: R = 2 << r rows per vector, g groups.
+template <std::size_t... I>
+constexpr std::array<std::array<NarrowFn, kNarrowGroups>, 4> make_narrow(std::index_sequence<I...>) {
+  std::array<std::array<NarrowFn, kNarrowGroups>, 4> t{};
+  ((t[0][I] = &narrow_tile<2, I + 1>, t[1][I] = &narrow_tile<4, I + 1>, t[2][I] = &narrow_tile<8, I + 1>,
+    t[3][I] = &narrow_tile<16, I + 1>),
+   ...);
+  return t;
+}
+constexpr auto kNarrow = make_narrow(std::make_index_sequence<kNarrowGroups>{});
+
+// Rows per vector for a narrow panel of nr float columns: 16 / nr rounded down to a power of 2.
+std::size_t narrow_rows(std::size_t nr) { return nr == 1 ? 16 : nr == 2 ? 8 : nr <= 4 ? 4 : 2; }
+
 template <class T>
 void scale_c(const GemmArgs<T>& g) {  // k == 0: the product is empty
   for (std::size_t i = 0; i < g.m; ++i)
@@ -258,7 +345,7 @@ void scale_c(const GemmArgs<T>& g) {  // k == 0: the product is empty
 
 template <class T>
 std::size_t gemm_pack_elements() {
-  return kMC * kKC + kKC * kNC<T>;
+  return kMC * kKC + kKC * kNC<T> + kKC * kNR<T>;  // A block, B block, a narrow panel
 }
 
 template <class T>
@@ -271,9 +358,10 @@ void gemm(const GemmArgs<T>& g) {
   T* packed_b = g.pack + kMC * kKC;
   const bool chain = g.alpha == T(1);
   // A in place when one of its strides is 1 (else packed); a row-major B in place when no two
-  // tiles share it (else packed).
+  // tiles share it, or when its rows are near each other (a few KB apart: a panel's rows then
+  // stream from cache as well as a packed copy would, without the copy).
   const bool a_rows = g.a_col == 1, a_in_place = a_rows || g.a_row == 1;
-  const bool b_in_place = g.b_col == 1 && g.m <= kMR;
+  const bool b_in_place = g.b_col == 1 && (g.m <= kMR || g.b_row <= kNearRows<T>);
   for (std::size_t jc = 0; jc < g.n; jc += NC) {
     const std::size_t nc = min_size(NC, g.n - jc);
     for (std::size_t pc = 0; pc < g.k; pc += kKC) {
@@ -282,6 +370,27 @@ void gemm(const GemmArgs<T>& g) {
       const T beta = pc == 0 ? g.beta : T(1);
       const T* b_block = g.b + std::ptrdiff_t(pc) * g.b_row + std::ptrdiff_t(jc) * g.b_col;
       if (!b_in_place) pack_b(kc, nc, b_block, g.b_row, g.b_col, packed_b);
+      // A partial panel is read in place only when it ends on a whole vector: else packed, once.
+      const std::size_t last_panel = (nc - 1) / NR * NR;
+      const bool last_masked = (nc - last_panel) % L != 0;
+      if (b_in_place && last_masked)
+        pack_b(kc, nc - last_panel, b_block + std::ptrdiff_t(last_panel), g.b_row, 1, packed_b + last_panel * kc);
+      // A narrow last panel with A's rows side by side (in place or copied by columns) and C
+      // started from zero: several rows per vector (narrow_tile).
+      std::size_t narrow = 0;  // rows per vector, or 0
+      if constexpr (std::is_same_v<T, float>) {
+        if (nc - last_panel <= 8 && !a_rows && a_in_place && chain && beta == T(0)) {
+          narrow = narrow_rows(nc - last_panel);
+          const T* from = b_block + std::ptrdiff_t(last_panel) * g.b_col;
+          T* to = packed_b + kKC * NC;
+          switch (narrow) {
+            case 2: pack_b_rows<2>(kc, nc - last_panel, from, g.b_row, g.b_col, to); break;
+            case 4: pack_b_rows<4>(kc, nc - last_panel, from, g.b_row, g.b_col, to); break;
+            case 8: pack_b_rows<8>(kc, nc - last_panel, from, g.b_row, g.b_col, to); break;
+            default: pack_b_rows<16>(kc, nc - last_panel, from, g.b_row, g.b_col, to); break;
+          }
+        }
+      }
       for (std::size_t ic = 0; ic < g.m; ic += kMC) {
         const std::size_t mc = min_size(kMC, g.m - ic);
         const T* a_block = g.a + std::ptrdiff_t(ic) * g.a_row + std::ptrdiff_t(pc) * g.a_col;
@@ -309,12 +418,25 @@ void gemm(const GemmArgs<T>& g) {
           const std::size_t nv = (nr + L - 1) / L;
           const bool masked = nr % L != 0;
           const auto last = V::tail_mask(nr - (nv - 1) * L);
-          // A partial panel is read in place only when it ends on a whole vector.
           const bool b_here = b_in_place && !masked;
-          if (b_in_place && masked) pack_b(kc, nr, b_block + std::ptrdiff_t(jr), g.b_row, 1, packed_b + jr * kc);
           const T* b = b_here ? b_block + std::ptrdiff_t(jr) : packed_b + jr * kc;
           const std::ptrdiff_t sb = b_here ? g.b_row : std::ptrdiff_t(NR);
-          for (std::size_t ir = 0; ir < mc; ir += kMR) {
+          std::size_t ir = 0;
+          if constexpr (std::is_same_v<T, float>) {
+            if (narrow != 0 && jr == last_panel) {  // whole groups of rows here, the rest below
+              const std::size_t per_tile = narrow * kNarrowGroups, level = narrow == 2 ? 0 : narrow == 4 ? 1 : narrow == 8 ? 2 : 3;
+              for (; ir + narrow <= mc; ir += per_tile) {
+                const std::size_t groups = min_size(kNarrowGroups, (mc - ir) / narrow);
+                kNarrow[level][groups - 1](kc, a + std::ptrdiff_t(ir), sa, packed_b + kKC * NC,
+                                           g.c + std::ptrdiff_t(ic + ir) * g.ldc + std::ptrdiff_t(jc + jr), g.ldc, nr);
+                if (groups < kNarrowGroups) {
+                  ir += groups * narrow;
+                  break;
+                }
+              }
+            }
+          }
+          for (; ir < mc; ir += kMR) {
             const std::size_t mr = min_size(kMR, mc - ir);
             T* c = g.c + std::ptrdiff_t(ic + ir) * g.ldc + std::ptrdiff_t(jc + jr);
             kTiles<T>.fn[layout][mr - 1][nv - 1][masked](kc, a + std::ptrdiff_t(ir) * step, sa, b, sb, c, g.ldc, last,

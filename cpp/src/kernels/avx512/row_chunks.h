@@ -1,4 +1,4 @@
-// AVX-512's own copy of ../simd/row_chunks.inc (see there). Internal linkage, AVX-512
+// AVX-512's own copies of ../simd/row_chunks.inc and row_groups.inc (see there). Internal linkage, AVX-512
 // translation units only (see vec.h).
 #pragma once
 
@@ -7,5 +7,6 @@
 namespace fastmlp::avx512 {
 namespace {
 #include "../simd/row_chunks.inc"
+#include "../simd/row_groups.inc"
 }  // namespace
 }  // namespace fastmlp::avx512

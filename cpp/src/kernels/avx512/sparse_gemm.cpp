@@ -154,6 +154,15 @@ std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx, T* va
   constexpr std::size_t L = V::lanes;
   std::size_t count = 0, j = 0;
   unsigned bad = 0;
+  if (idx == nullptr) {  // count only
+    for (; j < n; j += L) {
+      const Lanes lanes = classify(x + j, V::tail_mask(n - j));
+      bad |= lanes.non_finite;
+      count += unsigned(__builtin_popcount(lanes.nonzero));
+    }
+    if (bad != 0 && non_finite != nullptr) *non_finite = true;
+    return count;
+  }
   // count <= j: a whole vector stored at idx + count ends by j + L <= n, inside the arrays.
   for (; j + L <= n; j += L) {
     const Lanes lanes = classify(x + j, V::tail_mask(L));

@@ -14,7 +14,8 @@ std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx, T* va
   for (std::size_t j = 0; j < n; ++j) {
     if (x[j] == T(0)) continue;
     if (vals != nullptr) vals[count] = x[j];
-    idx[count++] = std::uint32_t(j);
+    if (idx != nullptr) idx[count] = std::uint32_t(j);
+    ++count;
     finite = finite && std::isfinite(x[j]);
   }
   if (!finite && non_finite != nullptr) *non_finite = true;
