@@ -165,9 +165,11 @@ def _read_arrays(
     return [reader.array(header, dtype) for header in headers]
 
 
-def _build(
+def build_model(
     reader: ModelFileReader, config: dict[str, Any], weights: list[np.ndarray[Any, Any]], from_config: FromConfig[Model]
 ) -> Model:
+    """The model of a checked ``config`` (``_saved_config.check_config``) with ``weights`` of
+    the checked shapes, compiled when the config says so; a refusal names the reader's file."""
     try:
         model = from_config(config["model"])
     except _CONSTRUCTION_ERRORS as error:
@@ -220,7 +222,7 @@ def _restore(reader: ModelFileReader, from_config: FromConfig[Model]) -> Model:
     config = _saved_config.check_config(reader.json(CONFIG), reader.label, CONFIG)
     shapes = _saved_config.weight_shapes(config["model"])
     weights = _read_arrays(reader, WEIGHTS, shapes, config["model"]["dtype"], "weights", "the architecture in config.json")
-    model = _build(reader, config, weights, from_config)
+    model = build_model(reader, config, weights, from_config)
     if model.loss is not None:
         _restore_training_state(reader, model)
     return model

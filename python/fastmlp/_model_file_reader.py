@@ -120,14 +120,16 @@ class ArrayHeader:
 class ModelFileReader:
     """A zip archive whose directory and manifest were checked; reads members within bounds."""
 
-    def __init__(self, handle: IO[bytes], label: str) -> None:
-        """Takes ``handle`` over: closes it on failure here, else in ``close()``."""
+    def __init__(self, handle: IO[bytes], label: str, format_name: str = FORMAT) -> None:
+        """Takes ``handle`` over: closes it on failure here, else in ``close()``. An archive of
+        another ``format_name`` (``"Keras"``) has no fastmlp manifest: its ``kind`` is None."""
         self.label = label
         self._handle = handle
+        self._what = f"a {format_name} file"
         try:
             size = self._open_archive()
             self.members = self._check_members(size)
-            self.kind = self._check_manifest()
+            self.kind = self._check_manifest() if format_name == FORMAT else None
         except BaseException:
             self.close()
             raise
@@ -149,16 +151,16 @@ class ModelFileReader:
             size = self._handle.seek(0, io.SEEK_END)
             extent = _directory_extent(self._handle, size)
             if extent is None:
-                self.fail("not a fastmlp file (not a zip archive)")
+                self.fail(f"not {self._what} (not a zip archive)")
             entries, directory = extent
             if directory > MAX_DIRECTORY_BYTES:
-                self.fail(f"not a fastmlp file (a zip directory of {directory} bytes; the limit is {MAX_DIRECTORY_BYTES})")
+                self.fail(f"not {self._what} (a zip directory of {directory} bytes; the limit is {MAX_DIRECTORY_BYTES})")
             self._handle.seek(0)
             self._archive = zipfile.ZipFile(self._handle)
         except _ZIP_ERRORS as error:
             if isinstance(error, FileFormatError):
                 raise
-            self.fail(f"not a fastmlp file (not a readable zip archive: {error})", error)
+            self.fail(f"not {self._what} (not a readable zip archive: {error})", error)
         listed = len(self._archive.infolist())
         if listed != entries:  # zipfile reads entries by the directory's size, not its count
             self.fail(f"corrupted (its zip directory lists {listed} members, its end record {entries})")
@@ -173,7 +175,7 @@ class ModelFileReader:
                 self.fail(f"corrupted (member {name!r} appears twice)")
             members[name] = info
             if info.flag_bits & _UNREADABLE_FLAGS:
-                self.fail(f"member {name!r} is encrypted or patched; fastmlp files are neither")
+                self.fail(f"member {name!r} is encrypted or patched; fastmlp reads neither")
             if info.compress_type not in _METHODS:
                 self.fail(f"member {name!r} uses zip compression method {info.compress_type}; only stored and deflated members are read")
             if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from . import (
     _core,
+    _file_dispatch,
     _functional,
     _model_file,
     _validation,
@@ -1341,9 +1342,10 @@ class Model:
     @_serialized
     def save(self, filepath: Any) -> None:
         """Save architecture, weights, compile settings and optimizer state to one file (a zip of
-        JSON and .npy arrays; no pickle). Written atomically: an existing file is replaced only
-        by a complete new one."""
-        _model_file.save_model(self, filepath)
+        JSON and .npy arrays; no pickle), or, for a path ending in ``.keras``, a Keras 3 archive
+        that Keras loads (see ``fastmlp.saving``). Written atomically: an existing file is
+        replaced only by a complete new one."""
+        _file_dispatch.save_model(self, filepath)
 
     @_serialized
     def save_weights(self, filepath: Any) -> None:
@@ -1543,6 +1545,10 @@ def model_from_json(json_string: str, custom_objects: Optional[dict[str, Any]] =
     return model
 
 
-def load_model(filepath: Any) -> Model:
-    """Load a model saved with ``model.save`` (see ``fastmlp.saving`` for the format)."""
-    return _model_file.load_model(filepath, Model.from_config)
+def load_model(filepath: Any, safe_mode: bool = True) -> Model:
+    """Load a model saved with ``model.save``, or a Keras 3 ``.keras`` file (see
+    ``fastmlp.saving`` for the formats). ``safe_mode`` is Keras's; fastmlp never runs code from
+    a file, whatever its value (a lambda layer is refused either way)."""
+    if not isinstance(safe_mode, bool):
+        raise TypeError(f"`safe_mode` must be True or False. Received: safe_mode={safe_mode!r}")
+    return _file_dispatch.load_model(filepath, Model.from_config)

@@ -67,14 +67,16 @@ def model_to_bytes(model: models.Model) -> bytes:
     return _model_file.model_to_bytes(model)
 
 
-def load_model(filepath: PathLike) -> models.Model:
+def load_model(filepath: PathLike, safe_mode: bool = True) -> models.Model:
     """Load a model saved with ``model.save``: architecture, weights, compile settings and
-    optimizer state (training continues exactly where it stopped).
+    optimizer state (training continues exactly where it stopped); or a Keras 3 ``.keras``
+    file (see the module's docstring). ``safe_mode`` is accepted as Keras's: fastmlp never runs
+    code from a file, whatever its value.
 
     Raises ``FileFormatError`` for a file that is not a readable fastmlp model file (see its
     docstring), ``FileNotFoundError``, ``IsADirectoryError`` or ``PermissionError`` as ``open()``.
     """
-    return _model_file.load_model(filepath, models.Model.from_config)
+    return models.load_model(filepath, safe_mode=safe_mode)
 
 
 def load_weights(model: models.Model, filepath: PathLike) -> None:

@@ -1,0 +1,24 @@
+"""Which format a model file is in: the one place that decides (internal).
+
+A path ending in ``.keras`` is a Keras 3 archive (``fastmlp._keras_file``), as Keras decides by
+the suffix; every other path is fastmlp's own format (``fastmlp._model_file``), the default.
+``Model.save``, ``fastmlp.models.load_model`` and ``fastmlp.saving.load_model`` go through here.
+"""
+
+from __future__ import annotations
+
+from . import _keras_file, _model_file
+from ._model_file import FromConfig, Model, PathLike, SavedModel
+
+
+def save_model(model: SavedModel, filepath: PathLike) -> None:
+    if _keras_file.is_keras_path(filepath):
+        _keras_file.save_model(model, filepath)
+    else:
+        _model_file.save_model(model, filepath)
+
+
+def load_model(filepath: PathLike, from_config: FromConfig[Model]) -> Model:
+    if _keras_file.is_keras_path(filepath):
+        return _keras_file.load_model(filepath, from_config)
+    return _model_file.load_model(filepath, from_config)

@@ -1,0 +1,197 @@
+"""Keras 3's ``.keras`` archive, read and written (internal; ``fastmlp.saving`` documents it and
+``fastmlp._file_dispatch`` sends ``.keras`` paths here).
+
+A ``.keras`` file is a zip archive of ``metadata.json``, ``config.json`` (the serialized model,
+translated by ``fastmlp._keras_config``) and ``model.weights.h5`` (the variables, an HDF5 file:
+``layers/dense/vars/0`` is the first Dense layer's kernel), as ``keras/src/saving/saving_lib.py``
+writes it. h5py, an optional dependency (``pip install fastmlp[keras]``), is imported only here,
+when such a file is read or written.
+
+Reading holds a ``.keras`` file to the rules of a fastmlp file: the zip archive is opened and
+bounded by ``ModelFileReader`` (a regular file only; directory, members, JSON and inflation
+bounded), the config becomes fastmlp's config by an allow-list and is checked by
+``_saved_config`` exactly as a fastmlp file's, and each weight is read only after its HDF5
+dataset is found through hard links (an external or soft link would open another file), is
+checked to be a plain float dataset with its data in the file (no external storage, virtual
+mapping or filter, so its size is bounded by the file's) and of the shape the config needs.
+NaN or infinity is refused. Keras's optimizer variables are not read: a compiled model's
+optimizer starts again, with an ``OptimizerStateResetWarning``; fastmlp writes none either, and
+Keras then says it skips them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import os
+import warnings
+import zipfile
+from typing import IO, Any, Optional, Union
+
+import numpy as np
+
+from . import _keras_config, _saved_config
+from ._atomic_write import atomic_write, remove_orphans
+from ._model_file import FromConfig, Model, SavedModel, build_model
+from ._model_file_format import OptimizerStateResetWarning
+from ._model_file_reader import ModelFileReader, open_regular_file
+from ._version import __version__
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+SUFFIX = ".keras"
+METADATA = "metadata.json"
+CONFIG = "config.json"
+WEIGHTS = "model.weights.h5"
+# The version of Keras's archive layout written in metadata.json (Keras 3's saving_lib).
+KERAS_VERSION = "3.0.0"
+
+# What h5py raises on a damaged or hostile HDF5 file.
+_H5_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError)
+
+
+def h5py_module() -> Any:
+    """h5py, imported on first use: fastmlp itself needs only NumPy."""
+    try:
+        import h5py  # type: ignore[import-untyped,unused-ignore]
+    except ImportError as error:
+        raise ImportError(
+            "Reading or writing a .keras file needs h5py: pip install 'fastmlp[keras]' (or h5py)."
+        ) from error
+    return h5py
+
+
+def is_keras_path(filepath: PathLike) -> bool:
+    """Whether ``filepath`` names a Keras archive (by its suffix, as Keras decides)."""
+    return os.fsdecode(filepath).endswith(SUFFIX)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _dataset(reader: ModelFileReader, h5py: Any, root: Any, path: str) -> Any:
+    """The dataset at ``path``, reached through hard links only."""
+    group = root
+    parts = path.split("/")
+    for depth, part in enumerate(parts):
+        link = group.get(part, getlink=True)
+        if link is None:
+            reader.fail(f"{WEIGHTS!r} lacks {path!r}, which the config's layers need")
+        if not isinstance(link, h5py.HardLink):
+            reader.fail(f"{WEIGHTS!r}: {'/'.join(parts[: depth + 1])!r} is a {type(link).__name__}; only hard links are read")
+        group = group[part]
+    if not isinstance(group, h5py.Dataset):
+        reader.fail(f"{WEIGHTS!r}: {path!r} is not a dataset")
+    return group
+
+
+def _read_weight(reader: ModelFileReader, h5py: Any, root: Any, path: str, shape: tuple[int, ...], dtype: str, limit: int) -> Any:
+    dataset = _dataset(reader, h5py, root, path)
+    if tuple(dataset.shape) != shape:
+        reader.fail(f"its weights do not fit the architecture in config.json: {path!r} has shape {tuple(dataset.shape)}, the model needs {shape}")
+    if dataset.dtype.kind != "f" or dataset.dtype.itemsize not in (2, 4, 8):
+        reader.fail(f"{WEIGHTS!r}: {path!r} holds {dataset.dtype}, not floating-point numbers")
+    plist = dataset.id.get_create_plist()
+    if plist.get_nfilters() or plist.get_external_count() or dataset.is_virtual:
+        reader.fail(f"{WEIGHTS!r}: {path!r} is compressed, filtered, virtual or stored outside the file; Keras writes plain datasets")
+    if dataset.dtype.itemsize * int(np.prod(shape, dtype=np.int64)) > limit:
+        reader.fail(f"{WEIGHTS!r}: {path!r} declares more data than the file holds")
+    values = np.empty(shape, dtype=dataset.dtype.newbyteorder("="))
+    if values.size:
+        dataset.read_direct(values)
+    with np.errstate(over="ignore"):
+        array = np.ascontiguousarray(values, dtype=dtype)
+    if not np.isfinite(array).all():
+        reader.fail(f"{WEIGHTS!r}: {path!r} holds NaN or infinity (or values beyond the range of {dtype})")
+    return array
+
+
+def _read_weights(reader: ModelFileReader, paths: list[str], shapes: list[tuple[int, ...]], dtype: str) -> list[Any]:
+    if len(paths) != len(shapes):  # both follow the Dense layers of the same checked config
+        raise RuntimeError("the weights' layout does not follow the config")
+    h5py = h5py_module()
+    data = reader.read(WEIGHTS, reader.members[WEIGHTS].file_size)
+    try:
+        with h5py.File(io.BytesIO(data), "r") as root:
+            return [_read_weight(reader, h5py, root, path, shape, dtype, len(data)) for path, shape in zip(paths, shapes)]
+    except _H5_ERRORS as error:
+        reader.fail(f"{WEIGHTS!r} is not a readable HDF5 file of weights ({error})", error)
+
+
+def load_model(filepath: PathLike, from_config: FromConfig[Model]) -> Model:
+    """The model of a Keras 3 ``.keras`` file (see the module's docstring)."""
+    path = os.fsdecode(filepath)
+    remove_orphans(os.path.dirname(os.path.abspath(path)))
+    reader = ModelFileReader(open_regular_file(path), repr(path), format_name="Keras")
+    try:
+        for member in (METADATA, CONFIG, WEIGHTS):
+            if member not in reader.members:
+                reader.fail(f"not a Keras file (no {member!r})")
+        if not isinstance(reader.json(METADATA), dict):
+            reader.fail(f"not a Keras file ({METADATA!r} is not a JSON object)")
+        translated, layout = _keras_config.from_keras(reader.json(CONFIG), reader.fail)
+        config = _saved_config.check_config(translated, reader.label, CONFIG)
+        shapes = _saved_config.weight_shapes(config["model"])
+        weights = _read_weights(reader, layout.weights, shapes, config["model"]["dtype"])
+        model = build_model(reader, config, weights, from_config)
+        if model.loss is not None:
+            warnings.warn(
+                f"{reader.label} is a Keras file: fastmlp does not read Keras's optimizer variables, so "
+                f"the optimizer of model {model.name!r} starts again from step 0 with zeroed slots.",
+                OptimizerStateResetWarning,
+                stacklevel=4,
+            )
+        return model
+    finally:
+        reader.close()
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _weights_file(model: SavedModel, layout: _keras_config.WeightLayout, weights: list[Any]) -> bytes:
+    h5py = h5py_module()
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as root:
+        root.create_group("layers")
+        for group, name in layout.groups:
+            root.create_group(f"{group}/vars").attrs["name"] = name
+        for path, weight in zip(layout.weights, weights):
+            root.create_dataset(path, data=np.ascontiguousarray(weight))
+        root.create_group("vars").attrs["name"] = model.name
+    return buffer.getvalue()
+
+
+def save_model(model: SavedModel, filepath: PathLike) -> None:
+    """Write ``model`` as a Keras 3 ``.keras`` file, atomically. ValueError for a layer or
+    activation Keras cannot name; a compile config whose optimizer Keras lacks (the full-batch
+    optimizers) is left out with a warning."""
+    if not model.built:
+        raise ValueError(f"Model {model.name!r} is not built yet: there is nothing to save.")
+    compile_config: Optional[dict[str, Any]] = model.get_compile_config()
+    config, layout, kept = _keras_config.to_keras(model.get_config(), compile_config)
+    if not kept:
+        warnings.warn(
+            f"Model {model.name!r} is compiled with an optimizer Keras does not have; the .keras file "
+            "holds the model and its weights without its compile settings.",
+            UserWarning,
+            stacklevel=4,
+        )
+    weights = model.get_weights()
+    if len(weights) != len(layout.weights):  # both follow the model's Dense layers
+        raise RuntimeError("the weights' layout does not follow the model's config")
+    members = {
+        METADATA: json.dumps({"keras_version": KERAS_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
+                              "saved_by": f"fastmlp {__version__}"}),
+        CONFIG: json.dumps(config),
+    }
+    h5 = _weights_file(model, layout, weights)
+
+    def write(handle: IO[bytes]) -> None:
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
+            for name, text in members.items():
+                archive.writestr(name, text)
+            archive.writestr(WEIGHTS, h5)
+
+    atomic_write(os.fsdecode(filepath), write)
