@@ -281,7 +281,9 @@ class _Reader:
             self.fail(where, "a layer called more than once (or never) is not a chain; fastmlp runs a chain")
         node = self.object(where, nodes[0])
         args, kwargs = node.get("args"), node.get("kwargs", {})
-        if not isinstance(args, list) or len(args) != 1 or kwargs not in ({}, None):
+        # Keras records the call's `training` (and `mask`) flag; the model's own call sets them.
+        extra = {key: value for key, value in (kwargs or {}).items() if not (key in ("training", "mask") and value in (None, True, False))} if isinstance(kwargs, dict) else kwargs
+        if not isinstance(args, list) or len(args) != 1 or extra not in ({}, None):
             self.fail(where, f"a layer takes one tensor and no keyword arguments here. Received: {_short(node)}")
         tensor = self.object(where, args[0])
         history = self.object(where, tensor.get("config")).get("keras_history")

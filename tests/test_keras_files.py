@@ -1,0 +1,418 @@
+"""Keras 3 ``.keras`` files, read and written (issue #18, item 12).
+
+The expected values come from outside fastmlp's writer: files built here by hand in the layout
+Keras 3 documents (``keras/src/saving/saving_lib.py``: a zip of metadata.json, config.json and
+model.weights.h5 with ``layers/<snake_case class>[_n]/vars/<i>`` datasets) with NumPy's forward
+pass as the prediction, a fixture written by real Keras (tests/data/make_keras_fixture.py) with
+Keras's predictions, and, when Keras is installed, Keras itself in both directions.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fastmlp as fm
+from fastmlp.saving import FileFormatError, OptimizerStateResetWarning
+
+h5py = pytest.importorskip("h5py")
+
+DATA = Path(__file__).parent / "data"
+RNG = np.random.default_rng(18)
+
+
+# ---------------------------------------------------------------- a .keras file built by hand
+
+
+def policy(dtype: str = "float32") -> dict[str, Any]:
+    return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
+
+
+def layer(class_name: str, **config: Any) -> dict[str, Any]:
+    return {"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": None}
+
+
+def dense(name: str, units: int, activation: str = "linear", use_bias: bool = True) -> dict[str, Any]:
+    return layer(
+        "Dense",
+        name=name,
+        trainable=True,
+        dtype=policy(),
+        units=units,
+        activation=activation,
+        use_bias=use_bias,
+        kernel_initializer={"module": "keras.initializers", "class_name": "GlorotUniform", "config": {"seed": None}, "registered_name": None},
+        bias_initializer={"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None},
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+    )
+
+
+def sequential_config(layers: list[dict[str, Any]], compile_config: Any = None) -> dict[str, Any]:
+    config = {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {"name": "sequential", "trainable": True, "dtype": policy(), "layers": layers},
+        "registered_name": None,
+    }
+    if compile_config is not None:
+        config["compile_config"] = compile_config
+    return config
+
+
+def write_keras(path: Path, config: Any, weights: dict[str, np.ndarray], *, h5_bytes: bytes | None = None) -> Path:
+    """A .keras archive in Keras 3's layout, written without fastmlp."""
+    if h5_bytes is None:
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as root:
+            root.create_group("layers")
+            for name, value in weights.items():
+                root.create_dataset(name, data=value)
+            root.create_group("vars")
+        h5_bytes = buffer.getvalue()
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.5.0", "date_saved": "2024-01-01@00:00:00"}))
+        archive.writestr("config.json", config if isinstance(config, str) else json.dumps(config))
+        archive.writestr("model.weights.h5", h5_bytes)
+    return path
+
+
+def mlp_by_hand(tmp_path: Path, compile_config: Any = None) -> tuple[Path, dict[str, np.ndarray]]:
+    """Input (3,) -> Dense(4, relu) -> Dropout -> Dense(2) -> Activation(sigmoid)."""
+    weights = {
+        "layers/dense/vars/0": RNG.normal(size=(3, 4)).astype("float32"),
+        "layers/dense/vars/1": RNG.normal(size=(4,)).astype("float32"),
+        "layers/dense_1/vars/0": RNG.normal(size=(4, 2)).astype("float32"),
+        "layers/dense_1/vars/1": RNG.normal(size=(2,)).astype("float32"),
+    }
+    layers = [
+        layer("InputLayer", batch_shape=[None, 3], dtype="float32", sparse=False, name="input_layer"),
+        dense("dense", 4, "relu"),
+        layer("Dropout", name="dropout", trainable=True, dtype=policy(), rate=0.5, seed=None, noise_shape=None),
+        dense("dense_1", 2),
+        layer("Activation", name="activation", trainable=True, dtype=policy(), activation="sigmoid"),
+    ]
+    return write_keras(tmp_path / "by_hand.keras", sequential_config(layers, compile_config), weights), weights
+
+
+def numpy_mlp(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    hidden = np.maximum(x @ weights["layers/dense/vars/0"] + weights["layers/dense/vars/1"], 0)
+    return 1 / (1 + np.exp(-(hidden @ weights["layers/dense_1/vars/0"] + weights["layers/dense_1/vars/1"])))
+
+
+ADAM = {
+    "optimizer": {
+        "module": "keras.optimizers",
+        "class_name": "Adam",
+        "config": {"name": "adam", "learning_rate": 0.005, "weight_decay": None, "clipnorm": None, "global_clipnorm": None,
+                   "clipvalue": None, "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
+                   "loss_scale_factor": None, "gradient_accumulation_steps": None,
+                   "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-07, "amsgrad": False},
+        "registered_name": None,
+    },
+    "loss": "binary_crossentropy",
+    "loss_weights": None,
+    "metrics": ["accuracy"],
+    "weighted_metrics": None,
+    "run_eagerly": False,
+    "steps_per_execution": 1,
+    "jit_compile": True,
+}
+
+
+# ---------------------------------------------------------------- reading
+
+
+def test_a_hand_built_keras_file_loads_with_numpys_predictions(tmp_path: Path) -> None:
+    path, weights = mlp_by_hand(tmp_path)
+    model = fm.models.load_model(path)
+    x = RNG.normal(size=(10, 3)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), numpy_mlp(weights, x), rtol=1e-5, atol=1e-6)
+    assert isinstance(model, fm.Sequential)
+    assert [layer.name for layer in model.layers] == ["dense", "dropout", "dense_1", "activation"]
+    assert model.loss is None  # no compile_config: not compiled, no warning
+
+
+def test_the_compile_config_is_read_and_the_optimizer_reset_is_announced(tmp_path: Path) -> None:
+    path, _ = mlp_by_hand(tmp_path, ADAM)
+    with pytest.warns(OptimizerStateResetWarning, match="Keras's optimizer variables"):
+        model = fm.saving.load_model(path, safe_mode=False)
+    assert isinstance(model.optimizer, fm.optimizers.Adam)
+    assert (model.optimizer.beta_1, model.optimizer.beta_2) == (0.8, 0.99)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.005)
+    assert isinstance(model.loss, fm.losses.BinaryCrossentropy)
+    x, y = RNG.normal(size=(16, 3)), RNG.integers(0, 2, (16, 2)).astype("float64")
+    assert "accuracy" in model.evaluate(x, y, verbose=0, return_dict=True)
+
+
+def test_a_fixture_written_by_keras_loads_with_keras_predictions() -> None:
+    with pytest.warns(OptimizerStateResetWarning):
+        model = fm.models.load_model(DATA / "keras_mlp.keras")
+    stored = np.load(DATA / "keras_mlp_predictions.npz", allow_pickle=False)
+    np.testing.assert_allclose(model.predict(stored["x"], verbose=0), stored["y"], rtol=1e-5, atol=1e-6)
+    assert isinstance(model, fm.Model) and not isinstance(model, fm.Sequential)
+    assert model.name == "keras_mlp"
+    assert model.get_layer("leaky_re_lu").alpha == pytest.approx(0.1)
+
+
+def test_safe_mode_must_be_a_bool(tmp_path: Path) -> None:
+    path, _ = mlp_by_hand(tmp_path)
+    with pytest.raises(TypeError, match="safe_mode"):
+        fm.models.load_model(path, safe_mode="no")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- round trip
+
+
+def trained(functional: bool) -> fm.Model:
+    fm.utils.set_random_seed(3)
+    if functional:
+        inputs = fm.Input((2, 2))
+        x = fm.layers.Flatten()(inputs)
+        x = fm.layers.Dense(6, activation="tanh", kernel_regularizer=fm.regularizers.L2(0.01))(x)
+        x = fm.layers.Dropout(0.1)(x)
+        outputs = fm.layers.Dense(3, activation="softmax")(x)
+        model: fm.Model = fm.Model(inputs, outputs, name="round_trip")
+    else:
+        model = fm.Sequential([fm.Input((4,)), fm.layers.Dense(5, activation="relu"), fm.layers.Dense(3, use_bias=False),
+                               fm.layers.Activation("softmax")])
+    model.compile(optimizer=fm.optimizers.RMSprop(0.01, rho=0.8), loss="categorical_crossentropy", metrics=["accuracy"])
+    x = RNG.normal(size=(32, 2, 2) if functional else (32, 4))
+    model.fit(x, np.eye(3)[RNG.integers(0, 3, 32)], epochs=1, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_fastmlp_to_keras_file_to_fastmlp(tmp_path: Path, functional: bool) -> None:
+    model = trained(functional)
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        assert sorted(archive.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+    with pytest.warns(OptimizerStateResetWarning):
+        loaded = fm.models.load_model(tmp_path / "m.keras")
+    x = RNG.normal(size=(7, 2, 2) if functional else (7, 4))
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    assert loaded.name == model.name and type(loaded) is type(model)
+    assert loaded.get_compile_config()["optimizer"] == pytest.approx(model.get_compile_config()["optimizer"])
+    assert loaded.get_config()["layers"] == model.get_config()["layers"]
+
+
+def test_other_file_names_keep_fastmlps_format(tmp_path: Path) -> None:
+    model = trained(False)
+    model.save(tmp_path / "m.zip")
+    with zipfile.ZipFile(tmp_path / "m.zip") as archive:
+        assert "fastmlp.json" in archive.namelist()
+
+
+def test_a_failed_keras_save_leaves_the_existing_file(tmp_path: Path) -> None:
+    model = trained(False)
+    target = tmp_path / "m.keras"
+    model.save(target)
+    before = target.read_bytes()
+    odd = fm.Sequential([fm.Input((2,)), fm.layers.Dense(2), fm.layers.GELU(approximate=True)])
+    with pytest.raises(ValueError, match="GELU"):
+        odd.save(target)
+    assert target.read_bytes() == before
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_without_h5py_a_keras_file_asks_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, _ = mlp_by_hand(tmp_path)
+    monkeypatch.setitem(__import__("sys").modules, "h5py", None)
+    with pytest.raises(ImportError, match=r"fastmlp\[keras\]"):
+        fm.models.load_model(path)
+
+
+# ---------------------------------------------------------------- hostile files
+
+
+def refused(path: Path, match: str) -> None:
+    with pytest.raises(FileFormatError, match=match) as info:
+        fm.models.load_model(path)
+    assert repr(str(path)) in str(info.value)  # every failure names the file
+
+
+def hand_config(tmp_path: Path) -> dict[str, Any]:
+    path, _ = mlp_by_hand(tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("config.json"))
+
+
+def rewritten(tmp_path: Path, edit: Any) -> Path:
+    """The hand-built file with its config changed by ``edit``."""
+    _, weights = mlp_by_hand(tmp_path)
+    config = hand_config(tmp_path)
+    edit(config)
+    return write_keras(tmp_path / "edited.keras", config, weights)
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    path, _ = mlp_by_hand(tmp_path)
+    data = path.read_bytes()
+    (tmp_path / "cut.keras").write_bytes(data[: len(data) // 2])
+    refused(tmp_path / "cut.keras", "not a Keras file")
+
+
+def test_a_fifo_is_refused_before_it_is_opened(tmp_path: Path) -> None:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(tmp_path / "fifo.keras")
+    refused(tmp_path / "fifo.keras", "FIFO")
+
+
+def test_wrong_weight_shapes(tmp_path: Path) -> None:
+    _, weights = mlp_by_hand(tmp_path)
+    weights["layers/dense_1/vars/0"] = np.zeros((4, 3), "float32")
+    refused(write_keras(tmp_path / "bad.keras", hand_config(tmp_path), weights), r"has shape \(4, 3\), the model needs \(4, 2\)")
+
+
+def test_huge_declared_shapes_are_refused_before_allocation(tmp_path: Path) -> None:
+    def huge(config: dict[str, Any]) -> None:
+        config["config"]["layers"][1]["config"]["units"] = 10**9
+    _, weights = mlp_by_hand(tmp_path)
+    config = hand_config(tmp_path)
+    huge(config)
+    refused(write_keras(tmp_path / "huge.keras", config, weights), r"has shape \(3, 4\), the model needs \(3, 1000000000\)")
+    # a dataset that declares a huge shape, stored as a tiny chunked (sparse) dataset
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as root:
+        root.create_dataset("layers/dense/vars/0", shape=(3, 10**9), dtype="float32", chunks=(1, 1024))
+    refused(write_keras(tmp_path / "sparse.keras", config, {}, h5_bytes=buffer.getvalue()), "more data than the file holds|compressed")
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda c: c["config"]["layers"].insert(2, layer("Lambda", name="l", function="lambda x: x")), "unsupported layer class 'Lambda'"),
+        (lambda c: c["config"]["layers"].insert(2, layer("Conv2D", name="c")), "unsupported layer class 'Conv2D'"),
+        (lambda c: c["config"]["layers"][1].update(module="os"), "from module 'os'"),
+        (lambda c: c["config"]["layers"][1].update(registered_name="my_package>MyDense"), "custom object"),
+        (lambda c: c["config"]["layers"][1]["config"].update(activation="hard_sigmoid"), "unsupported activation"),
+        (lambda c: c["config"]["layers"][1]["config"].update(kernel_constraint={"class_name": "NonNeg"}), "kernel_constraint"),
+        (lambda c: c.update(class_name="MyModel", registered_name="MyModel"), "unsupported model class 'MyModel'"),
+        (lambda c: c["config"]["layers"][1]["config"].update(units=-3), "units"),
+        (lambda c: c["config"]["layers"][0]["config"].update(batch_shape=[None, None]), "batch shape"),
+        (lambda c: c["config"]["layers"][0]["config"].update(dtype="float16"), "float16"),
+        (lambda c: c.update(compile_config={**ADAM, "loss": "kl_divergence"}), "unsupported loss 'kl_divergence'"),
+        (lambda c: c.update(compile_config={**ADAM, "metrics": [{"class_name": "AUC", "config": {}}]}), "unsupported metric 'AUC'"),
+        (lambda c: c.update(compile_config={**ADAM, "optimizer": {**ADAM["optimizer"], "class_name": "Lion"}}), "optimizer class 'Lion'"),
+    ],
+)
+def test_unsupported_or_foreign_configs(tmp_path: Path, edit: Any, match: str) -> None:
+    refused(rewritten(tmp_path, edit), match)
+
+
+def test_a_branching_functional_graph_is_refused(tmp_path: Path) -> None:
+    model = trained(True)
+    model.save(tmp_path / "chain.keras")
+    with zipfile.ZipFile(tmp_path / "chain.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+        h5 = archive.read("model.weights.h5")
+    branched = copy.deepcopy(config)
+    branched["config"]["layers"][3]["inbound_nodes"][0]["args"].append(branched["config"]["layers"][3]["inbound_nodes"][0]["args"][0])
+    refused(write_keras(tmp_path / "b.keras", branched, {}, h5_bytes=h5), "one tensor")
+    unused = copy.deepcopy(config)
+    unused["config"]["output_layers"] = [unused["config"]["layers"][2]["name"], 0, 0]
+    refused(write_keras(tmp_path / "u.keras", unused, {}, h5_bytes=h5), "not on the chain")
+
+
+def test_nan_weights(tmp_path: Path) -> None:
+    _, weights = mlp_by_hand(tmp_path)
+    weights["layers/dense/vars/1"][2] = np.nan
+    refused(write_keras(tmp_path / "nan.keras", hand_config(tmp_path), weights), "NaN or infinity")
+
+
+def test_links_to_other_files_and_filters_are_refused(tmp_path: Path) -> None:
+    _, weights = mlp_by_hand(tmp_path)
+    config = hand_config(tmp_path)
+    for kind in ("external", "soft", "gzip", "integer"):
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as root:
+            for name, value in weights.items():
+                if name != "layers/dense/vars/0":
+                    root.create_dataset(name, data=value)
+            if kind == "external":
+                root["layers/dense/vars"]["0"] = h5py.ExternalLink("/etc/passwd.h5", "/secret")
+            elif kind == "soft":
+                root["elsewhere"] = weights["layers/dense/vars/0"]
+                root["layers/dense/vars"]["0"] = h5py.SoftLink("/elsewhere")
+            elif kind == "gzip":
+                root.create_dataset("layers/dense/vars/0", data=weights["layers/dense/vars/0"], compression="gzip")
+            else:
+                root.create_dataset("layers/dense/vars/0", data=np.ones((3, 4), "int32"))
+        match = {"external": "ExternalLink", "soft": "SoftLink", "gzip": "compressed", "integer": "not floating-point"}[kind]
+        refused(write_keras(tmp_path / f"{kind}.keras", config, {}, h5_bytes=buffer.getvalue()), match)
+
+
+def test_a_zip_bomb_is_refused_before_inflating(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("metadata.json", "{}")
+        archive.writestr("config.json", "{}")
+        archive.writestr("model.weights.h5", b"\0" * (16 << 20))
+    refused(path, "decompression bomb")
+
+
+def test_missing_members_and_a_non_zip(tmp_path: Path) -> None:
+    path = tmp_path / "empty.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", "{}")
+    refused(path, "no 'config.json'")
+    (tmp_path / "text.keras").write_text("hello")
+    refused(tmp_path / "text.keras", "not a Keras file")
+    _, weights = mlp_by_hand(tmp_path)
+    del weights["layers/dense_1/vars/1"]
+    refused(write_keras(tmp_path / "partial.keras", hand_config(tmp_path), weights), "lacks 'layers/dense_1/vars/1'")
+    refused(write_keras(tmp_path / "junk.keras", hand_config(tmp_path), {}, h5_bytes=b"not hdf5"), "not a readable HDF5 file")
+    refused(write_keras(tmp_path / "json.keras", "{not json", weights), "corrupted member 'config.json'")
+
+
+# ---------------------------------------------------------------- real Keras 3
+
+
+@pytest.fixture()
+def keras() -> Any:
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    pytest.importorskip(os.environ["KERAS_BACKEND"])
+    return pytest.importorskip("keras")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras's own use of NumPy 2
+@pytest.mark.parametrize("functional", [False, True])
+def test_keras_loads_fastmlps_file_with_equal_predictions(tmp_path: Path, keras: Any, functional: bool) -> None:
+    model = trained(functional)
+    model.save(tmp_path / "ours.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras says it skips the optimizer variables fastmlp does not write
+        theirs = keras.models.load_model(tmp_path / "ours.keras")
+    x = RNG.normal(size=(9, 2, 2) if functional else (9, 4)).astype("float32")
+    np.testing.assert_allclose(np.asarray(theirs.predict(x, verbose=0)), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert [layer.name for layer in theirs.layers] == [layer.name for layer in model.layers if not isinstance(layer, fm.layers.InputLayer)] or functional
+    assert type(theirs.optimizer).__name__ == "RMSprop" and float(theirs.optimizer.rho) == pytest.approx(0.8)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_fastmlp_loads_keras_file_with_equal_predictions(tmp_path: Path, keras: Any) -> None:
+    keras.utils.set_random_seed(1)
+    theirs = keras.Sequential([keras.Input((5,)), keras.layers.Dense(7, activation="elu"), keras.layers.Dropout(0.2),
+                               keras.layers.Dense(4, activation="silu"), keras.layers.Dense(3), keras.layers.ELU(alpha=0.5),
+                               keras.layers.Dense(1)])
+    theirs.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.5, nesterov=True), loss="mse", metrics=["mae"])
+    theirs.save(tmp_path / "theirs.keras")
+    with pytest.warns(OptimizerStateResetWarning):
+        model = fm.models.load_model(tmp_path / "theirs.keras")
+    x = RNG.normal(size=(9, 5)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.asarray(theirs.predict(x, verbose=0)), rtol=1e-5, atol=1e-6)
+    assert isinstance(model.optimizer, fm.optimizers.SGD) and model.optimizer.nesterov
