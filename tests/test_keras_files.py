@@ -337,7 +337,8 @@ def test_nan_weights(tmp_path: Path) -> None:
 def test_links_to_other_files_and_filters_are_refused(tmp_path: Path) -> None:
     _, weights = mlp_by_hand(tmp_path)
     config = hand_config(tmp_path)
-    for kind in ("external", "soft", "gzip", "integer"):
+    raw = tmp_path / "raw.bin"
+    for kind in ("external", "soft", "gzip", "integer", "storage"):
         buffer = io.BytesIO()
         with h5py.File(buffer, "w") as root:
             for name, value in weights.items():
@@ -350,9 +351,12 @@ def test_links_to_other_files_and_filters_are_refused(tmp_path: Path) -> None:
                 root["layers/dense/vars"]["0"] = h5py.SoftLink("/elsewhere")
             elif kind == "gzip":
                 root.create_dataset("layers/dense/vars/0", data=weights["layers/dense/vars/0"], compression="gzip")
-            else:
+            elif kind == "integer":
                 root.create_dataset("layers/dense/vars/0", data=np.ones((3, 4), "int32"))
-        match = {"external": "ExternalLink", "soft": "SoftLink", "gzip": "compressed", "integer": "not floating-point"}[kind]
+            else:  # the data in another file of the reader's machine
+                root.create_dataset("layers/dense/vars/0", shape=(3, 4), dtype="float32", external=[(str(raw), 0, 48)])
+        match = {"external": "ExternalLink", "soft": "SoftLink", "gzip": "compressed", "integer": "not floating-point",
+                 "storage": "outside the file"}[kind]
         refused(write_keras(tmp_path / f"{kind}.keras", config, {}, h5_bytes=buffer.getvalue()), match)
 
 
