@@ -146,8 +146,12 @@ def test_a_hand_built_keras_file_loads_with_numpys_predictions(tmp_path: Path) -
 
 def test_the_compile_config_is_read_and_the_optimizer_reset_is_announced(tmp_path: Path) -> None:
     path, _ = mlp_by_hand(tmp_path, ADAM)
-    with pytest.warns(OptimizerStateResetWarning, match="Keras's optimizer variables"):
+    with pytest.warns(OptimizerStateResetWarning, match="Keras's optimizer variables") as warned:
         model = fm.saving.load_model(path, safe_mode=False)
+    assert warned[0].filename == __file__  # points at the caller
+    with pytest.warns(OptimizerStateResetWarning) as warned:
+        fm.models.load_model(path)
+    assert warned[0].filename == __file__
     assert isinstance(model.optimizer, fm.optimizers.Adam)
     assert (model.optimizer.beta_1, model.optimizer.beta_2) == (0.8, 0.99)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.005)
@@ -226,6 +230,18 @@ def test_a_failed_keras_save_leaves_the_existing_file(tmp_path: Path) -> None:
         odd.save(target)
     assert target.read_bytes() == before
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_an_optimizer_keras_lacks_leaves_the_compile_config_out(tmp_path: Path) -> None:
+    model = fm.Sequential([fm.Input((3,)), fm.layers.Dense(2)])
+    model.compile(optimizer=fm.optimizers.LBFGS(), loss="mse")
+    with pytest.warns(UserWarning, match="without its compile settings") as warned:
+        model.save(tmp_path / "lbfgs.keras")
+    assert warned[0].filename == __file__
+    loaded = fm.models.load_model(tmp_path / "lbfgs.keras")
+    assert loaded.loss is None
+    x = RNG.normal(size=(4, 3))
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_without_h5py_a_keras_file_asks_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,11 @@ def save_model(model: SavedModel, filepath: PathLike) -> None:
         _model_file.save_model(model, filepath)
 
 
-def load_model(filepath: PathLike, from_config: FromConfig[Model]) -> Model:
+def load_model(filepath: PathLike, from_config: FromConfig[Model], safe_mode: bool = True) -> Model:
+    """``safe_mode`` is Keras's argument, checked and accepted: neither format runs code from a
+    file, whatever its value."""
+    if not isinstance(safe_mode, bool):
+        raise TypeError(f"`safe_mode` must be True or False. Received: safe_mode={safe_mode!r}")
     if _keras_file.is_keras_path(filepath):
         return _keras_file.load_model(filepath, from_config)
     return _model_file.load_model(filepath, from_config)

@@ -140,7 +140,7 @@ def load_model(filepath: PathLike, from_config: FromConfig[Model]) -> Model:
                 f"{reader.label} is a Keras file: fastmlp does not read Keras's optimizer variables, so "
                 f"the optimizer of model {model.name!r} starts again from step 0 with zeroed slots.",
                 OptimizerStateResetWarning,
-                stacklevel=4,
+                stacklevel=4,  # the caller of load_model in fastmlp.models or fastmlp.saving (via _file_dispatch)
             )
         return model
     finally:
@@ -176,7 +176,7 @@ def save_model(model: SavedModel, filepath: PathLike) -> None:
             f"Model {model.name!r} is compiled with an optimizer Keras does not have; the .keras file "
             "holds the model and its weights without its compile settings.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,  # the caller of Model.save (through its lock and _file_dispatch)
         )
     weights = model.get_weights()
     if len(weights) != len(layout.weights):  # both follow the model's Dense layers

@@ -201,7 +201,7 @@ def _restore_training_state(reader: ModelFileReader, model: SavedModel) -> None:
             f"{reader.label} holds no training state ({TRAINING!r} and the optimizer slots): "
             f"the optimizer of model {model.name!r} starts again from step 0 with zeroed slots.",
             OptimizerStateResetWarning,
-            stacklevel=5,  # the caller of load_model in fastmlp.models or fastmlp.saving
+            stacklevel=6,  # the caller of load_model in fastmlp.models or fastmlp.saving (via _file_dispatch)
         )
         return
     training = _saved_config.check_training(reader.json(TRAINING), reader.label, TRAINING)

@@ -1549,6 +1549,4 @@ def load_model(filepath: Any, safe_mode: bool = True) -> Model:
     """Load a model saved with ``model.save``, or a Keras 3 ``.keras`` file (see
     ``fastmlp.saving`` for the formats). ``safe_mode`` is Keras's; fastmlp never runs code from
     a file, whatever its value (a lambda layer is refused either way)."""
-    if not isinstance(safe_mode, bool):
-        raise TypeError(f"`safe_mode` must be True or False. Received: safe_mode={safe_mode!r}")
-    return _file_dispatch.load_model(filepath, Model.from_config)
+    return _file_dispatch.load_model(filepath, Model.from_config, safe_mode)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 from typing import Union
 
-from . import _model_file, models
+from . import _file_dispatch, _model_file, models
 from ._model_file_format import FORMAT, VERSION, FileFormatError, OptimizerStateResetWarning
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -76,7 +76,7 @@ def load_model(filepath: PathLike, safe_mode: bool = True) -> models.Model:
     Raises ``FileFormatError`` for a file that is not a readable fastmlp model file (see its
     docstring), ``FileNotFoundError``, ``IsADirectoryError`` or ``PermissionError`` as ``open()``.
     """
-    return models.load_model(filepath, safe_mode=safe_mode)
+    return _file_dispatch.load_model(filepath, models.Model.from_config, safe_mode)
 
 
 def load_weights(model: models.Model, filepath: PathLike) -> None:
