@@ -134,7 +134,7 @@ py::array activation_backward(const std::string& act, const py::array& z_arr,
 
 template <class T>
 py::tuple loss(const std::string& name, bool from_logits, const py::array& pred_arr,
-               const py::array& y_arr, py::object weight_obj, double grad_scale) {
+               const py::array& y_arr, py::object weight_obj, double grad_scale, double delta) {
   const auto pred = strided<T>(pred_arr, "pred", false, true);
   require_columns(pred, "pred");
   const Loss kind = parse_loss(name);
@@ -168,7 +168,7 @@ py::tuple loss(const std::string& name, bool from_logits, const py::array& pred_
   {
     py::gil_scoped_release release;
     total = kernels<T>().loss({kind, from_logits, pred.rows, pred.cols, pred.data, pred.rs, y, ldy,
-                               labels, weight, T(grad_scale), g, std::ptrdiff_t(pred.cols), rl});
+                               labels, weight, T(grad_scale), g, std::ptrdiff_t(pred.cols), rl, T(delta)});
   }
   return py::make_tuple(total, row_loss, grad);
 }
@@ -376,12 +376,12 @@ void bind_kernels(py::module_& parent) {
   m.def(
       "loss",
       [](const std::string& name, bool from_logits, const py::array& pred, const py::array& y,
-         py::object w, double scale) {
-        return by_dtype(pred, [&] { return loss<float>(name, from_logits, pred, y, w, scale); },
-                        [&] { return loss<double>(name, from_logits, pred, y, w, scale); });
+         py::object w, double scale, double delta) {
+        return by_dtype(pred, [&] { return loss<float>(name, from_logits, pred, y, w, scale, delta); },
+                        [&] { return loss<double>(name, from_logits, pred, y, w, scale, delta); });
       },
       py::arg("name"), py::arg("from_logits"), py::arg("pred"), py::arg("y"),
-      py::arg("row_weight") = py::none(), py::arg("grad_scale") = 1.0,
+      py::arg("row_weight") = py::none(), py::arg("grad_scale") = 1.0, py::arg("delta") = kHuberDelta,
       "Returns (weighted loss sum, per-row losses, gradient * grad_scale).");
   m.def(
       "column_sum",

@@ -252,7 +252,7 @@ _OPTIMIZER = _Tagged(
 )
 _COMPILE = _Object(
     {
-        "loss": _Object({"name": _STRING, "from_logits": _BOOL}, required=("name",)),
+        "loss": _Object({"name": _STRING, "from_logits": _BOOL, "delta": _NUMBER}, required=("name",)),
         "optimizer": _OPTIMIZER,
         "metrics": _List(_STRING),
     },

@@ -34,6 +34,7 @@ __all__ = [
     "COMMON_OPTIMIZER_SETTINGS",
     "EPSILON",
     "LOSSES",
+    "MORE_LOSSES",
     "OPTIMIZERS",
     "OPTIMIZER_DEFAULTS",
     "SCHEDULES",
@@ -109,6 +110,18 @@ LOSSES: tuple[str, ...] = (
     "binary_crossentropy",
     "categorical_crossentropy",
     "sparse_categorical_crossentropy",
+)
+# Keras 3's other losses (keras/src/losses/losses.py): no from_logits; huber takes a delta.
+MORE_LOSSES: tuple[str, ...] = (
+    "huber",
+    "log_cosh",
+    "kl_divergence",
+    "poisson",
+    "categorical_hinge",
+    "hinge",
+    "squared_hinge",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
 )
 
 # Keras's backend epsilon. Probabilities are clipped to [EPSILON, 1 - EPSILON]
@@ -359,14 +372,86 @@ def _clip_passes_gradient(p: FloatArray) -> NDArray[np.bool_]:
     return (p >= EPSILON) & (p <= 1.0 - EPSILON)
 
 
-def loss(name: str, y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False) -> FloatArray:
+def _hinge_labels(y: FloatArray) -> FloatArray:
+    # Keras's convert_binary_labels_to_hinge: labels that are all 0 or 1 (over the whole batch)
+    # become -1/1; any other labels are used as they are.
+    return 2.0 * y - 1.0 if bool(np.all((y == 0.0) | (y == 1.0))) else y
+
+
+def _more_loss(name: str, y: FloatArray, p: FloatArray, delta: float) -> FloatArray:
+    """Per-sample values of MORE_LOSSES, each written as Keras 3 writes it."""
+    if name == "huber":
+        e = p - y
+        a = np.abs(e)
+        return _row_mean(np.where(a <= delta, 0.5 * e * e, delta * a - 0.5 * delta * delta))
+    if name == "log_cosh":
+        e = p - y
+        return _row_mean(e + np.logaddexp(0.0, -2.0 * e) - math.log(2.0))  # softplus(-2e)
+    if name == "kl_divergence":
+        t, q = np.clip(y, EPSILON, 1.0), np.clip(p, EPSILON, 1.0)
+        return _row_sum(t * np.log(t / q))
+    if name == "poisson":
+        return _row_mean(p - y * np.log(p + EPSILON))
+    if name == "categorical_hinge":
+        pos = _row_sum(y * p)
+        neg = _row_max((1.0 - y) * p)[:, 0]
+        return np.maximum(neg - pos + 1.0, 0.0)
+    if name in ("hinge", "squared_hinge"):
+        h = np.maximum(1.0 - _hinge_labels(y) * p, 0.0)
+        return _row_mean(h if name == "hinge" else h * h)
+    if name == "mean_absolute_percentage_error":
+        return 100.0 * _row_mean(np.abs((y - p) / np.maximum(np.abs(y), EPSILON)))
+    # mean_squared_logarithmic_error
+    e = np.log(np.maximum(p, EPSILON) + 1.0) - np.log(np.maximum(y, EPSILON) + 1.0)
+    return _row_mean(e * e)
+
+
+def _more_loss_gradient(name: str, y: FloatArray, p: FloatArray, delta: float) -> FloatArray:
+    """d(sum of the per-sample values of _more_loss)/dp; a clip passes no gradient outside its
+    range, and categorical_hinge's max shares its gradient among tied columns."""
+    n = p.shape[1]
+    if name == "huber":
+        e = p - y
+        return np.where(np.abs(e) <= delta, e, delta * np.sign(e)) / n
+    if name == "log_cosh":
+        return np.tanh(p - y) / n
+    if name == "kl_divergence":
+        t, q = np.clip(y, EPSILON, 1.0), np.clip(p, EPSILON, 1.0)
+        return np.where((p >= EPSILON) & (p <= 1.0), -t / q, 0.0)
+    if name == "poisson":
+        return (1.0 - y / (p + EPSILON)) / n
+    if name == "categorical_hinge":
+        v = (1.0 - y) * p
+        at_max = (v == _row_max(v)).astype(np.float64)
+        share = at_max / _row_sum(at_max, keepdims=True)
+        active = (_more_loss(name, y, p, delta) > 0.0)[:, None]
+        return np.where(active, (1.0 - y) * share - y, 0.0)
+    if name in ("hinge", "squared_hinge"):
+        t = _hinge_labels(y)
+        m = 1.0 - t * p
+        if name == "hinge":
+            return np.where(m > 0.0, -t, 0.0) / n
+        return -2.0 * t * np.maximum(m, 0.0) / n
+    if name == "mean_absolute_percentage_error":
+        return 100.0 * np.sign(p - y) / np.maximum(np.abs(y), EPSILON) / n
+    # mean_squared_logarithmic_error
+    pc = np.maximum(p, EPSILON)
+    e = np.log(pc + 1.0) - np.log(np.maximum(y, EPSILON) + 1.0)
+    return np.where(p >= EPSILON, 2.0 * e / (pc + 1.0), 0.0) / n
+
+
+def loss(
+    name: str, y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False, delta: float = 1.0
+) -> FloatArray:
     """Per-sample loss, shape (batch,), with the semantics of Keras 3.
 
     ``from_logits`` only matters for the three cross-entropies: it says that
-    ``y_pred`` holds pre-activation values rather than probabilities.
+    ``y_pred`` holds pre-activation values rather than probabilities. ``delta`` is Huber's.
     """
-    _check_name("loss", name, LOSSES)
+    _check_name("loss", name, LOSSES + MORE_LOSSES)
     y, p = _targets(name, y_true, y_pred)
+    if name in MORE_LOSSES:
+        return _more_loss(name, y, p, delta)
 
     if name == "mse":
         return _row_mean((p - y) ** 2)
@@ -399,15 +484,17 @@ def loss(name: str, y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = Fa
 
 
 def loss_gradient(
-    name: str, y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False
+    name: str, y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False, delta: float = 1.0
 ) -> FloatArray:
     """dL/dy_pred where L = mean over the batch of loss(name, y_true, y_pred).
 
     Exactly the derivative of :func:`loss`, clipping and normalisation included.
     """
-    _check_name("loss", name, LOSSES)
+    _check_name("loss", name, LOSSES + MORE_LOSSES)
     y, p = _targets(name, y_true, y_pred)
     batch, outputs = int(p.shape[0]), int(p.shape[1])
+    if name in MORE_LOSSES:
+        return _more_loss_gradient(name, y, p, delta) / batch
 
     if name == "mse":
         # L = 1/batch * sum_samples 1/outputs * sum_j (p_j - y_j)^2
@@ -457,7 +544,7 @@ def uses_logits(loss_name: str, activation_name: str, from_logits: bool) -> bool
     avoids log(0) and clipping entirely, and makes the gradient the simple,
     well-conditioned act(z) - y. fastmlp does the same.
     """
-    _check_name("loss", loss_name, LOSSES)
+    _check_name("loss", loss_name, LOSSES + MORE_LOSSES)
     _check_name("activation", activation_name, ACTIVATIONS)
     if from_logits:
         # The user promises a linear output holds logits.

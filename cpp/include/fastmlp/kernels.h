@@ -80,6 +80,7 @@ struct LossArgs {
   T* grad;  // null: no gradient wanted
   std::ptrdiff_t ldg;
   T* row_loss;  // null: per-sample losses not wanted
+  T delta = T(kHuberDelta);  // Huber's threshold (other losses ignore it)
 };
 
 enum class OptimizerKind : int { sgd = 0, adam = 1, adagrad = 2, rmsprop = 3 };
