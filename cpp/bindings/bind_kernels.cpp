@@ -198,6 +198,16 @@ void optimizer_update(const std::string& kind, const py::array& w_arr, const py:
     args.kind = OptimizerKind::adagrad;
   } else if (kind == "rmsprop") {
     args.kind = OptimizerKind::rmsprop;
+  } else if (kind == "nadam") {
+    args.kind = OptimizerKind::nadam;
+  } else if (kind == "adamax") {
+    args.kind = OptimizerKind::adamax;
+  } else if (kind == "lion") {
+    args.kind = OptimizerKind::lion;
+  } else if (kind == "adadelta") {
+    args.kind = OptimizerKind::adadelta;
+  } else if (kind == "ftrl") {
+    args.kind = OptimizerKind::ftrl;
   } else {
     throw py::value_error("unknown optimizer kind '" + kind + "'");
   }
@@ -229,10 +239,22 @@ void optimizer_update(const std::string& kind, const py::array& w_arr, const py:
   args.amsgrad = flag("amsgrad");
   args.rho = T(num("rho", 0.9));
   args.centered = flag("centered");
-  const bool needs[4][3] = {{args.momentum != T(0), false, false},
+  args.m_coef = T(num("m_coef", 0.0));
+  args.g_coef = T(num("g_coef", 0.0));
+  args.v_coef = T(num("v_coef", 0.0));
+  args.lr_power = T(num("lr_power", -0.5));
+  args.l1 = T(num("l1", 0.0));
+  args.l2 = T(num("l2", 0.0));
+  args.l2_shrinkage = T(num("l2_shrinkage", 0.0));
+  const bool needs[9][3] = {{args.momentum != T(0), false, false},
                             {true, true, args.amsgrad},
                             {true, false, false},
-                            {true, args.centered, args.momentum > T(0)}};
+                            {true, args.centered, args.momentum > T(0)},
+                            {true, true, false},
+                            {true, true, false},
+                            {true, false, false},
+                            {true, true, false},
+                            {true, true, false}};
   for (int i = 0; i < 3; ++i)
     if (needs[int(args.kind)][i] && args.state[i] == nullptr)
       throw py::value_error("optimizer '" + kind + "' needs state array " + std::to_string(i));
