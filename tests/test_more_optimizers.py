@@ -86,12 +86,13 @@ def test_frozen_layer_keeps_weights_and_slots(isa: str, name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(MAKERS))
 def test_thread_count_gives_the_same_bits(restore_threads: None, name: str) -> None:
-    """A 200 x 200 kernel (40,000 values) is split between the threads in the update."""
-    x, y = data(inputs=200, n=16)
+    """A 300 x 300 kernel (90,000 values, more than twice optimizer.cpp's kMinParallelElements)
+    is split between two threads in the update."""
+    x, y = data(inputs=300, n=16)
     results: list[list[Any]] = []
     for threads in (1, 3):
         fm.set_num_threads(threads)
-        model = model_for(name, inputs=200, hidden=200)
+        model = model_for(name, inputs=300, hidden=300)
         model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
         results.append(model.get_weights())
     for a, b in zip(*results):
