@@ -1122,7 +1122,7 @@ BAD_CALLS: dict[str, tuple[Callable[[], object], type[Exception]]] = {
         lambda: K.activation_backward("tanh", _f32(2, 3), np.ones((2, 3)), _f32(2, 3)),
         TypeError,
     ),
-    "loss-unknown": (lambda: K.loss("hinge", False, _f32(2, 3), _f32(2, 3)), ValueError),
+    "loss-unknown": (lambda: K.loss("focal_hinge", False, _f32(2, 3), _f32(2, 3)), ValueError),
     "loss-y-shape": (lambda: K.loss("mse", False, _f32(2, 3), _f32(2, 4)), ValueError),
     "loss-y-columns-strided": (
         lambda: K.loss("mse", False, _f32(2, 3), _f32(2, 6)[:, ::2]),

@@ -278,6 +278,80 @@ CASES = [
         },
         {"learning_rate": 0.01},
     ),
+    # Keras's other per-batch optimizers (Nadam, Adamax, Lion, Adadelta, Ftrl).
+    Case("nadam_string", lambda: "nadam", "nadam", {}, {"beta_1": 0.5}),
+    Case(
+        "nadam_custom",
+        lambda: OPT.Nadam(0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-3),
+        "nadam",
+        {"learning_rate": 0.02, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-3},
+        {"epsilon": 1e-7},
+    ),
+    Case("adamax_string", lambda: "adamax", "adamax", {}, {"beta_1": 0.5}),
+    Case(
+        "adamax_custom_clipnorm",
+        lambda: OPT.Adamax(0.02, beta_1=0.7, beta_2=0.9, epsilon=1e-3, clipnorm=0.05),
+        "adamax",
+        {"learning_rate": 0.02, "beta_1": 0.7, "beta_2": 0.9, "epsilon": 1e-3, "clipnorm": 0.05},
+        {"clipnorm": None},
+    ),
+    Case("lion_string", lambda: "lion", "lion", {}, {"beta_1": 0.5}),
+    Case(
+        "lion_weight_decay",
+        lambda: OPT.Lion(0.01, beta_1=0.8, beta_2=0.95, weight_decay=0.3),
+        "lion",
+        {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.95, "weight_decay": 0.3},
+        {"weight_decay": None},
+    ),
+    Case(
+        "adadelta_custom",
+        lambda: OPT.Adadelta(1.0, rho=0.8, epsilon=1e-3),
+        "adadelta",
+        {"learning_rate": 1.0, "rho": 0.8, "epsilon": 1e-3},
+        {"rho": 0.95},
+    ),
+    Case(
+        "adadelta_global_clipnorm",
+        lambda: OPT.Adadelta(2.0, epsilon=1e-2, global_clipnorm=0.05),
+        "adadelta",
+        {"learning_rate": 2.0, "epsilon": 1e-2, "global_clipnorm": 0.05},
+        {"global_clipnorm": None},
+    ),
+    Case("ftrl_string", lambda: "ftrl", "ftrl", {}, {"initial_accumulator_value": 1.0}),
+    Case(
+        "ftrl_regularized",
+        lambda: OPT.Ftrl(
+            0.05,
+            learning_rate_power=-0.7,
+            initial_accumulator_value=0.5,
+            l1_regularization_strength=0.001,
+            l2_regularization_strength=0.02,
+            l2_shrinkage_regularization_strength=0.01,
+            beta=0.1,
+        ),
+        "ftrl",
+        {
+            "learning_rate": 0.05,
+            "learning_rate_power": -0.7,
+            "initial_accumulator_value": 0.5,
+            "l1_regularization_strength": 0.001,
+            "l2_regularization_strength": 0.02,
+            "l2_shrinkage_regularization_strength": 0.01,
+            "beta": 0.1,
+        },
+        {"l2_shrinkage_regularization_strength": 0.0},
+    ),
+    Case(
+        "nadam_exponential_decay",
+        lambda: OPT.Nadam(SCHED.ExponentialDecay(0.05, 5, 0.3)),
+        "nadam",
+        {
+            "learning_rate": ref.schedule(
+                "exponential_decay", initial_learning_rate=0.05, decay_steps=5, decay_rate=0.3
+            )
+        },
+        {"learning_rate": 0.05},
+    ),
     Case(
         "adagrad_exponential_staircase_clipvalue",
         lambda: OPT.Adagrad(SCHED.ExponentialDecay(0.2, 6, 0.5, staircase=True), clipvalue=0.05),
@@ -659,8 +733,8 @@ def test_spot_check_keras_defaults() -> None:
 
 
 def test_unknown_name_raises() -> None:
-    with pytest.raises(ValueError, match="'nadam'"):
-        OPT.get("nadam")
+    with pytest.raises(ValueError, match="'adabelief'"):
+        OPT.get("adabelief")
 
 
 # Epsilon 0 is refused (it lets 0/0 reach the weights); this one is below half an ulp of every
@@ -784,6 +858,17 @@ INVALID = [
     (lambda: OPT.RMSprop(rho=-0.1), "rho"),
     (lambda: OPT.RMSprop(momentum=-0.1), "momentum"),
     (lambda: OPT.RMSprop(epsilon=-1e-7), "epsilon"),
+    (lambda: OPT.Nadam(beta_1=1.0), "beta_1"),
+    (lambda: OPT.Nadam(epsilon=0.0), "epsilon"),
+    (lambda: OPT.Adamax(beta_2=1.5), "beta_2"),
+    (lambda: OPT.Lion(beta_1=0.0), "beta_1"),
+    (lambda: OPT.Lion(beta_2=1.5), "beta_2"),
+    (lambda: OPT.Adadelta(rho=1.5), "rho"),
+    (lambda: OPT.Ftrl(learning_rate_power=0.5), "learning_rate_power"),
+    (lambda: OPT.Ftrl(initial_accumulator_value=-0.1), "initial_accumulator_value"),
+    (lambda: OPT.Ftrl(l1_regularization_strength=-1.0), "l1_regularization_strength"),
+    (lambda: OPT.Ftrl(l2_shrinkage_regularization_strength=-1.0), "l2_shrinkage_regularization_strength"),
+    (lambda: OPT.Ftrl(beta=float("nan")), "beta"),
     (lambda: OPT.SGD(clipnorm=-1.0), "clipnorm"),
     (lambda: OPT.SGD(clipvalue=-1.0), "clipvalue"),
     (lambda: OPT.SGD(global_clipnorm=float("nan")), "global_clipnorm"),

@@ -121,12 +121,12 @@ def test_unknown_names_are_rejected() -> None:
         ref.activation("mish", z)
     with pytest.raises(ValueError, match="mish"):
         ref.activation_backward("mish", z, z, z)
-    with pytest.raises(ValueError, match="hinge"):
-        ref.loss("hinge", z, z)
-    with pytest.raises(ValueError, match="hinge"):
-        ref.loss_gradient("hinge", z, z)
-    with pytest.raises(ValueError, match="hinge"):
-        ref.uses_logits("hinge", "linear", False)
+    with pytest.raises(ValueError, match="focal_hinge"):
+        ref.loss("focal_hinge", z, z)
+    with pytest.raises(ValueError, match="focal_hinge"):
+        ref.loss_gradient("focal_hinge", z, z)
+    with pytest.raises(ValueError, match="focal_hinge"):
+        ref.uses_logits("focal_hinge", "linear", False)
     with pytest.raises(ValueError, match="top_k"):
         ref.accuracy("top_k", z, z)
 

@@ -134,7 +134,7 @@ py::array activation_backward(const std::string& act, const py::array& z_arr,
 
 template <class T>
 py::tuple loss(const std::string& name, bool from_logits, const py::array& pred_arr,
-               const py::array& y_arr, py::object weight_obj, double grad_scale) {
+               const py::array& y_arr, py::object weight_obj, double grad_scale, double delta) {
   const auto pred = strided<T>(pred_arr, "pred", false, true);
   require_columns(pred, "pred");
   const Loss kind = parse_loss(name);
@@ -168,7 +168,7 @@ py::tuple loss(const std::string& name, bool from_logits, const py::array& pred_
   {
     py::gil_scoped_release release;
     total = kernels<T>().loss({kind, from_logits, pred.rows, pred.cols, pred.data, pred.rs, y, ldy,
-                               labels, weight, T(grad_scale), g, std::ptrdiff_t(pred.cols), rl});
+                               labels, weight, T(grad_scale), g, std::ptrdiff_t(pred.cols), rl, T(delta)});
   }
   return py::make_tuple(total, row_loss, grad);
 }
@@ -198,6 +198,16 @@ void optimizer_update(const std::string& kind, const py::array& w_arr, const py:
     args.kind = OptimizerKind::adagrad;
   } else if (kind == "rmsprop") {
     args.kind = OptimizerKind::rmsprop;
+  } else if (kind == "nadam") {
+    args.kind = OptimizerKind::nadam;
+  } else if (kind == "adamax") {
+    args.kind = OptimizerKind::adamax;
+  } else if (kind == "lion") {
+    args.kind = OptimizerKind::lion;
+  } else if (kind == "adadelta") {
+    args.kind = OptimizerKind::adadelta;
+  } else if (kind == "ftrl") {
+    args.kind = OptimizerKind::ftrl;
   } else {
     throw py::value_error("unknown optimizer kind '" + kind + "'");
   }
@@ -229,10 +239,22 @@ void optimizer_update(const std::string& kind, const py::array& w_arr, const py:
   args.amsgrad = flag("amsgrad");
   args.rho = T(num("rho", 0.9));
   args.centered = flag("centered");
-  const bool needs[4][3] = {{args.momentum != T(0), false, false},
+  args.m_coef = T(num("m_coef", 0.0));
+  args.g_coef = T(num("g_coef", 0.0));
+  args.v_coef = T(num("v_coef", 0.0));
+  args.lr_power = T(num("lr_power", -0.5));
+  args.l1 = T(num("l1", 0.0));
+  args.l2 = T(num("l2", 0.0));
+  args.l2_shrinkage = T(num("l2_shrinkage", 0.0));
+  const bool needs[9][3] = {{args.momentum != T(0), false, false},
                             {true, true, args.amsgrad},
                             {true, false, false},
-                            {true, args.centered, args.momentum > T(0)}};
+                            {true, args.centered, args.momentum > T(0)},
+                            {true, true, false},
+                            {true, true, false},
+                            {true, false, false},
+                            {true, true, false},
+                            {true, true, false}};
   for (int i = 0; i < 3; ++i)
     if (needs[int(args.kind)][i] && args.state[i] == nullptr)
       throw py::value_error("optimizer '" + kind + "' needs state array " + std::to_string(i));
@@ -376,12 +398,12 @@ void bind_kernels(py::module_& parent) {
   m.def(
       "loss",
       [](const std::string& name, bool from_logits, const py::array& pred, const py::array& y,
-         py::object w, double scale) {
-        return by_dtype(pred, [&] { return loss<float>(name, from_logits, pred, y, w, scale); },
-                        [&] { return loss<double>(name, from_logits, pred, y, w, scale); });
+         py::object w, double scale, double delta) {
+        return by_dtype(pred, [&] { return loss<float>(name, from_logits, pred, y, w, scale, delta); },
+                        [&] { return loss<double>(name, from_logits, pred, y, w, scale, delta); });
       },
       py::arg("name"), py::arg("from_logits"), py::arg("pred"), py::arg("y"),
-      py::arg("row_weight") = py::none(), py::arg("grad_scale") = 1.0,
+      py::arg("row_weight") = py::none(), py::arg("grad_scale") = 1.0, py::arg("delta") = kHuberDelta,
       "Returns (weighted loss sum, per-row losses, gradient * grad_scale).");
   m.def(
       "column_sum",

@@ -49,14 +49,16 @@ void bind(py::module_& m, const char* name) {
   py::class_<Tr>(m, name)
       .def(py::init([](std::shared_ptr<Network<T>> net, const std::string& loss, bool from_logits,
                        const std::vector<std::string>& metrics, const py::dict& optimizer,
-                       std::uint64_t seed) {
-             TrainingConfig config{parse_loss(loss), from_logits, {}};
+                       std::uint64_t seed, double loss_delta) {
+             if (!(loss_delta > 0) || !std::isfinite(loss_delta))
+               throw py::value_error("loss_delta must be positive and finite");
+             TrainingConfig config{parse_loss(loss), from_logits, {}, loss_delta};
              for (const auto& metric : metrics) config.metrics.push_back(parse_metric(metric));
              return std::make_unique<Tr>(std::move(net), std::move(config),
                                          optimizer_config_from(optimizer), seed);
            }),
            py::arg("network"), py::arg("loss"), py::arg("from_logits"), py::arg("metrics"),
-           py::arg("optimizer"), py::arg("seed"))
+           py::arg("optimizer"), py::arg("seed"), py::arg("loss_delta") = kHuberDelta)
       .def_property(
           "learning_rate", [](Tr& t) { return t.optimizer().current_learning_rate(); },
           [](Tr& t, double lr) { t.optimizer().set_learning_rate(lr); },

@@ -63,6 +63,16 @@ OptimizerConfig optimizer_config_from(const py::dict& d) {
     c.kind = OptimizerKind::adagrad;
   } else if (name == "rmsprop") {
     c.kind = OptimizerKind::rmsprop;
+  } else if (name == "nadam") {
+    c.kind = OptimizerKind::nadam;
+  } else if (name == "adamax") {
+    c.kind = OptimizerKind::adamax;
+  } else if (name == "lion") {
+    c.kind = OptimizerKind::lion;
+  } else if (name == "adadelta") {
+    c.kind = OptimizerKind::adadelta;
+  } else if (name == "ftrl") {
+    c.kind = OptimizerKind::ftrl;
   } else {
     throw py::value_error("unknown optimizer '" + name + "'");
   }
@@ -70,12 +80,17 @@ OptimizerConfig optimizer_config_from(const py::dict& d) {
   c.momentum = get_or(d, "momentum", 0.0);
   c.nesterov = get_or(d, "nesterov", false);
   c.beta_1 = get_or(d, "beta_1", 0.9);
-  c.beta_2 = get_or(d, "beta_2", 0.999);
+  c.beta_2 = get_or(d, "beta_2", c.kind == OptimizerKind::lion ? 0.99 : 0.999);
   c.epsilon = get_or(d, "epsilon", 1e-7);
   c.amsgrad = get_or(d, "amsgrad", false);
   c.weight_decay = get_or(d, "weight_decay", 0.0);
   c.initial_accumulator_value = get_or(d, "initial_accumulator_value", 0.1);
-  c.rho = get_or(d, "rho", 0.9);
+  c.rho = get_or(d, "rho", c.kind == OptimizerKind::adadelta ? 0.95 : 0.9);
+  c.learning_rate_power = get_or(d, "learning_rate_power", -0.5);
+  c.l1_regularization_strength = get_or(d, "l1_regularization_strength", 0.0);
+  c.l2_regularization_strength = get_or(d, "l2_regularization_strength", 0.0);
+  c.l2_shrinkage_regularization_strength = get_or(d, "l2_shrinkage_regularization_strength", 0.0);
+  c.beta = get_or(d, "beta", 0.0);
   c.centered = get_or(d, "centered", false);
   c.clipnorm = get_or(d, "clipnorm", 0.0);
   c.clipvalue = get_or(d, "clipvalue", 0.0);

@@ -108,6 +108,9 @@ double loss_curvature_row(Loss loss, bool from_logits, std::size_t cols, const d
     case Loss::categorical_crossentropy:
     case Loss::sparse_categorical_crossentropy:
       break;
+    default:  // has_curvature(loss) is false: refused before any row is computed
+      for (std::size_t j = 0; j < cols; ++j) d[j] = 0;
+      return 0;
   }
   double y_sum = 0;
   for (std::size_t j = 0; j < cols; ++j) y_sum += target(j);

@@ -421,6 +421,9 @@ template <class T>
 void check_data(const Network<T>& net, const LossSpec& loss, const DataView<T>& data) {
   if (data.x == nullptr) throw std::invalid_argument("x is missing");
   if (data.n == 0) throw std::invalid_argument("the batch is empty");
+  if (!has_curvature(loss.loss))
+    throw std::invalid_argument(std::string("second-order methods support the losses mse, mae and the cross-entropies; "
+                                            "Received: loss=") + loss_name(loss.loss));
   if (is_sparse(loss.loss) ? data.labels == nullptr : data.y == nullptr)
     throw std::invalid_argument(std::string(loss_name(loss.loss)) + " needs " +
                                 (is_sparse(loss.loss) ? "integer class labels" : "dense targets"));

@@ -37,6 +37,13 @@ std::array<bool, 3> slots_used(const OptimizerConfig& c) {
       return {true, false, false};
     case OptimizerKind::rmsprop:
       return {true, c.centered, c.momentum > 0.0};
+    case OptimizerKind::nadam:
+    case OptimizerKind::adamax:
+    case OptimizerKind::adadelta:
+    case OptimizerKind::ftrl:
+      return {true, true, false};
+    case OptimizerKind::lion:
+      return {true, false, false};
   }
   return {false, false, false};
 }
@@ -105,7 +112,17 @@ void LearningRateSchedule::validate() const {
 void OptimizerConfig::validate() const {
   learning_rate.validate();
   require(momentum >= 0 && momentum <= 1, "momentum must be in [0, 1]");
-  require(beta_1 >= 0 && beta_1 < 1 && beta_2 >= 0 && beta_2 < 1, "beta_1 and beta_2 must be in [0, 1)");
+  if (kind == OptimizerKind::lion) {
+    require(beta_1 > 0 && beta_1 <= 1, "beta_1 must be in (0, 1]");
+    require(beta_2 >= 0 && beta_2 <= 1, "beta_2 must be in [0, 1]");
+  } else {
+    require(beta_1 >= 0 && beta_1 < 1 && beta_2 >= 0 && beta_2 < 1, "beta_1 and beta_2 must be in [0, 1)");
+  }
+  require(learning_rate_power <= 0, "learning_rate_power must be <= 0");
+  require(l1_regularization_strength >= 0 && l2_regularization_strength >= 0 &&
+              l2_shrinkage_regularization_strength >= 0,
+          "the regularization strengths must be >= 0");
+  require(std::isfinite(beta) && beta >= 0, "beta must be a finite number >= 0");
   require(epsilon >= 0, "epsilon must be >= 0");
   require(rho >= 0 && rho <= 1, "rho must be in [0, 1]");
   require(weight_decay >= 0, "weight_decay must be >= 0");
@@ -139,7 +156,7 @@ Optimizer<T>::Optimizer(OptimizerConfig config, Network<T>& net)
           for (int k = 0; k < 3; ++k)
             if (used[k]) s.s[k].resize(p.n);
         });
-    if (config_.kind == OptimizerKind::adagrad)
+    if (config_.kind == OptimizerKind::adagrad || config_.kind == OptimizerKind::ftrl)
       std::fill(s.s[0].data(), s.s[0].data() + p.n, T(config_.initial_accumulator_value));
     slots_.push_back(std::move(s));
   }
@@ -163,6 +180,18 @@ std::vector<AlignedBuffer<T>*> Optimizer<T>::state_buffers() {
 }
 
 template <class T>
+double Optimizer<T>::nadam_u_product(long long t) {
+  const double beta_1 = config_.beta_1;
+  if (u_product_step_ > t) {
+    u_product_ = 1.0;
+    u_product_step_ = 0;
+  }
+  for (; u_product_step_ < t; ++u_product_step_)
+    u_product_ *= beta_1 * (1.0 - 0.5 * std::pow(0.96, double(u_product_step_ + 1)));
+  return u_product_;
+}
+
+template <class T>
 bool Optimizer<T>::is_plain_sgd() const {
   const OptimizerConfig& c = config_;
   return c.kind == OptimizerKind::sgd && c.momentum == 0.0 && c.weight_decay == 0.0 &&
@@ -178,6 +207,21 @@ void Optimizer<T>::apply(bool first_kernel_done) {
   if (c.kind == OptimizerKind::adam) {
     const double t = double(iterations_ + 1);
     rate = lr * std::sqrt(1.0 - std::pow(c.beta_2, t)) / (1.0 - std::pow(c.beta_1, t));
+  } else if (c.kind == OptimizerKind::adamax) {
+    rate = lr / (1.0 - std::pow(c.beta_1, double(iterations_ + 1)));
+  }
+  // Nadam's momentum cache (keras/src/optimizers/nadam.py), t = iterations + 1:
+  // u_t = beta_1 (1 - 0.5 * 0.96^t), m_hat = u_{t+1} m / (1 - prod u_1..u_{t+1})
+  //                                          + (1 - u_t) g / (1 - prod u_1..u_t).
+  double m_coef = 0, g_coef = 0, v_coef = 0;
+  if (c.kind == OptimizerKind::nadam) {
+    const double t = double(iterations_ + 1);
+    const double u_t = c.beta_1 * (1.0 - 0.5 * std::pow(0.96, t));
+    const double u_next = c.beta_1 * (1.0 - 0.5 * std::pow(0.96, t + 1.0));
+    const double product = nadam_u_product(iterations_ + 1);
+    m_coef = u_next / (1.0 - product * u_next);
+    g_coef = (1.0 - u_t) / (1.0 - product);
+    v_coef = 1.0 / (1.0 - std::pow(c.beta_2, t));
   }
   const std::vector<ParamRef<T>>& params = params_;
   double global_scale = 1.0;
@@ -214,6 +258,14 @@ void Optimizer<T>::apply(bool first_kernel_done) {
     args.amsgrad = c.amsgrad;
     args.rho = T(c.rho);
     args.centered = c.centered;
+    args.m_coef = T(m_coef);
+    args.g_coef = T(g_coef);
+    args.v_coef = T(v_coef);
+    args.lr_power = T(c.learning_rate_power);
+    args.l1 = T(c.l1_regularization_strength);
+    // Keras adds beta / (2 lr) to Ftrl's l2 at every step, with that step's rate.
+    args.l2 = T(c.l2_regularization_strength + (c.kind == OptimizerKind::ftrl ? c.beta / (2.0 * lr) : 0.0));
+    args.l2_shrinkage = T(c.l2_shrinkage_regularization_strength);
     // Elementwise: any split gives the same bits. Large arrays are shared between the threads.
     ThreadPool& pool = ThreadPool::instance();
     const std::size_t tasks = std::min(pool.num_threads(), std::max<std::size_t>(1, p.n / kMinParallelElements));

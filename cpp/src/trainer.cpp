@@ -139,7 +139,8 @@ void Trainer<T>::forward_loss(const T* x, const T* y, const std::int32_t* labels
                          T(1) / T(rows),
                          gradients ? net.output_delta() : nullptr,
                          std::ptrdiff_t(out),
-                         nullptr};
+                         nullptr,
+                         T(config_.loss_delta)};
   const double loss = kernels<T>().loss(args);
   if (gradients && !uses_logits_) net.output_activation_backward(rows);
   add_batch(totals, loss, net.regularization_penalty(), rows, y, labels);

@@ -79,6 +79,7 @@ class _Trainer:
         metrics: list[str],
         optimizer: dict[str, object],
         seed: int,
+        loss_delta: float = 1.0,
     ) -> None: ...
     learning_rate: float
     iterations: int
@@ -165,6 +166,7 @@ class _Kernels:
         y: NDArray[np.generic],
         row_weight: Optional[NDArray[np.floating]] = None,
         grad_scale: float = 1.0,
+        delta: float = 1.0,
     ) -> tuple[float, NDArray[np.floating], NDArray[np.floating]]: ...
     def column_sum(self, x: NDArray[np.floating]) -> NDArray[np.floating]: ...
     def optimizer_update(

@@ -230,12 +230,21 @@ class Engine:
         return self._trainer is not None
 
     def make_trainer(
-        self, loss: str, from_logits: bool, metrics: Sequence[str], optimizer: dict[str, Any], seed: int
+        self,
+        loss: str,
+        from_logits: bool,
+        metrics: Sequence[str],
+        optimizer: dict[str, Any],
+        seed: int,
+        loss_delta: float = 1.0,
     ) -> None:
-        """A new trainer (fresh optimizer state, shuffle generator seeded with ``seed``)."""
+        """A new trainer (fresh optimizer state, shuffle generator seeded with ``seed``; ``loss_delta``
+        is Huber's threshold)."""
         trainer_type = _core.Trainer64 if self.dtype == "float64" else _core.Trainer32
         with self.lock:
-            self._trainer = trainer_type(self._built_network(), loss, from_logits, list(metrics), optimizer, seed)
+            self._trainer = trainer_type(
+                self._built_network(), loss, from_logits, list(metrics), optimizer, seed, loss_delta
+            )
 
     def _built_trainer(self) -> Trainer:
         if self._trainer is None:

@@ -237,6 +237,18 @@ _OPTIMIZER = _Tagged(
         "adamw": _ADAM,
         "adagrad": {"initial_accumulator_value": _NUMBER, "epsilon": _NUMBER},
         "rmsprop": {"rho": _NUMBER, "momentum": _NUMBER, "epsilon": _NUMBER, "centered": _BOOL},
+        "nadam": {"beta_1": _NUMBER, "beta_2": _NUMBER, "epsilon": _NUMBER},
+        "adamax": {"beta_1": _NUMBER, "beta_2": _NUMBER, "epsilon": _NUMBER},
+        "lion": {"beta_1": _NUMBER, "beta_2": _NUMBER},
+        "adadelta": {"rho": _NUMBER, "epsilon": _NUMBER},
+        "ftrl": {
+            "learning_rate_power": _NUMBER,
+            "initial_accumulator_value": _NUMBER,
+            "l1_regularization_strength": _NUMBER,
+            "l2_regularization_strength": _NUMBER,
+            "l2_shrinkage_regularization_strength": _NUMBER,
+            "beta": _NUMBER,
+        },
         "newton": {**_FULL_BATCH, "damping": _NUMBER, "line_search": _BOOL},
         "conjugate_gradient": {**_FULL_BATCH, "restart_every": _Nullable(_POSITIVE_INT), "max_eval": _POSITIVE_INT},
         "lbfgs": {**_FULL_BATCH, "history": _POSITIVE_INT, "max_eval": _POSITIVE_INT},
@@ -252,7 +264,7 @@ _OPTIMIZER = _Tagged(
 )
 _COMPILE = _Object(
     {
-        "loss": _Object({"name": _STRING, "from_logits": _BOOL}, required=("name",)),
+        "loss": _Object({"name": _STRING, "from_logits": _BOOL, "delta": _NUMBER}, required=("name",)),
         "optimizer": _OPTIMIZER,
         "metrics": _List(_STRING),
     },

@@ -647,6 +647,7 @@ class Model:
             self._core_metrics,
             self._optimizer.core_config(),
             utils.draw_seed(),
+            loss_delta=self._loss.core_delta(),
         )
 
     def _model_facts(self, loss: losses.Loss) -> ModelFacts:

@@ -34,6 +34,7 @@ __all__ = [
     "COMMON_OPTIMIZER_SETTINGS",
     "EPSILON",
     "LOSSES",
+    "MORE_LOSSES",
     "OPTIMIZERS",
     "OPTIMIZER_DEFAULTS",
     "SCHEDULES",
@@ -109,6 +110,18 @@ LOSSES: tuple[str, ...] = (
     "binary_crossentropy",
     "categorical_crossentropy",
     "sparse_categorical_crossentropy",
+)
+# Keras 3's other losses (keras/src/losses/losses.py): no from_logits; huber takes a delta.
+MORE_LOSSES: tuple[str, ...] = (
+    "huber",
+    "log_cosh",
+    "kl_divergence",
+    "poisson",
+    "categorical_hinge",
+    "hinge",
+    "squared_hinge",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
 )
 
 # Keras's backend epsilon. Probabilities are clipped to [EPSILON, 1 - EPSILON]
@@ -359,14 +372,86 @@ def _clip_passes_gradient(p: FloatArray) -> NDArray[np.bool_]:
     return (p >= EPSILON) & (p <= 1.0 - EPSILON)
 
 
-def loss(name: str, y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False) -> FloatArray:
+def _hinge_labels(y: FloatArray) -> FloatArray:
+    # Keras's convert_binary_labels_to_hinge: labels that are all 0 or 1 (over the whole batch)
+    # become -1/1; any other labels are used as they are.
+    return 2.0 * y - 1.0 if bool(np.all((y == 0.0) | (y == 1.0))) else y
+
+
+def _more_loss(name: str, y: FloatArray, p: FloatArray, delta: float) -> FloatArray:
+    """Per-sample values of MORE_LOSSES, each written as Keras 3 writes it."""
+    if name == "huber":
+        e = p - y
+        a = np.abs(e)
+        return _row_mean(np.where(a <= delta, 0.5 * e * e, delta * a - 0.5 * delta * delta))
+    if name == "log_cosh":
+        e = p - y
+        return _row_mean(e + np.logaddexp(0.0, -2.0 * e) - math.log(2.0))  # softplus(-2e)
+    if name == "kl_divergence":
+        t, q = np.clip(y, EPSILON, 1.0), np.clip(p, EPSILON, 1.0)
+        return _row_sum(t * np.log(t / q))
+    if name == "poisson":
+        return _row_mean(p - y * np.log(p + EPSILON))
+    if name == "categorical_hinge":
+        pos = _row_sum(y * p)
+        neg = _row_max((1.0 - y) * p)[:, 0]
+        return np.maximum(neg - pos + 1.0, 0.0)
+    if name in ("hinge", "squared_hinge"):
+        h = np.maximum(1.0 - _hinge_labels(y) * p, 0.0)
+        return _row_mean(h if name == "hinge" else h * h)
+    if name == "mean_absolute_percentage_error":
+        return 100.0 * _row_mean(np.abs((y - p) / np.maximum(np.abs(y), EPSILON)))
+    # mean_squared_logarithmic_error
+    e = np.log(np.maximum(p, EPSILON) + 1.0) - np.log(np.maximum(y, EPSILON) + 1.0)
+    return _row_mean(e * e)
+
+
+def _more_loss_gradient(name: str, y: FloatArray, p: FloatArray, delta: float) -> FloatArray:
+    """d(sum of the per-sample values of _more_loss)/dp; a clip passes no gradient outside its
+    range, and categorical_hinge's max shares its gradient among tied columns."""
+    n = p.shape[1]
+    if name == "huber":
+        e = p - y
+        return _as_float(np.where(np.abs(e) <= delta, e, delta * np.sign(e)) / n)
+    if name == "log_cosh":
+        return _as_float(np.tanh(p - y) / n)
+    if name == "kl_divergence":
+        t, q = np.clip(y, EPSILON, 1.0), np.clip(p, EPSILON, 1.0)
+        return np.where((p >= EPSILON) & (p <= 1.0), -t / q, 0.0)
+    if name == "poisson":
+        return _as_float((1.0 - y / (p + EPSILON)) / n)
+    if name == "categorical_hinge":
+        v = (1.0 - y) * p
+        at_max = (v == _row_max(v)).astype(np.float64)
+        share = at_max / _row_sum(at_max, keepdims=True)
+        active = (_more_loss(name, y, p, delta) > 0.0)[:, None]
+        return np.where(active, (1.0 - y) * share - y, 0.0)
+    if name in ("hinge", "squared_hinge"):
+        t = _hinge_labels(y)
+        m = 1.0 - t * p
+        if name == "hinge":
+            return _as_float(np.where(m > 0.0, -t, 0.0) / n)
+        return _as_float(-2.0 * t * np.maximum(m, 0.0) / n)
+    if name == "mean_absolute_percentage_error":
+        return _as_float(100.0 * np.sign(p - y) / np.maximum(np.abs(y), EPSILON) / n)
+    # mean_squared_logarithmic_error
+    pc = np.maximum(p, EPSILON)
+    e = np.log(pc + 1.0) - np.log(np.maximum(y, EPSILON) + 1.0)
+    return _as_float(np.where(p >= EPSILON, 2.0 * e / (pc + 1.0), 0.0) / n)
+
+
+def loss(
+    name: str, y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False, delta: float = 1.0
+) -> FloatArray:
     """Per-sample loss, shape (batch,), with the semantics of Keras 3.
 
     ``from_logits`` only matters for the three cross-entropies: it says that
-    ``y_pred`` holds pre-activation values rather than probabilities.
+    ``y_pred`` holds pre-activation values rather than probabilities. ``delta`` is Huber's.
     """
-    _check_name("loss", name, LOSSES)
+    _check_name("loss", name, LOSSES + MORE_LOSSES)
     y, p = _targets(name, y_true, y_pred)
+    if name in MORE_LOSSES:
+        return _more_loss(name, y, p, delta)
 
     if name == "mse":
         return _row_mean((p - y) ** 2)
@@ -399,15 +484,17 @@ def loss(name: str, y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = Fa
 
 
 def loss_gradient(
-    name: str, y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False
+    name: str, y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False, delta: float = 1.0
 ) -> FloatArray:
     """dL/dy_pred where L = mean over the batch of loss(name, y_true, y_pred).
 
     Exactly the derivative of :func:`loss`, clipping and normalisation included.
     """
-    _check_name("loss", name, LOSSES)
+    _check_name("loss", name, LOSSES + MORE_LOSSES)
     y, p = _targets(name, y_true, y_pred)
     batch, outputs = int(p.shape[0]), int(p.shape[1])
+    if name in MORE_LOSSES:
+        return _more_loss_gradient(name, y, p, delta) / batch
 
     if name == "mse":
         # L = 1/batch * sum_samples 1/outputs * sum_j (p_j - y_j)^2
@@ -457,7 +544,7 @@ def uses_logits(loss_name: str, activation_name: str, from_logits: bool) -> bool
     avoids log(0) and clipping entirely, and makes the gradient the simple,
     well-conditioned act(z) - y. fastmlp does the same.
     """
-    _check_name("loss", loss_name, LOSSES)
+    _check_name("loss", loss_name, LOSSES + MORE_LOSSES)
     _check_name("activation", activation_name, ACTIVATIONS)
     if from_logits:
         # The user promises a linear output holds logits.
@@ -807,7 +894,18 @@ def learning_rate_at(learning_rate: LearningRate, step: int) -> float:
 # get_weights() order (kernel, bias, kernel, bias, ...); the optimizer state is
 # one dict of named slots per array (Keras's variable names).
 
-OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
+OPTIMIZERS: tuple[str, ...] = (
+    "sgd",
+    "adam",
+    "adamw",
+    "adagrad",
+    "rmsprop",
+    "nadam",
+    "adamax",
+    "lion",
+    "adadelta",
+    "ftrl",
+)
 
 # Keras 3's constructor defaults, read from the files above.
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -834,6 +932,19 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
         "momentum": 0.0,
         "epsilon": 1e-7,
         "centered": False,
+    },
+    "nadam": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+    "adamax": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+    "lion": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.99},
+    "adadelta": {"learning_rate": 0.001, "rho": 0.95, "epsilon": 1e-7},
+    "ftrl": {
+        "learning_rate": 0.001,
+        "learning_rate_power": -0.5,
+        "initial_accumulator_value": 0.1,
+        "l1_regularization_strength": 0.0,
+        "l2_regularization_strength": 0.0,
+        "l2_shrinkage_regularization_strength": 0.0,
+        "beta": 0.0,
     },
 }
 
@@ -882,6 +993,20 @@ def optimizer_state(
                 slots["velocity_hat"] = np.zeros(shape)
         elif name == "adagrad":
             slots["accumulator"] = np.full(shape, float(settings["initial_accumulator_value"]))
+        elif name == "nadam":
+            slots["momentum"] = np.zeros(shape)
+            slots["velocity"] = np.zeros(shape)
+        elif name == "adamax":
+            slots["momentum"] = np.zeros(shape)
+            slots["norm"] = np.zeros(shape)
+        elif name == "lion":
+            slots["momentum"] = np.zeros(shape)
+        elif name == "adadelta":
+            slots["accumulated_grad"] = np.zeros(shape)
+            slots["accumulated_delta_var"] = np.zeros(shape)
+        elif name == "ftrl":
+            slots["accumulator"] = np.full(shape, float(settings["initial_accumulator_value"]))
+            slots["linear"] = np.zeros(shape)
         else:  # rmsprop
             slots["velocity"] = np.zeros(shape)
             if settings["momentum"] > 0:
@@ -994,6 +1119,9 @@ def update_step(
         new["accumulator"] = acc
         return w - lr * g / np.sqrt(acc + settings["epsilon"]), new
 
+    if name in ("nadam", "adamax", "lion", "adadelta", "ftrl"):
+        return _more_update_step(name, w, g, new, lr, step, settings)
+
     # rmsprop
     rho = settings["rho"]
     vel = rho * new["velocity"] + (1.0 - rho) * g * g
@@ -1011,6 +1139,65 @@ def update_step(
         new["momentum"] = mom
         return w - mom, new
     return w - increment, new
+
+
+def _nadam_u(beta_1: float, t: int) -> float:
+    # Keras's momentum cache u_t = beta_1 (1 - 0.5 * 0.96^t) (nadam.py).
+    return beta_1 * (1.0 - 0.5 * 0.96**t)
+
+
+def _more_update_step(
+    name: str,
+    w: FloatArray,
+    g: FloatArray,
+    new: dict[str, FloatArray],
+    lr: float,
+    step: int,
+    settings: dict[str, Any],
+) -> tuple[FloatArray, dict[str, FloatArray]]:
+    """update_step of nadam.py, adamax.py, lion.py, adadelta.py and ftrl.py, line by line."""
+    t = step + 1  # Keras's local_step = iterations + 1
+    if name == "nadam":
+        beta_1, beta_2 = settings["beta_1"], settings["beta_2"]
+        u_t, u_t_1 = _nadam_u(beta_1, t), _nadam_u(beta_1, t + 1)
+        u_product_t = math.prod(_nadam_u(beta_1, i) for i in range(1, t + 1))  # the _u_product variable
+        u_product_t_1 = u_product_t * u_t_1
+        m = new["momentum"] + (g - new["momentum"]) * (1.0 - beta_1)
+        v = new["velocity"] + (g * g - new["velocity"]) * (1.0 - beta_2)
+        new["momentum"], new["velocity"] = m, v
+        m_hat = u_t_1 * m / (1.0 - u_product_t_1) + (1.0 - u_t) * g / (1.0 - u_product_t)
+        v_hat = v / (1.0 - beta_2**t)
+        return w - m_hat * lr / (np.sqrt(v_hat) + settings["epsilon"]), new
+    if name == "adamax":
+        beta_1, beta_2 = settings["beta_1"], settings["beta_2"]
+        m = new["momentum"] + (g - new["momentum"]) * (1.0 - beta_1)
+        u = np.maximum(beta_2 * new["norm"], np.abs(g))
+        new["momentum"], new["norm"] = m, u
+        return w - lr * m / ((1.0 - beta_1**t) * (u + settings["epsilon"])), new
+    if name == "lion":
+        beta_1, beta_2 = settings["beta_1"], settings["beta_2"]
+        m = new["momentum"]
+        w = w - lr * np.sign(m * beta_1 + g * (1.0 - beta_1))
+        new["momentum"] = m * beta_2 + g * (1.0 - beta_2)
+        return w, new
+    if name == "adadelta":
+        rho, eps = settings["rho"], settings["epsilon"]
+        acc_g = rho * new["accumulated_grad"] + (1.0 - rho) * g * g
+        delta = -np.sqrt(new["accumulated_delta_var"] + eps) * g / np.sqrt(acc_g + eps)
+        new["accumulated_grad"] = acc_g
+        new["accumulated_delta_var"] = rho * new["accumulated_delta_var"] + (1.0 - rho) * delta * delta
+        return w + lr * delta, new
+    # ftrl
+    power = settings["learning_rate_power"]
+    l1 = settings["l1_regularization_strength"]
+    l2 = settings["l2_regularization_strength"] + settings["beta"] / (2.0 * lr)
+    grad_to_use = g + 2.0 * settings["l2_shrinkage_regularization_strength"] * w
+    accum = new["accumulator"]
+    new_accum = accum + g * g
+    linear = new["linear"] + grad_to_use - (new_accum**-power - accum**-power) / lr * w
+    quadratic = new_accum**-power / lr + 2.0 * l2
+    new["linear"], new["accumulator"] = linear, new_accum
+    return (np.clip(linear, -l1, l1) - linear) / quadratic, new
 
 
 def optimizer_step(

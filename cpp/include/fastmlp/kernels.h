@@ -80,9 +80,10 @@ struct LossArgs {
   T* grad;  // null: no gradient wanted
   std::ptrdiff_t ldg;
   T* row_loss;  // null: per-sample losses not wanted
+  T delta = T(kHuberDelta);  // Huber's threshold (other losses ignore it)
 };
 
-enum class OptimizerKind : int { sgd = 0, adam = 1, adagrad = 2, rmsprop = 3 };
+enum class OptimizerKind : int { sgd = 0, adam = 1, adagrad = 2, rmsprop = 3, nadam = 4, adamax = 5, lion = 6, adadelta = 7, ftrl = 8 };
 
 // One optimizer step over n parameters, fused in one pass and written as Keras 3 writes it:
 //   g <- clip(g * grad_scale, -clip_value, clip_value)        (norm and value clipping)
@@ -94,7 +95,20 @@ enum class OptimizerKind : int { sgd = 0, adam = 1, adagrad = 2, rmsprop = 3 };
 //   rmsprop: vel = rho vel + (1 - rho) g^2; centered: avg = rho avg + (1 - rho) g,
 //            inc = lr g / sqrt(vel - avg^2 + epsilon) (else sqrt(vel + epsilon));
 //            momentum > 0: mom = momentum mom + inc; w -= mom, else w -= inc
-// State slots (null when unused): sgd m; adam m, v, vhat; adagrad acc; rmsprop vel, avg, mom.
+//   nadam:   m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2);
+//            w -= (m_coef m + g_coef g) lr / (sqrt(v v_coef) + epsilon)
+//            (m_coef = u_{t+1} / (1 - prod u_1..u_{t+1}), g_coef = (1 - u_t) / (1 - prod u_1..u_t),
+//            v_coef = 1 / (1 - beta_2^t): Keras's momentum-cache m_hat and v_hat)
+//   adamax:  m += (g - m)(1 - beta_1); u = max(beta_2 u, |g|); w -= lr m / (u + epsilon)
+//            (lr is divided by 1 - beta_1^t already)
+//   lion:    w -= lr sign(beta_1 m + (1 - beta_1) g); m = beta_2 m + (1 - beta_2) g
+//   adadelta: acc_g = rho acc_g + (1 - rho) g^2; d = -sqrt(acc_d + eps) g / sqrt(acc_g + eps);
+//            acc_d = rho acc_d + (1 - rho) d^2; w += lr d
+//   ftrl:    g2 = g + 2 l2_shrinkage w; n' = n + g^2; z += g2 - (n'^-p - n^-p) / lr w;
+//            w = (clip(z, -l1, l1) - z) / (n'^-p / lr + 2 l2); n = n'  (p = lr_power; l2
+//            includes Keras's beta / (2 lr))
+// State slots (null when unused): sgd m; adam m, v, vhat; adagrad acc; rmsprop vel, avg, mom;
+// nadam m, v; adamax m, u; lion m; adadelta acc_g, acc_d; ftrl n (accumulator), z (linear).
 template <class T>
 struct OptimizerUpdateArgs {
   OptimizerKind kind;
@@ -112,6 +126,8 @@ struct OptimizerUpdateArgs {
   bool amsgrad;
   T rho;
   bool centered;
+  T m_coef = T(0), g_coef = T(0), v_coef = T(0);  // nadam
+  T lr_power = T(-0.5), l1 = T(0), l2 = T(0), l2_shrinkage = T(0);  // ftrl
 };
 
 // An entry of a sparse list that carries its value: index and value side by side, so that

@@ -50,6 +50,9 @@ struct OptimizerConfig {
   double rho = 0.9;
   bool centered = false;
   double clipnorm = 0.0, clipvalue = 0.0, global_clipnorm = 0.0;  // 0 = off
+  // Ftrl (Keras's names): initial_accumulator_value above is its accumulator's start too.
+  double learning_rate_power = -0.5, l1_regularization_strength = 0.0, l2_regularization_strength = 0.0,
+         l2_shrinkage_regularization_strength = 0.0, beta = 0.0;
 
   void validate() const;
 };
@@ -94,6 +97,11 @@ class Optimizer {
   const Network<T>* net_;  // for each layer's trainable flag, read at every step
   std::vector<ParamRef<T>> params_;
   std::vector<Slots> slots_;  // one per parameter array
+  // Nadam's product of u_1 ... u_t (Keras's u_product variable), a function of the step count:
+  // cached for step u_product_step_, recomputed from 1 when the count was set to another value.
+  double u_product_ = 1.0;
+  long long u_product_step_ = 0;
+  double nadam_u_product(long long t);
 };
 
 }  // namespace fastmlp

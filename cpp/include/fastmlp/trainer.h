@@ -34,6 +34,7 @@ struct TrainingConfig {
   Loss loss;
   bool from_logits;
   std::vector<Metric> metrics;
+  double loss_delta = kHuberDelta;  // Huber's threshold
 };
 
 // A batch of train_batches holds a NaN or infinite input: thrown before that batch's update

@@ -50,7 +50,7 @@ void Trainer<T>::rows_through(const RowBatch& b, std::size_t r0, std::size_t r1,
   kernels<T>().loss({config_.loss, uses_logits_ || config_.from_logits, r1 - r0, out, pred + r0 * out, ld,
                      b.y == nullptr ? nullptr : b.y + r0 * out, ld, b.labels == nullptr ? nullptr : b.labels + r0,
                      b.weights == nullptr ? nullptr : b.weights + r0, T(1) / T(b.rows), delta + r0 * out, ld,
-                     row_loss_.data() + r0});
+                     row_loss_.data() + r0, T(config_.loss_delta)});
   if (!uses_logits_) split.output_activation_backward_rows(r0, r1);
   split.backward_rows(r0, r1, p);
 }

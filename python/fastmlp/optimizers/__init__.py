@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 from . import schedules
+from ._adaptive import Adadelta, Adamax, Ftrl, Lion, Nadam
 from ._base import LearningRate, Optimizer
 from ._base import epsilon as _epsilon
 from ._base import number as _number
@@ -137,7 +138,22 @@ class RMSprop(Optimizer):
 
 _BY_NAME: dict[str, type[Optimizer]] = {
     cls.name: cls
-    for cls in (SGD, Adam, AdamW, Adagrad, RMSprop, Newton, ConjugateGradient, LBFGS, LeastSquares)
+    for cls in (
+        SGD,
+        Adam,
+        AdamW,
+        Adagrad,
+        RMSprop,
+        Nadam,
+        Adamax,
+        Lion,
+        Adadelta,
+        Ftrl,
+        Newton,
+        ConjugateGradient,
+        LBFGS,
+        LeastSquares,
+    )
 }
 
 OptimizerLike = Union[str, Optimizer]
@@ -169,12 +185,17 @@ def from_config(config: dict[str, Any]) -> Optimizer:
 __all__ = [
     "LBFGS",
     "SGD",
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
     "ConjugateGradient",
+    "Ftrl",
     "FullBatchOptimizer",
     "LeastSquares",
+    "Lion",
+    "Nadam",
     "Newton",
     "Optimizer",
     "RMSprop",

@@ -1,5 +1,7 @@
 // AVX2's own copy of ../simd/optimizer_update.inc (see there), compiled with this folder's
 // flags, and AVX2's sum_squares.
+#include <cmath>
+
 #include "fastmlp/kernels.h"
 #include "row_chunks.h"
 

@@ -1,5 +1,7 @@
 // AVX-512's own copy of ../simd/optimizer_update.inc (see there), compiled with this folder's
 // flags, and AVX-512's sum_squares.
+#include <cmath>
+
 #include "fastmlp/kernels.h"
 #include "row_chunks.h"
 

@@ -7,6 +7,14 @@
 namespace fastmlp::scalar {
 #include "../kernel_decls.inc"
 
+namespace {
+
+// n^-lr_power for Ftrl; the square root (Keras's default power) exactly, as the SIMD twins do.
+inline double ftrl_power(double x, double e) { return e == 0.5 ? std::sqrt(x) : ::pow(x, e); }
+inline float ftrl_power(float x, float e) { return e == 0.5f ? std::sqrt(x) : ::powf(x, e); }
+
+}  // namespace
+
 template <class T>
 void optimizer_update(const OptimizerUpdateArgs<T>& p) {
   const T lr = p.learning_rate;
@@ -64,6 +72,55 @@ void optimizer_update(const OptimizerUpdateArgs<T>& p) {
         } else {
           w = w - increment;
         }
+        break;
+      }
+      case OptimizerKind::nadam: {
+        T& m = p.state[0][i];
+        T& v = p.state[1][i];
+        m = m + (g - m) * (T(1) - p.beta_1);
+        v = v + (g * g - v) * (T(1) - p.beta_2);
+        const T m_hat = p.m_coef * m + p.g_coef * g;
+        w = w - (m_hat * lr) / (std::sqrt(v * p.v_coef) + p.epsilon);
+        break;
+      }
+      case OptimizerKind::adamax: {
+        T& m = p.state[0][i];
+        T& u = p.state[1][i];
+        m = m + (g - m) * (T(1) - p.beta_1);
+        const T decayed = p.beta_2 * u, a = std::fabs(g);
+        u = decayed > a ? decayed : a;
+        w = w - (lr * m) / (u + p.epsilon);
+        break;
+      }
+      case OptimizerKind::lion: {
+        T& m = p.state[0][i];
+        const T c = m * p.beta_1 + g * (T(1) - p.beta_1);
+        const T sign = c > T(0) ? T(1) : (c < T(0) ? T(-1) : T(0));
+        w = w - lr * sign;
+        m = m * p.beta_2 + g * (T(1) - p.beta_2);
+        break;
+      }
+      case OptimizerKind::adadelta: {
+        T& acc_g = p.state[0][i];
+        T& acc_d = p.state[1][i];
+        acc_g = p.rho * acc_g + (T(1) - p.rho) * (g * g);
+        const T d = -(std::sqrt(acc_d + p.epsilon) * g) / std::sqrt(acc_g + p.epsilon);
+        acc_d = p.rho * acc_d + (T(1) - p.rho) * (d * d);
+        w = w + lr * d;
+        break;
+      }
+      case OptimizerKind::ftrl: {
+        T& n = p.state[0][i];
+        T& z = p.state[1][i];
+        const T e = -p.lr_power;
+        const T g2 = g + T(2) * p.l2_shrinkage * w;
+        const T n_new = n + g * g;
+        const T root_new = ftrl_power(n_new, e);
+        z = z + (g2 - (root_new - ftrl_power(n, e)) / lr * w);
+        const T quadratic = root_new / lr + T(2) * p.l2;
+        const T z_clipped = z > p.l1 ? p.l1 : (z < -p.l1 ? -p.l1 : z);
+        w = (z_clipped - z) / quadratic;
+        n = n_new;
         break;
       }
     }
