@@ -256,8 +256,10 @@ void Network<T>::for_blocks(std::size_t rows, std::size_t cols, Activation act, 
     pool.run(tasks, [&](std::size_t t) { fn(rows * t / tasks, rows * (t + 1) / tasks, 0, cols); });
     return;
   }
-  // Elementwise: split columns, as the products do, so each thread touches its own columns.
-  const std::size_t tasks = std::min({pool.num_threads(), elements >= kMinParallelElements ? cols / 8 : std::size_t(1), std::max<std::size_t>(1, cols / 8)});
+  // Elementwise: split columns, as the products do, so each thread touches its own columns (at
+  // least one task: a layer narrower than a vector is one task however many rows it has).
+  const std::size_t tasks = std::min({pool.num_threads(), elements >= kMinParallelElements ? cols / 8 : std::size_t(1)});
+  if (tasks <= 1) return fn(0, rows, 0, cols);
   pool.run(tasks, [&](std::size_t t) {
     const std::size_t j0 = column_split(cols, tasks, t), j1 = column_split(cols, tasks, t + 1);
     if (j0 != j1) fn(0, rows, j0, j1);
