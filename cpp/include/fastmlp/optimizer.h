@@ -61,6 +61,7 @@ struct ParamRef {
   T* g;
   std::size_t n;
   std::size_t layer;  // the network layer it belongs to
+  bool norm = false;  // its batch normalization's gamma or beta (frozen by norm_trainable)
 };
 
 template <class T>
@@ -94,6 +95,9 @@ class Optimizer {
   const Network<T>* net_;  // for each layer's trainable flag, read at every step
   std::vector<ParamRef<T>> params_;
   std::vector<Slots> slots_;  // one per parameter array
+  bool trains(const ParamRef<T>& p) const {
+    return p.norm ? net_->spec(p.layer).norm_trainable : net_->spec(p.layer).trainable;
+  }
 };
 
 }  // namespace fastmlp
