@@ -108,3 +108,36 @@ def test_names_shapes_counts_and_utilities_are_keras_own() -> None:
             )
         )
     assert results[1] == results[0]
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_batch_normalization_trains_and_predicts_as_keras(frozen: bool) -> None:
+    """Training mode in fit (batch statistics, moving statistics moved once per batch), the
+    moving statistics in predict and evaluate, inference mode for a frozen layer."""
+    x, y = data(31)
+    models = []
+    for lib in (keras, fm):
+        inputs = lib.Input((6,))
+        h = lib.layers.Dense(5)(inputs)
+        h = lib.layers.BatchNormalization(momentum=0.8, epsilon=0.01)(h)
+        h = lib.layers.Activation("tanh")(h)
+        model = lib.Model(inputs, lib.layers.Dense(2)(h))
+        if frozen:
+            model.layers[2].trainable = False
+        models.append(model)
+    theirs, ours = models
+    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in theirs.get_weights()]
+    rng = np.random.default_rng(3)
+    weights = [(rng.normal(size=w.shape) * 0.5 + (1.0 if i == 5 else 0.0)).astype("float32") for i, w in enumerate(theirs.get_weights())]
+    weights[5] = np.abs(weights[5])  # a moving variance
+    for model in models:
+        model.set_weights(weights)
+        model.compile(optimizer=model_optimizer(model), loss="mse")
+    assert ours.count_params() == theirs.count_params()
+    assert len(ours.trainable_weights) == len(theirs.trainable_weights)
+    assert len(ours.non_trainable_weights) == len(theirs.non_trainable_weights)
+    theirs.fit(x, y, batch_size=7, epochs=3, shuffle=False, verbose=0)
+    ours.fit(x, y, batch_size=7, epochs=3, shuffle=False, verbose=0)
+    assert_same_weights(theirs, ours)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    assert ours.evaluate(x, y, verbose=0) == pytest.approx(theirs.evaluate(x, y, verbose=0), rel=1e-5)

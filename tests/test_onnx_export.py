@@ -79,6 +79,27 @@ def test_activation_layers_bias_free_layers_and_a_flattened_input(dtype: str) ->
         np.testing.assert_allclose(output, model.predict(x, verbose=0), rtol=0, atol=TOLERANCE)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_normalization_is_folded_into_its_dense_layer(dtype: str) -> None:
+    model = fm.Sequential(
+        [
+            Input((6,)),
+            Dense(9),
+            fm.layers.BatchNormalization(),
+            Activation("relu"),
+            Dense(5, use_bias=False),
+            fm.layers.BatchNormalization(center=False),
+            Dense(3),
+        ],
+        dtype=dtype,
+    )
+    model.compile(optimizer="adam", loss="mse")
+    x = inputs((40, 6), dtype)
+    model.fit(x, np.ones((40, 3), dtype), batch_size=8, epochs=3, verbose=0)  # moving statistics away from 0 and 1
+    (output,) = run(fm_onnx.to_onnx(model), x)
+    np.testing.assert_allclose(output, model.predict(x, verbose=0), rtol=1e-5, atol=TOLERANCE)
+
+
 def test_the_layer_parameters_reach_the_graph() -> None:
     """A slope other than the default changes the outputs: the test above would notice a
     graph that ignored it only if the two slopes disagree somewhere, so check that here."""

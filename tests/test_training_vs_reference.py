@@ -369,3 +369,19 @@ def test_fit_full_batch_does_not_depend_on_shuffle(isa: str, dtype: str) -> None
     assert_weights_close(
         [np.asarray(w, np.float64) for w in model.get_weights()], flatten(expected), **tol
     )
+
+
+@pytest.mark.parametrize("units", [1, 2, 7])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_layer_narrower_than_a_vector_gets_its_activation_on_large_batches(units: int, threads: int) -> None:
+    """Fewer than 8 units and at least 2048 values: the elementwise step still runs (as one task)."""
+    before = fm.get_num_threads()
+    fm.set_num_threads(threads)
+    try:
+        model = fm.Sequential([fm.layers.Input((3,)), fm.layers.Dense(units, activation="sigmoid")], dtype="float64")
+        x = np.random.default_rng(units).standard_normal((2048, 3))
+        kernel, bias = model.get_weights()
+        got = model.predict(x, batch_size=2048, verbose=0)
+        np.testing.assert_allclose(got, ref.sigmoid(x @ kernel + bias), rtol=1e-12, atol=1e-15)
+    finally:
+        fm.set_num_threads(before)

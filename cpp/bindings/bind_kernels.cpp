@@ -183,6 +183,66 @@ py::array column_sum(const py::array& x_arr) {
   return out;
 }
 
+// A 1-D contiguous array of `cols` values, or null for None.
+template <class T>
+const T* optional_vector(const py::object& obj, std::size_t cols, const char* name) {
+  if (obj.is_none()) return nullptr;
+  const auto v = contiguous<T>(obj.cast<py::array>(), name, 1);
+  if (v.rows != cols) throw py::value_error(std::string(name) + " must have one entry per column of x");
+  return v.data;
+}
+
+template <class T>
+py::tuple batch_norm(const py::array& x_arr, const py::object& gamma_obj, const py::object& beta_obj, double epsilon,
+                     const py::object& mean_obj, const py::object& variance_obj) {
+  const auto x = strided<T>(x_arr, "x", false, true);
+  const T* gamma = optional_vector<T>(gamma_obj, x.cols, "gamma");
+  const T* beta = optional_vector<T>(beta_obj, x.cols, "beta");
+  const bool batch_stats = mean_obj.is_none();
+  if (batch_stats != variance_obj.is_none()) throw py::value_error("give both mean and variance, or neither");
+  if (batch_stats && x.rows == 0) throw py::value_error("x must have at least one row");
+  py::array_t<T> mean(py::ssize_t(x.cols)), variance(py::ssize_t(x.cols));
+  if (!batch_stats) {
+    const T* m = optional_vector<T>(mean_obj, x.cols, "mean");
+    const T* v = optional_vector<T>(variance_obj, x.cols, "variance");
+    std::copy(m, m + x.cols, mean.mutable_data());
+    std::copy(v, v + x.cols, variance.mutable_data());
+  }
+  py::array_t<T> y = new_matrix<T>(x.rows, x.cols);
+  T* yd = y.mutable_data();
+  T* md = mean.mutable_data();
+  T* vd = variance.mutable_data();
+  py::gil_scoped_release release;
+  kernels<T>().batch_norm({x.rows, x.cols, x.data, x.rs, yd, std::ptrdiff_t(x.cols), gamma, beta, T(epsilon),
+                           batch_stats, md, vd});
+  py::gil_scoped_acquire acquire;
+  return py::make_tuple(y, mean, variance);
+}
+
+template <class T>
+py::tuple batch_norm_backward(const py::array& x_arr, const py::array& mean_arr, const py::array& variance_arr,
+                              const py::array& delta_arr, const py::object& gamma_obj, double epsilon,
+                              bool batch_stats) {
+  const auto x = strided<T>(x_arr, "x", false, true);
+  const auto d = strided<T>(delta_arr, "delta", false, true);
+  require_shape(d, x.rows, x.cols, "delta");
+  const T* mean = optional_vector<T>(mean_arr, x.cols, "mean");
+  const T* variance = optional_vector<T>(variance_arr, x.cols, "variance");
+  const T* gamma = optional_vector<T>(gamma_obj, x.cols, "gamma");
+  py::array_t<T> dx = new_matrix<T>(x.rows, x.cols);
+  for (std::size_t r = 0; r < x.rows; ++r)
+    for (std::size_t j = 0; j < x.cols; ++j) dx.mutable_data()[r * x.cols + j] = d.data[std::ptrdiff_t(r) * d.rs + std::ptrdiff_t(j)];
+  py::array_t<T> dgamma(py::ssize_t(x.cols)), dbeta(py::ssize_t(x.cols));
+  T* dxd = dx.mutable_data();
+  T* dg = dgamma.mutable_data();
+  T* db = dbeta.mutable_data();
+  py::gil_scoped_release release;
+  kernels<T>().batch_norm_backward({x.rows, x.cols, x.data, x.rs, mean, variance, gamma, T(epsilon), batch_stats, dxd,
+                                    std::ptrdiff_t(x.cols), dg, db});
+  py::gil_scoped_acquire acquire;
+  return py::make_tuple(dx, dgamma, dbeta);
+}
+
 template <class T>
 void optimizer_update(const std::string& kind, const py::array& w_arr, const py::array& g_arr,
                       const py::list& state_list, const py::dict& h) {
@@ -411,6 +471,25 @@ void bind_kernels(py::module_& parent) {
         return by_dtype(x, [&] { return column_sum<float>(x); }, [&] { return column_sum<double>(x); });
       },
       py::arg("x"));
+  m.def(
+      "batch_norm",
+      [](const py::array& x, const py::object& gamma, const py::object& beta, double epsilon, const py::object& mean,
+         const py::object& variance) {
+        return by_dtype(x, [&] { return batch_norm<float>(x, gamma, beta, epsilon, mean, variance); },
+                        [&] { return batch_norm<double>(x, gamma, beta, epsilon, mean, variance); });
+      },
+      py::arg("x"), py::arg("gamma") = py::none(), py::arg("beta") = py::none(), py::arg("epsilon") = 1e-3,
+      py::arg("mean") = py::none(), py::arg("variance") = py::none(),
+      "Returns (y, mean, variance): with mean and variance None, the batch's (biased) statistics.");
+  m.def(
+      "batch_norm_backward",
+      [](const py::array& x, const py::array& mean, const py::array& variance, const py::array& delta,
+         const py::object& gamma, double epsilon, bool batch_stats) {
+        return by_dtype(x, [&] { return batch_norm_backward<float>(x, mean, variance, delta, gamma, epsilon, batch_stats); },
+                        [&] { return batch_norm_backward<double>(x, mean, variance, delta, gamma, epsilon, batch_stats); });
+      },
+      py::arg("x"), py::arg("mean"), py::arg("variance"), py::arg("delta"), py::arg("gamma") = py::none(),
+      py::arg("epsilon") = 1e-3, py::arg("batch_stats") = true, "Returns (dx, dgamma, dbeta).");
   m.def(
       "sgd_update",
       [](const py::array& w, const py::array& g, double lr) {

@@ -8,7 +8,9 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
+#include <tuple>
 
 #include "arrays.h"
 #include "fastmlp/finite_check.h"
@@ -19,6 +21,20 @@ namespace fastmlp::bindings {
 
 namespace {
 
+// A layer's batch normalization: momentum, epsilon, center, scale.
+using NormSettings = std::tuple<double, double, bool, bool>;
+
+// The batch normalization array `name` of layer l (gamma, beta, moving_mean, moving_variance,
+// or with grad the gradients gamma, beta); null when the layer has none.
+template <class T>
+T* norm_array(Network<T>& n, std::size_t l, const std::string& name, bool grad) {
+  if (name == "gamma") return grad ? n.gamma_grad(l) : n.gamma(l);
+  if (name == "beta") return grad ? n.beta_grad(l) : n.beta(l);
+  if (!grad && name == "moving_mean") return n.moving_mean(l);
+  if (!grad && name == "moving_variance") return n.moving_variance(l);
+  throw py::value_error("unknown batch normalization array '" + name + "'");
+}
+
 // penalties: per layer (kernel l1, kernel l2, bias l1, bias l2), or empty for none.
 template <class T>
 std::shared_ptr<Network<T>> make_network(const py::object& input_dim, const std::vector<py::object>& units,
@@ -26,11 +42,14 @@ std::shared_ptr<Network<T>> make_network(const py::object& input_dim, const std:
                                          const std::vector<bool>& use_bias,
                                          const std::vector<std::array<double, 4>>& penalties,
                                          const std::vector<double>& alphas,
-                                         const std::vector<double>& dropout) {
+                                         const std::vector<double>& dropout,
+                                         const std::vector<std::optional<NormSettings>>& norms) {
   if (units.size() != activations.size() || units.size() != use_bias.size())
     throw py::value_error("units, activations and use_bias must have the same length");
   if (!penalties.empty() && penalties.size() != units.size())
     throw py::value_error("one penalty entry per layer is needed");
+  if (!norms.empty() && norms.size() != units.size())
+    throw py::value_error("one batch normalization entry (or None) per layer is needed");
   std::vector<LayerSpec> specs;
   for (std::size_t l = 0; l < units.size(); ++l) {
     LayerSpec spec{size_arg(units[l], "units"), parse_activation(activations[l]), bool(use_bias[l])};
@@ -50,6 +69,16 @@ std::shared_ptr<Network<T>> make_network(const py::object& input_dim, const std:
       spec.kernel_l2 = penalties[l][1];
       spec.bias_l1 = penalties[l][2];
       spec.bias_l2 = penalties[l][3];
+    }
+    if (!norms.empty() && norms[l].has_value()) {
+      const auto& [momentum, epsilon, center, scale] = *norms[l];
+      if (!(momentum >= 0 && momentum <= 1)) throw py::value_error("batch normalization momentum must be in [0, 1]");
+      if (!(epsilon > 0) || !std::isfinite(epsilon)) throw py::value_error("batch normalization epsilon must be positive");
+      spec.batch_norm = true;
+      spec.norm_momentum = momentum;
+      spec.norm_epsilon = epsilon;
+      spec.norm_center = center;
+      spec.norm_scale = scale;
     }
     specs.push_back(spec);
   }
@@ -94,7 +123,32 @@ void bind(py::module_& m, const char* name) {
       .def(py::init(&make_network<T>), py::arg("input_dim"), py::arg("units"),
            py::arg("activations"), py::arg("use_bias"),
            py::arg("penalties") = std::vector<std::array<double, 4>>{},
-           py::arg("alphas") = std::vector<double>{}, py::arg("dropout") = std::vector<double>{})
+           py::arg("alphas") = std::vector<double>{}, py::arg("dropout") = std::vector<double>{},
+           py::arg("norms") = std::vector<std::optional<NormSettings>>{})
+      .def("set_norm_trainable",
+           [](Net& n, std::size_t l, bool trainable) {
+             layer_arg(n, l);
+             n.set_norm_trainable(l, trainable);
+           })
+      .def(
+          "get_norm",
+          [](Net& n, std::size_t l, const std::string& array, bool grad) -> py::object {
+            layer_arg(n, l);
+            const T* p = norm_array(n, l, array, grad);
+            if (p == nullptr) return py::none();
+            return copy_out(p, {py::ssize_t(n.spec(l).units)});
+          },
+          py::arg("layer"), py::arg("name"), py::arg("grad") = false,
+          "A copy of layer's batch normalization array `name` (or its gradient), or None.")
+      .def(
+          "set_norm",
+          [](Net& n, std::size_t l, const std::string& array, const py::array& a) {
+            layer_arg(n, l);
+            T* p = norm_array(n, l, array, false);
+            if (p == nullptr) throw py::value_error("this layer has no batch normalization " + array);
+            copy_in(p, a, {py::ssize_t(n.spec(l).units)}, array.c_str());
+          },
+          py::arg("layer"), py::arg("name"), py::arg("values"))
       .def("regularization_penalty", &Net::regularization_penalty)
       .def("set_trainable",
            [](Net& n, std::size_t l, bool trainable) {

@@ -81,8 +81,14 @@ Network<T>::Network(std::size_t input_dim, std::vector<LayerSpec> specs) : input
     if (l == 0 && input_dim > kMaxDim)
       throw SizeError("input dimension " + std::to_string(input_dim) + " is more than the " + std::to_string(kMaxDim) +
                       " input features a network may have");
-    // Its kernel and bias, and their gradients (kernel <= 1 TiB: no overflow).
-    const std::size_t bytes = 2 * (kernel + (specs[l].use_bias ? out * sizeof(T) : 0));
+    if (specs[l].batch_norm && !(specs[l].norm_momentum >= 0 && specs[l].norm_momentum <= 1))
+      throw std::invalid_argument("layer " + std::to_string(l) + "'s batch normalization momentum must be in [0, 1]");
+    if (specs[l].batch_norm && !(specs[l].norm_epsilon > 0 && std::isfinite(specs[l].norm_epsilon)))
+      throw std::invalid_argument("layer " + std::to_string(l) + "'s batch normalization epsilon must be positive");
+    // Its kernel and bias, and their gradients (kernel <= 1 TiB: no overflow), and its batch
+    // normalization's 8 arrays of `out` values.
+    const std::size_t bytes = 2 * (kernel + (specs[l].use_bias ? out * sizeof(T) : 0)) +
+                              (specs[l].batch_norm ? 8 * out * sizeof(T) : 0);
     with_context([&] { return layer_buffer<T>(l, "kernel, bias and their gradients", in, out); }, long(l),
                  [&] { require_memory(bytes); });
     total = checked_add(total, bytes, "parameter bytes");
@@ -100,6 +106,13 @@ Network<T>::Network(std::size_t input_dim, std::vector<LayerSpec> specs) : input
       if (specs[l].use_bias) {
         layer.bias.resize(out);
         layer.bias_grad.resize(out);
+      }
+      if (specs[l].batch_norm) {
+        // Keras's initial values: gamma ones, beta zeros, moving mean zeros, variance ones.
+        for (AlignedBuffer<T>* b : {&layer.gamma, &layer.beta, &layer.moving_mean, &layer.moving_variance,
+                                    &layer.gamma_grad, &layer.beta_grad, &layer.batch_mean, &layer.batch_variance})
+          b->resize(out);
+        for (std::size_t j = 0; j < out; ++j) layer.gamma[j] = layer.moving_variance[j] = T(1);
       }
     });
   }
@@ -132,7 +145,7 @@ void Network<T>::reserve(std::size_t rows) {
   // allocation has succeeded: a size that cannot be had leaves the old buffers, the pointers
   // into them and capacity_ as they were (and consistent), so the network still runs.
   struct Fresh {
-    AlignedBuffer<T> z, a_storage, delta, mask, dropped;
+    AlignedBuffer<T> z, a_storage, delta, mask, dropped, pre;
   };
   std::vector<Fresh> fresh(layers_.size());
   std::size_t total = 0;
@@ -140,7 +153,7 @@ void Network<T>::reserve(std::size_t rows) {
     const LayerSpec& spec = layers_[l].spec;
     // rows <= 2**32 and units < 2**31: the product fits; the bytes are checked.
     const std::size_t n = rows * spec.units;
-    const std::size_t count = 2 + (spec.activation != Activation::linear) + 2 * (spec.dropout > 0);
+    const std::size_t count = 2 + (spec.activation != Activation::linear) + 2 * (spec.dropout > 0) + spec.batch_norm;
     const std::size_t bytes = with_context([&] { return layer_buffer<T>(l, "activations", rows, spec.units); }, long(l),
                                            [&] { return checked_bytes(n, sizeof(T)); });
     total = checked_add(total, checked_mul(count, bytes, "activation bytes"), "activation bytes");
@@ -160,6 +173,7 @@ void Network<T>::reserve(std::size_t rows) {
         fresh[l].mask.resize(n);
         fresh[l].dropped.resize(n);
       }
+      if (spec.batch_norm) fresh[l].pre.resize(n);
     });
   }
   // Vectors: each reserve is strong and only grows a capacity, which leaves them valid.
@@ -180,6 +194,8 @@ void Network<T>::reserve(std::size_t rows) {
     layer.a_storage.swap(fresh[l].a_storage);
     layer.mask.swap(fresh[l].mask);
     layer.dropped.swap(fresh[l].dropped);
+    layer.pre.swap(fresh[l].pre);
+    layer.batch_stats_now = false;
     layer.a = layer.spec.activation == Activation::linear ? layer.z.data() : layer.a_storage.data();
     layer.out = layer.a;
     layer.dropped_now = false;
@@ -256,8 +272,10 @@ void Network<T>::for_blocks(std::size_t rows, std::size_t cols, Activation act, 
     pool.run(tasks, [&](std::size_t t) { fn(rows * t / tasks, rows * (t + 1) / tasks, 0, cols); });
     return;
   }
-  // Elementwise: split columns, as the products do, so each thread touches its own columns.
-  const std::size_t tasks = std::min({pool.num_threads(), elements >= kMinParallelElements ? cols / 8 : std::size_t(1), std::max<std::size_t>(1, cols / 8)});
+  // Elementwise: split columns, as the products do, so each thread touches its own columns (at
+  // least one task: a layer narrower than a vector is one task however many rows it has).
+  const std::size_t tasks = std::min({pool.num_threads(), elements >= kMinParallelElements ? cols / 8 : std::size_t(1)});
+  if (tasks <= 1) return fn(0, rows, 0, cols);
   pool.run(tasks, [&](std::size_t t) {
     const std::size_t j0 = column_split(cols, tasks, t), j1 = column_split(cols, tasks, t + 1);
     if (j0 != j1) fn(0, rows, j0, j1);
@@ -332,27 +350,41 @@ void Network<T>::forward(const T* x, std::size_t rows, Rng* dropout_rng) {
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = layers_[l];
     const std::size_t out = layer.spec.units;
+    const bool norm = layer.spec.batch_norm;
+    // The product (plus bias) goes to z, or to pre when batch normalization comes between.
+    T* product = norm ? layer.pre.data() : layer.z.data();
     if (l == 0 && sparse_.active) {
       parallel_sparse_gemm({rows, out, x, std::ptrdiff_t(in_dim), 1, sparse_.row_starts.data(),
                             sparse_.row_ends.data(), sparse_.row_cols.data(), layer.kernel.data(),
-                            std::ptrdiff_t(out), layer.z.data(), std::ptrdiff_t(out)});
+                            std::ptrdiff_t(out), product, std::ptrdiff_t(out)});
     } else if (rows <= kSmallBatch) {
       // A few rows: the sparse kernel with every index listed skips gemm's packing, and runs
       // the same FMA chains (so the result is bitwise gemm's).
       parallel_sparse_gemm({rows, out, in, std::ptrdiff_t(in_dim), 1, all_starts_.data(),
                             all_ends_[l].data(), all_indices_.data(), layer.kernel.data(),
-                            std::ptrdiff_t(out), layer.z.data(), std::ptrdiff_t(out)});
+                            std::ptrdiff_t(out), product, std::ptrdiff_t(out)});
     } else {
       parallel_gemm(rows, out, in_dim, in, std::ptrdiff_t(in_dim), 1, layer.kernel.data(),
-                    std::ptrdiff_t(out), 1, layer.z.data(), std::ptrdiff_t(out));
+                    std::ptrdiff_t(out), 1, product, std::ptrdiff_t(out));
     }
-    for_blocks(rows, out, layer.spec.activation, [&](std::size_t r0, std::size_t r1, std::size_t j0, std::size_t j1) {
-      const auto ld = std::ptrdiff_t(out);
-      const auto off = std::ptrdiff_t(r0) * ld + std::ptrdiff_t(j0);
-      k.bias_activation({r1 - r0, j1 - j0, layer.spec.activation, T(layer.spec.alpha),
-                         layer.spec.use_bias ? layer.bias.data() + j0 : nullptr, layer.z.data() + off,
-                         ld, layer.a + off, ld});
-    });
+    if (norm && layer.spec.use_bias) {
+      for_blocks(rows, out, Activation::linear, [&](std::size_t r0, std::size_t r1, std::size_t j0, std::size_t j1) {
+        const auto ld = std::ptrdiff_t(out);
+        const auto off = std::ptrdiff_t(r0) * ld + std::ptrdiff_t(j0);
+        k.bias_activation({r1 - r0, j1 - j0, Activation::linear, T(0), layer.bias.data() + j0, product + off, ld,
+                           product + off, ld});
+      });
+    }
+    if (norm) normalize(l, rows, dropout_rng != nullptr);
+    if (!norm || layer.spec.activation != Activation::linear) {
+      for_blocks(rows, out, layer.spec.activation, [&](std::size_t r0, std::size_t r1, std::size_t j0, std::size_t j1) {
+        const auto ld = std::ptrdiff_t(out);
+        const auto off = std::ptrdiff_t(r0) * ld + std::ptrdiff_t(j0);
+        k.bias_activation({r1 - r0, j1 - j0, layer.spec.activation, T(layer.spec.alpha),
+                           !norm && layer.spec.use_bias ? layer.bias.data() + j0 : nullptr, layer.z.data() + off,
+                           ld, layer.a + off, ld});
+      });
+    }
     layer.out = layer.a;
     layer.dropped_now = false;
     if (dropout_rng != nullptr && layer.spec.dropout > 0 && l + 1 < layers_.size()) {
@@ -390,6 +422,7 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
     Layer& layer = layers_[l];
     const std::size_t in_dim = fan_in(l), out = layer.spec.units;
     const T* in = l == 0 ? x : layers_[l - 1].out;
+    if (layer.spec.batch_norm) normalize_backward(l, rows);
     // dW = in^T @ delta: in read transposed through its strides (or its nonzeros, per feature).
     if (l == 0 && sparse_.active) {
       index_sparse_features();
@@ -431,6 +464,63 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
     });
   }
   return fused;
+}
+
+template <class T>
+bool Network<T>::has_batch_norm() const {
+  for (const Layer& layer : layers_)
+    if (layer.spec.batch_norm) return true;
+  return false;
+}
+
+template <class T>
+void Network<T>::normalize(std::size_t l, std::size_t rows, bool training) {
+  Layer& layer = layers_[l];
+  const LayerSpec& spec = layer.spec;
+  const std::size_t out = spec.units;
+  const KernelTable<T>& k = kernels<T>();
+  // Keras normalizes with the batch's statistics only while training a trainable layer.
+  const bool batch_stats = training && spec.norm_trainable;
+  T* mean = batch_stats ? layer.batch_mean.data() : layer.moving_mean.data();
+  T* variance = batch_stats ? layer.batch_variance.data() : layer.moving_variance.data();
+  const T* gamma = spec.norm_scale ? layer.gamma.data() : nullptr;
+  const T* beta = spec.norm_center ? layer.beta.data() : nullptr;
+  // Each column is one kernel's chain over the rows: any split of the columns gives the same bits.
+  for_blocks(rows, out, Activation::linear, [&](std::size_t, std::size_t, std::size_t j0, std::size_t j1) {
+    const auto ld = std::ptrdiff_t(out), off = std::ptrdiff_t(j0);
+    k.batch_norm({rows, j1 - j0, layer.pre.data() + off, ld, layer.z.data() + off, ld,
+                  gamma != nullptr ? gamma + off : nullptr, beta != nullptr ? beta + off : nullptr,
+                  T(spec.norm_epsilon), batch_stats, mean + off, variance + off});
+  });
+  layer.batch_stats_now = batch_stats;
+  if (!batch_stats) return;
+  // Keras's update, with the batch's biased variance: moving * momentum + batch * (1 - momentum).
+  const T momentum = T(spec.norm_momentum), rest = T(1.0 - spec.norm_momentum);
+  for (std::size_t j = 0; j < out; ++j) {
+    layer.moving_mean[j] = layer.moving_mean[j] * momentum + layer.batch_mean[j] * rest;
+    layer.moving_variance[j] = layer.moving_variance[j] * momentum + layer.batch_variance[j] * rest;
+  }
+}
+
+template <class T>
+void Network<T>::normalize_backward(std::size_t l, std::size_t rows) {
+  Layer& layer = layers_[l];
+  const LayerSpec& spec = layer.spec;
+  const std::size_t out = spec.units;
+  const KernelTable<T>& k = kernels<T>();
+  const bool batch_stats = layer.batch_stats_now;
+  const T* mean = batch_stats ? layer.batch_mean.data() : layer.moving_mean.data();
+  const T* variance = batch_stats ? layer.batch_variance.data() : layer.moving_variance.data();
+  const T* gamma = spec.norm_scale ? layer.gamma.data() : nullptr;
+  T* gamma_grad = spec.norm_scale ? layer.gamma_grad.data() : nullptr;
+  T* beta_grad = spec.norm_center ? layer.beta_grad.data() : nullptr;
+  for_blocks(rows, out, Activation::linear, [&](std::size_t, std::size_t, std::size_t j0, std::size_t j1) {
+    const auto ld = std::ptrdiff_t(out), off = std::ptrdiff_t(j0);
+    k.batch_norm_backward({rows, j1 - j0, layer.pre.data() + off, ld, mean + off, variance + off,
+                           gamma != nullptr ? gamma + off : nullptr, T(spec.norm_epsilon), batch_stats,
+                           layer.delta.data() + off, ld, gamma_grad != nullptr ? gamma_grad + off : nullptr,
+                           beta_grad != nullptr ? beta_grad + off : nullptr});
+  });
 }
 
 template <class T>

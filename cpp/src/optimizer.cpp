@@ -15,13 +15,16 @@ namespace fastmlp {
 
 namespace {
 
-// The parameter arrays of a network, in Keras's get_weights order.
+// The parameter arrays of a network, in Keras's get_weights order (a Dense layer's kernel and
+// bias, then its batch normalization's gamma and beta).
 template <class T>
 std::vector<ParamRef<T>> params_of(Network<T>& net) {
   std::vector<ParamRef<T>> refs;
   for (std::size_t l = 0; l < net.num_layers(); ++l) {
     refs.push_back({net.kernel(l), net.kernel_grad(l), net.fan_in(l) * net.spec(l).units, l});
     if (net.spec(l).use_bias) refs.push_back({net.bias(l), net.bias_grad(l), net.spec(l).units, l});
+    if (net.gamma(l) != nullptr) refs.push_back({net.gamma(l), net.gamma_grad(l), net.spec(l).units, l, true});
+    if (net.beta(l) != nullptr) refs.push_back({net.beta(l), net.beta_grad(l), net.spec(l).units, l, true});
   }
   return refs;
 }
@@ -228,13 +231,13 @@ void Optimizer<T>::apply(bool first_kernel_done) {
   if (c.global_clipnorm > 0) {
     double sum = 0;
     for (const auto& p : params)
-      if (net_->spec(p.layer).trainable) sum += k.sum_squares(p.n, p.g);
+      if (trains(p)) sum += k.sum_squares(p.n, p.g);
     const double norm = std::sqrt(sum);
     global_scale = c.global_clipnorm * std::min(1.0 / norm, 1.0 / c.global_clipnorm);
   }
   for (std::size_t i = first_kernel_done ? 1 : 0; i < params.size(); ++i) {
     const ParamRef<T>& p = params[i];
-    if (!net_->spec(p.layer).trainable) continue;
+    if (!trains(p)) continue;
     double scale = global_scale;
     if (c.clipnorm > 0) {
       const double norm = std::sqrt(k.sum_squares(p.n, p.g));

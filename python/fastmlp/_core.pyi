@@ -48,8 +48,12 @@ class _Network:
         penalties: list[list[float]] = ...,
         alphas: list[float] = ...,
         dropout: list[float] = ...,
+        norms: list[Optional[tuple[float, float, bool, bool]]] = ...,
     ) -> None: ...
     def regularization_penalty(self) -> float: ...
+    def set_norm_trainable(self, layer: int, trainable: bool) -> None: ...
+    def get_norm(self, layer: int, name: str, grad: bool = False) -> Optional[NDArray[np.floating]]: ...
+    def set_norm(self, layer: int, name: str, values: NDArray[np.floating]) -> None: ...
     def set_trainable(self, layer: int, trainable: bool) -> None: ...
     def is_trainable(self, layer: int) -> bool: ...
     @property
@@ -169,6 +173,25 @@ class _Kernels:
         delta: float = 1.0,
     ) -> tuple[float, NDArray[np.floating], NDArray[np.floating]]: ...
     def column_sum(self, x: NDArray[np.floating]) -> NDArray[np.floating]: ...
+    def batch_norm(
+        self,
+        x: NDArray[np.floating],
+        gamma: Optional[NDArray[np.floating]] = None,
+        beta: Optional[NDArray[np.floating]] = None,
+        epsilon: float = 1e-3,
+        mean: Optional[NDArray[np.floating]] = None,
+        variance: Optional[NDArray[np.floating]] = None,
+    ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...
+    def batch_norm_backward(
+        self,
+        x: NDArray[np.floating],
+        mean: NDArray[np.floating],
+        variance: NDArray[np.floating],
+        delta: NDArray[np.floating],
+        gamma: Optional[NDArray[np.floating]] = None,
+        epsilon: float = 1e-3,
+        batch_stats: bool = True,
+    ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...
     def optimizer_update(
         self,
         kind: str,

@@ -43,6 +43,15 @@ class LayerSpec:
     penalties: tuple[float, float, float, float]  # kernel l1, kernel l2, bias l1, bias l2
     dropout: float  # the rate of the Dropout layer after it, else 0
     trainable: bool = True  # whether training updates its weights (Keras's layer.trainable)
+    # The BatchNormalization after its product (momentum, epsilon, center, scale), else None,
+    # and whether it trains (frozen, it normalizes with its moving statistics in fit too).
+    norm: Optional[tuple[float, float, bool, bool]] = None
+    norm_trainable: bool = True
+
+
+# A batch normalization's arrays in Keras's get_weights order (gamma without scale and beta
+# without center are left out).
+NORM_ARRAYS = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
 @dataclass(frozen=True)
@@ -90,10 +99,13 @@ class Engine:
                 [list(layer.penalties) for layer in layers],
                 [layer.alpha for layer in layers],
                 [layer.dropout for layer in layers],
+                [layer.norm for layer in layers],
             )
             for index, layer in enumerate(layers):
                 if not layer.trainable:
                     network.set_trainable(index, False)
+                if not layer.norm_trainable:
+                    network.set_norm_trainable(index, False)
             self._network, self._trainer = network, None
             self._input_dim, self._layers = input_dim, tuple(layers)
 
@@ -111,6 +123,16 @@ class Engine:
                 self._network.set_trainable(index, trainable)
                 self._layers = tuple(
                     replace(spec, trainable=trainable) if i == index else spec for i, spec in enumerate(self._layers)
+                )
+
+    def set_norm_trainable(self, index: int, trainable: bool) -> None:
+        """Freeze or unfreeze layer ``index``'s batch normalization (as ``set_trainable``)."""
+        with self.lock:
+            if self._network is not None and index < len(self._layers):
+                self._network.set_norm_trainable(index, trainable)
+                self._layers = tuple(
+                    replace(spec, norm_trainable=trainable) if i == index else spec
+                    for i, spec in enumerate(self._layers)
                 )
 
     def snapshot(self) -> Snapshot:
@@ -155,7 +177,30 @@ class Engine:
             shapes.append((units,))
         return shapes
 
+    def norm_names(self, index: int) -> list[str]:
+        """The names of layer ``index``'s batch normalization arrays, in Keras's order (empty
+        without one)."""
+        norm = self._layers[index].norm
+        if norm is None:
+            return []
+        _, _, center, scale = norm
+        return [name for name in NORM_ARRAYS if (name != "gamma" or scale) and (name != "beta" or center)]
+
     # ------------------------------------------------------------------ weights
+
+    def norm_weights(self, index: int) -> list[Array]:
+        """Copies of layer ``index``'s batch normalization arrays (``norm_names`` order)."""
+        with self.lock:
+            network = self._built_network()
+            arrays = [network.get_norm(index, name) for name in self.norm_names(index)]
+            return [array for array in arrays if array is not None]
+
+    def norm_gradients(self, index: int) -> list[Array]:
+        """Layer ``index``'s gamma and beta gradients (those it has) from the last backward pass."""
+        with self.lock:
+            network = self._built_network()
+            arrays = [network.get_norm(index, name, True) for name in ("gamma", "beta") if name in self.norm_names(index)]
+            return [array for array in arrays if array is not None]
 
     def kernel(self, index: int) -> Array:
         """A copy of layer ``index``'s kernel."""
@@ -167,22 +212,36 @@ class Engine:
         with self.lock:
             return self._built_network().get_bias(index)
 
-    def set_weights(self, assignments: Sequence[tuple[int, str, Sequence[Any]]]) -> None:
+    def set_weights(
+        self,
+        assignments: Sequence[tuple[int, str, Sequence[Any]]],
+        norm_assignments: Sequence[tuple[int, str, Sequence[Any]]] = (),
+    ) -> None:
         """Set the weights of several layers as one change: each assignment is (layer index,
-        layer name for messages, ``[kernel, bias]`` or ``[kernel]``). Every array is checked
-        (count, shape, real dtype, finite once in the engine's dtype) before any is set, so a
-        refused call changes nothing."""
+        layer name for messages, ``[kernel, bias]`` or ``[kernel]``), each norm assignment
+        (layer index, name, the ``norm_names`` arrays of its batch normalization). Every array
+        is checked (count, shape, real dtype, finite once in the engine's dtype) before any is
+        set, so a refused call changes nothing."""
         with self.lock:
             network = self._built_network()
-            checked = [(index, self._checked(index, name, arrays)) for index, name, arrays in assignments]
+            checked = [(index, self._checked(self.weight_shapes(index), name, arrays)) for index, name, arrays in assignments]
+            norms = []
+            for index, name, arrays in norm_assignments:
+                names = self.norm_names(index)
+                values = self._checked([(self._layers[index].units,)] * len(names), name, arrays)
+                if (values[names.index("moving_variance")] < 0).any():
+                    raise ValueError(f"Layer {name!r} moving_variance must not be negative.")
+                norms.append((index, values))
             for index, arrays in checked:
                 network.set_kernel(index, arrays[0])
                 if len(arrays) > 1:
                     network.set_bias(index, arrays[1])
+            for index, arrays in norms:
+                for array_name, array in zip(self.norm_names(index), arrays):
+                    network.set_norm(index, array_name, array)
 
-    def _checked(self, index: int, name: str, weights: Sequence[Any]) -> list[Array]:
+    def _checked(self, expected: Sequence[tuple[int, ...]], name: str, weights: Sequence[Any]) -> list[Array]:
         """``weights`` as the core takes them (engine dtype, C order); changes nothing."""
-        expected = self.weight_shapes(index)
         if len(weights) != len(expected):
             raise ValueError(
                 f"Layer {name!r} expects {len(expected)} weights, but the weight list "

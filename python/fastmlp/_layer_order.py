@@ -6,6 +6,8 @@ config, whose layers ``Sequential.from_config`` sets at once instead of adding t
 - An ``Input`` comes first.
 - An activation layer (``Activation``, ``LeakyReLU``, ``ELU``, ``GELU``) follows a ``Dense``
   layer without an activation (``Flatten`` between them aside): it is folded into that layer.
+- A ``BatchNormalization`` follows a ``Dense`` layer without an activation, directly: it is folded
+  into that layer, between its product and its activation (an activation layer may follow it).
 - A ``Dropout`` follows some ``Dense`` layer (it drops a layer's outputs), and not another
   ``Dropout``.
 """
@@ -16,11 +18,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from .layers import ELU, GELU, Activation, Dense, Dropout, Flatten, InputLayer, Layer, LeakyReLU
+from .layers import (
+    ELU,
+    GELU,
+    Activation,
+    BatchNormalization,
+    Dense,
+    Dropout,
+    Flatten,
+    InputLayer,
+    Layer,
+    LeakyReLU,
+)
 
 # The layer classes a saved config names, by their names there.
 CLASSES: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (InputLayer, Flatten, Dense, Activation, LeakyReLU, ELU, GELU, Dropout)
+    cls.__name__: cls
+    for cls in (InputLayer, Flatten, Dense, Activation, LeakyReLU, ELU, GELU, Dropout, BatchNormalization)
 }
 
 
@@ -65,6 +79,14 @@ def misplaced(layers: Sequence[Placement]) -> Optional[tuple[int, str]]:
                 f"{layer.cls.__name__} must follow a Dense layer without an activation: fastmlp "
                 "folds it into that layer (e.g. Dense(64), LeakyReLU())."
             )
+        elif issubclass(layer.cls, BatchNormalization) and not (
+            before is not None and issubclass(before.cls, Dense) and before.linear
+        ):
+            problem = (
+                "BatchNormalization must directly follow a Dense layer without an activation: fastmlp "
+                "normalizes that layer's outputs before its activation (e.g. Dense(64), "
+                "BatchNormalization(), Activation('relu'))."
+            )
         elif issubclass(layer.cls, Dropout) and not seen_dense:
             problem = "Dropout must follow a Dense layer: fastmlp drops a layer's outputs, not its inputs."
         elif issubclass(layer.cls, Dropout) and before is not None and issubclass(before.cls, Dropout):
@@ -72,7 +94,8 @@ def misplaced(layers: Sequence[Placement]) -> Optional[tuple[int, str]]:
         if problem is not None:
             return index, problem
         before = layer
-        if not issubclass(layer.cls, Flatten):
+        # A BatchNormalization leaves its Dense layer the one an activation layer folds into.
+        if not issubclass(layer.cls, (Flatten, BatchNormalization)):
             carrier = layer
         seen_dense = seen_dense or issubclass(layer.cls, Dense)
     return None

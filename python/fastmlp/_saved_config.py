@@ -196,6 +196,19 @@ _LAYER = _ClassConfig(
         "ELU": {"name": _STRING, "alpha": _NUMBER},
         "GELU": {"name": _STRING, "approximate": _BOOL},
         "Dropout": {"name": _STRING, "rate": _NUMBER},
+        "BatchNormalization": {
+            "name": _STRING,
+            "axis": _Leaf("-1 or 1", lambda v: _is_int(v) and v in (-1, 1)),
+            "momentum": _Leaf("a number in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1),
+            "epsilon": _Leaf("a positive number", lambda v: _is_number(v) and v > 0),
+            "center": _BOOL,
+            "scale": _BOOL,
+            "beta_initializer": _INITIALIZER,
+            "gamma_initializer": _INITIALIZER,
+            "moving_mean_initializer": _INITIALIZER,
+            "moving_variance_initializer": _INITIALIZER,
+            "trainable": _BOOL,
+        },
     }
 )
 _MODEL = _Object(
@@ -315,13 +328,18 @@ def _check_layer_order(where: _Where, layers: list[dict[str, Any]]) -> None:
 
 def weight_shapes(model: dict[str, Any]) -> list[tuple[int, ...]]:
     """The shapes of ``get_weights()`` for a checked model config: kernel (in, out) and bias
-    (out,) per Dense layer."""
+    (out,) per Dense layer; gamma, beta (those it has), moving mean and variance (units,) per
+    BatchNormalization (which follows a Dense layer: the order is checked)."""
     fan_in = math.prod(model["input_shape"])
     shapes: list[tuple[int, ...]] = []
     for layer in model["layers"]:
+        settings = layer.get("config", {})
+        if layer["class_name"] == "BatchNormalization":
+            arrays = 2 + int(settings.get("center", True)) + int(settings.get("scale", True))
+            shapes.extend([(fan_in,)] * arrays)
+            continue
         if layer["class_name"] != "Dense":
             continue
-        settings = layer.get("config", {})
         units = settings["units"]
         shapes.append((fan_in, units))
         if settings.get("use_bias", True):

@@ -1,4 +1,5 @@
-"""Layers, shaped like ``keras.layers``: ``Input``, ``Flatten`` and ``Dense``.
+"""Layers, shaped like ``keras.layers``: ``Input``, ``Flatten``, ``Dense``, the activation
+layers, ``Dropout`` and ``BatchNormalization``.
 
 A layer keeps its configuration; its weights live in the model's C++ network once the model is
 built (when the input size is known), in Keras's layout: kernel ``(in, out)``, bias ``(out,)``.
@@ -405,6 +406,188 @@ class Dropout(Layer):
         return {"name": self.name, "rate": self.rate}
 
 
+def _unit_interval(value: Any, name: str) -> float:
+    if not _validation.is_real(value) or not 0 <= float(value) <= 1:
+        raise ValueError(f"`{name}` must be a number in [0, 1]. Received: {name}={value!r}")
+    return float(value)
+
+
+class BatchNormalization(Layer):
+    """Keras's ``BatchNormalization`` for the outputs of the Dense layer before it, which must
+    have no activation of its own (``Dense(64), BatchNormalization(), Activation("relu")``):
+    fastmlp normalizes that layer's ``x @ kernel + bias`` in the core, before its activation.
+
+    In ``fit`` (and ``train_on_batch``) each feature is normalized with the batch's mean and
+    biased variance, and the moving statistics move once per batch,
+    ``moving = moving * momentum + batch * (1 - momentum)``; ``predict``, ``evaluate`` and the
+    validation use the moving statistics, as does ``fit`` on a frozen layer
+    (``trainable=False``, whose gamma and beta then stay as they are). Output:
+    ``gamma * (x - mean) / sqrt(variance + epsilon) + beta``.
+
+    Weights, in Keras's order: ``gamma`` (with ``scale``), ``beta`` (with ``center``), then the
+    non-trainable ``moving_mean`` and ``moving_variance``, each of shape ``(units,)``.
+    ``axis`` is the feature axis of the flat samples: -1 (or 1, the same axis).
+    """
+
+    def __init__(
+        self,
+        axis: int = -1,
+        momentum: float = 0.99,
+        epsilon: float = 0.001,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: initializers.InitializerLike = "zeros",
+        gamma_initializer: initializers.InitializerLike = "ones",
+        moving_mean_initializer: initializers.InitializerLike = "zeros",
+        moving_variance_initializer: initializers.InitializerLike = "ones",
+        beta_regularizer: regularizers.RegularizerLike = None,
+        gamma_regularizer: regularizers.RegularizerLike = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
+        synchronized: bool = False,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
+        super().__init__(name, trainable)
+        given: Any = axis  # validated here: users pass anything
+        if isinstance(given, bool) or not isinstance(given, numbers.Integral) or int(given) not in (-1, 1):
+            raise ValueError(
+                "fastmlp's BatchNormalization normalizes the features of flat samples: `axis` must be -1 "
+                f"(or 1, the same axis). Received: axis={axis!r}"
+            )
+        self.axis = int(axis)
+        self.momentum = _unit_interval(momentum, "momentum")
+        if not _validation.is_real(epsilon) or not math.isfinite(float(epsilon)) or float(epsilon) <= 0:
+            raise ValueError(f"`epsilon` must be a positive number. Received: epsilon={epsilon!r}")
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        for argument, value in (
+            ("beta_regularizer", beta_regularizer),
+            ("gamma_regularizer", gamma_regularizer),
+            ("beta_constraint", beta_constraint),
+            ("gamma_constraint", gamma_constraint),
+        ):
+            if value is not None:
+                raise ValueError(
+                    f"fastmlp's BatchNormalization takes no `{argument}` (its core has none). Received: {argument}={value!r}"
+                )
+        self.synchronized = bool(synchronized)  # one device: nothing to synchronize
+
+    @property
+    def trainable(self) -> bool:
+        """Whether ``fit`` updates gamma and beta and normalizes with the batch's statistics
+        (Keras: a frozen BatchNormalization runs in inference mode)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        engine = self._engine
+        if engine is not None and self._index >= 0:
+            engine.set_norm_trainable(self._index, self._trainable)
+
+    def _weight_names(self) -> list[str]:
+        return [
+            name
+            for name, present in (("gamma", self.scale), ("beta", self.center), ("moving_mean", True), ("moving_variance", True))
+            if present
+        ]
+
+    def initializer(self, weight: str) -> initializers.Initializer:
+        """The initializer of ``weight`` ("gamma", "beta", "moving_mean", "moving_variance")."""
+        chosen: dict[str, initializers.Initializer] = {
+            "gamma": self.gamma_initializer,
+            "beta": self.beta_initializer,
+            "moving_mean": self.moving_mean_initializer,
+            "moving_variance": self.moving_variance_initializer,
+        }
+        return chosen[weight]
+
+    @property
+    def weight_count(self) -> int:
+        """How many arrays ``get_weights`` returns once built."""
+        return len(self._weight_names())
+
+    def _built_engine(self) -> Engine:
+        engine = self._engine
+        if engine is None or not engine.built:
+            raise ValueError(f"Layer {self.name!r} has no weights yet: the model is not built.")
+        return engine
+
+    def _weight(self, name: str) -> Optional[NDArray[np.floating]]:
+        weights = dict(zip(self._weight_names(), self._built_engine().norm_weights(self._index)))
+        return weights.get(name)
+
+    @property
+    def gamma(self) -> Optional[NDArray[np.floating]]:
+        return self._weight("gamma")
+
+    @property
+    def beta(self) -> Optional[NDArray[np.floating]]:
+        return self._weight("beta")
+
+    @property
+    def moving_mean(self) -> NDArray[np.floating]:
+        return self._built_engine().norm_weights(self._index)[-2]  # always the last two
+
+    @property
+    def moving_variance(self) -> NDArray[np.floating]:
+        return self._built_engine().norm_weights(self._index)[-1]
+
+    def get_weights(self) -> list[NDArray[np.floating]]:
+        engine = self._engine
+        if engine is None:
+            return []
+        with engine.lock:
+            if not engine.built:
+                return []
+            return engine.norm_weights(self._index)
+
+    def set_weights(self, weights: Sequence[NDArray[np.floating]]) -> None:
+        """Replace gamma, beta (those it has) and the moving statistics, all checked first."""
+        self._built_engine().set_weights([], [(self._index, self.name, weights)])
+
+    @property
+    def trainable_weights(self) -> list[NDArray[np.floating]]:
+        return self.get_weights()[: int(self.scale) + int(self.center)] if self._trainable else []
+
+    @property
+    def non_trainable_weights(self) -> list[NDArray[np.floating]]:
+        weights = self.get_weights()
+        return weights[int(self.scale) + int(self.center) :] if self._trainable else weights
+
+    def count_params(self) -> int:
+        return sum(int(w.size) for w in self.get_weights())
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "axis": self.axis,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+            "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> BatchNormalization:
+        settings = dict(config)
+        for key in ("beta_initializer", "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer"):
+            if isinstance(settings.get(key), dict):
+                settings[key] = initializers.deserialize(settings[key])
+        return cls(**settings)
+
+
 class Merge(Layer):
     """The base of Keras's merge layers (``Add``, ``Concatenate``, ...), which join several
     tensors. fastmlp's engine runs a chain of layers, so calling one is a ValueError naming it;
@@ -460,6 +643,8 @@ def deserialize(config: dict[str, Any]) -> Layer:
         return Flatten(**settings)
     if name == "InputLayer":
         return InputLayer.from_config(settings)
+    if name == "BatchNormalization":
+        return BatchNormalization.from_config(settings)
     classes: dict[str, type[Layer]] = {
         "Activation": Activation,
         "LeakyReLU": LeakyReLU,

@@ -43,7 +43,16 @@ from ._layer_order import Placement, misplaced
 from ._names import snake_case, unique_name
 from ._progress import Progbar, print_msg
 from ._symbolic import KerasTensor
-from .layers import Activation, Dense, Dropout, Flatten, InputLayer, Layer, deserialize
+from .layers import (
+    Activation,
+    BatchNormalization,
+    Dense,
+    Dropout,
+    Flatten,
+    InputLayer,
+    Layer,
+    deserialize,
+)
 from .optimizers._base import ModelFacts
 from .optimizers._full_batch import FullBatchTraining
 
@@ -290,6 +299,19 @@ class Model:
     def _dense_layers(self) -> list[Dense]:
         return [layer for layer in self._layers if isinstance(layer, Dense)]
 
+    def _weighted_layers(self) -> list[Layer]:
+        """The layers with weights, in ``get_weights()`` order: Dense and BatchNormalization."""
+        return [layer for layer in self._layers if isinstance(layer, (Dense, BatchNormalization))]
+
+    def _engine_index(self, layer: Layer) -> int:
+        """The core layer a joining layer's weights live in: a Dense layer's own, the Dense layer
+        before it for a BatchNormalization (folded into it), else -1."""
+        if isinstance(layer, Dense):
+            return len(self._dense_layers())
+        if isinstance(layer, BatchNormalization):
+            return len(self._dense_layers()) - 1
+        return -1
+
     def _flattens_input(self) -> bool:
         for layer in self._chain():
             if isinstance(layer, Flatten):
@@ -333,7 +355,7 @@ class Model:
                 f"Received: {layer!r} (of type {type(layer).__name__})"
             )
         # First, so that a layer of another model is refused before anything here changes.
-        layer.bind_engine(self._engine, len(self._dense_layers()) if isinstance(layer, Dense) else -1)
+        layer.bind_engine(self._engine, self._engine_index(layer))
         try:
             self._check_placement(layer)
             with self._all_or_nothing():
@@ -420,6 +442,9 @@ class Model:
                 specs[-1] = dataclasses.replace(specs[-1], activation=layer.activation, alpha=alpha)
             elif isinstance(layer, Dropout):
                 specs[-1] = dataclasses.replace(specs[-1], dropout=layer.rate)
+            elif isinstance(layer, BatchNormalization):  # right after a linear Dense layer
+                norm = (layer.momentum, layer.epsilon, layer.center, layer.scale)
+                specs[-1] = dataclasses.replace(specs[-1], norm=norm, norm_trainable=layer.trainable)
         return specs
 
     def _build_network(self, keep: Optional[list[Array]] = None, initialize: bool = True) -> None:
@@ -450,6 +475,13 @@ class Model:
                     initial.append(layer.bias_initializer((layer.units,), self._dtype))
                 self._engine.set_weights([(index, layer.name, initial)])
                 fan_in = layer.units
+            for norm in self._layers:
+                if isinstance(norm, BatchNormalization):
+                    index = self._engine_index_of(norm)
+                    units = dense[index].units
+                    names = self._engine.norm_names(index)
+                    arrays = [norm.initializer(name)((units,), self._dtype) for name in names]
+                    self._engine.set_weights([], [(index, norm.name, arrays)])
         if keep is not None:
             restored = self.get_weights()
             restored[: len(keep)] = keep
@@ -484,11 +516,22 @@ class Model:
 
     # ----------------------------------------------------------------- weights
 
+    def _engine_index_of(self, norm: BatchNormalization) -> int:
+        """The core layer of a BatchNormalization of this model: the Dense layer before it."""
+        dense = -1
+        for layer in self._layers:
+            if isinstance(layer, Dense):
+                dense += 1
+            if layer is norm:
+                return dense
+        raise ValueError(f"Layer {norm.name!r} is not in model {self.name!r}.")
+
     @_serialized
     def get_weights(self) -> list[Array]:
-        """Copies of all weights in Keras's order: kernel (in, out), bias (out,), per layer."""
+        """Copies of all weights in Keras's order: kernel (in, out), bias (out,) per Dense
+        layer; gamma, beta, moving_mean, moving_variance (units,) per BatchNormalization."""
         weights: list[Array] = []
-        for layer in self._dense_layers():
+        for layer in self._weighted_layers():
             weights.extend(layer.get_weights())
         return weights
 
@@ -498,20 +541,26 @@ class Model:
         (shape, dtype, finiteness) before any is set: a refused list changes nothing."""
         if not self.built:
             raise ValueError(f"Model {self.name!r} is not built yet: it has no weights to set.")
-        dense = self._dense_layers()
-        expected = sum(2 if layer.use_bias else 1 for layer in dense)
+        weighted = self._weighted_layers()
+        expected = sum(_weight_count(layer) for layer in weighted)
         if len(weights) != expected:
             raise ValueError(
                 f"You called `set_weights(weights)` on model {self.name!r} with a weight list of "
                 f"length {len(weights)}, but the model was expecting {expected} weights."
             )
         assignments = []
+        norm_assignments = []
         position = 0
-        for index, layer in enumerate(dense):
-            count = 2 if layer.use_bias else 1
-            assignments.append((index, layer.name, weights[position : position + count]))
+        index = -1
+        for layer in weighted:
+            count = _weight_count(layer)
+            if isinstance(layer, Dense):
+                index += 1
+                assignments.append((index, layer.name, weights[position : position + count]))
+            else:
+                norm_assignments.append((index, layer.name, weights[position : position + count]))
             position += count
-        self._engine.set_weights(assignments)
+        self._engine.set_weights(assignments, norm_assignments)
 
     def count_params(self) -> int:
         """The number of weights (ValueError before the model is built, as Keras)."""
@@ -523,7 +572,7 @@ class Model:
         return self._param_count()
 
     def _param_count(self) -> int:
-        return sum(layer.count_params() for layer in self._dense_layers())
+        return sum(layer.count_params() for layer in self._weighted_layers())
 
     @property
     def weights(self) -> list[Array]:
@@ -533,12 +582,12 @@ class Model:
     @property
     def trainable_weights(self) -> list[Array]:
         """Copies of the weights of the trainable layers, in ``get_weights()`` order."""
-        return [w for layer in self._dense_layers() for w in layer.trainable_weights]
+        return [w for layer in self._weighted_layers() for w in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self) -> list[Array]:
         """Copies of the weights of the frozen layers (``layer.trainable = False``)."""
-        return [w for layer in self._dense_layers() for w in layer.non_trainable_weights]
+        return [w for layer in self._weighted_layers() for w in layer.non_trainable_weights]
 
     @property
     def trainable(self) -> bool:
@@ -1301,7 +1350,7 @@ class Model:
             for layer in layers:
                 # An input layer has no weights: models may share it (as Keras models share an Input).
                 if not isinstance(layer, InputLayer):
-                    layer.bind_engine(self._engine, len(self._dense_layers()) if isinstance(layer, Dense) else -1)
+                    layer.bind_engine(self._engine, self._engine_index(layer))
                     bound.append(layer)
                 self._layers.append(layer)
             if build and self._sample_shape is not None and self._dense_layers():
@@ -1383,16 +1432,16 @@ class Model:
                 pass  # the input's shape
             elif isinstance(layer, Flatten):
                 shape = None if shape is None else (int(math.prod(shape)),)
-            elif isinstance(layer, (Activation, Dropout)):
+            elif isinstance(layer, (Activation, Dropout, BatchNormalization)):
                 pass  # same shape as its input
             elif isinstance(layer, Dense):
                 shape = (layer.units,)
             out = "?" if shape is None else "(None, " + ", ".join(map(str, shape)) + ")"
             params = layer.count_params() if self.built else 0
-            count = f"{params:,}" if self.built or not isinstance(layer, Dense) else "0 (unbuilt)"
+            count = f"{params:,}" if self.built or not isinstance(layer, (Dense, BatchNormalization)) else "0 (unbuilt)"
             rows.append((f"{layer.name} ({type(layer).__name__})", out, count))
         total = self._param_count()
-        trainable = sum(layer.count_params() for layer in self._dense_layers() if layer.trainable)
+        trainable = sum(int(w.size) for layer in self._weighted_layers() for w in layer.trainable_weights)
         itemsize = np.dtype(self._dtype).itemsize
         size = total * itemsize
         emit(f'Model: "{self.name}"')
@@ -1409,6 +1458,15 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} layers={len(self.layers)} dtype={self._dtype!r}>"
+
+
+def _weight_count(layer: Layer) -> int:
+    """How many arrays a Dense or BatchNormalization layer has in ``get_weights()``."""
+    if isinstance(layer, Dense):
+        return 2 if layer.use_bias else 1
+    if isinstance(layer, BatchNormalization):
+        return layer.weight_count
+    return 0
 
 
 def _bytes(n: int) -> str:
@@ -1522,7 +1580,7 @@ class Sequential(Model):
             self._layers = remaining
             layer.bind_engine(None)
             if self._dense_layers() and weights is not None and rebuild:
-                kept = sum(2 if lay.use_bias else 1 for lay in self._dense_layers())
+                kept = sum(_weight_count(lay) for lay in self._weighted_layers())
                 self._build_network(keep=weights[:kept])
             elif not self._dense_layers():
                 self._engine.clear()

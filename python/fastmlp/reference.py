@@ -603,6 +603,59 @@ def dense_forward(
     return z, _apply_activation(activation, z)
 
 
+def batch_norm_forward(
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    beta: ArrayLike | None,
+    epsilon: float = 1e-3,
+    mean: ArrayLike | None = None,
+    variance: ArrayLike | None = None,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Keras's BatchNormalization on the last axis: (y, mean, variance). Without ``mean`` and
+    ``variance`` (training), the batch's mean and biased variance (``np.var``, ddof 0) are used
+    and returned; with them (inference, the moving statistics) they are used as given.
+    y = gamma * (x - mean) / sqrt(variance + epsilon) + beta (gamma None: 1, beta None: 0)."""
+    x = _as_float(x)
+    m = x.mean(axis=0) if mean is None else _as_float(mean)
+    v = x.var(axis=0) if variance is None else _as_float(variance)
+    xhat = (x - m) / np.sqrt(v + epsilon)
+    y = xhat * (1.0 if gamma is None else _as_float(gamma)) + (0.0 if beta is None else _as_float(beta))
+    return y, m, v
+
+
+def batch_norm_backward(
+    x: ArrayLike,
+    dy: ArrayLike,
+    gamma: ArrayLike | None,
+    epsilon: float = 1e-3,
+    mean: ArrayLike | None = None,
+    variance: ArrayLike | None = None,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(dx, dgamma, dbeta) of ``batch_norm_forward`` given dL/dy. Training (mean and variance
+    None): the statistics depend on x, dx = g / (n s) (n dy - sum dy - xhat sum(dy xhat)), with
+    s = sqrt(var + epsilon); inference: dx = dy g / s."""
+    x, dy = _as_float(x), _as_float(dy)
+    training = mean is None
+    m = x.mean(axis=0) if mean is None else _as_float(mean)
+    v = x.var(axis=0) if variance is None else _as_float(variance)
+    s = np.sqrt(v + epsilon)
+    xhat = (x - m) / s
+    g = np.ones(x.shape[1]) if gamma is None else _as_float(gamma)
+    dbeta = dy.sum(axis=0)
+    dgamma = (dy * xhat).sum(axis=0)
+    if training:
+        n = x.shape[0]
+        dx = g / (n * s) * (n * dy - dbeta - xhat * dgamma)
+    else:
+        dx = dy * g / s
+    return dx, dgamma, dbeta
+
+
+def moving_statistics_update(moving: ArrayLike, batch: ArrayLike, momentum: float) -> FloatArray:
+    """Keras's update of a moving mean or variance: moving * momentum + batch * (1 - momentum)."""
+    return _as_float(moving) * momentum + _as_float(batch) * (1.0 - momentum)
+
+
 def _check_network(
     params: Sequence[tuple[ArrayLike, ArrayLike | None]], activations: Sequence[str]
 ) -> None:

@@ -174,6 +174,50 @@ struct SparseGemmArgs {
   bool continue_chain = false;
 };
 
+// Batch normalization of a rows x cols block, column by column (Keras's BatchNormalization on
+// the last axis): with batch_stats, mean[j] and variance[j] are written as the batch's mean and
+// biased variance of column j (two passes over the rows, in row order, so each column's value is
+// one fixed chain whatever other columns are computed with it); otherwise they are read (the
+// moving statistics). Then, as Keras's ops.batch_normalization,
+//   scale = gamma[j] / sqrt(variance[j] + epsilon),  y[r, j] = x[r, j] * scale + (beta[j] - mean[j] * scale)
+// with gamma null meaning 1 and beta null meaning 0. y may be x (in place).
+template <class T>
+struct BatchNormArgs {
+  std::size_t rows, cols;
+  const T* x;
+  std::ptrdiff_t ldx;
+  T* y;
+  std::ptrdiff_t ldy;
+  const T* gamma;
+  const T* beta;
+  T epsilon;
+  bool batch_stats;
+  T* mean;
+  T* variance;
+};
+
+// The backward pass of BatchNormArgs for the same x, mean, variance, gamma and epsilon, with
+// xhat = (x - mean) / sqrt(variance + epsilon) and dy = delta on entry:
+//   beta_grad[j] = sum_r dy[r, j],  gamma_grad[j] = sum_r dy[r, j] * xhat[r, j]  (each when not null)
+// and delta on exit is dL/dx: with batch_stats (the statistics depend on x)
+//   dx = gamma / sqrt(variance + epsilon) / rows * (rows * dy - beta_grad - xhat * gamma_grad),
+// otherwise (fixed statistics) dx = dy * gamma / sqrt(variance + epsilon).
+template <class T>
+struct BatchNormBackwardArgs {
+  std::size_t rows, cols;
+  const T* x;
+  std::ptrdiff_t ldx;
+  const T* mean;
+  const T* variance;
+  const T* gamma;
+  T epsilon;
+  bool batch_stats;
+  T* delta;
+  std::ptrdiff_t ldd;
+  T* gamma_grad;
+  T* beta_grad;
+};
+
 template <class T>
 struct KernelTable {
   const char* isa;
@@ -203,6 +247,8 @@ struct KernelTable {
   double (*regularize)(std::size_t n, T l1, T l2, const T* w, T* g);
   // Sum of squares in double (gradient norms for clipnorm).
   double (*sum_squares)(std::size_t n, const T* x);
+  void (*batch_norm)(const BatchNormArgs<T>&);
+  void (*batch_norm_backward)(const BatchNormBackwardArgs<T>&);
 };
 
 }  // namespace fastmlp

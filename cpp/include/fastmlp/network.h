@@ -28,6 +28,17 @@ struct LayerSpec {
   // Keras's `layer.trainable`: a frozen layer's kernel and bias are never updated and its
   // penalties are not part of the loss (Keras sums the regularizers of trainable weights only).
   bool trainable = true;
+  // Keras's BatchNormalization on this layer's product plus bias, before its activation (a
+  // Dense layer without an activation, then BatchNormalization, then the activation, if any).
+  // While training (and with norm_trainable) it normalizes with the batch's mean and biased
+  // variance and moves the moving statistics once per batch:
+  //   moving = moving * momentum + batch * (1 - momentum);
+  // otherwise (predict, evaluate, a frozen normalization) with the moving statistics. gamma
+  // (norm_scale) and beta (norm_center) are trained as the kernel is, unless !norm_trainable.
+  bool batch_norm = false;
+  double norm_momentum = 0.99, norm_epsilon = 1e-3;
+  bool norm_center = true, norm_scale = true;
+  bool norm_trainable = true;
   bool kernel_regularized() const { return kernel_l1 != 0 || kernel_l2 != 0; }
   bool bias_regularized() const { return bias_l1 != 0 || bias_l2 != 0; }
 };
@@ -57,6 +68,9 @@ class Network {
   const LayerSpec& spec(std::size_t l) const { return layers_.at(l).spec; }
   // Freezes or unfreezes layer l (Keras's `layer.trainable`); takes effect at the next step.
   void set_trainable(std::size_t l, bool trainable) { layers_.at(l).spec.trainable = trainable; }
+  // Freezes or unfreezes layer l's batch normalization: frozen, it normalizes with the moving
+  // statistics in training too and gamma and beta stay as they are (Keras's frozen layer).
+  void set_norm_trainable(std::size_t l, bool trainable) { layers_.at(l).spec.norm_trainable = trainable; }
   std::size_t fan_in(std::size_t l) const { return l == 0 ? input_dim_ : layers_[l - 1].spec.units; }
 
   // Parameters in Keras's layout: kernel (fan_in, units) row-major, bias (units,).
@@ -70,6 +84,17 @@ class Network {
   T* bias_grad(std::size_t l) {
     return layers_.at(l).spec.use_bias ? layers_[l].bias_grad.data() : nullptr;
   }
+
+  // The batch normalization's arrays of layer l (units values each); null when the layer has
+  // none (gamma without norm_scale, beta without norm_center, all without batch_norm).
+  T* gamma(std::size_t l) { return norm_array(layers_.at(l).gamma, layers_[l].spec.norm_scale); }
+  T* beta(std::size_t l) { return norm_array(layers_.at(l).beta, layers_[l].spec.norm_center); }
+  T* moving_mean(std::size_t l) { return norm_array(layers_.at(l).moving_mean, true); }
+  T* moving_variance(std::size_t l) { return norm_array(layers_.at(l).moving_variance, true); }
+  T* gamma_grad(std::size_t l) { return norm_array(layers_.at(l).gamma_grad, layers_[l].spec.norm_scale); }
+  T* beta_grad(std::size_t l) { return norm_array(layers_.at(l).beta_grad, layers_[l].spec.norm_center); }
+  // Whether any layer normalizes its batch (steps that split a batch's rows cannot run it).
+  bool has_batch_norm() const;
 
   // Sizes the per-batch buffers for batches of up to `rows` rows (grows only). Strong: throws
   // SizeError or AllocationError (naming the layer and the bytes) with nothing changed.
@@ -129,7 +154,21 @@ class Network {
     AlignedBuffer<T> mask, dropped;  // dropout: 0 or 1 / (1 - rate) per value, and a * mask
     T* out = nullptr;                // what the next layer reads: a, or dropped while training
     bool dropped_now = false;
+    // Batch normalization: its parameters and their gradients, the last batch's statistics
+    // (units each), and the product plus bias before it (capacity x units); batch_stats_now
+    // says whether the last forward normalized with the batch's statistics.
+    AlignedBuffer<T> gamma, beta, moving_mean, moving_variance, gamma_grad, beta_grad;
+    AlignedBuffer<T> batch_mean, batch_variance, pre;
+    bool batch_stats_now = false;
   };
+  T* norm_array(AlignedBuffer<T>& b, bool present) {
+    return present && b.size() != 0 ? b.data() : nullptr;
+  }
+  // Layer l's batch normalization from pre to z (training: with the batch's statistics, which
+  // then move the moving ones), split by columns over the threads.
+  void normalize(std::size_t l, std::size_t rows, bool training);
+  // delta from dL/dz to dL/d(pre), writing gamma's and beta's gradients.
+  void normalize_backward(std::size_t l, std::size_t rows);
   // The batch's nonzero inputs, per row and per input feature, when the first layer takes the
   // sparse path. Row r's columns sit at row_cols[row_starts[r] .. row_ends[r]) in a fixed slot of
   // input_dim + 8 entries, so threads index rows independently; row_prefix counts the entries

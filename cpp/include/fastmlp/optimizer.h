@@ -64,6 +64,7 @@ struct ParamRef {
   T* g;
   std::size_t n;
   std::size_t layer;  // the network layer it belongs to
+  bool norm = false;  // its batch normalization's gamma or beta (frozen by norm_trainable)
 };
 
 template <class T>
@@ -102,6 +103,9 @@ class Optimizer {
   double u_product_ = 1.0;
   long long u_product_step_ = 0;
   double nadam_u_product(long long t);
+  bool trains(const ParamRef<T>& p) const {
+    return p.norm ? net_->spec(p.layer).norm_trainable : net_->spec(p.layer).trainable;
+  }
 };
 
 }  // namespace fastmlp

@@ -21,7 +21,7 @@ struct StepFacts {
   std::size_t threads = 1;       // the pool's threads
   std::size_t parts = 1;         // threads the row split would use for this batch (Trainer::row_parts)
   std::size_t widest_layer = 0;  // units of the widest layer
-  bool row_split_fits = false;   // no dropout, and the row split's buffers were had
+  bool row_split_fits = false;   // no dropout nor batch normalization, and the row split's buffers were had
   bool pipeline_fits = false;    // FeaturePipeline::supports(net, parts)
   bool last_step_sparse = false; // the last step's inputs took the sparse path (this one's guess)
 };

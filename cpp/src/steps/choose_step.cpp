@@ -35,7 +35,8 @@ const StepEntry kSteps[] = {
      [](const StepFacts& f) { return row_split_pays(f) && f.last_step_sparse; }},
     // Narrow layers: two barriers per step instead of one per layer and phase.
     {StepKind::rows, "rows", [](const StepFacts& f) { return f.row_split_fits; }, row_split_pays},
-    // Anything, dropout included (its masks are drawn in one sequence): the fallback.
+    // Anything, dropout and batch normalization included (its masks are drawn in one sequence,
+    // its statistics need all of a batch's rows at once): the fallback.
     {StepKind::columns, "columns", always, always},
 };
 constexpr int kNumSteps = int(sizeof(kSteps) / sizeof(kSteps[0]));

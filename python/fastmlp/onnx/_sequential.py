@@ -3,15 +3,19 @@ model's public API (its layers, their weights and configuration).
 
 An activation layer (``Activation``, ``LeakyReLU``, ``ELU``, ``GELU``) is folded into the Dense
 layer before it, as the model itself does; ``Dropout`` does nothing at inference and ``Flatten``
-is the graph's input reshape, so neither adds a layer.
+is the graph's input reshape, so neither adds a layer. A ``BatchNormalization`` computes, at
+inference, an affine map of its Dense layer's outputs with the moving statistics: it is folded
+into that layer's kernel and bias (in float64, then the model's dtype).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from .. import activations
-from ..layers import Activation, Dense, Dropout, Flatten, InputLayer
+from ..layers import Activation, BatchNormalization, Dense, Dropout, Flatten, InputLayer
 from ..models import Sequential
 from ._graph import DenseLayer
 
@@ -44,10 +48,28 @@ def dense_layers(model: Sequential) -> list[DenseLayer]:
         elif isinstance(layer, Activation):  # the model's order rules put a Dense layer before it
             alpha = activations.DEFAULT_ALPHA.get(layer.activation, 0.0) if layer.alpha is None else layer.alpha
             layers[-1] = dataclasses.replace(layers[-1], activation=layer.activation, alpha=alpha)
+        elif isinstance(layer, BatchNormalization):  # right after its Dense layer, before the activation
+            layers[-1] = _folded(layers[-1], layer)
         elif not isinstance(layer, (Dropout, Flatten, InputLayer)):
             raise ValueError(
                 f"The ONNX exporter cannot express layer {layer.name!r} of type "
                 f"{type(layer).__name__}. It exports Dense, Activation, LeakyReLU, ELU, GELU, "
-                "Dropout and Flatten layers."
+                "Dropout, BatchNormalization and Flatten layers."
             )
     return layers
+
+
+def _folded(dense: DenseLayer, norm: BatchNormalization) -> DenseLayer:
+    """The Dense layer followed by the normalization's inference map, ``(z - moving_mean) *
+    scale + beta`` with ``scale = gamma / sqrt(moving_variance + epsilon)``, as one Dense layer."""
+    dtype = dense.kernel.dtype
+    mean = norm.moving_mean.astype(np.float64)
+    scale = 1.0 / np.sqrt(norm.moving_variance.astype(np.float64) + norm.epsilon)
+    if norm.gamma is not None:
+        scale = scale * norm.gamma.astype(np.float64)
+    shift = -mean * scale
+    if norm.beta is not None:
+        shift = shift + norm.beta.astype(np.float64)
+    bias = shift if dense.bias is None else dense.bias.astype(np.float64) * scale + shift
+    kernel = dense.kernel.astype(np.float64) * scale
+    return dataclasses.replace(dense, kernel=kernel.astype(dtype), bias=bias.astype(dtype))

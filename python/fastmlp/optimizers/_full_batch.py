@@ -159,6 +159,12 @@ class FullBatchOptimizer(Optimizer):
                     f"Dense layer {name!r} is followed by Dropout(rate={layer.dropout}). Remove the "
                     "Dropout layer or use a per-batch optimizer."
                 )
+            if layer.norm is not None:
+                raise ValueError(
+                    f"{type(self).__name__} works on the kernels and biases as one vector, but Dense layer "
+                    f"{name!r} is followed by BatchNormalization, whose loss changes with the batch and whose "
+                    "gamma and beta are not in that vector. Use a per-batch optimizer."
+                )
 
     def begin(self) -> None:
         """Called at the start of each ``fit``: forget the previous fit's state and counts."""
