@@ -166,7 +166,11 @@ def _read_arrays(
 
 
 def _build(
-    reader: ModelFileReader, config: dict[str, Any], weights: list[np.ndarray[Any, Any]], from_config: FromConfig[Model]
+    reader: ModelFileReader,
+    config: dict[str, Any],
+    weights: list[np.ndarray[Any, Any]],
+    from_config: FromConfig[Model],
+    custom_objects: Optional[dict[str, Any]] = None,
 ) -> Model:
     try:
         model = from_config(config["model"])
@@ -180,7 +184,7 @@ def _build(
     if compile_config:
         try:
             model.compile(
-                optimizer=optimizers.from_config(compile_config["optimizer"]),
+                optimizer=optimizers.from_config(compile_config["optimizer"], custom_objects),
                 loss=losses.from_config(compile_config["loss"]),
                 metrics=compile_config.get("metrics", []),
             )
@@ -214,29 +218,34 @@ def _restore_training_state(reader: ModelFileReader, model: SavedModel) -> None:
         reader.fail(f"invalid optimizer state ({error})", error)
 
 
-def _restore(reader: ModelFileReader, from_config: FromConfig[Model]) -> Model:
+def _restore(
+    reader: ModelFileReader, from_config: FromConfig[Model], custom_objects: Optional[dict[str, Any]] = None
+) -> Model:
     if reader.kind != "model":
         reader.fail("holds only weights; use model.load_weights() on a built model")
     config = _saved_config.check_config(reader.json(CONFIG), reader.label, CONFIG)
     shapes = _saved_config.weight_shapes(config["model"])
     weights = _read_arrays(reader, WEIGHTS, shapes, config["model"]["dtype"], "weights", "the architecture in config.json")
-    model = _build(reader, config, weights, from_config)
+    model = _build(reader, config, weights, from_config, custom_objects)
     if model.loss is not None:
         _restore_training_state(reader, model)
     return model
 
 
-def load_model(filepath: PathLike, from_config: FromConfig[Model]) -> Model:
+def load_model(
+    filepath: PathLike, from_config: FromConfig[Model], custom_objects: Optional[dict[str, Any]] = None
+) -> Model:
     """Load a model saved with ``model.save``, made by ``from_config`` from its config:
     architecture, weights, compile settings and optimizer state (training continues exactly
-    where it stopped).
+    where it stopped). ``custom_objects`` maps class names to the user's classes a config names
+    (a learning-rate schedule); nothing else in the file is turned into code.
 
     Raises ``FileFormatError`` for a file that is not a readable fastmlp model file (see its
     docstring), ``FileNotFoundError``, ``IsADirectoryError`` or ``PermissionError`` as ``open()``.
     """
     reader = _open(filepath)
     try:
-        return _restore(reader, from_config)
+        return _restore(reader, from_config, custom_objects)
     finally:
         reader.close()
 

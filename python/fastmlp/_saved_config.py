@@ -224,6 +224,9 @@ _SCHEDULE = _Tagged(
             "warmup_target": _Nullable(_NUMBER),
             "warmup_steps": _NUMBER,
         },
+        # A user's schedule: its class name (looked up in load_model's custom_objects) and its
+        # get_config(), plain JSON handed to that class's from_config.
+        "custom": {"class_name": _STRING, "config": _Leaf("an object", lambda v: isinstance(v, dict))},
     },
     common={},
 )

@@ -984,6 +984,8 @@ class Model:
             started = time.perf_counter()
             # The core releases the GIL; a Ctrl-C arriving meanwhile raises KeyboardInterrupt
             # as soon as this call returns, i.e. after whole updates only.
+            if self._optimizer is not None:
+                self._optimizer.before_steps(count)  # a user's schedule: the chunk's rates
             totals = engine.train_batches(x, y, batch_size, first + done, count, sample_weight)
             elapsed = time.perf_counter() - started
             done += count
@@ -1149,7 +1151,10 @@ class Model:
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
         weights = self._sample_weight(sample_weight, x_arr.shape[0])
-        totals = self._ensure_trainer().train_on_batch(x_arr, y_arr, weights)
+        engine = self._ensure_trainer()
+        if self._optimizer is not None:
+            self._optimizer.before_steps(1)
+        totals = engine.train_on_batch(x_arr, y_arr, weights)
         return self._result(self._logs(totals), return_dict)
 
     @_serialized
@@ -1543,6 +1548,7 @@ def model_from_json(json_string: str, custom_objects: Optional[dict[str, Any]] =
     return model
 
 
-def load_model(filepath: Any) -> Model:
-    """Load a model saved with ``model.save`` (see ``fastmlp.saving`` for the format)."""
-    return _model_file.load_model(filepath, Model.from_config)
+def load_model(filepath: Any, custom_objects: Optional[dict[str, Any]] = None) -> Model:
+    """Load a model saved with ``model.save`` (see ``fastmlp.saving`` for the format);
+    ``custom_objects`` as ``fastmlp.saving.load_model``."""
+    return _model_file.load_model(filepath, Model.from_config, custom_objects)

@@ -31,7 +31,7 @@ state loads with its optimizer reset, and an ``OptimizerStateResetWarning`` says
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import Any, Optional, Union
 
 from . import _model_file, models
 from ._model_file_format import FORMAT, VERSION, FileFormatError, OptimizerStateResetWarning
@@ -67,14 +67,16 @@ def model_to_bytes(model: models.Model) -> bytes:
     return _model_file.model_to_bytes(model)
 
 
-def load_model(filepath: PathLike) -> models.Model:
+def load_model(filepath: PathLike, custom_objects: Optional[dict[str, Any]] = None) -> models.Model:
     """Load a model saved with ``model.save``: architecture, weights, compile settings and
-    optimizer state (training continues exactly where it stopped).
+    optimizer state (training continues exactly where it stopped). ``custom_objects`` maps a
+    class name to the user's class that the file names: a ``LearningRateSchedule`` subclass
+    (the file holds its class name and ``get_config()``, never its code).
 
     Raises ``FileFormatError`` for a file that is not a readable fastmlp model file (see its
     docstring), ``FileNotFoundError``, ``IsADirectoryError`` or ``PermissionError`` as ``open()``.
     """
-    return _model_file.load_model(filepath, models.Model.from_config)
+    return _model_file.load_model(filepath, models.Model.from_config, custom_objects)
 
 
 def load_weights(model: models.Model, filepath: PathLike) -> None:

@@ -21,10 +21,10 @@ Where PyTorch differs (so either can be reproduced):
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from . import schedules
-from ._base import LearningRate, Optimizer
+from ._base import LearningRate, LearningRateVariable, Optimizer
 from ._base import epsilon as _epsilon
 from ._base import number as _number
 from ._conjugate_gradient import ConjugateGradient
@@ -157,12 +157,14 @@ def get(identifier: OptimizerLike) -> Optimizer:
     )
 
 
-def from_config(config: dict[str, Any]) -> Optimizer:
+def from_config(config: dict[str, Any], custom_objects: Optional[dict[str, Any]] = None) -> Optimizer:
+    """An optimizer from its ``get_config()``; a user's learning-rate schedule needs its class
+    in ``custom_objects`` (see ``schedules.from_config``)."""
     settings = dict(config)
     cls = _BY_NAME[settings.pop("name")]
     if "learning_rate" in settings:
         lr = settings["learning_rate"]
-        settings["learning_rate"] = schedules.from_config(lr) if isinstance(lr, dict) else lr
+        settings["learning_rate"] = schedules.from_config(lr, custom_objects) if isinstance(lr, dict) else lr
     return cls(**settings)
 
 
@@ -174,6 +176,7 @@ __all__ = [
     "AdamW",
     "ConjugateGradient",
     "FullBatchOptimizer",
+    "LearningRateVariable",
     "LeastSquares",
     "Newton",
     "Optimizer",
