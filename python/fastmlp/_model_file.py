@@ -87,7 +87,7 @@ _CONSTRUCTION_ERRORS = (ArithmeticError, AttributeError, LookupError, TypeError,
 
 def _write_array(archive: zipfile.ZipFile, name: str, array: np.ndarray[Any, Any]) -> None:
     buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    np.save(buffer, np.asarray(array, order="C"), allow_pickle=False)  # ascontiguousarray makes 0-d 1-d
     archive.writestr(name, buffer.getvalue())
 
 

@@ -14,6 +14,7 @@ import reprlib
 from collections.abc import Mapping
 from typing import Any, Callable, NoReturn, Union
 
+from . import _normalization
 from ._layer_order import Placement, misplaced
 from ._model_file_format import MAX_ITERATIONS, FileFormatError
 
@@ -155,6 +156,17 @@ _SHAPE = _Leaf(
 _DTYPE = _Leaf("'float32' or 'float64'", lambda v: isinstance(v, str) and v in ("float32", "float64"))
 _NUMBERS = _List(_NUMBER)
 
+
+def _is_number_array(value: Any, depth: int = 0) -> bool:
+    """A number, or a (nested, at most 8 deep) list of numbers."""
+    if isinstance(value, list):
+        return depth < 8 and all(_is_number_array(item, depth + 1) for item in value)
+    return _is_number(value)
+
+
+_NUMBER_ARRAY = _Leaf("a number or a (nested) list of numbers", _is_number_array)
+_AXES = _Leaf("a list of integers", lambda v: isinstance(v, list) and all(_is_int(a) for a in v))
+
 _SEEDED = {"seed": _SEED}
 _INITIALIZER = _ClassConfig(
     {
@@ -191,6 +203,13 @@ _LAYER = _ClassConfig(
             required=("units",),
         ),
         "Flatten": {"name": _STRING, "input_shape": _Nullable(_SHAPE)},
+        "Normalization": {
+            "name": _STRING,
+            "axis": _Nullable(_AXES),
+            "invert": _BOOL,
+            "mean": _Nullable(_NUMBER_ARRAY),
+            "variance": _Nullable(_NUMBER_ARRAY),
+        },
         "Activation": {"name": _STRING, "activation": _STRING},
         "LeakyReLU": {"name": _STRING, "negative_slope": _NUMBER},
         "ELU": {"name": _STRING, "alpha": _NUMBER},
@@ -305,11 +324,23 @@ def _check_layer_order(where: _Where, layers: list[dict[str, Any]]) -> None:
 
 
 def weight_shapes(model: dict[str, Any]) -> list[tuple[int, ...]]:
-    """The shapes of ``get_weights()`` for a checked model config: kernel (in, out) and bias
-    (out,) per Dense layer."""
+    """The shapes of ``get_weights()`` for a checked model config: a Normalization's adapted
+    mean, variance and count, then kernel (in, out) and bias (out,) per Dense layer. A
+    ValueError (a FileFormatError) for a Normalization axis that does not fit the input shape."""
     fan_in = math.prod(model["input_shape"])
     shapes: list[tuple[int, ...]] = []
     for layer in model["layers"]:
+        if layer["class_name"] == "Normalization":
+            settings = layer.get("config", {})
+            if settings.get("mean") is None:
+                try:
+                    stats = _normalization.stats_shape(
+                        _normalization.axes(settings.get("axis", [-1])), tuple(model["input_shape"])
+                    )
+                except (TypeError, ValueError) as error:
+                    raise FileFormatError(f"invalid Normalization config: {error}") from None
+                shapes.extend([stats, stats, ()])
+            continue
         if layer["class_name"] != "Dense":
             continue
         settings = layer.get("config", {})

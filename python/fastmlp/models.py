@@ -42,7 +42,16 @@ from ._layer_order import Placement, misplaced
 from ._names import snake_case, unique_name
 from ._progress import Progbar, print_msg
 from ._symbolic import KerasTensor
-from .layers import Activation, Dense, Dropout, Flatten, InputLayer, Layer, deserialize
+from .layers import (
+    Activation,
+    Dense,
+    Dropout,
+    Flatten,
+    InputLayer,
+    Layer,
+    Normalization,
+    deserialize,
+)
 from .optimizers._base import ModelFacts
 from .optimizers._full_batch import FullBatchTraining
 
@@ -289,6 +298,15 @@ class Model:
     def _dense_layers(self) -> list[Dense]:
         return [layer for layer in self._layers if isinstance(layer, Dense)]
 
+    def _normalization(self) -> Optional[Normalization]:
+        """The model's Normalization layer (the order rules keep it first), if any."""
+        chain = self._chain()
+        return chain[0] if chain and isinstance(chain[0], Normalization) else None
+
+    def _weight_layers(self) -> list[Layer]:
+        """The layers with weights, in ``get_weights()`` order."""
+        return [layer for layer in self._layers if isinstance(layer, (Dense, Normalization))]
+
     def _flattens_input(self) -> bool:
         for layer in self._chain():
             if isinstance(layer, Flatten):
@@ -431,6 +449,9 @@ class Model:
                 "fastmlp.layers.Input(shape=...) first, or call fit/predict/build."
             )
         input_dim = self._input_dim()
+        normalization = self._normalization()
+        if normalization is not None:
+            normalization.build((None, *self._sample_shape))
         try:
             self._engine.build(input_dim, self._layer_specs())
         except (_core.AllocationError, _core.SizeError) as error:
@@ -485,9 +506,10 @@ class Model:
 
     @_serialized
     def get_weights(self) -> list[Array]:
-        """Copies of all weights in Keras's order: kernel (in, out), bias (out,), per layer."""
+        """Copies of all weights in Keras's order: a Normalization's mean, variance and count,
+        then kernel (in, out) and bias (out,) per Dense layer."""
         weights: list[Array] = []
-        for layer in self._dense_layers():
+        for layer in self._weight_layers():
             weights.extend(layer.get_weights())
         return weights
 
@@ -498,19 +520,30 @@ class Model:
         if not self.built:
             raise ValueError(f"Model {self.name!r} is not built yet: it has no weights to set.")
         dense = self._dense_layers()
-        expected = sum(2 if layer.use_bias else 1 for layer in dense)
+        normalization = self._normalization()
+        leading = 0 if normalization is None else len(normalization.get_weights())
+        expected = leading + sum(2 if layer.use_bias else 1 for layer in dense)
         if len(weights) != expected:
             raise ValueError(
                 f"You called `set_weights(weights)` on model {self.name!r} with a weight list of "
                 f"length {len(weights)}, but the model was expecting {expected} weights."
             )
         assignments = []
-        position = 0
+        position = leading
         for index, layer in enumerate(dense):
             count = 2 if layer.use_bias else 1
             assignments.append((index, layer.name, weights[position : position + count]))
             position += count
-        self._engine.set_weights(assignments)
+        if normalization is None or not leading:
+            self._engine.set_weights(assignments)
+            return
+        before = normalization.get_weights()
+        normalization.set_weights(weights[:leading])  # checks all, then sets
+        try:
+            self._engine.set_weights(assignments)
+        except BaseException:
+            normalization.set_weights(before)  # a refused list changes nothing
+            raise
 
     def count_params(self) -> int:
         """The number of weights (ValueError before the model is built, as Keras)."""
@@ -522,7 +555,7 @@ class Model:
         return self._param_count()
 
     def _param_count(self) -> int:
-        return sum(layer.count_params() for layer in self._dense_layers())
+        return sum(layer.count_params() for layer in self._weight_layers())
 
     @property
     def weights(self) -> list[Array]:
@@ -532,12 +565,13 @@ class Model:
     @property
     def trainable_weights(self) -> list[Array]:
         """Copies of the weights of the trainable layers, in ``get_weights()`` order."""
-        return [w for layer in self._dense_layers() for w in layer.trainable_weights]
+        return [w for layer in self._weight_layers() for w in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self) -> list[Array]:
-        """Copies of the weights of the frozen layers (``layer.trainable = False``)."""
-        return [w for layer in self._dense_layers() for w in layer.non_trainable_weights]
+        """Copies of the weights of the frozen layers (``layer.trainable = False``) and of a
+        Normalization layer (its statistics), in ``get_weights()`` order."""
+        return [w for layer in self._weight_layers() for w in layer.non_trainable_weights]
 
     @property
     def trainable(self) -> bool:
@@ -683,7 +717,11 @@ class Model:
 
     def _x(self, x: Any, name: str = "x", finite: bool = True) -> Array:
         self._ensure_built(x)
-        return _validation.features(x, self._sample_shape, self._flattens_input(), self._dtype, name, finite)
+        array = _validation.features(x, self._sample_shape, self._flattens_input(), self._dtype, name, finite)
+        normalization = self._normalization()
+        if normalization is None or self._sample_shape is None:
+            return array
+        return normalization.normalize(array, self._sample_shape)
 
     def _y(self, y: Any, n: int, name: str = "y") -> Array:
         if self._loss is None:
