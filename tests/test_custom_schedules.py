@@ -14,7 +14,9 @@ extension point) and ``optimizer.learning_rate`` as Keras 3's variable.
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +213,8 @@ def test_learning_rate_behaves_as_keras_variable() -> None:
     assert optimizer.learning_rate == 0.125
     with pytest.raises(ValueError, match="learning_rate"):
         optimizer.learning_rate.assign(-1.0)
+    copied = copy.deepcopy(optimizer.learning_rate)
+    assert float(copied) == 0.125 and float(pickle.loads(pickle.dumps(optimizer.learning_rate))) == 0.125
 
 
 def test_assign_changes_the_rate_the_core_trains_with() -> None:

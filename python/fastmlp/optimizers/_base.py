@@ -52,12 +52,14 @@ class LearningRateVariable(float):
     rate, as ``optimizer.learning_rate = value``). A value read earlier keeps its number."""
 
     __slots__ = ("_optimizer",)
-    _optimizer: Optimizer
+    _optimizer: Optional[Optimizer]
 
-    def __new__(cls, value: float, optimizer: Optimizer) -> LearningRateVariable:
+    # The optimizer is optional so that copy and pickle, which rebuild a float subclass from
+    # its value alone, work (and restore it from the slot).
+    def __new__(cls, value: float, optimizer: Optional[Optimizer] = None) -> LearningRateVariable:
         return super().__new__(cls, value)
 
-    def __init__(self, value: float, optimizer: Optimizer) -> None:
+    def __init__(self, value: float, optimizer: Optional[Optimizer] = None) -> None:
         self._optimizer = optimizer
 
     def numpy(self) -> NDArray[np.float32]:
@@ -66,6 +68,8 @@ class LearningRateVariable(float):
 
     def assign(self, value: float) -> None:
         """Set the optimizer's learning rate (a TypeError for an optimizer with a schedule)."""
+        if self._optimizer is None:
+            raise TypeError("This learning rate belongs to no optimizer: there is nothing to assign to.")
         self._optimizer.learning_rate = value
 
 
