@@ -15,8 +15,11 @@ extension point) and ``optimizer.learning_rate`` as Keras 3's variable.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
+import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +274,41 @@ def test_saved_custom_schedule_needs_custom_objects(tmp_path: Path) -> None:
     # A class under that name must be a schedule: nothing else is called.
     with pytest.raises(ValueError, match="custom_objects"):
         fm.saving.load_model(path, custom_objects={"MyInverseTime": dict})
+
+
+def keras_module() -> Any:
+    """Keras 3 on JAX (else PyTorch), or a skip."""
+    os.environ.setdefault("KERAS_BACKEND", "jax" if importlib.util.find_spec("jax") is not None else "torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the backends' own import-time deprecation notes
+        keras = pytest.importorskip("keras")
+        pytest.importorskip(os.environ["KERAS_BACKEND"])
+    return keras
+
+
+# Keras's variables warn under NumPy 2 (their __array__ takes no copy keyword): theirs, not ours.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_against_keras() -> None:
+    """The same schedule subclassed in Keras 3 and here, the same model, weights and batches:
+    the same weights after 15 steps and the same ``optimizer.learning_rate`` (float32: 1e-5)."""
+    keras = keras_module()
+
+    class KerasInverseTime(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
+        def __call__(self, step: Any) -> Any:
+            return 0.2 / (1.0 + 0.7 * keras.ops.cast(step, "float32") / 3)
+
+        def get_config(self) -> dict[str, Any]:
+            return {}
+
+    x, y = (a.astype(np.float32) for a in data())
+    theirs = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    theirs.compile(optimizer=keras.optimizers.SGD(KerasInverseTime()), loss="mse")
+    ours = fm.Sequential([fm.layers.Input((3,)), fm.layers.Dense(2)])
+    ours.set_weights(theirs.get_weights())
+    ours.compile(optimizer=fm.optimizers.SGD(MyInverseTime(0.2, 3, 0.7)), loss="mse")
+    for model in (theirs, ours):
+        model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert ours.optimizer is not None and ours.optimizer.iterations == int(theirs.optimizer.iterations) == 15
+    assert float(ours.optimizer.learning_rate) == pytest.approx(float(theirs.optimizer.learning_rate), rel=1e-6)
