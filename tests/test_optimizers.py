@@ -798,7 +798,7 @@ def test_setting_a_number_on_a_scheduled_optimizer_is_refused() -> None:
     params = [(np.asarray(model.get_weights()[0]), np.asarray(model.get_weights()[1]))]
     for _ in range(3):
         model.train_on_batch(x, y)
-    with pytest.raises(TypeError, match="schedule"):
+    with pytest.raises(TypeError, match="LearningRateSchedule"):
         model.optimizer.learning_rate = 0.01
     for _ in range(3):
         model.train_on_batch(x, y)

@@ -63,6 +63,14 @@ void bind(py::module_& m, const char* name) {
           "learning_rate", [](Tr& t) { return t.optimizer().current_learning_rate(); },
           [](Tr& t, double lr) { t.optimizer().set_learning_rate(lr); },
           "The rate of the next step; setting it replaces any schedule by a constant.")
+      .def(
+          "set_learning_rates",
+          [](Tr& t, long long first_step, std::vector<double> rates) {
+            if (first_step < 0) throw py::value_error("first_step must be >= 0");
+            t.optimizer().set_learning_rates(first_step, std::move(rates));
+          },
+          py::arg("first_step"), py::arg("rates"),
+          "The rates of steps first_step, first_step + 1, ... (replaces any schedule).")
       .def_property(
           "iterations", [](Tr& t) { return t.optimizer().iterations(); },
           [](Tr& t, long long n) {

@@ -93,6 +93,12 @@ double LearningRateSchedule::at(long long step_count) const {
         return (warmup_target - initial_learning_rate) * (s / warmup_steps) + initial_learning_rate;
       return decay(s - warmup_steps, warmup_target);
     }
+    case ScheduleKind::per_step: {
+      // validate() keeps values non-empty; a step outside the table takes its nearest entry.
+      const long long last = (long long)(values.size()) - 1;
+      const long long index = std::min(std::max(step_count - first_step, 0LL), last);
+      return values[std::size_t(index)];
+    }
   }
   return initial_learning_rate;
 }
@@ -108,6 +114,10 @@ void LearningRateSchedule::validate() const {
             "values must have exactly one more entry than boundaries");
     for (std::size_t i = 1; i < boundaries.size(); ++i)
       require(boundaries[i] > boundaries[i - 1], "boundaries must increase");
+  }
+  if (kind == ScheduleKind::per_step) {
+    require(!values.empty(), "a per-step schedule needs at least one rate");
+    for (double v : values) require(std::isfinite(v) && v >= 0, "learning rates must be finite numbers >= 0");
   }
   if (kind == ScheduleKind::cosine_decay && warmup) require(warmup_steps > 0, "warmup_steps must be > 0");
 }
@@ -171,6 +181,16 @@ void Optimizer<T>::set_learning_rate(double lr) {
   constant.initial_learning_rate = lr;
   constant.validate();
   config_.learning_rate = constant;
+}
+
+template <class T>
+void Optimizer<T>::set_learning_rates(long long first_step, std::vector<double> rates) {
+  LearningRateSchedule table;
+  table.kind = ScheduleKind::per_step;
+  table.first_step = first_step;
+  table.values = std::move(rates);
+  table.validate();
+  config_.learning_rate = std::move(table);
 }
 
 template <class T>

@@ -432,6 +432,13 @@ class Engine:
             if self._trainer is not None:
                 self._trainer.learning_rate = value
 
+    def set_learning_rates(self, first_step: int, rates: Sequence[float]) -> None:
+        """The rates of steps ``first_step``, ``first_step + 1``, ... (replacing any schedule);
+        nothing to do without a trainer."""
+        with self.lock:
+            if self._trainer is not None:
+                self._trainer.set_learning_rates(first_step, list(rates))
+
     @property
     def iterations(self) -> int:
         """The number of updates applied so far (0 without a trainer)."""

@@ -7,6 +7,8 @@ the suffix; every other path is fastmlp's own format (``fastmlp._model_file``), 
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 from . import _keras_file, _model_file
 from ._model_file import FromConfig, Model, PathLike, SavedModel
 
@@ -18,11 +20,18 @@ def save_model(model: SavedModel, filepath: PathLike) -> None:
         _model_file.save_model(model, filepath)
 
 
-def load_model(filepath: PathLike, from_config: FromConfig[Model], safe_mode: bool = True) -> Model:
-    """``safe_mode`` is Keras's argument, checked and accepted: neither format runs code from a
-    file, whatever its value."""
+def load_model(
+    filepath: PathLike,
+    from_config: FromConfig[Model],
+    custom_objects: Optional[dict[str, Any]] = None,
+    safe_mode: bool = True,
+) -> Model:
+    """``custom_objects`` maps class names to the user's classes a native file's config names (a
+    learning-rate schedule); a ``.keras`` file names only Keras's own classes. ``safe_mode`` is
+    Keras's argument, checked and accepted: neither format runs code from a file, whatever its
+    value."""
     if not isinstance(safe_mode, bool):
         raise TypeError(f"`safe_mode` must be True or False. Received: safe_mode={safe_mode!r}")
     if _keras_file.is_keras_path(filepath):
         return _keras_file.load_model(filepath, from_config)
-    return _model_file.load_model(filepath, from_config)
+    return _model_file.load_model(filepath, from_config, custom_objects)

@@ -4,6 +4,8 @@ config, whose layers ``Sequential.from_config`` sets at once instead of adding t
 
 - Only the layers named below (and their subclasses) run at all.
 - An ``Input`` comes first.
+- A ``Normalization`` comes first, or right after the ``Input``: the model applies it to the
+  data before the core runs the rest.
 - An activation layer (``Activation``, ``LeakyReLU``, ``ELU``, ``GELU``) follows a ``Dense``
   layer without an activation (``Flatten`` between them aside): it is folded into that layer.
 - A ``BatchNormalization`` follows a ``Dense`` layer without an activation, directly: it is folded
@@ -29,12 +31,13 @@ from .layers import (
     InputLayer,
     Layer,
     LeakyReLU,
+    Normalization,
 )
 
 # The layer classes a saved config names, by their names there.
 CLASSES: dict[str, type[Layer]] = {
     cls.__name__: cls
-    for cls in (InputLayer, Flatten, Dense, Activation, LeakyReLU, ELU, GELU, Dropout, BatchNormalization)
+    for cls in (InputLayer, Normalization, Flatten, Dense, Activation, LeakyReLU, ELU, GELU, Dropout, BatchNormalization)
 }
 
 
@@ -72,6 +75,13 @@ def misplaced(layers: Sequence[Placement]) -> Optional[tuple[int, str]]:
             )
         elif issubclass(layer.cls, InputLayer) and index > 0:
             problem = "An Input can only be the first layer of a Sequential model."
+        elif issubclass(layer.cls, Normalization) and not (
+            before is None or (issubclass(before.cls, InputLayer) and index == 1)
+        ):
+            problem = (
+                "Normalization must be the model's first layer (after its Input): fastmlp applies it "
+                "to the data before the rest of the model runs."
+            )
         elif issubclass(layer.cls, Activation) and not (
             carrier is not None and issubclass(carrier.cls, Dense) and carrier.linear
         ):

@@ -87,7 +87,7 @@ _CONSTRUCTION_ERRORS = (ArithmeticError, AttributeError, LookupError, TypeError,
 
 def _write_array(archive: zipfile.ZipFile, name: str, array: np.ndarray[Any, Any]) -> None:
     buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    np.save(buffer, np.asarray(array, order="C"), allow_pickle=False)  # ascontiguousarray makes 0-d 1-d
     archive.writestr(name, buffer.getvalue())
 
 
@@ -166,7 +166,11 @@ def _read_arrays(
 
 
 def build_model(
-    reader: ModelFileReader, config: dict[str, Any], weights: list[np.ndarray[Any, Any]], from_config: FromConfig[Model]
+    reader: ModelFileReader,
+    config: dict[str, Any],
+    weights: list[np.ndarray[Any, Any]],
+    from_config: FromConfig[Model],
+    custom_objects: Optional[dict[str, Any]] = None,
 ) -> Model:
     """The model of a checked ``config`` (``_saved_config.check_config``) with ``weights`` of
     the checked shapes, compiled when the config says so; a refusal names the reader's file."""
@@ -182,7 +186,7 @@ def build_model(
     if compile_config:
         try:
             model.compile(
-                optimizer=optimizers.from_config(compile_config["optimizer"]),
+                optimizer=optimizers.from_config(compile_config["optimizer"], custom_objects),
                 loss=losses.from_config(compile_config["loss"]),
                 metrics=compile_config.get("metrics", []),
             )
@@ -216,29 +220,34 @@ def _restore_training_state(reader: ModelFileReader, model: SavedModel) -> None:
         reader.fail(f"invalid optimizer state ({error})", error)
 
 
-def _restore(reader: ModelFileReader, from_config: FromConfig[Model]) -> Model:
+def _restore(
+    reader: ModelFileReader, from_config: FromConfig[Model], custom_objects: Optional[dict[str, Any]] = None
+) -> Model:
     if reader.kind != "model":
         reader.fail("holds only weights; use model.load_weights() on a built model")
     config = _saved_config.check_config(reader.json(CONFIG), reader.label, CONFIG)
     shapes = _saved_config.weight_shapes(config["model"])
     weights = _read_arrays(reader, WEIGHTS, shapes, config["model"]["dtype"], "weights", "the architecture in config.json")
-    model = build_model(reader, config, weights, from_config)
+    model = build_model(reader, config, weights, from_config, custom_objects)
     if model.loss is not None:
         _restore_training_state(reader, model)
     return model
 
 
-def load_model(filepath: PathLike, from_config: FromConfig[Model]) -> Model:
+def load_model(
+    filepath: PathLike, from_config: FromConfig[Model], custom_objects: Optional[dict[str, Any]] = None
+) -> Model:
     """Load a model saved with ``model.save``, made by ``from_config`` from its config:
     architecture, weights, compile settings and optimizer state (training continues exactly
-    where it stopped).
+    where it stopped). ``custom_objects`` maps class names to the user's classes a config names
+    (a learning-rate schedule); nothing else in the file is turned into code.
 
     Raises ``FileFormatError`` for a file that is not a readable fastmlp model file (see its
     docstring), ``FileNotFoundError``, ``IsADirectoryError`` or ``PermissionError`` as ``open()``.
     """
     reader = _open(filepath)
     try:
-        return _restore(reader, from_config)
+        return _restore(reader, from_config, custom_objects)
     finally:
         reader.close()
 

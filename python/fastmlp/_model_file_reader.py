@@ -320,7 +320,7 @@ class ModelFileReader:
             self._read_into(header.name, stream, raw.data)
         values = raw.view(header.dtype).reshape(header.shape, order="F" if header.fortran_order else "C")
         with np.errstate(over="ignore"):
-            array = np.ascontiguousarray(values, dtype=dtype)
+            array = np.asarray(values, dtype=dtype, order="C")  # ascontiguousarray makes 0-d 1-d
         if not np.isfinite(array).all():
             self.fail(f"member {header.name!r} holds NaN or infinity (or values beyond the range of {dtype})")
         return array

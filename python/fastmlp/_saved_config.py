@@ -14,6 +14,7 @@ import reprlib
 from collections.abc import Mapping
 from typing import Any, Callable, NoReturn, Union
 
+from . import _normalization
 from ._layer_order import Placement, misplaced
 from ._model_file_format import MAX_ITERATIONS, FileFormatError
 
@@ -155,6 +156,17 @@ _SHAPE = _Leaf(
 _DTYPE = _Leaf("'float32' or 'float64'", lambda v: isinstance(v, str) and v in ("float32", "float64"))
 _NUMBERS = _List(_NUMBER)
 
+
+def _is_number_array(value: Any, depth: int = 0) -> bool:
+    """A number, or a (nested, at most 8 deep) list of numbers."""
+    if isinstance(value, list):
+        return depth < 8 and all(_is_number_array(item, depth + 1) for item in value)
+    return _is_number(value)
+
+
+_NUMBER_ARRAY = _Leaf("a number or a (nested) list of numbers", _is_number_array)
+_AXES = _Leaf("a list of integers", lambda v: isinstance(v, list) and all(_is_int(a) for a in v))
+
 _SEEDED = {"seed": _SEED}
 _INITIALIZER = _ClassConfig(
     {
@@ -191,6 +203,13 @@ _LAYER = _ClassConfig(
             required=("units",),
         ),
         "Flatten": {"name": _STRING, "input_shape": _Nullable(_SHAPE)},
+        "Normalization": {
+            "name": _STRING,
+            "axis": _Nullable(_AXES),
+            "invert": _BOOL,
+            "mean": _Nullable(_NUMBER_ARRAY),
+            "variance": _Nullable(_NUMBER_ARRAY),
+        },
         "Activation": {"name": _STRING, "activation": _STRING},
         "LeakyReLU": {"name": _STRING, "negative_slope": _NUMBER},
         "ELU": {"name": _STRING, "alpha": _NUMBER},
@@ -237,6 +256,9 @@ _SCHEDULE = _Tagged(
             "warmup_target": _Nullable(_NUMBER),
             "warmup_steps": _NUMBER,
         },
+        # A user's schedule: its class name (looked up in load_model's custom_objects) and its
+        # get_config(), plain JSON handed to that class's from_config.
+        "custom": {"class_name": _STRING, "config": _Leaf("an object", lambda v: isinstance(v, dict))},
     },
     common={},
 )
@@ -327,9 +349,11 @@ def _check_layer_order(where: _Where, layers: list[dict[str, Any]]) -> None:
 
 
 def weight_shapes(model: dict[str, Any]) -> list[tuple[int, ...]]:
-    """The shapes of ``get_weights()`` for a checked model config: kernel (in, out) and bias
-    (out,) per Dense layer; gamma, beta (those it has), moving mean and variance (units,) per
-    BatchNormalization (which follows a Dense layer: the order is checked)."""
+    """The shapes of ``get_weights()`` for a checked model config: a Normalization's adapted
+    mean, variance and count; kernel (in, out) and bias (out,) per Dense layer; gamma, beta
+    (those it has), moving mean and variance (units,) per BatchNormalization (which follows a
+    Dense layer: the order is checked). A ValueError (a FileFormatError) for a Normalization axis
+    that does not fit the input shape."""
     fan_in = math.prod(model["input_shape"])
     shapes: list[tuple[int, ...]] = []
     for layer in model["layers"]:
@@ -337,6 +361,16 @@ def weight_shapes(model: dict[str, Any]) -> list[tuple[int, ...]]:
         if layer["class_name"] == "BatchNormalization":
             arrays = 2 + int(settings.get("center", True)) + int(settings.get("scale", True))
             shapes.extend([(fan_in,)] * arrays)
+            continue
+        if layer["class_name"] == "Normalization":
+            if settings.get("mean") is None:
+                try:
+                    stats = _normalization.stats_shape(
+                        _normalization.axes(settings.get("axis", [-1])), tuple(model["input_shape"])
+                    )
+                except (TypeError, ValueError) as error:
+                    raise FileFormatError(f"invalid Normalization config: {error}") from None
+                shapes.extend([stats, stats, ()])
             continue
         if layer["class_name"] != "Dense":
             continue

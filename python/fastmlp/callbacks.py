@@ -39,7 +39,6 @@ import numpy as np
 
 from . import _validation
 from ._progress import print_msg
-from .optimizers.schedules import LearningRateSchedule
 
 if TYPE_CHECKING:
     from .models import Model
@@ -273,14 +272,9 @@ def _current_learning_rate(model: Optional[Model], owner: str) -> float:
     optimizer = None if model is None else model.optimizer
     if optimizer is None:
         raise ValueError(f"{owner} needs a compiled model with an optimizer.")
-    rate = optimizer.learning_rate
-    if isinstance(rate, LearningRateSchedule):
-        raise TypeError(
-            f"{owner} cannot change the learning rate of an optimizer created with a "
-            f"LearningRateSchedule ({type(rate).__name__}); give the optimizer a float "
-            "learning_rate to use this callback."
-        )
-    return float(rate)
+    # With a schedule this is its current value; setting the rate is then the optimizer's
+    # TypeError, as in Keras.
+    return float(optimizer.learning_rate)
 
 
 class EarlyStopping(Callback):

@@ -1,5 +1,5 @@
-"""Layers, shaped like ``keras.layers``: ``Input``, ``Flatten``, ``Dense``, the activation
-layers, ``Dropout`` and ``BatchNormalization``.
+"""Layers, shaped like ``keras.layers``: ``Input``, ``Normalization``, ``Flatten``, ``Dense``, the
+activation layers, ``Dropout`` and ``BatchNormalization``.
 
 A layer keeps its configuration; its weights live in the model's C++ network once the model is
 built (when the input size is known), in Keras's layout: kernel ``(in, out)``, bias ``(out,)``.
@@ -8,16 +8,17 @@ Calling a layer on a symbolic tensor (``fm.Input``) gives the next tensor: the f
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Optional, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _validation, activations, initializers, regularizers
+from . import _normalization, _validation, activations, initializers, regularizers
 from ._engine import Engine
 from ._names import snake_case, unique_name
 from ._symbolic import KerasTensor
@@ -45,6 +46,11 @@ _LayerT = TypeVar("_LayerT", bound="Layer")
 class NotATensorError(TypeError, ValueError):
     """A layer called on something other than a symbolic tensor. A TypeError, and a ValueError
     as Keras's (its backends refuse such inputs with either)."""
+
+
+@contextlib.contextmanager
+def _no_lock() -> Iterator[None]:
+    yield
 
 
 def _check_trainable(trainable: Any) -> bool:
@@ -201,6 +207,208 @@ def Input(
     """``Input(shape=(784,))``: a symbolic tensor of samples of ``shape`` (without the batch
     axis), to start a functional model, or the first entry of a ``Sequential`` model."""
     return InputLayer(shape, batch_size=batch_size, dtype=dtype, name=name).output
+
+
+class Normalization(Layer):
+    """Keras's ``Normalization``: ``(x - mean) / maximum(sqrt(variance), 1e-7)`` per position of
+    the kept ``axis`` (``invert=True``: ``mean + x * maximum(sqrt(variance), 1e-7)``), the
+    statistics given as ``mean`` and ``variance`` or computed by ``adapt(data)``. The first layer
+    of a model (after its ``Input``).
+
+    The model applies it to the data of each ``fit``/``evaluate``/``predict`` call in one NumPy
+    pass, in the model's dtype, before the core trains on it (it has nothing to train); adapted
+    statistics are non-trainable weights ``[mean, variance, count]``, as Keras's, saved with the
+    model (``count`` is 0, as Keras 3 never updates it). Called on data (not a symbolic tensor)
+    it computes its output, as in Keras.
+    """
+
+    def __init__(
+        self,
+        axis: Any = -1,
+        mean: Any = None,
+        variance: Any = None,
+        invert: bool = False,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
+        super().__init__(name, trainable)
+        self.axis = _normalization.axes(axis)
+        if (mean is not None) != (variance is not None):
+            raise ValueError(
+                "When setting values directly, both `mean` and `variance` must be set. "
+                f"Received: mean={mean} and variance={variance}"
+            )
+        self.input_mean: Optional[NDArray[np.float64]] = None
+        self.input_variance: Optional[NDArray[np.float64]] = None
+        if mean is not None:
+            given_mean = self._given(mean, "mean")
+            given_variance = self._given(variance, "variance")
+            if given_mean.shape != given_variance.shape:
+                raise ValueError(
+                    "When setting values directly, `mean` and `variance` must have the same shape. "
+                    f"Received: mean shape {given_mean.shape} and variance shape {given_variance.shape}"
+                )
+            if given_mean.ndim > len(self.axis):
+                raise ValueError(
+                    f"The rank of `mean` must be less than or equal to the number of axes ({len(self.axis)}). "
+                    f"Received: mean shape {given_mean.shape} for axis {self.axis}"
+                )
+            if (given_variance < 0).any():
+                raise ValueError(f"`variance` must be >= 0. Received: variance={variance!r}")
+            self.input_mean, self.input_variance = given_mean, given_variance
+        self.invert = bool(invert)
+        self._sample_shape: Optional[tuple[int, ...]] = None  # known once built
+        # The adapted statistics (float64, of _normalization.stats_shape); None before build.
+        self._mean: Optional[NDArray[np.float64]] = None
+        self._variance: Optional[NDArray[np.float64]] = None
+
+    @staticmethod
+    def _given(value: Any, name: str) -> NDArray[np.float64]:
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"`{name}` must be a number or an array of numbers. Received: {name}={value!r}") from None
+        if not np.isfinite(array).all():
+            raise ValueError(f"`{name}` must be finite. Received: {name}={value!r}")
+        return array
+
+    @property
+    def built(self) -> bool:
+        return self._sample_shape is not None
+
+    def build(self, input_shape: Sequence[Optional[int]]) -> None:
+        """Fix the input shape (batch axis first): the adapted statistics get their shape (mean
+        0, variance 1 until adapted, as Keras). A ValueError for a shape whose kept axes differ
+        from the shape it was built or adapted with."""
+        sample = tuple(int(d) for d in tuple(input_shape)[1:] if d is not None)
+        shape = _normalization.stats_shape(self.axis, sample)
+        if self._sample_shape is not None:
+            if self._mean is not None and self._mean.shape != shape:
+                raise ValueError(
+                    f"Normalization layer {self.name!r} was built for inputs of shape "
+                    f"{(None, *self._sample_shape)} (statistics of shape {self._mean.shape}); it cannot "
+                    f"take inputs of shape {(None, *sample)}."
+                )
+            self._sample_shape = sample
+            return
+        self._sample_shape = sample
+        if self.input_mean is None:
+            self._mean, self._variance = np.zeros(shape), np.ones(shape)
+
+    def adapt(self, data: Any, batch_size: Optional[int] = None, steps: Optional[int] = None) -> None:
+        """Compute the mean and (population) variance of ``data`` (batch axis first; or an
+        iterable of such batches) over every axis but ``axis``. ``steps`` limits the batches
+        read (of ``batch_size``, default 32, for an array). ValueError for no samples, NaN or
+        infinity, or a shape that does not fit the layer."""
+        if batch_size is not None:
+            batch_size = _validation.positive_int(batch_size, "batch_size")
+        if steps is not None:
+            steps = _validation.positive_int(steps, "steps")
+        array = _normalization.batches(data, batch_size, steps)
+        if array.ndim < 2:
+            if self.axis:
+                raise ValueError(
+                    f"adapt() of Normalization layer {self.name!r} (axis={self.axis}) needs data with a batch "
+                    f"axis and a feature axis. Received: data of shape {array.shape}; for one feature use "
+                    "data.reshape(-1, 1)."
+                )
+            array = array.reshape(-1, 1)
+        mean, variance = _normalization.moments(array, self.axis)
+        engine = self._engine
+        with engine.lock if engine is not None else _no_lock():
+            self.build((None, *array.shape[1:]))
+            if self.input_mean is None:
+                self._mean, self._variance = mean, variance
+
+    def _statistics(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        if self.input_mean is not None and self.input_variance is not None:
+            return self.input_mean, self.input_variance
+        if self._mean is None or self._variance is None:
+            raise ValueError(f"Normalization layer {self.name!r} is not built: call adapt() or build() first.")
+        return self._mean, self._variance
+
+    def feature_statistics(self, sample_shape: tuple[int, ...]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The mean and variance of each feature of flat samples of ``sample_shape`` (built for
+        that shape first). Called by the model; not for users."""
+        self.build((None, *sample_shape))
+        mean, variance = self._statistics()
+        return (
+            _normalization.per_feature(mean, self.axis, sample_shape, "mean"),
+            _normalization.per_feature(variance, self.axis, sample_shape, "variance"),
+        )
+
+    def normalize(self, x: NDArray[np.floating], sample_shape: tuple[int, ...]) -> NDArray[np.floating]:
+        """This layer's output for flat samples ``x`` (n, features) of ``sample_shape``, a new
+        array in ``x``'s dtype."""
+        mean, variance = self.feature_statistics(sample_shape)
+        return _normalization.apply(x, mean, variance, self.invert)
+
+    def __call__(self, inputs: Any) -> Any:
+        """On a symbolic tensor, the functional API; on data, the normalized data (as Keras's
+        eager call), as float32 of the data's shape."""
+        if isinstance(inputs, KerasTensor) or (
+            isinstance(inputs, (list, tuple)) and any(isinstance(t, KerasTensor) for t in inputs)
+        ):
+            return super().__call__(inputs)
+        array = _validation.as_numeric_array(inputs, "inputs").astype(np.float32)
+        if array.ndim < 1:
+            raise ValueError(f"Normalization layer {self.name!r} needs a batch axis. Received: shape {array.shape}")
+        sample = tuple(int(d) for d in array.shape[1:])
+        return self.normalize(array.reshape(array.shape[0], -1), sample).reshape(array.shape)
+
+    def _dtype(self) -> str:
+        return self._engine.dtype if self._engine is not None else "float32"
+
+    def get_weights(self) -> list[NDArray[np.floating]]:
+        """``[mean, variance, count]`` once built (non-trainable, as Keras), in the model's dtype;
+        none with a given ``mean`` and ``variance``."""
+        if self.input_mean is not None or self._mean is None or self._variance is None:
+            return []
+        dtype = self._dtype()
+        return [self._mean.astype(dtype), self._variance.astype(dtype), np.zeros((), dtype=dtype)]
+
+    def set_weights(self, weights: Sequence[NDArray[np.floating]]) -> None:
+        """Set ``[mean, variance, count]`` (shapes as ``get_weights()``); all are checked first."""
+        expected = [w.shape for w in self.get_weights()]
+        if len(weights) != len(expected):
+            raise ValueError(
+                f"Layer {self.name!r} expects {len(expected)} weights, but the weight list has {len(weights)} elements."
+            )
+        arrays = [np.asarray(w) for w in weights]
+        for array, shape in zip(arrays, expected):
+            if array.shape != shape:
+                raise ValueError(
+                    f"Layer {self.name!r} weight shape {shape} is not compatible with provided weight shape {array.shape}."
+                )
+            if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+                raise ValueError(f"Layer {self.name!r} weights must be finite real numbers.")
+        if arrays:
+            if (arrays[1] < 0).any():
+                raise ValueError(f"Layer {self.name!r}: the variance must be >= 0.")
+            self._mean, self._variance = arrays[0].astype(np.float64), arrays[1].astype(np.float64)
+
+    @property
+    def trainable_weights(self) -> list[NDArray[np.floating]]:
+        return []
+
+    @property
+    def non_trainable_weights(self) -> list[NDArray[np.floating]]:
+        return self.get_weights()
+
+    def count_params(self) -> int:
+        return sum(int(w.size) for w in self.get_weights())
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "axis": list(self.axis),
+            "invert": self.invert,
+            "mean": None if self.input_mean is None else self.input_mean.tolist(),
+            "variance": None if self.input_variance is None else self.input_variance.tolist(),
+        }
+
+    def __repr__(self) -> str:
+        return f"<Normalization name={self.name!r} axis={self.axis} invert={self.invert}>"
 
 
 class Flatten(Layer):
@@ -646,6 +854,7 @@ def deserialize(config: dict[str, Any]) -> Layer:
     if name == "BatchNormalization":
         return BatchNormalization.from_config(settings)
     classes: dict[str, type[Layer]] = {
+        "Normalization": Normalization,
         "Activation": Activation,
         "LeakyReLU": LeakyReLU,
         "ELU": ELU,

@@ -51,6 +51,7 @@ from .layers import (
     Flatten,
     InputLayer,
     Layer,
+    Normalization,
     deserialize,
 )
 from .optimizers._base import ModelFacts
@@ -300,8 +301,9 @@ class Model:
         return [layer for layer in self._layers if isinstance(layer, Dense)]
 
     def _weighted_layers(self) -> list[Layer]:
-        """The layers with weights, in ``get_weights()`` order: Dense and BatchNormalization."""
-        return [layer for layer in self._layers if isinstance(layer, (Dense, BatchNormalization))]
+        """The layers with weights, in ``get_weights()`` order: Normalization (first, its
+        statistics), Dense and BatchNormalization."""
+        return [layer for layer in self._layers if isinstance(layer, (Normalization, Dense, BatchNormalization))]
 
     def _engine_index(self, layer: Layer) -> int:
         """The core layer a joining layer's weights live in: a Dense layer's own, the Dense layer
@@ -311,6 +313,11 @@ class Model:
         if isinstance(layer, BatchNormalization):
             return len(self._dense_layers()) - 1
         return -1
+
+    def _normalization(self) -> Optional[Normalization]:
+        """The model's Normalization layer (the order rules keep it first), if any."""
+        chain = self._chain()
+        return chain[0] if chain and isinstance(chain[0], Normalization) else None
 
     def _flattens_input(self) -> bool:
         for layer in self._chain():
@@ -457,6 +464,9 @@ class Model:
                 "fastmlp.layers.Input(shape=...) first, or call fit/predict/build."
             )
         input_dim = self._input_dim()
+        normalization = self._normalization()
+        if normalization is not None:
+            normalization.build((None, *self._sample_shape))
         try:
             self._engine.build(input_dim, self._layer_specs())
         except (_core.AllocationError, _core.SizeError) as error:
@@ -528,8 +538,9 @@ class Model:
 
     @_serialized
     def get_weights(self) -> list[Array]:
-        """Copies of all weights in Keras's order: kernel (in, out), bias (out,) per Dense
-        layer; gamma, beta, moving_mean, moving_variance (units,) per BatchNormalization."""
+        """Copies of all weights in Keras's order: a Normalization's mean, variance and count;
+        kernel (in, out), bias (out,) per Dense layer; gamma, beta, moving_mean, moving_variance
+        (units,) per BatchNormalization."""
         weights: list[Array] = []
         for layer in self._weighted_layers():
             weights.extend(layer.get_weights())
@@ -541,8 +552,10 @@ class Model:
         (shape, dtype, finiteness) before any is set: a refused list changes nothing."""
         if not self.built:
             raise ValueError(f"Model {self.name!r} is not built yet: it has no weights to set.")
-        weighted = self._weighted_layers()
-        expected = sum(_weight_count(layer) for layer in weighted)
+        weighted = [layer for layer in self._weighted_layers() if not isinstance(layer, Normalization)]
+        normalization = self._normalization()
+        leading = 0 if normalization is None else len(normalization.get_weights())
+        expected = leading + sum(_weight_count(layer) for layer in weighted)
         if len(weights) != expected:
             raise ValueError(
                 f"You called `set_weights(weights)` on model {self.name!r} with a weight list of "
@@ -550,7 +563,7 @@ class Model:
             )
         assignments = []
         norm_assignments = []
-        position = 0
+        position = leading
         index = -1
         for layer in weighted:
             count = _weight_count(layer)
@@ -560,7 +573,16 @@ class Model:
             else:
                 norm_assignments.append((index, layer.name, weights[position : position + count]))
             position += count
-        self._engine.set_weights(assignments, norm_assignments)
+        if normalization is None or not leading:
+            self._engine.set_weights(assignments, norm_assignments)
+            return
+        before = normalization.get_weights()
+        normalization.set_weights(weights[:leading])  # checks all, then sets
+        try:
+            self._engine.set_weights(assignments, norm_assignments)
+        except BaseException:
+            normalization.set_weights(before)  # a refused list changes nothing
+            raise
 
     def count_params(self) -> int:
         """The number of weights (ValueError before the model is built, as Keras)."""
@@ -586,7 +608,8 @@ class Model:
 
     @property
     def non_trainable_weights(self) -> list[Array]:
-        """Copies of the weights of the frozen layers (``layer.trainable = False``)."""
+        """Copies of the weights of the frozen layers (``layer.trainable = False``) and of a
+        Normalization layer (its statistics), in ``get_weights()`` order."""
         return [w for layer in self._weighted_layers() for w in layer.non_trainable_weights]
 
     @property
@@ -734,7 +757,11 @@ class Model:
 
     def _x(self, x: Any, name: str = "x", finite: bool = True) -> Array:
         self._ensure_built(x)
-        return _validation.features(x, self._sample_shape, self._flattens_input(), self._dtype, name, finite)
+        array = _validation.features(x, self._sample_shape, self._flattens_input(), self._dtype, name, finite)
+        normalization = self._normalization()
+        if normalization is None or self._sample_shape is None:
+            return array
+        return normalization.normalize(array, self._sample_shape)
 
     def _y(self, y: Any, n: int, name: str = "y") -> Array:
         if self._loss is None:
@@ -1035,6 +1062,8 @@ class Model:
             started = time.perf_counter()
             # The core releases the GIL; a Ctrl-C arriving meanwhile raises KeyboardInterrupt
             # as soon as this call returns, i.e. after whole updates only.
+            if self._optimizer is not None:
+                self._optimizer.before_steps(count)  # a user's schedule: the chunk's rates
             totals = engine.train_batches(x, y, batch_size, first + done, count, sample_weight)
             elapsed = time.perf_counter() - started
             done += count
@@ -1200,7 +1229,10 @@ class Model:
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
         weights = self._sample_weight(sample_weight, x_arr.shape[0])
-        totals = self._ensure_trainer().train_on_batch(x_arr, y_arr, weights)
+        engine = self._ensure_trainer()
+        if self._optimizer is not None:
+            self._optimizer.before_steps(1)
+        totals = engine.train_on_batch(x_arr, y_arr, weights)
         return self._result(self._logs(totals), return_dict)
 
     @_serialized
@@ -1604,8 +1636,9 @@ def model_from_json(json_string: str, custom_objects: Optional[dict[str, Any]] =
     return model
 
 
-def load_model(filepath: Any, safe_mode: bool = True) -> Model:
+def load_model(filepath: Any, custom_objects: Optional[dict[str, Any]] = None, safe_mode: bool = True) -> Model:
     """Load a model saved with ``model.save``, or a Keras 3 ``.keras`` file (see
-    ``fastmlp.saving`` for the formats). ``safe_mode`` is Keras's; fastmlp never runs code from
-    a file, whatever its value (a lambda layer is refused either way)."""
-    return _file_dispatch.load_model(filepath, Model.from_config, safe_mode)
+    ``fastmlp.saving`` for the formats); ``custom_objects`` as ``fastmlp.saving.load_model``.
+    ``safe_mode`` is Keras's; fastmlp never runs code from a file, whatever its value (a lambda
+    layer is refused either way)."""
+    return _file_dispatch.load_model(filepath, Model.from_config, custom_objects, safe_mode)

@@ -31,7 +31,7 @@ state loads with its optimizer reset, and an ``OptimizerStateResetWarning`` says
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import Any, Optional, Union
 
 from . import _file_dispatch, _model_file, models
 from ._model_file_format import FORMAT, VERSION, FileFormatError, OptimizerStateResetWarning
@@ -67,16 +67,20 @@ def model_to_bytes(model: models.Model) -> bytes:
     return _model_file.model_to_bytes(model)
 
 
-def load_model(filepath: PathLike, safe_mode: bool = True) -> models.Model:
+def load_model(
+    filepath: PathLike, custom_objects: Optional[dict[str, Any]] = None, safe_mode: bool = True
+) -> models.Model:
     """Load a model saved with ``model.save``: architecture, weights, compile settings and
     optimizer state (training continues exactly where it stopped); or a Keras 3 ``.keras``
-    file (see the module's docstring). ``safe_mode`` is accepted as Keras's: fastmlp never runs
+    file (see the module's docstring). ``custom_objects`` maps a class name to the user's class
+    that the file names: a ``LearningRateSchedule`` subclass (the file holds its class name and
+    ``get_config()``, never its code). ``safe_mode`` is accepted as Keras's: fastmlp never runs
     code from a file, whatever its value.
 
     Raises ``FileFormatError`` for a file that is not a readable fastmlp model file (see its
     docstring), ``FileNotFoundError``, ``IsADirectoryError`` or ``PermissionError`` as ``open()``.
     """
-    return _file_dispatch.load_model(filepath, models.Model.from_config, safe_mode)
+    return _file_dispatch.load_model(filepath, models.Model.from_config, custom_objects, safe_mode)
 
 
 def load_weights(model: models.Model, filepath: PathLike) -> None:

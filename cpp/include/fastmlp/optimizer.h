@@ -18,6 +18,10 @@ enum class ScheduleKind : int {
   piecewise_constant_decay = 2,
   inverse_time_decay = 3,
   cosine_decay = 4,
+  // One rate per step for the steps [first_step, first_step + values.size()): a schedule the
+  // core cannot evaluate (a Python LearningRateSchedule subclass), evaluated by Python for a
+  // chunk's steps before the chunk runs.
+  per_step = 5,
 };
 
 // The learning rate as a function of the optimizer's step count (Keras's
@@ -33,6 +37,7 @@ struct LearningRateSchedule {
   bool warmup = false;                      // cosine: linear warmup to warmup_target first
   double warmup_target = 0.0;
   double warmup_steps = 0.0;
+  long long first_step = 0;                 // per_step: the step of values[0]
 
   double at(long long step) const;
   void validate() const;
@@ -75,6 +80,9 @@ class Optimizer {
   const OptimizerConfig& config() const { return config_; }
   // Replaces the schedule by a constant rate (what callbacks such as ReduceLROnPlateau do).
   void set_learning_rate(double lr);
+  // The rates of the steps [first_step, first_step + rates.size()) (a per_step schedule); a step
+  // outside that range takes the nearest rate given.
+  void set_learning_rates(long long first_step, std::vector<double> rates);
   double current_learning_rate() const { return config_.learning_rate.at(iterations_); }
   long long iterations() const { return iterations_; }
   void set_iterations(long long n) { iterations_ = n; }

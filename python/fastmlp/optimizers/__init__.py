@@ -21,11 +21,11 @@ Where PyTorch differs (so either can be reproduced):
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from . import schedules
 from ._adaptive import Adadelta, Adamax, Ftrl, Lion, Nadam
-from ._base import LearningRate, Optimizer
+from ._base import LearningRate, LearningRateVariable, Optimizer
 from ._base import epsilon as _epsilon
 from ._base import number as _number
 from ._conjugate_gradient import ConjugateGradient
@@ -173,12 +173,14 @@ def get(identifier: OptimizerLike) -> Optimizer:
     )
 
 
-def from_config(config: dict[str, Any]) -> Optimizer:
+def from_config(config: dict[str, Any], custom_objects: Optional[dict[str, Any]] = None) -> Optimizer:
+    """An optimizer from its ``get_config()``; a user's learning-rate schedule needs its class
+    in ``custom_objects`` (see ``schedules.from_config``)."""
     settings = dict(config)
     cls = _BY_NAME[settings.pop("name")]
     if "learning_rate" in settings:
         lr = settings["learning_rate"]
-        settings["learning_rate"] = schedules.from_config(lr) if isinstance(lr, dict) else lr
+        settings["learning_rate"] = schedules.from_config(lr, custom_objects) if isinstance(lr, dict) else lr
     return cls(**settings)
 
 
@@ -193,6 +195,7 @@ __all__ = [
     "ConjugateGradient",
     "Ftrl",
     "FullBatchOptimizer",
+    "LearningRateVariable",
     "LeastSquares",
     "Lion",
     "Nadam",

@@ -6,8 +6,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+import numpy as np
+from numpy.typing import NDArray
+
 from .. import _validation
 from .._engine import Engine, LayerSpec
+from . import schedules
 from .schedules import LearningRateSchedule
 
 LearningRate = Union[float, LearningRateSchedule]
@@ -42,6 +46,33 @@ def epsilon(value: Any) -> float:
     return result
 
 
+class LearningRateVariable(float):
+    """What ``optimizer.learning_rate`` returns: the current rate as a float, with the methods of
+    Keras's learning-rate variable: ``numpy()`` and ``assign(value)`` (which sets the optimizer's
+    rate, as ``optimizer.learning_rate = value``). A value read earlier keeps its number."""
+
+    __slots__ = ("_optimizer",)
+    _optimizer: Optional[Optimizer]
+
+    # The optimizer is optional so that copy and pickle, which rebuild a float subclass from
+    # its value alone, work (and restore it from the slot).
+    def __new__(cls, value: float, optimizer: Optional[Optimizer] = None) -> LearningRateVariable:
+        return super().__new__(cls, value)
+
+    def __init__(self, value: float, optimizer: Optional[Optimizer] = None) -> None:
+        self._optimizer = optimizer
+
+    def numpy(self) -> NDArray[np.float32]:
+        """The rate as a 0-d float32 array (Keras's learning-rate variable is float32)."""
+        return np.array(float(self), dtype=np.float32)
+
+    def assign(self, value: float) -> None:
+        """Set the optimizer's learning rate (a TypeError for an optimizer with a schedule)."""
+        if self._optimizer is None:
+            raise TypeError("This learning rate belongs to no optimizer: there is nothing to assign to.")
+        self._optimizer.learning_rate = value
+
+
 class Optimizer:
     """Common settings: the learning rate (a number or a schedule), weight decay and clipping."""
 
@@ -70,14 +101,16 @@ class Optimizer:
         self._engine = engine
 
     @property
-    def learning_rate(self) -> LearningRate:
-        """The configured rate; after training starts, the rate of the next step (as Keras)."""
+    def learning_rate(self) -> LearningRateVariable:
+        """The rate of the next step, as Keras 3: the configured rate (or what a callback set),
+        or with a schedule its value at ``iterations``."""
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            return LearningRateVariable(schedules.rate_at(lr, self.iterations), self)
         engine = self._engine
-        if engine is not None and not isinstance(self._learning_rate, LearningRateSchedule):
-            rate = engine.learning_rate  # None until the model has a trainer
-            if rate is not None:
-                return rate
-        return self._learning_rate
+        rate = None if engine is None else engine.learning_rate  # None until the model has a trainer
+        return LearningRateVariable(lr if rate is None else rate, self)
+
 
     @learning_rate.setter
     def learning_rate(self, value: LearningRate) -> None:
@@ -85,8 +118,10 @@ class Optimizer:
         if not isinstance(value, LearningRateSchedule):
             if isinstance(getattr(self, "_learning_rate", None), LearningRateSchedule):
                 raise TypeError(
-                    "This optimizer was created with a learning-rate schedule, so its learning rate "
-                    "is not settable (as in Keras); create a new optimizer instead."
+                    "This optimizer was created with a `LearningRateSchedule` object as its "
+                    "`learning_rate` constructor argument, hence its learning rate is not settable. "
+                    "If you need the learning rate to be settable, you should instantiate the "
+                    "optimizer with a float `learning_rate` argument."
                 )
             value = number(value, "learning_rate")
         engine = self._engine
@@ -96,6 +131,13 @@ class Optimizer:
         self._learning_rate = value
         if engine is not None and not isinstance(value, LearningRateSchedule):
             engine.set_learning_rate(value)
+
+    @property
+    def schedule(self) -> Optional[LearningRateSchedule]:
+        """The learning-rate schedule this optimizer was created with, else None (fastmlp
+        addition: Keras keeps it private)."""
+        lr = self._learning_rate
+        return lr if isinstance(lr, LearningRateSchedule) else None
 
     @property
     def iterations(self) -> int:
@@ -112,14 +154,31 @@ class Optimizer:
         built model and by ``fit``); every per-batch optimizer trains any model."""
 
     def core_config(self) -> dict[str, Any]:
-        """The settings the core's trainer is made with (see ``Sequential.compile``)."""
-        return self.get_config()
+        """The settings the core's trainer is made with (see ``Sequential.compile``). A schedule
+        the core cannot evaluate goes as its rate at the current step; ``before_steps`` gives
+        the core the rates of the steps it trains next."""
+        config = self.get_config()
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule) and not schedules.is_builtin(lr):
+            config["learning_rate"] = schedules.rate_at(lr, self.iterations)
+        return config
+
+    def before_steps(self, count: int) -> None:
+        """Called by the model before it trains the next ``count`` steps (a chunk of batches):
+        a user's schedule is evaluated here for those steps (``optimizer.iterations`` on) and
+        the core gets the rates, so no Python runs between the chunk's batches. Nothing to do
+        for a number or a built-in schedule. Not for users."""
+        lr = self._learning_rate
+        engine = self._engine
+        if isinstance(lr, LearningRateSchedule) and not schedules.is_builtin(lr) and engine is not None:
+            first = engine.iterations
+            engine.set_learning_rates(first, schedules.rates(lr, first, count))
 
     def get_config(self) -> dict[str, Any]:
         lr = self._learning_rate
         return {
             "name": self.name,
-            "learning_rate": {"kind": lr.kind, **lr.get_config()} if isinstance(lr, LearningRateSchedule) else lr,
+            "learning_rate": schedules.serialize(lr) if isinstance(lr, LearningRateSchedule) else lr,
             "weight_decay": self.weight_decay,
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,

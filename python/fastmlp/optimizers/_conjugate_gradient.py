@@ -47,7 +47,7 @@ class ConjugateGradient(FullBatchOptimizer):
 
     def _step(self, objective: Objective, w: Array, loss: float, gradient: Array) -> Optional[tuple[Array, float, Array]]:
         period = self.restart_every if self.restart_every is not None else objective.num_params
-        lr = float(self.learning_rate)  # type: ignore[arg-type]
+        lr = float(self.learning_rate)
         d = -gradient
         t = lr * min(1.0, 1.0 / float(np.sum(np.abs(gradient))))
         previous = self._previous

@@ -139,7 +139,7 @@ class FullBatchOptimizer(Optimizer):
     def get_config(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "learning_rate": float(self.learning_rate),  # type: ignore[arg-type]
+            "learning_rate": float(self.learning_rate),
             "tolerance_grad": self.tolerance_grad,
             "tolerance_change": self.tolerance_change,
             "max_fun": self.max_fun,
@@ -149,7 +149,7 @@ class FullBatchOptimizer(Optimizer):
     def core_config(self) -> dict[str, Any]:
         # The core's trainer computes losses and gradients for this optimizer and never updates:
         # any valid settings do; these keep the learning rate readable through it.
-        return {"name": "sgd", "learning_rate": float(self.learning_rate)}  # type: ignore[arg-type]
+        return {"name": "sgd", "learning_rate": float(self.learning_rate)}
 
     def check_model(self, model: ModelFacts) -> None:
         for name, layer in model.layers:

@@ -74,7 +74,7 @@ class LBFGS(FullBatchOptimizer):
                 self._pairs.append((s, y, 1.0 / ys))
                 self._scale = ys / float(y @ y)
         d = self.direction(gradient)
-        lr = float(self.learning_rate)  # type: ignore[arg-type]
+        lr = float(self.learning_rate)
         t = lr * min(1.0, 1.0 / float(np.sum(np.abs(gradient)))) if first else lr
         if float(gradient @ d) > -self.tolerance_change:  # not a descent direction worth taking
             return None

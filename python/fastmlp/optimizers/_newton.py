@@ -93,7 +93,7 @@ class Newton(FullBatchOptimizer):
         self.last_shift = 0.0
         if d is None:
             d, self.last_shift = shifted_solve(system, -gradient)
-        t = float(self.learning_rate)  # type: ignore[arg-type]
+        t = float(self.learning_rate)
         slope = float(gradient @ d)
         if not self.line_search:
             loss_new, gradient_new = objective.value_and_gradient(w + t * d)

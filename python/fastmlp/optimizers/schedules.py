@@ -1,23 +1,37 @@
 """Learning-rate schedules, with ``keras.optimizers.schedules``'s names and formulas.
 
 Each is a function of the optimizer's step count (0 for the first update). Calling one in Python
-gives its value; during training the C++ core evaluates the same formula at every step.
+gives its value; during training the C++ core evaluates the built-in formulas at every step. A
+user's subclass of ``LearningRateSchedule`` (its own ``__call__``) is evaluated in Python for a
+chunk's steps before the core trains that chunk (``rates``), never between two batches.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any, Optional
+
+import numpy as np
 
 from .. import _validation
 
 
 class LearningRateSchedule:
+    """The base of every schedule. Subclass it with ``__call__(self, step)`` returning the rate
+    of step ``step`` (an int, 0 for the first update, as Keras's ``optimizer.iterations``) and
+    ``get_config()`` returning the arguments that rebuild it (for saving)."""
+
     kind = ""
 
     def __call__(self, step: int) -> float:
         raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LearningRateSchedule:
+        """The schedule ``cls(**config)`` (Keras's ``LearningRateSchedule.from_config``)."""
+        return cls(**config)
 
     def get_config(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -143,8 +157,66 @@ _BY_NAME: dict[str, type[LearningRateSchedule]] = {
     cls.kind: cls for cls in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, CosineDecay)
 }
 
+# The kind of a user's schedule in a saved optimizer config: its class name and get_config.
+CUSTOM_KIND = "custom"
 
-def from_config(config: dict[str, Any]) -> LearningRateSchedule:
+
+def is_builtin(schedule: LearningRateSchedule) -> bool:
+    """Whether the core evaluates ``schedule``'s formula itself: exactly one of the classes
+    above (a subclass may change ``__call__``, so it is evaluated in Python)."""
+    return type(schedule) in _BY_NAME.values()
+
+
+def rate_at(schedule: LearningRateSchedule, step: int) -> float:
+    """``schedule(step)`` as a float, checked: a TypeError for a value that is not a real number
+    (or a one-element array of one), a ValueError for NaN, infinity or a negative rate; both name
+    the schedule and the step."""
+    value: Any = schedule(step)  # a user's __call__ may return anything
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item() if np.issubdtype(value.dtype, np.number) else value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.integer, np.floating)):
+        raise TypeError(
+            f"Learning-rate schedule {type(schedule).__name__} must return a number; at step {step} "
+            f"it returned {value!r} (of type {type(value).__name__})."
+        )
+    rate = float(value)
+    if not math.isfinite(rate) or rate < 0:
+        raise ValueError(
+            f"Learning-rate schedule {type(schedule).__name__} must return a finite number >= 0; "
+            f"at step {step} it returned {value!r}."
+        )
+    return rate
+
+
+def rates(schedule: LearningRateSchedule, first_step: int, count: int) -> list[float]:
+    """The checked rates of steps ``first_step`` to ``first_step + count - 1``."""
+    return [rate_at(schedule, first_step + i) for i in range(count)]
+
+
+def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
+    """A schedule as an optimizer config holds it: a built-in one as ``{"kind", **settings}``,
+    a user's as ``{"kind": "custom", "class_name", "config"}`` (its class is not saved)."""
+    if is_builtin(schedule):
+        return {"kind": schedule.kind, **schedule.get_config()}
+    return {"kind": CUSTOM_KIND, "class_name": type(schedule).__name__, "config": schedule.get_config()}
+
+
+def from_config(config: dict[str, Any], custom_objects: Optional[dict[str, Any]] = None) -> LearningRateSchedule:
+    """The schedule of a ``serialize`` dict. A user's schedule is rebuilt only from a class of
+    ``custom_objects`` with its saved class name (a ValueError otherwise): no code comes from
+    the config."""
     settings = dict(config)
     kind = settings.pop("kind")
-    return _BY_NAME[kind](**settings)
+    if kind != CUSTOM_KIND:
+        return _BY_NAME[kind](**settings)
+    name = settings.get("class_name")
+    cls = (custom_objects or {}).get(name) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, LearningRateSchedule)):
+        raise ValueError(
+            f"The optimizer's learning rate is the user's schedule class {name!r}: pass it in "
+            f"custom_objects={{{name!r}: {name}}} (a LearningRateSchedule subclass) to load it."
+        )
+    schedule_config = settings.get("config")
+    if not isinstance(schedule_config, dict):
+        raise ValueError(f"The saved config of schedule {name!r} must be a dict. Received: {schedule_config!r}")
+    return cls.from_config(schedule_config)

@@ -337,7 +337,7 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
                 if state is not None:
                     self._sync_weights(model)
                     model.set_training_state(state)
-                    model.optimizer.learning_rate = float(old.optimizer.learning_rate)  # type: ignore[union-attr, arg-type]
+                    model.optimizer.learning_rate = float(old.optimizer.learning_rate)  # type: ignore[union-attr]
             self._model, self._l2, self._model_structure = model, l2, self._structure()
         self._sync_weights(model)
         return model
@@ -559,7 +559,7 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
                 self.best_loss_ = self.loss_curve_[-1]
 
     def _current_learning_rate(self) -> float:
-        return float(self._epoch.optimizer.learning_rate)  # type: ignore[arg-type]
+        return float(self._epoch.optimizer.learning_rate)
 
     def _set_learning_rate(self, rate: float) -> None:
         self._epoch.optimizer.learning_rate = rate
