@@ -30,6 +30,11 @@ std::atomic<double> g_sparse_density{0.35};
 
 std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
 
+// Whether a layer's activation needs a buffer apart from z. A linear layer's is z itself; so is
+// relu's: z is overwritten by max(0, z), which its backward pass may read in z's place, as
+// relu(z) > 0 exactly where z > 0 (NaN: false for both). One stream of stores per step fewer.
+bool activation_apart(Activation act) { return act != Activation::linear && act != Activation::relu; }
+
 // "layer 1's kernel (784 x 100 float32 values)", for the errors of a size.
 template <class T>
 std::string layer_buffer(std::size_t layer, const char* what, std::size_t rows, std::size_t cols) {
@@ -153,7 +158,7 @@ void Network<T>::reserve(std::size_t rows) {
     const LayerSpec& spec = layers_[l].spec;
     // rows <= 2**32 and units < 2**31: the product fits; the bytes are checked.
     const std::size_t n = rows * spec.units;
-    const std::size_t count = 2 + (spec.activation != Activation::linear) + 2 * (spec.dropout > 0) + spec.batch_norm;
+    const std::size_t count = 2 + activation_apart(spec.activation) + 2 * (spec.dropout > 0) + spec.batch_norm;
     const std::size_t bytes = with_context([&] { return layer_buffer<T>(l, "activations", rows, spec.units); }, long(l),
                                            [&] { return checked_bytes(n, sizeof(T)); });
     total = checked_add(total, checked_mul(count, bytes, "activation bytes"), "activation bytes");
@@ -168,7 +173,7 @@ void Network<T>::reserve(std::size_t rows) {
     with_context([&] { return layer_buffer<T>(l, "activations", rows, spec.units); }, long(l), [&] {
       fresh[l].z.resize(n);
       fresh[l].delta.resize(n);
-      if (spec.activation != Activation::linear) fresh[l].a_storage.resize(n);
+      if (activation_apart(spec.activation)) fresh[l].a_storage.resize(n);
       if (spec.dropout > 0) {
         fresh[l].mask.resize(n);
         fresh[l].dropped.resize(n);
@@ -196,7 +201,7 @@ void Network<T>::reserve(std::size_t rows) {
     layer.dropped.swap(fresh[l].dropped);
     layer.pre.swap(fresh[l].pre);
     layer.batch_stats_now = false;
-    layer.a = layer.spec.activation == Activation::linear ? layer.z.data() : layer.a_storage.data();
+    layer.a = activation_apart(layer.spec.activation) ? layer.a_storage.data() : layer.z.data();
     layer.out = layer.a;
     layer.dropped_now = false;
   }

@@ -46,6 +46,7 @@ struct BiasActivationArgs {
 };
 
 // dz = da * act'(z) elementwise (softmax: its full Jacobian, row by row). dz may alias da.
+// relu reads only whether z > 0, so it may be given relu(z) as z (the network stores only that).
 template <class T>
 struct ActivationBackwardArgs {
   std::size_t rows, cols;

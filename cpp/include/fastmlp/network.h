@@ -104,7 +104,8 @@ class Network {
   std::size_t max_batch_rows() const;
 
   // x: rows x input_dim, row-major. Afterwards output()/output_logits() hold the last layer's
-  // activation and pre-activation. With `dropout_rng` (training), layers with dropout draw their
+  // activation and pre-activation (a relu layer's z holds its activation: see
+  // activation_apart in network.cpp). With `dropout_rng` (training), layers with dropout draw their
   // masks from it, in a fixed order (the same for every thread count).
   void forward(const T* x, std::size_t rows, Rng* dropout_rng = nullptr);
   // Whether an input of the last batch (forward, the row split or the feature pipeline) was
@@ -150,7 +151,7 @@ class Network {
     LayerSpec spec;
     AlignedBuffer<T> kernel, bias, kernel_grad, bias_grad;
     AlignedBuffer<T> z, a_storage, delta;  // capacity x units each
-    T* a = nullptr;  // the activation: a_storage, or z itself for a linear layer
+    T* a = nullptr;  // the activation: a_storage, or z itself for a linear or relu layer
     AlignedBuffer<T> mask, dropped;  // dropout: 0 or 1 / (1 - rate) per value, and a * mask
     T* out = nullptr;                // what the next layer reads: a, or dropped while training
     bool dropped_now = false;

@@ -406,7 +406,10 @@ void gemm(const GemmArgs<T>& g) {
             a = packed_a;
             sa = std::ptrdiff_t(kMR);
             step = std::ptrdiff_t(kc);
-          } else if (nc > NR) {  // columns far apart, read once per panel of B: copy them together
+          } else if (nc > NR && g.a_col != std::ptrdiff_t(mc)) {
+            // Columns far apart, read once per panel of B: copy them together (a block whose
+            // columns are already adjacent, as a whole batch's transposed inputs are, is read
+            // in place).
             copy_columns(mc, kc, a_block, g.a_col, packed_a);
             a = packed_a;
             sa = std::ptrdiff_t(mc);
