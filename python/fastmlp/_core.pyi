@@ -37,6 +37,8 @@ class Totals:
     def metrics(self) -> list[float]: ...
     @property
     def samples(self) -> int: ...
+    @property
+    def confusions(self) -> list[NDArray[np.uint64]]: ...
 
 class _Network:
     def __init__(
@@ -79,6 +81,7 @@ class _Trainer:
         metrics: list[str],
         optimizer: dict[str, object],
         seed: int,
+        confusions: list[dict[str, object]] = ...,
     ) -> None: ...
     learning_rate: float
     iterations: int

@@ -230,12 +230,21 @@ class Engine:
         return self._trainer is not None
 
     def make_trainer(
-        self, loss: str, from_logits: bool, metrics: Sequence[str], optimizer: dict[str, Any], seed: int
+        self,
+        loss: str,
+        from_logits: bool,
+        metrics: Sequence[str],
+        optimizer: dict[str, Any],
+        seed: int,
+        confusions: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """A new trainer (fresh optimizer state, shuffle generator seeded with ``seed``)."""
+        """A new trainer (fresh optimizer state, shuffle generator seeded with ``seed``);
+        ``confusions``: the specs of the metrics whose state is counts (metrics.py)."""
         trainer_type = _core.Trainer64 if self.dtype == "float64" else _core.Trainer32
         with self.lock:
-            self._trainer = trainer_type(self._built_network(), loss, from_logits, list(metrics), optimizer, seed)
+            self._trainer = trainer_type(
+                self._built_network(), loss, from_logits, list(metrics), optimizer, seed, list(confusions)
+            )
 
     def _built_trainer(self) -> Trainer:
         if self._trainer is None:
