@@ -613,8 +613,9 @@ class Model:
         jit_compile: Union[bool, str] = "auto",
         auto_scale_loss: bool = True,
     ) -> None:
-        """Choose the optimizer, the loss and the metrics (names as in Keras). A refused setting
-        leaves the model as it was.
+        """Choose the optimizer, the loss and the metrics (names as in Keras, or ``fm.metrics``
+        objects: see fm.metrics for how the core computes them; they are unweighted, as Keras's
+        ``metrics``). A refused setting leaves the model as it was.
 
         Keras's execution settings are accepted and change nothing here: ``run_eagerly``,
         ``jit_compile`` and ``auto_scale_loss`` (the core is compiled C++; there is no graph
@@ -641,6 +642,7 @@ class Model:
             self._optimizer = chosen_optimizer
             self._loss = chosen_loss
             self._metric_names = chosen_metrics
+            self._compiled_metrics = None  # made with the trainer, for these metrics
             if self.built:
                 self._make_trainer()
             # Last: an optimizer bound here reads this model's training state.
