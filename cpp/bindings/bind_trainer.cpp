@@ -43,22 +43,38 @@ DataView<T> data_view(Trainer<T>& t, const py::array& x_arr, const py::array& y_
   return d;
 }
 
+// {"thresholds": [...], "evenly": bool, "top_k": int, "from_logits": bool}, as metrics.py
+// builds it.
+ConfusionSpec confusion_spec_from(const py::dict& d) {
+  ConfusionSpec spec;
+  spec.thresholds = d["thresholds"].cast<std::vector<double>>();
+  spec.evenly = d["evenly"].cast<bool>();
+  const long long k = d["top_k"].cast<long long>();
+  if (k < 0) throw py::value_error("top_k must be >= 0");
+  spec.top_k = std::size_t(k);
+  spec.from_logits = d["from_logits"].cast<bool>();
+  return spec;
+}
+
 template <class T>
 void bind(py::module_& m, const char* name) {
   using Tr = Trainer<T>;
   py::class_<Tr>(m, name)
       .def(py::init([](std::shared_ptr<Network<T>> net, const std::string& loss, bool from_logits,
                        const std::vector<std::string>& metrics, const py::dict& optimizer,
-                       std::uint64_t seed, double loss_delta) {
+                       std::uint64_t seed, double loss_delta, const py::list& confusions) {
              if (!(loss_delta > 0) || !std::isfinite(loss_delta))
                throw py::value_error("loss_delta must be positive and finite");
              TrainingConfig config{parse_loss(loss), from_logits, {}, loss_delta};
              for (const auto& metric : metrics) config.metrics.push_back(parse_metric(metric));
+             for (const auto& spec : confusions)
+               config.confusions.push_back(confusion_spec_from(spec.cast<py::dict>()));
              return std::make_unique<Tr>(std::move(net), std::move(config),
                                          optimizer_config_from(optimizer), seed);
            }),
            py::arg("network"), py::arg("loss"), py::arg("from_logits"), py::arg("metrics"),
-           py::arg("optimizer"), py::arg("seed"), py::arg("loss_delta") = kHuberDelta)
+           py::arg("optimizer"), py::arg("seed"), py::arg("loss_delta") = kHuberDelta,
+           py::arg("confusions") = py::list())
       .def_property(
           "learning_rate", [](Tr& t) { return t.optimizer().current_learning_rate(); },
           [](Tr& t, double lr) { t.optimizer().set_learning_rate(lr); },
@@ -228,7 +244,16 @@ void bind_trainer(py::module_& m) {
   py::class_<Totals>(m, "Totals")
       .def_readonly("loss", &Totals::loss, "sum of per-sample losses")
       .def_readonly("metrics", &Totals::metrics, "sum of per-sample metric values, per metric")
-      .def_readonly("samples", &Totals::samples);
+      .def_readonly("samples", &Totals::samples)
+      .def_property_readonly(
+          "confusions",
+          [](const Totals& t) {
+            py::list out;
+            for (const auto& counts : t.confusions)
+              out.append(py::array_t<std::uint64_t>(py::ssize_t(counts.size()), counts.data()));
+            return out;
+          },
+          "each confusion metric's counts (uint64 arrays, metrics.h's layout)");
   bind<float>(m, "Trainer32");
   bind<double>(m, "Trainer64");
 }

@@ -66,12 +66,19 @@ Trainer<T>::Trainer(std::shared_ptr<Network<T>> net, TrainingConfig config,
       throw std::invalid_argument(sparse ? "sparse labels need a sparse_* metric"
                                          : "sparse_* metrics need the sparse loss");
   }
+  for (const ConfusionSpec& spec : config_.confusions) {
+    if (sparse) throw std::invalid_argument("confusion metrics need dense targets, not the sparse loss");
+    check_confusion_spec(spec);
+    checked_mul(confusion_stride(spec), net_->output_dim(), "confusion counts");
+  }
 }
 
 template <class T>
 Totals Trainer<T>::empty_totals() const {
   Totals t;
   t.metrics.assign(config_.metrics.size(), 0.0);
+  for (const ConfusionSpec& spec : config_.confusions)
+    t.confusions.emplace_back(confusion_stride(spec) * net_->output_dim(), 0);
   return t;
 }
 
@@ -156,6 +163,9 @@ void Trainer<T>::add_batch(Totals& totals, double loss, double penalty, std::siz
   for (std::size_t m = 0; m < config_.metrics.size(); ++m)
     totals.metrics[m] += metric_sum<T>(config_.metrics[m], rows, out, net.output(), std::ptrdiff_t(out), y,
                                        std::ptrdiff_t(out), labels, nullptr);
+  for (std::size_t m = 0; m < config_.confusions.size(); ++m)
+    confusion_add<T>(config_.confusions[m], rows, out, net.output(), std::ptrdiff_t(out), y, std::ptrdiff_t(out),
+                     totals.confusions[m].data());
   totals.samples += rows;
 }
 

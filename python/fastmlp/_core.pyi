@@ -37,6 +37,8 @@ class Totals:
     def metrics(self) -> list[float]: ...
     @property
     def samples(self) -> int: ...
+    @property
+    def confusions(self) -> list[NDArray[np.uint64]]: ...
 
 class _Network:
     def __init__(
@@ -84,6 +86,7 @@ class _Trainer:
         optimizer: dict[str, object],
         seed: int,
         loss_delta: float = 1.0,
+        confusions: list[dict[str, object]] = ...,
     ) -> None: ...
     learning_rate: float
     iterations: int

@@ -296,13 +296,15 @@ class Engine:
         optimizer: dict[str, Any],
         seed: int,
         loss_delta: float = 1.0,
+        confusions: Sequence[dict[str, Any]] = (),
     ) -> None:
         """A new trainer (fresh optimizer state, shuffle generator seeded with ``seed``; ``loss_delta``
-        is Huber's threshold)."""
+        is Huber's threshold; ``confusions``: the specs of the metrics whose state is counts
+        (metrics.py))."""
         trainer_type = _core.Trainer64 if self.dtype == "float64" else _core.Trainer32
         with self.lock:
             self._trainer = trainer_type(
-                self._built_network(), loss, from_logits, list(metrics), optimizer, seed, loss_delta
+                self._built_network(), loss, from_logits, list(metrics), optimizer, seed, loss_delta, list(confusions)
             )
 
     def _built_trainer(self) -> Trainer:

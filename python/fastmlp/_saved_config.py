@@ -297,11 +297,49 @@ _OPTIMIZER = _Tagged(
         "global_clipnorm": _Nullable(_NUMBER),
     },
 )
+_NON_NEGATIVE_INT = _Leaf("a non-negative integer", lambda v: _is_int(v) and v >= 0)
+_THRESHOLDS = _Nullable(
+    _Leaf(
+        "a number or a list of numbers",
+        lambda v: _is_number(v) or (isinstance(v, list) and bool(v) and all(_is_number(t) for t in v)),
+    )
+)
+_METRIC_BASE = {"name": _STRING, "dtype": _Nullable(_STRING)}
+_CONFUSION = {**_METRIC_BASE, "thresholds": _THRESHOLDS}
+_METRIC = _ClassConfig(
+    {
+        "AUC": {
+            **_METRIC_BASE,
+            "num_thresholds": _POSITIVE_INT,
+            "curve": _STRING,
+            "summation_method": _STRING,
+            "multi_label": _BOOL,
+            "num_labels": _Nullable(_POSITIVE_INT),
+            "label_weights": _Nullable(_NUMBERS),
+            "from_logits": _BOOL,
+            "thresholds": _Nullable(_NUMBERS),
+        },
+        "Precision": {**_CONFUSION, "top_k": _Nullable(_POSITIVE_INT), "class_id": _Nullable(_NON_NEGATIVE_INT)},
+        "Recall": {**_CONFUSION, "top_k": _Nullable(_POSITIVE_INT), "class_id": _Nullable(_NON_NEGATIVE_INT)},
+        "TruePositives": _CONFUSION,
+        "FalsePositives": _CONFUSION,
+        "TrueNegatives": _CONFUSION,
+        "FalseNegatives": _CONFUSION,
+        "BinaryAccuracy": {**_METRIC_BASE, "threshold": _NUMBER},
+        "CategoricalAccuracy": _METRIC_BASE,
+        "SparseCategoricalAccuracy": _METRIC_BASE,
+        "TopKCategoricalAccuracy": {**_METRIC_BASE, "k": _POSITIVE_INT},
+        "SparseTopKCategoricalAccuracy": {**_METRIC_BASE, "k": _POSITIVE_INT},
+        "MeanSquaredError": _METRIC_BASE,
+        "MeanAbsoluteError": _METRIC_BASE,
+        "RootMeanSquaredError": _METRIC_BASE,
+    }
+)
 _COMPILE = _Object(
     {
         "loss": _Object({"name": _STRING, "from_logits": _BOOL, "delta": _NUMBER}, required=("name",)),
         "optimizer": _OPTIMIZER,
-        "metrics": _List(_STRING),
+        "metrics": _List(_Either(_STRING, _METRIC)),
     },
     required=("loss", "optimizer"),
 )

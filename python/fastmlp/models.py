@@ -38,6 +38,9 @@ from . import (
     utils,
 )
 from . import callbacks as callbacks_module
+from ._compiled_metrics import CompiledMetrics
+from ._compiled_metrics import log_names as metric_log_names
+from ._compiled_metrics import prepare as prepare_metrics
 from ._engine import Engine, LayerSpec
 from ._layer_order import Placement, misplaced
 from ._names import snake_case, unique_name
@@ -82,6 +85,10 @@ def _serialized(method: _Method) -> _Method:
             return method(self, *args, **kwargs)
 
     return cast(_Method, locked)
+
+
+# A metric as compile takes it: a name, or an fm.metrics object.
+MetricLike = Union[str, metrics.Metric]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,8 +240,10 @@ class Model:
         self._engine = Engine(self._dtype)
         self._loss: Optional[losses.Loss] = None
         self._optimizer: Optional[optimizers.Optimizer] = None
-        self._metric_names: list[str] = []
-        self._core_metrics: list[str] = []
+        # compile's metrics (fm.metrics objects, or per-sample names), and what the trainer
+        # computes for them.
+        self._metric_names: list[MetricLike] = []
+        self._compiled_metrics: Optional[CompiledMetrics] = None
         self.stop_training = False
         self._trainable = True
         self.history: Optional[callbacks_module.History] = None
@@ -335,13 +344,13 @@ class Model:
         enough."""
         layers = list(self._layers)
         engine = self._engine.snapshot()
-        kept = (self._sample_shape, self._loss, self._optimizer, list(self._metric_names), list(self._core_metrics))
+        kept = (self._sample_shape, self._loss, self._optimizer, list(self._metric_names), self._compiled_metrics)
         try:
             yield
         except BaseException:
             self._layers = layers
             self._engine.restore(engine)
-            self._sample_shape, self._loss, self._optimizer, self._metric_names, self._core_metrics = kept
+            self._sample_shape, self._loss, self._optimizer, self._metric_names, self._compiled_metrics = kept
             raise
 
     def _refuse_while_fitting(self, caller: str) -> None:
@@ -669,7 +678,7 @@ class Model:
         self,
         optimizer: optimizers.OptimizerLike = "rmsprop",
         loss: Optional[losses.LossLike] = None,
-        metrics: Optional[Sequence[str]] = None,
+        metrics: Optional[Sequence[MetricLike]] = None,
         loss_weights: Any = None,
         weighted_metrics: Optional[Sequence[str]] = None,
         run_eagerly: bool = False,
@@ -677,8 +686,9 @@ class Model:
         jit_compile: Union[bool, str] = "auto",
         auto_scale_loss: bool = True,
     ) -> None:
-        """Choose the optimizer, the loss and the metrics (names as in Keras). A refused setting
-        leaves the model as it was.
+        """Choose the optimizer, the loss and the metrics (names as in Keras, or ``fm.metrics``
+        objects: see fm.metrics for how the core computes them; they are unweighted, as Keras's
+        ``metrics``). A refused setting leaves the model as it was.
 
         Keras's execution settings are accepted and change nothing here: ``run_eagerly``,
         ``jit_compile`` and ``auto_scale_loss`` (the core is compiled C++; there is no graph
@@ -696,6 +706,7 @@ class Model:
             metrics = []
         if isinstance(metrics, str):
             raise TypeError(f"`metrics` must be a list of names. Received: metrics={metrics!r}")
+        chosen_metrics = prepare_metrics(metrics)
         chosen_optimizer = optimizers.get(optimizer)
         chosen_loss = losses.get(loss)
         if self.built:
@@ -703,7 +714,8 @@ class Model:
         with self._all_or_nothing():
             self._optimizer = chosen_optimizer
             self._loss = chosen_loss
-            self._metric_names = list(metrics)
+            self._metric_names = chosen_metrics
+            self._compiled_metrics = None  # made with the trainer, for these metrics
             if self.built:
                 self._make_trainer()
             # Last: an optimizer bound here reads this model's training state.
@@ -712,15 +724,17 @@ class Model:
     def _make_trainer(self) -> None:
         if self._loss is None or self._optimizer is None:
             raise NotCompiledError(f"Model {self.name!r} is not compiled: it has no trainer.")
-        self._core_metrics = [metrics.resolve(m, self._loss, self._engine.output_dim) for m in self._metric_names]
+        compiled = CompiledMetrics(self._metric_names, self._loss, self._engine.output_dim)
         self._engine.make_trainer(
             self._loss.name,
             self._loss.from_logits,
-            self._core_metrics,
+            compiled.core_names,
             self._optimizer.core_config(),
             utils.draw_seed(),
             loss_delta=self._loss.core_delta(),
+            confusions=compiled.confusion_specs,
         )
+        self._compiled_metrics = compiled
 
     def _model_facts(self, loss: losses.Loss) -> ModelFacts:
         """What an optimizer checks before training this (built) model."""
@@ -751,7 +765,7 @@ class Model:
 
     @property
     def metrics_names(self) -> list[str]:
-        return ["loss", *self._metric_names] if self._loss is not None else []
+        return ["loss", *metric_log_names(self._metric_names)] if self._loss is not None else []
 
     # ----------------------------------------------------------------- data
 
@@ -772,11 +786,18 @@ class Model:
         return _validation.dense_targets(y, n, outputs, self._loss.name, self._dtype, name)
 
     def _logs(self, totals: Any, prefix: str = "") -> dict[str, float]:
-        samples = max(int(totals.samples), 1)
-        logs = {prefix + "loss": float(totals.loss) / samples}
-        for name, value in zip(self._metric_names, totals.metrics):
-            logs[prefix + name] = float(value) / samples
-        return logs
+        """The loss and metrics of one call's totals."""
+        compiled = self._metrics_of_trainer()
+        state = compiled.empty()
+        state.add(totals)
+        return compiled.logs(state, prefix)
+
+    def _metrics_of_trainer(self) -> CompiledMetrics:
+        if self._compiled_metrics is None:
+            if self._loss is None:
+                raise NotCompiledError(f"Model {self.name!r} is not compiled: it has no metrics.")
+            self._compiled_metrics = CompiledMetrics(self._metric_names, self._loss, self._engine.output_dim)
+        return self._compiled_metrics
 
     # ----------------------------------------------------------------- training
 
@@ -1053,7 +1074,8 @@ class Model:
         if progbar is None:
             progbar = Progbar(steps, verbose)
         per_batch = callback_list.wants_batch_hooks
-        loss_sum, metric_sums, samples = 0.0, [0.0] * len(self._metric_names), 0
+        compiled = self._metrics_of_trainer()
+        state = compiled.empty()
         done, chunk = 0, 1
         while done < steps:
             count = 1 if per_batch else min(chunk, steps - done)
@@ -1068,10 +1090,9 @@ class Model:
             elapsed = time.perf_counter() - started
             done += count
             progbar.seen = done
-            loss_sum += totals.loss
-            metric_sums = [a + b for a, b in zip(metric_sums, totals.metrics)]
-            samples += totals.samples
-            running = self._running_logs(loss_sum, metric_sums, samples)
+            state.add(totals)
+            # Keras 3 passes the running values over the epoch so far to per-batch hooks.
+            running = compiled.logs(state)
             if per_batch:
                 callback_list.on_train_batch_end(done - 1, running)
             callback_list.on_train_chunk_end(done - 1, running)
@@ -1082,16 +1103,7 @@ class Model:
             # Next chunk: about _CHUNK_SECONDS of batches, growing at most 4x at a time.
             rate = count / max(elapsed, 1e-6)
             chunk = max(1, min(4 * count, int(rate * _CHUNK_SECONDS)))
-        return self._running_logs(loss_sum, metric_sums, samples), done
-
-    def _running_logs(self, loss_sum: float, metric_sums: list[float], samples: int) -> dict[str, float]:
-        """Mean loss and metrics over the samples trained so far this epoch (Keras 3 passes the
-        same running means to per-batch hooks)."""
-        samples = max(samples, 1)
-        logs = {"loss": loss_sum / samples}
-        for name, value in zip(self._metric_names, metric_sums):
-            logs[name] = value / samples
-        return logs
+        return compiled.logs(state), done
 
     @_serialized
     def evaluate(
@@ -1131,7 +1143,7 @@ class Model:
             return logs
         if not self._metric_names:
             return logs["loss"]
-        return [logs["loss"], *(logs[name] for name in self._metric_names)]
+        return [logs["loss"], *(logs[name] for name in metric_log_names(self._metric_names))]
 
     def _report(self, verbose: int, n: int, batch: int, started: float, logs: dict[str, float]) -> None:
         """The final progress line of evaluate/predict (one native call: no live bar)."""
@@ -1399,7 +1411,7 @@ class Model:
         return {
             "loss": self._loss.get_config(),
             "optimizer": self._optimizer.get_config(),
-            "metrics": list(self._metric_names),
+            "metrics": [metrics.serialize(m) for m in self._metric_names],
         }
 
     @_serialized

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace fastmlp {
 
@@ -29,5 +30,38 @@ template <class T>
 double metric_sum(Metric metric, std::size_t rows, std::size_t cols, const T* pred,
                   std::ptrdiff_t ldp, const T* y, std::ptrdiff_t ldy, const std::int32_t* labels,
                   const T* row_weight);
+
+// A metric whose state is counts (Keras's confusion-matrix metrics: AUC, Precision, Recall,
+// TruePositives, ...). Counting is unweighted, so the state is integers: any order of batches,
+// chunks or threads sums to the same counts, and Python applies Keras's formula to them.
+struct ConfusionSpec {
+  // Ascending; a prediction p is positive at threshold t when p > t (compared in T, as Keras
+  // compares in its metric's dtype).
+  std::vector<double> thresholds;
+  // Keras's bucket method for thresholds spread evenly over [0, 1] with the end thresholds
+  // -epsilon and 1 + epsilon (AUC's): p, clipped to [0, 1], is positive at the thresholds
+  // j <= max(ceil(p * (n - 1)) - 1, 0), computed in T.
+  bool evenly = false;
+  // 0: every prediction counts; k: only each row's k largest (lower index first on ties), the
+  // others become -1e10 (Keras's _filter_top_k).
+  std::size_t top_k = 0;
+  // The predictions are logits: the sigmoid first.
+  bool from_logits = false;
+};
+
+// Counts per output column c, at state[c * confusion_stride(n) + ...]: [0] the targets that are
+// positive (nonzero), [1] those that are zero, [2 + t] true positives and [2 + n + t] false
+// positives at threshold t. True and false negatives are the positives (negatives) less those.
+inline std::size_t confusion_stride(const ConfusionSpec& spec) { return 2 + 2 * spec.thresholds.size(); }
+
+// Checks the spec (ascending finite thresholds, at least 3 for the bucket method): throws
+// std::invalid_argument.
+void check_confusion_spec(const ConfusionSpec& spec);
+
+// Adds the counts of rows x cols predictions against dense targets y to `state` (cols *
+// confusion_stride values).
+template <class T>
+void confusion_add(const ConfusionSpec& spec, std::size_t rows, std::size_t cols, const T* pred,
+                   std::ptrdiff_t ldp, const T* y, std::ptrdiff_t ldy, std::uint64_t* state);
 
 }  // namespace fastmlp

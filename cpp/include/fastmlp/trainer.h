@@ -35,6 +35,8 @@ struct TrainingConfig {
   bool from_logits;
   std::vector<Metric> metrics;
   double loss_delta = kHuberDelta;  // Huber's threshold
+  // Metrics whose state is counts (dense targets only), reduced in Python.
+  std::vector<ConfusionSpec> confusions = {};
 };
 
 // A batch of train_batches holds a NaN or infinite input: thrown before that batch's update
@@ -45,11 +47,13 @@ struct NonFiniteInput : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-// Sums over the samples seen; divide by `samples` for Keras's per-sample means.
+// Sums over the samples seen; divide by `samples` for Keras's per-sample means. `confusions`
+// holds each confusion metric's counts (metrics.h's layout), which add up across calls.
 struct Totals {
   double loss = 0;
   std::vector<double> metrics;
   std::size_t samples = 0;
+  std::vector<std::vector<std::uint64_t>> confusions;
 };
 
 template <class T>
