@@ -28,24 +28,13 @@ import onnx
 from numpy.typing import DTypeLike, NDArray
 from onnx import TensorProto, helper, numpy_helper
 
+from .. import activations
+
 # The element type of a float32 or float64 graph.
 ELEMENT_TYPES = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}
 # The activations _Builder.activation writes (fastmlp's names, and "exp" for scikit-learn's
 # Poisson regressor output).
-ACTIVATIONS = (
-    "linear",
-    "sigmoid",
-    "tanh",
-    "relu",
-    "softmax",
-    "leaky_relu",
-    "elu",
-    "gelu",
-    "gelu_tanh",
-    "softplus",
-    "swish",
-    "exp",
-)
+ACTIVATIONS = (*activations.ACTIVATIONS, "exp")
 
 
 @dataclass(frozen=True)
