@@ -12,7 +12,7 @@ bounded by ``ModelFileReader`` (a regular file only; directory, members, JSON an
 bounded), the config becomes fastmlp's config by an allow-list and is checked by
 ``_saved_config`` exactly as a fastmlp file's, and each weight is read only after its HDF5
 dataset is found through hard links (an external or soft link would open another file), is
-checked to be a plain float dataset with its data in the file (no external storage, virtual
+checked to be a plain float dataset (an integer one for a Normalization's count) with its data in the file (no external storage, virtual
 mapping or filter, so its size is bounded by the file's) and of the shape the config needs.
 NaN or infinity is refused. Keras's optimizer variables are not read: a compiled model's
 optimizer starts again, with an ``OptimizerStateResetWarning``; fastmlp writes none either, and
