@@ -321,9 +321,9 @@ def test_huge_declared_shapes_are_refused_before_allocation(tmp_path: Path) -> N
         (lambda c: c["config"]["layers"][1]["config"].update(units=-3), "units"),
         (lambda c: c["config"]["layers"][0]["config"].update(batch_shape=[None, None]), "batch shape"),
         (lambda c: c["config"]["layers"][0]["config"].update(dtype="float16"), "float16"),
-        (lambda c: c.update(compile_config={**ADAM, "loss": "kl_divergence"}), "unsupported loss 'kl_divergence'"),
-        (lambda c: c.update(compile_config={**ADAM, "metrics": [{"class_name": "AUC", "config": {}}]}), "unsupported metric 'AUC'"),
-        (lambda c: c.update(compile_config={**ADAM, "optimizer": {**ADAM["optimizer"], "class_name": "Lion"}}), "optimizer class 'Lion'"),
+        (lambda c: c.update(compile_config={**ADAM, "loss": "cosine_similarity"}), "unsupported loss 'cosine_similarity'"),
+        (lambda c: c.update(compile_config={**ADAM, "metrics": [{"class_name": "F1Score", "config": {}}]}), "unsupported metric class 'F1Score'"),
+        (lambda c: c.update(compile_config={**ADAM, "optimizer": {**ADAM["optimizer"], "class_name": "Lamb"}}), "optimizer class 'Lamb'"),
     ],
 )
 def test_unsupported_or_foreign_configs(tmp_path: Path, edit: Any, match: str) -> None:
@@ -436,3 +436,175 @@ def test_fastmlp_loads_keras_file_with_equal_predictions(tmp_path: Path, keras: 
     x = RNG.normal(size=(9, 5)).astype("float32")
     np.testing.assert_allclose(model.predict(x, verbose=0), np.asarray(theirs.predict(x, verbose=0)), rtol=1e-5, atol=1e-6)
     assert isinstance(model.optimizer, fm.optimizers.SGD) and model.optimizer.nesterov
+
+
+# ---------------------------------------------------------------- normalization layers
+
+
+def normalized(adapted: bool) -> fm.Sequential:
+    """Normalization → Dense → BatchNormalization → Activation → Dense, trained a little."""
+    x = RNG.normal(3.0, 2.0, size=(64, 4))
+    first = fm.layers.Normalization() if adapted else fm.layers.Normalization(mean=[1.0, 2.0, 0.0, -1.0], variance=[4.0, 1.0, 2.0, 0.5])
+    if adapted:
+        first.adapt(x)
+    model = fm.Sequential([fm.Input((4,)), first, fm.layers.Dense(6), fm.layers.BatchNormalization(momentum=0.9, scale=adapted),
+                           fm.layers.Activation("relu"), fm.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, RNG.normal(size=(64, 2)), epochs=2, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("adapted", [True, False])
+def test_normalization_layers_round_trip_through_a_keras_file(tmp_path: Path, adapted: bool) -> None:
+    model = normalized(adapted)
+    model.save(tmp_path / "m.keras")
+    with pytest.warns(OptimizerStateResetWarning):
+        loaded = fm.models.load_model(tmp_path / "m.keras")
+    x = RNG.normal(3.0, 2.0, size=(7, 4))
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert loaded.get_config()["layers"] == model.get_config()["layers"]
+    with h5py.File(io.BytesIO(zipfile.ZipFile(tmp_path / "m.keras").read("model.weights.h5"))) as root:
+        # Keras's names and order: gamma (when scaled), beta, moving mean and variance; an int64 count
+        assert len(root["layers/batch_normalization/vars"]) == (4 if adapted else 3)
+        if adapted:
+            assert root["layers/normalization/vars/2"].dtype.kind == "i"
+        else:
+            assert "layers/normalization/vars/0" not in root
+
+
+def test_a_float_count_of_a_normalization_is_read_but_text_is_refused(tmp_path: Path) -> None:
+    model = normalized(True)
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    buffer = io.BytesIO(members["model.weights.h5"])
+    with h5py.File(buffer, "a") as root:
+        del root["layers/normalization/vars/2"]
+        root.create_dataset("layers/normalization/vars/2", data=np.bytes_("many"))
+    with zipfile.ZipFile(tmp_path / "bad.keras", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, buffer.getvalue() if name == "model.weights.h5" else data)
+    with pytest.raises(FileFormatError, match="not floating-point numbers or integers"):
+        fm.models.load_model(tmp_path / "bad.keras")
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        ({"renorm": True}, "renorm=True"),
+        ({"gamma_constraint": {"class_name": "NonNeg"}}, "gamma_constraint"),
+        ({"axis": 0}, "axis"),
+    ],
+)
+def test_unsupported_batch_normalization_settings_are_refused(tmp_path: Path, edit: dict[str, Any], match: str) -> None:
+    normalized(True).save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    config["config"]["layers"][3]["config"].update(edit)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "bad.keras", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(FileFormatError, match=match):
+        fm.models.load_model(tmp_path / "bad.keras")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("adapted", [True, False])
+def test_keras_loads_fastmlps_normalization_layers_with_equal_predictions(tmp_path: Path, keras: Any, adapted: bool) -> None:
+    model = normalized(adapted)
+    model.save(tmp_path / "ours.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = keras.models.load_model(tmp_path / "ours.keras")
+    x = RNG.normal(3.0, 2.0, size=(9, 4)).astype("float32")
+    np.testing.assert_allclose(np.asarray(theirs.predict(x, verbose=0)), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_fastmlp_loads_keras_normalization_layers_with_equal_predictions(tmp_path: Path, keras: Any) -> None:
+    keras.utils.set_random_seed(2)
+    x = RNG.normal(3.0, 2.0, size=(64, 4)).astype("float32")
+    norm = keras.layers.Normalization()
+    norm.adapt(x)
+    theirs = keras.Sequential([keras.Input((4,)), norm, keras.layers.Dense(6), keras.layers.BatchNormalization(momentum=0.8, epsilon=0.01),
+                               keras.layers.Activation("relu"), keras.layers.Dense(2)])
+    theirs.compile(optimizer="adam", loss="mse")
+    theirs.fit(x, RNG.normal(size=(64, 2)).astype("float32"), epochs=2, verbose=0)
+    theirs.save(tmp_path / "theirs.keras")
+    with pytest.warns(OptimizerStateResetWarning):
+        model = fm.models.load_model(tmp_path / "theirs.keras")
+    np.testing.assert_allclose(model.predict(x[:9], verbose=0), np.asarray(theirs.predict(x[:9], verbose=0)), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- losses, optimizers, metrics
+
+NEW_LOSSES = [("huber", "Huber"), ("log_cosh", "LogCosh"), ("kl_divergence", "KLDivergence"), ("poisson", "Poisson"),
+              ("categorical_hinge", "CategoricalHinge"), ("hinge", "Hinge"), ("squared_hinge", "SquaredHinge"),
+              ("mean_absolute_percentage_error", "MeanAbsolutePercentageError"),
+              ("mean_squared_logarithmic_error", "MeanSquaredLogarithmicError")]
+NEW_OPTIMIZERS = ["Nadam", "Adamax", "Lion", "Adadelta", "Ftrl"]
+# Each new loss with an optimizer in turn: one model per loss, every optimizer used.
+COMPILED = [(loss, NEW_OPTIMIZERS[i % len(NEW_OPTIMIZERS)]) for i, loss in enumerate(NEW_LOSSES)]
+
+
+def compiled(loss: tuple[str, str], optimizer: str) -> fm.Sequential:
+    norm = fm.layers.Normalization()
+    norm.adapt(RNG.normal(1.0, 3.0, size=(40, 4)))
+    model = fm.Sequential([fm.Input((4,)), norm, fm.layers.Dense(5), fm.layers.BatchNormalization(),
+                           fm.layers.Activation("relu"), fm.layers.Dense(2, activation="sigmoid")])
+    loss_object = fm.losses.Huber(2.5) if loss[0] == "huber" else getattr(fm.losses, loss[1])()
+    model.compile(optimizer=getattr(fm.optimizers, optimizer)(0.02), loss=loss_object,
+                  metrics=[fm.metrics.AUC(num_thresholds=50), "precision"])
+    return model
+
+
+@pytest.mark.parametrize(("loss", "optimizer"), COMPILED, ids=[loss[1] for loss, _ in COMPILED])
+def test_new_losses_optimizers_and_metric_objects_round_trip(tmp_path: Path, loss: tuple[str, str], optimizer: str) -> None:
+    model = compiled(loss, optimizer)
+    model.save(tmp_path / "m.keras")
+    with pytest.warns(OptimizerStateResetWarning):
+        loaded = fm.models.load_model(tmp_path / "m.keras")
+    assert loaded.get_compile_config() == model.get_compile_config()
+    x = RNG.normal(size=(5, 4))
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_users_schedule_is_refused_in_a_keras_file(tmp_path: Path) -> None:
+    class Halving(fm.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step: Any) -> Any:
+            return 0.1 * 0.5 ** (step // 10)
+
+        def get_config(self) -> dict[str, Any]:
+            return {}
+
+    model = fm.Sequential([fm.Input((2,)), fm.layers.Dense(1)])
+    model.compile(optimizer=fm.optimizers.SGD(Halving()), loss="mse")
+    with pytest.raises(ValueError, match="user's schedule class 'Halving'"):
+        model.save(tmp_path / "m.keras")
+    assert not (tmp_path / "m.keras").exists()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize(("loss", "optimizer"), COMPILED, ids=[loss[1] for loss, _ in COMPILED])
+def test_keras_and_fastmlp_read_each_others_compiled_files(tmp_path: Path, keras: Any, loss: tuple[str, str], optimizer: str) -> None:
+    model = compiled(loss, optimizer)
+    model.save(tmp_path / "ours.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = keras.models.load_model(tmp_path / "ours.keras")
+    x = RNG.normal(size=(6, 4)).astype("float32")
+    np.testing.assert_allclose(np.asarray(theirs.predict(x, verbose=0)), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert type(theirs.optimizer).__name__ == optimizer
+    assert float(theirs.optimizer.learning_rate) == pytest.approx(0.02)
+    # and back: Keras's own file of the model it loaded
+    theirs.save(tmp_path / "theirs.keras")
+    with pytest.warns(OptimizerStateResetWarning):
+        back = fm.models.load_model(tmp_path / "theirs.keras")
+    np.testing.assert_allclose(back.predict(x, verbose=0), np.asarray(theirs.predict(x, verbose=0)), rtol=1e-5, atol=1e-6)
+    ours_config, back_config = model.get_compile_config(), back.get_compile_config()
+    assert type(back.optimizer).__name__ == optimizer and back_config["loss"]["name"] == loss[0]
+    assert [m if isinstance(m, str) else m["class_name"] for m in back_config["metrics"]] == ["AUC", "Precision"]  # fastmlp makes "precision" an object, as Keras does
+    assert back_config["metrics"][0]["config"]["num_thresholds"] == 50
+    assert back_config["optimizer"] == pytest.approx(ours_config["optimizer"])

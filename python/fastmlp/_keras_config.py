@@ -60,6 +60,12 @@ _OPTIMIZERS = {
     "AdamW": ("adamw", ("beta_1", "beta_2", "epsilon", "amsgrad")),
     "Adagrad": ("adagrad", ("initial_accumulator_value", "epsilon")),
     "RMSprop": ("rmsprop", ("rho", "momentum", "epsilon", "centered")),
+    "Nadam": ("nadam", ("beta_1", "beta_2", "epsilon")),
+    "Adamax": ("adamax", ("beta_1", "beta_2", "epsilon")),
+    "Lion": ("lion", ("beta_1", "beta_2")),
+    "Adadelta": ("adadelta", ("rho", "epsilon")),
+    "Ftrl": ("ftrl", ("learning_rate_power", "initial_accumulator_value", "l1_regularization_strength",
+                      "l2_regularization_strength", "l2_shrinkage_regularization_strength", "beta")),
 }
 _OPTIMIZER_COMMON = ("learning_rate", "weight_decay", "clipnorm", "clipvalue", "global_clipnorm")
 _SCHEDULES = {
@@ -75,9 +81,29 @@ _LOSSES = {
     "BinaryCrossentropy": ("binary_crossentropy", "binary_crossentropy"),
     "CategoricalCrossentropy": ("categorical_crossentropy", "categorical_crossentropy"),
     "SparseCategoricalCrossentropy": ("sparse_categorical_crossentropy", "sparse_categorical_crossentropy"),
+    "Huber": ("huber", "huber"),
+    "LogCosh": ("log_cosh", "log_cosh"),
+    "KLDivergence": ("kl_divergence", "kl_divergence"),
+    "Poisson": ("poisson", "poisson"),
+    "CategoricalHinge": ("categorical_hinge", "categorical_hinge"),
+    "Hinge": ("hinge", "hinge"),
+    "SquaredHinge": ("squared_hinge", "squared_hinge"),
+    "MeanAbsolutePercentageError": ("mean_absolute_percentage_error", "mean_absolute_percentage_error"),
+    "MeanSquaredLogarithmicError": ("mean_squared_logarithmic_error", "mean_squared_logarithmic_error"),
 }
-_LOSS_NAMES = {"mse": "mse", "mae": "mae", **{function: ours for function, ours in _LOSSES.values()}}
-_LAYERS = ("InputLayer", "Dense", "Dropout", "Activation", "Flatten", "LeakyReLU", "ELU")
+# Losses with a from_logits setting (the others compare values, not probabilities).
+_LOGIT_LOSSES = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy")
+# Keras's loss function names and aliases (keras.losses.get) and fastmlp's name for each.
+_LOSS_NAMES = {"mse": "mse", "mae": "mae", "mape": "mean_absolute_percentage_error",
+               "msle": "mean_squared_logarithmic_error", "kld": "kl_divergence",
+               **{function: ours for function, ours in _LOSSES.values()}}
+# Keras's metric classes that fastmlp.metrics has, with the same config keys.
+_METRICS = ("AUC", "Precision", "Recall", "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives",
+            "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy", "TopKCategoricalAccuracy",
+            "SparseTopKCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError")
+_LAYERS = ("InputLayer", "Dense", "Dropout", "Activation", "Flatten", "LeakyReLU", "ELU", "BatchNormalization", "Normalization")
+_BN_INITIALIZERS = ("beta_initializer", "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer")
+_BN_DEFAULT_INITIALIZERS = ("zeros", "ones", "zeros", "ones")
 # Settings a layer may carry only at their default (fastmlp has no equivalent for another value).
 _DEFAULTS_ONLY = {
     "kernel_constraint": None,
@@ -99,6 +125,12 @@ _DEFAULTS_ONLY = {
     "ignore_class": None,
     "loss_weights": None,
     "weighted_metrics": None,
+    "beta_regularizer": None,
+    "gamma_regularizer": None,
+    "beta_constraint": None,
+    "gamma_constraint": None,
+    "renorm": False,
+    "renorm_clipping": None,
 }
 
 
@@ -109,6 +141,23 @@ class WeightLayout:
 
     groups: list[tuple[str, str]] = field(default_factory=list)
     weights: list[str] = field(default_factory=list)
+    # The datasets Keras holds as integers (a Normalization's ``count``, int64 in Keras).
+    integers: set[str] = field(default_factory=set)
+
+
+def _layer_weights(layout: WeightLayout, path: str, class_name: str, config: Mapping[str, Any]) -> None:
+    """Append one layer's datasets in ``get_weights()`` order, which is Keras's ``vars/<i>``
+    order (its trainable variables, then its non-trainable ones, each in creation order)."""
+    if class_name == "Dense":
+        count = 1 + int(config.get("use_bias", True) is not False)
+    elif class_name == "BatchNormalization":
+        count = 2 + int(bool(config.get("center", True))) + int(bool(config.get("scale", True)))
+    elif class_name == "Normalization" and config.get("mean") is None:
+        count = 3  # mean, variance, count: only an adapted layer has variables
+        layout.integers.add(f"{path}/vars/2")
+    else:
+        count = 0
+    layout.weights.extend(f"{path}/vars/{i}" for i in range(count))
 
 
 def snake_case(name: str) -> str:
@@ -212,7 +261,7 @@ class _Reader:
         """(class name, Keras config, fastmlp layer config) of one supported layer."""
         class_name, config = self.serialized(where, value, dict.fromkeys(_LAYERS), "layer")
         where = f"{where} ({class_name} {config.get('name')!r})"
-        self.defaults_only(where, config)
+        self.defaults_only(where, {k: v for k, v in config.items() if not (class_name == "Normalization" and k == "axis")})
         name = config.get("name")
         ours: dict[str, Any] = {} if name is None else {"name": name}
         if class_name == "Dense":
@@ -234,6 +283,20 @@ class _Reader:
             ours["negative_slope"] = config.get("negative_slope", config.get("alpha", 0.3))
         elif class_name == "ELU":
             ours["alpha"] = config.get("alpha", 1.0)
+        elif class_name == "BatchNormalization":
+            ours.update(
+                axis=config.get("axis", -1),
+                momentum=config.get("momentum", 0.99),
+                epsilon=config.get("epsilon", 0.001),
+                center=config.get("center", True),
+                scale=config.get("scale", True),
+                trainable=config.get("trainable", True),
+                **{key: self.initializer(where, config.get(key, default))
+                   for key, default in zip(_BN_INITIALIZERS, _BN_DEFAULT_INITIALIZERS)},
+            )
+        elif class_name == "Normalization":
+            ours.update(axis=config.get("axis", -1), invert=config.get("invert", False),
+                        mean=config.get("mean"), variance=config.get("variance"))
         elif class_name == "Flatten" and config.get("data_format", "channels_last") != "channels_last":
             self.fail(where, "data_format='channels_first' reorders the values; fastmlp's Flatten keeps their order")
         if class_name != "InputLayer":
@@ -320,14 +383,19 @@ class _Reader:
             class_name, config = self.serialized(f"{where}.loss", loss, _LOSSES, "loss")
             self.defaults_only(f"{where}.loss", config)
             ours = {"name": _LOSSES[class_name][1], "from_logits": config.get("from_logits", False)}
+            if class_name == "Huber":
+                ours["delta"] = config.get("delta", 1.0)
         metrics = value.get("metrics") or []
         if not isinstance(metrics, list):
             self.fail(f"{where}.metrics", f"expected a list of metric names. Received: {_short(metrics)}")
+        read: list[Any] = []
         for i, metric in enumerate(metrics):
-            if not isinstance(metric, str):
-                described = metric.get("class_name") if isinstance(metric, dict) else metric
-                self.fail(f"{where}.metrics[{i}]", f"unsupported metric {_short(described)}; fastmlp reads metric names")
-        return {"loss": ours, "optimizer": optimizer, "metrics": metrics}
+            if isinstance(metric, str):
+                read.append(metric)
+            else:
+                class_name, config = self.serialized(f"{where}.metrics[{i}]", metric, dict.fromkeys(_METRICS), "metric")
+                read.append({"class_name": class_name, "config": config})
+        return {"loss": ours, "optimizer": optimizer, "metrics": read}
 
 
 def _is_size(value: Any) -> bool:
@@ -397,10 +465,8 @@ def from_keras(keras_config: Any, fail: Fail) -> tuple[dict[str, Any], WeightLay
     layout = WeightLayout()
     for i in order:
         class_name, _, ours = parsed[i]
-        if class_name == "Dense":
-            layout.weights.append(f"{paths[i]}/vars/0")
-            if ours["use_bias"] is not False:
-                layout.weights.append(f"{paths[i]}/vars/1")
+        if i in paths:
+            _layer_weights(layout, paths[i], class_name, ours)
     return {"model": model, "compile": reader.compile("compile_config", top.get("compile_config"))}, layout
 
 
@@ -456,6 +522,23 @@ def _keras_layer(class_name: str, config: dict[str, Any], dtype: str) -> tuple[s
         return "ELU", {**common, "alpha": config["alpha"]}
     if class_name == "Flatten":
         return "Flatten", {**common, "data_format": "channels_last"}
+    if class_name == "BatchNormalization":
+        return "BatchNormalization", {
+            **common,
+            **{key: config[key] for key in ("axis", "momentum", "epsilon", "center", "scale")},
+            **{key: _object("keras.initializers", config[key]["class_name"], dict(config[key].get("config", {})))
+               for key in _BN_INITIALIZERS},
+            "beta_regularizer": None,
+            "gamma_regularizer": None,
+            "beta_constraint": None,
+            "gamma_constraint": None,
+            "synchronized": False,
+            "renorm": False,
+            "renorm_clipping": None,
+            "renorm_momentum": 0.99,
+        }
+    if class_name == "Normalization":
+        return "Normalization", {**common, **{key: config[key] for key in ("axis", "invert", "mean", "variance")}}
     raise ValueError(f"Layer {name!r} ({class_name}) has no Keras equivalent that a .keras file can hold.")
 
 
@@ -471,7 +554,14 @@ def _keras_compile(compile_config: Optional[dict[str, Any]]) -> Optional[dict[st
     learning_rate = optimizer.get("learning_rate")
     if isinstance(learning_rate, dict):
         schedule = dict(learning_rate)
-        kind = {ours: keras for keras, ours in _SCHEDULES.items()}[schedule.pop("kind")]
+        kinds = {ours: keras for keras, ours in _SCHEDULES.items()}
+        if schedule.get("kind") not in kinds:
+            raise ValueError(
+                f"The optimizer's learning rate is the user's schedule class {schedule.get('class_name')!r}, whose code "
+                "a .keras file cannot hold for fastmlp to read back. Save it in fastmlp's format instead "
+                "(load_model(..., custom_objects=...) rebuilds it), or use one of Keras's built-in schedules."
+            )
+        kind = kinds[schedule.pop("kind")]
         optimizer["learning_rate"] = _object("keras.optimizers.schedules", kind, {**schedule, "name": kind})
     optimizer = {"name": class_name.lower(), **optimizer, "use_ema": False, "ema_momentum": 0.99}
     loss = compile_config["loss"]
@@ -481,13 +571,18 @@ def _keras_compile(compile_config: Optional[dict[str, Any]]) -> Optional[dict[st
     if loss_class in ("MeanSquaredError", "MeanAbsoluteError"):
         keras_loss = function
     else:
-        keras_loss = _object("keras.losses", loss_class, {"name": function, "reduction": "sum_over_batch_size",
-                                                          "from_logits": bool(loss.get("from_logits", False))})
+        settings: dict[str, Any] = {"name": "huber_loss" if loss_class == "Huber" else function, "reduction": "sum_over_batch_size"}
+        if function in _LOGIT_LOSSES:
+            settings["from_logits"] = bool(loss.get("from_logits", False))
+        if loss_class == "Huber":
+            settings["delta"] = loss.get("delta", 1.0)
+        keras_loss = _object("keras.losses", loss_class, settings)
     return {
         "optimizer": _object("keras.optimizers", class_name, optimizer),
         "loss": keras_loss,
         "loss_weights": None,
-        "metrics": list(compile_config.get("metrics", [])) or None,
+        "metrics": [metric if isinstance(metric, str) else _object("keras.metrics", metric["class_name"], dict(metric["config"]))
+                    for metric in compile_config.get("metrics", [])] or None,
         "weighted_metrics": None,
         "run_eagerly": False,
         "steps_per_execution": 1,
@@ -530,10 +625,7 @@ def to_keras(model: dict[str, Any], compile_config: Optional[dict[str, Any]]) ->
     layout = WeightLayout()
     for i in listed:
         layout.groups.append((paths[i], layers[i]["config"]["name"]))
-        if class_names[i] == "Dense":
-            layout.weights.append(f"{paths[i]}/vars/0")
-            if layers[i]["config"]["use_bias"]:
-                layout.weights.append(f"{paths[i]}/vars/1")
+        _layer_weights(layout, paths[i], class_names[i], layers[i]["config"])
     keras_compile = _keras_compile(compile_config)
     config: dict[str, Any] = {"name": model.get("name") or ("functional" if functional else "sequential"), "trainable": True}
     if functional:

@@ -12,7 +12,7 @@ bounded by ``ModelFileReader`` (a regular file only; directory, members, JSON an
 bounded), the config becomes fastmlp's config by an allow-list and is checked by
 ``_saved_config`` exactly as a fastmlp file's, and each weight is read only after its HDF5
 dataset is found through hard links (an external or soft link would open another file), is
-checked to be a plain float dataset with its data in the file (no external storage, virtual
+checked to be a plain float dataset (an integer one for a Normalization's count) with its data in the file (no external storage, virtual
 mapping or filter, so its size is bounded by the file's) and of the shape the config needs.
 NaN or infinity is refused. Keras's optimizer variables are not read: a compiled model's
 optimizer starts again, with an ``OptimizerStateResetWarning``; fastmlp writes none either, and
@@ -86,12 +86,14 @@ def _dataset(reader: ModelFileReader, h5py: Any, root: Any, path: str) -> Any:
     return group
 
 
-def _read_weight(reader: ModelFileReader, h5py: Any, root: Any, path: str, shape: tuple[int, ...], dtype: str, limit: int) -> Any:
+def _read_weight(reader: ModelFileReader, h5py: Any, root: Any, path: str, shape: tuple[int, ...], dtype: str, limit: int,
+                 integer: bool = False) -> Any:
     dataset = _dataset(reader, h5py, root, path)
+    kinds = "fiu" if integer else "f"  # Keras holds a Normalization's count as int64
     if tuple(dataset.shape) != shape:
         reader.fail(f"its weights do not fit the architecture in config.json: {path!r} has shape {tuple(dataset.shape)}, the model needs {shape}")
-    if dataset.dtype.kind != "f" or dataset.dtype.itemsize not in (2, 4, 8):
-        reader.fail(f"{WEIGHTS!r}: {path!r} holds {dataset.dtype}, not floating-point numbers")
+    if dataset.dtype.kind not in kinds or dataset.dtype.itemsize not in (1, 2, 4, 8):
+        reader.fail(f"{WEIGHTS!r}: {path!r} holds {dataset.dtype}, not floating-point numbers{' or integers' if integer else ''}")
     plist = dataset.id.get_create_plist()
     if plist.get_nfilters() or plist.get_external_count() or dataset.is_virtual:
         reader.fail(f"{WEIGHTS!r}: {path!r} is compressed, filtered, virtual or stored outside the file; Keras writes plain datasets")
@@ -101,20 +103,21 @@ def _read_weight(reader: ModelFileReader, h5py: Any, root: Any, path: str, shape
     if values.size:
         dataset.read_direct(values)
     with np.errstate(over="ignore"):
-        array = np.ascontiguousarray(values, dtype=dtype)
+        array = np.asarray(values, dtype=dtype, order="C")  # ascontiguousarray would make a scalar 1-d
     if not np.isfinite(array).all():
         reader.fail(f"{WEIGHTS!r}: {path!r} holds NaN or infinity (or values beyond the range of {dtype})")
     return array
 
 
-def _read_weights(reader: ModelFileReader, paths: list[str], shapes: list[tuple[int, ...]], dtype: str) -> list[Any]:
+def _read_weights(reader: ModelFileReader, layout: _keras_config.WeightLayout, shapes: list[tuple[int, ...]], dtype: str) -> list[Any]:
+    paths = layout.weights
     if len(paths) != len(shapes):  # both follow the Dense layers of the same checked config
         raise RuntimeError("the weights' layout does not follow the config")
     h5py = h5py_module()
     data = reader.read(WEIGHTS, reader.members[WEIGHTS].file_size)
     try:
         with h5py.File(io.BytesIO(data), "r") as root:
-            return [_read_weight(reader, h5py, root, path, shape, dtype, len(data)) for path, shape in zip(paths, shapes)]
+            return [_read_weight(reader, h5py, root, path, shape, dtype, len(data), path in layout.integers) for path, shape in zip(paths, shapes)]
     except _H5_ERRORS as error:
         reader.fail(f"{WEIGHTS!r} is not a readable HDF5 file of weights ({error})", error)
 
@@ -133,7 +136,7 @@ def load_model(filepath: PathLike, from_config: FromConfig[Model]) -> Model:
         translated, layout = _keras_config.from_keras(reader.json(CONFIG), reader.fail)
         config = _saved_config.check_config(translated, reader.label, CONFIG)
         shapes = _saved_config.weight_shapes(config["model"])
-        weights = _read_weights(reader, layout.weights, shapes, config["model"]["dtype"])
+        weights = _read_weights(reader, layout, shapes, config["model"]["dtype"])
         model = build_model(reader, config, weights, from_config)
         if model.loss is not None:
             warnings.warn(
@@ -158,7 +161,7 @@ def _weights_file(model: SavedModel, layout: _keras_config.WeightLayout, weights
         for group, name in layout.groups:
             root.create_group(f"{group}/vars").attrs["name"] = name
         for path, weight in zip(layout.weights, weights):
-            root.create_dataset(path, data=np.ascontiguousarray(weight))
+            root.create_dataset(path, data=np.asarray(weight, dtype=np.int64 if path in layout.integers else None, order="C"))
         root.create_group("vars").attrs["name"] = model.name
     return buffer.getvalue()
 
