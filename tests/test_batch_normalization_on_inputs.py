@@ -415,9 +415,31 @@ def test_placements_still_refused(layers: Any, match: str) -> None:
         fm.Sequential([L.Input((4,)), *layers()])
 
 
-def test_the_hessian_is_refused() -> None:
+def test_the_hessian_and_full_batch_optimizers_are_refused() -> None:
     model = build("first")
+    with pytest.raises(ValueError, match="BatchNormalization on its input"):
+        model.compile(optimizer=fm.optimizers.LBFGS(), loss="sparse_categorical_crossentropy")
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     x, y = data()
     with pytest.raises(ValueError, match="batch normalization"):
         model.compute_hessian(x, y)
+
+
+def test_the_functional_api_and_pop() -> None:
+    inputs = fm.Input((4,))
+    h = L.Dense(8, activation="relu")(inputs)
+    h = L.BatchNormalization()(h)
+    h = L.Dropout(0.3)(h)
+    model = fm.Model(inputs, L.Dense(2)(h))
+    assert [w.shape for w in model.get_weights()] == [(4, 8), (8,), (8,), (8,), (8,), (8,), (8, 2), (2,)]
+    seq = fm.Sequential([L.Input((4,)), L.BatchNormalization(), L.Dense(5, activation="relu"), L.BatchNormalization(),
+                         L.Dense(2)])
+    first = seq.get_weights()[:6]
+    seq.pop()  # the last Dense layer: the BatchNormalization of its input has no weights without it
+    assert [w.shape for w in seq.get_weights()] == [(4,), (4,), (4,), (4,), (4, 5), (5,)]
+    for a, b in zip(first, seq.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="after the last Dense layer"):
+        seq.predict(data()[0], verbose=0)
+    seq.add(L.Dense(3))
+    assert [w.shape for w in seq.get_weights()][6:] == [(5,), (5,), (5,), (5,), (5, 3), (3,)]

@@ -1683,7 +1683,9 @@ class Sequential(Model):
             self._layers = remaining
             layer.bind_engine(None)
             if self._dense_layers() and weights is not None and rebuild:
-                kept = sum(_weight_count(lay) for lay in self._weighted_layers())
+                # A BatchNormalization of the popped Dense layer's input has no weights without it.
+                trailing = _trailing_norm(self._chain())
+                kept = sum(_weight_count(lay) for lay in self._weighted_layers() if lay is not trailing)
                 self._build_network(keep=weights[:kept])
             elif not self._dense_layers():
                 self._engine.clear()
