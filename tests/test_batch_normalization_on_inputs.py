@@ -145,6 +145,22 @@ def test_a_training_step_matches_the_reference_and_finite_differences(name: str)
             assert difference == pytest.approx(gradient.flat[position], rel=1e-5, abs=1e-8)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_isa_gives_the_references_step(isa: str, dtype: str) -> None:
+    """Both kinds of normalization, with the kernels of each instruction set the CPU has."""
+    model = build("both", dtype)
+    model.compile(optimizer=fm.optimizers.SGD(learning_rate=1.0), loss="sparse_categorical_crossentropy")
+    perturbed(model)
+    weights = [w.astype(np.float64) for w in model.get_weights()]  # as the model holds them
+    x, y = data(23)
+    model.train_on_batch(x, y)
+    after = model.get_weights()
+    _, want, _ = reference_gradients(model, weights, x.astype(dtype).astype(np.float64), y)
+    tolerance = 2e-4 if dtype == "float32" else 1e-9
+    for i, expected in zip(trainable_positions(model), want, strict=True):
+        np.testing.assert_allclose(weights[i] - after[i], expected, rtol=tolerance, atol=tolerance)
+
+
 def test_the_moving_statistics_after_fit_equal_a_numpy_recomputation() -> None:
     fm.utils.set_random_seed(1)
     dense = L.Dense(5, activation="relu", trainable=False)  # frozen: every batch's input is known
