@@ -419,6 +419,27 @@ def test_a_normalization_after_the_last_dense_layer_is_refused_by_name() -> None
 
 
 @pytest.mark.parametrize(
+    "layers",
+    [
+        lambda: [L.BatchNormalization(), L.Dropout(0.2), L.Dense(3)],
+        lambda: [L.Dense(5, activation="relu"), L.Dropout(0.2), L.BatchNormalization(), L.Dropout(0.1), L.Dense(3)],
+        lambda: [L.Dense(5), L.BatchNormalization(), L.BatchNormalization(), L.Dense(3)],
+        lambda: [L.Dense(5), L.Dropout(0.2), L.BatchNormalization(), L.Dense(3)],
+    ],
+    ids=["first-then-dropout", "between-dropouts", "before-and-after-an-identity", "after-a-linear-dense-dropout"],
+)
+def test_placements_accepted(layers: Any) -> None:
+    """Each trains and predicts; its predictions are the reference's (dropout off)."""
+    fm.utils.set_random_seed(0)
+    model = fm.Sequential([L.Input((4,)), *layers()], dtype="float64")
+    model.compile(optimizer="adam", loss="mse")
+    x, _ = data(16)
+    model.fit(x, np.ones((16, 3)), batch_size=8, epochs=2, verbose=0)
+    want, _ = ref.layers_forward(x, stages(model, model.get_weights()), training=False)
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
     ("layers", "match"),
     [
         (lambda: [L.Dense(3, activation="relu"), L.BatchNormalization(), L.BatchNormalization()], "Two BatchNormalization"),

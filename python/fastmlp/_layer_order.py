@@ -135,8 +135,10 @@ def misplaced(layers: Sequence[Placement]) -> Optional[tuple[int, str]]:
         folded_norm = (
             issubclass(layer.cls, BatchNormalization) and before is not None and issubclass(before.cls, Dense) and before.linear
         )
-        open_norm = (open_norm or issubclass(layer.cls, BatchNormalization)) and not issubclass(layer.cls, Dense)
-        open_norm = open_norm and not folded_norm
+        if issubclass(layer.cls, Dense):
+            open_norm = False
+        elif issubclass(layer.cls, BatchNormalization) and not folded_norm:
+            open_norm = True
         before = layer
         # A folded BatchNormalization leaves its Dense layer the one an activation layer folds into.
         if not issubclass(layer.cls, Flatten) and not folded_norm:
