@@ -1,0 +1,55 @@
+// One row through the network as matrix-vector products, and its gradients as outer products:
+// the batch-1 step's passes (steps/vector_step.cpp). No gathering, packing of the first layer,
+// thread pool or per-batch lists: the first layer's product and its update each read the
+// kernel once, straight from the sample's row.
+//
+// Bitwise what Network::forward and Network::backward give for a batch of that one row: every
+// product is the kernel call those make for one row (sparse_gemm over the row's nonzeros, or
+// over every index when the row is dense, as the density test decides; gemm where they call
+// gemm), and the fused plain-SGD update of the first kernel is sparse_gemm's epilogue, the same
+// w - lr * g as the optimizer's kernel. Runs only inside a training step, on the network's own
+// buffers (as RowSplit does), and leaves them as forward and backward would.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fastmlp/network.h"
+
+namespace fastmlp {
+
+template <class T>
+class VectorPass {
+ public:
+  // Sizes its lists for the network's input (throws AllocationError when they cannot be had).
+  explicit VectorPass(Network<T>& net);
+  // Whether it can run the network at all: no dropout (its masks are drawn by forward) and no
+  // batch normalization (a batch of one row has no variance to normalize by).
+  static bool supports(const Network<T>& net);
+
+  // x: one row of input_dim values. Afterwards the network's activations are forward's for that
+  // row. Returns whether the first layer took the sparse path; sets *non_finite when an input
+  // is NaN or infinite (never clears it).
+  bool forward(const T* x, bool* non_finite);
+  // The same forward pass with the caller's list (input_dim + 8 entries; receives the row's
+  // nonzero indices, *nnz of them): Network::predict_row's. Returns whether the first layer
+  // took the sparse path. The network's buffers must hold a row (Network::reserve(1)).
+  static bool forward_row(Network<T>& net, const T* x, std::uint32_t* list, std::size_t* nnz, bool* non_finite);
+  // The gradients of every layer from output_delta(), for the row of the last forward. With
+  // `sgd_learning_rate`, applies plain SGD to the first kernel in the same pass where
+  // Network::fuses_first_kernel allows it; returns true when it did (the optimizer skips it).
+  bool backward(const T* x, const T* sgd_learning_rate);
+
+ private:
+  Network<T>& net_;
+  // The row's nonzero input indices (input_dim + 8 entries: nonzero_indices stores vectors).
+  std::vector<std::uint32_t> nonzeros_;
+  std::size_t nnz_ = 0;
+  bool sparse_ = false;
+  // The first kernel's gradient as input_dim one-row products: feature k lists the one batch
+  // row (index 0) when it enters the product, nothing when it is skipped.
+  std::vector<std::uint32_t> zeros_, ones_, feature_ends_;
+};
+
+}  // namespace fastmlp
