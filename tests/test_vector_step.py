@@ -36,6 +36,8 @@ def data(kind: str, n: int = 13, features: int = 24, seed: int = 3) -> tuple[Any
     x = rng.random((n, features)).astype(np.float32)
     if kind == "sparse":  # most inputs exactly zero, as MNIST: the first layer's sparse path
         x[rng.random(x.shape) < 0.8] = 0
+    if kind == "mixed":  # sparse and dense rows in turn: each pairing of a row and the next
+        x[::2][rng.random(x[::2].shape) < 0.8] = 0
     return x, rng.integers(0, 5, n)
 
 
@@ -84,7 +86,7 @@ def train(
 
 
 @pytest.mark.usefixtures("restore_step_and_threads")
-@pytest.mark.parametrize("kind", ["sparse", "dense"])
+@pytest.mark.parametrize("kind", ["sparse", "dense", "mixed"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_batch_one_gives_the_bits_of_every_other_step(isa: str, kind: str, case: str) -> None:
     x, y = data(kind)

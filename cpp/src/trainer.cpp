@@ -231,6 +231,8 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
     } catch (const AllocationError&) {
     }
   }
+  // A product made for a next row in an earlier call (cut short by an error) is stale.
+  if (vector_pass_) vector_pass_->drop_pending();
   Totals totals = empty_totals();
   const std::size_t batches = num_batches(batch_size);
   for (std::size_t b = first; b < batches && b - first < count; ++b) {
@@ -243,7 +245,7 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
     for (;;) {
       bool ran = true;
       switch (kind) {
-        case StepKind::vector: step_vector(data, order, next_rows, totals); break;
+        case StepKind::vector: step_vector(data, order, next_rows, b + 1 < batches && b + 1 - first < count, totals); break;
         case StepKind::pipeline: ran = step_pipeline(data, order, rows, next_rows, totals); break;
         case StepKind::rows: step_rows(data, order, rows, next_rows, totals); break;
         case StepKind::columns: step_columns(data, order, rows, next_rows, totals); break;
@@ -251,8 +253,11 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
       if (ran) break;
       kind = fallback_step(kind, facts);
     }
+    // A first product made for the next row is used only by the next vector step of this call.
+    if (kind != StepKind::vector && vector_pass_) vector_pass_->drop_pending();
     last_step_ = kind;
   }
+  if (vector_pass_) vector_pass_->drop_pending();
   return totals;
 }
 

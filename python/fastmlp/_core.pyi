@@ -177,6 +177,16 @@ class _Kernels:
         delta: float = 1.0,
     ) -> tuple[float, NDArray[np.floating], NDArray[np.floating]]: ...
     def column_sum(self, x: NDArray[np.floating]) -> NDArray[np.floating]: ...
+    def sgd_forward(
+        self,
+        w: NDArray[np.floating],
+        update_x: NDArray[np.floating],
+        update_skips_zeros: bool,
+        delta: NDArray[np.floating],
+        learning_rate: float,
+        next_x: NDArray[np.floating],
+        next_skips_zeros: bool,
+    ) -> NDArray[np.floating]: ...
     def batch_norm(
         self,
         x: NDArray[np.floating],

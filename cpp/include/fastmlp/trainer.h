@@ -113,8 +113,9 @@ class Trainer {
   void step_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows, std::size_t next_rows,
                  Totals& totals);
   // A batch of one row (steps/vector_step.cpp): matrix-vector products straight from the
-  // sample's row.
-  void step_vector(const DataView<T>& data, const std::uint32_t* order, std::size_t next_rows, Totals& totals);
+  // sample's row. next_here: the next batch runs in this call, right after this one.
+  void step_vector(const DataView<T>& data, const std::uint32_t* order, std::size_t next_rows, bool next_here,
+                   Totals& totals);
   bool step_pipeline(const DataView<T>& data, const std::uint32_t* order, std::size_t rows, std::size_t next_rows,
                      Totals& totals);
   // What the row-split steps share (steps/rows_step.cpp): the batch, its targets gathered and

@@ -36,20 +36,33 @@ class VectorPass {
   // nonzero indices, *nnz of them): Network::predict_row's. Returns whether the first layer
   // took the sparse path. The network's buffers must hold a row (Network::reserve(1)).
   static bool forward_row(Network<T>& net, const T* x, std::uint32_t* list, std::size_t* nnz, bool* non_finite);
+  // forward for every layer after the first layer's product (already in its z).
+  static void forward_after_first_product(Network<T>& net);
   // The gradients of every layer from output_delta(), for the row of the last forward. With
   // `sgd_learning_rate`, applies plain SGD to the first kernel in the same pass where
   // Network::fuses_first_kernel allows it; returns true when it did (the optimizer skips it).
-  bool backward(const T* x, const T* sgd_learning_rate);
+  // With `next` too (the next step's row, when that step runs here next with the weights as
+  // this one leaves them), the fused update also runs next's first product through the updated
+  // kernel (kernel sgd_forward: each weight is read and written once per step) unless both
+  // rows are sparse; the next forward(next) then starts after that product. Bitwise the same as
+  // doing them apart.
+  bool backward(const T* x, const T* sgd_learning_rate, const T* next = nullptr);
+  // Forgets a product made for a next row (another step ran, or the call ended).
+  void drop_pending() { pending_ = nullptr; }
 
  private:
   Network<T>& net_;
   // The row's nonzero input indices (input_dim + 8 entries: nonzero_indices stores vectors).
-  std::vector<std::uint32_t> nonzeros_;
+  std::vector<std::uint32_t> nonzeros_, next_nonzeros_;  // this row's, and the next row's (swapped in)
   std::size_t nnz_ = 0;
   bool sparse_ = false;
   // The first kernel's gradient as input_dim one-row products: feature k lists the one batch
   // row (index 0) when it enters the product, nothing when it is skipped.
   std::vector<std::uint32_t> zeros_, ones_, feature_ends_;
+  // The row whose first product the last backward made (null: none), and whether it holds
+  // NaN or infinity; nonzeros_, nnz_ and sparse_ are then that row's.
+  const T* pending_ = nullptr;
+  bool pending_non_finite_ = false;
 };
 
 }  // namespace fastmlp

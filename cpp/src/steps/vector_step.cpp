@@ -12,7 +12,7 @@ namespace fastmlp {
 
 template <class T>
 void Trainer<T>::step_vector(const DataView<T>& data, const std::uint32_t* order, std::size_t next_rows,
-                             Totals& totals) {
+                             bool next_here, Totals& totals) {
   Network<T>& net = *net_;
   VectorPass<T>& pass = *vector_pass_;  // made by train_batches (StepFacts::vector_fits)
   const std::size_t in = net.input_dim(), out = net.output_dim(), i = order[0];
@@ -35,11 +35,15 @@ void Trainer<T>::step_vector(const DataView<T>& data, const std::uint32_t* order
   if (non_finite) throw_non_finite(data, order, 1);
   // update's backward pass and optimizer step.
   const T lr = T(optimizer_.current_learning_rate());
-  const bool fused = pass.backward(x, optimizer_.is_plain_sgd() ? &lr : nullptr);
+  // The next row's first product joins the update when the next step is this one's kind, in this
+  // call (nothing else can change the weights in between).
+  const T* next = next_here && next_rows == 1 ? data.x + std::size_t(order[1]) * in : nullptr;
+  const bool fused = pass.backward(x, optimizer_.is_plain_sgd() ? &lr : nullptr, next);
   optimizer_.apply(fused);
 }
 
-template void Trainer<float>::step_vector(const DataView<float>&, const std::uint32_t*, std::size_t, Totals&);
-template void Trainer<double>::step_vector(const DataView<double>&, const std::uint32_t*, std::size_t, Totals&);
+template void Trainer<float>::step_vector(const DataView<float>&, const std::uint32_t*, std::size_t, bool, Totals&);
+template void Trainer<double>::step_vector(const DataView<double>&, const std::uint32_t*, std::size_t, bool,
+                                           Totals&);
 
 }  // namespace fastmlp
