@@ -31,6 +31,15 @@ def restore_step_and_threads() -> Iterator[None]:
         fm.set_num_threads(before[1])
 
 
+def same_history(got: dict[str, list[float]], expected: dict[str, list[float]]) -> None:
+    """Every per-sample loss and metric value is the same bits in each step; fit sums them in
+    chunks of batches whose size follows the measured speed, so the float64 totals may group
+    the same values differently (a last-bit difference) from run to run."""
+    assert got.keys() == expected.keys()
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-13, err_msg=key)
+
+
 def data(kind: str, n: int = 13, features: int = 24, seed: int = 3) -> tuple[Any, Any]:
     rng = np.random.default_rng(seed)
     x = rng.random((n, features)).astype(np.float32)
@@ -101,7 +110,7 @@ def test_batch_one_gives_the_bits_of_every_other_step(isa: str, kind: str, case:
         assert last == ("rows" if step == "rows" else "vector"), (step, threads)
         for a, b in zip(reference.get_weights(), model.get_weights()):
             np.testing.assert_array_equal(a, b, err_msg=f"{step} on {threads} threads")
-        assert history == reference_history
+        same_history(history, reference_history)
 
 
 @pytest.mark.usefixtures("restore_step_and_threads")
@@ -128,7 +137,7 @@ def test_a_last_batch_of_one_row_takes_it_with_the_same_bits() -> None:
     assert last == "vector"
     for a, b in zip(reference.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert history == reference_history
+    same_history(history, reference_history)
 
 
 @pytest.mark.usefixtures("restore_step_and_threads")

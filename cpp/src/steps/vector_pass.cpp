@@ -1,6 +1,7 @@
 #include "vector_pass.h"
 
-#include <new>
+#include <algorithm>
+#include <string>
 
 #include "fastmlp/dispatch.h"
 #include "fastmlp/sizes.h"

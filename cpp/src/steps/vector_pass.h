@@ -1,13 +1,13 @@
 // One row through the network as matrix-vector products, and its gradients as outer products:
 // the batch-1 step's passes (steps/vector_step.cpp). No gathering, packing of the first layer,
-// thread pool or per-batch lists: the first layer's product and its update each read the
-// kernel once, straight from the sample's row.
+// thread pool or per-batch lists: with plain SGD one pass over the first kernel updates it and
+// runs the next sample's first product (kernel sgd_forward), straight from the samples' rows.
 //
 // Bitwise what Network::forward and Network::backward give for a batch of that one row: every
 // product is the kernel call those make for one row (sparse_gemm over the row's nonzeros, or
 // over every index when the row is dense, as the density test decides; gemm where they call
-// gemm), and the fused plain-SGD update of the first kernel is sparse_gemm's epilogue, the same
-// w - lr * g as the optimizer's kernel. Runs only inside a training step, on the network's own
+// gemm), and the fused plain-SGD update of the first kernel is sparse_gemm's epilogue (or
+// sgd_forward's, the same operations), the same w - lr * g as the optimizer's kernel. Runs only inside a training step, on the network's own
 // buffers (as RowSplit does), and leaves them as forward and backward would.
 #pragma once
 
