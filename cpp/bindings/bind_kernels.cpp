@@ -183,6 +183,27 @@ py::array column_sum(const py::array& x_arr) {
   return out;
 }
 
+// Per-sample SGD's fused pass: updates w (a strided matrix with contiguous rows) in place and
+// returns the next row's product through it.
+template <class T>
+py::array sgd_forward(const py::array& w_arr, const py::array& update_x_arr, bool update_skips_zeros,
+                      const py::array& delta_arr, double learning_rate, const py::array& next_x_arr,
+                      bool next_skips_zeros) {
+  const auto w = strided<T>(w_arr, "w", true, true);
+  const auto update_x = contiguous<T>(update_x_arr, "update_x", 1);
+  const auto delta = contiguous<T>(delta_arr, "delta", 1);
+  const auto next_x = contiguous<T>(next_x_arr, "next_x", 1);
+  if (update_x.rows != w.rows || next_x.rows != w.rows)
+    throw py::value_error("update_x and next_x must have one entry per row of w");
+  if (delta.rows != w.cols) throw py::value_error("delta must have one entry per column of w");
+  py::array_t<T> out(py::ssize_t(w.cols));
+  T* o = out.mutable_data();
+  py::gil_scoped_release release;
+  kernels<T>().sgd_forward({w.rows, w.cols, w.data, w.rs, update_x.data, update_skips_zeros, delta.data,
+                            T(learning_rate), next_x.data, next_skips_zeros, o});
+  return out;
+}
+
 // A 1-D contiguous array of `cols` values, or null for None.
 template <class T>
 const T* optional_vector(const py::object& obj, std::size_t cols, const char* name) {
@@ -465,6 +486,17 @@ void bind_kernels(py::module_& parent) {
       py::arg("name"), py::arg("from_logits"), py::arg("pred"), py::arg("y"),
       py::arg("row_weight") = py::none(), py::arg("grad_scale") = 1.0, py::arg("delta") = kHuberDelta,
       "Returns (weighted loss sum, per-row losses, gradient * grad_scale).");
+  m.def(
+      "sgd_forward",
+      [](const py::array& w, const py::array& update_x, bool update_skips_zeros, const py::array& delta,
+         double learning_rate, const py::array& next_x, bool next_skips_zeros) {
+        return by_dtype(
+            w, [&] { return sgd_forward<float>(w, update_x, update_skips_zeros, delta, learning_rate, next_x, next_skips_zeros); },
+            [&] { return sgd_forward<double>(w, update_x, update_skips_zeros, delta, learning_rate, next_x, next_skips_zeros); });
+      },
+      py::arg("w"), py::arg("update_x"), py::arg("update_skips_zeros"), py::arg("delta"), py::arg("learning_rate"),
+      py::arg("next_x"), py::arg("next_skips_zeros"),
+      "w[k] -= lr * update_x[k] * delta (listed k), then returns next_x @ w (listed k), in one pass.");
   m.def(
       "column_sum",
       [](const py::array& x) {

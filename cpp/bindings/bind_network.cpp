@@ -253,14 +253,26 @@ void bind(py::module_& m, const char* name) {
           },
           py::arg("x"), py::arg("batch_size"))
       .def(
-          "predict_small",
-          [](Net& n, const py::array& x_arr) {
-            // The low-overhead call for a few rows already in the right dtype and layout (the
-            // Python fast path checked that): finiteness is checked here, then one forward pass.
-            const auto x = contiguous<T>(x_arr, "x", 2, n.input_dim());
-            n.check_finite(x.data, x.rows);
-            py::array_t<T> out({py::ssize_t(x.rows), py::ssize_t(n.output_dim())});
-            if (x.rows != 0) n.predict(x.data, x.rows, x.rows, out.mutable_data());
+          "try_predict_small",
+          [](Net& n, const py::handle& obj) -> py::object {
+            // The per-sample loop's call: a few rows already in the network's dtype and layout
+            // are predicted as they are (finiteness checked here); anything else gives None,
+            // and the caller converts it and calls predict.
+            if (!py::isinstance<py::array>(obj)) return py::none();
+            const auto a = py::reinterpret_borrow<py::array>(obj);
+            if (!a.dtype().is(py::dtype::of<T>()) || a.ndim() != 2 || a.shape(0) == 0 ||
+                std::size_t(a.shape(1)) != n.input_dim() || !(a.flags() & py::array::c_style) ||
+                reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) != 0)
+              return py::none();
+            const T* x = static_cast<const T*>(a.data());
+            const auto rows = std::size_t(a.shape(0));
+            py::array_t<T> out({py::ssize_t(rows), py::ssize_t(n.output_dim())});
+            if (rows == 1) {
+              n.predict_row(x, out.mutable_data());  // checks finiteness as it lists the nonzeros
+              return out;
+            }
+            n.check_finite(x, rows);
+            n.predict(x, rows, rows, out.mutable_data());
             return out;
           },
           py::arg("x"));

@@ -16,6 +16,7 @@
 #include "fastmlp/thread_pool.h"
 #include "steps/feature_pipeline.h"
 #include "steps/row_split.h"
+#include "steps/vector_pass.h"
 
 namespace fastmlp {
 
@@ -45,6 +46,15 @@ FeaturePipeline<T>& Trainer<T>::feature_pipeline() {
     if (!feature_pipeline_) throw AllocationError("cannot allocate the feature pipeline's state");
   }
   return *feature_pipeline_;
+}
+
+template <class T>
+VectorPass<T>& Trainer<T>::vector_pass() {
+  if (!vector_pass_) {
+    vector_pass_.reset(new (std::nothrow) VectorPass<T>(*net_));
+    if (!vector_pass_) throw AllocationError("cannot allocate the one-row step's state");
+  }
+  return *vector_pass_;
 }
 
 template <class T>
@@ -212,6 +222,17 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
       row_buffers = false;
     }
   }
+  // The one-row step's lists, when a batch of one row may come (batch_size 1, or the last
+  // batch's remainder): when they cannot be had, the table runs another step (the same bits).
+  if ((batch_size == 1 || data.n % batch_size == 1) && VectorPass<T>::supports(net)) {
+    try {
+      vector_pass();
+    } catch (const SizeError&) {
+    } catch (const AllocationError&) {
+    }
+  }
+  // A product made for a next row in an earlier call (cut short by an error) is stale.
+  if (vector_pass_) vector_pass_->drop_pending();
   Totals totals = empty_totals();
   const std::size_t batches = num_batches(batch_size);
   for (std::size_t b = first; b < batches && b - first < count; ++b) {
@@ -224,6 +245,7 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
     for (;;) {
       bool ran = true;
       switch (kind) {
+        case StepKind::vector: step_vector(data, order, next_rows, b + 1 < batches && b + 1 - first < count, totals); break;
         case StepKind::pipeline: ran = step_pipeline(data, order, rows, next_rows, totals); break;
         case StepKind::rows: step_rows(data, order, rows, next_rows, totals); break;
         case StepKind::columns: step_columns(data, order, rows, next_rows, totals); break;
@@ -231,8 +253,11 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
       if (ran) break;
       kind = fallback_step(kind, facts);
     }
+    // A first product made for the next row is used only by the next vector step of this call.
+    if (kind != StepKind::vector && vector_pass_) vector_pass_->drop_pending();
     last_step_ = kind;
   }
+  if (vector_pass_) vector_pass_->drop_pending();
   return totals;
 }
 
@@ -264,6 +289,7 @@ StepFacts Trainer<T>::step_facts(std::size_t rows, bool row_buffers) const {
   f.row_split_fits = row_buffers && RowSplit<T>::supports(net);
   f.pipeline_fits = f.row_split_fits && FeaturePipeline<T>::supports(net, f.parts);
   f.last_step_sparse = last_step_sparse_;
+  f.vector_fits = rows == 1 && vector_pass_ != nullptr && VectorPass<T>::supports(net);
   return f;
 }
 

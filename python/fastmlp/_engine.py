@@ -311,10 +311,13 @@ class Engine:
         with self.lock:
             return self._built_network().predict(x, batch_size)
 
-    def predict_small(self, x: Array) -> Array:
-        """``predict`` for a few rows in one pass (the per-sample loop's path)."""
+    def try_predict_small(self, x: Array) -> Optional[Array]:
+        """``predict`` for a few rows in one pass (the per-sample loop's path) when ``x`` is
+        already in the network's dtype and layout with ``input_dim`` columns; else None (and for
+        a model not built yet)."""
         with self.lock:
-            return self._built_network().predict_small(x)
+            network = self._network
+            return None if network is None else network.try_predict_small(x)
 
     # ------------------------------------------------------------------ training
 

@@ -336,8 +336,10 @@ class Model:
 
     def _normalization(self) -> Optional[Normalization]:
         """The model's Normalization layer (the order rules keep it first), if any."""
-        chain = self._chain()
-        return chain[0] if chain and isinstance(chain[0], Normalization) else None
+        for layer in self._layers:  # the first after the input (predict_on_batch asks per call)
+            if not isinstance(layer, InputLayer):
+                return layer if isinstance(layer, Normalization) else None
+        return None
 
     def _flattens_input(self) -> bool:
         for layer in self._chain():
@@ -1208,6 +1210,15 @@ class Model:
         """The model's outputs for ``x``, shape ``(n, units of the last layer)``, in the model dtype.
         Prints Keras's final progress line unless ``verbose=0``; ``callbacks`` get
         ``on_predict_begin``/``on_predict_end``."""
+        if batch_size is None and verbose == 0 and type(verbose) is int and callbacks is None:
+            # Silent, without callbacks: one row is the per-sample loop's call (model(x) too).
+            if type(x) is np.ndarray and x.ndim == 2 and x.shape[0] == 1:
+                try:
+                    out = self._predict_ready(x)
+                except ValueError:
+                    out = None  # the full checks below raise predict's own error
+                if out is not None:
+                    return out
         batch = _INFERENCE_BATCH if batch_size is None else _validation.positive_int(batch_size, "batch_size")
         verbose = _validation.verbosity(verbose)
         x_arr = self._x(x)
@@ -1304,30 +1315,33 @@ class Model:
         engine = self._ensure_trainer()
         return self._result(self._logs(engine.evaluate(x_arr, y_arr, x_arr.shape[0], weights)), return_dict)
 
-    @_serialized
     def predict_on_batch(self, x: Any) -> Array:
         """Outputs for exactly this batch (no progress output)."""
+        out = self._predict_ready(x)
+        return out if out is not None else self._predict_converted(x)
+
+    def _predict_ready(self, x: Any) -> Optional[Array]:
+        """The outputs for ``x`` when it needs no conversion (a 2-D NumPy array of the model's
+        dtype, C-contiguous and aligned, of the declared sample shape, for a model without a
+        Normalization layer; the core checks the dtype, layout and finiteness), else None: the
+        per-sample loop's path. Under the model's lock, as ``_serialized`` methods are."""
+        if type(x) is not np.ndarray:
+            return None
         engine = self._engine
-        # Fast path for the common per-sample loop: an array already in the model's dtype and
-        # layout skips the Python-side conversion (the core still checks finiteness).
-        if (
-            type(x) is np.ndarray
-            and x.dtype == self._dtype
-            and x.ndim == 2
-            and x.shape[0] != 0
-            and x.flags.c_contiguous
-            and x.flags.aligned
-            and engine.built
-            and self._sample_shape == (x.shape[1],)
-            and x.shape[1] == engine.input_dim
-            and self._trailing_norm is None
-        ):
+        with engine.lock:
+            if (x.shape[1:] != self._sample_shape or self._normalization() is not None
+                    or self._trailing_norm is not None):
+                return None
             try:
-                return engine.predict_small(x)
+                return engine.try_predict_small(x)
             except ValueError as error:
                 raise ValueError(str(error)) from None
+
+    @_serialized
+    def _predict_converted(self, x: Any) -> Array:
+        """``predict_on_batch`` for an ``x`` that needs converting and checking first."""
         x_arr = self._x(x)  # builds the model if needed
-        return engine.predict(x_arr, x_arr.shape[0])
+        return self._engine.predict(x_arr, x_arr.shape[0])
 
     @_serialized
     def compute_gradients(self, x: Any, y: Any) -> list[tuple[Array, Optional[Array]]]:

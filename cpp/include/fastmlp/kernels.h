@@ -175,6 +175,28 @@ struct SparseGemmArgs {
   bool continue_chain = false;
 };
 
+// Per-sample SGD's pass over a first kernel (the one-row step): plain SGD for this row and the
+// next row's product through the updated kernel, in one pass over w (rows x n, leading
+// dimension ldw). For each row k of w, in order:
+//   if update_x[k] is listed, w[k, :] -= learning_rate * (update_x[k] * delta[:]);
+//   if next_x[k] is listed,   out[:] += next_x[k] * w[k, :]   (the updated row);
+// where x[k] is listed unless the list skips zeros and x[k] == 0; out's chains start from 0.
+// Each weight is sparse_gemm's fused update of a one-entry row and out is sparse_gemm's product
+// over next_x's listed entries: bitwise the update followed by the product.
+template <class T>
+struct SgdForwardArgs {
+  std::size_t rows, n;
+  T* w;
+  std::ptrdiff_t ldw;
+  const T* update_x;
+  bool update_skips_zeros;
+  const T* delta;
+  T learning_rate;
+  const T* next_x;
+  bool next_skips_zeros;
+  T* out;
+};
+
 // Batch normalization of a rows x cols block, column by column (Keras's BatchNormalization on
 // the last axis): with batch_stats, mean[j] and variance[j] are written as the batch's mean and
 // biased variance of column j (two passes over the rows, in row order, so each column's value is
@@ -250,6 +272,7 @@ struct KernelTable {
   double (*sum_squares)(std::size_t n, const T* x);
   void (*batch_norm)(const BatchNormArgs<T>&);
   void (*batch_norm_backward)(const BatchNormBackwardArgs<T>&);
+  void (*sgd_forward)(const SgdForwardArgs<T>&);
 };
 
 }  // namespace fastmlp

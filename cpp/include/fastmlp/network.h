@@ -66,6 +66,8 @@ template <class T>
 class RowSplit;
 template <class T>
 class FeaturePipeline;
+template <class T>
+class VectorPass;
 
 template <class T>
 class Network {
@@ -156,6 +158,11 @@ class Network {
 
   // Predictions for n rows, `batch` rows at a time, into out (n x output_dim).
   void predict(const T* x, std::size_t n, std::size_t batch, T* out);
+  // predict for one row as matrix-vector products (steps/vector_pass.h), without a pool, a
+  // pack or a pass of its own over x: bitwise predict's. Throws std::invalid_argument as
+  // check_finite does when x holds NaN or infinity. No dropout nor batch normalization
+  // (VectorPass::supports); otherwise it runs predict.
+  void predict_row(const T* x, T* out);
   // Throws std::invalid_argument naming the first sample with NaN or infinity.
   void check_finite(const T* x, std::size_t rows) const;
 
@@ -167,6 +174,7 @@ class Network {
   // above hold after them.
   friend class RowSplit<T>;
   friend class FeaturePipeline<T>;
+  friend class VectorPass<T>;
 
   struct Layer {
     LayerSpec spec;

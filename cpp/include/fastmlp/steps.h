@@ -11,6 +11,7 @@ namespace fastmlp {
 
 // Best first, as in the table.
 enum class StepKind {
+  vector,    // steps/vector_step.cpp: a batch of one row as matrix-vector products
   pipeline,  // steps/pipeline_step.cpp: the first layer split by input features
   rows,      // steps/rows_step.cpp: the batch split by rows
   columns,   // steps/columns_step.cpp: each product split by output columns
@@ -24,6 +25,7 @@ struct StepFacts {
   bool row_split_fits = false;   // no dropout nor batch normalization, and the row split's buffers were had
   bool pipeline_fits = false;    // FeaturePipeline::supports(net, parts)
   bool last_step_sparse = false; // the last step's inputs took the sparse path (this one's guess)
+  bool vector_fits = false;      // one row, VectorPass::supports(net), and its lists were had
 };
 
 // The step for a batch: the first in the table that can run and pays; with a step forced

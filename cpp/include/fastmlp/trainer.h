@@ -112,6 +112,10 @@ class Trainer {
                     Totals& totals);
   void step_rows(const DataView<T>& data, const std::uint32_t* order, std::size_t rows, std::size_t next_rows,
                  Totals& totals);
+  // A batch of one row (steps/vector_step.cpp): matrix-vector products straight from the
+  // sample's row. next_here: the next batch runs in this call, right after this one.
+  void step_vector(const DataView<T>& data, const std::uint32_t* order, std::size_t next_rows, bool next_here,
+                   Totals& totals);
   bool step_pipeline(const DataView<T>& data, const std::uint32_t* order, std::size_t rows, std::size_t next_rows,
                      Totals& totals);
   // What the row-split steps share (steps/rows_step.cpp): the batch, its targets gathered and
@@ -132,6 +136,7 @@ class Trainer {
   // AllocationError when it cannot be).
   RowSplit<T>& row_split();
   FeaturePipeline<T>& feature_pipeline();
+  VectorPass<T>& vector_pass();
   RowBatch begin_row_step(const DataView<T>& data, const std::uint32_t* order, std::size_t rows, std::size_t next_rows);
   // Rows [r0, r1) through forward, loss and backward by part p (after the first layer when
   // pipelined). Any split of the rows gives the same bits.
@@ -169,10 +174,12 @@ class Trainer {
   // Pipelined steps: the parts' times in the gradient phase (which set the column split,
   // FeaturePipeline::rebalance_pipeline).
   std::vector<double> gradient_seconds_;
-  // The row split (steps/row_split.h) and the feature pipeline (steps/feature_pipeline.h),
-  // made by row_split() and feature_pipeline().
+  // The row split (steps/row_split.h), the feature pipeline (steps/feature_pipeline.h) and the
+  // one-row passes (steps/vector_pass.h), made by row_split(), feature_pipeline() and
+  // vector_pass().
   std::unique_ptr<RowSplit<T>> row_split_;
   std::unique_ptr<FeaturePipeline<T>> feature_pipeline_;
+  std::unique_ptr<VectorPass<T>> vector_pass_;
 };
 
 }  // namespace fastmlp

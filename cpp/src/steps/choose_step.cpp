@@ -29,6 +29,11 @@ bool always(const StepFacts&) { return true; }
 bool row_split_pays(const StepFacts& f) { return f.threads >= 2 && f.widest_layer <= kMaxRowSplitUnits; }
 
 const StepEntry kSteps[] = {
+    // One row: matrix-vector products straight from the sample's row, no gathering, packing or
+    // pool. One thread: for narrow layers a row split would run one part too; wider ones, the
+    // column split shares each product between the threads.
+    {StepKind::vector, "vector", [](const StepFacts& f) { return f.vector_fits; },
+     [](const StepFacts& f) { return f.threads == 1 || f.widest_layer <= kMaxRowSplitUnits; }},
     // Sparse inputs: each part lists and updates only its own input columns, so the first
     // kernel stays in its core's cache; its parts wait for each other, so it needs 2+ parts.
     {StepKind::pipeline, "pipeline", [](const StepFacts& f) { return f.row_split_fits && f.pipeline_fits && f.parts >= 2; },
