@@ -184,10 +184,11 @@ class Network {
   void index_sparse_input(const T* x, std::size_t rows);
   // The per-feature lists, from the per-row ones (needed only by a backward pass).
   void index_sparse_features();
-  // C = A @ B (alpha 1, beta 0), split over the pool's threads by columns or rows of C.
+  // C = A @ B (alpha 1, beta 0), then the epilogue when not null, split over the pool's threads
+  // by columns or rows of C.
   void parallel_gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t a_row,
                      std::ptrdiff_t a_col, const T* b, std::ptrdiff_t b_row, std::ptrdiff_t b_col,
-                     T* c, std::ptrdiff_t ldc);
+                     T* c, std::ptrdiff_t ldc, const GemmEpilogue<T>* epilogue = nullptr);
   // Split by output columns.
   void parallel_sparse_gemm(const SparseGemmArgs<T>& args);
   // fn(r0, r1, j0, j1) over blocks of a rows x cols activation step, in parallel.
