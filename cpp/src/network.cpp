@@ -356,7 +356,7 @@ void Network<T>::index_sparse_features() {
 }
 
 template <class T>
-void Network<T>::forward(const T* x, std::size_t rows, Rng* dropout_rng) {
+void Network<T>::forward(const T* x, std::size_t rows, Rng* dropout_rng, bool logits_only) {
   if (rows > capacity_) reserve(rows);
   const KernelTable<T>& k = kernels<T>();
   index_sparse_input(x, rows);
@@ -371,8 +371,10 @@ void Network<T>::forward(const T* x, std::size_t rows, Rng* dropout_rng) {
     // A dense product ends with the bias and the activation in its epilogue when the activation
     // is z itself after them (relu, linear: a is z): the pass over z below is then done.
     const bool dense_product = !(l == 0 && sparse_.active) && rows > kSmallBatch;
-    const bool fused = dense_product && !norm && !activation_apart(layer.spec.activation) &&
-                       layer.a == layer.z.data();
+    // The last layer's logits alone: z = product + bias, the activation left out.
+    const bool logits = logits_only && !norm && l + 1 == layers_.size();
+    const bool fused = dense_product && !norm &&
+                       (logits || (!activation_apart(layer.spec.activation) && layer.a == layer.z.data()));
     if (l == 0 && sparse_.active) {
       parallel_sparse_gemm({rows, out, x, std::ptrdiff_t(in_dim), 1, sparse_.row_starts.data(),
                             sparse_.row_ends.data(), sparse_.row_cols.data(), layer.kernel.data(),
@@ -386,7 +388,7 @@ void Network<T>::forward(const T* x, std::size_t rows, Rng* dropout_rng) {
     } else if (fused) {
       GemmEpilogue<T> ep{};
       ep.bias = layer.spec.use_bias ? layer.bias.data() : nullptr;
-      ep.relu = layer.spec.activation == Activation::relu;
+      ep.relu = !logits && layer.spec.activation == Activation::relu;
       parallel_gemm(rows, out, in_dim, in, std::ptrdiff_t(in_dim), 1, layer.kernel.data(),
                     std::ptrdiff_t(out), 1, product, std::ptrdiff_t(out), &ep);
     } else {
@@ -402,7 +404,15 @@ void Network<T>::forward(const T* x, std::size_t rows, Rng* dropout_rng) {
       });
     }
     if (norm) normalize(l, rows, dropout_rng != nullptr);
-    if (!fused && (!norm || layer.spec.activation != Activation::linear)) {
+    if (logits && !fused) {  // z += bias only
+      for_blocks(rows, out, Activation::linear, [&](std::size_t r0, std::size_t r1, std::size_t j0, std::size_t j1) {
+        const auto ld = std::ptrdiff_t(out);
+        const auto off = std::ptrdiff_t(r0) * ld + std::ptrdiff_t(j0);
+        k.bias_activation({r1 - r0, j1 - j0, Activation::linear, T(0),
+                           layer.spec.use_bias ? layer.bias.data() + j0 : nullptr, layer.z.data() + off, ld,
+                           layer.z.data() + off, ld});
+      });
+    } else if (!fused && (!norm || layer.spec.activation != Activation::linear)) {
       for_blocks(rows, out, layer.spec.activation, [&](std::size_t r0, std::size_t r1, std::size_t j0, std::size_t j1) {
         const auto ld = std::ptrdiff_t(out);
         const auto off = std::ptrdiff_t(r0) * ld + std::ptrdiff_t(j0);

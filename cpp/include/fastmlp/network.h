@@ -106,8 +106,11 @@ class Network {
   // x: rows x input_dim, row-major. Afterwards output()/output_logits() hold the last layer's
   // activation and pre-activation (a relu layer's z holds its activation: see
   // activation_apart in network.cpp). With `dropout_rng` (training), layers with dropout draw their
-  // masks from it, in a fixed order (the same for every thread count).
-  void forward(const T* x, std::size_t rows, Rng* dropout_rng = nullptr);
+  // masks from it, in a fixed order (the same for every thread count). With `logits_only`, the
+  // last layer's activation is left out (when it has no batch normalization): output_logits()
+  // holds its pre-activation as always, output() is not updated (for a loss that reads the
+  // logits while nothing reads the activation).
+  void forward(const T* x, std::size_t rows, Rng* dropout_rng = nullptr, bool logits_only = false);
   // Whether an input of the last batch (forward, the row split or the feature pipeline) was
   // NaN or infinite: seen while listing the nonzeros, which reads every input of the batch.
   bool input_non_finite() const { return input_non_finite_->set.load(std::memory_order_relaxed); }
