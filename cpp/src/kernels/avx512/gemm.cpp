@@ -298,6 +298,16 @@ template <std::size_t R>
 template <std::size_t R>
 void pack_b_rows(std::size_t kc, std::size_t nr, const float* b, std::ptrdiff_t rs, std::ptrdiff_t cs, float* out) {
   constexpr std::size_t W = 16 / R;
+  if (cs == 1) {  // a row's nr values in one masked load (zeros past nr), lane j * R + i <- lane j
+    constexpr int shift = R == 2 ? 1 : R == 4 ? 2 : R == 8 ? 3 : 4;
+    const __m512i from = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), shift);
+    const __mmask16 cols = __mmask16((1u << nr) - 1u);
+    for (std::size_t k = 0; k < kc; ++k) {
+      _mm512_store_ps(out, _mm512_permutexvar_ps(from, _mm512_maskz_loadu_ps(cols, b + std::ptrdiff_t(k) * rs)));
+      out += 16;
+    }
+    return;
+  }
   for (std::size_t k = 0; k < kc; ++k) {
     const float* row = b + std::ptrdiff_t(k) * rs;
     for (std::size_t j = 0; j < W; ++j) {
