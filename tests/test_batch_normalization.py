@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import fastmlp as fm
 import numpy as np
 import pytest
+
+import fastmlp as fm
 from fastmlp import _core
 from fastmlp import reference as ref
 
@@ -426,17 +427,19 @@ def test_bad_arguments_are_value_errors_naming_the_argument(kwargs: dict[str, An
     "layers",
     [
         [fm.layers.Dense(4, activation="relu"), "bn"],
-        ["bn", fm.layers.Dense(4)],
         [fm.layers.Dense(4), "bn", "bn"],
         [fm.layers.Dense(4), fm.layers.Activation("relu"), "bn"],
         [fm.layers.Dense(4), fm.layers.Dropout(0.2), "bn"],
     ],
-    ids=["after-activation", "first", "twice", "after-activation-layer", "after-dropout"],
+    ids=["after-activation", "twice", "after-activation-layer", "after-dropout"],
 )
-def test_a_misplaced_batch_normalization_is_refused(layers: list[Any]) -> None:
+def test_a_batch_normalization_after_the_last_dense_layer_is_refused_when_the_model_runs(layers: list[Any]) -> None:
+    """Elsewhere than before an activation it normalizes the next Dense layer's input
+    (tests/test_batch_normalization_on_inputs.py); after the last one there is none."""
     built = [fm.layers.BatchNormalization() if layer == "bn" else layer for layer in layers]
-    with pytest.raises(ValueError, match="BatchNormalization must directly follow a Dense layer without an activation"):
-        fm.Sequential([fm.layers.Input((3,)), *built])
+    model = fm.Sequential([fm.layers.Input((3,)), *built])
+    with pytest.raises(ValueError, match="after the last Dense layer"):
+        model.predict(np.zeros((2, 3)), verbose=0)
 
 
 def test_full_batch_optimizers_and_the_hessian_refuse_batch_normalization() -> None:

@@ -141,3 +141,49 @@ def test_batch_normalization_trains_and_predicts_as_keras(frozen: bool) -> None:
     assert_same_weights(theirs, ours)
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
     assert ours.evaluate(x, y, verbose=0) == pytest.approx(theirs.evaluate(x, y, verbose=0), rel=1e-5)
+
+
+# Keras's common placements of BatchNormalization: after an activation (then Dropout), after an
+# Activation layer and a Dropout, and on the raw features right after the Input.
+NORM_PLACEMENTS = {
+    "after_activation": lambda lib: [lib.layers.Dense(5, activation="relu"), lib.layers.BatchNormalization(momentum=0.8),
+                                     lib.layers.Dense(2)],
+    "after_activation_layer_and_dropout": lambda lib: [lib.layers.Dense(5), lib.layers.Activation("tanh"),
+                                                       lib.layers.Dropout(0.0), lib.layers.BatchNormalization(epsilon=0.01),
+                                                       lib.layers.Dense(2)],
+    "first": lambda lib: [lib.layers.BatchNormalization(momentum=0.9), lib.layers.Dense(5, activation="tanh"),
+                          lib.layers.BatchNormalization(center=False), lib.layers.Dense(2)],
+}
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+@pytest.mark.parametrize("placement", list(NORM_PLACEMENTS))
+def test_batch_normalization_on_inputs_trains_and_predicts_as_keras(placement: str, frozen: bool) -> None:
+    """The same Sequential model, weights and batches: the same weights after 3 epochs (moving
+    statistics included), predictions and evaluation; frozen, in inference mode."""
+    x, y = data(31)
+    x = x * 2 + 1  # features far from mean 0 and variance 1
+    models = []
+    for lib in (keras, fm):
+        model = lib.Sequential([lib.Input((6,)), *NORM_PLACEMENTS[placement](lib)])
+        if frozen:
+            next(layer for layer in model.layers if "batch_normalization" in layer.name).trainable = False
+        models.append(model)
+    theirs, ours = models
+    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in theirs.get_weights()]
+    rng = np.random.default_rng(3)
+    weights = [(rng.normal(size=w.shape) * 0.3).astype("float32") for w in theirs.get_weights()]
+    for model in models:
+        model.set_weights([np.abs(w) + 0.5 if w.ndim == 1 else w for w in weights])  # variances > 0
+        model.compile(optimizer=model_optimizer(model), loss="mse")
+    assert ours.count_params() == theirs.count_params()
+    assert len(ours.trainable_weights) == len(theirs.trainable_weights)
+    assert len(ours.non_trainable_weights) == len(theirs.non_trainable_weights)
+    theirs.fit(x, y, batch_size=7, epochs=3, shuffle=False, verbose=0)
+    ours.fit(x, y, batch_size=7, epochs=3, shuffle=False, verbose=0)
+    assert all(np.isfinite(w).all() for w in ours.get_weights())
+    # float32 on both sides: each normalization scales the rounding by 1 / sqrt(variance + epsilon).
+    for wa, wb in zip(theirs.get_weights(), ours.get_weights()):
+        np.testing.assert_allclose(wb, np.asarray(wa), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    assert ours.evaluate(x, y, verbose=0) == pytest.approx(theirs.evaluate(x, y, verbose=0), rel=1e-4)

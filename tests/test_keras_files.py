@@ -608,3 +608,32 @@ def test_keras_and_fastmlp_read_each_others_compiled_files(tmp_path: Path, keras
     assert [m if isinstance(m, str) else m["class_name"] for m in back_config["metrics"]] == ["AUC", "Precision"]  # fastmlp makes "precision" an object, as Keras does
     assert back_config["metrics"][0]["config"]["num_thresholds"] == 50
     assert back_config["optimizer"] == pytest.approx(ours_config["optimizer"])
+
+
+# ---------------------------------------------------------------- BatchNormalization after an activation
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_batch_normalization_after_activations_round_trips_with_keras(tmp_path: Path, keras: Any) -> None:
+    """Keras's common placements (first, after an activation then Dropout, after an Activation
+    layer), trained by Keras: fastmlp loads the file with Keras's predictions, saves it again,
+    and Keras loads that with the same predictions."""
+    keras.utils.set_random_seed(3)
+    x = RNG.normal(3.0, 2.0, size=(64, 4)).astype("float32")
+    theirs = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(), keras.layers.Dense(6, activation="relu"),
+                               keras.layers.BatchNormalization(momentum=0.8), keras.layers.Dropout(0.3), keras.layers.Dense(5),
+                               keras.layers.Activation("tanh"), keras.layers.BatchNormalization(center=False),
+                               keras.layers.Dense(2)])
+    theirs.compile(optimizer="adam", loss="mse")
+    theirs.fit(x, RNG.normal(size=(64, 2)).astype("float32"), epochs=2, verbose=0)
+    theirs.save(tmp_path / "theirs.keras")
+    with pytest.warns(OptimizerStateResetWarning):
+        model = fm.models.load_model(tmp_path / "theirs.keras")
+    for a, b in zip(theirs.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(b, np.asarray(a))
+    np.testing.assert_allclose(model.predict(x[:9], verbose=0), np.asarray(theirs.predict(x[:9], verbose=0)), rtol=1e-5, atol=1e-5)
+    model.save(tmp_path / "ours.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras says it skips the optimizer variables fastmlp does not write
+        again = keras.models.load_model(tmp_path / "ours.keras")
+    np.testing.assert_allclose(np.asarray(again.predict(x[:9], verbose=0)), model.predict(x[:9], verbose=0), rtol=1e-5, atol=1e-5)

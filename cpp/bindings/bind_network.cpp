@@ -25,14 +25,34 @@ namespace {
 using NormSettings = std::tuple<double, double, bool, bool>;
 
 // The batch normalization array `name` of layer l (gamma, beta, moving_mean, moving_variance,
-// or with grad the gradients gamma, beta); null when the layer has none.
+// or with grad the gradients gamma, beta; with the prefix "input_", those of its input batch
+// normalization); null when the layer has none.
 template <class T>
 T* norm_array(Network<T>& n, std::size_t l, const std::string& name, bool grad) {
+  if (name == "input_gamma") return grad ? n.input_gamma_grad(l) : n.input_gamma(l);
+  if (name == "input_beta") return grad ? n.input_beta_grad(l) : n.input_beta(l);
+  if (!grad && name == "input_moving_mean") return n.input_moving_mean(l);
+  if (!grad && name == "input_moving_variance") return n.input_moving_variance(l);
   if (name == "gamma") return grad ? n.gamma_grad(l) : n.gamma(l);
   if (name == "beta") return grad ? n.beta_grad(l) : n.beta(l);
   if (!grad && name == "moving_mean") return n.moving_mean(l);
   if (!grad && name == "moving_variance") return n.moving_variance(l);
   throw py::value_error("unknown batch normalization array '" + name + "'");
+}
+
+// How many values norm_array(n, l, name) holds: fan_in(l) for the input normalization's.
+template <class T>
+py::ssize_t norm_size(const Network<T>& n, std::size_t l, const std::string& name) {
+  return py::ssize_t(name.rfind("input_", 0) == 0 ? n.fan_in(l) : n.spec(l).units);
+}
+
+// Checked batch normalization settings.
+void check_norm(const NormSettings& settings) {
+  const auto& [momentum, epsilon, center, scale] = settings;
+  (void)center;
+  (void)scale;
+  if (!(momentum >= 0 && momentum <= 1)) throw py::value_error("batch normalization momentum must be in [0, 1]");
+  if (!(epsilon > 0) || !std::isfinite(epsilon)) throw py::value_error("batch normalization epsilon must be positive");
 }
 
 // penalties: per layer (kernel l1, kernel l2, bias l1, bias l2), or empty for none.
@@ -43,13 +63,19 @@ std::shared_ptr<Network<T>> make_network(const py::object& input_dim, const std:
                                          const std::vector<std::array<double, 4>>& penalties,
                                          const std::vector<double>& alphas,
                                          const std::vector<double>& dropout,
-                                         const std::vector<std::optional<NormSettings>>& norms) {
+                                         const std::vector<std::optional<NormSettings>>& norms,
+                                         const std::vector<std::optional<NormSettings>>& input_norms,
+                                         const std::vector<double>& input_dropout) {
   if (units.size() != activations.size() || units.size() != use_bias.size())
     throw py::value_error("units, activations and use_bias must have the same length");
   if (!penalties.empty() && penalties.size() != units.size())
     throw py::value_error("one penalty entry per layer is needed");
   if (!norms.empty() && norms.size() != units.size())
     throw py::value_error("one batch normalization entry (or None) per layer is needed");
+  if (!input_norms.empty() && input_norms.size() != units.size())
+    throw py::value_error("one input batch normalization entry (or None) per layer is needed");
+  if (!input_dropout.empty() && input_dropout.size() != units.size())
+    throw py::value_error("one input dropout rate per layer is needed");
   std::vector<LayerSpec> specs;
   for (std::size_t l = 0; l < units.size(); ++l) {
     LayerSpec spec{size_arg(units[l], "units"), parse_activation(activations[l]), bool(use_bias[l])};
@@ -71,15 +97,25 @@ std::shared_ptr<Network<T>> make_network(const py::object& input_dim, const std:
       spec.bias_l2 = penalties[l][3];
     }
     if (!norms.empty() && norms[l].has_value()) {
+      check_norm(*norms[l]);
       const auto& [momentum, epsilon, center, scale] = *norms[l];
-      if (!(momentum >= 0 && momentum <= 1)) throw py::value_error("batch normalization momentum must be in [0, 1]");
-      if (!(epsilon > 0) || !std::isfinite(epsilon)) throw py::value_error("batch normalization epsilon must be positive");
       spec.batch_norm = true;
       spec.norm_momentum = momentum;
       spec.norm_epsilon = epsilon;
       spec.norm_center = center;
       spec.norm_scale = scale;
     }
+    if (!input_norms.empty() && input_norms[l].has_value()) {
+      check_norm(*input_norms[l]);
+      const auto& [momentum, epsilon, center, scale] = *input_norms[l];
+      spec.input_norm = true;
+      spec.input_norm_momentum = momentum;
+      spec.input_norm_epsilon = epsilon;
+      spec.input_norm_center = center;
+      spec.input_norm_scale = scale;
+    }
+    spec.input_dropout = input_dropout.empty() ? 0.0 : input_dropout.at(l);
+    if (!(spec.input_dropout >= 0 && spec.input_dropout < 1)) throw py::value_error("dropout rates must be in [0, 1)");
     specs.push_back(spec);
   }
   const std::size_t inputs = size_arg(input_dim, "input_dim");
@@ -124,11 +160,18 @@ void bind(py::module_& m, const char* name) {
            py::arg("activations"), py::arg("use_bias"),
            py::arg("penalties") = std::vector<std::array<double, 4>>{},
            py::arg("alphas") = std::vector<double>{}, py::arg("dropout") = std::vector<double>{},
-           py::arg("norms") = std::vector<std::optional<NormSettings>>{})
+           py::arg("norms") = std::vector<std::optional<NormSettings>>{},
+           py::arg("input_norms") = std::vector<std::optional<NormSettings>>{},
+           py::arg("input_dropout") = std::vector<double>{})
       .def("set_norm_trainable",
            [](Net& n, std::size_t l, bool trainable) {
              layer_arg(n, l);
              n.set_norm_trainable(l, trainable);
+           })
+      .def("set_input_norm_trainable",
+           [](Net& n, std::size_t l, bool trainable) {
+             layer_arg(n, l);
+             n.set_input_norm_trainable(l, trainable);
            })
       .def(
           "get_norm",
@@ -136,7 +179,7 @@ void bind(py::module_& m, const char* name) {
             layer_arg(n, l);
             const T* p = norm_array(n, l, array, grad);
             if (p == nullptr) return py::none();
-            return copy_out(p, {py::ssize_t(n.spec(l).units)});
+            return copy_out(p, {norm_size(n, l, array)});
           },
           py::arg("layer"), py::arg("name"), py::arg("grad") = false,
           "A copy of layer's batch normalization array `name` (or its gradient), or None.")
@@ -146,7 +189,7 @@ void bind(py::module_& m, const char* name) {
             layer_arg(n, l);
             T* p = norm_array(n, l, array, false);
             if (p == nullptr) throw py::value_error("this layer has no batch normalization " + array);
-            copy_in(p, a, {py::ssize_t(n.spec(l).units)}, array.c_str());
+            copy_in(p, a, {norm_size(n, l, array)}, array.c_str());
           },
           py::arg("layer"), py::arg("name"), py::arg("values"))
       .def("regularization_penalty", &Net::regularization_penalty)

@@ -101,7 +101,7 @@ Model model_of(Network<T>& net, const LossSpec& loss) {
   m.dims.push_back(net.input_dim());
   for (std::size_t l = 0; l < net.num_layers(); ++l) {
     const LayerSpec& s = net.spec(l);
-    if (s.batch_norm)
+    if (s.batch_norm || s.input_norm)
       throw std::invalid_argument("the Hessian of a network with batch normalization is not available (layer " +
                                   std::to_string(l) + ")");
     const std::size_t in = net.fan_in(l), out = s.units;

@@ -90,10 +90,17 @@ Network<T>::Network(std::size_t input_dim, std::vector<LayerSpec> specs) : input
       throw std::invalid_argument("layer " + std::to_string(l) + "'s batch normalization momentum must be in [0, 1]");
     if (specs[l].batch_norm && !(specs[l].norm_epsilon > 0 && std::isfinite(specs[l].norm_epsilon)))
       throw std::invalid_argument("layer " + std::to_string(l) + "'s batch normalization epsilon must be positive");
+    if (specs[l].input_norm && !(specs[l].input_norm_momentum >= 0 && specs[l].input_norm_momentum <= 1))
+      throw std::invalid_argument("layer " + std::to_string(l) + "'s input batch normalization momentum must be in [0, 1]");
+    if (specs[l].input_norm && !(specs[l].input_norm_epsilon > 0 && std::isfinite(specs[l].input_norm_epsilon)))
+      throw std::invalid_argument("layer " + std::to_string(l) + "'s input batch normalization epsilon must be positive");
+    if (!(specs[l].input_dropout >= 0 && specs[l].input_dropout < 1))
+      throw std::invalid_argument("layer " + std::to_string(l) + "'s input dropout rate must be in [0, 1)");
     // Its kernel and bias, and their gradients (kernel <= 1 TiB: no overflow), and its batch
-    // normalization's 8 arrays of `out` values.
+    // normalization's 8 arrays of `out` values, and its input normalization's 8 of `in`.
     const std::size_t bytes = 2 * (kernel + (specs[l].use_bias ? out * sizeof(T) : 0)) +
-                              (specs[l].batch_norm ? 8 * out * sizeof(T) : 0);
+                              (specs[l].batch_norm ? 8 * out * sizeof(T) : 0) +
+                              (specs[l].input_norm ? 8 * in * sizeof(T) : 0);
     with_context([&] { return layer_buffer<T>(l, "kernel, bias and their gradients", in, out); }, long(l),
                  [&] { require_memory(bytes); });
     total = checked_add(total, bytes, "parameter bytes");
@@ -118,6 +125,13 @@ Network<T>::Network(std::size_t input_dim, std::vector<LayerSpec> specs) : input
                                     &layer.gamma_grad, &layer.beta_grad, &layer.batch_mean, &layer.batch_variance})
           b->resize(out);
         for (std::size_t j = 0; j < out; ++j) layer.gamma[j] = layer.moving_variance[j] = T(1);
+      }
+      if (specs[l].input_norm) {
+        for (AlignedBuffer<T>* b : {&layer.in_gamma, &layer.in_beta, &layer.in_moving_mean, &layer.in_moving_variance,
+                                    &layer.in_gamma_grad, &layer.in_beta_grad, &layer.in_batch_mean,
+                                    &layer.in_batch_variance})
+          b->resize(in);
+        for (std::size_t j = 0; j < in; ++j) layer.in_gamma[j] = layer.in_moving_variance[j] = T(1);
       }
     });
   }
@@ -150,7 +164,7 @@ void Network<T>::reserve(std::size_t rows) {
   // allocation has succeeded: a size that cannot be had leaves the old buffers, the pointers
   // into them and capacity_ as they were (and consistent), so the network still runs.
   struct Fresh {
-    AlignedBuffer<T> z, a_storage, delta, mask, dropped, pre;
+    AlignedBuffer<T> z, a_storage, delta, mask, dropped, pre, in_normed, in_mask, in_dropped, in_delta;
   };
   std::vector<Fresh> fresh(layers_.size());
   std::size_t total = 0;
@@ -162,6 +176,12 @@ void Network<T>::reserve(std::size_t rows) {
     const std::size_t bytes = with_context([&] { return layer_buffer<T>(l, "activations", rows, spec.units); }, long(l),
                                            [&] { return checked_bytes(n, sizeof(T)); });
     total = checked_add(total, checked_mul(count, bytes, "activation bytes"), "activation bytes");
+    // The input normalization's buffers of rows x fan_in values.
+    const std::size_t in_count =
+        spec.input_norm ? 1 + 2 * (spec.input_dropout > 0) + (l == 0) : 2 * (spec.input_dropout > 0);
+    const std::size_t in_bytes = with_context([&] { return layer_buffer<T>(l, "inputs", rows, fan_in(l)); }, long(l),
+                                              [&] { return checked_bytes(rows * fan_in(l), sizeof(T)); });
+    total = checked_add(total, checked_mul(in_count, in_bytes, "activation bytes"), "activation bytes");
   }
   // The nonzero lists: rows x (in + 8) <= 2**32 entries (checked above).
   const std::size_t list_bytes = (rows * (in + 8) + rows * in + 3 * rows + 2 * in + 2) * sizeof(std::uint32_t);
@@ -179,6 +199,15 @@ void Network<T>::reserve(std::size_t rows) {
         fresh[l].dropped.resize(n);
       }
       if (spec.batch_norm) fresh[l].pre.resize(n);
+    });
+    const std::size_t n_in = rows * fan_in(l);
+    with_context([&] { return layer_buffer<T>(l, "inputs", rows, fan_in(l)); }, long(l), [&] {
+      if (spec.input_norm) fresh[l].in_normed.resize(n_in);
+      if (spec.input_norm && l == 0) fresh[l].in_delta.resize(n_in);
+      if (spec.input_dropout > 0) {
+        fresh[l].in_mask.resize(n_in);
+        fresh[l].in_dropped.resize(n_in);
+      }
     });
   }
   // Vectors: each reserve is strong and only grows a capacity, which leaves them valid.
@@ -200,6 +229,13 @@ void Network<T>::reserve(std::size_t rows) {
     layer.mask.swap(fresh[l].mask);
     layer.dropped.swap(fresh[l].dropped);
     layer.pre.swap(fresh[l].pre);
+    layer.in_normed.swap(fresh[l].in_normed);
+    layer.in_mask.swap(fresh[l].in_mask);
+    layer.in_dropped.swap(fresh[l].in_dropped);
+    layer.in_delta.swap(fresh[l].in_delta);
+    layer.in_used = nullptr;
+    layer.in_batch_stats_now = false;
+    layer.in_dropped_now = false;
     layer.batch_stats_now = false;
     layer.a = activation_apart(layer.spec.activation) ? layer.a_storage.data() : layer.z.data();
     layer.out = layer.a;
@@ -366,16 +402,21 @@ void Network<T>::forward(const T* x, std::size_t rows, Rng* dropout_rng, bool lo
     Layer& layer = layers_[l];
     const std::size_t out = layer.spec.units;
     const bool norm = layer.spec.batch_norm;
+    if (layer.spec.input_norm) {
+      normalize_input(l, in, rows, dropout_rng);
+      in = layer.in_used;
+    }
     // The product (plus bias) goes to z, or to pre when batch normalization comes between.
     T* product = norm ? layer.pre.data() : layer.z.data();
     // A dense product ends with the bias and the activation in its epilogue when the activation
     // is z itself after them (relu, linear: a is z): the pass over z below is then done.
-    const bool dense_product = !(l == 0 && sparse_.active) && rows > kSmallBatch;
+    const bool sparse_product = l == 0 && sparse_.active && !layer.spec.input_norm;
+    const bool dense_product = !sparse_product && rows > kSmallBatch;
     // The last layer's logits alone: z = product + bias, the activation left out.
     const bool logits = logits_only && !norm && l + 1 == layers_.size();
     const bool fused = dense_product && !norm &&
                        (logits || (!activation_apart(layer.spec.activation) && layer.a == layer.z.data()));
-    if (l == 0 && sparse_.active) {
+    if (sparse_product) {
       parallel_sparse_gemm({rows, out, x, std::ptrdiff_t(in_dim), 1, sparse_.row_starts.data(),
                             sparse_.row_ends.data(), sparse_.row_cols.data(), layer.kernel.data(),
                             std::ptrdiff_t(out), product, std::ptrdiff_t(out)});
@@ -457,10 +498,12 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
   for (std::size_t l = layers_.size(); l-- > 0;) {
     Layer& layer = layers_[l];
     const std::size_t in_dim = fan_in(l), out = layer.spec.units;
-    const T* in = l == 0 ? x : layers_[l - 1].out;
+    // What the product read, and what the input normalization read (when there is one).
+    const T* raw_in = l == 0 ? x : layers_[l - 1].out;
+    const T* in = layer.spec.input_norm ? layer.in_used : raw_in;
     if (layer.spec.batch_norm) normalize_backward(l, rows);
     // dW = in^T @ delta: in read transposed through its strides (or its nonzeros, per feature).
-    if (l == 0 && sparse_.active) {
+    if (l == 0 && sparse_.active && !layer.spec.input_norm) {
       index_sparse_features();
       SparseGemmArgs<T> args{in_dim, out, x, 1, std::ptrdiff_t(in_dim), sparse_.feature_starts.data(),
                              sparse_.feature_starts.data() + 1, sparse_.feature_rows.data(),
@@ -484,17 +527,24 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
                    layer.kernel_grad.data());
     if (layer.spec.use_bias && layer.spec.bias_regularized())
       k.regularize(out, T(layer.spec.bias_l1), T(layer.spec.bias_l2), layer.bias.data(), layer.bias_grad.data());
-    if (l == 0) break;
-    // dA_prev = delta @ W^T, then through the previous layer's activation, in place.
-    Layer& prev = layers_[l - 1];
-    // Through a relu without dropout between, in the product's epilogue: its pass is done.
-    const bool fused_relu = !prev.dropped_now && prev.spec.activation == Activation::relu;
+    if (l == 0 && !layer.spec.input_norm) break;
+    // dA_prev = delta @ W^T (through the input normalization, when there is one), then through
+    // the previous layer's activation, in place. Layer 0's input gradient serves only its input
+    // normalization's gamma and beta. Straight into a relu (no dropout nor input normalization
+    // between), the relu's pass runs in the product's epilogue.
+    T* in_delta = l == 0 ? layer.in_delta.data() : layers_[l - 1].delta.data();
+    const bool fused_relu = l > 0 && !layer.spec.input_norm && !layers_[l - 1].dropped_now &&
+                            layers_[l - 1].spec.activation == Activation::relu;
     GemmEpilogue<T> ep{};
-    ep.positive = prev.z.data();
-    ep.ld_positive = std::ptrdiff_t(in_dim);
+    if (fused_relu) {
+      ep.positive = layers_[l - 1].z.data();
+      ep.ld_positive = std::ptrdiff_t(in_dim);
+    }
     parallel_gemm(rows, in_dim, out, layer.delta.data(), std::ptrdiff_t(out), 1, layer.kernel.data(),
-                  1, std::ptrdiff_t(out), prev.delta.data(), std::ptrdiff_t(in_dim), fused_relu ? &ep : nullptr);
-    if (fused_relu) continue;
+                  1, std::ptrdiff_t(out), in_delta, std::ptrdiff_t(in_dim), fused_relu ? &ep : nullptr);
+    if (layer.spec.input_norm) normalize_input_backward(l, raw_in, in_delta, rows);
+    if (l == 0 || fused_relu) continue;
+    Layer& prev = layers_[l - 1];
     if (prev.dropped_now) {  // through the dropout: the kept values' gradients, scaled
       for (std::size_t i = 0; i < rows * in_dim; ++i) prev.delta[i] *= prev.mask[i];
     }
@@ -511,7 +561,7 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
 template <class T>
 bool Network<T>::has_batch_norm() const {
   for (const Layer& layer : layers_)
-    if (layer.spec.batch_norm) return true;
+    if (layer.spec.batch_norm || layer.spec.input_norm) return true;
   return false;
 }
 
@@ -561,6 +611,72 @@ void Network<T>::normalize_backward(std::size_t l, std::size_t rows) {
     k.batch_norm_backward({rows, j1 - j0, layer.pre.data() + off, ld, mean + off, variance + off,
                            gamma != nullptr ? gamma + off : nullptr, T(spec.norm_epsilon), batch_stats,
                            layer.delta.data() + off, ld, gamma_grad != nullptr ? gamma_grad + off : nullptr,
+                           beta_grad != nullptr ? beta_grad + off : nullptr});
+  });
+}
+
+template <class T>
+void Network<T>::normalize_input(std::size_t l, const T* in, std::size_t rows, Rng* dropout_rng) {
+  Layer& layer = layers_[l];
+  const LayerSpec& spec = layer.spec;
+  const std::size_t n = fan_in(l);
+  const KernelTable<T>& k = kernels<T>();
+  const bool batch_stats = dropout_rng != nullptr && spec.input_norm_trainable;
+  T* mean = batch_stats ? layer.in_batch_mean.data() : layer.in_moving_mean.data();
+  T* variance = batch_stats ? layer.in_batch_variance.data() : layer.in_moving_variance.data();
+  const T* gamma = spec.input_norm_scale ? layer.in_gamma.data() : nullptr;
+  const T* beta = spec.input_norm_center ? layer.in_beta.data() : nullptr;
+  // Each column is one kernel's chain over the rows: any split of the columns gives the same bits.
+  for_blocks(rows, n, Activation::linear, [&](std::size_t, std::size_t, std::size_t j0, std::size_t j1) {
+    const auto ld = std::ptrdiff_t(n), off = std::ptrdiff_t(j0);
+    k.batch_norm({rows, j1 - j0, in + off, ld, layer.in_normed.data() + off, ld,
+                  gamma != nullptr ? gamma + off : nullptr, beta != nullptr ? beta + off : nullptr,
+                  T(spec.input_norm_epsilon), batch_stats, mean + off, variance + off});
+  });
+  layer.in_batch_stats_now = batch_stats;
+  layer.in_used = layer.in_normed.data();
+  layer.in_dropped_now = false;
+  if (batch_stats) {
+    const T momentum = T(spec.input_norm_momentum), rest = T(1.0 - spec.input_norm_momentum);
+    for (std::size_t j = 0; j < n; ++j) {
+      layer.in_moving_mean[j] = layer.in_moving_mean[j] * momentum + layer.in_batch_mean[j] * rest;
+      layer.in_moving_variance[j] = layer.in_moving_variance[j] * momentum + layer.in_batch_variance[j] * rest;
+    }
+  }
+  if (dropout_rng != nullptr && spec.input_dropout > 0) {
+    // Drawn in one thread, in order, after the previous layer's masks (as forward's).
+    const double rate = spec.input_dropout;
+    const T scale = T(1.0 / (1.0 - rate));
+    for (std::size_t i = 0; i < rows * n; ++i) {
+      const double u = double(dropout_rng->next() >> 11) * 0x1.0p-53;  // uniform in [0, 1)
+      layer.in_mask[i] = u >= rate ? scale : T(0);
+      layer.in_dropped[i] = layer.in_normed[i] * layer.in_mask[i];
+    }
+    layer.in_used = layer.in_dropped.data();
+    layer.in_dropped_now = true;
+  }
+}
+
+template <class T>
+void Network<T>::normalize_input_backward(std::size_t l, const T* in, T* delta, std::size_t rows) {
+  Layer& layer = layers_[l];
+  const LayerSpec& spec = layer.spec;
+  const std::size_t n = fan_in(l);
+  const KernelTable<T>& k = kernels<T>();
+  if (layer.in_dropped_now) {  // through the dropout: the kept values' gradients, scaled
+    for (std::size_t i = 0; i < rows * n; ++i) delta[i] *= layer.in_mask[i];
+  }
+  const bool batch_stats = layer.in_batch_stats_now;
+  const T* mean = batch_stats ? layer.in_batch_mean.data() : layer.in_moving_mean.data();
+  const T* variance = batch_stats ? layer.in_batch_variance.data() : layer.in_moving_variance.data();
+  const T* gamma = spec.input_norm_scale ? layer.in_gamma.data() : nullptr;
+  T* gamma_grad = spec.input_norm_scale ? layer.in_gamma_grad.data() : nullptr;
+  T* beta_grad = spec.input_norm_center ? layer.in_beta_grad.data() : nullptr;
+  for_blocks(rows, n, Activation::linear, [&](std::size_t, std::size_t, std::size_t j0, std::size_t j1) {
+    const auto ld = std::ptrdiff_t(n), off = std::ptrdiff_t(j0);
+    k.batch_norm_backward({rows, j1 - j0, in + off, ld, mean + off, variance + off,
+                           gamma != nullptr ? gamma + off : nullptr, T(spec.input_norm_epsilon), batch_stats,
+                           delta + off, ld, gamma_grad != nullptr ? gamma_grad + off : nullptr,
                            beta_grad != nullptr ? beta_grad + off : nullptr});
   });
 }

@@ -15,12 +15,17 @@ namespace fastmlp {
 
 namespace {
 
-// The parameter arrays of a network, in Keras's get_weights order (a Dense layer's kernel and
-// bias, then its batch normalization's gamma and beta).
+// The parameter arrays of a network, in Keras's get_weights order (a Dense layer's input batch
+// normalization's gamma and beta, its kernel and bias, then its batch normalization's gamma and
+// beta).
 template <class T>
 std::vector<ParamRef<T>> params_of(Network<T>& net) {
   std::vector<ParamRef<T>> refs;
   for (std::size_t l = 0; l < net.num_layers(); ++l) {
+    if (net.input_gamma(l) != nullptr)
+      refs.push_back({net.input_gamma(l), net.input_gamma_grad(l), net.fan_in(l), l, true, true});
+    if (net.input_beta(l) != nullptr)
+      refs.push_back({net.input_beta(l), net.input_beta_grad(l), net.fan_in(l), l, true, true});
     refs.push_back({net.kernel(l), net.kernel_grad(l), net.fan_in(l) * net.spec(l).units, l});
     if (net.spec(l).use_bias) refs.push_back({net.bias(l), net.bias_grad(l), net.spec(l).units, l});
     if (net.gamma(l) != nullptr) refs.push_back({net.gamma(l), net.gamma_grad(l), net.spec(l).units, l, true});

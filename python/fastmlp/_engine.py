@@ -47,6 +47,12 @@ class LayerSpec:
     # and whether it trains (frozen, it normalizes with its moving statistics in fit too).
     norm: Optional[tuple[float, float, bool, bool]] = None
     norm_trainable: bool = True
+    # The BatchNormalization on its input (after the previous layer's activation and Dropout, or
+    # on the model's input), as ``norm``, whether it trains, and the rate of a Dropout between
+    # that BatchNormalization and this layer.
+    input_norm: Optional[tuple[float, float, bool, bool]] = None
+    input_norm_trainable: bool = True
+    input_dropout: float = 0.0
 
 
 # A batch normalization's arrays in Keras's get_weights order (gamma without scale and beta
@@ -100,12 +106,16 @@ class Engine:
                 [layer.alpha for layer in layers],
                 [layer.dropout for layer in layers],
                 [layer.norm for layer in layers],
+                [layer.input_norm for layer in layers],
+                [layer.input_dropout for layer in layers],
             )
             for index, layer in enumerate(layers):
                 if not layer.trainable:
                     network.set_trainable(index, False)
                 if not layer.norm_trainable:
                     network.set_norm_trainable(index, False)
+                if not layer.input_norm_trainable:
+                    network.set_input_norm_trainable(index, False)
             self._network, self._trainer = network, None
             self._input_dim, self._layers = input_dim, tuple(layers)
 
@@ -125,13 +135,19 @@ class Engine:
                     replace(spec, trainable=trainable) if i == index else spec for i, spec in enumerate(self._layers)
                 )
 
-    def set_norm_trainable(self, index: int, trainable: bool) -> None:
-        """Freeze or unfreeze layer ``index``'s batch normalization (as ``set_trainable``)."""
+    def set_norm_trainable(self, index: int, trainable: bool, on_input: bool = False) -> None:
+        """Freeze or unfreeze layer ``index``'s batch normalization (``on_input``: the one on its
+        input) (as ``set_trainable``)."""
         with self.lock:
             if self._network is not None and index < len(self._layers):
-                self._network.set_norm_trainable(index, trainable)
+                if on_input:
+                    self._network.set_input_norm_trainable(index, trainable)
+                else:
+                    self._network.set_norm_trainable(index, trainable)
                 self._layers = tuple(
-                    replace(spec, norm_trainable=trainable) if i == index else spec
+                    (replace(spec, input_norm_trainable=trainable) if on_input else replace(spec, norm_trainable=trainable))
+                    if i == index
+                    else spec
                     for i, spec in enumerate(self._layers)
                 )
 
@@ -177,29 +193,43 @@ class Engine:
             shapes.append((units,))
         return shapes
 
-    def norm_names(self, index: int) -> list[str]:
-        """The names of layer ``index``'s batch normalization arrays, in Keras's order (empty
-        without one)."""
-        norm = self._layers[index].norm
+    def has_norm(self, index: int, on_input: bool = False) -> bool:
+        """Whether layer ``index`` (built) has that batch normalization."""
+        if index >= len(self._layers):
+            return False
+        spec = self._layers[index]
+        return (spec.input_norm if on_input else spec.norm) is not None
+
+    def norm_names(self, index: int, on_input: bool = False) -> list[str]:
+        """The names of layer ``index``'s batch normalization arrays (``on_input``: of the one on
+        its input, each name prefixed ``input_``), in Keras's order (empty without one)."""
+        norm = self._layers[index].input_norm if on_input else self._layers[index].norm
         if norm is None:
             return []
         _, _, center, scale = norm
-        return [name for name in NORM_ARRAYS if (name != "gamma" or scale) and (name != "beta" or center)]
+        prefix = "input_" if on_input else ""
+        return [prefix + name for name in NORM_ARRAYS if (name != "gamma" or scale) and (name != "beta" or center)]
+
+    def norm_size(self, index: int, on_input: bool = False) -> int:
+        """How many values each array of that batch normalization holds."""
+        return self.fan_in(index) if on_input else self._layers[index].units
 
     # ------------------------------------------------------------------ weights
 
-    def norm_weights(self, index: int) -> list[Array]:
+    def norm_weights(self, index: int, on_input: bool = False) -> list[Array]:
         """Copies of layer ``index``'s batch normalization arrays (``norm_names`` order)."""
         with self.lock:
             network = self._built_network()
-            arrays = [network.get_norm(index, name) for name in self.norm_names(index)]
+            arrays = [network.get_norm(index, name) for name in self.norm_names(index, on_input)]
             return [array for array in arrays if array is not None]
 
-    def norm_gradients(self, index: int) -> list[Array]:
+    def norm_gradients(self, index: int, on_input: bool = False) -> list[Array]:
         """Layer ``index``'s gamma and beta gradients (those it has) from the last backward pass."""
         with self.lock:
             network = self._built_network()
-            arrays = [network.get_norm(index, name, True) for name in ("gamma", "beta") if name in self.norm_names(index)]
+            prefix = "input_" if on_input else ""
+            names = [prefix + name for name in ("gamma", "beta") if prefix + name in self.norm_names(index, on_input)]
+            arrays = [network.get_norm(index, name, True) for name in names]
             return [array for array in arrays if array is not None]
 
     def kernel(self, index: int) -> Array:
@@ -216,28 +246,32 @@ class Engine:
         self,
         assignments: Sequence[tuple[int, str, Sequence[Any]]],
         norm_assignments: Sequence[tuple[int, str, Sequence[Any]]] = (),
+        input_norm_assignments: Sequence[tuple[int, str, Sequence[Any]]] = (),
     ) -> None:
         """Set the weights of several layers as one change: each assignment is (layer index,
         layer name for messages, ``[kernel, bias]`` or ``[kernel]``), each norm assignment
-        (layer index, name, the ``norm_names`` arrays of its batch normalization). Every array
+        (layer index, name, the ``norm_names`` arrays of its batch normalization), each input
+        norm assignment the same for the batch normalization on its input. Every array
         is checked (count, shape, real dtype, finite once in the engine's dtype) before any is
         set, so a refused call changes nothing."""
         with self.lock:
             network = self._built_network()
             checked = [(index, self._checked(self.weight_shapes(index), name, arrays)) for index, name, arrays in assignments]
             norms = []
-            for index, name, arrays in norm_assignments:
-                names = self.norm_names(index)
-                values = self._checked([(self._layers[index].units,)] * len(names), name, arrays)
-                if (values[names.index("moving_variance")] < 0).any():
-                    raise ValueError(f"Layer {name!r} moving_variance must not be negative.")
-                norms.append((index, values))
+            stages = [(False, norm_assignments), (True, input_norm_assignments)]
+            for on_input, given in stages:
+                for index, name, arrays in given:
+                    names = self.norm_names(index, on_input)
+                    values = self._checked([(self.norm_size(index, on_input),)] * len(names), name, arrays)
+                    if (values[-1] < 0).any():  # moving_variance, always the last
+                        raise ValueError(f"Layer {name!r} moving_variance must not be negative.")
+                    norms.append((index, on_input, values))
             for index, arrays in checked:
                 network.set_kernel(index, arrays[0])
                 if len(arrays) > 1:
                     network.set_bias(index, arrays[1])
-            for index, arrays in norms:
-                for array_name, array in zip(self.norm_names(index), arrays):
+            for index, on_input, arrays in norms:
+                for array_name, array in zip(self.norm_names(index, on_input), arrays):
                     network.set_norm(index, array_name, array)
 
     def _checked(self, expected: Sequence[tuple[int, ...]], name: str, weights: Sequence[Any]) -> list[Array]:

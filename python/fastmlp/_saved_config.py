@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, NoReturn, Union
 
 from . import _normalization
-from ._layer_order import Placement, misplaced
+from ._layer_order import Placement, misplaced, trailing_norm
 from ._model_file_format import MAX_ITERATIONS, FileFormatError
 
 
@@ -378,10 +378,14 @@ def check_training(training: Any, label: str, member: str) -> dict[str, Any]:
 
 def _check_layer_order(where: _Where, layers: list[dict[str, Any]]) -> None:
     """The rules ``Sequential.add`` enforces (``fastmlp._layer_order``), and a Dense layer."""
-    found = misplaced([Placement.of_config(layer) for layer in layers])
+    placements = [Placement.of_config(layer) for layer in layers]
+    found = misplaced(placements)
     if found is not None:
         index, problem = found
         where.fail(f"model.layers[{index}]", f"is misplaced: {problem}")
+    trailing = trailing_norm(placements)
+    if trailing is not None:
+        where.fail(f"model.layers[{trailing}]", "is a BatchNormalization after the last Dense layer")
     if not any(layer["class_name"] == "Dense" for layer in layers):
         where.fail("model.layers", "holds no Dense layer")
 

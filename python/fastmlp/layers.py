@@ -621,9 +621,11 @@ def _unit_interval(value: Any, name: str) -> float:
 
 
 class BatchNormalization(Layer):
-    """Keras's ``BatchNormalization`` for the outputs of the Dense layer before it, which must
-    have no activation of its own (``Dense(64), BatchNormalization(), Activation("relu")``):
-    fastmlp normalizes that layer's ``x @ kernel + bias`` in the core, before its activation.
+    """Keras's ``BatchNormalization``. Right after a Dense layer without an activation
+    (``Dense(64), BatchNormalization(), Activation("relu")``) fastmlp normalizes that layer's
+    ``x @ kernel + bias`` in the core, before its activation; anywhere else (after an
+    activation, a Dropout, or the Input: ``Dense(64, activation="relu"), BatchNormalization(),
+    Dropout(0.3), Dense(10)``) it normalizes the input of the next Dense layer, which must come.
 
     In ``fit`` (and ``train_on_batch``) each feature is normalized with the batch's mean and
     biased variance, and the moving statistics move once per batch,
@@ -633,7 +635,7 @@ class BatchNormalization(Layer):
     ``gamma * (x - mean) / sqrt(variance + epsilon) + beta``.
 
     Weights, in Keras's order: ``gamma`` (with ``scale``), ``beta`` (with ``center``), then the
-    non-trainable ``moving_mean`` and ``moving_variance``, each of shape ``(units,)``.
+    non-trainable ``moving_mean`` and ``moving_variance``, each of shape ``(features,)``.
     ``axis`` is the feature axis of the flat samples: -1 (or 1, the same axis).
     """
 
@@ -685,6 +687,13 @@ class BatchNormalization(Layer):
                     f"fastmlp's BatchNormalization takes no `{argument}` (its core has none). Received: {argument}={value!r}"
                 )
         self.synchronized = bool(synchronized)  # one device: nothing to synchronize
+        self._on_input = False  # whether its weights are the core layer's input normalization
+
+    def bind_engine(self, engine: Optional[Engine], index: int = -1, on_input: bool = False) -> None:
+        """As ``Layer.bind_engine``; ``on_input``: this layer normalizes the input of the core
+        layer ``index`` (the next Dense layer) rather than the output of its product."""
+        super().bind_engine(engine, index)
+        self._on_input = on_input and engine is not None
 
     @property
     def trainable(self) -> bool:
@@ -697,7 +706,7 @@ class BatchNormalization(Layer):
         self._trainable = bool(value)
         engine = self._engine
         if engine is not None and self._index >= 0:
-            engine.set_norm_trainable(self._index, self._trainable)
+            engine.set_norm_trainable(self._index, self._trainable, self._on_input)
 
     def _weight_names(self) -> list[str]:
         return [
@@ -723,12 +732,14 @@ class BatchNormalization(Layer):
 
     def _built_engine(self) -> Engine:
         engine = self._engine
-        if engine is None or not engine.built:
-            raise ValueError(f"Layer {self.name!r} has no weights yet: the model is not built.")
+        if engine is None or not engine.built or not engine.has_norm(self._index, self._on_input):
+            raise ValueError(
+                f"Layer {self.name!r} has no weights yet: the model is not built (or no Dense layer follows it)."
+            )
         return engine
 
     def _weight(self, name: str) -> Optional[NDArray[np.floating]]:
-        weights = dict(zip(self._weight_names(), self._built_engine().norm_weights(self._index)))
+        weights = dict(zip(self._weight_names(), self._built_engine().norm_weights(self._index, self._on_input)))
         return weights.get(name)
 
     @property
@@ -741,24 +752,28 @@ class BatchNormalization(Layer):
 
     @property
     def moving_mean(self) -> NDArray[np.floating]:
-        return self._built_engine().norm_weights(self._index)[-2]  # always the last two
+        return self._built_engine().norm_weights(self._index, self._on_input)[-2]  # always the last two
 
     @property
     def moving_variance(self) -> NDArray[np.floating]:
-        return self._built_engine().norm_weights(self._index)[-1]
+        return self._built_engine().norm_weights(self._index, self._on_input)[-1]
 
     def get_weights(self) -> list[NDArray[np.floating]]:
         engine = self._engine
         if engine is None:
             return []
         with engine.lock:
-            if not engine.built:
+            if not engine.built or not engine.has_norm(self._index, self._on_input):
                 return []
-            return engine.norm_weights(self._index)
+            return engine.norm_weights(self._index, self._on_input)
 
     def set_weights(self, weights: Sequence[NDArray[np.floating]]) -> None:
         """Replace gamma, beta (those it has) and the moving statistics, all checked first."""
-        self._built_engine().set_weights([], [(self._index, self.name, weights)])
+        assignment = [(self._index, self.name, weights)]
+        if self._on_input:
+            self._built_engine().set_weights([], [], assignment)
+        else:
+            self._built_engine().set_weights([], assignment)
 
     @property
     def trainable_weights(self) -> list[NDArray[np.floating]]:

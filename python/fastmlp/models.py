@@ -42,7 +42,7 @@ from ._compiled_metrics import CompiledMetrics
 from ._compiled_metrics import log_names as metric_log_names
 from ._compiled_metrics import prepare as prepare_metrics
 from ._engine import Engine, LayerSpec
-from ._layer_order import Placement, misplaced
+from ._layer_order import Placement, misplaced, norm_slot, trailing_norm
 from ._names import snake_case, unique_name
 from ._progress import Progbar, print_msg
 from ._symbolic import KerasTensor
@@ -249,6 +249,9 @@ class Model:
         self.history: Optional[callbacks_module.History] = None
         # Refuses structural changes (add, compile, build) from a callback while fit runs.
         self._fitting = False
+        # A BatchNormalization after the last Dense layer, as of the last build: the model runs
+        # only once a Dense layer follows it (it normalizes that layer's input).
+        self._trailing_norm: Optional[BatchNormalization] = None
 
     # ----------------------------------------------------------------- structure
 
@@ -315,13 +318,21 @@ class Model:
         return [layer for layer in self._layers if isinstance(layer, (Normalization, Dense, BatchNormalization))]
 
     def _engine_index(self, layer: Layer) -> int:
-        """The core layer a joining layer's weights live in: a Dense layer's own, the Dense layer
-        before it for a BatchNormalization (folded into it), else -1."""
+        """The core layer a joining layer's weights live in: a Dense layer's own; for a
+        BatchNormalization (see ``_norm_slot``) the Dense layer before it or the next one; else -1."""
         if isinstance(layer, Dense):
             return len(self._dense_layers())
         if isinstance(layer, BatchNormalization):
-            return len(self._dense_layers()) - 1
+            return _norm_slot(self._layers)[0]
         return -1
+
+    def _bind(self, layer: Layer) -> None:
+        """``layer`` joins this model's engine, at its place after the current layers."""
+        if isinstance(layer, BatchNormalization):
+            index, on_input = _norm_slot(self._layers)
+            layer.bind_engine(self._engine, index, on_input)
+        else:
+            layer.bind_engine(self._engine, self._engine_index(layer))
 
     def _normalization(self) -> Optional[Normalization]:
         """The model's Normalization layer (the order rules keep it first), if any."""
@@ -371,7 +382,7 @@ class Model:
                 f"Received: {layer!r} (of type {type(layer).__name__})"
             )
         # First, so that a layer of another model is refused before anything here changes.
-        layer.bind_engine(self._engine, self._engine_index(layer))
+        self._bind(layer)
         try:
             self._check_placement(layer)
             with self._all_or_nothing():
@@ -432,10 +443,17 @@ class Model:
 
     def _layer_specs(self) -> list[LayerSpec]:
         """Each Dense layer as the core builds it, with the activation and Dropout layers after
-        it folded in."""
+        it folded in, and a BatchNormalization (with a Dropout after it) on its input. A
+        BatchNormalization that no Dense layer follows yet is left out (it has no weights)."""
         specs: list[LayerSpec] = []
-        for layer in self._chain():
+        pending: Optional[BatchNormalization] = None  # normalizes the next Dense layer's input
+        pending_dropout = 0.0
+        chain = self._chain()
+        for position, layer in enumerate(chain):
             if isinstance(layer, Dense):
+                input_norm = None
+                if pending is not None:
+                    input_norm = (pending.momentum, pending.epsilon, pending.center, pending.scale)
                 kernel, bias = layer.kernel_regularizer, layer.bias_regularizer
                 specs.append(
                     LayerSpec(
@@ -451,16 +469,24 @@ class Model:
                         ),
                         dropout=0.0,
                         trainable=layer.trainable,
+                        input_norm=input_norm,
+                        input_norm_trainable=pending is None or pending.trainable,
+                        input_dropout=pending_dropout,
                     )
                 )
+                pending, pending_dropout = None, 0.0
             elif isinstance(layer, Activation):  # the order rules put a Dense layer before it
                 alpha = activations.DEFAULT_ALPHA.get(layer.activation, 0.0) if layer.alpha is None else layer.alpha
                 specs[-1] = dataclasses.replace(specs[-1], activation=layer.activation, alpha=alpha)
+            elif isinstance(layer, Dropout) and pending is not None:
+                pending_dropout = layer.rate
             elif isinstance(layer, Dropout):
                 specs[-1] = dataclasses.replace(specs[-1], dropout=layer.rate)
-            elif isinstance(layer, BatchNormalization):  # right after a linear Dense layer
+            elif isinstance(layer, BatchNormalization) and not _norm_slot(chain[:position])[1]:
                 norm = (layer.momentum, layer.epsilon, layer.center, layer.scale)
                 specs[-1] = dataclasses.replace(specs[-1], norm=norm, norm_trainable=layer.trainable)
+            elif isinstance(layer, BatchNormalization):
+                pending = layer
         return specs
 
     def _build_network(self, keep: Optional[list[Array]] = None, initialize: bool = True) -> None:
@@ -473,6 +499,7 @@ class Model:
                 "fastmlp.layers.Input(shape=...) first, or call fit/predict/build."
             )
         input_dim = self._input_dim()
+        self._trailing_norm = _trailing_norm(self._chain())
         normalization = self._normalization()
         if normalization is not None:
             normalization.build((None, *self._sample_shape))
@@ -496,11 +523,14 @@ class Model:
                 fan_in = layer.units
             for norm in self._layers:
                 if isinstance(norm, BatchNormalization):
-                    index = self._engine_index_of(norm)
-                    units = dense[index].units
-                    names = self._engine.norm_names(index)
-                    arrays = [norm.initializer(name)((units,), self._dtype) for name in names]
-                    self._engine.set_weights([], [(index, norm.name, arrays)])
+                    index, on_input = self._engine_index_of(norm)
+                    if not self._engine.has_norm(index, on_input):
+                        continue  # no Dense layer after it yet
+                    size = self._engine.norm_size(index, on_input)
+                    names = self._engine.norm_names(index, on_input)
+                    arrays = [norm.initializer(name.removeprefix("input_"))((size,), self._dtype) for name in names]
+                    assignment = [(index, norm.name, arrays)]
+                    self._engine.set_weights([], [] if on_input else assignment, assignment if on_input else [])
         if keep is not None:
             restored = self.get_weights()
             restored[: len(keep)] = keep
@@ -519,6 +549,7 @@ class Model:
 
     def _ensure_built(self, x: Any) -> None:
         if self.built:
+            self._check_complete()
             return
         with self._all_or_nothing():
             if self._sample_shape is None:
@@ -532,17 +563,28 @@ class Model:
             self._trace()
             if not self.built:
                 self._build_network()
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        """A ValueError naming a BatchNormalization that no Dense layer follows."""
+        norm = self._trailing_norm
+        if norm is not None:
+            raise ValueError(
+                f"BatchNormalization layer {norm.name!r} comes after the last Dense layer of model "
+                f"{self.name!r}: fastmlp normalizes the input of the Dense layer after a "
+                "BatchNormalization that follows an activation, a Dropout or the Input, and the "
+                "model's output cannot be normalized. Add a Dense layer after it, or put it between "
+                "a Dense layer without an activation and its Activation layer."
+            )
 
     # ----------------------------------------------------------------- weights
 
-    def _engine_index_of(self, norm: BatchNormalization) -> int:
-        """The core layer of a BatchNormalization of this model: the Dense layer before it."""
-        dense = -1
-        for layer in self._layers:
-            if isinstance(layer, Dense):
-                dense += 1
+    def _engine_index_of(self, norm: BatchNormalization) -> tuple[int, bool]:
+        """The core layer of a BatchNormalization of this model and whether it normalizes that
+        layer's input (``_norm_slot``)."""
+        for position, layer in enumerate(self._layers):
             if layer is norm:
-                return dense
+                return _norm_slot(self._layers[:position])
         raise ValueError(f"Layer {norm.name!r} is not in model {self.name!r}.")
 
     @_serialized
@@ -571,7 +613,8 @@ class Model:
                 f"length {len(weights)}, but the model was expecting {expected} weights."
             )
         assignments = []
-        norm_assignments = []
+        norm_assignments: list[tuple[int, str, Sequence[Array]]] = []
+        input_norm_assignments: list[tuple[int, str, Sequence[Array]]] = []
         position = leading
         index = -1
         for layer in weighted:
@@ -579,16 +622,18 @@ class Model:
             if isinstance(layer, Dense):
                 index += 1
                 assignments.append((index, layer.name, weights[position : position + count]))
-            else:
-                norm_assignments.append((index, layer.name, weights[position : position + count]))
+            elif isinstance(layer, BatchNormalization) and count:  # none before a Dense layer follows it
+                norm_index, on_input = self._engine_index_of(layer)
+                chosen = input_norm_assignments if on_input else norm_assignments
+                chosen.append((norm_index, layer.name, weights[position : position + count]))
             position += count
         if normalization is None or not leading:
-            self._engine.set_weights(assignments, norm_assignments)
+            self._engine.set_weights(assignments, norm_assignments, input_norm_assignments)
             return
         before = normalization.get_weights()
         normalization.set_weights(weights[:leading])  # checks all, then sets
         try:
-            self._engine.set_weights(assignments, norm_assignments)
+            self._engine.set_weights(assignments, norm_assignments, input_norm_assignments)
         except BaseException:
             normalization.set_weights(before)  # a refused list changes nothing
             raise
@@ -1275,6 +1320,7 @@ class Model:
             and engine.built
             and self._sample_shape == (x.shape[1],)
             and x.shape[1] == engine.input_dim
+            and self._trailing_norm is None
         ):
             try:
                 return engine.predict_small(x)
@@ -1394,7 +1440,7 @@ class Model:
             for layer in layers:
                 # An input layer has no weights: models may share it (as Keras models share an Input).
                 if not isinstance(layer, InputLayer):
-                    layer.bind_engine(self._engine, self._engine_index(layer))
+                    self._bind(layer)
                     bound.append(layer)
                 self._layers.append(layer)
             if build and self._sample_shape is not None and self._dense_layers():
@@ -1439,6 +1485,7 @@ class Model:
         JSON and .npy arrays; no pickle), or, for a path ending in ``.keras``, a Keras 3 archive
         that Keras loads (see ``fastmlp.saving``). Written atomically: an existing file is
         replaced only by a complete new one."""
+        self._check_complete()
         _file_dispatch.save_model(self, filepath)
 
     @_serialized
@@ -1509,8 +1556,20 @@ def _weight_count(layer: Layer) -> int:
     if isinstance(layer, Dense):
         return 2 if layer.use_bias else 1
     if isinstance(layer, BatchNormalization):
-        return layer.weight_count
+        return len(layer.get_weights())  # none before a Dense layer follows it
     return 0
+
+
+def _trailing_norm(chain: Sequence[Layer]) -> Optional[BatchNormalization]:
+    """The BatchNormalization of ``chain`` that would normalize the input of a Dense layer
+    after the last, if any."""
+    position = trailing_norm([Placement.of(layer) for layer in chain])
+    return None if position is None else cast(BatchNormalization, chain[position])
+
+
+def _norm_slot(before: Sequence[Layer]) -> tuple[int, bool]:
+    """``norm_slot`` of these layers."""
+    return norm_slot([Placement.of(layer) for layer in before])
 
 
 def _bytes(n: int) -> str:
@@ -1624,7 +1683,9 @@ class Sequential(Model):
             self._layers = remaining
             layer.bind_engine(None)
             if self._dense_layers() and weights is not None and rebuild:
-                kept = sum(_weight_count(lay) for lay in self._weighted_layers())
+                # A BatchNormalization of the popped Dense layer's input has no weights without it.
+                trailing = _trailing_norm(self._chain())
+                kept = sum(_weight_count(lay) for lay in self._weighted_layers() if lay is not trailing)
                 self._build_network(keep=weights[:kept])
             elif not self._dense_layers():
                 self._engine.clear()

@@ -57,6 +57,8 @@ __all__ = [
     "gradients",
     "hessian_by_differences",
     "inverse_time_decay",
+    "layers_forward",
+    "layers_gradients",
     "learning_rate_at",
     "log_softmax",
     "loss",
@@ -654,6 +656,73 @@ def batch_norm_backward(
 def moving_statistics_update(moving: ArrayLike, batch: ArrayLike, momentum: float) -> FloatArray:
     """Keras's update of a moving mean or variance: moving * momentum + batch * (1 - momentum)."""
     return _as_float(moving) * momentum + _as_float(batch) * (1.0 - momentum)
+
+
+def layers_forward(
+    x: ArrayLike, layers: Sequence[dict[str, Any]], training: bool = True
+) -> tuple[FloatArray, list[dict[str, FloatArray]]]:
+    """Keras's layers in order, each a dict: ``{"kind": "dense", "kernel", "bias" (or None),
+    "activation"}``, ``{"kind": "activation", "activation"}`` or ``{"kind": "batch_norm",
+    "gamma", "beta" (each or None), "moving_mean", "moving_variance", "epsilon" (1e-3),
+    "trainable" (True)}``, a BatchNormalization anywhere.
+    Training (and trainable) normalizes with the batch's statistics, else with the moving ones.
+    Returns the output and, per layer, what its backward pass needs: "input", then "z" and "a"
+    (dense), "a" (activation) or "mean", "variance" and "batch" (batch_norm: the statistics used; batch is 1.0 for
+    the batch's). Dropout is left out (its masks are random)."""
+    a = _as_float(x)
+    caches: list[dict[str, FloatArray]] = []
+    for layer in layers:
+        if layer["kind"] == "dense":
+            z, out = dense_forward(a, layer["kernel"], layer.get("bias"), layer["activation"])
+            caches.append({"input": a, "z": z, "a": out})
+        elif layer["kind"] == "activation":
+            out = _apply_activation(layer["activation"], a)
+            caches.append({"input": a, "a": out})
+        elif layer["kind"] == "batch_norm":
+            batch = training and layer.get("trainable", True)
+            stats = {} if batch else {"mean": layer["moving_mean"], "variance": layer["moving_variance"]}
+            out, mean, variance = batch_norm_forward(a, layer.get("gamma"), layer.get("beta"), layer.get("epsilon", 1e-3), **stats)
+            caches.append({"input": a, "mean": mean, "variance": variance, "batch": np.float64(batch)})
+        else:
+            raise ValueError(f"Unknown layer kind. Received: kind={layer['kind']!r}")
+        a = out
+    return a, caches
+
+
+def layers_gradients(
+    x: ArrayLike,
+    y_true: ArrayLike,
+    layers: Sequence[dict[str, Any]],
+    loss_name: str,
+    from_logits: bool = False,
+    training: bool = True,
+) -> tuple[float, list[tuple[Optional[FloatArray], Optional[FloatArray]]], list[dict[str, FloatArray]]]:
+    """(batch-mean loss, gradients, caches) of ``layers_forward``, whose last layer is a Dense
+    layer: per layer (dkernel, dbias or None) or (dgamma or None, dbeta or None), by
+    backpropagation (through the batch's statistics where they were used)."""
+    if not layers or layers[-1]["kind"] != "dense":
+        raise ValueError("The last layer must be a Dense layer.")
+    _, caches = layers_forward(x, layers, training)
+    last = layers[-1]
+    per_sample, dz = output_loss_and_delta(loss_name, last["activation"], from_logits, y_true, caches[-1]["z"], caches[-1]["a"])
+    grads: list[tuple[Optional[FloatArray], Optional[FloatArray]]] = [(None, None)] * len(layers)
+    d = dz  # dL/d(the output of layer i), or of its z for the last layer
+    for i in reversed(range(len(layers))):
+        layer, cache = layers[i], caches[i]
+        if layer["kind"] == "dense":
+            if i != len(layers) - 1:
+                d = activation_backward(layer["activation"], cache["z"], cache["a"], d)
+            bias = layer.get("bias")
+            grads[i] = (cache["input"].T @ d, d.sum(axis=0) if bias is not None else None)
+            d = d @ _as_float(layer["kernel"]).T
+        elif layer["kind"] == "activation":
+            d = activation_backward(layer["activation"], cache["input"], cache["a"], d)
+        else:
+            stats = {} if cache["batch"] else {"mean": cache["mean"], "variance": cache["variance"]}
+            gamma, beta = layer.get("gamma"), layer.get("beta")
+            d, dgamma, dbeta = batch_norm_backward(cache["input"], d, gamma, layer.get("epsilon", 1e-3), **stats)
+            grads[i] = (dgamma if gamma is not None else None, dbeta if beta is not None else None)
+    return float(np.mean(per_sample)), grads, caches
 
 
 def _check_network(

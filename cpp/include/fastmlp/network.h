@@ -39,6 +39,16 @@ struct LayerSpec {
   double norm_momentum = 0.99, norm_epsilon = 1e-3;
   bool norm_center = true, norm_scale = true;
   bool norm_trainable = true;
+  // Keras's BatchNormalization on this layer's input: after the previous layer's activation
+  // and dropout (or on the network's input, for layer 0), before the product (a
+  // BatchNormalization after an activation, a Dropout or the Input). The same rule as above, per
+  // input feature (fan_in values each); then, while training, inverted dropout at input_dropout
+  // on the normalized values (a Dropout between the BatchNormalization and this layer).
+  bool input_norm = false;
+  double input_norm_momentum = 0.99, input_norm_epsilon = 1e-3;
+  bool input_norm_center = true, input_norm_scale = true;
+  bool input_norm_trainable = true;
+  double input_dropout = 0;
   bool kernel_regularized() const { return kernel_l1 != 0 || kernel_l2 != 0; }
   bool bias_regularized() const { return bias_l1 != 0 || bias_l2 != 0; }
 };
@@ -71,6 +81,8 @@ class Network {
   // Freezes or unfreezes layer l's batch normalization: frozen, it normalizes with the moving
   // statistics in training too and gamma and beta stay as they are (Keras's frozen layer).
   void set_norm_trainable(std::size_t l, bool trainable) { layers_.at(l).spec.norm_trainable = trainable; }
+  // The same for the batch normalization of layer l's input.
+  void set_input_norm_trainable(std::size_t l, bool trainable) { layers_.at(l).spec.input_norm_trainable = trainable; }
   std::size_t fan_in(std::size_t l) const { return l == 0 ? input_dim_ : layers_[l - 1].spec.units; }
 
   // Parameters in Keras's layout: kernel (fan_in, units) row-major, bias (units,).
@@ -93,6 +105,15 @@ class Network {
   T* moving_variance(std::size_t l) { return norm_array(layers_.at(l).moving_variance, true); }
   T* gamma_grad(std::size_t l) { return norm_array(layers_.at(l).gamma_grad, layers_[l].spec.norm_scale); }
   T* beta_grad(std::size_t l) { return norm_array(layers_.at(l).beta_grad, layers_[l].spec.norm_center); }
+  // The arrays of layer l's input batch normalization (fan_in(l) values each), as above.
+  T* input_gamma(std::size_t l) { return norm_array(layers_.at(l).in_gamma, layers_[l].spec.input_norm_scale); }
+  T* input_beta(std::size_t l) { return norm_array(layers_.at(l).in_beta, layers_[l].spec.input_norm_center); }
+  T* input_moving_mean(std::size_t l) { return norm_array(layers_.at(l).in_moving_mean, true); }
+  T* input_moving_variance(std::size_t l) { return norm_array(layers_.at(l).in_moving_variance, true); }
+  T* input_gamma_grad(std::size_t l) {
+    return norm_array(layers_.at(l).in_gamma_grad, layers_[l].spec.input_norm_scale);
+  }
+  T* input_beta_grad(std::size_t l) { return norm_array(layers_.at(l).in_beta_grad, layers_[l].spec.input_norm_center); }
   // Whether any layer normalizes its batch (steps that split a batch's rows cannot run it).
   bool has_batch_norm() const;
 
@@ -164,6 +185,14 @@ class Network {
     AlignedBuffer<T> gamma, beta, moving_mean, moving_variance, gamma_grad, beta_grad;
     AlignedBuffer<T> batch_mean, batch_variance, pre;
     bool batch_stats_now = false;
+    // The input batch normalization: its arrays (fan_in each) as above; the normalized input,
+    // its dropout mask and the dropped values (capacity x fan_in); for layer 0, dL/d(input)
+    // (capacity x fan_in: the product's input gradient, which no earlier layer holds). in_used
+    // is what the last forward's product read (in_normed, or in_dropped while training).
+    AlignedBuffer<T> in_gamma, in_beta, in_moving_mean, in_moving_variance, in_gamma_grad, in_beta_grad;
+    AlignedBuffer<T> in_batch_mean, in_batch_variance, in_normed, in_mask, in_dropped, in_delta;
+    const T* in_used = nullptr;
+    bool in_batch_stats_now = false, in_dropped_now = false;
   };
   T* norm_array(AlignedBuffer<T>& b, bool present) {
     return present && b.size() != 0 ? b.data() : nullptr;
@@ -173,6 +202,12 @@ class Network {
   void normalize(std::size_t l, std::size_t rows, bool training);
   // delta from dL/dz to dL/d(pre), writing gamma's and beta's gradients.
   void normalize_backward(std::size_t l, std::size_t rows);
+  // Layer l's input batch normalization of `in` (rows x fan_in) into in_normed, then (with
+  // dropout_rng) its dropout; sets in_used.
+  void normalize_input(std::size_t l, const T* in, std::size_t rows, Rng* dropout_rng);
+  // `delta` (rows x fan_in) from dL/d(in_used) to dL/d(in), for the `in` of the last forward,
+  // writing the input gamma's and beta's gradients.
+  void normalize_input_backward(std::size_t l, const T* in, T* delta, std::size_t rows);
   // The batch's nonzero inputs, per row and per input feature, when the first layer takes the
   // sparse path. Row r's columns sit at row_cols[row_starts[r] .. row_ends[r]) in a fixed slot of
   // input_dim + 8 entries, so threads index rows independently; row_prefix counts the entries

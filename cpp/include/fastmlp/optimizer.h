@@ -70,6 +70,7 @@ struct ParamRef {
   std::size_t n;
   std::size_t layer;  // the network layer it belongs to
   bool norm = false;  // its batch normalization's gamma or beta (frozen by norm_trainable)
+  bool input_norm = false;  // with norm: its input batch normalization's (input_norm_trainable)
 };
 
 template <class T>
@@ -112,7 +113,8 @@ class Optimizer {
   long long u_product_step_ = 0;
   double nadam_u_product(long long t);
   bool trains(const ParamRef<T>& p) const {
-    return p.norm ? net_->spec(p.layer).norm_trainable : net_->spec(p.layer).trainable;
+    const LayerSpec& spec = net_->spec(p.layer);
+    return p.input_norm ? spec.input_norm_trainable : p.norm ? spec.norm_trainable : spec.trainable;
   }
 };
 

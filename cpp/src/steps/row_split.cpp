@@ -31,7 +31,8 @@ std::size_t row_bound(std::size_t n, std::size_t parts, std::size_t p) {
 template <class T>
 bool RowSplit<T>::supports(const Network<T>& net) {
   for (std::size_t l = 0; l < net.num_layers(); ++l)
-    if (net.spec(l).dropout > 0 || net.spec(l).batch_norm) return false;
+    if (net.spec(l).dropout > 0 || net.spec(l).batch_norm || net.spec(l).input_norm || net.spec(l).input_dropout > 0)
+      return false;
   return true;
 }
 

@@ -165,6 +165,12 @@ class FullBatchOptimizer(Optimizer):
                     f"{name!r} is followed by BatchNormalization, whose loss changes with the batch and whose "
                     "gamma and beta are not in that vector. Use a per-batch optimizer."
                 )
+            if layer.input_norm is not None or layer.input_dropout:
+                raise ValueError(
+                    f"{type(self).__name__} works on the kernels and biases as one vector, but Dense layer "
+                    f"{name!r} has a BatchNormalization on its input, whose loss changes with the batch and "
+                    "whose gamma and beta are not in that vector. Use a per-batch optimizer."
+                )
 
     def begin(self) -> None:
         """Called at the start of each ``fit``: forget the previous fit's state and counts."""
