@@ -360,6 +360,58 @@ def test_gemm_empty_depth(isa: str, dtype: Any, beta: float) -> None:
     assert np.all(K.gemm(a, b) == 0)
 
 
+# (m, n, k, A transposed): the layers of issue 17's tabular network (200 x 54 -> 100 -> 7, each
+# pass's product), the edges of both blockings, a depth of three KC blocks (the epilogue only
+# after the last), and a narrow C with A's rows side by side (the AVX-512 narrow panels).
+EPILOGUE_SHAPES = [
+    (200, 100, 54, False),
+    (200, 7, 100, False),
+    (200, 100, 7, False),
+    (MR_512 + 1, 2 * 16 + 1, 2 * KC + 88, False),
+    (MC_512 + 1, 100, 37, True),
+    (2 * MC + 1, 7, 64, True),
+    (1, 1, 1, False),
+]
+
+
+@pytest.mark.parametrize("shape", EPILOGUE_SHAPES, ids=lambda s: "x".join(str(v) for v in s))
+def test_gemm_epilogue(isa: str, dtype: Any, shape: tuple[int, int, int, bool]) -> None:
+    # The epilogue is the product, then the pass it replaces (bias_activation's bias and relu,
+    # activation_backward's relu): bitwise those two steps, and within gemm's bound of NumPy.
+    m, n, k, a_transposed = shape
+    rng = rng_for("gemm-epilogue", shape, dtype)
+    a = uniform(rng, (m, k), dtype)
+    if a_transposed:
+        a = np.ascontiguousarray(a.T).T
+    b, bias = uniform(rng, (k, n), dtype), uniform(rng, (n,), dtype)
+    positive = rng.standard_normal((m, n)).astype(dtype)
+    positive[:, ::3] = 0.0  # relu's kink: the gradient is 0 there
+
+    plain = K.gemm(a, b)
+    forward = K.gemm(a, b, bias=bias, relu=True)
+    assert np.array_equal(bits(forward), bits(K.bias_activation(plain.copy(), bias, "relu")))
+    expected = np.maximum(a.astype(F64) @ b.astype(F64) + bias.astype(F64), 0.0)
+    magnitude = np.abs(a.astype(F64)) @ np.abs(b.astype(F64)) + np.abs(bias.astype(F64))
+    blocks = -(-k // KC)
+    tol = (gamma(k + blocks + 1, unit_roundoff(dtype)) + gamma(k + 2, U64)) * magnitude
+    assert_within(forward, expected, tol, "gemm + bias + relu")
+
+    linear = K.gemm(a, b, bias=bias)
+    assert np.array_equal(bits(linear), bits(K.bias_activation(plain.copy(), bias, "linear")))
+
+    backward = K.gemm(a, b, positive=positive)
+    assert np.array_equal(bits(backward), bits(K.activation_backward("relu", positive, positive, plain)))
+    assert np.array_equal(backward == 0, (positive <= 0) | (plain == 0))
+
+
+def test_gemm_epilogue_rejects_bad_operands(isa: str, dtype: Any) -> None:
+    a, b = np.ones((3, 4), dtype=dtype), np.ones((4, 5), dtype=dtype)
+    with pytest.raises(ValueError, match="bias"):
+        K.gemm(a, b, bias=np.ones(4, dtype=dtype))
+    with pytest.raises(ValueError, match="positive"):
+        K.gemm(a, b, positive=np.ones((3, 4), dtype=dtype))
+
+
 def test_gemm_empty_output(isa: str, dtype: Any) -> None:
     # m == 0 or n == 0: nothing to compute; the result has the empty shape. (NumPy gives
     # size-0 arrays zero strides, so a layout check must not reject them.)

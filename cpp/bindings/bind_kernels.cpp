@@ -68,7 +68,7 @@ void require_columns(const Strided<T>& a, const char* name) {
 
 template <class T>
 py::array gemm(const py::array& a_arr, const py::array& b_arr, py::object c_obj, double alpha,
-               double beta) {
+               double beta, const py::object& bias_obj, bool relu, const py::object& positive_obj) {
   const auto a = strided<T>(a_arr, "a"), b = strided<T>(b_arr, "b");
   if (a.cols != b.rows)
     throw py::value_error("a and b do not chain: shapes " + shape_of(a_arr) + " and " +
@@ -77,12 +77,27 @@ py::array gemm(const py::array& a_arr, const py::array& b_arr, py::object c_obj,
                                     : py::array(c_obj.cast<py::array>());
   const auto c = strided<T>(c_arr, "c", true, true);
   require_shape(c, a.rows, b.cols, "c");
+  // The epilogue's operands (kept alive by the caller's references until the call returns).
+  GemmEpilogue<T> ep{};
+  ep.relu = relu;
+  if (!bias_obj.is_none()) {
+    const auto bias = contiguous<T>(bias_obj.cast<py::array>(), "bias", 1);
+    if (bias.rows != b.cols) throw py::value_error("bias must have one entry per column of c");
+    ep.bias = bias.data;
+  }
+  if (!positive_obj.is_none()) {
+    const auto positive = strided<T>(positive_obj.cast<py::array>(), "positive", false, true);
+    require_shape(positive, a.rows, b.cols, "positive");
+    ep.positive = positive.data;
+    ep.ld_positive = positive.rs;
+  }
+  const bool any = relu || ep.bias != nullptr || ep.positive != nullptr;
   const KernelTable<T>& k = kernels<T>();
   AlignedBuffer<T> pack(k.gemm_pack_elements + 1);
   {
     py::gil_scoped_release release;
     k.gemm({a.rows, b.cols, a.cols, T(alpha), a.data, a.rs, a.cs, b.data, b.rs, b.cs, T(beta),
-            c.data, c.rs, pack.data()});
+            c.data, c.rs, pack.data(), any ? &ep : nullptr});
   }
   return c_arr;
 }
@@ -453,12 +468,16 @@ void bind_kernels(py::module_& parent) {
   py::module_ m = parent.def_submodule("kernels", "The active ISA's kernels, for tests.");
   m.def(
       "gemm",
-      [](const py::array& a, const py::array& b, py::object c, double alpha, double beta) {
-        return by_dtype(a, [&] { return gemm<float>(a, b, c, alpha, beta); },
-                        [&] { return gemm<double>(a, b, c, alpha, beta); });
+      [](const py::array& a, const py::array& b, py::object c, double alpha, double beta, const py::object& bias,
+         bool relu, const py::object& positive) {
+        return by_dtype(a, [&] { return gemm<float>(a, b, c, alpha, beta, bias, relu, positive); },
+                        [&] { return gemm<double>(a, b, c, alpha, beta, bias, relu, positive); });
       },
       py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::arg("alpha") = 1.0,
-      py::arg("beta") = 0.0, "c = alpha * a @ b + beta * c (c allocated when None); returns c.");
+      py::arg("beta") = 0.0, py::kw_only(), py::arg("bias") = py::none(), py::arg("relu") = false,
+      py::arg("positive") = py::none(),
+      "c = alpha * a @ b + beta * c (c allocated when None), then the epilogue: c += bias (per column), "
+      "c = max(0, c) when relu, c = 0 where positive <= 0; returns c.");
   m.def(
       "bias_activation",
       [](const py::array& z, py::object bias, const std::string& act, py::object a, py::object alpha) {

@@ -259,7 +259,8 @@ T* Network<T>::pack_buffer(std::size_t task) {
 template <class T>
 void Network<T>::parallel_gemm(std::size_t m, std::size_t n, std::size_t k, const T* a,
                                std::ptrdiff_t a_row, std::ptrdiff_t a_col, const T* b,
-                               std::ptrdiff_t b_row, std::ptrdiff_t b_col, T* c, std::ptrdiff_t ldc) {
+                               std::ptrdiff_t b_row, std::ptrdiff_t b_col, T* c, std::ptrdiff_t ldc,
+                               const GemmEpilogue<T>* epilogue) {
   const KernelTable<T>& kt = kernels<T>();
   ThreadPool& pool = ThreadPool::instance();
   std::size_t tasks = std::min(pool.num_threads(), std::max<std::size_t>(1, m * n * k / kMinParallelWork));
@@ -272,12 +273,21 @@ void Network<T>::parallel_gemm(std::size_t m, std::size_t n, std::size_t k, cons
   pool.run(tasks, [&](std::size_t t) {
     const std::size_t begin = std::min(extent, t * step), end = std::min(extent, begin + step);
     if (begin == end) return;
+    // This part's epilogue: its columns of the bias, its block of `positive`.
+    GemmEpilogue<T> ep{};
+    if (epilogue != nullptr) {
+      ep = *epilogue;
+      if (by_columns && ep.bias != nullptr) ep.bias += begin;
+      if (ep.positive != nullptr)
+        ep.positive += by_columns ? std::ptrdiff_t(begin) : std::ptrdiff_t(begin) * ep.ld_positive;
+    }
+    const GemmEpilogue<T>* part = epilogue != nullptr ? &ep : nullptr;
     if (by_columns) {
       kt.gemm({m, end - begin, k, T(1), a, a_row, a_col, b + std::ptrdiff_t(begin) * b_col, b_row,
-               b_col, T(0), c + begin, ldc, packs_[t].data()});
+               b_col, T(0), c + begin, ldc, packs_[t].data(), part});
     } else {
       kt.gemm({end - begin, n, k, T(1), a + std::ptrdiff_t(begin) * a_row, a_row, a_col, b, b_row,
-               b_col, T(0), c + std::ptrdiff_t(begin) * ldc, ldc, packs_[t].data()});
+               b_col, T(0), c + std::ptrdiff_t(begin) * ldc, ldc, packs_[t].data(), part});
     }
   });
 }
@@ -382,7 +392,7 @@ void Network<T>::index_sparse_features() {
 }
 
 template <class T>
-void Network<T>::forward(const T* x, std::size_t rows, Rng* dropout_rng) {
+void Network<T>::forward(const T* x, std::size_t rows, Rng* dropout_rng, bool logits_only) {
   if (rows > capacity_) reserve(rows);
   const KernelTable<T>& k = kernels<T>();
   index_sparse_input(x, rows);
@@ -398,7 +408,15 @@ void Network<T>::forward(const T* x, std::size_t rows, Rng* dropout_rng) {
     }
     // The product (plus bias) goes to z, or to pre when batch normalization comes between.
     T* product = norm ? layer.pre.data() : layer.z.data();
-    if (l == 0 && sparse_.active && !layer.spec.input_norm) {
+    // A dense product ends with the bias and the activation in its epilogue when the activation
+    // is z itself after them (relu, linear: a is z): the pass over z below is then done.
+    const bool sparse_product = l == 0 && sparse_.active && !layer.spec.input_norm;
+    const bool dense_product = !sparse_product && rows > kSmallBatch;
+    // The last layer's logits alone: z = product + bias, the activation left out.
+    const bool logits = logits_only && !norm && l + 1 == layers_.size();
+    const bool fused = dense_product && !norm &&
+                       (logits || (!activation_apart(layer.spec.activation) && layer.a == layer.z.data()));
+    if (sparse_product) {
       parallel_sparse_gemm({rows, out, x, std::ptrdiff_t(in_dim), 1, sparse_.row_starts.data(),
                             sparse_.row_ends.data(), sparse_.row_cols.data(), layer.kernel.data(),
                             std::ptrdiff_t(out), product, std::ptrdiff_t(out)});
@@ -408,6 +426,12 @@ void Network<T>::forward(const T* x, std::size_t rows, Rng* dropout_rng) {
       parallel_sparse_gemm({rows, out, in, std::ptrdiff_t(in_dim), 1, all_starts_.data(),
                             all_ends_[l].data(), all_indices_.data(), layer.kernel.data(),
                             std::ptrdiff_t(out), product, std::ptrdiff_t(out)});
+    } else if (fused) {
+      GemmEpilogue<T> ep{};
+      ep.bias = layer.spec.use_bias ? layer.bias.data() : nullptr;
+      ep.relu = !logits && layer.spec.activation == Activation::relu;
+      parallel_gemm(rows, out, in_dim, in, std::ptrdiff_t(in_dim), 1, layer.kernel.data(),
+                    std::ptrdiff_t(out), 1, product, std::ptrdiff_t(out), &ep);
     } else {
       parallel_gemm(rows, out, in_dim, in, std::ptrdiff_t(in_dim), 1, layer.kernel.data(),
                     std::ptrdiff_t(out), 1, product, std::ptrdiff_t(out));
@@ -421,7 +445,15 @@ void Network<T>::forward(const T* x, std::size_t rows, Rng* dropout_rng) {
       });
     }
     if (norm) normalize(l, rows, dropout_rng != nullptr);
-    if (!norm || layer.spec.activation != Activation::linear) {
+    if (logits && !fused) {  // z += bias only
+      for_blocks(rows, out, Activation::linear, [&](std::size_t r0, std::size_t r1, std::size_t j0, std::size_t j1) {
+        const auto ld = std::ptrdiff_t(out);
+        const auto off = std::ptrdiff_t(r0) * ld + std::ptrdiff_t(j0);
+        k.bias_activation({r1 - r0, j1 - j0, Activation::linear, T(0),
+                           layer.spec.use_bias ? layer.bias.data() + j0 : nullptr, layer.z.data() + off, ld,
+                           layer.z.data() + off, ld});
+      });
+    } else if (!fused && (!norm || layer.spec.activation != Activation::linear)) {
       for_blocks(rows, out, layer.spec.activation, [&](std::size_t r0, std::size_t r1, std::size_t j0, std::size_t j1) {
         const auto ld = std::ptrdiff_t(out);
         const auto off = std::ptrdiff_t(r0) * ld + std::ptrdiff_t(j0);
@@ -498,12 +530,20 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
     if (l == 0 && !layer.spec.input_norm) break;
     // dA_prev = delta @ W^T (through the input normalization, when there is one), then through
     // the previous layer's activation, in place. Layer 0's input gradient serves only its input
-    // normalization's gamma and beta.
+    // normalization's gamma and beta. Straight into a relu (no dropout nor input normalization
+    // between), the relu's pass runs in the product's epilogue.
     T* in_delta = l == 0 ? layer.in_delta.data() : layers_[l - 1].delta.data();
+    const bool fused_relu = l > 0 && !layer.spec.input_norm && !layers_[l - 1].dropped_now &&
+                            layers_[l - 1].spec.activation == Activation::relu;
+    GemmEpilogue<T> ep{};
+    if (fused_relu) {
+      ep.positive = layers_[l - 1].z.data();
+      ep.ld_positive = std::ptrdiff_t(in_dim);
+    }
     parallel_gemm(rows, in_dim, out, layer.delta.data(), std::ptrdiff_t(out), 1, layer.kernel.data(),
-                  1, std::ptrdiff_t(out), in_delta, std::ptrdiff_t(in_dim));
+                  1, std::ptrdiff_t(out), in_delta, std::ptrdiff_t(in_dim), fused_relu ? &ep : nullptr);
     if (layer.spec.input_norm) normalize_input_backward(l, raw_in, in_delta, rows);
-    if (l == 0) break;
+    if (l == 0 || fused_relu) continue;
     Layer& prev = layers_[l - 1];
     if (prev.dropped_now) {  // through the dropout: the kept values' gradients, scaled
       for (std::size_t i = 0; i < rows * in_dim; ++i) prev.delta[i] *= prev.mask[i];

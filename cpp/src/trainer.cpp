@@ -141,7 +141,11 @@ void Trainer<T>::forward_loss(const T* x, const T* y, const std::int32_t* labels
   Network<T>& net = *net_;
   const std::size_t out = net.output_dim();
   check_labels(labels, rows);
-  net.forward(x, rows, training ? &rng_ : nullptr);  // dropout only while training
+  // A loss from the logits with no metric to read the predictions: the output activation is
+  // left out (its values would be read by nothing).
+  const bool logits_only =
+      gradients && uses_logits_ && config_.metrics.empty() && config_.confusions.empty();
+  net.forward(x, rows, training ? &rng_ : nullptr, logits_only);  // dropout only while training
   const T* pred = uses_logits_ ? net.output_logits() : net.output();
   const LossArgs<T> args{config_.loss,
                          uses_logits_ || config_.from_logits,

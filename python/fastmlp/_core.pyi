@@ -154,6 +154,10 @@ class _Kernels:
         c: Optional[NDArray[np.floating]] = None,
         alpha: float = 1.0,
         beta: float = 0.0,
+        *,
+        bias: Optional[NDArray[np.floating]] = None,
+        relu: bool = False,
+        positive: Optional[NDArray[np.floating]] = None,
     ) -> NDArray[np.floating]: ...
     def bias_activation(
         self,

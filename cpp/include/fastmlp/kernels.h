@@ -18,6 +18,22 @@ namespace fastmlp {
 // For alpha == 1 every C element is one fused multiply-add chain over k in increasing order,
 // whatever the blocking, the batch size or the thread count: a row's result never depends on
 // which other rows were computed with it.
+// What a product does to each element of C after its last step of k, while the tile is still
+// in registers (the passes a network runs next, fused; see GemmArgs::epilogue), in this order:
+//   c += bias[j]                        when bias is set (bias_activation's add)
+//   c = max(0, c), NaN kept             when relu (bias_activation's relu)
+//   c = positive(i, j) > 0 ? c : 0      when positive is set (activation_backward's relu),
+//                                       positive(i, j) = positive[i * ld_positive + j]
+// Each is the same operation as the pass it replaces: the bits are those of the product, then
+// the pass.
+template <class T>
+struct GemmEpilogue {
+  const T* bias = nullptr;
+  bool relu = false;
+  const T* positive = nullptr;
+  std::ptrdiff_t ld_positive = 0;
+};
+
 template <class T>
 struct GemmArgs {
   std::size_t m, n, k;
@@ -30,6 +46,9 @@ struct GemmArgs {
   T* c;
   std::ptrdiff_t ldc;
   T* pack;  // scratch of at least KernelTable::gemm_pack_elements elements, 64-byte aligned
+  // Applied to C's final values when set (C's columns [0, n) are bias's [0, n), C's element
+  // (i, j) is positive(i, j)).
+  const GemmEpilogue<T>* epilogue = nullptr;
 };
 
 // z[r,:] += bias (when bias is not null), then a[r,:] = act(z[r,:]). a may alias z.

@@ -129,8 +129,11 @@ class Network {
   // x: rows x input_dim, row-major. Afterwards output()/output_logits() hold the last layer's
   // activation and pre-activation (a relu layer's z holds its activation: see
   // activation_apart in network.cpp). With `dropout_rng` (training), layers with dropout draw their
-  // masks from it, in a fixed order (the same for every thread count).
-  void forward(const T* x, std::size_t rows, Rng* dropout_rng = nullptr);
+  // masks from it, in a fixed order (the same for every thread count). With `logits_only`, the
+  // last layer's activation is left out (when it has no batch normalization): output_logits()
+  // holds its pre-activation as always, output() is not updated (for a loss that reads the
+  // logits while nothing reads the activation).
+  void forward(const T* x, std::size_t rows, Rng* dropout_rng = nullptr, bool logits_only = false);
   // Whether an input of the last batch (forward, the row split or the feature pipeline) was
   // NaN or infinite: seen while listing the nonzeros, which reads every input of the batch.
   bool input_non_finite() const { return input_non_finite_->set.load(std::memory_order_relaxed); }
@@ -227,10 +230,11 @@ class Network {
   void index_sparse_input(const T* x, std::size_t rows);
   // The per-feature lists, from the per-row ones (needed only by a backward pass).
   void index_sparse_features();
-  // C = A @ B (alpha 1, beta 0), split over the pool's threads by columns or rows of C.
+  // C = A @ B (alpha 1, beta 0), then the epilogue when not null, split over the pool's threads
+  // by columns or rows of C.
   void parallel_gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t a_row,
                      std::ptrdiff_t a_col, const T* b, std::ptrdiff_t b_row, std::ptrdiff_t b_col,
-                     T* c, std::ptrdiff_t ldc);
+                     T* c, std::ptrdiff_t ldc, const GemmEpilogue<T>* epilogue = nullptr);
   // Split by output columns.
   void parallel_sparse_gemm(const SparseGemmArgs<T>& args);
   // fn(r0, r1, j0, j1) over blocks of a rows x cols activation step, in parallel.

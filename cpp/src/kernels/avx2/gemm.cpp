@@ -12,6 +12,8 @@ namespace fastmlp::avx2 {
 
 namespace {
 
+#include "../gemm_epilogue.inc"
+
 constexpr std::size_t kMR = 6;
 constexpr std::size_t kMC = 72;   // rows of A packed at once (12 microkernel panels)
 constexpr std::size_t kKC = 256;  // depth of one packed block: A panel 6 KB, B panel 16 KB (float)
@@ -85,11 +87,26 @@ template <class T>
   }
 }
 
+// The epilogue (GemmEpilogue) on row i's vector of columns [j, j + lanes) of a tile whose origin
+// `ep` points at, the lanes outside m (a partial vector) neither read nor stored.
+template <class T>
+typename Vec<T>::reg finish(const GemmEpilogue<T>& ep, typename Vec<T>::reg c, std::size_t i, std::size_t j,
+                            typename Vec<T>::mask m, bool part) {
+  using V = Vec<T>;
+  if (ep.bias != nullptr) c = V::add(c, part ? V::maskload(ep.bias + j, m) : V::loadu(ep.bias + j));
+  if (ep.relu) c = V::max(V::zero(), c);  // c second: NaN propagates
+  if (ep.positive != nullptr) {
+    const T* p = ep.positive + std::ptrdiff_t(i) * ep.ld_positive + std::ptrdiff_t(j);
+    c = V::keep(V::gt(part ? V::maskload(p, m) : V::loadu(p), V::zero()), c);
+  }
+  return c;
+}
+
 // One full MR x NR tile. chain: C = (beta*C or 0) + sum_k a*b as one FMA chain per element
 // (alpha is 1); otherwise C = alpha * sum + beta * C (beta == 0: C not read).
 template <class T>
 void microkernel(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ldc, bool chain,
-                 T alpha, T beta) {
+                 T alpha, T beta, const GemmEpilogue<T>* ep) {
   using V = Vec<T>;
   using reg = typename V::reg;
   constexpr std::size_t L = V::lanes;
@@ -112,6 +129,7 @@ void microkernel(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ld
         out = beta == T(0) ? V::mul(V::set1(alpha), out)
                            : V::fmadd(V::set1(alpha), out, V::mul(V::set1(beta), V::loadu(ci + h * L)));
       }
+      if (ep != nullptr) out = finish<T>(*ep, out, i, h * L, V::tail_mask(L), false);
       V::storeu(ci + h * L, out);
     }
   }
@@ -121,7 +139,7 @@ void microkernel(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ld
 // in the packed A), C read and written only in rows [0, mr) and, through masks, columns [0, nr).
 template <class T>
 void edge_tile(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ldc, std::size_t mr,
-               std::size_t nr, bool chain, T alpha, T beta) {
+               std::size_t nr, bool chain, T alpha, T beta, const GemmEpilogue<T>* ep) {
   using V = Vec<T>;
   using reg = typename V::reg;
   constexpr std::size_t L = V::lanes;
@@ -145,6 +163,7 @@ void edge_tile(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ldc,
         out = beta == T(0) ? V::mul(V::set1(alpha), out)
                            : V::fmadd(V::set1(alpha), out, V::mul(V::set1(beta), V::maskload(ci + h * L, m)));
       }
+      if (ep != nullptr) out = finish<T>(*ep, out, i, h * L, m, true);
       V::maskstore(ci + h * L, m, out);
     }
   }
@@ -156,6 +175,7 @@ void scale_c(const GemmArgs<T>& g) {  // k == 0: the product is empty
     for (std::size_t j = 0; j < g.n; ++j) {
       T& c = g.c[std::ptrdiff_t(i) * g.ldc + j];
       c = g.beta == T(0) ? T(0) : g.beta * c;
+      if (g.epilogue != nullptr) apply_epilogue(*g.epilogue, i, j, c);
     }
 }
 
@@ -193,10 +213,14 @@ void gemm(const GemmArgs<T>& g) {
             T* c = g.c + std::ptrdiff_t(ic + ir) * g.ldc + std::ptrdiff_t(jc + jr);
             const T* a = packed_a + ir * kc;
             const T* b = packed_b + jr * kc;
+            // The epilogue with the last block of k, at this tile's origin.
+            GemmEpilogue<T> ep{};
+            const bool finishing = g.epilogue != nullptr && pc + kc == g.k;
+            if (finishing) ep = tile_epilogue(*g.epilogue, ic + ir, jc + jr);
             if (mr == kMR && nr == NR) {
-              microkernel<T>(kc, a, b, c, g.ldc, chain, g.alpha, beta);
+              microkernel<T>(kc, a, b, c, g.ldc, chain, g.alpha, beta, finishing ? &ep : nullptr);
             } else {
-              edge_tile<T>(kc, a, b, c, g.ldc, mr, nr, chain, g.alpha, beta);
+              edge_tile<T>(kc, a, b, c, g.ldc, mr, nr, chain, g.alpha, beta, finishing ? &ep : nullptr);
             }
           }
         }

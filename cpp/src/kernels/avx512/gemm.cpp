@@ -8,7 +8,9 @@
 //      with contiguous columns (a transposed A) is read in place, or copied into one compact
 //      block when several panels of B read it; any other layout is packed into MR-row panels.
 // Edge tiles run the same code for exactly their rows and vectors (a 10-column output costs one
-// vector per row, not NV), with the last vector's C loads and stores masked.
+// vector per row, not NV), with the last vector's C loads and stores masked. An epilogue
+// (GemmEpilogue) runs on each tile's accumulators before they are stored, after the last block
+// of k.
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -22,6 +24,8 @@ namespace fastmlp::avx512 {
 #include "../kernel_decls.inc"
 
 namespace {
+
+#include "../gemm_epilogue.inc"
 
 constexpr std::size_t kMR = 12;
 constexpr std::size_t kNV = 2;    // vectors per row of a tile
@@ -181,6 +185,22 @@ template <class T, std::size_t R, std::size_t NV, ALayout layout>
   }
 }
 
+// The epilogue (GemmEpilogue) on row i's vector of columns [j, j + lanes) of a tile whose origin
+// `ep` points at, the lanes outside `last` neither read nor stored when `part`.
+template <class T>
+[[gnu::always_inline]] inline typename Vec<T>::reg finish(const GemmEpilogue<T>& ep, typename Vec<T>::reg c,
+                                                          std::size_t i, std::size_t j, bool part,
+                                                          typename Vec<T>::mask last) {
+  using V = Vec<T>;
+  if (ep.bias != nullptr) c = V::add(c, part ? V::maskload(ep.bias + j, last) : V::loadu(ep.bias + j));
+  if (ep.relu) c = V::max(V::zero(), c);  // c second: NaN propagates
+  if (ep.positive != nullptr) {
+    const T* p = ep.positive + std::ptrdiff_t(i) * ep.ld_positive + std::ptrdiff_t(j);
+    c = V::keep(V::gt(part ? V::maskload(p, last) : V::loadu(p), V::zero()), c);
+  }
+  return c;
+}
+
 // Rows [0, R) and vectors [0, NV) of a tile (R <= MR, NV <= kNV), the last vector limited to the
 // lanes in `last` when `masked` (C beyond them is not touched). Each C element is one FMA chain
 // over k in increasing order from its start (0, or beta * C when chained), whichever tile shape
@@ -188,7 +208,7 @@ template <class T, std::size_t R, std::size_t NV, ALayout layout>
 // sum_k a*b (alpha is 1); otherwise C = alpha * sum + beta * C (beta == 0: C not read).
 template <class T, std::size_t R, std::size_t NV, bool masked, ALayout layout>
 void tile(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdiff_t sb, T* c,
-          std::ptrdiff_t ldc, typename Vec<T>::mask last, bool chain, T alpha, T beta) {
+          std::ptrdiff_t ldc, typename Vec<T>::mask last, bool chain, T alpha, T beta, const GemmEpilogue<T>* ep) {
   using V = Vec<T>;
   using reg = typename V::reg;
   constexpr std::size_t L = V::lanes;
@@ -220,6 +240,7 @@ void tile(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdif
                            : V::fmadd(V::set1(alpha), out,
                                       V::mul(V::set1(beta), part ? V::maskload(ci, last) : V::loadu(ci)));
       }
+      if (ep != nullptr) out = finish<T>(*ep, out, i, v * L, part, last);
       if (part) {
         V::maskstore(ci, last, out);
       } else {
@@ -231,7 +252,7 @@ void tile(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdif
 
 template <class T>
 using TileFn = void (*)(std::size_t, const T*, std::ptrdiff_t, const T*, std::ptrdiff_t, T*, std::ptrdiff_t,
-                        typename Vec<T>::mask, bool, T, T);
+                        typename Vec<T>::mask, bool, T, T, const GemmEpilogue<T>*);
 
 // fn[layout][r - 1][nv - 1][masked]: the tile for r rows and nv vectors.
 template <class T>
@@ -277,6 +298,16 @@ template <std::size_t R>
 template <std::size_t R>
 void pack_b_rows(std::size_t kc, std::size_t nr, const float* b, std::ptrdiff_t rs, std::ptrdiff_t cs, float* out) {
   constexpr std::size_t W = 16 / R;
+  if (cs == 1) {  // a row's nr values in one masked load (zeros past nr), lane j * R + i <- lane j
+    constexpr int shift = R == 2 ? 1 : R == 4 ? 2 : R == 8 ? 3 : 4;
+    const __m512i from = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), shift);
+    const __mmask16 cols = __mmask16((1u << nr) - 1u);
+    for (std::size_t k = 0; k < kc; ++k) {
+      _mm512_store_ps(out, _mm512_permutexvar_ps(from, _mm512_maskz_loadu_ps(cols, b + std::ptrdiff_t(k) * rs)));
+      out += 16;
+    }
+    return;
+  }
   for (std::size_t k = 0; k < kc; ++k) {
     const float* row = b + std::ptrdiff_t(k) * rs;
     for (std::size_t j = 0; j < W; ++j) {
@@ -338,6 +369,7 @@ void scale_c(const GemmArgs<T>& g) {  // k == 0: the product is empty
     for (std::size_t j = 0; j < g.n; ++j) {
       T& c = g.c[std::ptrdiff_t(i) * g.ldc + j];
       c = g.beta == T(0) ? T(0) : g.beta * c;
+      if (g.epilogue != nullptr) apply_epilogue(*g.epilogue, i, j, c);
     }
 }
 
@@ -379,7 +411,7 @@ void gemm(const GemmArgs<T>& g) {
       // started from zero: several rows per vector (narrow_tile).
       std::size_t narrow = 0;  // rows per vector, or 0
       if constexpr (std::is_same_v<T, float>) {
-        if (nc - last_panel <= 8 && !a_rows && a_in_place && chain && beta == T(0)) {
+        if (nc - last_panel <= 8 && !a_rows && a_in_place && chain && beta == T(0) && g.epilogue == nullptr) {
           narrow = narrow_rows(nc - last_panel);
           const T* from = b_block + std::ptrdiff_t(last_panel) * g.b_col;
           T* to = packed_b + kKC * NC;
@@ -442,8 +474,12 @@ void gemm(const GemmArgs<T>& g) {
           for (; ir < mc; ir += kMR) {
             const std::size_t mr = min_size(kMR, mc - ir);
             T* c = g.c + std::ptrdiff_t(ic + ir) * g.ldc + std::ptrdiff_t(jc + jr);
+            // The epilogue with the last block of k, at this tile's origin.
+            GemmEpilogue<T> ep{};
+            const bool finishing = g.epilogue != nullptr && pc + kc == g.k;
+            if (finishing) ep = tile_epilogue(*g.epilogue, ic + ir, jc + jr);
             kTiles<T>.fn[layout][mr - 1][nv - 1][masked](kc, a + std::ptrdiff_t(ir) * step, sa, b, sb, c, g.ldc, last,
-                                                         chain, g.alpha, beta);
+                                                         chain, g.alpha, beta, finishing ? &ep : nullptr);
           }
         }
       }

@@ -1,10 +1,14 @@
 // The textbook matrix product, one dot product per output element: the readable twin of the
 // blocked SIMD kernels. Each element is a chain over k in increasing order starting from zero,
-// like the SIMD kernels (there, each step is a fused multiply-add).
+// like the SIMD kernels (there, each step is a fused multiply-add); then the epilogue, if any.
 #include "fastmlp/kernels.h"
 
 namespace fastmlp::scalar {
 #include "../kernel_decls.inc"
+
+namespace {
+#include "../gemm_epilogue.inc"
+}  // namespace
 
 template <class T>
 void gemm(const GemmArgs<T>& g) {
@@ -16,6 +20,7 @@ void gemm(const GemmArgs<T>& g) {
       }
       T& c = g.c[i * g.ldc + j];
       c = g.beta == T(0) ? g.alpha * sum : g.alpha * sum + g.beta * c;
+      if (g.epilogue != nullptr) apply_epilogue(*g.epilogue, i, j, c);
     }
   }
 }
