@@ -37,7 +37,10 @@ _ALIASES = {
     "top_k_categorical_accuracy": "top_k_categorical_accuracy",
     "sparse_top_k_categorical_accuracy": "sparse_top_k_categorical_accuracy",
 }
-_SPARSE = ("sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy")
+_SPARSE = ("sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy", "sparse_categorical_crossentropy")
+
+# What the core computes for a per-sample metric: its name, or its name and settings.
+CoreMetric = Union[str, dict[str, Any]]
 
 
 def resolve(name: str, loss: losses.Loss, output_dim: int) -> str:
@@ -166,9 +169,10 @@ class MeanMetricWrapper(Metric):
         """The metric from the mean of the per-sample values."""
         return mean
 
-    def core_metric(self, loss: losses.Loss, output_dim: int) -> str:
-        """The core's per-sample metric for a model with this loss and output width; a
-        ValueError when the model's targets do not fit the metric."""
+    def core_metric(self, loss: losses.Loss, output_dim: int) -> CoreMetric:
+        """The core's per-sample metric for a model with this loss and output width (its name,
+        or ``{"name", "k", "from_logits"}``); a ValueError when the model's targets do not fit
+        the metric."""
         _check_targets(self.name, self.core_name in _SPARSE, loss)
         return self.core_name
 
@@ -231,8 +235,8 @@ def _in_top_k(pred: Array, target: NDArray[np.intp], k: int) -> Array:
 
 
 class TopKCategoricalAccuracy(MeanMetricWrapper):
-    """How often the one-hot target's class is among the ``k`` highest predictions. In ``fit``
-    the core computes it for ``k=5`` (another ``k`` is refused by ``compile``)."""
+    """How often the one-hot target's class is among the ``k`` highest predictions (fewer than
+    ``k`` classes score strictly higher, as Keras's ``ops.in_top_k``)."""
 
     core_name = "top_k_categorical_accuracy"
 
@@ -243,10 +247,9 @@ class TopKCategoricalAccuracy(MeanMetricWrapper):
     def values(self, y_true: Any, y_pred: Any) -> Array:
         return _in_top_k(_as_2d(y_pred, "y_pred"), _argmax(_as_2d(y_true, "y_true")), self.k)
 
-    def core_metric(self, loss: losses.Loss, output_dim: int) -> str:
-        if self.k != 5:
-            raise ValueError(f"fit computes {type(self).__name__} in the core for k=5 only. Received: k={self.k}")
-        return super().core_metric(loss, output_dim)
+    def core_metric(self, loss: losses.Loss, output_dim: int) -> CoreMetric:
+        _check_targets(self.name, self.core_name in _SPARSE, loss)
+        return {"name": self.core_name, "k": self.k}
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "k": self.k}
@@ -263,6 +266,132 @@ class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
     def values(self, y_true: Any, y_pred: Any) -> Array:
         labels = np.asarray(y_true).reshape(-1).astype(np.intp)
         return _in_top_k(_as_2d(y_pred, "y_pred"), labels, self.k)
+
+
+def _clipped(p: Array) -> Array:
+    return np.clip(p, EPSILON, 1.0 - EPSILON)
+
+
+def _log_softmax(logits: Array) -> Array:
+    shifted = logits - np.max(logits, axis=-1, keepdims=True)
+    return _floats(shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True)))
+
+
+def _log_probabilities(y_pred: Any, from_logits: bool) -> Array:
+    """Keras's categorical cross-entropy's log q: log-softmax of logits, or the log of the
+    probabilities scaled to sum 1 and clipped to [1e-7, 1 - 1e-7]."""
+    pred = _as_2d(y_pred, "y_pred")
+    if from_logits:
+        return _log_softmax(pred)
+    return _floats(np.log(_clipped(pred / np.sum(pred, axis=-1, keepdims=True))))
+
+
+def _no_label_smoothing(label_smoothing: Any) -> None:
+    if label_smoothing != 0:
+        raise ValueError(
+            f"fastmlp's cross-entropy metrics take no label smoothing. Received: label_smoothing={label_smoothing!r}"
+        )
+
+
+class BinaryCrossentropy(MeanMetricWrapper):
+    """Keras's binary cross-entropy metric of the model's outputs, averaged over the outputs:
+    of probabilities clipped to [1e-7, 1 - 1e-7], or of logits (``from_logits``). Unlike the
+    loss, it holds no weight penalties."""
+
+    core_name = "binary_crossentropy"
+
+    def __init__(
+        self, name: str = "binary_crossentropy", dtype: Any = None, from_logits: bool = False, label_smoothing: float = 0
+    ) -> None:
+        _no_label_smoothing(label_smoothing)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = label_smoothing
+        super().__init__(name=name, dtype=dtype)
+
+    def values(self, y_true: Any, y_pred: Any) -> Array:
+        pred = _as_2d(y_pred, "y_pred")
+        true = _as_2d(y_true, "y_true")
+        if self.from_logits:
+            # log(sigmoid(x)) = -softplus(-x), without overflow.
+            log_p = -(np.maximum(-pred, 0) + np.log1p(np.exp(-np.abs(pred))))
+            log_not_p = -(np.maximum(pred, 0) + np.log1p(np.exp(-np.abs(pred))))
+        else:
+            log_p, log_not_p = np.log(_clipped(pred)), np.log(1 - _clipped(pred))
+        return _floats(np.mean(-(true * log_p + (1 - true) * log_not_p), axis=-1))
+
+    def core_metric(self, loss: losses.Loss, output_dim: int) -> CoreMetric:
+        _check_targets(self.name, self.core_name in _SPARSE, loss)
+        return {"name": self.core_name, "from_logits": self.from_logits}
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
+class CategoricalCrossentropy(BinaryCrossentropy):
+    """Keras's categorical cross-entropy metric of the model's outputs against one-hot targets
+    (``axis=-1`` only)."""
+
+    core_name = "categorical_crossentropy"
+
+    def __init__(
+        self,
+        name: str = "categorical_crossentropy",
+        dtype: Any = None,
+        from_logits: bool = False,
+        label_smoothing: float = 0,
+        axis: int = -1,
+    ) -> None:
+        if axis not in (-1, 1):
+            raise ValueError(f"fastmlp's cross-entropy metrics take axis=-1 only. Received: axis={axis!r}")
+        self.axis = axis
+        super().__init__(name=name, dtype=dtype, from_logits=from_logits, label_smoothing=label_smoothing)
+
+    def values(self, y_true: Any, y_pred: Any) -> Array:
+        return _floats(-np.sum(_as_2d(y_true, "y_true") * _log_probabilities(y_pred, self.from_logits), axis=-1))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "axis": self.axis}
+
+
+class SparseCategoricalCrossentropy(BinaryCrossentropy):
+    """Keras's categorical cross-entropy metric of the model's outputs against integer labels."""
+
+    core_name = "sparse_categorical_crossentropy"
+
+    def __init__(
+        self, name: str = "sparse_categorical_crossentropy", dtype: Any = None, from_logits: bool = False, axis: int = -1
+    ) -> None:
+        if axis not in (-1, 1):
+            raise ValueError(f"fastmlp's cross-entropy metrics take axis=-1 only. Received: axis={axis!r}")
+        self.axis = axis
+        super().__init__(name=name, dtype=dtype, from_logits=from_logits)
+
+    def values(self, y_true: Any, y_pred: Any) -> Array:
+        log_q = _log_probabilities(y_pred, self.from_logits)
+        labels = np.asarray(y_true).reshape(-1).astype(np.intp)
+        return _floats(-log_q[np.arange(log_q.shape[0]), labels])
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "from_logits": self.from_logits, "axis": self.axis}
+
+
+class Mean(Metric):
+    """The (weighted) mean of the values given to ``update_state(values, sample_weight=None)``,
+    as ``keras.metrics.Mean``. ``model.metrics[0]`` is one: the mean loss of the model's last
+    loop."""
+
+    def reset_state(self) -> None:
+        self.total = 0.0
+        self.count = 0.0
+
+    def update_state(self, values: Any, sample_weight: Any = None) -> None:  # type: ignore[override]
+        array = np.asarray(values, dtype=np.float64).reshape(-1)
+        weights = _sample_weights(sample_weight, array.shape[0])
+        self.total += float(np.sum(array * weights))
+        self.count += float(np.sum(weights))
+
+    def result(self) -> float:
+        return self.total / self.count if self.count else 0.0
 
 
 class MeanSquaredError(MeanMetricWrapper):
@@ -672,6 +801,7 @@ _CLASSES: dict[str, type[Metric]] = {
         AUC, Precision, Recall, TruePositives, FalsePositives, TrueNegatives, FalseNegatives,
         BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy, TopKCategoricalAccuracy,
         SparseTopKCategoricalAccuracy, MeanSquaredError, MeanAbsoluteError, RootMeanSquaredError,
+        BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
     )
 }
 _BY_NAME: dict[str, type[Metric]] = {
