@@ -73,6 +73,8 @@ _SCHEDULES = {
     "InverseTimeDecay": "inverse_time_decay",
     "PiecewiseConstantDecay": "piecewise_constant_decay",
     "CosineDecay": "cosine_decay",
+    "PolynomialDecay": "polynomial_decay",
+    "CosineDecayRestarts": "cosine_decay_restarts",
 }
 # Keras's loss classes, their function names, and fastmlp's name for each.
 _LOSSES = {

@@ -172,7 +172,7 @@ _INITIALIZER = _ClassConfig(
     {
         "Zeros": {},
         "Ones": {},
-        "Constant": {"value": _NUMBER},
+        "Constant": {"value": _NUMBER_ARRAY},
         "RandomNormal": {"mean": _NUMBER, "stddev": _NUMBER, "seed": _SEED},
         "RandomUniform": {"minval": _NUMBER, "maxval": _NUMBER, "seed": _SEED},
         "VarianceScaling": {"scale": _NUMBER, "mode": _STRING, "distribution": _STRING, "seed": _SEED},
@@ -255,6 +255,22 @@ _SCHEDULE = _Tagged(
             "alpha": _NUMBER,
             "warmup_target": _Nullable(_NUMBER),
             "warmup_steps": _NUMBER,
+        },
+        "polynomial_decay": {
+            "initial_learning_rate": _NUMBER,
+            "decay_steps": _NUMBER,
+            "end_learning_rate": _NUMBER,
+            "power": _NUMBER,
+            "cycle": _BOOL,
+            "name": _STRING,
+        },
+        "cosine_decay_restarts": {
+            "initial_learning_rate": _NUMBER,
+            "first_decay_steps": _NUMBER,
+            "t_mul": _NUMBER,
+            "m_mul": _NUMBER,
+            "alpha": _NUMBER,
+            "name": _STRING,
         },
         # A user's schedule: its class name (looked up in load_model's custom_objects) and its
         # get_config(), plain JSON handed to that class's from_config.

@@ -230,9 +230,12 @@ class Normalization(Layer):
         invert: bool = False,
         name: Optional[str] = None,
         trainable: bool = True,
+        input_shape: Any = None,
     ) -> None:
         super().__init__(name, trainable)
         self.axis = _normalization.axes(axis)
+        # As a first layer without an Input (Keras's deprecated base-layer argument).
+        self.input_shape = None if input_shape is None else _check_shape(input_shape, "input_shape")
         if (mean is not None) != (variance is not None):
             raise ValueError(
                 "When setting values directly, both `mean` and `variance` must be set. "
@@ -326,6 +329,30 @@ class Normalization(Layer):
         if self._mean is None or self._variance is None:
             raise ValueError(f"Normalization layer {self.name!r} is not built: call adapt() or build() first.")
         return self._mean, self._variance
+
+    def _broadcast(self, stats: NDArray[np.float64]) -> NDArray[np.float32]:
+        """Statistics as Keras's ``mean``/``variance``: float32 of the broadcast shape (1 on the
+        batch axis and every axis not kept, e.g. ``(1, features)`` for ``axis=-1``)."""
+        if self._sample_shape is None:
+            return stats.astype(np.float32)
+        batch_shape: tuple[Optional[int], ...] = (None, *self._sample_shape)
+        keep = _normalization.kept_axes(self.axis, len(batch_shape), batch_shape)
+        shape = [1] * len(batch_shape)
+        for d in keep:
+            shape[d] = self._sample_shape[d - 1]
+        if stats.size != math.prod(shape):
+            return stats.astype(np.float32)
+        return stats.reshape(shape).astype(np.float32)
+
+    @property
+    def mean(self) -> NDArray[np.float32]:
+        """The mean, as Keras's attribute once built or adapted (float32, broadcast shape)."""
+        return self._broadcast(self._statistics()[0])
+
+    @property
+    def variance(self) -> NDArray[np.float32]:
+        """The variance, as Keras's attribute once built or adapted (float32, broadcast shape)."""
+        return self._broadcast(self._statistics()[1])
 
     def feature_statistics(self, sample_shape: tuple[int, ...]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """The mean and variance of each feature of flat samples of ``sample_shape`` (built for
@@ -445,8 +472,8 @@ class Dense(Layer):
         units: int,
         activation: activations.ActivationLike = None,
         use_bias: bool = True,
-        kernel_initializer: initializers.InitializerLike = "glorot_uniform",
-        bias_initializer: initializers.InitializerLike = "zeros",
+        kernel_initializer: Optional[initializers.InitializerLike] = "glorot_uniform",
+        bias_initializer: Optional[initializers.InitializerLike] = "zeros",
         kernel_regularizer: regularizers.RegularizerLike = None,
         bias_regularizer: regularizers.RegularizerLike = None,
         input_shape: Any = None,
@@ -467,8 +494,9 @@ class Dense(Layer):
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
+        # None is Keras's add_weight default for a float weight: glorot_uniform (a bias too).
+        self.kernel_initializer = initializers.get("glorot_uniform" if kernel_initializer is None else kernel_initializer)
+        self.bias_initializer = initializers.get("glorot_uniform" if bias_initializer is None else bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
         if input_dim is not None:
