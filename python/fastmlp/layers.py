@@ -22,6 +22,7 @@ from . import _normalization, _validation, activations, initializers, regularize
 from ._engine import Engine
 from ._names import snake_case, unique_name
 from ._symbolic import KerasTensor
+from ._weight_variable import WeightVariable
 
 
 def _check_shape(shape: Any, argument: str) -> tuple[int, ...]:
@@ -519,11 +520,21 @@ class Dense(Layer):
 
     @property
     def kernel(self) -> NDArray[np.floating]:
-        return self._built_engine().kernel(self._index)
+        """A copy of the kernel with Keras's variable methods (``kernel.assign(value)`` sets it)."""
+        return WeightVariable(self._built_engine().kernel(self._index), self._assign_kernel)
 
     @property
     def bias(self) -> Optional[NDArray[np.floating]]:
-        return self._built_engine().bias(self._index)
+        """A copy of the bias (None without one) with Keras's variable methods
+        (``bias.assign(value)`` sets it)."""
+        bias = self._built_engine().bias(self._index)
+        return None if bias is None else WeightVariable(bias, self._assign_bias)
+
+    def _assign_kernel(self, value: NDArray[np.floating]) -> None:
+        self.set_weights([value, *self.get_weights()[1:]])
+
+    def _assign_bias(self, value: NDArray[np.floating]) -> None:
+        self.set_weights([self.get_weights()[0], value])
 
     def get_weights(self) -> list[NDArray[np.floating]]:
         engine = self._engine
