@@ -141,12 +141,13 @@ class CompileMetrics(metrics.Metric):
     ``compile_metrics``; ``result()`` is the dict of their values by log name."""
 
     def __init__(self, entries: Sequence[metrics.Metric], names: Sequence[str]) -> None:
+        self.metrics: list[metrics.Metric] = []  # empty while Metric.__init__ resets the state
+        super().__init__(name="compile_metrics")
         self.metrics = list(entries)
         self.names = list(names)
-        super().__init__(name="compile_metrics")
 
     def reset_state(self) -> None:
-        for metric in getattr(self, "metrics", []):
+        for metric in self.metrics:
             metric.reset_state()
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:

@@ -265,6 +265,7 @@ class Model:
         # the state of the last train or test loop.
         self._loss_tracker: Optional[Mean] = None
         self._metric_objects: list[Metric] = []
+        self._compile_metrics: Optional[CompileMetrics] = None
         self.stop_training = False
         self._trainable = True
         self.history: Optional[callbacks_module.History] = None
@@ -743,6 +744,9 @@ class Model:
             chosen_optimizer.bind_engine(self._engine)
         self._loss_tracker = Mean(name="loss")
         self._metric_objects = metric_objects(chosen_metrics)
+        self._compile_metrics = (
+            CompileMetrics(self._metric_objects, metric_log_names(chosen_metrics)) if chosen_metrics else None
+        )
 
     def _make_trainer(self) -> None:
         if self._loss is None or self._optimizer is None:
@@ -795,9 +799,9 @@ class Model:
         ``evaluate``; ``train_on_batch``/``test_on_batch``)."""
         if self._loss_tracker is None:
             return []
-        if not self._metric_objects:
+        if self._compile_metrics is None:
             return [self._loss_tracker]
-        return [self._loss_tracker, CompileMetrics(self._metric_objects, metric_log_names(self._metric_names))]
+        return [self._loss_tracker, self._compile_metrics]
 
     @property
     def metrics_names(self) -> list[str]:
