@@ -387,3 +387,60 @@ def test_train_on_batch_loop_and_clone_model() -> None:
     assert [layer.name for layer in clone.layers] == [layer.name for layer in model.layers]
     assert clone.count_params() == model.count_params() and clone.optimizer is None
     assert not np.array_equal(clone.get_weights()[0], model.get_weights()[0])
+
+
+def test_weights_h5_is_keras_hdf5_layout_and_round_trips(tmp_path: Path) -> None:
+    h5py = pytest.importorskip("h5py")
+    keras.backend.clear_session()
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="relu"), layers.Dense(1)])
+    path = tmp_path / "model.weights.h5"
+    model.save_weights(path)
+    with h5py.File(path, "r") as root:  # Keras 3's layout: layers/<layer name>/vars/<i>
+        np.testing.assert_array_equal(root["layers/dense/vars/0"][()], model.get_weights()[0])
+        np.testing.assert_array_equal(root["layers/dense_1/vars/1"][()], model.get_weights()[3])
+    keras.backend.clear_session()
+    again = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="relu"), layers.Dense(1)])
+    again.load_weights(path)
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    other = keras.Sequential([keras.Input((5,)), layers.Dense(3), layers.Dense(1)])
+    with pytest.raises(keras.saving.FileFormatError):
+        other.load_weights(path)  # the kernel's shape does not fit
+    native = tmp_path / "weights.bin"  # other names keep fastmlp's format
+    model.save_weights(native)
+    again.load_weights(native)
+
+
+def test_weights_h5_exchanged_with_keras(tmp_path: Path) -> None:
+    real = pytest.importorskip("keras")
+    pytest.importorskip("h5py")
+    keras.backend.clear_session()
+    ours = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="relu"), layers.Dense(1)])
+    ours.save_weights(tmp_path / "ours.weights.h5")
+    real.backend.clear_session()
+    theirs = real.Sequential([real.Input((4,)), real.layers.Dense(3, activation="relu"), real.layers.Dense(1)])
+    theirs.load_weights(tmp_path / "ours.weights.h5")
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
+    np.testing.assert_allclose(np.asarray(theirs.predict(x, verbose=0)), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    theirs.compile("adam", "mse")
+    theirs.fit(x, np.ones((5, 1)), verbose=0)
+    theirs.save_weights(tmp_path / "theirs.weights.h5")
+    ours.load_weights(tmp_path / "theirs.weights.h5")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), np.asarray(theirs.predict(x, verbose=0)), rtol=1e-5, atol=1e-6)
+
+
+def test_small_keras_names_scripts_use() -> None:
+    assert keras.backend.floatx() == "float32" and keras.backend.epsilon() == 1e-7
+    init = keras.initializers.TruncatedNormal(mean=1.0, stddev=0.5, seed=3)
+    values = init((2000,))
+    assert np.all(np.abs(values - 1.0) <= 1.0) and abs(float(np.std(values)) - 0.5 * 0.8796) < 0.03
+    layer = layers.Dense(4, kernel_initializer="truncated_normal")
+    assert type(layer.kernel_initializer).__name__ == "TruncatedNormal"
+
+
+def test_save_model_function(tmp_path: Path) -> None:
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(2)])
+    keras.models.save_model(model, tmp_path / "m.keras")
+    with pytest.raises(FileExistsError):
+        keras.models.save_model(model, tmp_path / "m.keras", overwrite=False)
+    np.testing.assert_array_equal(keras.models.load_model(tmp_path / "m.keras").get_weights()[0], model.get_weights()[0])

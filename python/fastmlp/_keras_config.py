@@ -46,6 +46,7 @@ _INITIALIZERS = {
     "Constant": ("value",),
     "RandomNormal": ("mean", "stddev", "seed"),
     "RandomUniform": ("minval", "maxval", "seed"),
+    "TruncatedNormal": ("mean", "stddev", "seed"),
     "VarianceScaling": ("scale", "mode", "distribution", "seed"),
     "GlorotUniform": ("seed",),
     "GlorotNormal": ("seed",),

@@ -175,6 +175,7 @@ _INITIALIZER = _ClassConfig(
         "Constant": {"value": _NUMBER_ARRAY},
         "RandomNormal": {"mean": _NUMBER, "stddev": _NUMBER, "seed": _SEED},
         "RandomUniform": {"minval": _NUMBER, "maxval": _NUMBER, "seed": _SEED},
+        "TruncatedNormal": {"mean": _NUMBER, "stddev": _NUMBER, "seed": _SEED},
         "VarianceScaling": {"scale": _NUMBER, "mode": _STRING, "distribution": _STRING, "seed": _SEED},
         "GlorotUniform": _SEEDED,
         "GlorotNormal": _SEEDED,

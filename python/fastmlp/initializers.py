@@ -120,6 +120,21 @@ class RandomNormal(Initializer):
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
+class TruncatedNormal(Initializer):
+    """Normal with ``mean`` and ``stddev``, draws beyond two standard deviations drawn again
+    (Keras's ``TruncatedNormal``: ``stddev`` is that of the untruncated normal)."""
+
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: Optional[int] = None) -> None:
+        super().__init__(seed)
+        self.mean, self.stddev = float(mean), float(stddev)
+
+    def draw(self, shape: Shape) -> NDArray[Any]:
+        return _truncated_normal(self._rng(), self.mean, self.stddev, shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
 class RandomUniform(Initializer):
     """Uniform on [minval, maxval)."""
 
@@ -195,6 +210,7 @@ _BY_NAME: dict[str, type[Initializer]] = {
     "constant": Constant,
     "random_normal": RandomNormal,
     "random_uniform": RandomUniform,
+    "truncated_normal": TruncatedNormal,
     "variance_scaling": VarianceScaling,
     "glorot_uniform": GlorotUniform,
     "glorot_normal": GlorotNormal,

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -1529,13 +1530,16 @@ class Model:
 
     @_serialized
     def save_weights(self, filepath: Any) -> None:
-        """Save only the weights (same format, atomic)."""
-        _model_file.save_weights(self, filepath)
+        """Save only the weights, atomically: for a path ending in ``.weights.h5``, Keras 3's HDF5
+        weights file (when h5py is installed), which Keras's ``load_weights`` reads; otherwise
+        fastmlp's format."""
+        _file_dispatch.save_weights(self, filepath)
 
     @_serialized
     def load_weights(self, filepath: Any) -> None:
-        """Load weights saved by ``save_weights`` or ``save`` into this (built) model."""
-        _model_file.load_weights(self, filepath)
+        """Load weights into this (built) model: from ``save_weights`` or ``save``, or from Keras
+        3's ``.weights.h5`` (by this model's layer names, as Keras)."""
+        _file_dispatch.load_weights(self, filepath)
 
     @_serialized
     def __getstate__(self) -> dict[str, Any]:
@@ -1756,6 +1760,19 @@ def clone_model(
     clone = cls.from_config(model.get_config())
     clone.reinitialize()
     return clone
+
+
+def save_model(model: Model, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
+    """``model.save(filepath)``, as Keras's ``keras.models.save_model``; ``overwrite=False``
+    refuses an existing file (a ``FileExistsError``); other keyword arguments must be None."""
+    if not isinstance(model, Model):
+        raise ValueError(f"Expected `model` argument to be a `Model` instance. Received: model={model!r}")
+    for name, value in kwargs.items():
+        if value is not None:
+            raise ValueError(f"fastmlp's save_model takes no `{name}`. Received: {name}={value!r}")
+    if not overwrite and os.path.exists(os.fspath(filepath)):
+        raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
+    model.save(filepath)
 
 
 def load_model(filepath: Any, custom_objects: Optional[dict[str, Any]] = None, safe_mode: bool = True) -> Model:
