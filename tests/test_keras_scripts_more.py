@@ -411,6 +411,7 @@ def test_weights_h5_is_keras_hdf5_layout_and_round_trips(tmp_path: Path) -> None
     again.load_weights(native)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # NumPy 2's copy keyword, inside Keras/JAX/h5py
 def test_weights_h5_exchanged_with_keras(tmp_path: Path) -> None:
     real = pytest.importorskip("keras")
     pytest.importorskip("h5py")
