@@ -445,3 +445,52 @@ def test_save_model_function(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         keras.models.save_model(model, tmp_path / "m.keras", overwrite=False)
     np.testing.assert_array_equal(keras.models.load_model(tmp_path / "m.keras").get_weights()[0], model.get_weights()[0])
+
+
+def test_quickstart_loss_object_called_on_predictions_and_loss_functions() -> None:
+    # TensorFlow's beginner quickstart, Keras-only: loss_fn(y, predictions) before training.
+    images, labels = blobs(400, 16, 4, seed=30)
+    model = keras.Sequential([keras.Input((4, 4)), layers.Flatten(), layers.Dense(32, activation="relu"),
+                              layers.Dropout(0.2), layers.Dense(4)])
+    predictions = np.asarray(model(images.reshape(-1, 4, 4)[:1]))
+    probabilities = np.asarray(keras.activations.softmax(predictions), dtype=np.float64)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert loss_fn(labels[:1], predictions) == pytest.approx(-math.log(probabilities[0, labels[0]]), rel=1e-5)
+    model.compile(optimizer="adam", loss=loss_fn, metrics=["accuracy"])
+    model.fit(images.reshape(-1, 4, 4), labels, epochs=5, verbose=0)
+    logits = model.predict(images.reshape(-1, 4, 4), verbose=0).astype(np.float64)
+    log_q = logits - logits.max(axis=1, keepdims=True)
+    log_q -= np.log(np.exp(log_q).sum(axis=1, keepdims=True))
+    expected = -np.mean(log_q[np.arange(400), labels])
+    assert loss_fn(labels, logits) == pytest.approx(expected, rel=1e-6)
+    loss, accuracy = model.evaluate(images.reshape(-1, 4, 4), labels, verbose=0)  # type: ignore[misc]
+    assert loss == pytest.approx(expected, rel=1e-4) and accuracy > 0.9
+    # Keras's reduction: weighted values summed over the number of samples (not the weights).
+    weights = np.linspace(0, 2, 400)
+    assert loss_fn(labels, logits, sample_weight=weights) == pytest.approx(
+        np.sum(-log_q[np.arange(400), labels] * weights) / 400, rel=1e-6)
+    # Loss and metric functions in compile, logged under their names as Keras.
+    y = (images[:, 0] > images[:, 0].mean()).astype("float32")
+    binary = keras.Sequential([keras.Input((16,)), layers.Dense(1, activation="sigmoid")])
+    binary.compile(optimizer="adam", loss=keras.losses.binary_crossentropy, metrics=[keras.metrics.binary_accuracy])
+    history = binary.fit(images, y, epochs=2, verbose=0)
+    assert list(history.history) == ["binary_accuracy", "loss"]
+    p = binary.predict(images, verbose=0).astype(np.float64)
+    np.testing.assert_allclose(keras.losses.binary_crossentropy(y[:, None], p),
+                               -(y * np.log(p[:, 0]) + (1 - y) * np.log(1 - p[:, 0])), rtol=1e-6)
+    np.testing.assert_array_equal(keras.metrics.binary_accuracy(y[:, None], p), (p[:, 0] > 0.5) == (y == 1))
+    assert keras.losses.Huber(delta=1.0)([[0.0, 0.0]], [[0.5, 3.0]]) == pytest.approx((0.125 + 2.5) / 2)
+
+
+def test_loss_objects_called_as_keras_computes_them() -> None:
+    real = pytest.importorskip("keras")
+    rng = np.random.default_rng(31)
+    t = (rng.random((6, 3)) > 0.5).astype("float32")
+    p = rng.random((6, 3)).astype("float32")
+    w = rng.random(6).astype("float32")
+    for name in ("MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy", "CategoricalCrossentropy", "LogCosh",
+                 "Poisson", "KLDivergence", "Hinge", "SquaredHinge", "CategoricalHinge", "MeanAbsolutePercentageError",
+                 "MeanSquaredLogarithmicError", "Huber"):
+        ours = getattr(keras.losses, name)()(t, p, sample_weight=w)
+        theirs = float(np.asarray(getattr(real.losses, name)()(t, p, sample_weight=w)))
+        assert ours == pytest.approx(theirs, rel=1e-5), name

@@ -812,6 +812,36 @@ _BY_NAME: dict[str, type[Metric]] = {
 }
 
 
+# Keras's metric functions: per-sample values of (y_true, y_pred), usable in compile(metrics=[...])
+# (logged under the function's name, as Keras).
+def binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> Array:
+    """Per-sample binary accuracy. Keras: ``keras.metrics.binary_accuracy``."""
+    return BinaryAccuracy(name="binary_accuracy", threshold=threshold).values(y_true, y_pred)
+
+
+def categorical_accuracy(y_true: Any, y_pred: Any) -> Array:
+    """Per-sample categorical accuracy. Keras: ``keras.metrics.categorical_accuracy``."""
+    return CategoricalAccuracy(name="categorical_accuracy").values(y_true, y_pred)
+
+
+def sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> Array:
+    """Per-sample accuracy against integer labels. Keras: ``keras.metrics.sparse_categorical_accuracy``."""
+    return SparseCategoricalAccuracy(name="sparse_categorical_accuracy").values(y_true, y_pred)
+
+
+def mean_squared_error(y_true: Any, y_pred: Any) -> Array:
+    """Per-sample mean squared error. Keras: ``keras.metrics.mean_squared_error``."""
+    return MeanSquaredError(name="mean_squared_error").values(y_true, y_pred)
+
+
+def mean_absolute_error(y_true: Any, y_pred: Any) -> Array:
+    """Per-sample mean absolute error. Keras: ``keras.metrics.mean_absolute_error``."""
+    return MeanAbsoluteError(name="mean_absolute_error").values(y_true, y_pred)
+
+
+_FUNCTIONS = (binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, mean_squared_error, mean_absolute_error)
+
+
 def get(identifier: Any) -> Union[Metric, str]:
     """A metric from what ``compile(metrics=[...])`` takes: a ``Metric`` (as is), a
     ``{"class_name", "config"}`` dict, a class or class name (an instance), or one of the
@@ -819,6 +849,9 @@ def get(identifier: Any) -> Union[Metric, str]:
     An unknown name is a ValueError, as in Keras."""
     if isinstance(identifier, Metric):
         return identifier
+    for function in _FUNCTIONS:
+        if identifier is function:
+            return str(function.__name__)
     if isinstance(identifier, type) and issubclass(identifier, Metric) and identifier in _CLASSES.values():
         return identifier()
     if isinstance(identifier, dict):
