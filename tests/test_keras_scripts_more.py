@@ -494,3 +494,27 @@ def test_loss_objects_called_as_keras_computes_them() -> None:
         ours = getattr(keras.losses, name)()(t, p, sample_weight=w)
         theirs = float(np.asarray(getattr(real.losses, name)()(t, p, sample_weight=w)))
         assert ours == pytest.approx(theirs, rel=1e-5), name
+
+
+def test_relu_and_softmax_layers_after_dense(tmp_path: Path) -> None:
+    keras.backend.clear_session()
+    x, y = blobs(300, 6, 3, seed=40)
+    model = keras.Sequential([keras.Input((6,)), layers.Dense(16), layers.ReLU(), layers.Dense(3), layers.Softmax()])
+    assert [layer.name for layer in model.layers] == ["dense", "re_lu", "dense_1", "softmax"]
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=10, verbose=0)
+    kernel, bias, kernel_1, bias_1 = model.get_weights()
+    logits = np.maximum(x @ kernel + bias, 0) @ kernel_1 + bias_1
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)
+    model.save(tmp_path / "m.keras")  # saved as the Activation layers they equal
+    model.save(tmp_path / "m.fastmlp")
+    with pytest.warns(keras.saving.OptimizerStateResetWarning):
+        from_keras_file = keras.models.load_model(tmp_path / "m.keras")
+    for loaded in (from_keras_file, keras.models.load_model(tmp_path / "m.fastmlp")):
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="LeakyReLU"):
+        layers.ReLU(negative_slope=0.1)
+    with pytest.raises(ValueError, match="axis"):
+        layers.Softmax(axis=0)

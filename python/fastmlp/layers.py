@@ -73,6 +73,12 @@ class Layer:
     def _default_name(cls) -> str:
         return snake_case(cls.__name__)
 
+    @classmethod
+    def config_class_name(cls) -> str:
+        """The class name a model's config records for this layer (its own, unless it is saved
+        as another layer it equals)."""
+        return cls.__name__
+
     @property
     def trainable(self) -> bool:
         """Whether ``fit`` updates this layer's weights (Keras's ``layer.trainable``). Settable at
@@ -602,6 +608,46 @@ class Activation(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "activation": self.activation}
+
+
+class ReLU(Activation):
+    """Keras's ``ReLU`` layer with its defaults (``max(x, 0)``): the relu of the Dense layer
+    before it. Saved as ``Activation("relu")``, which it equals; ``max_value``,
+    ``negative_slope`` and ``threshold`` other than the defaults are a ValueError (use
+    ``LeakyReLU`` for a slope)."""
+
+    def __init__(
+        self,
+        max_value: Optional[float] = None,
+        negative_slope: float = 0.0,
+        threshold: float = 0.0,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
+        if max_value is not None or negative_slope != 0 or threshold != 0:
+            raise ValueError(
+                "fastmlp's ReLU layer is max(x, 0) only (the core's relu); use LeakyReLU(negative_slope) for a "
+                f"slope. Received: max_value={max_value!r}, negative_slope={negative_slope!r}, threshold={threshold!r}"
+            )
+        super().__init__("relu", name, trainable)
+
+    @classmethod
+    def config_class_name(cls) -> str:
+        return "Activation"
+
+
+class Softmax(Activation):
+    """Keras's ``Softmax`` layer over the last axis: the softmax of the Dense layer before it.
+    Saved as ``Activation("softmax")``, which it equals; another ``axis`` is a ValueError."""
+
+    def __init__(self, axis: int = -1, name: Optional[str] = None, trainable: bool = True) -> None:
+        if axis not in (-1, 1):
+            raise ValueError(f"fastmlp's Softmax layer takes axis=-1 only. Received: axis={axis!r}")
+        super().__init__("softmax", name, trainable)
+
+    @classmethod
+    def config_class_name(cls) -> str:
+        return "Activation"
 
 
 class LeakyReLU(Activation):

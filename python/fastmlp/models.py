@@ -1433,7 +1433,7 @@ class Model:
             "name": self.name,
             "dtype": self._dtype,
             "input_shape": None if self._sample_shape is None else list(self._sample_shape),
-            "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self._chain()],
+            "layers": [{"class_name": layer.config_class_name(), "config": layer.get_config()} for layer in self._chain()],
         }
         if not isinstance(self, Sequential):
             config["functional"] = True
