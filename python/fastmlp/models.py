@@ -1242,11 +1242,10 @@ class Model:
         """The model's outputs for ``x``, shape ``(n, units of the last layer)``, in the model dtype.
         Prints Keras's final progress line unless ``verbose=0``; ``callbacks`` get
         ``on_predict_begin``/``on_predict_end``."""
-        given_verbose = verbose
         batch = _INFERENCE_BATCH if batch_size is None else _validation.positive_int(batch_size, "batch_size")
-        verbose = _validation.verbosity(verbose)
+        shown = _validation.verbosity(verbose)
         x_arr = self._x(x)
-        callback_list = _inference_callbacks(callbacks, self, given_verbose, batch_size, x_arr.shape[0])
+        callback_list = _inference_callbacks(callbacks, self, verbose, batch_size, x_arr.shape[0])
         callback_list.on_predict_begin()
         started = time.perf_counter()
         if not callback_list.wants_predict_batch_hooks:
@@ -1260,7 +1259,7 @@ class Model:
                 callback_list.on_predict_batch_end(step, {"outputs": part})
                 parts.append(part)
             out = np.concatenate(parts) if parts else self._engine.predict(x_arr, batch)
-        self._report(verbose, x_arr.shape[0], batch, started, {})
+        self._report(shown, x_arr.shape[0], batch, started, {})
         callback_list.on_predict_end()
         return out
 
