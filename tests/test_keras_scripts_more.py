@@ -518,3 +518,36 @@ def test_relu_and_softmax_layers_after_dense(tmp_path: Path) -> None:
         layers.ReLU(negative_slope=0.1)
     with pytest.raises(ValueError, match="axis"):
         layers.Softmax(axis=0)
+
+
+def test_f1_score_in_fit_and_files(tmp_path: Path) -> None:
+    x, y = blobs(400, 6, 3, seed=50, spread=2.0)
+    targets = np.eye(3)[y]
+    f1 = keras.metrics.F1Score(average="macro")
+    model = keras.Sequential([keras.Input((6,)), layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy",
+                  metrics=[f1, keras.metrics.FBetaScore(average="weighted", beta=2.0, threshold=0.4, name="f2"),
+                           keras.metrics.CategoricalCrossentropy(name="ce")])
+    model.fit(x, targets, epochs=3, verbose=0)
+    result = model.evaluate(x, targets, verbose=0, return_dict=True)
+    p = model.predict(x, verbose=0).astype(np.float64)
+
+    def fbeta(predicted: Any, beta: float) -> Any:  # Keras's formula, 1e-7 in each division
+        tp = np.sum(predicted * targets, axis=0)
+        fp = np.sum(predicted * (1 - targets), axis=0)
+        fn = np.sum((1 - predicted) * targets, axis=0)
+        precision, recall = tp / (tp + fp + 1e-7), tp / (tp + fn + 1e-7)
+        return (1 + beta**2) * precision * recall / (beta**2 * precision + recall + 1e-7)
+
+    one_hot_max = (p == p.max(axis=1, keepdims=True)).astype(float)
+    assert result["f1_score"] == pytest.approx(np.mean(fbeta(one_hot_max, 1.0)), rel=1e-6)
+    weights = targets.sum(axis=0) / (targets.sum() + 1e-7)
+    assert result["f2"] == pytest.approx(np.sum(fbeta((p > 0.4).astype(float), 2.0) * weights), rel=1e-6)
+    assert result["ce"] == pytest.approx(-np.mean(np.log(p[np.arange(400), y])), rel=1e-5)
+    assert float(f1.result()) == result["f1_score"]
+    per_class = keras.metrics.F1Score()
+    per_class.update_state(targets, p)
+    np.testing.assert_allclose(per_class.result(), fbeta(one_hot_max, 1.0), rtol=1e-6)
+    model.save(tmp_path / "m.fastmlp")
+    again = keras.models.load_model(tmp_path / "m.fastmlp")
+    assert again.evaluate(x, targets, verbose=0, return_dict=True) == pytest.approx(result)

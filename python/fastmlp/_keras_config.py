@@ -103,7 +103,8 @@ _LOSS_NAMES = {"mse": "mse", "mae": "mae", "mape": "mean_absolute_percentage_err
 # Keras's metric classes that fastmlp.metrics has, with the same config keys.
 _METRICS = ("AUC", "Precision", "Recall", "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives",
             "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy", "TopKCategoricalAccuracy",
-            "SparseTopKCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError")
+            "SparseTopKCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError",
+            "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "FBetaScore", "F1Score")
 _LAYERS = ("InputLayer", "Dense", "Dropout", "Activation", "Flatten", "LeakyReLU", "ELU", "BatchNormalization", "Normalization")
 _BN_INITIALIZERS = ("beta_initializer", "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer")
 _BN_DEFAULT_INITIALIZERS = ("zeros", "ones", "zeros", "ones")

@@ -315,6 +315,7 @@ _OPTIMIZER = _Tagged(
     },
 )
 _NON_NEGATIVE_INT = _Leaf("a non-negative integer", lambda v: _is_int(v) and v >= 0)
+_AXIS = _Leaf("-1 or 1", lambda v: _is_int(v) and v in (-1, 1))
 _THRESHOLDS = _Nullable(
     _Leaf(
         "a number or a list of numbers",
@@ -350,6 +351,13 @@ _METRIC = _ClassConfig(
         "MeanSquaredError": _METRIC_BASE,
         "MeanAbsoluteError": _METRIC_BASE,
         "RootMeanSquaredError": _METRIC_BASE,
+        "BinaryCrossentropy": {**_METRIC_BASE, "from_logits": _BOOL, "label_smoothing": _NUMBER},
+        "CategoricalCrossentropy": {**_METRIC_BASE, "from_logits": _BOOL, "label_smoothing": _NUMBER, "axis": _AXIS},
+        "SparseCategoricalCrossentropy": {
+            **_METRIC_BASE, "from_logits": _BOOL, "ignore_class": _Nullable(_NON_NEGATIVE_INT), "axis": _AXIS
+        },
+        "FBetaScore": {**_METRIC_BASE, "average": _Nullable(_STRING), "beta": _NUMBER, "threshold": _Nullable(_NUMBER)},
+        "F1Score": {**_METRIC_BASE, "average": _Nullable(_STRING), "threshold": _Nullable(_NUMBER)},
     }
 )
 _COMPILE = _Object(

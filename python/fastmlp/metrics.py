@@ -359,8 +359,16 @@ class SparseCategoricalCrossentropy(BinaryCrossentropy):
     core_name = "sparse_categorical_crossentropy"
 
     def __init__(
-        self, name: str = "sparse_categorical_crossentropy", dtype: Any = None, from_logits: bool = False, axis: int = -1
+        self,
+        name: str = "sparse_categorical_crossentropy",
+        dtype: Any = None,
+        from_logits: bool = False,
+        ignore_class: Optional[int] = None,
+        axis: int = -1,
     ) -> None:
+        if ignore_class is not None:
+            raise ValueError(f"fastmlp's cross-entropy metrics ignore no class. Received: ignore_class={ignore_class!r}")
+        self.ignore_class = None
         if axis not in (-1, 1):
             raise ValueError(f"fastmlp's cross-entropy metrics take axis=-1 only. Received: axis={axis!r}")
         self.axis = axis
@@ -372,7 +380,8 @@ class SparseCategoricalCrossentropy(BinaryCrossentropy):
         return _floats(-log_q[np.arange(log_q.shape[0]), labels])
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "from_logits": self.from_logits, "axis": self.axis}
+        return {"name": self.name, "dtype": self.dtype, "from_logits": self.from_logits,
+                "ignore_class": self.ignore_class, "axis": self.axis}
 
 
 class Mean(Metric):
@@ -623,6 +632,80 @@ class Recall(Precision):
         return _first_or_all(_divide_no_nan(tp, tp + fn))
 
 
+class FBetaScore(ConfusionMetric):
+    """Keras's F-beta score from per-class confusion counts: per class
+    ``(1 + beta**2) * P * R / (beta**2 * P + R)`` (with Keras's 1e-7 in each division), where a
+    prediction is positive above ``threshold``, or, with ``threshold=None``, when it is its row's
+    largest (the first on ties). ``average``: None (one value per class; ``fit`` logs need an
+    average), ``"micro"`` (counts summed over the classes first), ``"macro"`` (the mean) or
+    ``"weighted"`` (weighted by each class's positive targets)."""
+
+    def __init__(
+        self,
+        average: Optional[str] = None,
+        beta: float = 1.0,
+        threshold: Optional[float] = None,
+        name: str = "fbeta_score",
+        dtype: Any = None,
+    ) -> None:
+        if average not in (None, "micro", "macro", "weighted"):
+            raise ValueError(
+                "Invalid `average` argument value. Expected one of: {None, 'micro', 'macro', 'weighted'}. "
+                f"Received: average={average}"
+            )
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
+            raise ValueError(f"Invalid `beta` argument value. It should be a Python float > 0. Received: beta={beta}")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or not 0 < threshold <= 1):
+            raise ValueError(
+                "Invalid `threshold` argument value. It should be a Python float in the range ]0, 1]. "
+                f"Received: threshold={threshold}"
+            )
+        self.average = average
+        self.beta = float(beta)
+        self.threshold = None if threshold is None else float(threshold)
+        # threshold=None: only each row's largest prediction stays above -1e10 (top_k=1).
+        super().__init__([NEG_INF / 10] if threshold is None else [float(threshold)], name, dtype,
+                         top_k=1 if threshold is None else None)
+
+    def per_label(self) -> bool:
+        return True
+
+    def result_from(self, tp: Array, fp: Array, tn: Array, fn: Array) -> Any:
+        tp, fp, fn = tp[0], fp[0], fn[0]  # one threshold: per class
+        if self.average == "micro":
+            tp, fp, fn = (np.asarray(np.sum(a, keepdims=True), dtype=np.float64) for a in (tp, fp, fn))
+        precision = tp / (tp + fp + EPSILON)
+        recall = tp / (tp + fn + EPSILON)
+        beta2 = self.beta**2
+        score = precision * recall / (beta2 * precision + recall + EPSILON) * (1 + beta2)
+        if self.average == "weighted":
+            weights = tp + fn
+            return float(np.sum(score * weights / (np.sum(weights) + EPSILON)))
+        if self.average is not None:
+            return float(np.mean(score))
+        return score
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "beta": self.beta, "average": self.average,
+                "threshold": self.threshold}
+
+
+class F1Score(FBetaScore):
+    """The F-beta score with ``beta=1``: ``2 P R / (P + R)`` per class, averaged by ``average``
+    (Keras's ``F1Score``)."""
+
+    def __init__(
+        self, average: Optional[str] = None, threshold: Optional[float] = None, name: str = "f1_score", dtype: Any = None
+    ) -> None:
+        super().__init__(average=average, beta=1.0, threshold=threshold, name=name, dtype=dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        del config["beta"]
+        return config
+
+
 class _ConditionCount(ConfusionMetric):
     """One confusion count at each threshold (default 0.5)."""
 
@@ -801,7 +884,7 @@ _CLASSES: dict[str, type[Metric]] = {
         AUC, Precision, Recall, TruePositives, FalsePositives, TrueNegatives, FalseNegatives,
         BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy, TopKCategoricalAccuracy,
         SparseTopKCategoricalAccuracy, MeanSquaredError, MeanAbsoluteError, RootMeanSquaredError,
-        BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
+        BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy, FBetaScore, F1Score,
     )
 }
 _BY_NAME: dict[str, type[Metric]] = {
