@@ -98,7 +98,7 @@ def test_a_refused_compile_keeps_the_previous_one() -> None:
     with pytest.raises(ValueError):
         net.compile("adam", "sparse_categorical_crossentropy", metrics=["no-such-metric"])
     assert net.optimizer is not None and net.optimizer.name == "sgd"
-    assert net.metrics_names == ["loss", "accuracy"]
+    assert [m.name for m in net.metrics[1].metrics] == ["accuracy"]
     assert len(net.evaluate(X, Y, verbose=0)) == 2  # type: ignore[arg-type]
 
 

@@ -322,7 +322,7 @@ def test_huge_declared_shapes_are_refused_before_allocation(tmp_path: Path) -> N
         (lambda c: c["config"]["layers"][0]["config"].update(batch_shape=[None, None]), "batch shape"),
         (lambda c: c["config"]["layers"][0]["config"].update(dtype="float16"), "float16"),
         (lambda c: c.update(compile_config={**ADAM, "loss": "cosine_similarity"}), "unsupported loss 'cosine_similarity'"),
-        (lambda c: c.update(compile_config={**ADAM, "metrics": [{"class_name": "F1Score", "config": {}}]}), "unsupported metric class 'F1Score'"),
+        (lambda c: c.update(compile_config={**ADAM, "metrics": [{"class_name": "R2Score", "config": {}}]}), "unsupported metric class 'R2Score'"),
         (lambda c: c.update(compile_config={**ADAM, "optimizer": {**ADAM["optimizer"], "class_name": "Lamb"}}), "optimizer class 'Lamb'"),
     ],
 )

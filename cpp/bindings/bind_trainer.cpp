@@ -56,17 +56,28 @@ ConfusionSpec confusion_spec_from(const py::dict& d) {
   return spec;
 }
 
+// A metric: its name, or {"name": str, "k": int, "from_logits": bool} (k and from_logits
+// optional), as _compiled_metrics.py builds it.
+MetricSpec metric_spec_from(const py::handle& entry) {
+  if (py::isinstance<py::str>(entry)) return parse_metric(entry.cast<std::string>());
+  const py::dict d = entry.cast<py::dict>();
+  const long long k = d.contains("k") ? d["k"].cast<long long>() : 5;
+  if (k < 1) throw py::value_error("a top-k metric needs k >= 1");
+  const bool from_logits = d.contains("from_logits") && d["from_logits"].cast<bool>();
+  return parse_metric(d["name"].cast<std::string>(), std::size_t(k), from_logits);
+}
+
 template <class T>
 void bind(py::module_& m, const char* name) {
   using Tr = Trainer<T>;
   py::class_<Tr>(m, name)
       .def(py::init([](std::shared_ptr<Network<T>> net, const std::string& loss, bool from_logits,
-                       const std::vector<std::string>& metrics, const py::dict& optimizer,
+                       const py::list& metrics, const py::dict& optimizer,
                        std::uint64_t seed, double loss_delta, const py::list& confusions) {
              if (!(loss_delta > 0) || !std::isfinite(loss_delta))
                throw py::value_error("loss_delta must be positive and finite");
              TrainingConfig config{parse_loss(loss), from_logits, {}, loss_delta};
-             for (const auto& metric : metrics) config.metrics.push_back(parse_metric(metric));
+             for (const auto& metric : metrics) config.metrics.push_back(metric_spec_from(metric));
              for (const auto& spec : confusions)
                config.confusions.push_back(confusion_spec_from(spec.cast<py::dict>()));
              return std::make_unique<Tr>(std::move(net), std::move(config),

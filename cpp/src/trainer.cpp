@@ -69,10 +69,8 @@ Trainer<T>::Trainer(std::shared_ptr<Network<T>> net, TrainingConfig config,
   // Targets are either class indices (sparse loss) or dense rows: every metric must read the kind
   // the loss was given.
   const bool sparse = is_sparse(config_.loss);
-  for (Metric m : config_.metrics) {
-    const bool sparse_metric =
-        m == Metric::sparse_categorical_accuracy || m == Metric::sparse_top_k_categorical_accuracy;
-    if (sparse_metric != sparse)
+  for (const MetricSpec& m : config_.metrics) {
+    if (is_sparse_metric(m.metric) != sparse)
       throw std::invalid_argument(sparse ? "sparse labels need a sparse_* metric"
                                          : "sparse_* metrics need the sparse loss");
   }

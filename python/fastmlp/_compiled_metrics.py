@@ -69,7 +69,7 @@ class CompiledMetrics:
     Keras 3. A ValueError when a metric does not fit the model's outputs or targets."""
 
     def __init__(self, entries: Sequence[Union[str, metrics.Metric]], loss: losses.Loss, output_dim: int) -> None:
-        self.core_names: list[str] = []
+        self.core_names: list[metrics.CoreMetric] = []
         self.confusion_specs: list[dict[str, Any]] = []
         # Per logged metric: its name, its object (None for a per-sample name), and where its
         # state is (a per-sample sum, or confusion counts) with the index there.
@@ -99,11 +99,28 @@ class CompiledMetrics:
     def names(self) -> list[str]:
         return [name for name, _, _, _ in self.plan]
 
+    def store(self, state: MetricState, objects: Sequence[metrics.Metric]) -> None:
+        """Puts a loop's state into the metric objects (Keras 3's trainer leaves the state of
+        the last train or test loop in the compiled metrics): ``objects`` holds one object per
+        metric, in the order compiled (the user's, or a ``Mean`` for a per-sample name)."""
+        samples = float(state.samples)
+        for (_, _, kind, index), metric in zip(self.plan, objects):
+            if isinstance(metric, metrics.ConfusionMetric) and kind == "confusion":
+                stride = 2 + 2 * len(metric.threshold_list)
+                metric.counts = np.asarray(state.confusions[index], dtype=np.float64).reshape(-1, stride)
+            elif isinstance(metric, (metrics.MeanMetricWrapper, metrics.Mean)):
+                if kind == "binary_accuracy":
+                    metric.total = _binary_accuracy(state.confusions[index]) * samples
+                else:
+                    metric.total = state.sums[index]
+                metric.count = samples
+
     def empty(self) -> MetricState:
         return MetricState()
 
     def logs(self, state: MetricState, prefix: str = "") -> dict[str, float]:
-        """Mean loss and each metric's value (Keras's formula on the state)."""
+        """Mean loss and each metric's value (Keras's formula on the state), sorted by name as
+        Keras 3 sorts its logs (``pythonify_logs``)."""
         samples = max(state.samples, 1)
         logs = {prefix + "loss": state.loss / samples}
         for name, metric, kind, index in self.plan:
@@ -116,7 +133,35 @@ class CompiledMetrics:
             else:
                 value = state.sums[index] / samples
             logs[prefix + name] = value
-        return logs
+        return dict(sorted(logs.items()))
+
+
+class CompileMetrics(metrics.Metric):
+    """``model.metrics[1]`` as in Keras 3: the compiled metrics together, named
+    ``compile_metrics``; ``result()`` is the dict of their values by log name."""
+
+    def __init__(self, entries: Sequence[metrics.Metric], names: Sequence[str]) -> None:
+        self.metrics: list[metrics.Metric] = []  # empty while Metric.__init__ resets the state
+        super().__init__(name="compile_metrics")
+        self.metrics = list(entries)
+        self.names = list(names)
+
+    def reset_state(self) -> None:
+        for metric in self.metrics:
+            metric.reset_state()
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        for metric in self.metrics:
+            metric.update_state(y_true, y_pred, sample_weight)
+
+    def result(self) -> dict[str, float]:  # type: ignore[override]
+        return {name: float(metric.result()) for name, metric in zip(self.names, self.metrics)}
+
+
+def metric_objects(entries: Sequence[Union[str, metrics.Metric]]) -> list[metrics.Metric]:
+    """One object per compiled metric: the user's, or a ``Mean`` named by the per-sample name
+    (Keras wraps a name in a metric object named by it)."""
+    return [entry if isinstance(entry, metrics.Metric) else metrics.Mean(name=entry) for entry in entries]
 
 
 def _threshold_spec(metric: metrics.BinaryAccuracy, loss: losses.Loss) -> dict[str, Any]:

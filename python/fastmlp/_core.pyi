@@ -1,5 +1,5 @@
 # Hand-written stub of the C++ extension fastmlp._core.
-from typing import Any, Literal, Optional, overload
+from typing import Any, Literal, Optional, Union, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -85,7 +85,7 @@ class _Trainer:
         network: _Network,
         loss: str,
         from_logits: bool,
-        metrics: list[str],
+        metrics: list[Union[str, dict[str, Any]]],
         optimizer: dict[str, object],
         seed: int,
         loss_delta: float = 1.0,

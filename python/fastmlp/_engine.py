@@ -329,14 +329,14 @@ class Engine:
         self,
         loss: str,
         from_logits: bool,
-        metrics: Sequence[str],
+        metrics: Sequence[Union[str, dict[str, Any]]],
         optimizer: dict[str, Any],
         seed: int,
         loss_delta: float = 1.0,
         confusions: Sequence[dict[str, Any]] = (),
     ) -> None:
         """A new trainer (fresh optimizer state, shuffle generator seeded with ``seed``; ``loss_delta``
-        is Huber's threshold; ``confusions``: the specs of the metrics whose state is counts
+        is Huber's threshold; ``metrics``: names, or ``{"name", "k", "from_logits"}``; ``confusions``: the specs of the metrics whose state is counts
         (metrics.py))."""
         trainer_type = _core.Trainer64 if self.dtype == "float64" else _core.Trainer32
         with self.lock:

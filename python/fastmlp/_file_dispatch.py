@@ -3,6 +3,9 @@
 A path ending in ``.keras`` is a Keras 3 archive (``fastmlp._keras_file``), as Keras decides by
 the suffix; every other path is fastmlp's own format (``fastmlp._model_file``), the default.
 ``Model.save``, ``fastmlp.models.load_model`` and ``fastmlp.saving.load_model`` go through here.
+Weights alone: a path ending in ``.weights.h5`` gets Keras 3's HDF5 weights file when h5py is
+installed (fastmlp's own format otherwise); ``load_weights`` reads either, by the file's first
+bytes.
 """
 
 from __future__ import annotations
@@ -35,3 +38,17 @@ def load_model(
     if _keras_file.is_keras_path(filepath):
         return _keras_file.load_model(filepath, from_config)
     return _model_file.load_model(filepath, from_config, custom_objects)
+
+
+def save_weights(model: SavedModel, filepath: PathLike) -> None:
+    if _keras_file.is_weights_path(filepath) and _keras_file.has_h5py():
+        _keras_file.save_weights(model, filepath)
+    else:
+        _model_file.save_weights(model, filepath)
+
+
+def load_weights(model: SavedModel, filepath: PathLike) -> None:
+    if _keras_file.is_hdf5_file(filepath):
+        _keras_file.load_weights(model, filepath)
+    else:
+        _model_file.load_weights(model, filepath)

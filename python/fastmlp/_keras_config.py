@@ -46,6 +46,7 @@ _INITIALIZERS = {
     "Constant": ("value",),
     "RandomNormal": ("mean", "stddev", "seed"),
     "RandomUniform": ("minval", "maxval", "seed"),
+    "TruncatedNormal": ("mean", "stddev", "seed"),
     "VarianceScaling": ("scale", "mode", "distribution", "seed"),
     "GlorotUniform": ("seed",),
     "GlorotNormal": ("seed",),
@@ -73,6 +74,8 @@ _SCHEDULES = {
     "InverseTimeDecay": "inverse_time_decay",
     "PiecewiseConstantDecay": "piecewise_constant_decay",
     "CosineDecay": "cosine_decay",
+    "PolynomialDecay": "polynomial_decay",
+    "CosineDecayRestarts": "cosine_decay_restarts",
 }
 # Keras's loss classes, their function names, and fastmlp's name for each.
 _LOSSES = {
@@ -100,7 +103,8 @@ _LOSS_NAMES = {"mse": "mse", "mae": "mae", "mape": "mean_absolute_percentage_err
 # Keras's metric classes that fastmlp.metrics has, with the same config keys.
 _METRICS = ("AUC", "Precision", "Recall", "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives",
             "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy", "TopKCategoricalAccuracy",
-            "SparseTopKCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError")
+            "SparseTopKCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError",
+            "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "FBetaScore", "F1Score")
 _LAYERS = ("InputLayer", "Dense", "Dropout", "Activation", "Flatten", "LeakyReLU", "ELU", "BatchNormalization", "Normalization")
 _BN_INITIALIZERS = ("beta_initializer", "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer")
 _BN_DEFAULT_INITIALIZERS = ("zeros", "ones", "zeros", "ones")

@@ -22,19 +22,20 @@ Keras then says it skips them.
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import io
 import json
 import os
 import warnings
 import zipfile
-from typing import IO, Any, Optional, Union
+from typing import IO, Any, NoReturn, Optional, Protocol, Union
 
 import numpy as np
 
 from . import _keras_config, _saved_config
 from ._atomic_write import atomic_write, remove_orphans
 from ._model_file import FromConfig, Model, SavedModel, build_model
-from ._model_file_format import OptimizerStateResetWarning
+from ._model_file_format import FileFormatError, OptimizerStateResetWarning
 from ._model_file_reader import ModelFileReader, open_regular_file
 from ._version import __version__
 
@@ -49,6 +50,11 @@ KERAS_VERSION = "3.0.0"
 
 # What h5py raises on a damaged or hostile HDF5 file.
 _H5_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError)
+
+
+def has_h5py() -> bool:
+    """Whether h5py can be imported (without importing it)."""
+    return importlib.util.find_spec("h5py") is not None
 
 
 def h5py_module() -> Any:
@@ -70,7 +76,13 @@ def is_keras_path(filepath: PathLike) -> bool:
 # ---------------------------------------------------------------- reading
 
 
-def _dataset(reader: ModelFileReader, h5py: Any, root: Any, path: str) -> Any:
+class _Fails(Protocol):
+    """What reading a weights dataset needs of its file: a way to fail naming the file."""
+
+    def fail(self, problem: str, cause: Optional[BaseException] = None) -> NoReturn: ...
+
+
+def _dataset(reader: _Fails, h5py: Any, root: Any, path: str) -> Any:
     """The dataset at ``path``, reached through hard links only."""
     group = root
     parts = path.split("/")
@@ -86,7 +98,7 @@ def _dataset(reader: ModelFileReader, h5py: Any, root: Any, path: str) -> Any:
     return group
 
 
-def _read_weight(reader: ModelFileReader, h5py: Any, root: Any, path: str, shape: tuple[int, ...], dtype: str, limit: int,
+def _read_weight(reader: _Fails, h5py: Any, root: Any, path: str, shape: tuple[int, ...], dtype: str, limit: int,
                  integer: bool = False) -> Any:
     dataset = _dataset(reader, h5py, root, path)
     kinds = "fiu" if integer else "f"  # Keras holds a Normalization's count as int64
@@ -198,3 +210,83 @@ def save_model(model: SavedModel, filepath: PathLike) -> None:
             archive.writestr(WEIGHTS, h5)
 
     atomic_write(os.fsdecode(filepath), write)
+
+
+# ---------------------------------------------------------------- weights only
+
+# The first bytes of every HDF5 file.
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+WEIGHTS_SUFFIX = ".weights.h5"
+
+
+def is_weights_path(filepath: PathLike) -> bool:
+    """Whether ``filepath`` names Keras's weights file (``.weights.h5``, as Keras requires)."""
+    return os.fsdecode(filepath).endswith(WEIGHTS_SUFFIX)
+
+
+def is_hdf5_file(filepath: PathLike) -> bool:
+    """Whether the file at ``filepath`` is HDF5 (by its signature); False when it is not a
+    regular file or cannot be read (the native reader then reports why), without blocking on a
+    FIFO or device (``open_regular_file``)."""
+    try:
+        with open_regular_file(os.fsdecode(filepath)) as handle:
+            return handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    except (OSError, FileFormatError):
+        return False
+
+
+def _layout(model: SavedModel) -> _keras_config.WeightLayout:
+    _, layout, _ = _keras_config.to_keras(model.get_config(), None)
+    return layout
+
+
+def save_weights(model: SavedModel, filepath: PathLike) -> None:
+    """Write the weights as Keras 3's ``save_weights`` does: an HDF5 file laid out as the
+    ``model.weights.h5`` of a ``.keras`` archive (``layers/<name>/vars/<i>``), atomically."""
+    if not model.built:
+        raise ValueError(f"Model {model.name!r} is not built yet: it has no weights to save.")
+    layout = _layout(model)
+    weights = model.get_weights()
+    if len(weights) != len(layout.weights):  # both follow the model's Dense layers
+        raise RuntimeError("the weights' layout does not follow the model's config")
+    data = _weights_file(model, layout, weights)
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write(data)
+
+    atomic_write(os.fsdecode(filepath), write)
+
+
+def load_weights(model: SavedModel, filepath: PathLike) -> None:
+    """Set a built model's weights from an HDF5 weights file of Keras 3 (or of ``save_weights``):
+    each layer's ``layers/<name>/vars/<i>`` by this model's layer names, as Keras finds them. A
+    missing dataset, a shape that does not fit, or NaN/infinity is a ``FileFormatError`` naming
+    it; nothing is set then."""
+    if not model.built:
+        raise ValueError(f"Model {model.name!r} is not built yet: build it before load_weights().")
+    layout = _layout(model)
+    shapes = [weight.shape for weight in model.get_weights()]
+    path = os.fsdecode(filepath)
+    reader = _WeightsFile(repr(path))
+    h5py = h5py_module()
+    with open_regular_file(path) as handle:
+        data = handle.read()
+    try:
+        with h5py.File(io.BytesIO(data), "r") as root:
+            weights = [
+                _read_weight(reader, h5py, root, name, shape, model.dtype, len(data), name in layout.integers)
+                for name, shape in zip(layout.weights, shapes)
+            ]
+    except _H5_ERRORS as error:
+        reader.fail(f"not a readable HDF5 file of weights ({error})", error)
+    model.set_weights(weights)
+
+
+class _WeightsFile:
+    """A weights file being read: fails naming it."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def fail(self, problem: str, cause: Optional[BaseException] = None) -> NoReturn:
+        raise FileFormatError(f"{self.label}: {problem}") from cause

@@ -172,9 +172,10 @@ _INITIALIZER = _ClassConfig(
     {
         "Zeros": {},
         "Ones": {},
-        "Constant": {"value": _NUMBER},
+        "Constant": {"value": _NUMBER_ARRAY},
         "RandomNormal": {"mean": _NUMBER, "stddev": _NUMBER, "seed": _SEED},
         "RandomUniform": {"minval": _NUMBER, "maxval": _NUMBER, "seed": _SEED},
+        "TruncatedNormal": {"mean": _NUMBER, "stddev": _NUMBER, "seed": _SEED},
         "VarianceScaling": {"scale": _NUMBER, "mode": _STRING, "distribution": _STRING, "seed": _SEED},
         "GlorotUniform": _SEEDED,
         "GlorotNormal": _SEEDED,
@@ -256,6 +257,22 @@ _SCHEDULE = _Tagged(
             "warmup_target": _Nullable(_NUMBER),
             "warmup_steps": _NUMBER,
         },
+        "polynomial_decay": {
+            "initial_learning_rate": _NUMBER,
+            "decay_steps": _NUMBER,
+            "end_learning_rate": _NUMBER,
+            "power": _NUMBER,
+            "cycle": _BOOL,
+            "name": _STRING,
+        },
+        "cosine_decay_restarts": {
+            "initial_learning_rate": _NUMBER,
+            "first_decay_steps": _NUMBER,
+            "t_mul": _NUMBER,
+            "m_mul": _NUMBER,
+            "alpha": _NUMBER,
+            "name": _STRING,
+        },
         # A user's schedule: its class name (looked up in load_model's custom_objects) and its
         # get_config(), plain JSON handed to that class's from_config.
         "custom": {"class_name": _STRING, "config": _Leaf("an object", lambda v: isinstance(v, dict))},
@@ -298,6 +315,7 @@ _OPTIMIZER = _Tagged(
     },
 )
 _NON_NEGATIVE_INT = _Leaf("a non-negative integer", lambda v: _is_int(v) and v >= 0)
+_AXIS = _Leaf("-1 or 1", lambda v: _is_int(v) and v in (-1, 1))
 _THRESHOLDS = _Nullable(
     _Leaf(
         "a number or a list of numbers",
@@ -333,6 +351,13 @@ _METRIC = _ClassConfig(
         "MeanSquaredError": _METRIC_BASE,
         "MeanAbsoluteError": _METRIC_BASE,
         "RootMeanSquaredError": _METRIC_BASE,
+        "BinaryCrossentropy": {**_METRIC_BASE, "from_logits": _BOOL, "label_smoothing": _NUMBER},
+        "CategoricalCrossentropy": {**_METRIC_BASE, "from_logits": _BOOL, "label_smoothing": _NUMBER, "axis": _AXIS},
+        "SparseCategoricalCrossentropy": {
+            **_METRIC_BASE, "from_logits": _BOOL, "ignore_class": _Nullable(_NON_NEGATIVE_INT), "axis": _AXIS
+        },
+        "FBetaScore": {**_METRIC_BASE, "average": _Nullable(_STRING), "beta": _NUMBER, "threshold": _Nullable(_NUMBER)},
+        "F1Score": {**_METRIC_BASE, "average": _Nullable(_STRING), "threshold": _Nullable(_NUMBER)},
     }
 )
 _COMPILE = _Object(

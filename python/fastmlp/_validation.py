@@ -92,6 +92,9 @@ def features(
     finite=False skips the check for NaN and infinity (for fit, whose core checks as it trains)."""
     array = as_numeric_array(x, name)
     expected = "(n, " + ", ".join(map(str, sample_shape)) + ")" if sample_shape else "(n, features)"
+    if array.ndim == 1 and sample_shape == (1,):
+        # Keras 3 (Functional._adjust_input_rank): one value per sample for a one-feature input.
+        array = array.reshape(-1, 1)
     if array.ndim < 2:
         raise ValueError(
             f"`{name}` must have a batch axis: expected shape {expected}, received shape "

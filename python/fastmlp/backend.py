@@ -1,10 +1,11 @@
-"""Session state named as in ``keras.backend``: ``clear_session``."""
+"""Session state and settings named as in ``keras.backend``: ``clear_session``, ``floatx``,
+``epsilon``."""
 
 from __future__ import annotations
 
 import gc
 
-from . import _names
+from . import _names, config
 
 
 def clear_session(free_memory: bool = True) -> None:
@@ -15,3 +16,14 @@ def clear_session(free_memory: bool = True) -> None:
     _names.reset()
     if free_memory:
         gc.collect()
+
+
+def floatx() -> str:
+    """The default dtype of new models (``fm.config.floatx()``), as ``keras.backend.floatx``."""
+    return config.floatx()
+
+
+def epsilon() -> float:
+    """Keras's fuzz factor, 1e-7: the clip of probabilities in the cross-entropy metrics and
+    the smallest standard deviation ``Normalization`` divides by."""
+    return 1e-7

@@ -15,7 +15,13 @@ How they meet the training loop: ``fit`` hands the C++ core a *chunk* of batches
   the epoch so far, as in Keras 3;
 - ``on_test_begin`` / ``on_test_end``: around ``evaluate`` and fit's validation pass;
   ``on_predict_begin`` / ``on_predict_end``: around ``predict``. These run the whole data set in one
-  native call, so there are no per-batch test/predict hooks.
+  native call, unless some callback defines ``on_test_batch_begin`` / ``on_test_batch_end``
+  (``on_predict_batch_begin`` / ``on_predict_batch_end``): then they run batch by batch (of
+  ``batch_size`` rows, Keras's 32 by default) and call them, the test batch logs being the running
+  values so far and the predict batch logs ``{"outputs": the batch's predictions}``, as in Keras 3.
+
+Every hook gets a dict as ``logs`` (empty where there is nothing to log), as Keras 3's
+``CallbackList`` gives.
 
 ``model.stop_training = True`` (from any hook) ends training after the current chunk of batches
 (after the current batch when per-batch hooks are on); the epoch is then closed as in Keras:
@@ -46,6 +52,8 @@ if TYPE_CHECKING:
 Logs = dict[str, Any]
 
 _BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
+_TEST_BATCH_HOOKS = ("on_test_batch_begin", "on_test_batch_end")
+_PREDICT_BATCH_HOOKS = ("on_predict_batch_begin", "on_predict_batch_end")
 
 
 def _unattached(callback: Callback) -> RuntimeError:
@@ -116,14 +124,35 @@ class Callback:
     def on_predict_end(self, logs: Optional[Logs] = None) -> None:
         """Called after ``predict``."""
 
+    def on_test_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None:
+        """Per-batch hook of ``evaluate`` and fit's validation (defining it makes them run batch
+        by batch)."""
+
+    def on_test_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
+        """Per-batch hook of ``evaluate`` and fit's validation, with the running logs."""
+
+    def on_predict_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None:
+        """Per-batch hook of ``predict`` (defining it makes predict run batch by batch)."""
+
+    def on_predict_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
+        """Per-batch hook of ``predict``; ``logs["outputs"]`` is the batch's predictions."""
+
+    def _defines(self, hooks: Sequence[str]) -> bool:
+        cls = type(self)
+        return any(name in self.__dict__ or getattr(cls, name) is not getattr(Callback, name) for name in hooks)
+
     def wants_batch_hooks(self) -> bool:
         """True when this callback defines a per-batch hook: a subclass override, or a function
         set on the instance (``LambdaCallback``). Training then runs batch by batch."""
-        cls = type(self)
-        for name in _BATCH_HOOKS:
-            if name in self.__dict__ or getattr(cls, name) is not getattr(Callback, name):
-                return True
-        return False
+        return self._defines(_BATCH_HOOKS)
+
+    def wants_test_batch_hooks(self) -> bool:
+        """True when this callback defines ``on_test_batch_begin`` or ``on_test_batch_end``."""
+        return self._defines(_TEST_BATCH_HOOKS)
+
+    def wants_predict_batch_hooks(self) -> bool:
+        """True when this callback defines ``on_predict_batch_begin`` or ``on_predict_batch_end``."""
+        return self._defines(_PREDICT_BATCH_HOOKS)
 
 
 class History(Callback):
@@ -178,50 +207,83 @@ class CallbackList:
             cb.set_model(model)
             cb.set_params(params)
         self.wants_batch_hooks = any(cb.wants_batch_hooks() for cb in self.callbacks)
+        self.wants_test_batch_hooks = any(cb.wants_test_batch_hooks() for cb in self.callbacks)
+        self.wants_predict_batch_hooks = any(cb.wants_predict_batch_hooks() for cb in self.callbacks)
 
     def on_train_begin(self, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_train_begin(logs)
 
     def on_train_end(self, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_train_end(logs)
 
     def on_epoch_begin(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_epoch_begin(epoch, logs)
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
 
     def on_train_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_train_batch_begin(batch, logs)
 
     def on_train_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_train_batch_end(batch, logs)
 
     def on_train_chunk_end(self, batch: int, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_train_chunk_end(batch, logs)
 
     def on_test_begin(self, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_test_begin(logs)
 
     def on_test_end(self, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_test_end(logs)
 
     def on_predict_begin(self, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_predict_begin(logs)
 
     def on_predict_end(self, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_predict_end(logs)
+
+    def on_test_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
+        for cb in self.callbacks:
+            cb.on_test_batch_begin(batch, logs)
+
+    def on_test_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
+        for cb in self.callbacks:
+            cb.on_test_batch_end(batch, logs)
+
+    def on_predict_batch_begin(self, batch: int, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
+        for cb in self.callbacks:
+            cb.on_predict_batch_begin(batch, logs)
+
+    def on_predict_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
+        logs = {} if logs is None else logs
+        for cb in self.callbacks:
+            cb.on_predict_batch_end(batch, logs)
 
 
 # ----------------------------------------------------------------------------- monitoring
@@ -697,11 +759,10 @@ class CSVLogger(Callback):
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)
-            if self.params.get("do_validation") and self.model is not None:
-                # Validation may skip the first epoch (validation_freq): reserve its columns.
-                for name in self.model.metrics_names:
-                    if "val_" + name not in self.keys:
-                        self.keys.append("val_" + name)
+            # Keras 3's rule: first logs without val_ entries (no validation, or validation_freq
+            # skipped the first epoch) reserve a val_ column for each (written "NA" when absent).
+            if self.keys and not any(key.startswith("val_") for key in self.keys):
+                self.keys.extend("val_" + key for key in list(self.keys))
         if self.writer is None:
             self.writer = csv.writer(self.csv_file, delimiter=self.sep, lineterminator="\n")
             if self.append_header:

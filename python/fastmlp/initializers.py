@@ -80,14 +80,27 @@ class Ones(Zeros):
 
 
 class Constant(Initializer):
-    def __init__(self, value: float = 0.0) -> None:
+    """``value`` everywhere: a number, or an array broadcast to the weight's shape (as Keras's
+    ``value * ones(shape)``; e.g. ``Constant(np.log([pos / neg]))`` for an output bias)."""
+
+    def __init__(self, value: Any = 0.0) -> None:
         super().__init__(None)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"`value` must be a finite number. Received: value={value!r}")
-        self.value = float(value)
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            array = np.asarray(np.nan)
+        if isinstance(value, bool) or array.dtype == object or not np.isfinite(array).all():
+            raise ValueError(f"`value` must be a finite number or array of numbers. Received: value={value!r}")
+        self.value: Union[float, list[Any]] = float(array) if array.ndim == 0 else array.tolist()
 
     def draw(self, shape: Shape) -> NDArray[Any]:
-        return np.full(shape, self.value)
+        value = np.asarray(self.value, dtype=np.float64)
+        try:
+            return np.array(np.broadcast_to(value, shape))
+        except ValueError:
+            raise ValueError(
+                f"Constant initializer of shape {value.shape} cannot fill a weight of shape {shape}."
+            ) from None
 
     def get_config(self) -> dict[str, Any]:
         return {"value": self.value}
@@ -102,6 +115,21 @@ class RandomNormal(Initializer):
 
     def draw(self, shape: Shape) -> NDArray[Any]:
         return self._rng().normal(self.mean, self.stddev, shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class TruncatedNormal(Initializer):
+    """Normal with ``mean`` and ``stddev``, draws beyond two standard deviations drawn again
+    (Keras's ``TruncatedNormal``: ``stddev`` is that of the untruncated normal)."""
+
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: Optional[int] = None) -> None:
+        super().__init__(seed)
+        self.mean, self.stddev = float(mean), float(stddev)
+
+    def draw(self, shape: Shape) -> NDArray[Any]:
+        return _truncated_normal(self._rng(), self.mean, self.stddev, shape)
 
     def get_config(self) -> dict[str, Any]:
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
@@ -182,6 +210,7 @@ _BY_NAME: dict[str, type[Initializer]] = {
     "constant": Constant,
     "random_normal": RandomNormal,
     "random_uniform": RandomUniform,
+    "truncated_normal": TruncatedNormal,
     "variance_scaling": VarianceScaling,
     "glorot_uniform": GlorotUniform,
     "glorot_normal": GlorotNormal,

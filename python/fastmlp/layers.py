@@ -22,6 +22,7 @@ from . import _normalization, _validation, activations, initializers, regularize
 from ._engine import Engine
 from ._names import snake_case, unique_name
 from ._symbolic import KerasTensor
+from ._weight_variable import WeightVariable
 
 
 def _check_shape(shape: Any, argument: str) -> tuple[int, ...]:
@@ -71,6 +72,12 @@ class Layer:
     @classmethod
     def _default_name(cls) -> str:
         return snake_case(cls.__name__)
+
+    @classmethod
+    def config_class_name(cls) -> str:
+        """The class name a model's config records for this layer (its own, unless it is saved
+        as another layer it equals)."""
+        return cls.__name__
 
     @property
     def trainable(self) -> bool:
@@ -230,9 +237,12 @@ class Normalization(Layer):
         invert: bool = False,
         name: Optional[str] = None,
         trainable: bool = True,
+        input_shape: Any = None,
     ) -> None:
         super().__init__(name, trainable)
         self.axis = _normalization.axes(axis)
+        # As a first layer without an Input (Keras's deprecated base-layer argument).
+        self.input_shape = None if input_shape is None else _check_shape(input_shape, "input_shape")
         if (mean is not None) != (variance is not None):
             raise ValueError(
                 "When setting values directly, both `mean` and `variance` must be set. "
@@ -326,6 +336,30 @@ class Normalization(Layer):
         if self._mean is None or self._variance is None:
             raise ValueError(f"Normalization layer {self.name!r} is not built: call adapt() or build() first.")
         return self._mean, self._variance
+
+    def _broadcast(self, stats: NDArray[np.float64]) -> NDArray[np.float32]:
+        """Statistics as Keras's ``mean``/``variance``: float32 of the broadcast shape (1 on the
+        batch axis and every axis not kept, e.g. ``(1, features)`` for ``axis=-1``)."""
+        if self._sample_shape is None:
+            return stats.astype(np.float32)
+        batch_shape: tuple[Optional[int], ...] = (None, *self._sample_shape)
+        keep = _normalization.kept_axes(self.axis, len(batch_shape), batch_shape)
+        shape = [1] * len(batch_shape)
+        for d in keep:
+            shape[d] = self._sample_shape[d - 1]
+        if stats.size != math.prod(shape):
+            return stats.astype(np.float32)
+        return stats.reshape(shape).astype(np.float32)
+
+    @property
+    def mean(self) -> NDArray[np.float32]:
+        """The mean, as Keras's attribute once built or adapted (float32, broadcast shape)."""
+        return self._broadcast(self._statistics()[0])
+
+    @property
+    def variance(self) -> NDArray[np.float32]:
+        """The variance, as Keras's attribute once built or adapted (float32, broadcast shape)."""
+        return self._broadcast(self._statistics()[1])
 
     def feature_statistics(self, sample_shape: tuple[int, ...]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """The mean and variance of each feature of flat samples of ``sample_shape`` (built for
@@ -445,8 +479,8 @@ class Dense(Layer):
         units: int,
         activation: activations.ActivationLike = None,
         use_bias: bool = True,
-        kernel_initializer: initializers.InitializerLike = "glorot_uniform",
-        bias_initializer: initializers.InitializerLike = "zeros",
+        kernel_initializer: Optional[initializers.InitializerLike] = "glorot_uniform",
+        bias_initializer: Optional[initializers.InitializerLike] = "zeros",
         kernel_regularizer: regularizers.RegularizerLike = None,
         bias_regularizer: regularizers.RegularizerLike = None,
         input_shape: Any = None,
@@ -467,8 +501,9 @@ class Dense(Layer):
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
+        # None is Keras's add_weight default for a float weight: glorot_uniform (a bias too).
+        self.kernel_initializer = initializers.get("glorot_uniform" if kernel_initializer is None else kernel_initializer)
+        self.bias_initializer = initializers.get("glorot_uniform" if bias_initializer is None else bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
         if input_dim is not None:
@@ -491,11 +526,21 @@ class Dense(Layer):
 
     @property
     def kernel(self) -> NDArray[np.floating]:
-        return self._built_engine().kernel(self._index)
+        """A copy of the kernel with Keras's variable methods (``kernel.assign(value)`` sets it)."""
+        return WeightVariable(self._built_engine().kernel(self._index), self._assign_kernel)
 
     @property
     def bias(self) -> Optional[NDArray[np.floating]]:
-        return self._built_engine().bias(self._index)
+        """A copy of the bias (None without one) with Keras's variable methods
+        (``bias.assign(value)`` sets it)."""
+        bias = self._built_engine().bias(self._index)
+        return None if bias is None else WeightVariable(bias, self._assign_bias)
+
+    def _assign_kernel(self, value: NDArray[np.floating]) -> None:
+        self.set_weights([value, *self.get_weights()[1:]])
+
+    def _assign_bias(self, value: NDArray[np.floating]) -> None:
+        self.set_weights([self.get_weights()[0], value])
 
     def get_weights(self) -> list[NDArray[np.floating]]:
         engine = self._engine
@@ -563,6 +608,46 @@ class Activation(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "activation": self.activation}
+
+
+class ReLU(Activation):
+    """Keras's ``ReLU`` layer with its defaults (``max(x, 0)``): the relu of the Dense layer
+    before it. Saved as ``Activation("relu")``, which it equals; ``max_value``,
+    ``negative_slope`` and ``threshold`` other than the defaults are a ValueError (use
+    ``LeakyReLU`` for a slope)."""
+
+    def __init__(
+        self,
+        max_value: Optional[float] = None,
+        negative_slope: float = 0.0,
+        threshold: float = 0.0,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
+        if max_value is not None or negative_slope != 0 or threshold != 0:
+            raise ValueError(
+                "fastmlp's ReLU layer is max(x, 0) only (the core's relu); use LeakyReLU(negative_slope) for a "
+                f"slope. Received: max_value={max_value!r}, negative_slope={negative_slope!r}, threshold={threshold!r}"
+            )
+        super().__init__("relu", name, trainable)
+
+    @classmethod
+    def config_class_name(cls) -> str:
+        return "Activation"
+
+
+class Softmax(Activation):
+    """Keras's ``Softmax`` layer over the last axis: the softmax of the Dense layer before it.
+    Saved as ``Activation("softmax")``, which it equals; another ``axis`` is a ValueError."""
+
+    def __init__(self, axis: int = -1, name: Optional[str] = None, trainable: bool = True) -> None:
+        if axis not in (-1, 1):
+            raise ValueError(f"fastmlp's Softmax layer takes axis=-1 only. Received: axis={axis!r}")
+        super().__init__("softmax", name, trainable)
+
+    @classmethod
+    def config_class_name(cls) -> str:
+        return "Activation"
 
 
 class LeakyReLU(Activation):

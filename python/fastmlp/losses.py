@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Any, Callable, Union
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import _loss_values
 
 
 class Loss:
@@ -20,6 +25,16 @@ class Loss:
     def core_delta(self) -> float:
         """The threshold the core's Huber loss switches at (other losses ignore it)."""
         return 1.0
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
+        """The loss of ``y_pred`` against ``y_true`` in NumPy, reduced as Keras 3's default
+        (``"sum_over_batch_size"``): the per-sample values times ``sample_weight``, summed, over
+        the number of samples."""
+        per_sample = _values(self.name, y_true, y_pred, self.from_logits, self.core_delta())
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+            per_sample = per_sample * (weights if weights.size != 1 else weights[0])
+        return float(np.sum(per_sample) / max(per_sample.shape[0], 1))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(from_logits={self.from_logits})"
@@ -177,15 +192,68 @@ _BY_NAME: dict[str, type[Loss]] = {
     "msle": MeanSquaredLogarithmicError,
 }
 
-LossLike = Union[str, Loss]
+def _values(name: str, y_true: Any, y_pred: Any, from_logits: bool = False, delta: float = 1.0) -> NDArray[np.float64]:
+    pred = np.asarray(y_pred, dtype=np.float64)
+    pred = pred.reshape(-1, 1) if pred.ndim == 1 else pred.reshape(pred.shape[0], -1) if pred.ndim else pred.reshape(1, 1)
+    true = np.asarray(y_true, dtype=np.float64)
+    if name == "sparse_categorical_crossentropy":
+        true = true.reshape(-1)
+    else:
+        true = true.reshape(pred.shape) if true.size == pred.size else true
+        if true.shape != pred.shape:
+            raise ValueError(f"`y_true` and `y_pred` must have the same shape. Received: {true.shape} and {pred.shape}")
+    return _loss_values.values(name, true, pred, from_logits, delta)
+
+
+# Keras's loss functions: per-sample values of (y_true, y_pred), usable as compile(loss=...).
+def mean_squared_error(y_true: Any, y_pred: Any) -> NDArray[np.float64]:
+    """Per-sample mean squared error. Keras: ``keras.losses.mean_squared_error``."""
+    return _values("mse", y_true, y_pred)
+
+
+def mean_absolute_error(y_true: Any, y_pred: Any) -> NDArray[np.float64]:
+    """Per-sample mean absolute error. Keras: ``keras.losses.mean_absolute_error``."""
+    return _values("mae", y_true, y_pred)
+
+
+def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> NDArray[np.float64]:
+    """Per-sample binary cross-entropy (mean over the outputs). Keras:
+    ``keras.losses.binary_crossentropy``."""
+    return _values("binary_crossentropy", y_true, y_pred, from_logits)
+
+
+def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> NDArray[np.float64]:
+    """Per-sample categorical cross-entropy. Keras: ``keras.losses.categorical_crossentropy``."""
+    return _values("categorical_crossentropy", y_true, y_pred, from_logits)
+
+
+def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> NDArray[np.float64]:
+    """Per-sample categorical cross-entropy of integer labels. Keras:
+    ``keras.losses.sparse_categorical_crossentropy``."""
+    return _values("sparse_categorical_crossentropy", y_true, y_pred, from_logits)
+
+
+_FUNCTIONS: dict[Callable[..., Any], type[Loss]] = {
+    mean_squared_error: MeanSquaredError,
+    mean_absolute_error: MeanAbsoluteError,
+    binary_crossentropy: BinaryCrossentropy,
+    categorical_crossentropy: CategoricalCrossentropy,
+    sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+}
+
+LossLike = Union[str, Loss, Callable[..., Any]]
 
 
 def get(identifier: LossLike) -> Loss:
-    """A loss from its Keras name or an instance."""
+    """A loss from its Keras name, an instance, or one of the loss functions above (as
+    ``compile(loss=keras.losses.binary_crossentropy)``)."""
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str) and identifier in _BY_NAME:
         return _BY_NAME[identifier]()
+    for function, cls in _FUNCTIONS.items():
+        if identifier is function:
+            return cls()
     raise ValueError(
         f"Could not interpret loss identifier: {identifier!r}. "
         f"Expected one of {sorted(_BY_NAME)} or a fastmlp.losses.Loss instance."

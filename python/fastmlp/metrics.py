@@ -37,7 +37,10 @@ _ALIASES = {
     "top_k_categorical_accuracy": "top_k_categorical_accuracy",
     "sparse_top_k_categorical_accuracy": "sparse_top_k_categorical_accuracy",
 }
-_SPARSE = ("sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy")
+_SPARSE = ("sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy", "sparse_categorical_crossentropy")
+
+# What the core computes for a per-sample metric: its name, or its name and settings.
+CoreMetric = Union[str, dict[str, Any]]
 
 
 def resolve(name: str, loss: losses.Loss, output_dim: int) -> str:
@@ -166,9 +169,10 @@ class MeanMetricWrapper(Metric):
         """The metric from the mean of the per-sample values."""
         return mean
 
-    def core_metric(self, loss: losses.Loss, output_dim: int) -> str:
-        """The core's per-sample metric for a model with this loss and output width; a
-        ValueError when the model's targets do not fit the metric."""
+    def core_metric(self, loss: losses.Loss, output_dim: int) -> CoreMetric:
+        """The core's per-sample metric for a model with this loss and output width (its name,
+        or ``{"name", "k", "from_logits"}``); a ValueError when the model's targets do not fit
+        the metric."""
         _check_targets(self.name, self.core_name in _SPARSE, loss)
         return self.core_name
 
@@ -231,8 +235,8 @@ def _in_top_k(pred: Array, target: NDArray[np.intp], k: int) -> Array:
 
 
 class TopKCategoricalAccuracy(MeanMetricWrapper):
-    """How often the one-hot target's class is among the ``k`` highest predictions. In ``fit``
-    the core computes it for ``k=5`` (another ``k`` is refused by ``compile``)."""
+    """How often the one-hot target's class is among the ``k`` highest predictions (fewer than
+    ``k`` classes score strictly higher, as Keras's ``ops.in_top_k``)."""
 
     core_name = "top_k_categorical_accuracy"
 
@@ -243,10 +247,9 @@ class TopKCategoricalAccuracy(MeanMetricWrapper):
     def values(self, y_true: Any, y_pred: Any) -> Array:
         return _in_top_k(_as_2d(y_pred, "y_pred"), _argmax(_as_2d(y_true, "y_true")), self.k)
 
-    def core_metric(self, loss: losses.Loss, output_dim: int) -> str:
-        if self.k != 5:
-            raise ValueError(f"fit computes {type(self).__name__} in the core for k=5 only. Received: k={self.k}")
-        return super().core_metric(loss, output_dim)
+    def core_metric(self, loss: losses.Loss, output_dim: int) -> CoreMetric:
+        _check_targets(self.name, self.core_name in _SPARSE, loss)
+        return {"name": self.core_name, "k": self.k}
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "k": self.k}
@@ -263,6 +266,141 @@ class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
     def values(self, y_true: Any, y_pred: Any) -> Array:
         labels = np.asarray(y_true).reshape(-1).astype(np.intp)
         return _in_top_k(_as_2d(y_pred, "y_pred"), labels, self.k)
+
+
+def _clipped(p: Array) -> Array:
+    return np.clip(p, EPSILON, 1.0 - EPSILON)
+
+
+def _log_softmax(logits: Array) -> Array:
+    shifted = logits - np.max(logits, axis=-1, keepdims=True)
+    return _floats(shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True)))
+
+
+def _log_probabilities(y_pred: Any, from_logits: bool) -> Array:
+    """Keras's categorical cross-entropy's log q: log-softmax of logits, or the log of the
+    probabilities scaled to sum 1 and clipped to [1e-7, 1 - 1e-7]."""
+    pred = _as_2d(y_pred, "y_pred")
+    if from_logits:
+        return _log_softmax(pred)
+    return _floats(np.log(_clipped(pred / np.sum(pred, axis=-1, keepdims=True))))
+
+
+def _no_label_smoothing(label_smoothing: Any) -> None:
+    if label_smoothing != 0:
+        raise ValueError(
+            f"fastmlp's cross-entropy metrics take no label smoothing. Received: label_smoothing={label_smoothing!r}"
+        )
+
+
+class BinaryCrossentropy(MeanMetricWrapper):
+    """Keras's binary cross-entropy metric of the model's outputs, averaged over the outputs:
+    of probabilities clipped to [1e-7, 1 - 1e-7], or of logits (``from_logits``). Unlike the
+    loss, it holds no weight penalties."""
+
+    core_name = "binary_crossentropy"
+
+    def __init__(
+        self, name: str = "binary_crossentropy", dtype: Any = None, from_logits: bool = False, label_smoothing: float = 0
+    ) -> None:
+        _no_label_smoothing(label_smoothing)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = label_smoothing
+        super().__init__(name=name, dtype=dtype)
+
+    def values(self, y_true: Any, y_pred: Any) -> Array:
+        pred = _as_2d(y_pred, "y_pred")
+        true = _as_2d(y_true, "y_true")
+        if self.from_logits:
+            # log(sigmoid(x)) = -softplus(-x), without overflow.
+            log_p = -(np.maximum(-pred, 0) + np.log1p(np.exp(-np.abs(pred))))
+            log_not_p = -(np.maximum(pred, 0) + np.log1p(np.exp(-np.abs(pred))))
+        else:
+            log_p, log_not_p = np.log(_clipped(pred)), np.log(1 - _clipped(pred))
+        return _floats(np.mean(-(true * log_p + (1 - true) * log_not_p), axis=-1))
+
+    def core_metric(self, loss: losses.Loss, output_dim: int) -> CoreMetric:
+        _check_targets(self.name, self.core_name in _SPARSE, loss)
+        return {"name": self.core_name, "from_logits": self.from_logits}
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
+class CategoricalCrossentropy(BinaryCrossentropy):
+    """Keras's categorical cross-entropy metric of the model's outputs against one-hot targets
+    (``axis=-1`` only)."""
+
+    core_name = "categorical_crossentropy"
+
+    def __init__(
+        self,
+        name: str = "categorical_crossentropy",
+        dtype: Any = None,
+        from_logits: bool = False,
+        label_smoothing: float = 0,
+        axis: int = -1,
+    ) -> None:
+        if axis not in (-1, 1):
+            raise ValueError(f"fastmlp's cross-entropy metrics take axis=-1 only. Received: axis={axis!r}")
+        self.axis = axis
+        super().__init__(name=name, dtype=dtype, from_logits=from_logits, label_smoothing=label_smoothing)
+
+    def values(self, y_true: Any, y_pred: Any) -> Array:
+        return _floats(-np.sum(_as_2d(y_true, "y_true") * _log_probabilities(y_pred, self.from_logits), axis=-1))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "axis": self.axis}
+
+
+class SparseCategoricalCrossentropy(BinaryCrossentropy):
+    """Keras's categorical cross-entropy metric of the model's outputs against integer labels."""
+
+    core_name = "sparse_categorical_crossentropy"
+
+    def __init__(
+        self,
+        name: str = "sparse_categorical_crossentropy",
+        dtype: Any = None,
+        from_logits: bool = False,
+        ignore_class: Optional[int] = None,
+        axis: int = -1,
+    ) -> None:
+        if ignore_class is not None:
+            raise ValueError(f"fastmlp's cross-entropy metrics ignore no class. Received: ignore_class={ignore_class!r}")
+        self.ignore_class = None
+        if axis not in (-1, 1):
+            raise ValueError(f"fastmlp's cross-entropy metrics take axis=-1 only. Received: axis={axis!r}")
+        self.axis = axis
+        super().__init__(name=name, dtype=dtype, from_logits=from_logits)
+
+    def values(self, y_true: Any, y_pred: Any) -> Array:
+        log_q = _log_probabilities(y_pred, self.from_logits)
+        labels = np.asarray(y_true).reshape(-1).astype(np.intp)
+        return _floats(-log_q[np.arange(log_q.shape[0]), labels])
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "from_logits": self.from_logits,
+                "ignore_class": self.ignore_class, "axis": self.axis}
+
+
+class Mean(Metric):
+    """The (weighted) mean of the values given to ``update_state(values, sample_weight=None)``,
+    as ``keras.metrics.Mean``. ``model.metrics[0]`` is one: the mean loss of the model's last
+    loop."""
+
+    def reset_state(self) -> None:
+        self.total = 0.0
+        self.count = 0.0
+
+    def update_state(self, values: Any, sample_weight: Any = None) -> None:  # type: ignore[override]
+        array = np.asarray(values, dtype=np.float64).reshape(-1)
+        weights = _sample_weights(sample_weight, array.shape[0])
+        self.total += float(np.sum(array * weights))
+        self.count += float(np.sum(weights))
+
+    def result(self) -> float:
+        return self.total / self.count if self.count else 0.0
 
 
 class MeanSquaredError(MeanMetricWrapper):
@@ -494,6 +632,80 @@ class Recall(Precision):
         return _first_or_all(_divide_no_nan(tp, tp + fn))
 
 
+class FBetaScore(ConfusionMetric):
+    """Keras's F-beta score from per-class confusion counts: per class
+    ``(1 + beta**2) * P * R / (beta**2 * P + R)`` (with Keras's 1e-7 in each division), where a
+    prediction is positive above ``threshold``, or, with ``threshold=None``, when it is its row's
+    largest (the first on ties). ``average``: None (one value per class; ``fit`` logs need an
+    average), ``"micro"`` (counts summed over the classes first), ``"macro"`` (the mean) or
+    ``"weighted"`` (weighted by each class's positive targets)."""
+
+    def __init__(
+        self,
+        average: Optional[str] = None,
+        beta: float = 1.0,
+        threshold: Optional[float] = None,
+        name: str = "fbeta_score",
+        dtype: Any = None,
+    ) -> None:
+        if average not in (None, "micro", "macro", "weighted"):
+            raise ValueError(
+                "Invalid `average` argument value. Expected one of: {None, 'micro', 'macro', 'weighted'}. "
+                f"Received: average={average}"
+            )
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
+            raise ValueError(f"Invalid `beta` argument value. It should be a Python float > 0. Received: beta={beta}")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or not 0 < threshold <= 1):
+            raise ValueError(
+                "Invalid `threshold` argument value. It should be a Python float in the range ]0, 1]. "
+                f"Received: threshold={threshold}"
+            )
+        self.average = average
+        self.beta = float(beta)
+        self.threshold = None if threshold is None else float(threshold)
+        # threshold=None: only each row's largest prediction stays above -1e10 (top_k=1).
+        super().__init__([NEG_INF / 10] if threshold is None else [float(threshold)], name, dtype,
+                         top_k=1 if threshold is None else None)
+
+    def per_label(self) -> bool:
+        return True
+
+    def result_from(self, tp: Array, fp: Array, tn: Array, fn: Array) -> Any:
+        tp, fp, fn = tp[0], fp[0], fn[0]  # one threshold: per class
+        if self.average == "micro":
+            tp, fp, fn = (np.asarray(np.sum(a, keepdims=True), dtype=np.float64) for a in (tp, fp, fn))
+        precision = tp / (tp + fp + EPSILON)
+        recall = tp / (tp + fn + EPSILON)
+        beta2 = self.beta**2
+        score = precision * recall / (beta2 * precision + recall + EPSILON) * (1 + beta2)
+        if self.average == "weighted":
+            weights = tp + fn
+            return float(np.sum(score * weights / (np.sum(weights) + EPSILON)))
+        if self.average is not None:
+            return float(np.mean(score))
+        return score
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "beta": self.beta, "average": self.average,
+                "threshold": self.threshold}
+
+
+class F1Score(FBetaScore):
+    """The F-beta score with ``beta=1``: ``2 P R / (P + R)`` per class, averaged by ``average``
+    (Keras's ``F1Score``)."""
+
+    def __init__(
+        self, average: Optional[str] = None, threshold: Optional[float] = None, name: str = "f1_score", dtype: Any = None
+    ) -> None:
+        super().__init__(average=average, beta=1.0, threshold=threshold, name=name, dtype=dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        del config["beta"]
+        return config
+
+
 class _ConditionCount(ConfusionMetric):
     """One confusion count at each threshold (default 0.5)."""
 
@@ -672,6 +884,7 @@ _CLASSES: dict[str, type[Metric]] = {
         AUC, Precision, Recall, TruePositives, FalsePositives, TrueNegatives, FalseNegatives,
         BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy, TopKCategoricalAccuracy,
         SparseTopKCategoricalAccuracy, MeanSquaredError, MeanAbsoluteError, RootMeanSquaredError,
+        BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy, FBetaScore, F1Score,
     )
 }
 _BY_NAME: dict[str, type[Metric]] = {
@@ -682,6 +895,36 @@ _BY_NAME: dict[str, type[Metric]] = {
 }
 
 
+# Keras's metric functions: per-sample values of (y_true, y_pred), usable in compile(metrics=[...])
+# (logged under the function's name, as Keras).
+def binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> Array:
+    """Per-sample binary accuracy. Keras: ``keras.metrics.binary_accuracy``."""
+    return BinaryAccuracy(name="binary_accuracy", threshold=threshold).values(y_true, y_pred)
+
+
+def categorical_accuracy(y_true: Any, y_pred: Any) -> Array:
+    """Per-sample categorical accuracy. Keras: ``keras.metrics.categorical_accuracy``."""
+    return CategoricalAccuracy(name="categorical_accuracy").values(y_true, y_pred)
+
+
+def sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> Array:
+    """Per-sample accuracy against integer labels. Keras: ``keras.metrics.sparse_categorical_accuracy``."""
+    return SparseCategoricalAccuracy(name="sparse_categorical_accuracy").values(y_true, y_pred)
+
+
+def mean_squared_error(y_true: Any, y_pred: Any) -> Array:
+    """Per-sample mean squared error. Keras: ``keras.metrics.mean_squared_error``."""
+    return MeanSquaredError(name="mean_squared_error").values(y_true, y_pred)
+
+
+def mean_absolute_error(y_true: Any, y_pred: Any) -> Array:
+    """Per-sample mean absolute error. Keras: ``keras.metrics.mean_absolute_error``."""
+    return MeanAbsoluteError(name="mean_absolute_error").values(y_true, y_pred)
+
+
+_FUNCTIONS = (binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, mean_squared_error, mean_absolute_error)
+
+
 def get(identifier: Any) -> Union[Metric, str]:
     """A metric from what ``compile(metrics=[...])`` takes: a ``Metric`` (as is), a
     ``{"class_name", "config"}`` dict, a class or class name (an instance), or one of the
@@ -689,6 +932,9 @@ def get(identifier: Any) -> Union[Metric, str]:
     An unknown name is a ValueError, as in Keras."""
     if isinstance(identifier, Metric):
         return identifier
+    for function in _FUNCTIONS:
+        if identifier is function:
+            return str(function.__name__)
     if isinstance(identifier, type) and issubclass(identifier, Metric) and identifier in _CLASSES.values():
         return identifier()
     if isinstance(identifier, dict):

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -38,7 +39,7 @@ from . import (
     utils,
 )
 from . import callbacks as callbacks_module
-from ._compiled_metrics import CompiledMetrics
+from ._compiled_metrics import CompiledMetrics, CompileMetrics, MetricState, metric_objects
 from ._compiled_metrics import log_names as metric_log_names
 from ._compiled_metrics import prepare as prepare_metrics
 from ._engine import Engine, LayerSpec
@@ -57,6 +58,7 @@ from .layers import (
     Normalization,
     deserialize,
 )
+from .metrics import Mean, Metric
 from .optimizers._base import ModelFacts
 from .optimizers._full_batch import FullBatchTraining
 
@@ -66,6 +68,8 @@ _CHUNK_SECONDS = 0.1
 # Rows per forward pass in predict/evaluate when the caller gives no batch size: results do not
 # depend on it (each row is computed the same way whatever the batch), only memory does.
 _INFERENCE_BATCH = 1024
+# Keras's default batch size: evaluate/predict's steps in callbacks' params and per-batch hooks.
+_KERAS_BATCH = 32
 
 Array = NDArray[Any]
 
@@ -185,6 +189,20 @@ class _FitData:
 _EpochTrainer = Callable[[Progbar, callbacks_module.CallbackList, int], tuple[dict[str, float], int]]
 
 
+def _inference_callbacks(
+    callbacks: Optional[Sequence[callbacks_module.Callback]],
+    model: Model,
+    verbose: Union[int, str],
+    batch_size: Optional[int],
+    n: int,
+) -> callbacks_module.CallbackList:
+    """evaluate's or predict's callbacks, with Keras 3's params (``steps`` of ``batch_size``
+    rows, Keras's 32 by default)."""
+    batch = batch_size or _KERAS_BATCH
+    params = {"verbose": verbose, "epochs": 1, "steps": (n + batch - 1) // batch}
+    return callbacks_module.CallbackList(callbacks, model, params)
+
+
 class NotCompiledError(RuntimeError, ValueError):
     """A training or evaluation call on a model that was never compiled. A RuntimeError as in
     Keras, and a ValueError like every other misuse fastmlp reports."""
@@ -244,6 +262,11 @@ class Model:
         # computes for them.
         self._metric_names: list[MetricLike] = []
         self._compiled_metrics: Optional[CompiledMetrics] = None
+        # model.metrics (Keras 3): the mean loss, then the compiled metrics' objects; each holds
+        # the state of the last train or test loop.
+        self._loss_tracker: Optional[Mean] = None
+        self._metric_objects: list[Metric] = []
+        self._compile_metrics: Optional[CompileMetrics] = None
         self.stop_training = False
         self._trainable = True
         self.history: Optional[callbacks_module.History] = None
@@ -767,6 +790,11 @@ class Model:
                 self._make_trainer()
             # Last: an optimizer bound here reads this model's training state.
             chosen_optimizer.bind_engine(self._engine)
+        self._loss_tracker = Mean(name="loss")
+        self._metric_objects = metric_objects(chosen_metrics)
+        self._compile_metrics = (
+            CompileMetrics(self._metric_objects, metric_log_names(chosen_metrics)) if chosen_metrics else None
+        )
 
     def _make_trainer(self) -> None:
         if self._loss is None or self._optimizer is None:
@@ -811,8 +839,35 @@ class Model:
         return self._loss
 
     @property
+    def metrics(self) -> list[Metric]:
+        """As Keras 3 once compiled: the mean loss (a ``Mean`` named ``loss``), then, when
+        ``compile`` was given metrics, their objects together (named ``compile_metrics``; its
+        ``metrics`` lists them, its ``result()`` is a dict). They hold the state of the last
+        train or test loop (``fit``'s last epoch, or its validation when that ran last;
+        ``evaluate``; ``train_on_batch``/``test_on_batch``)."""
+        if self._loss_tracker is None:
+            return []
+        if self._compile_metrics is None:
+            return [self._loss_tracker]
+        return [self._loss_tracker, self._compile_metrics]
+
+    @property
     def metrics_names(self) -> list[str]:
-        return ["loss", *metric_log_names(self._metric_names)] if self._loss is not None else []
+        """``[m.name for m in model.metrics]``, as Keras 3: ``["loss", "compile_metrics"]``
+        with compiled metrics, ``["loss"]`` without, ``[]`` before ``compile``."""
+        return [metric.name for metric in self.metrics]
+
+    def reset_metrics(self) -> None:
+        """Reset the state of every metric in ``model.metrics``."""
+        for metric in self.metrics:
+            metric.reset_state()
+
+    def _store_metrics(self, state: MetricState) -> None:
+        """A finished loop's state into ``model.metrics`` (as Keras 3's trainer leaves it)."""
+        if self._loss_tracker is not None:
+            self._loss_tracker.total = state.loss
+            self._loss_tracker.count = float(state.samples)
+        self._metrics_of_trainer().store(state, self._metric_objects)
 
     # ----------------------------------------------------------------- data
 
@@ -837,6 +892,7 @@ class Model:
         compiled = self._metrics_of_trainer()
         state = compiled.empty()
         state.add(totals)
+        self._store_metrics(state)
         return compiled.logs(state, prefix)
 
     def _metrics_of_trainer(self) -> CompiledMetrics:
@@ -905,7 +961,7 @@ class Model:
         data = self._fit_data(x, y, sample_weight, class_weight, validation_data, settings)
         engine = self._ensure_trainer()
         steps, train_epoch = self._epoch_trainer(engine, settings, data)
-        callback_list, history = self._fit_callbacks(callbacks, settings, data, steps)
+        callback_list, history = self._fit_callbacks(callbacks, verbose, settings, steps)
         self.stop_training = False
         self.history = history
         # The copy that undoes this fit if the core meets NaN or infinity in x (see _fit_data).
@@ -967,19 +1023,14 @@ class Model:
     def _fit_callbacks(
         self,
         callbacks: Optional[Sequence[callbacks_module.Callback]],
+        verbose: Union[int, str],
         settings: _FitSettings,
-        data: _FitData,
         steps: int,
     ) -> tuple[callbacks_module.CallbackList, callbacks_module.History]:
-        """The user's callbacks, then a new History (as Keras), attached to this model."""
+        """The user's callbacks, then a new History (as Keras), attached to this model; their
+        ``params`` as Keras 3's: ``verbose`` as given, ``epochs``, ``steps`` per epoch."""
         history = callbacks_module.History()
-        params = {
-            "epochs": settings.epochs,
-            "steps": steps,
-            "verbose": settings.verbose,
-            "batch_size": settings.batch_size,
-            "do_validation": data.x_val is not None,
-        }
+        params = {"verbose": verbose, "epochs": settings.epochs, "steps": steps}
         callback_list = callbacks_module.CallbackList(
             [*callbacks_module.as_list(callbacks), history], self, params
         )
@@ -1008,7 +1059,7 @@ class Model:
                 position = _next_position(position, trained, settings.batches(data.x.shape[0]), settings.steps_per_epoch)
                 if data.x_val is not None and data.y_val is not None and settings.validate_after(epoch + 1):
                     callback_list.on_test_begin()
-                    val_logs = self._validate(engine, data, settings)
+                    val_logs = self._validate(engine, data, settings, callback_list)
                     callback_list.on_test_end(val_logs)
                     logs.update({"val_" + name: value for name, value in val_logs.items()})
                 callback_list.on_epoch_end(epoch, logs)
@@ -1065,7 +1116,9 @@ class Model:
 
         return settings.steps(data.x.shape[0]), batches_epoch
 
-    def _validate(self, engine: Engine, data: _FitData, settings: _FitSettings) -> dict[str, float]:
+    def _validate(
+        self, engine: Engine, data: _FitData, settings: _FitSettings, callback_list: callbacks_module.CallbackList
+    ) -> dict[str, float]:
         """The validation logs after an epoch: all the validation data, or with
         ``validation_steps`` its first that many batches (Keras resets its evaluation iterator
         for each evaluation, and warns when the data has fewer batches)."""
@@ -1073,13 +1126,38 @@ class Model:
             raise RuntimeError("fit has no validation data to validate on.")
         batch = settings.validation_batch_size or settings.batch_size
         if settings.validation_steps is None:
-            return self._logs(engine.evaluate(data.x_val, data.y_val, batch, data.w_val))
+            return self._test_logs(engine, data.x_val, data.y_val, batch, data.w_val, callback_list)
         n = data.x_val.shape[0]
         if settings.validation_steps > (n + batch - 1) // batch:
             _warn_out_of_data()
         rows = slice(0, min(n, settings.validation_steps * batch))
         weights = None if data.w_val is None else data.w_val[rows]
-        return self._logs(engine.evaluate(data.x_val[rows], data.y_val[rows], batch, weights))
+        return self._test_logs(engine, data.x_val[rows], data.y_val[rows], batch, weights, callback_list)
+
+    def _test_logs(
+        self,
+        engine: Engine,
+        x: Array,
+        y: Array,
+        batch: int,
+        weights: Optional[Array],
+        callback_list: callbacks_module.CallbackList,
+    ) -> dict[str, float]:
+        """The loss and metrics over (x, y): one native call, or, when a callback defines
+        per-batch test hooks, one call per batch of ``batch`` rows with the hooks around it
+        (the end hook gets the running logs, as Keras 3's)."""
+        compiled = self._metrics_of_trainer()
+        state = compiled.empty()
+        if not callback_list.wants_test_batch_hooks:
+            state.add(engine.evaluate(x, y, batch, weights))
+        else:
+            for step, start in enumerate(range(0, x.shape[0], batch)):
+                rows = slice(start, start + batch)
+                callback_list.on_test_batch_begin(step)
+                state.add(engine.evaluate(x[rows], y[rows], batch, None if weights is None else weights[rows]))
+                callback_list.on_test_batch_end(step, compiled.logs(state))
+        self._store_metrics(state)
+        return compiled.logs(state)
 
     def _undo_fit(self, x: Any, before: Optional[tuple[list[Array], dict[str, Any]]]) -> None:
         """After the core met NaN or infinity in x: the model as it was before this fit (when a
@@ -1150,6 +1228,7 @@ class Model:
             # Next chunk: about _CHUNK_SECONDS of batches, growing at most 4x at a time.
             rate = count / max(elapsed, 1e-6)
             chunk = max(1, min(4 * count, int(rate * _CHUNK_SECONDS)))
+        self._store_metrics(state)
         return compiled.logs(state), done
 
     @_serialized
@@ -1168,19 +1247,19 @@ class Model:
         Prints Keras's final progress line unless ``verbose=0``; ``callbacks`` get
         ``on_test_begin``/``on_test_end``."""
         self._check_compiled("evaluate")
+        given_verbose = verbose
         batch = _INFERENCE_BATCH if batch_size is None else _validation.positive_int(batch_size, "batch_size")
         verbose = _validation.verbosity(verbose)
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
         weights = self._sample_weight(sample_weight, x_arr.shape[0])
         engine = self._ensure_trainer()
-        steps = (x_arr.shape[0] + batch - 1) // batch
-        callback_list = callbacks_module.CallbackList(
-            callbacks, self, {"verbose": verbose, "steps": steps, "batch_size": batch}
-        )
+        callback_list = _inference_callbacks(callbacks, self, given_verbose, batch_size, x_arr.shape[0])
+        if callback_list.wants_test_batch_hooks:
+            batch = batch_size or _KERAS_BATCH  # the hooks see Keras's batches
         callback_list.on_test_begin()
         started = time.perf_counter()
-        logs = self._logs(engine.evaluate(x_arr, y_arr, batch, weights))
+        logs = self._test_logs(engine, x_arr, y_arr, batch, weights, callback_list)
         self._report(verbose, x_arr.shape[0], batch, started, logs)
         callback_list.on_test_end(logs)
         return self._result(logs, return_dict)
@@ -1220,16 +1299,23 @@ class Model:
                 if out is not None:
                     return out
         batch = _INFERENCE_BATCH if batch_size is None else _validation.positive_int(batch_size, "batch_size")
-        verbose = _validation.verbosity(verbose)
+        shown = _validation.verbosity(verbose)
         x_arr = self._x(x)
-        steps = (x_arr.shape[0] + batch - 1) // batch
-        callback_list = callbacks_module.CallbackList(
-            callbacks, self, {"verbose": verbose, "steps": steps, "batch_size": batch}
-        )
+        callback_list = _inference_callbacks(callbacks, self, verbose, batch_size, x_arr.shape[0])
         callback_list.on_predict_begin()
         started = time.perf_counter()
-        out = self._engine.predict(x_arr, batch)
-        self._report(verbose, x_arr.shape[0], batch, started, {})
+        if not callback_list.wants_predict_batch_hooks:
+            out = self._engine.predict(x_arr, batch)
+        else:
+            batch = batch_size or _KERAS_BATCH  # the hooks see Keras's batches
+            parts = []
+            for step, start in enumerate(range(0, x_arr.shape[0], batch)):
+                callback_list.on_predict_batch_begin(step)
+                part = self._engine.predict(x_arr[start : start + batch], batch)
+                callback_list.on_predict_batch_end(step, {"outputs": part})
+                parts.append(part)
+            out = np.concatenate(parts) if parts else self._engine.predict(x_arr, batch)
+        self._report(shown, x_arr.shape[0], batch, started, {})
         callback_list.on_predict_end()
         return out
 
@@ -1406,7 +1492,7 @@ class Model:
             "name": self.name,
             "dtype": self._dtype,
             "input_shape": None if self._sample_shape is None else list(self._sample_shape),
-            "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self._chain()],
+            "layers": [{"class_name": layer.config_class_name(), "config": layer.get_config()} for layer in self._chain()],
         }
         if not isinstance(self, Sequential):
             config["functional"] = True
@@ -1504,13 +1590,16 @@ class Model:
 
     @_serialized
     def save_weights(self, filepath: Any) -> None:
-        """Save only the weights (same format, atomic)."""
-        _model_file.save_weights(self, filepath)
+        """Save only the weights, atomically: for a path ending in ``.weights.h5``, Keras 3's HDF5
+        weights file (when h5py is installed), which Keras's ``load_weights`` reads; otherwise
+        fastmlp's format."""
+        _file_dispatch.save_weights(self, filepath)
 
     @_serialized
     def load_weights(self, filepath: Any) -> None:
-        """Load weights saved by ``save_weights`` or ``save`` into this (built) model."""
-        _model_file.load_weights(self, filepath)
+        """Load weights into this (built) model: from ``save_weights`` or ``save``, or from Keras
+        3's ``.weights.h5`` (by this model's layer names, as Keras)."""
+        _file_dispatch.load_weights(self, filepath)
 
     @_serialized
     def __getstate__(self) -> dict[str, Any]:
@@ -1721,6 +1810,43 @@ def model_from_json(json_string: str, custom_objects: Optional[dict[str, Any]] =
     model = Model.from_config(document["config"])
     model.reinitialize()
     return model
+
+
+def clone_model(
+    model: Model,
+    input_tensors: Any = None,
+    clone_function: Any = None,
+    call_function: Any = None,
+    recursive: bool = False,
+    **kwargs: Any,
+) -> Model:
+    """A new model of ``model``'s architecture with new layers (same names) and freshly
+    initialized weights, not compiled (as Keras's ``clone_model``): a ``Sequential`` for a
+    ``Sequential``, else a functional ``Model``. ``input_tensors``, ``clone_function`` and
+    ``call_function`` must be None (a ValueError otherwise): fastmlp clones its own layers only."""
+    if not isinstance(model, Model):
+        raise ValueError(f"Expected `model` argument to be a `Model` instance. Received: model={model!r}")
+    given = {"input_tensors": input_tensors, "clone_function": clone_function, "call_function": call_function}
+    for name, value in {**given, **kwargs}.items():
+        if value is not None:
+            raise ValueError(f"fastmlp's clone_model takes no `{name}`. Received: {name}={value!r}")
+    cls = Sequential if isinstance(model, Sequential) else Model
+    clone = cls.from_config(model.get_config())
+    clone.reinitialize()
+    return clone
+
+
+def save_model(model: Model, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
+    """``model.save(filepath)``, as Keras's ``keras.models.save_model``; ``overwrite=False``
+    refuses an existing file (a ``FileExistsError``); other keyword arguments must be None."""
+    if not isinstance(model, Model):
+        raise ValueError(f"Expected `model` argument to be a `Model` instance. Received: model={model!r}")
+    for name, value in kwargs.items():
+        if value is not None:
+            raise ValueError(f"fastmlp's save_model takes no `{name}`. Received: {name}={value!r}")
+    if not overwrite and os.path.exists(os.fspath(filepath)):
+        raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
+    model.save(filepath)
 
 
 def load_model(filepath: Any, custom_objects: Optional[dict[str, Any]] = None, safe_mode: bool = True) -> Model:

@@ -16,18 +16,35 @@ enum class Metric : int {
   sparse_categorical_accuracy = 2,
   mean_squared_error = 3,
   mean_absolute_error = 4,
-  // The target class is among the k = 5 highest predictions; ties at the boundary count as in
-  // (TensorFlow's in_top_k): fewer than k classes score strictly higher.
+  // The target class is among the k highest predictions (MetricSpec::k); ties at the boundary
+  // count as in (TensorFlow's in_top_k): fewer than k classes score strictly higher.
   top_k_categorical_accuracy = 5,
   sparse_top_k_categorical_accuracy = 6,
+  // Keras's cross-entropy metrics of the model's outputs: probabilities clipped to
+  // [1e-7, 1 - 1e-7] (categorical: first scaled to sum 1), or logits (MetricSpec::from_logits)
+  // through log-sigmoid / log-softmax. Binary averages over the outputs.
+  binary_crossentropy = 7,
+  categorical_crossentropy = 8,
+  sparse_categorical_crossentropy = 9,
 };
 
-Metric parse_metric(const std::string& name);
+// A metric and its settings.
+struct MetricSpec {
+  Metric metric;
+  std::size_t k = 5;         // top-k metrics: how many of the highest predictions count (>= 1)
+  bool from_logits = false;  // cross-entropy metrics: the outputs are logits
+};
+
+// A metric by Keras's name; k must be >= 1 (std::invalid_argument otherwise).
+MetricSpec parse_metric(const std::string& name, std::size_t k = 5, bool from_logits = false);
+
+// Whether the metric reads integer class labels (the sparse loss's targets).
+bool is_sparse_metric(Metric metric);
 
 // Sum over rows of the per-sample metric (Keras's definitions: binary accuracy thresholds at 0.5
 // and averages over the outputs; categorical compares argmaxes, first index on ties).
 template <class T>
-double metric_sum(Metric metric, std::size_t rows, std::size_t cols, const T* pred,
+double metric_sum(const MetricSpec& metric, std::size_t rows, std::size_t cols, const T* pred,
                   std::ptrdiff_t ldp, const T* y, std::ptrdiff_t ldy, const std::int32_t* labels,
                   const T* row_weight);
 

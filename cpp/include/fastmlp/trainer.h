@@ -33,7 +33,7 @@ struct DataView {
 struct TrainingConfig {
   Loss loss;
   bool from_logits;
-  std::vector<Metric> metrics;
+  std::vector<MetricSpec> metrics;
   double loss_delta = kHuberDelta;  // Huber's threshold
   // Metrics whose state is counts (dense targets only), reduced in Python.
   std::vector<ConfusionSpec> confusions = {};

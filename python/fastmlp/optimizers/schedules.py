@@ -153,8 +153,102 @@ class CosineDecay(LearningRateSchedule):
         }
 
 
+class PolynomialDecay(LearningRateSchedule):
+    """``(initial - end) * (1 - p) ** power + end`` with ``p = min(step, decay_steps) /
+    decay_steps``; with ``cycle``, ``p = step / (decay_steps * ceil(step / decay_steps))`` (1
+    at step 0), as Keras's. Evaluated in Python for each chunk's steps."""
+
+    kind = "polynomial_decay"
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: float,
+        end_learning_rate: float = 0.0001,
+        power: float = 1.0,
+        cycle: bool = False,
+        name: str = "PolynomialDecay",
+    ) -> None:
+        self.initial_learning_rate = _validation.non_negative_number(initial_learning_rate, "initial_learning_rate")
+        self.decay_steps = _validation.positive_number(decay_steps, "decay_steps")
+        self.end_learning_rate = _validation.non_negative_number(end_learning_rate, "end_learning_rate")
+        self.power = _validation.non_negative_number(power, "power")
+        self.cycle = bool(cycle)
+        self.name = name
+
+    def __call__(self, step: int) -> float:
+        steps = self.decay_steps
+        if self.cycle:
+            steps = steps * (1.0 if step == 0 else math.ceil(step / steps))
+            p = step / steps
+        else:
+            p = min(step, steps) / steps
+        return float((self.initial_learning_rate - self.end_learning_rate) * (1.0 - p) ** self.power + self.end_learning_rate)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "end_learning_rate": self.end_learning_rate,
+            "power": self.power,
+            "cycle": self.cycle,
+            "name": self.name,
+        }
+
+
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay with warm restarts (SGDR), as Keras's: the i-th period lasts
+    ``first_decay_steps * t_mul ** i`` steps and starts at ``initial_learning_rate * m_mul ** i``,
+    decaying to ``alpha`` times that. Evaluated in Python for each chunk's steps."""
+
+    kind = "cosine_decay_restarts"
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        first_decay_steps: float,
+        t_mul: float = 2.0,
+        m_mul: float = 1.0,
+        alpha: float = 0.0,
+        name: str = "SGDRDecay",
+    ) -> None:
+        self.initial_learning_rate = _validation.non_negative_number(initial_learning_rate, "initial_learning_rate")
+        self.first_decay_steps = _validation.positive_number(first_decay_steps, "first_decay_steps")
+        self.t_mul = _validation.positive_number(t_mul, "t_mul")
+        self.m_mul = _validation.non_negative_number(m_mul, "m_mul")
+        self.alpha = _validation.non_negative_number(alpha, "alpha")
+        self.name = name
+
+    def __call__(self, step: int) -> float:
+        fraction = step / self.first_decay_steps
+        if self.t_mul == 1.0:
+            restart = math.floor(fraction)
+            fraction -= restart
+        else:
+            restart = math.floor(math.log(1.0 - fraction * (1.0 - self.t_mul)) / math.log(self.t_mul))
+            done = (1.0 - self.t_mul**restart) / (1.0 - self.t_mul)
+            fraction = (fraction - done) / self.t_mul**restart
+        cosine = 0.5 * self.m_mul**restart * (1.0 + math.cos(math.pi * fraction))
+        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "first_decay_steps": self.first_decay_steps,
+            "t_mul": self.t_mul,
+            "m_mul": self.m_mul,
+            "alpha": self.alpha,
+            "name": self.name,
+        }
+
+
+# The schedules whose formula the core evaluates at every step.
 _BY_NAME: dict[str, type[LearningRateSchedule]] = {
     cls.kind: cls for cls in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, CosineDecay)
+}
+# Keras's other built-in schedules: evaluated in Python (as a user's), saved by kind.
+_PYTHON_BUILTINS: dict[str, type[LearningRateSchedule]] = {
+    cls.kind: cls for cls in (PolynomialDecay, CosineDecayRestarts)
 }
 
 # The kind of a user's schedule in a saved optimizer config: its class name and get_config.
@@ -196,7 +290,7 @@ def rates(schedule: LearningRateSchedule, first_step: int, count: int) -> list[f
 def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
     """A schedule as an optimizer config holds it: a built-in one as ``{"kind", **settings}``,
     a user's as ``{"kind": "custom", "class_name", "config"}`` (its class is not saved)."""
-    if is_builtin(schedule):
+    if is_builtin(schedule) or type(schedule) in _PYTHON_BUILTINS.values():
         return {"kind": schedule.kind, **schedule.get_config()}
     return {"kind": CUSTOM_KIND, "class_name": type(schedule).__name__, "config": schedule.get_config()}
 
@@ -208,7 +302,7 @@ def from_config(config: dict[str, Any], custom_objects: Optional[dict[str, Any]]
     settings = dict(config)
     kind = settings.pop("kind")
     if kind != CUSTOM_KIND:
-        return _BY_NAME[kind](**settings)
+        return {**_BY_NAME, **_PYTHON_BUILTINS}[kind](**settings)
     name = settings.get("class_name")
     cls = (custom_objects or {}).get(name) if isinstance(name, str) else None
     if not (isinstance(cls, type) and issubclass(cls, LearningRateSchedule)):
