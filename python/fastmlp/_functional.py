@@ -27,7 +27,9 @@ def single_tensor(value: Any, argument: str) -> KerasTensor:
         if len(value) > 1:
             names = [getattr(t, "name", repr(t)) for t in value]
             raise ValueError(
-                f"fastmlp runs models with one input and one output (a chain of layers). "
+                f"fastmlp runs models with one input and one output (a chain of layers); for the "
+                "features of several layers, make one feature extractor per layer "
+                "(`Model(inputs, layer.output)`). "
                 f"Received: {argument} with {len(value)} tensors {names}"
             )
         value = value[0]

@@ -68,6 +68,9 @@ class Layer:
         self._trainable = _check_trainable(trainable)
         self._engine: Optional[Engine] = None  # the engine of the model this layer belongs to
         self._index = -1  # its position among the model's Dense layers
+        # The input and output tensors of this layer's first symbolic call, or of its place in
+        # a Sequential model's chain (Keras's first inbound node): ``input`` and ``output``.
+        self._call_tensors: Optional[tuple[KerasTensor, KerasTensor]] = None
 
     @classmethod
     def _default_name(cls) -> str:
@@ -133,7 +136,37 @@ class Layer:
                 f"`predict`. Received: inputs={inputs!r} (of type {type(inputs).__name__})"
             )
         shape = self.compute_output_shape(inputs.shape)
-        return KerasTensor(shape, inputs.dtype, operation=self, parent=inputs)
+        output = KerasTensor(shape, inputs.dtype, operation=self, parent=inputs)
+        if self._call_tensors is None:
+            self._call_tensors = (inputs, output)
+        return output
+
+    def place_in_chain(self, inputs: KerasTensor) -> KerasTensor:
+        """Called by the ``Sequential`` model this layer belongs to: the layer's output tensor
+        at its place in the model's chain, after ``inputs``; it becomes ``input``/``output``."""
+        output = KerasTensor(self.compute_output_shape(inputs.shape), inputs.dtype, operation=self, parent=inputs)
+        self._call_tensors = (inputs, output)
+        return output
+
+    def _call_tensor(self, which: int, attribute: str) -> KerasTensor:
+        if self._call_tensors is None:
+            # Keras's Operation._get_node_attribute_at_index, for a layer without inbound nodes.
+            raise AttributeError(f"The layer {self.name} has never been called and thus has no defined {attribute}.")
+        return self._call_tensors[which]
+
+    @property
+    def input(self) -> KerasTensor:
+        """The symbolic tensor this layer was first called on (in a ``Sequential`` model with a
+        known input shape: the tensor before it in the chain). AttributeError for a layer never
+        called, as Keras. Keras: ``layer.input``."""
+        return self._call_tensor(0, "input")
+
+    @property
+    def output(self) -> KerasTensor:
+        """The symbolic tensor of this layer's first call (in a ``Sequential`` model with a
+        known input shape: of its place in the chain); ``Model(inputs, layer.output)`` is a
+        feature extractor. AttributeError for a layer never called, as Keras. Keras: ``layer.output``."""
+        return self._call_tensor(1, "output")
 
     def get_weights(self) -> list[NDArray[np.floating]]:
         return []
@@ -184,7 +217,8 @@ class InputLayer(Layer):
         self.dtype: str = dtype if dtype is not None else "float32"
         # The tensor this layer makes (Keras's ``InputLayer.output``).
         # Named as Keras names it: the given name, else keras_tensor, keras_tensor_1, ...
-        self.output = KerasTensor((batch_size, *self.shape), self.dtype, name=name, operation=self)
+        tensor = KerasTensor((batch_size, *self.shape), self.dtype, name=name, operation=self)
+        self._call_tensors = (tensor, tensor)
 
     @property
     def batch_shape(self) -> tuple[Optional[int], ...]:

@@ -19,6 +19,7 @@ import os
 import sys
 import time
 import warnings
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional, TypeVar, Union, cast
 
@@ -203,6 +204,18 @@ def _inference_callbacks(
     return callbacks_module.CallbackList(callbacks, model, params)
 
 
+# The model each layer joined (see Model._bind); an entry stays after the layer leaves that
+# model, so _owner_of checks that the model still holds it.
+_OWNERS: weakref.WeakKeyDictionary[Layer, Model] = weakref.WeakKeyDictionary()
+
+
+def _owner_of(layer: Layer) -> Optional[Model]:
+    owner = _OWNERS.get(layer)
+    if owner is None or not any(held is layer for held in owner._layers):
+        return None
+    return owner
+
+
 class NotCompiledError(RuntimeError, ValueError):
     """A training or evaluation call on a model that was never compiled. A RuntimeError as in
     Keras, and a ValueError like every other misuse fastmlp reports."""
@@ -234,14 +247,27 @@ class Model:
                     f"Received: inputs={inputs!r}, outputs={outputs!r}"
                 )
             graph = _functional.chain(inputs, outputs)
-            if dtype is None:
+            source = _shared_source(graph[0], graph[1])
+            if source is not None:
+                dtype = source[0].dtype
+            elif dtype is None:
                 dtype = graph[0].dtype
         default = "functional" if type(self) is Model or graph is not None else snake_case(type(self).__name__)
         self._init_state(name if name is not None else unique_name(default), dtype)
         self._functional = graph is not None
         if graph is not None:
+            layers = graph[1]
+            if source is not None:
+                # A feature extractor: copies of the owner's first layers, whose weights follow
+                # the owner's before each prediction (_follow_source).
+                layers = [deserialize({"class_name": lay.config_class_name(), "config": lay.get_config()}) for lay in layers]
+                tensor = graph[0].output
+                for copy in layers:
+                    tensor = copy.place_in_chain(tensor)
+                self._source: Optional[tuple[Model, list[Layer]]] = source
             with self._engine.lock:
-                self._assemble(graph[0].shape, [graph[0], *graph[1]], initialize=True)
+                self._assemble(graph[0].shape, [graph[0], *layers], initialize=True)
+                self._follow_source()
         if not trainable:
             self.trainable = False
 
@@ -275,6 +301,11 @@ class Model:
         # A BatchNormalization after the last Dense layer, as of the last build: the model runs
         # only once a Dense layer follows it (it normalizes that layer's input).
         self._trailing_norm: Optional[BatchNormalization] = None
+        # For a feature extractor (Model(model.inputs, layer.output)): the model whose layers it
+        # shares and those layers, the first of that model's chain.
+        self._source = None
+        # A Sequential model's input tensor when it has no InputLayer (see _symbolic_input).
+        self._implicit_input: Optional[InputLayer] = None
 
     # ----------------------------------------------------------------- structure
 
@@ -356,6 +387,7 @@ class Model:
             layer.bind_engine(self._engine, index, on_input)
         else:
             layer.bind_engine(self._engine, self._engine_index(layer))
+        _OWNERS[layer] = self
 
     def _normalization(self) -> Optional[Normalization]:
         """The model's Normalization layer (the order rules keep it first), if any."""
@@ -557,11 +589,12 @@ class Model:
                     assignment = [(index, norm.name, arrays)]
                     self._engine.set_weights([], [] if on_input else assignment, assignment if on_input else [])
         if keep is not None:
-            restored = self.get_weights()
+            restored = self._own_weights()
             restored[: len(keep)] = keep
-            self.set_weights(restored)
+            self._assign_weights(restored)
         if self._loss is not None:
             self._make_trainer()
+        self._place_chain()
 
     @_serialized
     def reinitialize(self) -> None:
@@ -617,15 +650,17 @@ class Model:
         """Copies of all weights in Keras's order: a Normalization's mean, variance and count;
         kernel (in, out), bias (out,) per Dense layer; gamma, beta, moving_mean, moving_variance
         (units,) per BatchNormalization."""
-        weights: list[Array] = []
-        for layer in self._weighted_layers():
-            weights.extend(layer.get_weights())
-        return weights
+        self._follow_source()
+        return self._own_weights()
 
     @_serialized
     def set_weights(self, weights: Sequence[Array]) -> None:
         """Set all weights from a list shaped like ``get_weights()``. Every array is checked
         (shape, dtype, finiteness) before any is set: a refused list changes nothing."""
+        self._refuse_shared("set_weights")
+        self._assign_weights(weights)
+
+    def _assign_weights(self, weights: Sequence[Array]) -> None:
         if not self.built:
             raise ValueError(f"Model {self.name!r} is not built yet: it has no weights to set.")
         weighted = [layer for layer in self._weighted_layers() if not isinstance(layer, Normalization)]
@@ -709,13 +744,64 @@ class Model:
             raise AttributeError(f"Model '{self.name}' has no defined {what} yet: its input shape is not known.")
         return self._sample_shape
 
+    def _symbolic_input(self) -> Optional[InputLayer]:
+        """The model's input layer; for a model without one whose input shape is known, one
+        made once (so that ``inputs`` and its layers' ``output`` tensors stay one graph)."""
+        for layer in self._layers:
+            if isinstance(layer, InputLayer):
+                return layer
+        if self._sample_shape is None:
+            return None
+        if self._implicit_input is None or self._implicit_input.shape != self._sample_shape:
+            self._implicit_input = InputLayer(shape=self._sample_shape, dtype=self._dtype)
+        return self._implicit_input
+
+    def _place_chain(self) -> None:
+        """A Sequential model's layers' ``input``/``output``: the tensors of their places in its
+        chain (Keras's Sequential builds this graph too); none while the input shape is unknown."""
+        input_layer = self._symbolic_input()
+        if input_layer is None or not isinstance(self, Sequential):
+            return
+        tensor = input_layer.output
+        for layer in self._chain():
+            try:
+                tensor = layer.place_in_chain(tensor)
+            except ValueError:  # a misplaced layer: the model reports it when it builds
+                return
+
+    def _follow_source(self) -> None:
+        """A feature extractor's weights set to its source model's current weights of the
+        shared layers (a copy each call: the outputs are those of the source's chain, bit for bit)."""
+        if self._source is None or not self.built:
+            return
+        weights = [w for layer in self._source[1] for w in layer.get_weights()]
+        with self._engine.lock:
+            if len(weights) == len(self._own_weights()):
+                self._assign_weights(weights)
+
+    def _own_weights(self) -> list[Array]:
+        weights: list[Array] = []
+        for layer in self._weighted_layers():
+            weights.extend(layer.get_weights())
+        return weights
+
+    def _refuse_shared(self, caller: str) -> None:
+        if self._source is not None:
+            owner, shared = self._source
+            raise ValueError(
+                f"Model {self.name!r} is a feature extractor of model {owner.name!r}: it shares its layer "
+                f"{shared[-1].name!r} (and those before it) and only predicts, with {owner.name!r}'s current "
+                f"weights; train {owner.name!r} instead. Received: a call to `{caller}`."
+            )
+
     @property
     def inputs(self) -> list[KerasTensor]:
         """The model's input as a list of one symbolic tensor (Keras's ``model.inputs``)."""
-        for layer in self._layers:
-            if isinstance(layer, InputLayer):
-                return [layer.output]
-        return [KerasTensor((None, *self._known_sample_shape("inputs")), self._dtype)]
+        input_layer = self._symbolic_input()
+        if input_layer is None:
+            self._known_sample_shape("inputs")  # AttributeError, as Keras
+            raise AssertionError("unreachable")
+        return [input_layer.output]
 
     @property
     def outputs(self) -> list[KerasTensor]:
@@ -766,6 +852,7 @@ class Model:
         chunk of batches per call). ``loss_weights`` (one output: a single weight) and
         ``weighted_metrics`` are accepted only as None (or empty)."""
         self._refuse_while_fitting("compile")
+        self._refuse_shared("compile")
         _compile_extras(loss_weights, weighted_metrics, run_eagerly, steps_per_execution, jit_compile, auto_scale_loss)
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
@@ -819,6 +906,7 @@ class Model:
         )
 
     def _check_compiled(self, caller: str) -> None:
+        self._refuse_shared(caller)
         if self._loss is None:
             raise NotCompiledError(
                 f"You must call `compile()` before using the model ({caller} was called)."
@@ -1289,6 +1377,7 @@ class Model:
         """The model's outputs for ``x``, shape ``(n, units of the last layer)``, in the model dtype.
         Prints Keras's final progress line unless ``verbose=0``; ``callbacks`` get
         ``on_predict_begin``/``on_predict_end``."""
+        self._follow_source()
         if batch_size is None and verbose == 0 and type(verbose) is int and callbacks is None:
             # Silent, without callbacks: one row is the per-sample loop's call (model(x) too).
             if type(x) is np.ndarray and x.ndim == 2 and x.shape[0] == 1:
@@ -1403,6 +1492,7 @@ class Model:
 
     def predict_on_batch(self, x: Any) -> Array:
         """Outputs for exactly this batch (no progress output)."""
+        self._follow_source()
         out = self._predict_ready(x)
         return out if out is not None else self._predict_converted(x)
 
@@ -1654,6 +1744,30 @@ class Model:
         return f"<{type(self).__name__} name={self.name!r} layers={len(self.layers)} dtype={self._dtype!r}>"
 
 
+def _shared_source(input_layer: InputLayer, layers: list[Layer]) -> Optional[tuple[Model, list[Layer]]]:
+    """For a functional model's chain whose layers belong to another model: that model and the
+    layers, when they are the first of its chain from its input (a feature extractor), else a
+    ValueError naming the layer; None when no layer belongs to a model."""
+    owners = [_owner_of(layer) for layer in layers]
+    if all(owner is None for owner in owners):
+        return None
+    owner = next(owner for owner in owners if owner is not None)
+    prefix = owner._chain()[: len(layers)]
+    if (
+        any(found is not owner for found in owners)
+        or len(prefix) != len(layers)
+        or any(mine is not theirs for mine, theirs in zip(prefix, layers))
+        or owner._symbolic_input() is not input_layer
+    ):
+        layer = next(lay for lay, found in zip(layers, owners) if found is not None)
+        raise ValueError(
+            f"Layer {layer.name!r} already belongs to a model ({owner.name!r}). fastmlp shares a model's "
+            "layers only with a feature extractor, `Model(inputs=model.inputs, outputs=layer.output)` "
+            "for a layer of that model (its first layers, from its input); use new layers otherwise."
+        )
+    return owner, list(layers)
+
+
 def _weight_count(layer: Layer) -> int:
     """How many arrays a Dense or BatchNormalization layer has in ``get_weights()``."""
     if isinstance(layer, Dense):
@@ -1770,6 +1884,7 @@ class Sequential(Model):
                 )
             layer = layer.operation
         self._add_layer(layer)
+        self._place_chain()
 
     @_serialized
     def pop(self, rebuild: bool = True) -> Layer:
@@ -1792,6 +1907,7 @@ class Sequential(Model):
                 self._build_network(keep=weights[:kept])
             elif not self._dense_layers():
                 self._engine.clear()
+        self._place_chain()
         return layer
 
 

@@ -1,0 +1,146 @@
+"""Feature extraction as in the Keras guides ("The Sequential model", "The Functional API"):
+``Model(inputs=model.inputs, outputs=layer.output)`` shares the model's first layers and
+predicts with its current weights. Expected values are NumPy recomputations from the owner's
+``get_weights()``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastmlp as keras
+from fastmlp import layers
+
+
+def relu(a: np.ndarray) -> np.ndarray:
+    return np.maximum(a, 0)
+
+
+def guide_model() -> keras.Sequential:
+    # The Sequential guide's code, with only the import changed.
+    return keras.Sequential(
+        [
+            keras.Input(shape=(20,)),
+            layers.Dense(32, activation="relu"),
+            layers.Dense(32, activation="relu", name="my_intermediate_layer"),
+            layers.Dense(4),
+        ]
+    )
+
+
+def intermediate(weights: list[np.ndarray], x: np.ndarray) -> np.ndarray:
+    w1, b1, w2, b2 = (w.astype(np.float64) for w in weights[:4])
+    return relu(relu(x @ w1 + b1) @ w2 + b2)
+
+
+def test_the_sequential_guides_feature_extractor() -> None:
+    initial_model = guide_model()
+    feature_extractor = keras.Model(
+        inputs=initial_model.inputs,
+        outputs=initial_model.get_layer(name="my_intermediate_layer").output,
+    )
+    x = np.random.default_rng(0).normal(size=(10, 20)).astype(np.float32)
+    features = feature_extractor(x)
+    assert features.shape == (10, 32)
+    expected = intermediate(initial_model.get_weights(), x.astype(np.float64))
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(feature_extractor.predict(x, verbose=0), features)
+    np.testing.assert_array_equal(feature_extractor.predict_on_batch(x), features)
+    shared = feature_extractor.get_weights()
+    assert len(shared) == 4
+    for mine, theirs in zip(shared, initial_model.get_weights()[:4]):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_the_extractor_follows_the_owners_training() -> None:
+    initial_model = guide_model()
+    extractor = keras.Model(initial_model.inputs, initial_model.get_layer("my_intermediate_layer").output)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 20)).astype(np.float32)
+    y = rng.normal(size=(64, 4)).astype(np.float32)
+    before = extractor(x)
+    initial_model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    initial_model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    after = extractor(x)
+    assert not np.array_equal(before, after)
+    np.testing.assert_allclose(after, intermediate(initial_model.get_weights(), x.astype(np.float64)), rtol=1e-5, atol=1e-5)
+    initial_model.get_layer(index=0).set_weights([np.zeros((20, 32), np.float32), np.ones(32, np.float32)])
+    np.testing.assert_allclose(extractor(x), intermediate(initial_model.get_weights(), x.astype(np.float64)), rtol=1e-5, atol=1e-5)
+
+
+def test_the_functional_guides_encoder_layer() -> None:
+    encoder_input = keras.Input(shape=(8,), name="img")
+    h = layers.Dense(16, activation="relu")(encoder_input)
+    h = layers.Dense(6, activation="tanh", name="dense_3")(h)
+    encoder_output = layers.Dense(3)(h)
+    encoder = keras.Model(encoder_input, encoder_output, name="encoder")
+    extractor = keras.Model(inputs=encoder.inputs, outputs=encoder.get_layer("dense_3").output)
+    x = np.random.default_rng(2).normal(size=(5, 8))
+    w1, b1, w2, b2, _, _ = (w.astype(np.float64) for w in encoder.get_weights())
+    np.testing.assert_allclose(extractor.predict(x, verbose=0), np.tanh(relu(x @ w1 + b1) @ w2 + b2), rtol=1e-5, atol=1e-5)
+    assert extractor.get_layer("dense_3").output.shape == (None, 6)
+    assert encoder.get_layer("dense_3").input is h.parent
+
+
+def test_the_last_layers_output_is_the_whole_model() -> None:
+    model = guide_model()
+    extractor = keras.Model(model.inputs, model.layers[-1].output)
+    x = np.random.default_rng(3).normal(size=(7, 20)).astype(np.float32)
+    np.testing.assert_array_equal(extractor(x), model(x))
+
+
+def test_layer_input_and_output_in_a_sequential_model() -> None:
+    model = guide_model()
+    first, second, _ = model.layers
+    assert first.input is model.inputs[0]
+    assert second.input is first.output
+    assert second.output.shape == (None, 32)
+    built_later = keras.Sequential([layers.Dense(3, input_shape=(5,)), layers.Dense(2)])
+    assert built_later.layers[1].input is built_later.layers[0].output
+    assert built_later.layers[0].input is built_later.inputs[0]
+
+
+def test_a_layer_never_called_has_no_output() -> None:
+    layer = layers.Dense(3, name="lonely")
+    with pytest.raises(AttributeError, match="lonely has never been called and thus has no defined output"):
+        _ = layer.output
+    with pytest.raises(AttributeError, match="no defined input"):
+        _ = layer.input
+    unbuilt = keras.Sequential([layers.Dense(3)])
+    assert not hasattr(unbuilt.layers[0], "output")
+
+
+def test_an_extractor_refuses_training() -> None:
+    model = guide_model()
+    extractor = keras.Model(model.inputs, model.get_layer("my_intermediate_layer").output)
+    with pytest.raises(ValueError, match=r"feature extractor.*my_intermediate_layer"):
+        extractor.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="feature extractor"):
+        extractor.fit(np.zeros((4, 20)), np.zeros((4, 32)), verbose=0)
+    with pytest.raises(ValueError, match="feature extractor"):
+        extractor.set_weights(extractor.get_weights())
+
+
+def test_a_layer_of_another_model_is_still_refused_elsewhere() -> None:
+    model = guide_model()
+    other = keras.Input(shape=(20,))
+    with pytest.raises(ValueError, match="already belongs to a model"):
+        keras.Model(other, model.layers[0](other))
+    inputs = keras.Input(shape=(20,))
+    mine = layers.Dense(32)(inputs)
+    borrowed = model.get_layer("my_intermediate_layer")
+    with pytest.raises(ValueError, match="already belongs to a model"):
+        keras.Model(inputs, borrowed(mine))
+
+
+def test_a_layer_used_twice_in_one_model_is_still_refused() -> None:
+    inputs = keras.Input(shape=(4,))
+    dense = layers.Dense(4)
+    with pytest.raises(ValueError, match="used more than once"):
+        keras.Model(inputs, dense(dense(inputs)))
+
+
+def test_several_outputs_are_refused_with_their_names() -> None:
+    model = guide_model()
+    with pytest.raises(ValueError, match=r"one feature extractor per layer.*3 tensors"):
+        keras.Model(inputs=model.inputs, outputs=[layer.output for layer in model.layers])
