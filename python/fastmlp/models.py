@@ -211,7 +211,7 @@ _OWNERS: weakref.WeakKeyDictionary[Layer, Model] = weakref.WeakKeyDictionary()
 
 def _owner_of(layer: Layer) -> Optional[Model]:
     owner = _OWNERS.get(layer)
-    if owner is None or not any(held is layer for held in owner._layers):
+    if owner is None or not any(held is layer for held in owner.layers):
         return None
     return owner
 
@@ -1752,12 +1752,16 @@ def _shared_source(input_layer: InputLayer, layers: list[Layer]) -> Optional[tup
     if all(owner is None for owner in owners):
         return None
     owner = next(owner for owner in owners if owner is not None)
-    prefix = owner._chain()[: len(layers)]
+    prefix = [lay for lay in owner.layers if not isinstance(lay, InputLayer)][: len(layers)]
+    try:
+        owner_input = owner.inputs[0].operation
+    except AttributeError:  # its input shape is not known
+        owner_input = None
     if (
         any(found is not owner for found in owners)
         or len(prefix) != len(layers)
         or any(mine is not theirs for mine, theirs in zip(prefix, layers))
-        or owner._symbolic_input() is not input_layer
+        or owner_input is not input_layer
     ):
         layer = next(lay for lay, found in zip(layers, owners) if found is not None)
         raise ValueError(
