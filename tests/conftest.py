@@ -3,7 +3,8 @@
 ``isa`` runs a test once per instruction set this CPU supports (as Highway's tests do): it
 forces that kernel table, checks it is really the active one, and restores the previous
 choice afterwards so tests do not leak state into each other. ``dtype`` runs a test for both
-element types the core is compiled for.
+element types the core is compiled for. ``restore_step_and_threads`` puts the forced
+training step and the thread count back as they were after a test that changes them.
 """
 
 from __future__ import annotations
@@ -34,3 +35,13 @@ def dtype(request: pytest.FixtureRequest) -> type[np.floating]:
     """The element type of the arrays a test hands to the kernels."""
     result: type[np.floating] = request.param
     return result
+
+
+@pytest.fixture
+def restore_step_and_threads() -> Iterator[None]:
+    before = (_core.active_step(), fastmlp.get_num_threads())
+    try:
+        yield
+    finally:
+        _core.set_step(before[0])
+        fastmlp.set_num_threads(before[1])

@@ -5,7 +5,6 @@ training/inference split, weights, counts, saving, and bad input."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -272,16 +271,6 @@ def test_a_narrow_normalized_layer_on_a_large_batch(units: int) -> None:
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def restore_threads_and_step() -> Iterator[None]:
-    before = (_core.active_step(), fm.get_num_threads())
-    try:
-        yield
-    finally:
-        _core.set_step(before[0])
-        fm.set_num_threads(before[1])
-
-
 def train_wide(x: Any, y: Any) -> tuple[fm.Sequential, dict[str, list[float]]]:
     fm.utils.set_random_seed(9)
     model = fm.Sequential(
@@ -300,7 +289,7 @@ def train_wide(x: Any, y: Any) -> tuple[fm.Sequential, dict[str, list[float]]]:
     return model, history
 
 
-def test_every_thread_count_and_step_gives_the_same_bits(restore_threads_and_step: None) -> None:
+def test_every_thread_count_and_step_gives_the_same_bits(restore_step_and_threads: None) -> None:
     rng = np.random.default_rng(8)
     x = rng.standard_normal((300, 30)).astype(np.float32)
     x[rng.random(x.shape) < 0.8] = 0  # sparse: the pipeline would run if it could

@@ -10,7 +10,6 @@ same bits, and the frozen arrays are compared bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,16 +20,6 @@ from fastmlp import _core
 from fastmlp import reference as ref
 
 STEPS = _core.available_steps()
-
-
-@pytest.fixture
-def restore_step_and_threads() -> Iterator[None]:
-    before = (_core.active_step(), fm.get_num_threads())
-    try:
-        yield
-    finally:
-        _core.set_step(before[0])
-        fm.set_num_threads(before[1])
 
 
 def sparse_data(n: int = 24, features: int = 40, seed: int = 5) -> tuple[Any, Any]:

@@ -10,7 +10,6 @@ the matching forward pass: the same bits as ``predict`` on many rows, the same e
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -19,16 +18,6 @@ import pytest
 import fastmlp as fm
 from fastmlp import _core
 from fastmlp import reference as ref
-
-
-@pytest.fixture
-def restore_step_and_threads() -> Iterator[None]:
-    before = (_core.active_step(), fm.get_num_threads())
-    try:
-        yield
-    finally:
-        _core.set_step(before[0])
-        fm.set_num_threads(before[1])
 
 
 def same_history(got: dict[str, list[float]], expected: dict[str, list[float]]) -> None:
