@@ -29,15 +29,18 @@ void add_sums(__m512d w, D::reg& abs_sum, D::reg& square_sum) {
 template <class T>
 double regularize(std::size_t n, T l1, T l2, const T* w, T* g) {
   using V = Vec<T>;
-  const auto vl1 = V::set1(l1), two_l2 = V::set1(T(2) * l2), one = V::set1(T(1)), zero = V::zero();
-  auto abs_sum = D::zero(), square_sum = D::zero();
-  for_each_chunk<T>(n, [&](const Chunk<T>& c) {
-    const auto wv = c.load(w);  // zero outside the array: adds nothing
-    add_sums(wv, abs_sum, square_sum);
-    if (g != nullptr) {
+  if (g != nullptr) {
+    const auto vl1 = V::set1(l1), two_l2 = V::set1(T(2) * l2), one = V::set1(T(1)), zero = V::zero();
+    for_each_chunk<T>(n, [&](const Chunk<T>& c) {
+      const auto wv = c.load(w);
       const auto sign = V::sub(V::keep(V::gt(wv, zero), one), V::keep(V::lt(wv, zero), one));
       c.store(g, V::add(c.load(g), V::add(V::mul(vl1, sign), V::mul(two_l2, wv))));
-    }
+    });
+    return 0;
+  }
+  auto abs_sum = D::zero(), square_sum = D::zero();
+  for_each_chunk<T>(n, [&](const Chunk<T>& c) {
+    add_sums(c.load(w), abs_sum, square_sum);  // zero outside the array: adds nothing
   });
   return double(l1) * D::hsum(abs_sum) + double(l2) * D::hsum(square_sum);
 }
