@@ -9,7 +9,15 @@ namespace fastmlp::avx2 {
 template <class T>
 double regularize(std::size_t n, T l1, T l2, const T* w, T* g) {
   using V = Vec<T>;
-  const auto vl1 = V::set1(l1), two_l2 = V::set1(T(2) * l2), one = V::set1(T(1)), zero = V::zero();
+  if (g != nullptr) {
+    const auto vl1 = V::set1(l1), two_l2 = V::set1(T(2) * l2), one = V::set1(T(1)), zero = V::zero();
+    for_each_chunk<T>(n, [&](const Chunk<T>& c) {
+      const auto wv = c.load(w);
+      const auto sign = V::sub(V::bit_and(V::gt(wv, zero), one), V::bit_and(V::lt(wv, zero), one));
+      c.store(g, V::add(c.load(g), V::add(V::mul(vl1, sign), V::mul(two_l2, wv))));
+    });
+    return 0;
+  }
   double abs_sum = 0, square_sum = 0;
   for_each_chunk<T>(n, [&](const Chunk<T>& c) {
     const auto wv = c.load(w);  // zero outside the array: adds nothing
@@ -18,10 +26,6 @@ double regularize(std::size_t n, T l1, T l2, const T* w, T* g) {
     for (std::size_t i = 0; i < V::lanes; ++i) {
       abs_sum += lanes[i] < T(0) ? -double(lanes[i]) : double(lanes[i]);
       square_sum += double(lanes[i]) * double(lanes[i]);
-    }
-    if (g != nullptr) {
-      const auto sign = V::sub(V::bit_and(V::gt(wv, zero), one), V::bit_and(V::lt(wv, zero), one));
-      c.store(g, V::add(c.load(g), V::add(V::mul(vl1, sign), V::mul(two_l2, wv))));
     }
   });
   return double(l1) * abs_sum + double(l2) * square_sum;

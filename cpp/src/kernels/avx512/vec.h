@@ -41,6 +41,11 @@ struct Vec<float> {
     return n >= lanes ? mask(0xffff) : mask((1u << n) - 1u);
   }
   static reg maskload(const float* p, mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  // Lane l holds p[l * stride] (a column of consecutive rows; (lanes - 1) * stride fits an int).
+  static reg strided(const float* p, int stride) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask(0xffff), _mm512_mullo_epi32(lane, _mm512_set1_epi32(stride)), p, 4);
+  }
   static void maskstore(float* p, mask m, reg v) { _mm512_mask_storeu_ps(p, m, v); }
   // Lane j holds float(j0 + j): used to build one-hot rows from class indices.
   static reg iota(std::size_t j0) {
@@ -121,6 +126,10 @@ struct Vec<double> {
   static void storeu(double* p, reg v) { _mm512_storeu_pd(p, v); }
   static mask tail_mask(std::size_t n) { return n >= lanes ? mask(0xff) : mask((1u << n) - 1u); }
   static reg maskload(const double* p, mask m) { return _mm512_maskz_loadu_pd(m, p); }
+  static reg strided(const double* p, int stride) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm512_mask_i32gather_pd(_mm512_setzero_pd(), mask(0xff), _mm256_mullo_epi32(lane, _mm256_set1_epi32(stride)), p, 8);
+  }
   static void maskstore(double* p, mask m, reg v) { _mm512_mask_storeu_pd(p, m, v); }
   static reg iota(std::size_t j0) {
     return _mm512_add_pd(_mm512_set1_pd(double(j0)), _mm512_setr_pd(0, 1, 2, 3, 4, 5, 6, 7));

@@ -8,14 +8,17 @@ namespace fastmlp::scalar {
 
 template <class T>
 double regularize(std::size_t n, T l1, T l2, const T* w, T* g) {
+  if (g != nullptr) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const T sign = w[i] > T(0) ? T(1) : (w[i] < T(0) ? T(-1) : T(0));
+      g[i] = g[i] + (l1 * sign + T(2) * l2 * w[i]);
+    }
+    return 0;
+  }
   double abs_sum = 0, square_sum = 0;
   for (std::size_t i = 0; i < n; ++i) {
     abs_sum += std::fabs(double(w[i]));
     square_sum += double(w[i]) * double(w[i]);
-    if (g != nullptr) {
-      const T sign = w[i] > T(0) ? T(1) : (w[i] < T(0) ? T(-1) : T(0));
-      g[i] = g[i] + (l1 * sign + T(2) * l2 * w[i]);
-    }
   }
   return double(l1) * abs_sum + double(l2) * square_sum;
 }
