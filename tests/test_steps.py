@@ -45,6 +45,43 @@ def test_an_unknown_fastmlp_step_is_a_value_error_listing_the_steps() -> None:
     assert all(name in result.stderr for name in STEPS)
 
 
+def test_min_row_part_work_is_checked_and_kept() -> None:
+    before = _core.min_row_part_work()
+    with pytest.raises(ValueError, match="at least 1"):
+        _core.set_min_row_part_work(0)
+    assert _core.min_row_part_work() == before
+
+
+def test_a_small_batch_runs_in_one_part_by_default_with_the_same_bits() -> None:
+    """Below two parts' worth of work the row split runs on the caller alone: the pipeline (two
+    parts at least) cannot run, and the bits are those of any other split."""
+    x, y = make_data("sparse")
+    before = (_core.active_step(), fm.get_num_threads(), _core.min_row_part_work())
+    try:
+        fm.set_num_threads(1)
+        _core.set_step("columns")
+        reference, reference_history = train(x, y, "adam", 0.0)
+        fm.set_num_threads(2)
+        _core.set_step("pipeline")
+        _core.set_min_row_part_work(1 << 20)  # the default: 40 rows x 3,392 multiply-adds is one part
+        model, history = train(x, y, "adam", 0.0)
+        assert model._engine._trainer.last_step == "rows"  # type: ignore[attr-defined]
+        assert history == reference_history
+        for a, b in zip(reference.get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        # Unforced, the table chooses as for one thread (the caller runs the step alone).
+        _core.set_step("auto")
+        model, history = train(x, y, "adam", 0.0)
+        assert model._engine._trainer.last_step == "columns"  # type: ignore[attr-defined]
+        assert history == reference_history
+        for a, b in zip(reference.get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    finally:
+        _core.set_step(before[0])
+        fm.set_num_threads(before[1])
+        _core.set_min_row_part_work(before[2])
+
+
 def test_set_step_rejects_an_unknown_name_and_keeps_the_choice() -> None:
     before = _core.active_step()
     with pytest.raises(ValueError, match="vector, pipeline, rows, columns"):

@@ -252,6 +252,10 @@ void bind_trainer(py::module_& m) {
   m.def("set_step", &set_step, py::arg("name"),
         "Force fit's training step by name, or 'auto' (for tests and comparisons). Results do not change.");
   m.def("select_step_from_environment", &select_step_from_environment, "Apply FASTMLP_STEP, or choose 'auto'.");
+  m.def("min_row_part_work", &min_row_part_work,
+        "The least forward multiply-adds of a batch per part of the row split (a thread each).");
+  m.def("set_min_row_part_work", &set_min_row_part_work, py::arg("n"),
+        "Set min_row_part_work (tests: more parts for small models). Results do not change.");
   py::class_<Totals>(m, "Totals")
       .def_readonly("loss", &Totals::loss, "sum of per-sample losses")
       .def_readonly("metrics", &Totals::metrics, "sum of per-sample metric values, per metric")

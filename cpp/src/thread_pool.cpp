@@ -79,8 +79,21 @@ bool ThreadPool::withdrawn_unclaimed(std::size_t tasks) {
   return ticket_.compare_exchange_strong(unclaimed, count | tasks, std::memory_order_acq_rel);
 }
 
+namespace {
+thread_local bool t_caller_alone = false;  // a CallerAlone of this thread is engaged
+}  // namespace
+
+ThreadPool::CallerAlone::CallerAlone(bool engaged) : before_(t_caller_alone) { t_caller_alone = before_ || engaged; }
+
+ThreadPool::CallerAlone::~CallerAlone() { t_caller_alone = before_; }
+
 bool ThreadPool::run_tasks(std::size_t tasks, Task fn, void* context, bool concurrent) {
   if (tasks == 0) return true;
+  if (t_caller_alone) {
+    if (concurrent && tasks > 1) return false;
+    for (std::size_t t = 0; t < tasks; ++t) fn(context, t);
+    return true;
+  }
   std::unique_lock<std::mutex> lock(run_mutex_, std::try_to_lock);
   if (concurrent && tasks > 1 && (!lock.owns_lock() || workers_.size() + 1 < tasks)) return false;
   if (tasks == 1 || !lock.owns_lock() || workers_.empty() || tasks >= kMaxPooledTasks) {

@@ -22,9 +22,6 @@ namespace fastmlp {
 
 namespace {
 
-// The row-parallel step gives each thread at least this many multiply-adds (nominal, dense) of
-// a batch: waking a worker costs about a microsecond.
-constexpr std::size_t kMinRowPartWork = 1 << 16;
 }  // namespace
 
 template <class T>
@@ -244,6 +241,7 @@ Totals Trainer<T>::train_batches(const DataView<T>& data, std::size_t batch_size
     const std::uint32_t* order = order_.data() + start;
     const StepFacts facts = step_facts(rows, row_buffers);
     StepKind kind = choose_step(facts);
+    const ThreadPool::CallerAlone alone(facts.alone);
     for (;;) {
       bool ran = true;
       switch (kind) {
@@ -287,6 +285,8 @@ StepFacts Trainer<T>::step_facts(std::size_t rows, bool row_buffers) const {
   StepFacts f;
   f.threads = ThreadPool::instance().num_threads();
   f.parts = row_parts(rows);
+  f.alone = f.threads >= 2 && f.parts == 1;
+  if (f.alone) f.threads = 1;
   for (std::size_t l = 0; l < net.num_layers(); ++l) f.widest_layer = std::max(f.widest_layer, net.spec(l).units);
   f.row_split_fits = row_buffers && RowSplit<T>::supports(net);
   f.pipeline_fits = f.row_split_fits && FeaturePipeline<T>::supports(net, f.parts);
@@ -302,7 +302,7 @@ std::size_t Trainer<T>::row_parts(std::size_t rows) const {
   std::size_t macs = 0;
   for (std::size_t l = 0; l < net.num_layers(); ++l) macs += net.fan_in(l) * net.spec(l).units;
   const std::size_t threads = std::min<std::size_t>(ThreadPool::instance().num_threads(), kMaxRowParts);
-  return std::max<std::size_t>(1, std::min({threads, rows, rows * macs / kMinRowPartWork}));
+  return std::max<std::size_t>(1, std::min({threads, rows, rows * macs / min_row_part_work()}));
 }
 
 template <class T>

@@ -19,8 +19,12 @@ enum class StepKind {
 
 // What the table reads about a step before it runs.
 struct StepFacts {
-  std::size_t threads = 1;       // the pool's threads
+  // The pool's threads; 1 when the batch is too small to share (`alone`).
+  std::size_t threads = 1;
   std::size_t parts = 1;         // threads the row split would use for this batch (Trainer::row_parts)
+  // The pool has threads to spare, but the batch is under two parts' worth of work
+  // (min_row_part_work): the step runs on the caller alone, as with one thread.
+  bool alone = false;
   std::size_t widest_layer = 0;  // units of the widest layer
   bool row_split_fits = false;   // no dropout nor batch normalization, and the row split's buffers were had
   bool pipeline_fits = false;    // FeaturePipeline::supports(net, parts)
@@ -45,5 +49,12 @@ std::string active_step();
 void set_step(const std::string& name);
 // Applies FASTMLP_STEP if set and not empty (same errors as set_step, named), else "auto".
 void select_step_from_environment();
+
+// The least work (multiply-adds of a batch's forward pass, nominal, dense) that pays for a part of
+// the row split on a thread of its own (Trainer::row_parts); below two parts' worth a batch runs
+// on the caller alone. Any value gives the same bits; tests lower it so that small models still
+// run in several parts. n >= 1.
+std::size_t min_row_part_work();
+void set_min_row_part_work(std::size_t n);
 
 }  // namespace fastmlp

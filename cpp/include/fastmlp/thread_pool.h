@@ -43,6 +43,21 @@ class ThreadPool {
                      const_cast<void*>(static_cast<const void*>(&fn)), true);
   }
 
+  // While one with `engaged` lives, the jobs this thread runs keep all their tasks here, in task
+  // order, and run_concurrently declines: for steps too small to share (a task's values do not
+  // depend on the thread that runs it, so the bits stay the same). Other threads' jobs are not
+  // affected.
+  class CallerAlone {
+   public:
+    explicit CallerAlone(bool engaged);
+    ~CallerAlone();
+    CallerAlone(const CallerAlone&) = delete;
+    CallerAlone& operator=(const CallerAlone&) = delete;
+
+   private:
+    bool before_;
+  };
+
   ~ThreadPool();
 
  private:
