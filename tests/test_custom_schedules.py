@@ -15,16 +15,14 @@ extension point) and ``optimizer.learning_rate`` as Keras 3's variable.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
-import os
 import pickle
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from real_keras import import_keras
 
 import fastmlp as fm
 from fastmlp.optimizers import schedules
@@ -276,22 +274,12 @@ def test_saved_custom_schedule_needs_custom_objects(tmp_path: Path) -> None:
         fm.saving.load_model(path, custom_objects={"MyInverseTime": dict})
 
 
-def keras_module() -> Any:
-    """Keras 3 on JAX (else PyTorch), or a skip."""
-    os.environ.setdefault("KERAS_BACKEND", "jax" if importlib.util.find_spec("jax") is not None else "torch")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the backends' own import-time deprecation notes
-        keras = pytest.importorskip("keras")
-        pytest.importorskip(os.environ["KERAS_BACKEND"])
-    return keras
-
-
 # Keras's variables warn under NumPy 2 (their __array__ takes no copy keyword): theirs, not ours.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_against_keras() -> None:
     """The same schedule subclassed in Keras 3 and here, the same model, weights and batches:
     the same weights after 15 steps and the same ``optimizer.learning_rate`` (float32: 1e-5)."""
-    keras = keras_module()
+    keras = import_keras()
 
     class KerasInverseTime(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
         def __call__(self, step: Any) -> Any:

@@ -8,22 +8,16 @@ with ``steps_per_epoch``; names, shapes, parameter counts and ``to_categorical``
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import warnings
 from typing import Any
 
 import numpy as np
 import pytest
+from real_keras import import_keras
 
 import fastmlp as fm
 
-_BACKEND = "jax" if importlib.util.find_spec("jax") is not None else "torch"
-os.environ.setdefault("KERAS_BACKEND", _BACKEND)
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # the backends' own import-time deprecation notes
-    keras: Any = pytest.importorskip("keras")
-    pytest.importorskip(os.environ["KERAS_BACKEND"])
+keras: Any = import_keras()
 
 # Keras's variables warn under NumPy 2 (their __array__ takes no copy keyword): theirs, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

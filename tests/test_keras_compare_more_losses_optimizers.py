@@ -5,22 +5,16 @@ ISA in test_optimizers.py) on Keras's optimizers applied to a variable. float32 
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import warnings
 from typing import Any
 
 import numpy as np
 import pytest
+from real_keras import import_keras
+
 from fastmlp import _core
 from fastmlp import reference as ref
 
-_BACKEND = "jax" if importlib.util.find_spec("jax") is not None else "torch"
-os.environ.setdefault("KERAS_BACKEND", _BACKEND)
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    keras: Any = pytest.importorskip("keras")
-    pytest.importorskip(os.environ["KERAS_BACKEND"])
+keras: Any = import_keras()
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

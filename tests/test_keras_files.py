@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from real_keras import import_keras
 
 import fastmlp as fm
 from fastmlp.saving import FileFormatError, OptimizerStateResetWarning
@@ -404,9 +405,7 @@ def test_missing_members_and_a_non_zip(tmp_path: Path) -> None:
 
 @pytest.fixture()
 def keras() -> Any:
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    pytest.importorskip(os.environ["KERAS_BACKEND"])
-    return pytest.importorskip("keras")
+    return import_keras()
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras's own use of NumPy 2

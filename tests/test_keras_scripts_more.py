@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from real_keras import import_keras
 
 import fastmlp as keras
 from fastmlp import layers, regularizers
@@ -413,7 +414,7 @@ def test_weights_h5_is_keras_hdf5_layout_and_round_trips(tmp_path: Path) -> None
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # NumPy 2's copy keyword, inside Keras/JAX/h5py
 def test_weights_h5_exchanged_with_keras(tmp_path: Path) -> None:
-    real = pytest.importorskip("keras")
+    real = import_keras()
     pytest.importorskip("h5py")
     keras.backend.clear_session()
     ours = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="relu"), layers.Dense(1)])
@@ -483,7 +484,7 @@ def test_quickstart_loss_object_called_on_predictions_and_loss_functions() -> No
 
 
 def test_loss_objects_called_as_keras_computes_them() -> None:
-    real = pytest.importorskip("keras")
+    real = import_keras()
     rng = np.random.default_rng(31)
     t = (rng.random((6, 3)) > 0.5).astype("float32")
     p = rng.random((6, 3)).astype("float32")

@@ -16,14 +16,12 @@ predictions from ``normalize(x) @ W + b`` in float64 (rtol 1e-5 for the float32 
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from real_keras import import_keras
 
 import fastmlp as fm
 
@@ -233,20 +231,10 @@ def test_bad_settings_and_places() -> None:
         fm.layers.Normalization(axis=0).adapt(features())
 
 
-def keras_module() -> Any:
-    """Keras 3 on JAX (else PyTorch), or a skip."""
-    os.environ.setdefault("KERAS_BACKEND", "jax" if importlib.util.find_spec("jax") is not None else "torch")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the backends' own import-time deprecation notes
-        keras = pytest.importorskip("keras")
-        pytest.importorskip(os.environ["KERAS_BACKEND"])
-    return keras
-
-
 # Keras's variables warn under NumPy 2 (their __array__ takes no copy keyword): theirs, not ours.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_against_keras() -> None:
-    keras = keras_module()
+    keras = import_keras()
     x = features().astype(np.float32)
     theirs = keras.layers.Normalization()
     theirs.adapt(x)
