@@ -24,6 +24,7 @@
 #include "fastmlp/network.h"
 #include "fastmlp/sizes.h"
 #include "feature_pipeline.h"
+#include "prefetch.h"
 
 #include "../waiter.h"
 
@@ -175,11 +176,11 @@ void FeaturePipeline<T>::first_layer_pipeline(const T* x, const std::uint32_t* o
       const std::uint32_t at = feature_ends[cols[e]]++;
       feature_lists[at] = {std::uint32_t(r), vals[e]};
       if ((e & 1) == 0 && prefetch < prefetch_end) {
-        __builtin_prefetch(prefetch, 0, 2);
+        prefetch_line(prefetch);
         prefetch += 64;
       }
     }
-    for (; prefetch < prefetch_end; prefetch += 64) __builtin_prefetch(prefetch, 0, 2);
+    for (; prefetch < prefetch_end; prefetch += 64) prefetch_line(prefetch);
   };
   // A later part lists all its rows first: by then the part before it is rows ahead, and the
   // rows' different densities no longer make it wait row by row.

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "fastmlp/row_prefetch.h"
 #include "fastmlp/trainer.h"
 
 namespace fastmlp {
@@ -16,18 +17,18 @@ inline void prefetch_rows(const T* x, std::size_t cols, const std::uint32_t* ord
   const std::size_t bytes = cols * sizeof(T);
   for (std::size_t r = 0; r < rows; ++r) {
     const char* row = reinterpret_cast<const char*>(x + std::size_t(order[r]) * cols);
-    for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(row + off, 0, 2);
+    for (std::size_t off = 0; off < bytes; off += 64) prefetch_line(row + off);
     // A row that starts inside a cache line ends inside one more than the loop reached.
-    if (bytes != 0) __builtin_prefetch(row + bytes - 1, 0, 2);
+    if (bytes != 0) prefetch_line(row + bytes - 1);
   }
 }
 
 // Asks for sample i's targets early (they too come from all over the data set).
 template <class T>
 inline void prefetch_targets(const DataView<T>& data, std::size_t out, std::size_t i) {
-  if (data.labels != nullptr) __builtin_prefetch(data.labels + i, 0, 2);
-  if (data.y != nullptr) __builtin_prefetch(data.y + i * out, 0, 2);
-  if (data.weights != nullptr) __builtin_prefetch(data.weights + i, 0, 2);
+  if (data.labels != nullptr) prefetch_line(data.labels + i);
+  if (data.y != nullptr) prefetch_line(data.y + i * out);
+  if (data.weights != nullptr) prefetch_line(data.weights + i);
 }
 
 }  // namespace fastmlp
