@@ -19,6 +19,10 @@ namespace {
 // Below this many multiply-adds a product runs on one thread: waking a worker costs about a
 // microsecond, which must stay small next to the work.
 constexpr std::size_t kMinParallelWork = 1 << 15;
+// A product asks for the next batch's rows only with at least this many multiply-adds per cache
+// line asked for: a line from memory takes about as long as that many take (at the core's
+// outstanding-miss limit), so the asks stay hidden behind the arithmetic.
+constexpr std::size_t kPrefetchWorkPerLine = 512;
 // Elementwise steps (activations) go parallel from this many elements.
 constexpr std::size_t kMinParallelElements = 2048;
 // Rows per forward pass in predict: the activations of a block stay in L2.
@@ -270,7 +274,15 @@ void Network<T>::parallel_gemm(std::size_t m, std::size_t n, std::size_t k, cons
   tasks = std::min(tasks, std::max<std::size_t>(1, extent / unit));
   for (std::size_t t = 0; t < tasks; ++t) pack_buffer(t);
   const std::size_t step = round_up((extent + tasks - 1) / tasks, unit);
+  // Rows to ask for while this product runs, when it is long enough to hide their misses (at
+  // least kPrefetchWorkPerLine multiply-adds per line): task t asks for its share of them.
+  RowPrefetch asked{};
+  if (prefetch_.rows != 0 && m * n * k >= prefetch_.rows * (prefetch_.row_bytes / 64 + 1) * kPrefetchWorkPerLine)
+    asked = take_prefetch();
   pool.run(tasks, [&](std::size_t t) {
+    RowPrefetch share = asked;
+    share.order = asked.order == nullptr ? nullptr : asked.order + asked.rows * t / tasks;
+    share.rows = asked.rows * (t + 1) / tasks - asked.rows * t / tasks;
     const std::size_t begin = std::min(extent, t * step), end = std::min(extent, begin + step);
     if (begin == end) return;
     // This part's epilogue: its columns of the bias, its block of `positive`.
@@ -282,12 +294,13 @@ void Network<T>::parallel_gemm(std::size_t m, std::size_t n, std::size_t k, cons
         ep.positive += by_columns ? std::ptrdiff_t(begin) : std::ptrdiff_t(begin) * ep.ld_positive;
     }
     const GemmEpilogue<T>* part = epilogue != nullptr ? &ep : nullptr;
+    const RowPrefetch* ask = share.rows != 0 ? &share : nullptr;
     if (by_columns) {
       kt.gemm({m, end - begin, k, T(1), a, a_row, a_col, b + std::ptrdiff_t(begin) * b_col, b_row,
-               b_col, T(0), c + begin, ldc, packs_[t].data(), part});
+               b_col, T(0), c + begin, ldc, packs_[t].data(), part, ask});
     } else {
       kt.gemm({end - begin, n, k, T(1), a + std::ptrdiff_t(begin) * a_row, a_row, a_col, b, b_row,
-               b_col, T(0), c + std::ptrdiff_t(begin) * ldc, ldc, packs_[t].data(), part});
+               b_col, T(0), c + std::ptrdiff_t(begin) * ldc, ldc, packs_[t].data(), part, ask});
     }
   });
 }

@@ -9,6 +9,7 @@
 
 #include "fastmlp/activation.h"
 #include "fastmlp/loss.h"
+#include "fastmlp/row_prefetch.h"
 
 namespace fastmlp {
 
@@ -49,6 +50,9 @@ struct GemmArgs {
   // Applied to C's final values when set (C's columns [0, n) are bias's [0, n), C's element
   // (i, j) is positive(i, j)).
   const GemmEpilogue<T>* epilogue = nullptr;
+  // Lines asked for while the product runs, a few per tile (row_prefetch.h); the result does not
+  // depend on them.
+  const RowPrefetch* prefetch = nullptr;
 };
 
 // z[r,:] += bias (when bias is not null), then a[r,:] = act(z[r,:]). a may alias z.

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "fastmlp/activation.h"
@@ -169,6 +170,12 @@ class Network {
   // Throws std::invalid_argument naming the first sample with NaN or infinity.
   void check_finite(const T* x, std::size_t rows) const;
 
+  // Rows (the next batch's) for the next large dense product of forward or backward to ask the
+  // cache for while it runs, spread over its tiles (fastmlp/row_prefetch.h); that product takes
+  // them. take_prefetch() returns and clears what no product took (the caller then asks).
+  void prefetch_during_next_product(const RowPrefetch& rows) { prefetch_ = rows; }
+  RowPrefetch take_prefetch() { return std::exchange(prefetch_, RowPrefetch{}); }
+
  private:
   // The training steps that split the work otherwise than forward() and backward() do (the
   // row split, steps/row_split.h; the feature pipeline, steps/feature_pipeline.h) run on these
@@ -245,6 +252,7 @@ class Network {
   std::vector<Layer> layers_;
   std::size_t capacity_ = 0;
   std::vector<AlignedBuffer<T>> packs_;  // GEMM packing scratch, one per task
+  RowPrefetch prefetch_{};                 // see prefetch_during_next_product
   SparseInput sparse_;
   // Set by any thread that lists a non-finite input, cleared before each batch (on a line of its
   // own: every part reads it in each pipelined step, and it is written only when set).

@@ -1,5 +1,8 @@
 // Asking the cache for rows before they are read. A training step gathers its batch's rows from
-// all over the data set, so each row waits on memory unless it was asked for earlier.
+// all over the data set, so each row waits on memory unless it was asked for earlier; the ask
+// for the next batch is spread over a long-running product (a few lines per tile,
+// kernels/row_prefetch_spread.inc), because asked all at once the lines fill the core's miss
+// buffers and the core stalls on the asks.
 #pragma once
 
 #include <cstddef>
@@ -24,5 +27,13 @@ static inline void prefetch_line(const void* p) {
   __builtin_prefetch(p, 0, 2);
 #endif
 }
+
+// Rows to ask for: row r is the row_bytes at base + order[r] * row_bytes, r in [0, rows).
+struct RowPrefetch {
+  const char* base = nullptr;
+  std::size_t row_bytes = 0;
+  const std::uint32_t* order = nullptr;
+  std::size_t rows = 0;
+};
 
 }  // namespace fastmlp

@@ -9,6 +9,10 @@
 
 namespace fastmlp {
 
+namespace {
+constexpr std::size_t kAskedRowBytes = 1024;  // see step_columns
+}  // namespace
+
 template <class T>
 void Trainer<T>::step_columns(const DataView<T>& data, const std::uint32_t* order, std::size_t rows,
                               std::size_t next_rows, Totals& totals) {
@@ -23,12 +27,23 @@ void Trainer<T>::step_columns(const DataView<T>& data, const std::uint32_t* orde
     gather_x(data, order, r0, r1);
     gather_targets(data, order, r0, r1);
   });
-  prefetch_rows(data.x, in, order + rows, next_rows);
+  // Short rows of the next batch are asked for during the step's first large product (when it
+  // has none, all at once at the end): each is a few lines that no hardware prefetcher predicts.
+  // Longer rows are left to the hardware, which streams a row after its first lines; asking for
+  // them too made the step slower.
+  // The ask never outlives this step (it points into this call's data), whatever throws.
+  struct AskedUntilReturn {
+    Network<T>& net;
+    ~AskedUntilReturn() { net.take_prefetch(); }
+  } asked{net};
+  if (in * sizeof(T) <= kAskedRowBytes)
+    net.prefetch_during_next_product({reinterpret_cast<const char*>(data.x), in * sizeof(T), order + rows, next_rows});
   forward_loss(batch_x_.data(), data.y != nullptr ? batch_y_.data() : nullptr,
                data.labels != nullptr ? batch_labels_.data() : nullptr,
                data.weights != nullptr ? batch_w_.data() : nullptr, rows, true, totals, true);
   if (net.input_non_finite()) throw_non_finite(data, order, rows);
   update(batch_x_.data(), rows);
+  if (net.take_prefetch().rows != 0) prefetch_rows(data.x, in, order + rows, next_rows);
 }
 
 template void Trainer<float>::step_columns(const DataView<float>&, const std::uint32_t*, std::size_t, std::size_t,

@@ -13,6 +13,7 @@ namespace fastmlp::avx2 {
 namespace {
 
 #include "../gemm_epilogue.inc"
+#include "../row_prefetch_spread.inc"
 
 constexpr std::size_t kMR = 6;
 constexpr std::size_t kMC = 72;   // rows of A packed at once (12 microkernel panels)
@@ -189,6 +190,8 @@ std::size_t gemm_pack_elements() {
 template <class T>
 void gemm(const GemmArgs<T>& g) {
   constexpr std::size_t NR = kNR<T>, NC = kNC<T>;
+  // A share of the asked-for lines before each tile (all of them on return, whatever is left).
+  RowPrefetchSpread prefetch(g.prefetch, (g.m + kMR - 1) / kMR * ((g.n + NR - 1) / NR) * ((g.k + kKC - 1) / kKC));
   if (g.m == 0 || g.n == 0) return;
   if (g.k == 0) return scale_c(g);
   T* packed_a = g.pack;
@@ -217,6 +220,7 @@ void gemm(const GemmArgs<T>& g) {
             GemmEpilogue<T> ep{};
             const bool finishing = g.epilogue != nullptr && pc + kc == g.k;
             if (finishing) ep = tile_epilogue(*g.epilogue, ic + ir, jc + jr);
+            prefetch.step();
             if (mr == kMR && nr == NR) {
               microkernel<T>(kc, a, b, c, g.ldc, chain, g.alpha, beta, finishing ? &ep : nullptr);
             } else {

@@ -26,6 +26,7 @@ namespace fastmlp::avx512 {
 namespace {
 
 #include "../gemm_epilogue.inc"
+#include "../row_prefetch_spread.inc"
 
 constexpr std::size_t kMR = 12;
 constexpr std::size_t kNV = 2;    // vectors per row of a tile
@@ -384,6 +385,8 @@ template <class T>
 void gemm(const GemmArgs<T>& g) {
   using V = Vec<T>;
   constexpr std::size_t L = V::lanes, NR = kNR<T>, NC = kNC<T>;
+  // A share of the asked-for lines before each tile (all of them on return, whatever is left).
+  RowPrefetchSpread prefetch(g.prefetch, (g.m + kMR - 1) / kMR * ((g.n + NR - 1) / NR) * ((g.k + kKC - 1) / kKC));
   if (g.m == 0 || g.n == 0) return;
   if (g.k == 0) return scale_c(g);
   T* packed_a = g.pack;
@@ -462,6 +465,7 @@ void gemm(const GemmArgs<T>& g) {
               const std::size_t per_tile = narrow * kNarrowGroups, level = narrow == 2 ? 0 : narrow == 4 ? 1 : narrow == 8 ? 2 : 3;
               for (; ir + narrow <= mc; ir += per_tile) {
                 const std::size_t groups = min_size(kNarrowGroups, (mc - ir) / narrow);
+                prefetch.step();
                 kNarrow[level][groups - 1](kc, a + std::ptrdiff_t(ir), sa, packed_b + kKC * NC,
                                            g.c + std::ptrdiff_t(ic + ir) * g.ldc + std::ptrdiff_t(jc + jr), g.ldc, nr);
                 if (groups < kNarrowGroups) {
@@ -478,6 +482,7 @@ void gemm(const GemmArgs<T>& g) {
             GemmEpilogue<T> ep{};
             const bool finishing = g.epilogue != nullptr && pc + kc == g.k;
             if (finishing) ep = tile_epilogue(*g.epilogue, ic + ir, jc + jr);
+            prefetch.step();
             kTiles<T>.fn[layout][mr - 1][nv - 1][masked](kc, a + std::ptrdiff_t(ir) * step, sa, b, sb, c, g.ldc, last,
                                                          chain, g.alpha, beta, finishing ? &ep : nullptr);
           }

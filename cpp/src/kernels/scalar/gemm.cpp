@@ -8,11 +8,14 @@ namespace fastmlp::scalar {
 
 namespace {
 #include "../gemm_epilogue.inc"
+#include "../row_prefetch_spread.inc"
 }  // namespace
 
 template <class T>
 void gemm(const GemmArgs<T>& g) {
+  RowPrefetchSpread prefetch(g.prefetch, g.m);  // a share of the asked-for lines per row of C
   for (std::size_t i = 0; i < g.m; ++i) {
+    prefetch.step();
     for (std::size_t j = 0; j < g.n; ++j) {
       T sum = 0;
       for (std::size_t k = 0; k < g.k; ++k) {
