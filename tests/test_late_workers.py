@@ -56,7 +56,7 @@ def test_late_workers_change_who_runs_the_tasks_not_the_bits(restore_pool: None,
     _core.set_step("columns")
     reference, reference_history = train(x, y)
     _core.set_step(step)
-    _core.set_worker_delay_for_tests(1500)
+    _core.set_worker_delay_for_tests(3000)
     for threads in (2, 3, 4):
         fm.set_num_threads(threads)
         ran_alone = _core.pool_jobs_run_alone()

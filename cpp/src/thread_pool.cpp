@@ -105,7 +105,7 @@ bool ThreadPool::run_tasks(std::size_t tasks, Task fn, void* context, bool concu
   using clock = LateWorkers::clock;
   // Read only with the lock (the watch is the lock holder's) and for a job the workers could share.
   const bool pooled = lock.owns_lock() && tasks > 1 && !workers_.empty() && tasks < kMaxPooledTasks;
-  const clock::time_point start = pooled ? clock::now() : clock::time_point{};
+  clock::time_point start = pooled ? clock::now() : clock::time_point{};
   const bool alone = pooled && late_workers_.serial(start);
   if (concurrent && tasks > 1 && (!lock.owns_lock() || workers_.size() + 1 < tasks || alone)) return false;
   if (alone) jobs_run_alone_.fetch_add(1, std::memory_order_relaxed);
@@ -126,6 +126,7 @@ bool ThreadPool::run_tasks(std::size_t tasks, Task fn, void* context, bool concu
   if (!concurrent && worker_delay_us_.load(std::memory_order_relaxed) > 0) {
     // The test hook's late worker: one claims a task before the caller takes the others.
     while ((ticket_.load(std::memory_order_acquire) & 0xffffffffu) == 0) std::this_thread::yield();
+    start = clock::now();  // the caller's share starts now: waiting for the claim is not part of it
   }
   if (concurrent && withdrawn_unclaimed(tasks)) return false;
   if (concurrent) {
