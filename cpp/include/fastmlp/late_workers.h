@@ -28,7 +28,7 @@ namespace fastmlp {
 class LateWorkers {
  public:
   using clock = std::chrono::steady_clock;
-  static constexpr std::chrono::microseconds kLateMicroseconds{100};
+  static constexpr std::chrono::microseconds kLateMicroseconds{500};
   static constexpr clock::duration kMinSerial = std::chrono::milliseconds(2);
   static constexpr clock::duration kMaxSerial = std::chrono::milliseconds(500);
   static constexpr clock::duration kCalm = std::chrono::milliseconds(500);
