@@ -36,6 +36,18 @@ void bind_dispatch(py::module_& m) {
       py::arg("n"));
   m.def("get_num_threads", [] { return ThreadPool::instance().num_threads(); });
   m.def(
+      "set_worker_delay_for_tests",
+      [](long long microseconds) {
+        if (microseconds < 0 || microseconds > 1000000)
+          throw py::value_error("microseconds must be an integer from 0 to 1000000, got " +
+                                std::to_string(microseconds));
+        ThreadPool::instance().set_worker_delay_for_tests(std::chrono::microseconds(microseconds));
+      },
+      py::arg("microseconds"),
+      "Make each pool worker sleep this long after claiming a task (tests of late workers).");
+  m.def("pool_jobs_run_alone", [] { return ThreadPool::instance().jobs_run_alone(); },
+        "How many jobs the pool ran on the caller alone because its workers had been late.");
+  m.def(
       "peak_gflops",
       [](std::size_t threads, double seconds, bool float64) {
         if (threads < 1 || threads > 1024) throw py::value_error("threads must be from 1 to 1024");

@@ -1,6 +1,8 @@
 #include "fastmlp/thread_pool.h"
 
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include "waiter.h"
 
@@ -27,6 +29,7 @@ void ThreadPool::set_num_threads(std::size_t n) {
   if (n == num_threads_.load() && workers_.size() == n - 1) return;
   stop_workers();
   num_threads_.store(n);
+  late_workers_ = LateWorkers{};  // new workers: nothing seen of them yet
   start_workers(n - 1);
 }
 
@@ -52,17 +55,21 @@ void ThreadPool::worker_loop(unsigned long long seen) {
     wait_until(&generation_, [&] { return generation_.load(std::memory_order_acquire) != seen; });
     seen = generation_.load(std::memory_order_acquire);
     if (stopping_.load()) return;
-    run_claimed_tasks();
+    run_claimed_tasks(true);
   }
 }
 
-void ThreadPool::run_claimed_tasks() {
+void ThreadPool::run_claimed_tasks(bool worker) {
   for (;;) {
     // acq_rel: a valid claim reads the caller's store of the ticket (or a claim after it), so
     // it sees the job's fields; they stay as they are until this task's pending_ decrement.
     const std::uint64_t ticket = ticket_.fetch_add(1, std::memory_order_acq_rel);
     const std::uint64_t task = ticket & 0xffffffffu;
     if (task >= ticket >> 32) return;
+    if (worker) {
+      const std::int64_t delay = worker_delay_us_.load(std::memory_order_relaxed);
+      if (delay > 0) std::this_thread::sleep_for(std::chrono::microseconds(delay));
+    }
     job_(job_context_, std::size_t(task));
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) notify_waiters(&pending_);
   }
@@ -95,8 +102,14 @@ bool ThreadPool::run_tasks(std::size_t tasks, Task fn, void* context, bool concu
     return true;
   }
   std::unique_lock<std::mutex> lock(run_mutex_, std::try_to_lock);
-  if (concurrent && tasks > 1 && (!lock.owns_lock() || workers_.size() + 1 < tasks)) return false;
-  if (tasks == 1 || !lock.owns_lock() || workers_.empty() || tasks >= kMaxPooledTasks) {
+  using clock = LateWorkers::clock;
+  // Read only with the lock (the watch is the lock holder's) and for a job the workers could share.
+  const bool pooled = lock.owns_lock() && tasks > 1 && !workers_.empty() && tasks < kMaxPooledTasks;
+  clock::time_point start = pooled ? clock::now() : clock::time_point{};
+  const bool alone = pooled && late_workers_.serial(start);
+  if (concurrent && tasks > 1 && (!lock.owns_lock() || workers_.size() + 1 < tasks || alone)) return false;
+  if (alone) jobs_run_alone_.fetch_add(1, std::memory_order_relaxed);
+  if (!pooled || alone) {
     for (std::size_t t = 0; t < tasks; ++t) fn(context, t);
     return true;
   }
@@ -110,14 +123,27 @@ bool ThreadPool::run_tasks(std::size_t tasks, Task fn, void* context, bool concu
   ticket_.store(std::uint64_t(tasks) << 32 | (concurrent ? 1 : 0), std::memory_order_release);
   generation_.fetch_add(1, std::memory_order_acq_rel);
   notify_waiters(&generation_);
+  if (!concurrent && worker_delay_us_.load(std::memory_order_relaxed) > 0) {
+    // The test hook's late worker: one claims a task before the caller takes the others.
+    while ((ticket_.load(std::memory_order_acquire) & 0xffffffffu) == 0) std::this_thread::yield();
+    start = clock::now();  // the caller's share starts now: waiting for the claim is not part of it
+  }
   if (concurrent && withdrawn_unclaimed(tasks)) return false;
   if (concurrent) {
     fn(context, 0);
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
   // Tasks no worker has taken yet run here: a run() never waits for a worker to wake up.
-  run_claimed_tasks();
-  wait_until(&pending_, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+  run_claimed_tasks(false);
+  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  if (done()) {
+    late_workers_.note(start, clock::duration::zero(), clock::duration::zero());
+    return true;
+  }
+  const clock::time_point ran_out = clock::now();
+  wait_until(&pending_, done);
+  const clock::time_point end = clock::now();
+  late_workers_.note(end, ran_out - start, end - ran_out);
   return true;
 }
 

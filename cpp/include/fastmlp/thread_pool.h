@@ -4,12 +4,15 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "fastmlp/late_workers.h"
 
 namespace fastmlp {
 
@@ -22,7 +25,9 @@ class ThreadPool {
   std::size_t num_threads() const { return num_threads_.load(std::memory_order_relaxed); }
 
   // Runs fn(0) ... fn(tasks - 1), spread over the threads (the caller runs its share), and
-  // returns when all are done. If the pool is busy (another caller), runs them all here.
+  // returns when all are done. If the pool is busy (another caller), or its workers were late
+  // in recent jobs (the host is not running them beside the caller: fastmlp/late_workers.h),
+  // runs them all here, in task order.
   // Takes the callable by reference (no std::function: nothing is allocated per call).
   template <class F>
   void run(std::size_t tasks, F&& fn) {
@@ -32,7 +37,8 @@ class ThreadPool {
 
   // Runs fn(0) ... fn(tasks - 1) each on a thread of its own, all at the same time, so that a
   // task may wait for another; returns false, having run none, when the pool cannot do that now:
-  // it is busy with another caller's job, has fewer threads than tasks, or no worker took a
+  // it is busy with another caller's job, has fewer threads than tasks, runs jobs on the caller
+  // alone for now (its workers were late, as for run), or no worker took a
   // task within a few microseconds (the pausing part of the spin, cpp/src/waiter.h: the host is
   // not running them, or they were asleep), so that the caller never waits for threads that may
   // not run for a while. run() would then run the tasks one after the other, and a task waiting
@@ -58,6 +64,14 @@ class ThreadPool {
     bool before_;
   };
 
+  // For tests: each worker sleeps this long after claiming a task, before running it (as if the
+  // host preempted it there), and the caller of a run() that the workers share lets a worker
+  // claim a task before it takes the others, so that every such job has a late worker; 0, the
+  // default, for none.
+  void set_worker_delay_for_tests(std::chrono::microseconds delay) { worker_delay_us_.store(delay.count()); }
+  // How many jobs ran on the caller alone because the workers had been late.
+  std::uint64_t jobs_run_alone() const { return jobs_run_alone_.load(std::memory_order_relaxed); }
+
   ~ThreadPool();
 
  private:
@@ -69,7 +83,8 @@ class ThreadPool {
   // concurrent: see run_concurrently (returns whether the tasks ran).
   bool run_tasks(std::size_t tasks, Task task, void* context, bool concurrent);
   // Claims the current job's unclaimed tasks one by one and runs them; returns when none is left.
-  void run_claimed_tasks();
+  // worker: called by a worker (which then sleeps the test delay before each task).
+  void run_claimed_tasks(bool worker);
   // A concurrent job just published, its task 0 kept by the caller: pauses until the workers
   // have claimed the others, for a few microseconds at most; if none has claimed one by then,
   // withdraws the job (none of its tasks will run) and returns true.
@@ -89,6 +104,9 @@ class ThreadPool {
   std::atomic<std::size_t> pending_{0};  // tasks of the current job not yet done
   std::atomic<unsigned long long> generation_{0};  // changed for each job, and to stop
   std::atomic<bool> stopping_{false};
+  LateWorkers late_workers_;  // used under run_mutex_
+  std::atomic<std::uint64_t> jobs_run_alone_{0};
+  std::atomic<std::int64_t> worker_delay_us_{0};
 };
 
 }  // namespace fastmlp
