@@ -125,15 +125,16 @@ def test_concurrent_processes_reports_both_settings(tmp_path: Path) -> None:
     assert [line.split(":")[0] for line in done.stdout.splitlines() if line.startswith("round ")] == ["round 1", "round 2"]
 
 
-def test_busy_machine_reports_both_settings_and_equal_weights(tmp_path: Path) -> None:
+@pytest.mark.parametrize("network", ["tabular", "dense784"])
+def test_busy_machine_reports_both_settings_and_equal_weights(tmp_path: Path, network: str) -> None:
     out = tmp_path / "busy.json"
     command = [sys.executable, "-W", "error", str(BENCH / "busy_machine.py"), "--rounds", "2", "--rows", "2000",
-               "--epochs", "1", "--neighbours", "1", "--json", str(out)]
+               "--epochs", "1", "--neighbours", "1", "--network", network, "--json", str(out)]
     env = {**os.environ, "PYTHONWARNINGS": "error"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     doc: dict[str, Any] = json.loads(out.read_text())
-    assert doc["rounds"] == 2 and doc["threads"] == 2 and doc["neighbours"] == 1
+    assert doc["rounds"] == 2 and doc["threads"] == 2 and doc["neighbours"] == 1 and doc["network"] == network
     assert len(doc["seconds"]["1"]) == len(doc["seconds"]["n"]) == 2 and min(doc["seconds"]["1"] + doc["seconds"]["n"]) > 0
     medians = [sorted(doc["seconds"][k])[0] / 2 + sorted(doc["seconds"][k])[1] / 2 for k in ("n", "1")]
     assert doc["ratio_of_medians"] == pytest.approx(medians[0] / medians[1])
