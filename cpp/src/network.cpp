@@ -32,7 +32,6 @@ constexpr std::size_t kPredictBlock = 1024;
 // so it pays only when most inputs are zero.
 std::atomic<double> g_sparse_density{0.35};
 
-
 // Whether a layer's activation needs a buffer apart from z. A linear layer's is z itself; so is
 // relu's: z is overwritten by max(0, z), which its backward pass may read in z's place, as
 // relu(z) > 0 exactly where z > 0 (NaN: false for both). One stream of stores per step fewer.

@@ -27,15 +27,15 @@ void Trainer<T>::step_columns(const DataView<T>& data, const std::uint32_t* orde
     gather_x(data, order, r0, r1);
     gather_targets(data, order, r0, r1);
   });
-  // Short rows of the next batch are asked for during the step's first large product (when it
-  // has none, all at once at the end): each is a few lines that no hardware prefetcher predicts.
-  // Longer rows are left to the hardware, which streams a row after its first lines; asking for
-  // them too made the step slower.
-  // The ask never outlives this step (it points into this call's data), whatever throws.
+  // The ask below never outlives this step (it points into this call's data), whatever throws.
   struct AskedUntilReturn {
     Network<T>& net;
     ~AskedUntilReturn() { net.take_prefetch(); }
   } asked{net};
+  // Short rows of the next batch are asked for during the step's first large product (when it
+  // has none, all at once at the end): each is a few lines that no hardware prefetcher predicts.
+  // Longer rows are left to the hardware, which streams a row after its first lines; asking for
+  // them too made the step slower.
   if (in * sizeof(T) <= kAskedRowBytes)
     net.prefetch_during_next_product({reinterpret_cast<const char*>(data.x), in * sizeof(T), order + rows, next_rows});
   forward_loss(batch_x_.data(), data.y != nullptr ? batch_y_.data() : nullptr,
