@@ -19,14 +19,12 @@ from fastmlp import _core
 
 
 @pytest.fixture
-def restore_pool() -> Iterator[None]:
-    before = (_core.active_step(), fm.get_num_threads())
+def restore_pool(restore_step_and_threads: None) -> Iterator[None]:
+    """conftest's step and thread restore, and no late worker afterwards."""
     try:
         yield
     finally:
         _core.set_worker_delay_for_tests(0)
-        _core.set_step(before[0])
-        fm.set_num_threads(before[1])
 
 
 def make_data(kind: str) -> tuple[Any, Any]:
