@@ -362,7 +362,8 @@ def test_gemm_empty_depth(isa: str, dtype: Any, beta: float) -> None:
 
 # (m, n, k, A transposed): the layers of issue 17's tabular network (200 x 54 -> 100 -> 7, each
 # pass's product), the edges of both blockings, a depth of three KC blocks (the epilogue only
-# after the last), and a narrow C with A's rows side by side (the AVX-512 narrow panels).
+# after the last), and narrow last panels of both layouts over two depth blocks (the AVX-512
+# narrow tiles start C, the epilogue comes with the second block's tiles).
 EPILOGUE_SHAPES = [
     (200, 100, 54, False),
     (200, 7, 100, False),
@@ -370,6 +371,8 @@ EPILOGUE_SHAPES = [
     (MR_512 + 1, 2 * 16 + 1, 2 * KC + 88, False),
     (MC_512 + 1, 100, 37, True),
     (2 * MC + 1, 7, 64, True),
+    (2 * MC_512 + 3, 36, KC + 40, False),
+    (2 * MC_512 + 3, 36, KC + 40, True),
     (1, 1, 1, False),
 ]
 
@@ -444,18 +447,23 @@ def test_gemm_rows_do_not_depend_on_the_batch(isa: str, dtype: Any, beta: float)
     assert np.array_equal(bits(part), bits(full[5:80]))
 
 
+@pytest.mark.parametrize("layout", ["rows side by side", "row-major"])
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 34, 36, 39, 40, 107])
-@pytest.mark.parametrize("m", [3, 13, 54, 100, 2 * MC + 5])
-def test_gemm_narrow_panel_rows_side_by_side(isa: str, dtype: Any, m: int, n: int) -> None:
-    # A narrow last panel (at most 8 columns past the whole 32-column panels) with A's rows side
-    # by side in memory (a transposed view, as the kernel gradients read their input) runs a
-    # tile that holds several rows per vector on AVX-512; rows left over from its groups run the
-    # one-row-per-vector tiles. Both must give the bits of the product one row at a time (the
-    # chain property), and the reference's values; k spans two depth blocks (the second
-    # continues C: the other tiles).
-    rng = rng_for("gemm-narrow", m, n, dtype)
+@pytest.mark.parametrize("m", [3, 4, 13, 54, 100, 2 * MC + 5])
+def test_gemm_narrow_panel(isa: str, dtype: Any, m: int, n: int, layout: str) -> None:
+    # A narrow last panel (at most 8 columns past the whole 32-column panels) runs a tile that
+    # holds several rows per vector on AVX-512: with A's rows side by side in memory (a
+    # transposed view, as the kernel gradients read their input) up to 8 columns, with a
+    # row-major A (interleaved four rows at a time first) up to 4. Rows left over from its
+    # groups run the one-row-per-vector tiles. Both must give the bits of the product one row at
+    # a time (the chain property), and the reference's values; k spans two depth blocks (the
+    # second continues C: the other tiles).
+    rng = rng_for("gemm-narrow", m, n, layout, dtype)
     k = KC + 37
-    a = uniform(rng, (k, m), dtype).T  # columns contiguous: a(i, k) at a[i + k m]
+    if layout == "row-major":
+        a = uniform(rng, (m, k), dtype)
+    else:
+        a = uniform(rng, (k, m), dtype).T  # columns contiguous: a(i, k) at a[i + k m]
     b = uniform(rng, (k, n), dtype)
     full = K.gemm(a, b)
     check_gemm(full, a, b)

@@ -319,23 +319,72 @@ void pack_b_rows(std::size_t kc, std::size_t nr, const float* b, std::ptrdiff_t 
   }
 }
 
-// G groups of R rows (rows [0, G * R)) by nr columns: C = sum over k of a * b from zero (the
-// chained form with beta 0), stored row by row (lanes j * R + i gathered to row i).
+// Rows [0, 4 G) of a row-major A interleaved four at a time for the narrow tiles: group g's
+// a(4 g + i, k) at out[g * kc * 4 + k * 4 + i]. Each 16 values of a row are one load; lanes are
+// moved with two-source permutes (eight per 64 values).
+void pack_a_rows4(std::size_t groups, std::size_t kc, const float* a, std::ptrdiff_t rs, float* out) {
+  const __m512i pair_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i pair_hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i quad_lo = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+  const __m512i quad_hi = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+  for (std::size_t g = 0; g < groups; ++g) {
+    const float* row = a + std::ptrdiff_t(g * 4) * rs;
+    float* to = out + g * kc * 4;
+    for (std::size_t k0 = 0; k0 < kc; k0 += 16) {
+      const std::size_t depth = min_size(16, kc - k0);
+      const __mmask16 in = depth == 16 ? __mmask16(0xffff) : __mmask16((1u << depth) - 1u);
+      __m512 x[4];
+      for (std::size_t i = 0; i < 4; ++i) x[i] = _mm512_maskz_loadu_ps(in, row + std::ptrdiff_t(i) * rs + std::ptrdiff_t(k0));
+      // Rows 0 and 1 (2 and 3) paired by k, then the pairs paired: v[q] holds k0 + [4 q, 4 q + 4).
+      const __m512d lo01 = _mm512_castps_pd(_mm512_permutex2var_ps(x[0], pair_lo, x[1]));
+      const __m512d hi01 = _mm512_castps_pd(_mm512_permutex2var_ps(x[0], pair_hi, x[1]));
+      const __m512d lo23 = _mm512_castps_pd(_mm512_permutex2var_ps(x[2], pair_lo, x[3]));
+      const __m512d hi23 = _mm512_castps_pd(_mm512_permutex2var_ps(x[2], pair_hi, x[3]));
+      const __m512 v[4] = {_mm512_castpd_ps(_mm512_permutex2var_pd(lo01, quad_lo, lo23)),
+                           _mm512_castpd_ps(_mm512_permutex2var_pd(lo01, quad_hi, lo23)),
+                           _mm512_castpd_ps(_mm512_permutex2var_pd(hi01, quad_lo, hi23)),
+                           _mm512_castpd_ps(_mm512_permutex2var_pd(hi01, quad_hi, hi23))};
+      float* dst = to + k0 * 4;
+      for (std::size_t q = 0; q * 4 < depth; ++q) {
+        const std::size_t n = min_size(16, (depth - q * 4) * 4);
+        _mm512_mask_storeu_ps(dst + q * 16, n == 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u), v[q]);
+      }
+    }
+  }
+}
+
+// G groups of R rows (rows [0, G * R)) by nr columns, group g's a(g R + i, k) at
+// a[g * sg + k * sa + i]: C = sum over k of a * b from zero (the chained form with beta 0), then
+// the epilogue's bias and relu when `ep` is set (the tile's finish, in its order), stored row by
+// row (lanes j * R + i gathered to row i).
 template <std::size_t R, std::size_t G>
-void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, const float* b, float* c, std::ptrdiff_t ldc,
-                 std::size_t nr) {
+void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, std::ptrdiff_t sg, const float* b, float* c,
+                 std::ptrdiff_t ldc, std::size_t nr, const GemmEpilogue<float>* ep) {
   __m512 acc[G];
   _Pragma("GCC unroll 16")
   for (std::size_t g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
   for (std::size_t k = 0; k < kc; ++k) {
     const __m512 bv = _mm512_load_ps(b);
     _Pragma("GCC unroll 16")
-    for (std::size_t g = 0; g < G; ++g) acc[g] = _mm512_fmadd_ps(broadcast_rows<R>(a + g * R), bv, acc[g]);
+    for (std::size_t g = 0; g < G; ++g) acc[g] = _mm512_fmadd_ps(broadcast_rows<R>(a + std::ptrdiff_t(g) * sg), bv, acc[g]);
     a += sa;
     b += 16;
   }
-  // Row i's columns are lanes i, R + i, 2 R + i, ...: moved to lanes [0, W), stored masked to nr.
   const __mmask16 cols = __mmask16((1u << nr) - 1u);
+  if (ep != nullptr) {
+    if (ep->bias != nullptr) {  // bias[j] in lanes j * R + i, as pack_b_rows lays out B
+      constexpr int shift = R == 2 ? 1 : R == 4 ? 2 : R == 8 ? 3 : 4;
+      const __m512i from = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), shift);
+      const __m512 bias = _mm512_permutexvar_ps(from, _mm512_maskz_loadu_ps(cols, ep->bias));
+      _Pragma("GCC unroll 16")
+      for (std::size_t g = 0; g < G; ++g) acc[g] = _mm512_add_ps(acc[g], bias);
+    }
+    if (ep->relu) {
+      _Pragma("GCC unroll 16")
+      for (std::size_t g = 0; g < G; ++g) acc[g] = _mm512_max_ps(_mm512_setzero_ps(), acc[g]);  // NaN kept
+    }
+  }
+  // Row i's columns are lanes i, R + i, 2 R + i, ...: moved to lanes [0, W), stored masked to nr.
   __m512i row_lanes[R];
   for (std::size_t i = 0; i < R; ++i)
     row_lanes[i] = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -347,7 +396,8 @@ void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, const float*
       _mm512_mask_storeu_ps(c + std::ptrdiff_t(g * R + i) * ldc, cols, _mm512_permutexvar_ps(row_lanes[i], acc[g]));
 }
 
-using NarrowFn = void (*)(std::size_t, const float*, std::ptrdiff_t, const float*, float*, std::ptrdiff_t, std::size_t);
+using NarrowFn = void (*)(std::size_t, const float*, std::ptrdiff_t, std::ptrdiff_t, const float*, float*, std::ptrdiff_t,
+                          std::size_t, const GemmEpilogue<float>*);
 constexpr std::size_t kNarrowGroups = 12;  // accumulators per narrow tile: enough to cover the FMA latency
 
 // kNarrow[r][g - 1]: R = 2 << r rows per vector, g groups.
@@ -410,12 +460,18 @@ void gemm(const GemmArgs<T>& g) {
       const bool last_masked = (nc - last_panel) % L != 0;
       if (b_in_place && last_masked)
         pack_b(kc, nc - last_panel, b_block + std::ptrdiff_t(last_panel), g.b_row, 1, packed_b + last_panel * kc);
-      // A narrow last panel with A's rows side by side (in place or copied by columns) and C
-      // started from zero: several rows per vector (narrow_tile).
+      // A narrow last panel with C started from zero and no epilogue but bias and relu: several
+      // rows per vector (narrow_tile), A's rows read side by side in place or, for a row-major
+      // A, interleaved four at a time (pack_a_rows4).
+      const bool finishing = g.epilogue != nullptr && pc + kc == g.k;
       std::size_t narrow = 0;  // rows per vector, or 0
       if constexpr (std::is_same_v<T, float>) {
-        if (nc - last_panel <= 8 && !a_rows && a_in_place && chain && beta == T(0) && g.epilogue == nullptr) {
-          narrow = narrow_rows(nc - last_panel);
+        // Interleaving costs about what a narrow tile saves on 5 to 8 columns of a row-major A
+        // (two rows a vector): there only up to 4 (four rows a vector) is worth it.
+        const bool rows_pay = nc - last_panel <= 4 && g.m >= 4;
+        if (nc - last_panel <= 8 && a_in_place && (!a_rows || rows_pay) && chain && beta == T(0) &&
+            !(finishing && g.epilogue->positive != nullptr)) {
+          narrow = a_rows ? 4 : narrow_rows(nc - last_panel);
           const T* from = b_block + std::ptrdiff_t(last_panel) * g.b_col;
           T* to = packed_b + kKC * NC;
           switch (narrow) {
@@ -450,6 +506,21 @@ void gemm(const GemmArgs<T>& g) {
             sa = std::ptrdiff_t(mc);
           }
         }
+        // The narrow tiles' view of A: group g's a(g R + i, k) at narrow_a[g * sg + k * sa_narrow + i].
+        const float* narrow_a = nullptr;
+        std::ptrdiff_t sa_narrow = 0, sg = 0;
+        if constexpr (std::is_same_v<T, float>) {
+          if (narrow != 0 && a_rows) {
+            pack_a_rows4(mc / 4, kc, a, g.a_row, packed_a);
+            narrow_a = packed_a;
+            sa_narrow = std::ptrdiff_t(narrow);
+            sg = std::ptrdiff_t(narrow * kc);
+          } else if (narrow != 0) {
+            narrow_a = a;
+            sa_narrow = sa;
+            sg = std::ptrdiff_t(narrow);
+          }
+        }
         const std::size_t layout = a_rows ? 0 : 1;
         for (std::size_t jr = 0; jr < nc; jr += NR) {
           const std::size_t nr = min_size(NR, nc - jr);
@@ -466,8 +537,11 @@ void gemm(const GemmArgs<T>& g) {
               for (; ir + narrow <= mc; ir += per_tile) {
                 const std::size_t groups = min_size(kNarrowGroups, (mc - ir) / narrow);
                 prefetch.step();
-                kNarrow[level][groups - 1](kc, a + std::ptrdiff_t(ir), sa, packed_b + kKC * NC,
-                                           g.c + std::ptrdiff_t(ic + ir) * g.ldc + std::ptrdiff_t(jc + jr), g.ldc, nr);
+                GemmEpilogue<float> ep{};
+                if (finishing) ep = tile_epilogue(*g.epilogue, ic + ir, jc + jr);
+                kNarrow[level][groups - 1](kc, narrow_a + std::ptrdiff_t(ir / narrow) * sg, sa_narrow, sg,
+                                           packed_b + kKC * NC, g.c + std::ptrdiff_t(ic + ir) * g.ldc + std::ptrdiff_t(jc + jr),
+                                           g.ldc, nr, finishing ? &ep : nullptr);
                 if (groups < kNarrowGroups) {
                   ir += groups * narrow;
                   break;
@@ -480,7 +554,6 @@ void gemm(const GemmArgs<T>& g) {
             T* c = g.c + std::ptrdiff_t(ic + ir) * g.ldc + std::ptrdiff_t(jc + jr);
             // The epilogue with the last block of k, at this tile's origin.
             GemmEpilogue<T> ep{};
-            const bool finishing = g.epilogue != nullptr && pc + kc == g.k;
             if (finishing) ep = tile_epilogue(*g.epilogue, ic + ir, jc + jr);
             prefetch.step();
             kTiles<T>.fn[layout][mr - 1][nv - 1][masked](kc, a + std::ptrdiff_t(ir) * step, sa, b, sb, c, g.ldc, last,
