@@ -171,18 +171,42 @@ template <class T, std::size_t R, std::size_t NV, ALayout layout>
   using V = Vec<T>;
   using reg = typename V::reg;
   constexpr std::size_t L = V::lanes;
-  for (std::size_t k = 0; k < kc; ++k) {
-    reg bv[NV];
+  if constexpr (layout == ALayout::by_row) {
+    // Rows 4 q + r at p[q] + r * sa: a moving pointer per four rows and the strides sa, 2 sa and
+    // 3 sa in registers, so that no row's address is reloaded from the stack in the loop.
+    constexpr std::size_t Q = (R + 3) / 4;
+    const std::ptrdiff_t stride[4] = {0, sa, 2 * sa, 3 * sa};
+    const T* p[Q];
     _Pragma("GCC unroll 16")
-    for (std::size_t v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * L);
-    _Pragma("GCC unroll 16")
-    for (std::size_t i = 0; i < R; ++i) {
-      const reg ai = V::set1(layout == ALayout::by_row ? a[std::ptrdiff_t(i) * sa] : a[i]);
+    for (std::size_t q = 0; q < Q; ++q) p[q] = a + std::ptrdiff_t(4 * q) * sa;
+    for (std::size_t k = 0; k < kc; ++k) {
+      reg bv[NV];
       _Pragma("GCC unroll 16")
-      for (std::size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
+      for (std::size_t v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * L);
+      _Pragma("GCC unroll 16")
+      for (std::size_t i = 0; i < R; ++i) {
+        const reg ai = V::set1(p[i / 4][stride[i % 4]]);
+        _Pragma("GCC unroll 16")
+        for (std::size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
+      }
+      _Pragma("GCC unroll 16")
+      for (std::size_t q = 0; q < Q; ++q) ++p[q];
+      b += sb;
     }
-    a += layout == ALayout::by_row ? 1 : sa;
-    b += sb;
+  } else {
+    for (std::size_t k = 0; k < kc; ++k) {
+      reg bv[NV];
+      _Pragma("GCC unroll 16")
+      for (std::size_t v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * L);
+      _Pragma("GCC unroll 16")
+      for (std::size_t i = 0; i < R; ++i) {
+        const reg ai = V::set1(a[i]);
+        _Pragma("GCC unroll 16")
+        for (std::size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
+      }
+      a += sa;
+      b += sb;
+    }
   }
 }
 
