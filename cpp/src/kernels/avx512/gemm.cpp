@@ -210,22 +210,6 @@ template <class T, std::size_t R, std::size_t NV, ALayout layout>
   }
 }
 
-// The epilogue (GemmEpilogue) on row i's vector of columns [j, j + lanes) of a tile whose origin
-// `ep` points at, the lanes outside `last` neither read nor stored when `part`.
-template <class T>
-[[gnu::always_inline]] inline typename Vec<T>::reg finish(const GemmEpilogue<T>& ep, typename Vec<T>::reg c,
-                                                          std::size_t i, std::size_t j, bool part,
-                                                          typename Vec<T>::mask last) {
-  using V = Vec<T>;
-  if (ep.bias != nullptr) c = V::add(c, part ? V::maskload(ep.bias + j, last) : V::loadu(ep.bias + j));
-  if (ep.relu) c = V::max(V::zero(), c);  // c second: NaN propagates
-  if (ep.positive != nullptr) {
-    const T* p = ep.positive + std::ptrdiff_t(i) * ep.ld_positive + std::ptrdiff_t(j);
-    c = V::keep(V::gt(part ? V::maskload(p, last) : V::loadu(p), V::zero()), c);
-  }
-  return c;
-}
-
 // Rows [0, R) and vectors [0, NV) of a tile (R <= MR, NV <= kNV), the last vector limited to the
 // lanes in `last` when `masked` (C beyond them is not touched). Each C element is one FMA chain
 // over k in increasing order from its start (0, or beta * C when chained), whichever tile shape
@@ -253,26 +237,53 @@ void tile(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdif
       }
   }
   accumulate<T, R, NV, layout>(kc, a, sa, b, sb, acc);
+  // The finish, one pass per operation over the tile's registers (a test per tile, not per
+  // element): alpha and beta, then the epilogue (GemmEpilogue) in its order, then the stores.
+  // Lanes outside `last` of a masked last vector are neither read nor stored.
+  const auto load = [&](const T* p, std::size_t v) { return masked && v == NV - 1 ? V::maskload(p, last) : V::loadu(p); };
+  if (!chain) {
+    const reg valpha = V::set1(alpha), vbeta = V::set1(beta);
+    _Pragma("GCC unroll 16")
+    for (std::size_t i = 0; i < R; ++i)
+      _Pragma("GCC unroll 16")
+      for (std::size_t v = 0; v < NV; ++v)
+        acc[i][v] = beta == T(0) ? V::mul(valpha, acc[i][v])
+                                 : V::fmadd(valpha, acc[i][v], V::mul(vbeta, load(c + std::ptrdiff_t(i) * ldc + v * L, v)));
+  }
+  if (ep != nullptr && ep->bias != nullptr) {
+    _Pragma("GCC unroll 16")
+    for (std::size_t v = 0; v < NV; ++v) {
+      const reg bias = load(ep->bias + v * L, v);
+      _Pragma("GCC unroll 16")
+      for (std::size_t i = 0; i < R; ++i) acc[i][v] = V::add(acc[i][v], bias);
+    }
+  }
+  if (ep != nullptr && ep->relu) {
+    _Pragma("GCC unroll 16")
+    for (std::size_t i = 0; i < R; ++i)
+      _Pragma("GCC unroll 16")
+      for (std::size_t v = 0; v < NV; ++v) acc[i][v] = V::max(V::zero(), acc[i][v]);  // acc second: NaN kept
+  }
+  if (ep != nullptr && ep->positive != nullptr) {
+    const T* positive = ep->positive;
+    const std::ptrdiff_t ld = ep->ld_positive;
+    _Pragma("GCC unroll 16")
+    for (std::size_t i = 0; i < R; ++i)
+      _Pragma("GCC unroll 16")
+      for (std::size_t v = 0; v < NV; ++v)
+        acc[i][v] = V::keep(V::gt(load(positive + std::ptrdiff_t(i) * ld + v * L, v), V::zero()), acc[i][v]);
+  }
   _Pragma("GCC unroll 16")
-  for (std::size_t i = 0; i < R; ++i) {
+  for (std::size_t i = 0; i < R; ++i)
     _Pragma("GCC unroll 16")
     for (std::size_t v = 0; v < NV; ++v) {
       T* ci = c + std::ptrdiff_t(i) * ldc + v * L;
-      const bool part = masked && v == NV - 1;
-      reg out = acc[i][v];
-      if (!chain) {
-        out = beta == T(0) ? V::mul(V::set1(alpha), out)
-                           : V::fmadd(V::set1(alpha), out,
-                                      V::mul(V::set1(beta), part ? V::maskload(ci, last) : V::loadu(ci)));
-      }
-      if (ep != nullptr) out = finish<T>(*ep, out, i, v * L, part, last);
-      if (part) {
-        V::maskstore(ci, last, out);
+      if (masked && v == NV - 1) {
+        V::maskstore(ci, last, acc[i][v]);
       } else {
-        V::storeu(ci, out);
+        V::storeu(ci, acc[i][v]);
       }
     }
-  }
 }
 
 template <class T>
