@@ -389,12 +389,14 @@ void pack_a_rows4(std::size_t groups, std::size_t kc, const float* a, std::ptrdi
 }
 
 // G groups of R rows (rows [0, G * R)) by nr columns, group g's a(g R + i, k) at
-// a[g * sg + k * sa + i]: C = sum over k of a * b from zero (the chained form with beta 0), then
-// the epilogue's bias and relu when `ep` is set (the tile's finish, in its order), stored row by
-// row (lanes j * R + i gathered to row i).
-template <std::size_t R, std::size_t G>
-void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, std::ptrdiff_t sg, const float* b, float* c,
+// a[g * sg + k * sa + i], sg == R unless `apart` (the groups of pack_a_rows4; with sg == R known
+// at compile time the G addresses are constant offsets of one pointer): C = sum over k of a * b
+// from zero (the chained form with beta 0), then the epilogue's bias and relu when `ep` is set
+// (the tile's finish, in its order), stored row by row (lanes j * R + i gathered to row i).
+template <std::size_t R, std::size_t G, bool apart>
+void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, std::ptrdiff_t sg_apart, const float* b, float* c,
                  std::ptrdiff_t ldc, std::size_t nr, const GemmEpilogue<float>* ep) {
+  const std::ptrdiff_t sg = apart ? sg_apart : std::ptrdiff_t(R);
   __m512 acc[G];
   _Pragma("GCC unroll 16")
   for (std::size_t g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
@@ -435,16 +437,22 @@ using NarrowFn = void (*)(std::size_t, const float*, std::ptrdiff_t, std::ptrdif
                           std::size_t, const GemmEpilogue<float>*);
 constexpr std::size_t kNarrowGroups = 12;  // accumulators per narrow tile: enough to cover the FMA latency
 
-// kNarrow[r][g - 1]: R = 2 << r rows per vector, g groups.
+// kNarrow[r][g - 1]: R = 2 << r rows per vector, g groups side by side; kNarrowApart[g - 1]:
+// four rows per vector, g groups apart.
 template <std::size_t... I>
 constexpr std::array<std::array<NarrowFn, kNarrowGroups>, 4> make_narrow(std::index_sequence<I...>) {
   std::array<std::array<NarrowFn, kNarrowGroups>, 4> t{};
-  ((t[0][I] = &narrow_tile<2, I + 1>, t[1][I] = &narrow_tile<4, I + 1>, t[2][I] = &narrow_tile<8, I + 1>,
-    t[3][I] = &narrow_tile<16, I + 1>),
+  ((t[0][I] = &narrow_tile<2, I + 1, false>, t[1][I] = &narrow_tile<4, I + 1, false>,
+    t[2][I] = &narrow_tile<8, I + 1, false>, t[3][I] = &narrow_tile<16, I + 1, false>),
    ...);
   return t;
 }
 constexpr auto kNarrow = make_narrow(std::make_index_sequence<kNarrowGroups>{});
+template <std::size_t... I>
+constexpr std::array<NarrowFn, kNarrowGroups> make_narrow_apart(std::index_sequence<I...>) {
+  return {&narrow_tile<4, I + 1, true>...};
+}
+constexpr auto kNarrowApart = make_narrow_apart(std::make_index_sequence<kNarrowGroups>{});
 
 // Rows per vector for a narrow panel of nr float columns: 16 / nr rounded down to a power of 2.
 std::size_t narrow_rows(std::size_t nr) { return nr == 1 ? 16 : nr == 2 ? 8 : nr <= 4 ? 4 : 2; }
@@ -574,9 +582,9 @@ void gemm(const GemmArgs<T>& g) {
                 prefetch.step();
                 GemmEpilogue<float> ep{};
                 if (finishing) ep = tile_epilogue(*g.epilogue, ic + ir, jc + jr);
-                kNarrow[level][groups - 1](kc, narrow_a + std::ptrdiff_t(ir / narrow) * sg, sa_narrow, sg,
-                                           packed_b + kKC * NC, g.c + std::ptrdiff_t(ic + ir) * g.ldc + std::ptrdiff_t(jc + jr),
-                                           g.ldc, nr, finishing ? &ep : nullptr);
+                const NarrowFn fn = a_rows ? kNarrowApart[groups - 1] : kNarrow[level][groups - 1];
+                fn(kc, narrow_a + std::ptrdiff_t(ir / narrow) * sg, sa_narrow, sg, packed_b + kKC * NC,
+                   g.c + std::ptrdiff_t(ic + ir) * g.ldc + std::ptrdiff_t(jc + jr), g.ldc, nr, finishing ? &ep : nullptr);
                 if (groups < kNarrowGroups) {
                   ir += groups * narrow;
                   break;
