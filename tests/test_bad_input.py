@@ -117,6 +117,21 @@ def test_bad_x_in_predict(bad: tuple[str, Any, type, str], method: str) -> None:
         X_METHODS[method](make_model(compile=False), x)
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("col", [0, 15, 16, 36])
+def test_predict_on_batch_finds_a_bad_value_anywhere_in_a_wide_row(value: float, col: int) -> None:
+    """predict_on_batch checks a few float32 rows itself (not through predict): a NaN or
+    infinity in any column of a 37-feature row (two whole 16-value vectors and a tail) is
+    reported with its sample, and finite rows give predict's answer."""
+    fm.utils.set_random_seed(0)
+    model = fm.Sequential([fm.layers.Input(shape=(37,)), fm.layers.Dense(3, activation="softmax")])
+    x = np.random.default_rng(1).normal(size=(9, 37)).astype(np.float32)
+    assert np.array_equal(model.predict_on_batch(x), model.predict(x, verbose=0))
+    x[7, col] = value
+    with pytest.raises(ValueError, match=r"`x` contains NaN or inf.*sample 7\b"):
+        model.predict_on_batch(x)
+
+
 def test_wrong_features_for_a_model_built_by_its_first_call() -> None:
     """Without Input, fit builds the model for the features it first sees; later calls with
     another number of features are then rejected, naming both shapes."""
