@@ -707,6 +707,11 @@ void Network<T>::predict(const T* x, std::size_t n, std::size_t batch, T* out) {
   for (std::size_t start = 0; start < n; start += batch) {
     const std::size_t rows = n - start < batch ? n - start : batch;
     forward(x + start * input_dim_, rows);
+    if (input_non_finite()) {
+      std::size_t r = 0;
+      while (r + 1 < rows && row_is_finite(x + (start + r) * input_dim_, input_dim_)) ++r;
+      throw NonFiniteInput("x contains NaN or infinity (in sample " + std::to_string(start + r) + ")");
+    }
     std::memcpy(out + start * out_dim, output(), rows * out_dim * sizeof(T));
   }
 }

@@ -1389,12 +1389,22 @@ class Model:
                     return out
         batch = _INFERENCE_BATCH if batch_size is None else _validation.positive_int(batch_size, "batch_size")
         shown = _validation.verbosity(verbose)
-        x_arr = self._x(x)
+        # Without callbacks, x's NaN and infinity are found by the core in the pass that lists
+        # its nonzeros (NonFiniteInputError), not by a pass of its own over the whole array
+        # first; check_finite then words the error.
+        checked_by_core = callbacks is None
+        x_arr = self._x(x, finite=not checked_by_core)
         callback_list = _inference_callbacks(callbacks, self, verbose, batch_size, x_arr.shape[0])
+        if checked_by_core and callback_list.wants_predict_batch_hooks:
+            _validation.check_finite(x_arr, "x", _validation.flat_source(x, x_arr))
         callback_list.on_predict_begin()
         started = time.perf_counter()
         if not callback_list.wants_predict_batch_hooks:
-            out = self._engine.predict(x_arr, batch)
+            try:
+                out = self._engine.predict(x_arr, batch)
+            except _core.NonFiniteInputError:
+                _validation.check_finite(x_arr, "x", _validation.flat_source(x, x_arr))
+                raise
         else:
             batch = batch_size or _KERAS_BATCH  # the hooks see Keras's batches
             parts = []

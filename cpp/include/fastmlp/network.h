@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -69,6 +70,14 @@ template <class T>
 class FeaturePipeline;
 template <class T>
 class VectorPass;
+
+// x holds a NaN or infinite input, found in the pass that lists the inputs' nonzeros anyway
+// (the sparse path's density test) instead of a pass of its own over the whole data set:
+// thrown by predict, and by train_batches before the update of the batch that holds it (the
+// earlier batches of the call are applied; fit keeps a copy of the model's state to put back).
+struct NonFiniteInput : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
 
 template <class T>
 class Network {
@@ -160,7 +169,9 @@ class Network {
   // The weight penalties of every layer (the regularization loss Keras adds to the loss).
   double regularization_penalty() const;
 
-  // Predictions for n rows, `batch` rows at a time, into out (n x output_dim).
+  // Predictions for n rows, `batch` rows at a time, into out (n x output_dim). Throws
+  // NonFiniteInput, naming the first such sample, when x holds NaN or infinity (out is then
+  // partly written).
   void predict(const T* x, std::size_t n, std::size_t batch, T* out);
   // predict for one row as matrix-vector products (steps/vector_pass.h), without a pool, a
   // pack or a pass of its own over x: bitwise predict's. Throws std::invalid_argument as

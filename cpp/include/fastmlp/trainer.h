@@ -39,14 +39,6 @@ struct TrainingConfig {
   std::vector<ConfusionSpec> confusions = {};
 };
 
-// A batch of train_batches holds a NaN or infinite input: thrown before that batch's update
-// (the earlier batches of the call are applied). fit checks its x this way, in the pass that
-// lists the inputs' nonzeros anyway, instead of reading the whole data set once more per call;
-// it keeps a copy of the model's state to put back when this is thrown.
-struct NonFiniteInput : std::invalid_argument {
-  using std::invalid_argument::invalid_argument;
-};
-
 // Sums over the samples seen; divide by `samples` for Keras's per-sample means. `confusions`
 // holds each confusion metric's counts (metrics.h's layout), which add up across calls.
 struct Totals {
