@@ -134,21 +134,27 @@ def test_predict_on_batch_finds_a_bad_value_anywhere_in_a_wide_row(value: float,
 
 @pytest.mark.parametrize("bad_row", [0, 1023, 1024, 2999])
 @pytest.mark.parametrize("kind", ["nan", "inf", "beyond float32"])
-def test_predict_names_the_sample_the_core_finds(bad_row: int, kind: str) -> None:
-    """Without callbacks, predict leaves x's NaN and infinity to the core's pass over each block
-    of rows (1024 a block): the sample is named wherever it is, a float64 value past float32's
-    range is reported as such, and a clean x predicts as before."""
+def test_predict_and_evaluate_name_the_sample_the_core_finds(bad_row: int, kind: str) -> None:
+    """Without callbacks, predict and evaluate leave x's NaN and infinity to the core's pass
+    over each block of rows (1024 a block): the sample is named wherever it is, a float64 value
+    past float32's range is reported as such, and a clean x gives the same answers."""
     fm.utils.set_random_seed(0)
     model = fm.Sequential([fm.layers.Input(shape=(20,)), fm.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     x = np.random.default_rng(2).normal(size=(3000, 20))
+    y = np.random.default_rng(3).integers(0, 3, size=3000)
     clean = model.predict(x, verbose=0)
     assert np.array_equal(clean, model.predict(x.astype(np.float32), verbose=0))
+    scores = model.evaluate(x, y, verbose=0)
+    assert scores == model.evaluate(x, y, verbose=0, callbacks=[fm.callbacks.Callback()])
     x[bad_row, 19] = {"nan": np.nan, "inf": -np.inf, "beyond float32": 1e300}[kind]
-    pattern = "beyond the range of float32" if kind == "beyond float32" else "contains NaN or infinity"
-    with pytest.raises(ValueError, match=rf"{pattern}.*sample {bad_row}\b"):
-        model.predict(x, verbose=0)
-    with pytest.raises(ValueError, match=rf"{pattern}.*sample {bad_row}\b"):
-        model.predict(x, verbose=0, callbacks=[fm.callbacks.Callback()])
+    pattern = rf"{'beyond the range of float32' if kind == 'beyond float32' else 'contains NaN or infinity'}"
+    pattern += rf".*sample {bad_row}\b"
+    for callbacks in (None, [fm.callbacks.Callback()]):
+        with pytest.raises(ValueError, match=pattern):
+            model.predict(x, verbose=0, callbacks=callbacks)
+        with pytest.raises(ValueError, match=pattern):
+            model.evaluate(x, y, verbose=0, callbacks=callbacks)
 
 
 def test_wrong_features_for_a_model_built_by_its_first_call() -> None:

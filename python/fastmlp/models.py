@@ -1338,16 +1338,24 @@ class Model:
         given_verbose = verbose
         batch = _INFERENCE_BATCH if batch_size is None else _validation.positive_int(batch_size, "batch_size")
         verbose = _validation.verbosity(verbose)
-        x_arr = self._x(x)
+        # Without callbacks x's NaN and infinity are left to the core, as in predict.
+        checked_by_core = callbacks is None
+        x_arr = self._x(x, finite=not checked_by_core)
         y_arr = self._y(y, x_arr.shape[0])
         weights = self._sample_weight(sample_weight, x_arr.shape[0])
         engine = self._ensure_trainer()
         callback_list = _inference_callbacks(callbacks, self, given_verbose, batch_size, x_arr.shape[0])
+        if checked_by_core and callback_list.wants_test_batch_hooks:
+            _validation.check_finite(x_arr, "x", _validation.flat_source(x, x_arr))
         if callback_list.wants_test_batch_hooks:
             batch = batch_size or _KERAS_BATCH  # the hooks see Keras's batches
         callback_list.on_test_begin()
         started = time.perf_counter()
-        logs = self._test_logs(engine, x_arr, y_arr, batch, weights, callback_list)
+        try:
+            logs = self._test_logs(engine, x_arr, y_arr, batch, weights, callback_list)
+        except _core.NonFiniteInputError:
+            _validation.check_finite(x_arr, "x", _validation.flat_source(x, x_arr))
+            raise
         self._report(verbose, x_arr.shape[0], batch, started, logs)
         callback_list.on_test_end(logs)
         return self._result(logs, return_dict)

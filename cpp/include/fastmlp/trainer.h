@@ -72,6 +72,8 @@ class Trainer {
                        std::size_t count);
   // One update on all of `data` as a single batch, in order.
   Totals train_on_batch(const DataView<T>& data);
+  // The loss and metrics over `data`, batch_size rows at a time. Throws NonFiniteInput, naming
+  // the first such sample, when x holds NaN or infinity.
   Totals evaluate(const DataView<T>& data, std::size_t batch_size);
   // The step that ran train_batches' last batch (choose_step, after any fallback).
   StepKind last_step() const { return last_step_; }
