@@ -256,7 +256,7 @@ void bind(py::module_& m, const char* name) {
           "try_predict_small",
           [](Net& n, const py::handle& obj) -> py::object {
             // The per-sample loop's call: a few rows already in the network's dtype and layout
-            // are predicted as they are (finiteness checked here); anything else gives None,
+            // are predicted as they are (finiteness checked as they are); anything else gives None,
             // and the caller converts it and calls predict.
             if (!py::isinstance<py::array>(obj)) return py::none();
             const auto a = py::reinterpret_borrow<py::array>(obj);
@@ -271,8 +271,12 @@ void bind(py::module_& m, const char* name) {
               n.predict_row(x, out.mutable_data());  // checks finiteness as it lists the nonzeros
               return out;
             }
-            n.check_finite(x, rows);
-            n.predict(x, rows, rows, out.mutable_data());
+            try {
+              n.predict(x, rows, rows, out.mutable_data());  // notes NaN and infinity as it goes
+            } catch (const NonFiniteInput&) {
+              n.check_finite(x, rows);  // words the error: "`x` contains NaN or infinity ..."
+              throw;
+            }
             return out;
           },
           py::arg("x"));
