@@ -171,6 +171,18 @@ template <class T, std::size_t R, std::size_t NV, ALayout layout>
   using V = Vec<T>;
   using reg = typename V::reg;
   constexpr std::size_t L = V::lanes;
+  // One step of k: acc[i][v] += a_k(i) * (B's row at bk, vector v).
+  const auto step = [&](const T* bk, auto a_k) [[gnu::always_inline]] {
+    reg bv[NV];
+    _Pragma("GCC unroll 16")
+    for (std::size_t v = 0; v < NV; ++v) bv[v] = V::loadu(bk + v * L);
+    _Pragma("GCC unroll 16")
+    for (std::size_t i = 0; i < R; ++i) {
+      const reg ai = V::set1(a_k(i));
+      _Pragma("GCC unroll 16")
+      for (std::size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
+    }
+  };
   if constexpr (layout == ALayout::by_row) {
     // Rows 4 q + r at p[q] + r * sa: a moving pointer per four rows and the strides sa, 2 sa and
     // 3 sa in registers, so that no row's address is reloaded from the stack in the loop.
@@ -179,34 +191,13 @@ template <class T, std::size_t R, std::size_t NV, ALayout layout>
     const T* p[Q];
     _Pragma("GCC unroll 16")
     for (std::size_t q = 0; q < Q; ++q) p[q] = a + std::ptrdiff_t(4 * q) * sa;
-    for (std::size_t k = 0; k < kc; ++k) {
-      reg bv[NV];
-      _Pragma("GCC unroll 16")
-      for (std::size_t v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * L);
-      _Pragma("GCC unroll 16")
-      for (std::size_t i = 0; i < R; ++i) {
-        const reg ai = V::set1(p[i / 4][stride[i % 4]]);
-        _Pragma("GCC unroll 16")
-        for (std::size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
-      }
+    for (std::size_t k = 0; k < kc; ++k, b += sb) {
+      step(b, [&](std::size_t i) { return p[i / 4][stride[i % 4]]; });
       _Pragma("GCC unroll 16")
       for (std::size_t q = 0; q < Q; ++q) ++p[q];
-      b += sb;
     }
   } else {
-    for (std::size_t k = 0; k < kc; ++k) {
-      reg bv[NV];
-      _Pragma("GCC unroll 16")
-      for (std::size_t v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * L);
-      _Pragma("GCC unroll 16")
-      for (std::size_t i = 0; i < R; ++i) {
-        const reg ai = V::set1(a[i]);
-        _Pragma("GCC unroll 16")
-        for (std::size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
-      }
-      a += sa;
-      b += sb;
-    }
+    for (std::size_t k = 0; k < kc; ++k, a += sa, b += sb) step(b, [&](std::size_t i) { return a[i]; });
   }
 }
 
