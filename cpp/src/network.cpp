@@ -707,11 +707,7 @@ void Network<T>::predict(const T* x, std::size_t n, std::size_t batch, T* out) {
   for (std::size_t start = 0; start < n; start += batch) {
     const std::size_t rows = n - start < batch ? n - start : batch;
     forward(x + start * input_dim_, rows);
-    if (input_non_finite()) {
-      std::size_t r = 0;
-      while (r + 1 < rows && row_is_finite(x + (start + r) * input_dim_, input_dim_)) ++r;
-      throw NonFiniteInput("x contains NaN or infinity (in sample " + std::to_string(start + r) + ")");
-    }
+    if (input_non_finite()) throw_non_finite(x + start * input_dim_, rows, start);
     std::memcpy(out + start * out_dim, output(), rows * out_dim * sizeof(T));
   }
 }
@@ -730,6 +726,13 @@ double Network<T>::regularization_penalty() const {
       penalty += k.regularize(layer.spec.units, T(layer.spec.bias_l1), T(layer.spec.bias_l2), layer.bias.data(), nullptr);
   }
   return penalty;
+}
+
+template <class T>
+void Network<T>::throw_non_finite(const T* x, std::size_t rows, std::size_t first) const {
+  std::size_t r = 0;
+  while (r + 1 < rows && row_is_finite(x + r * input_dim_, input_dim_)) ++r;
+  throw NonFiniteInput("x contains NaN or infinity (in sample " + std::to_string(first + r) + ")");
 }
 
 template <class T>

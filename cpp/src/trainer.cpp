@@ -349,11 +349,7 @@ Totals Trainer<T>::evaluate(const DataView<T>& data, std::size_t batch_size) {
     forward_loss(data.x + start * in, data.y == nullptr ? nullptr : data.y + start * out,
                  data.labels == nullptr ? nullptr : data.labels + start,
                  data.weights == nullptr ? nullptr : data.weights + start, rows, false, totals);
-    if (net_->input_non_finite()) {  // noted by the pass that counted the batch's nonzeros
-      std::size_t r = 0;
-      while (r + 1 < rows && row_is_finite(data.x + (start + r) * in, in)) ++r;
-      throw NonFiniteInput("x contains NaN or infinity (in sample " + std::to_string(start + r) + ")");
-    }
+    if (net_->input_non_finite()) net_->throw_non_finite(data.x + start * in, rows, start);
   }
   return totals;
 }

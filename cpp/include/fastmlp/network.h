@@ -173,6 +173,9 @@ class Network {
   // NonFiniteInput, naming the first such sample, when x holds NaN or infinity (out is then
   // partly written).
   void predict(const T* x, std::size_t n, std::size_t batch, T* out);
+  // After a forward pass over `rows` rows of x that input_non_finite() says held NaN or
+  // infinity: throws NonFiniteInput naming the first such row as sample first + r.
+  [[noreturn]] void throw_non_finite(const T* x, std::size_t rows, std::size_t first) const;
   // predict for one row as matrix-vector products (steps/vector_pass.h), without a pool, a
   // pack or a pass of its own over x: bitwise predict's. Throws std::invalid_argument as
   // check_finite does when x holds NaN or infinity. No dropout nor batch normalization
