@@ -1339,14 +1339,11 @@ class Model:
         batch = _INFERENCE_BATCH if batch_size is None else _validation.positive_int(batch_size, "batch_size")
         verbose = _validation.verbosity(verbose)
         # Without callbacks x's NaN and infinity are left to the core, as in predict.
-        checked_by_core = callbacks is None
-        x_arr = self._x(x, finite=not checked_by_core)
+        x_arr = self._x(x, finite=callbacks is not None)
         y_arr = self._y(y, x_arr.shape[0])
         weights = self._sample_weight(sample_weight, x_arr.shape[0])
         engine = self._ensure_trainer()
         callback_list = _inference_callbacks(callbacks, self, given_verbose, batch_size, x_arr.shape[0])
-        if checked_by_core and callback_list.wants_test_batch_hooks:
-            _validation.check_finite(x_arr, "x", _validation.flat_source(x, x_arr))
         if callback_list.wants_test_batch_hooks:
             batch = batch_size or _KERAS_BATCH  # the hooks see Keras's batches
         callback_list.on_test_begin()
@@ -1400,11 +1397,8 @@ class Model:
         # Without callbacks, x's NaN and infinity are found by the core in the pass that lists
         # its nonzeros (NonFiniteInputError), not by a pass of its own over the whole array
         # first; check_finite then words the error.
-        checked_by_core = callbacks is None
-        x_arr = self._x(x, finite=not checked_by_core)
+        x_arr = self._x(x, finite=callbacks is not None)
         callback_list = _inference_callbacks(callbacks, self, verbose, batch_size, x_arr.shape[0])
-        if checked_by_core and callback_list.wants_predict_batch_hooks:
-            _validation.check_finite(x_arr, "x", _validation.flat_source(x, x_arr))
         callback_list.on_predict_begin()
         started = time.perf_counter()
         if not callback_list.wants_predict_batch_hooks:
