@@ -406,6 +406,12 @@ def test_gemm_epilogue(isa: str, dtype: Any, shape: tuple[int, int, int, bool]) 
     assert np.array_equal(bits(backward), bits(K.activation_backward("relu", positive, positive, plain)))
     assert np.array_equal(backward == 0, (positive <= 0) | (plain == 0))
 
+    # The column sums ride along with any other part: column_sum's bits on the finished C.
+    for kwargs in (dict(positive=positive), dict(bias=bias, relu=True), {}):
+        c, sums = K.gemm(a, b, column_sums=True, **kwargs)
+        assert np.array_equal(bits(c), bits(K.gemm(a, b, **kwargs)))
+        assert np.array_equal(bits(sums), bits(K.column_sum(c))), kwargs
+
 
 def test_gemm_epilogue_rejects_bad_operands(isa: str, dtype: Any) -> None:
     a, b = np.ones((3, 4), dtype=dtype), np.ones((4, 5), dtype=dtype)

@@ -67,8 +67,9 @@ void require_columns(const Strided<T>& a, const char* name) {
 }
 
 template <class T>
-py::array gemm(const py::array& a_arr, const py::array& b_arr, py::object c_obj, double alpha,
-               double beta, const py::object& bias_obj, bool relu, const py::object& positive_obj) {
+py::object gemm(const py::array& a_arr, const py::array& b_arr, py::object c_obj, double alpha,
+                double beta, const py::object& bias_obj, bool relu, const py::object& positive_obj,
+                bool column_sums) {
   const auto a = strided<T>(a_arr, "a"), b = strided<T>(b_arr, "b");
   if (a.cols != b.rows)
     throw py::value_error("a and b do not chain: shapes " + shape_of(a_arr) + " and " +
@@ -91,7 +92,9 @@ py::array gemm(const py::array& a_arr, const py::array& b_arr, py::object c_obj,
     ep.positive = positive.data;
     ep.ld_positive = positive.rs;
   }
-  const bool any = relu || ep.bias != nullptr || ep.positive != nullptr;
+  py::array_t<T> sums(py::ssize_t(b.cols));
+  if (column_sums) ep.column_sums = sums.mutable_data();
+  const bool any = relu || ep.bias != nullptr || ep.positive != nullptr || column_sums;
   const KernelTable<T>& k = kernels<T>();
   AlignedBuffer<T> pack(k.gemm_pack_elements + 1);
   {
@@ -99,7 +102,8 @@ py::array gemm(const py::array& a_arr, const py::array& b_arr, py::object c_obj,
     k.gemm({a.rows, b.cols, a.cols, T(alpha), a.data, a.rs, a.cs, b.data, b.rs, b.cs, T(beta),
             c.data, c.rs, pack.data(), any ? &ep : nullptr});
   }
-  return c_arr;
+  if (column_sums) return py::make_tuple(c_arr, sums);
+  return std::move(c_arr);
 }
 
 // The activation's parameter: given, or its default (leaky_relu 0.2, elu 1.0).
@@ -469,15 +473,16 @@ void bind_kernels(py::module_& parent) {
   m.def(
       "gemm",
       [](const py::array& a, const py::array& b, py::object c, double alpha, double beta, const py::object& bias,
-         bool relu, const py::object& positive) {
-        return by_dtype(a, [&] { return gemm<float>(a, b, c, alpha, beta, bias, relu, positive); },
-                        [&] { return gemm<double>(a, b, c, alpha, beta, bias, relu, positive); });
+         bool relu, const py::object& positive, bool column_sums) {
+        return by_dtype(a, [&] { return gemm<float>(a, b, c, alpha, beta, bias, relu, positive, column_sums); },
+                        [&] { return gemm<double>(a, b, c, alpha, beta, bias, relu, positive, column_sums); });
       },
       py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::arg("alpha") = 1.0,
       py::arg("beta") = 0.0, py::kw_only(), py::arg("bias") = py::none(), py::arg("relu") = false,
-      py::arg("positive") = py::none(),
+      py::arg("positive") = py::none(), py::arg("column_sums") = false,
       "c = alpha * a @ b + beta * c (c allocated when None), then the epilogue: c += bias (per column), "
-      "c = max(0, c) when relu, c = 0 where positive <= 0; returns c.");
+      "c = max(0, c) when relu, c = 0 where positive <= 0; returns c, or (c, the sums of c's columns) "
+      "when column_sums.");
   m.def(
       "bias_activation",
       [](const py::array& z, py::object bias, const std::string& act, py::object a, py::object alpha) {

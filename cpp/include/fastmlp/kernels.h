@@ -25,6 +25,10 @@ namespace fastmlp {
 //   c = max(0, c), NaN kept             when relu (bias_activation's relu)
 //   c = positive(i, j) > 0 ? c : 0      when positive is set (activation_backward's relu),
 //                                       positive(i, j) = positive[i * ld_positive + j]
+//   column_sums[j] = sum over i of c    when column_sums is set (column_sum on the result):
+//                                       the rows added in increasing order from zero, which
+//                                       holds because every gemm finishes a column's tiles in
+//                                       row order
 // Each is the same operation as the pass it replaces: the bits are those of the product, then
 // the pass.
 template <class T>
@@ -33,6 +37,10 @@ struct GemmEpilogue {
   bool relu = false;
   const T* positive = nullptr;
   std::ptrdiff_t ld_positive = 0;
+  T* column_sums = nullptr;
+  // C's row at this epilogue's origin: 0 for a whole product, the tile's first row once moved to
+  // a tile (tile_epilogue). The column sums start from zero at row 0 and continue after it.
+  std::size_t origin_row = 0;
 };
 
 template <class T>

@@ -100,6 +100,15 @@ typename Vec<T>::reg finish(const GemmEpilogue<T>& ep, typename Vec<T>::reg c, s
     const T* p = ep.positive + std::ptrdiff_t(i) * ep.ld_positive + std::ptrdiff_t(j);
     c = V::keep(V::gt(part ? V::maskload(p, m) : V::loadu(p), V::zero()), c);
   }
+  if (ep.column_sums != nullptr) {  // the tile's rows come here in order
+    T* s = ep.column_sums + j;
+    const auto before = ep.origin_row + i == 0 ? V::zero() : part ? V::maskload(s, m) : V::loadu(s);
+    if (part) {
+      V::maskstore(s, m, V::add(before, c));
+    } else {
+      V::storeu(s, V::add(before, c));
+    }
+  }
   return c;
 }
 

@@ -264,6 +264,20 @@ void tile(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdif
       for (std::size_t v = 0; v < NV; ++v)
         acc[i][v] = V::keep(V::gt(load(positive + std::ptrdiff_t(i) * ld + v * L, v), V::zero()), acc[i][v]);
   }
+  if (ep != nullptr && ep->column_sums != nullptr) {  // this tile's rows, in order, after the rows above it
+    _Pragma("GCC unroll 16")
+    for (std::size_t v = 0; v < NV; ++v) {
+      T* s = ep->column_sums + v * L;
+      reg sum = ep->origin_row == 0 ? V::zero() : load(s, v);
+      _Pragma("GCC unroll 16")
+      for (std::size_t i = 0; i < R; ++i) sum = V::add(sum, acc[i][v]);
+      if (masked && v == NV - 1) {
+        V::maskstore(s, last, sum);
+      } else {
+        V::storeu(s, sum);
+      }
+    }
+  }
   _Pragma("GCC unroll 16")
   for (std::size_t i = 0; i < R; ++i)
     _Pragma("GCC unroll 16")
@@ -504,7 +518,7 @@ void gemm(const GemmArgs<T>& g) {
         // (two rows a vector): there only up to 4 (four rows a vector) is worth it.
         const bool rows_pay = nc - last_panel <= 4 && g.m >= 4;
         if (nc - last_panel <= 8 && a_in_place && (!a_rows || rows_pay) && chain && beta == T(0) &&
-            !(finishing && g.epilogue->positive != nullptr)) {
+            !(finishing && (g.epilogue->positive != nullptr || g.epilogue->column_sums != nullptr))) {
           narrow = a_rows ? 4 : narrow_rows(nc - last_panel);
           const T* from = b_block + std::ptrdiff_t(last_panel) * g.b_col;
           T* to = packed_b + kKC * NC;
