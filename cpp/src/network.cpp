@@ -267,8 +267,9 @@ void Network<T>::parallel_gemm(std::size_t m, std::size_t n, std::size_t k, cons
   const KernelTable<T>& kt = kernels<T>();
   ThreadPool& pool = ThreadPool::instance();
   std::size_t tasks = std::min(pool.num_threads(), std::max<std::size_t>(1, m * n * k / kMinParallelWork));
-  // Split the longer side of C, in whole 16-column / 8-row pieces so tiles stay full.
-  const bool by_columns = n >= m;
+  // Split the longer side of C, in whole 16-column / 8-row pieces so tiles stay full; by columns
+  // when the epilogue sums them (each column's rows then stay in one call, in order).
+  const bool by_columns = n >= m || (epilogue != nullptr && epilogue->column_sums != nullptr);
   const std::size_t extent = by_columns ? n : m, unit = by_columns ? 16 : 8;
   tasks = std::min(tasks, std::max<std::size_t>(1, extent / unit));
   for (std::size_t t = 0; t < tasks; ++t) pack_buffer(t);
@@ -293,6 +294,7 @@ void Network<T>::parallel_gemm(std::size_t m, std::size_t n, std::size_t k, cons
     if (epilogue != nullptr) {
       ep = *epilogue;
       if (by_columns && ep.bias != nullptr) ep.bias += begin;
+      if (ep.column_sums != nullptr) ep.column_sums += begin;
       if (ep.positive != nullptr)
         ep.positive += by_columns ? std::ptrdiff_t(begin) : std::ptrdiff_t(begin) * ep.ld_positive;
     }
@@ -510,6 +512,7 @@ void Network<T>::output_activation_backward(std::size_t rows) {
 template <class T>
 bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_rate) {
   bool fused = false;
+  bool bias_grad_summed = false;  // this layer's bias gradient came with the product that made delta
   const KernelTable<T>& k = kernels<T>();
   for (std::size_t l = layers_.size(); l-- > 0;) {
     Layer& layer = layers_[l];
@@ -535,7 +538,7 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
       parallel_gemm(in_dim, out, rows, in, 1, std::ptrdiff_t(in_dim), layer.delta.data(),
                     std::ptrdiff_t(out), 1, layer.kernel_grad.data(), std::ptrdiff_t(out));
     }
-    if (layer.spec.use_bias)
+    if (layer.spec.use_bias && !bias_grad_summed)
       k.column_sum(rows, out, layer.delta.data(), std::ptrdiff_t(out), layer.bias_grad.data());
     // The penalties' gradients join the loss's (a fused update already applied the kernel's).
     if (layer.spec.kernel_regularized() && !(l == 0 && fused))
@@ -555,6 +558,12 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
     if (fused_relu) {
       ep.positive = layers_[l - 1].z.data();
       ep.ld_positive = std::ptrdiff_t(in_dim);
+      // The previous layer's bias gradient, the column sums of the delta this product ends
+      // with, unless a batch normalization changes that delta first.
+      bias_grad_summed = layers_[l - 1].spec.use_bias && !layers_[l - 1].spec.batch_norm && rows > 0;
+      if (bias_grad_summed) ep.column_sums = layers_[l - 1].bias_grad.data();
+    } else {
+      bias_grad_summed = false;
     }
     parallel_gemm(rows, in_dim, out, layer.delta.data(), std::ptrdiff_t(out), 1, layer.kernel.data(),
                   1, std::ptrdiff_t(out), in_delta, std::ptrdiff_t(in_dim), fused_relu ? &ep : nullptr);
