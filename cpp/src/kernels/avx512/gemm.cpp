@@ -31,6 +31,7 @@ namespace {
 constexpr std::size_t kMR = 12;
 constexpr std::size_t kNV = 2;    // vectors per row of a tile
 constexpr std::size_t kMC = 96;   // rows of A per block (8 microkernel panels)
+static_assert(kMC % 16 == 0, "a block of A holds whole groups of narrow rows (gemm's last panel)");
 constexpr std::size_t kKC = 256;  // depth of one block: B panel 32 KB (float)
 template <class T>
 constexpr std::size_t kNR = kNV * Vec<T>::lanes;
@@ -503,11 +504,8 @@ void gemm(const GemmArgs<T>& g) {
       const T beta = pc == 0 ? g.beta : T(1);
       const T* b_block = g.b + std::ptrdiff_t(pc) * g.b_row + std::ptrdiff_t(jc) * g.b_col;
       if (!b_in_place) pack_b(kc, nc, b_block, g.b_row, g.b_col, packed_b);
-      // A partial panel is read in place only when it ends on a whole vector: else packed, once.
       const std::size_t last_panel = (nc - 1) / NR * NR;
       const bool last_masked = (nc - last_panel) % L != 0;
-      if (b_in_place && last_masked)
-        pack_b(kc, nc - last_panel, b_block + std::ptrdiff_t(last_panel), g.b_row, 1, packed_b + last_panel * kc);
       // A narrow last panel with C started from zero and no epilogue but bias and relu: several
       // rows per vector (narrow_tile), A's rows read side by side in place or, for a row-major
       // A, interleaved four at a time (pack_a_rows4).
@@ -530,6 +528,11 @@ void gemm(const GemmArgs<T>& g) {
           }
         }
       }
+      // A partial panel is read in place only when it ends on a whole vector: else packed, once,
+      // unless the narrow tiles take all its rows (whole groups in every block of A: kMC is a
+      // multiple of every group size, so only the last block can leave rows over).
+      if (b_in_place && last_masked && (narrow == 0 || g.m % narrow != 0))
+        pack_b(kc, nc - last_panel, b_block + std::ptrdiff_t(last_panel), g.b_row, 1, packed_b + last_panel * kc);
       for (std::size_t ic = 0; ic < g.m; ic += kMC) {
         const std::size_t mc = min_size(kMC, g.m - ic);
         const T* a_block = g.a + std::ptrdiff_t(ic) * g.a_row + std::ptrdiff_t(pc) * g.a_col;
