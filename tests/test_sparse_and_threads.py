@@ -84,17 +84,21 @@ def test_nonzero_indices_flag_non_finite_inputs(isa: str, dtype: Any, n: int) ->
             np.testing.assert_array_equal(got, np.flatnonzero(bad != 0))
 
 
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 16, 17, 100, 787])
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 16, 17, 31, 32, 33, 64, 100, 787, 10800])
 def test_nonzero_count_without_lists(isa: str, dtype: Any, n: int) -> None:
     """nonzero_indices with no list to write (how a dense batch is checked): NumPy's count,
-    and the non-finite flag wherever the NaN or infinity sits."""
+    and the non-finite flag wherever the NaN or infinity sits (whole blocks of vectors or the
+    tail), not for large, tiny, subnormal or negative-zero finite values."""
     rng = np.random.default_rng(n)
     x = sparse_matrix(rng, 1, n, 0.5, dtype)[0]
-    if n > 3:
-        x[1] = -0.0
+    info = np.finfo(dtype)
+    for j, value in zip(rng.permutation(n), [-0.0, info.max, -info.max, info.tiny, info.tiny / 4]):
+        x[j] = value
     assert K.count_nonzero(x) == (np.count_nonzero(x), False)
-    for j in sorted({0, n // 2, n - 1} if n else set()):
-        for value in (np.nan, np.inf, -np.inf):
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    signaling = np.array(0x7FA00000 if bits is np.uint32 else 0x7FF4000000000000, dtype=bits).view(dtype)
+    for j in sorted({0, 1, 15, 16, 31, 32, n // 2, n - 1} & set(range(n))):
+        for value in (np.nan, np.inf, -np.inf, signaling):
             bad = x.copy()
             bad[j] = value
             assert K.count_nonzero(bad) == (np.count_nonzero(bad), True), (j, value)

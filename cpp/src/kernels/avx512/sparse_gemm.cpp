@@ -6,6 +6,7 @@
 #include "fastmlp/kernels.h"
 #include "vec.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace fastmlp::avx512 {
@@ -35,6 +36,41 @@ Lanes classify(const double* x, __mmask8 inside) {
   const __m512i exponent = _mm512_set1_epi64(0x7ff0000000000000ll);
   return {_mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NEQ_UQ),
           _mm512_cmpeq_epi64_mask(_mm512_and_si512(_mm512_castpd_si512(v), exponent), exponent)};
+}
+
+// classify's counts over the whole vectors of x[0, n): the nonzero lanes counted in vector
+// lanes (a masked subtract of -1 each, no mask moved to a general register, one sum at the end),
+// NaN and infinity (fpclass: QNaN, +inf, -inf, SNaN) ORed into bad. Returns the count; *done is
+// the number of values covered.
+std::size_t count_vectors(std::size_t n, const float* x, unsigned& bad, std::size_t* done) {
+  __m512i count[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+  __mmask16 special = 0;
+  std::size_t j = 0;
+  for (; j + 32 <= n; j += 32)
+    for (int v = 0; v < 2; ++v) {
+      const __m512 lanes = _mm512_loadu_ps(x + j + 16 * v);
+      count[v] = _mm512_mask_sub_epi32(count[v], _mm512_cmp_ps_mask(lanes, _mm512_setzero_ps(), _CMP_NEQ_UQ),
+                                       count[v], _mm512_set1_epi32(-1));
+      special = _kor_mask16(special, _mm512_fpclass_ps_mask(lanes, 0x99));
+    }
+  bad |= special;
+  *done = j;
+  return std::size_t(_mm512_reduce_add_epi32(_mm512_add_epi32(count[0], count[1])));
+}
+std::size_t count_vectors(std::size_t n, const double* x, unsigned& bad, std::size_t* done) {
+  __m512i count[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+  __mmask8 special = 0;
+  std::size_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int v = 0; v < 2; ++v) {
+      const __m512d lanes = _mm512_loadu_pd(x + j + 8 * v);
+      count[v] = _mm512_mask_sub_epi64(count[v], _mm512_cmp_pd_mask(lanes, _mm512_setzero_pd(), _CMP_NEQ_UQ),
+                                       count[v], _mm512_set1_epi64(-1));
+      special = _kor_mask8(special, _mm512_fpclass_pd_mask(lanes, 0x99));
+    }
+  bad |= special;
+  *done = j;
+  return std::size_t(_mm512_reduce_add_epi64(_mm512_add_epi64(count[0], count[1])));
 }
 
 // The indices j0 + lane and the values of the lanes in `bits`, packed to the front, written to
@@ -155,6 +191,12 @@ std::size_t nonzero_indices(std::size_t n, const T* x, std::uint32_t* idx, T* va
   std::size_t count = 0, j = 0;
   unsigned bad = 0;
   if (idx == nullptr) {  // count only
+    // In pieces of at most 2^30 values, so that no lane's count reaches 2^31.
+    while (n - j >= 2 * L) {
+      std::size_t done = 0;
+      count += count_vectors(std::min(n - j, std::size_t(1) << 30), x + j, bad, &done);
+      j += done;
+    }
     for (; j < n; j += L) {
       const Lanes lanes = classify(x + j, V::tail_mask(n - j));
       bad |= lanes.non_finite;
