@@ -206,6 +206,11 @@ void bind(py::module_& m, const char* name) {
       .def_property_readonly("input_dim", &Net::input_dim)
       .def_property_readonly("output_dim", &Net::output_dim)
       .def_property_readonly("num_layers", &Net::num_layers)
+      .def("batch_row_stride",
+           [](Net& n, std::size_t l) {
+             layer_arg(n, l);
+             return n.batch_row_stride(l);
+           })
       .def("get_kernel",
            [](Net& n, std::size_t l) {
              layer_arg(n, l);
@@ -302,6 +307,10 @@ void bind_network(py::module_& m) {
   m.def("set_sparse_density_threshold", &set_sparse_density_threshold, py::arg("density"),
         "Largest input density for the first layer's sparse path (0: off). Results do not change.");
   m.def("sparse_density_threshold", &sparse_density_threshold);
+  m.def("set_row_padding", &set_row_padding, py::arg("on"),
+        "Whether networks built from now on pad their hidden layers' batch rows to whole cache lines. "
+        "Results do not change.");
+  m.def("row_padding", &row_padding);
   bind<float>(m, "Network32");
   bind<double>(m, "Network64");
 }

@@ -60,6 +60,10 @@ struct LayerSpec {
 // speed differs. For tests and benchmarks.
 void set_sparse_density_threshold(double density);
 double sparse_density_threshold();
+// Whether networks built from now on give their hidden layers' batch rows whole cache lines
+// (row_stride in network.cpp; on by default). The bits are the same either way; for tests.
+void set_row_padding(bool on);
+bool row_padding();
 // Whether a batch whose first-layer inputs hold `nonzeros` nonzero values out of `values` takes
 // the sparse path (the one density test every kind of step applies).
 bool input_is_sparse(std::size_t nonzeros, std::size_t values);
@@ -96,6 +100,8 @@ class Network {
   // The same for the batch normalization of layer l's input.
   void set_input_norm_trainable(std::size_t l, bool trainable) { layers_.at(l).spec.input_norm_trainable = trainable; }
   std::size_t fan_in(std::size_t l) const { return l == 0 ? input_dim_ : layers_[l - 1].spec.units; }
+  // The row stride of layer l's batch buffers (units, or padded: row_stride in network.cpp).
+  std::size_t batch_row_stride(std::size_t l) const { return layers_.at(l).stride; }
 
   // Parameters in Keras's layout: kernel (fan_in, units) row-major, bias (units,).
   T* kernel(std::size_t l) { return layers_.at(l).kernel.data(); }
@@ -203,7 +209,10 @@ class Network {
   struct Layer {
     LayerSpec spec;
     AlignedBuffer<T> kernel, bias, kernel_grad, bias_grad;
-    AlignedBuffer<T> z, a_storage, delta;  // capacity x units each
+    // The row stride of the batch buffers below (z, a, delta, mask, dropped, pre): units, or
+    // units rounded up to whole cache lines (row_stride); the values past units are never read.
+    std::size_t stride = 0;
+    AlignedBuffer<T> z, a_storage, delta;  // capacity x stride each
     T* a = nullptr;  // the activation: a_storage, or z itself for a linear or relu layer
     AlignedBuffer<T> mask, dropped;  // dropout: 0 or 1 / (1 - rate) per value, and a * mask
     T* out = nullptr;                // what the next layer reads: a, or dropped while training
@@ -262,6 +271,10 @@ class Network {
   template <class F>
   void for_blocks(std::size_t rows, std::size_t cols, Activation act, F&& fn);
   T* pack_buffer(std::size_t task);
+  // The row stride of what layer l's product reads: the input's, or the previous layer's
+  // buffers' (an input normalization's buffers have fan_in(l), which is then that stride too:
+  // row_stride pads no layer whose next normalizes its input).
+  std::size_t input_stride(std::size_t l) const { return l == 0 ? input_dim_ : layers_[l - 1].stride; }
   std::size_t input_dim_;
   std::vector<Layer> layers_;
   std::size_t capacity_ = 0;

@@ -199,7 +199,8 @@ void FeaturePipeline<T>::first_layer_pipeline(const T* x, const std::uint32_t* o
       r_end = ready;
     }
     SparseGemmArgs<T> args{r_end - r, out, nullptr, 1, 1, &cp.starts[r], &cp.ends[r], cp.cols.data(),
-                           layer.kernel.data() + k0 * out, ld, layer.z.data() + r * out, ld};
+                           layer.kernel.data() + k0 * out, ld, layer.z.data() + r * layer.stride,
+                           std::ptrdiff_t(layer.stride)};
     args.vals = cp.vals.data();
     args.continue_chain = part > 0;
     kt.sparse_gemm(args);
@@ -259,7 +260,7 @@ std::size_t FeaturePipeline<T>::first_layer_gradient_features(std::size_t q, std
   const typename PipelineScratch<T>::ColumnPart& cp = scratch_.column_parts[q];
   const bool fused = net_.fuses_first_kernel(sgd_learning_rate != nullptr);
   SparseGemmArgs<T> args{f1 - f0, out, nullptr, 1, 1, cp.feature_starts.data() + f0,
-                         cp.feature_ends.data() + f0, nullptr, layer.delta.data(), ld,
+                         cp.feature_ends.data() + f0, nullptr, layer.delta.data(), std::ptrdiff_t(layer.stride),
                          layer.kernel_grad.data() + k0 * out, ld};
   args.entries = cp.feature_lists.data();
   if (fused) {

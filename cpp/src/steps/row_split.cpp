@@ -105,14 +105,14 @@ std::size_t RowSplit<T>::index_rows(const T* x, std::size_t r0, std::size_t r1) 
 template <class T>
 void RowSplit<T>::rows_product(std::size_t rows, std::size_t n, std::size_t k, const T* a,
                               std::ptrdiff_t a_row, std::ptrdiff_t a_col, const T* b,
-                              std::ptrdiff_t b_row, std::ptrdiff_t b_col, T* c, std::size_t layer,
-                              std::size_t part) {
+                              std::ptrdiff_t b_row, std::ptrdiff_t b_col, T* c, std::ptrdiff_t ldc,
+                              std::size_t layer, std::size_t part) {
   const KernelTable<T>& kt = kernels<T>();
   if (rows <= kSmallBatch && b_col == 1 && a_col == 1) {
     kt.sparse_gemm({rows, n, a, a_row, 1, net_.all_starts_.data(), net_.all_ends_[layer].data(), net_.all_indices_.data(), b,
-                    b_row, c, std::ptrdiff_t(n)});
+                    b_row, c, ldc});
   } else {
-    kt.gemm({rows, n, k, T(1), a, a_row, a_col, b, b_row, b_col, T(0), c, std::ptrdiff_t(n), net_.packs_[part].data()});
+    kt.gemm({rows, n, k, T(1), a, a_row, a_col, b, b_row, b_col, T(0), c, ldc, net_.packs_[part].data()});
   }
 }
 
@@ -126,15 +126,16 @@ void RowSplit<T>::forward_rows(const T* x, std::size_t r0, std::size_t r1, std::
   const bool sparse = input_is_sparse(nnz, rows * net_.input_dim_);
   Layer& first = net_.layers_[0];
   const std::size_t out = first.spec.units;
-  const auto ld = std::ptrdiff_t(out);
-  T* z = first.z.data() + r0 * out;
+  const auto ld = std::ptrdiff_t(first.stride);  // of z (the kernel's rows hold out values)
+  T* z = first.z.data() + r0 * first.stride;
   if (sparse) {
     // Row r's entries, addressed relative to the part's first row.
     kt.sparse_gemm({rows, out, x + r0 * net_.input_dim_, std::ptrdiff_t(net_.input_dim_), 1, net_.sparse_.row_starts.data() + r0,
-                    net_.sparse_.row_ends.data() + r0, net_.sparse_.row_cols.data(), first.kernel.data(), ld, z, ld});
+                    net_.sparse_.row_ends.data() + r0, net_.sparse_.row_cols.data(), first.kernel.data(),
+                    std::ptrdiff_t(out), z, ld});
   } else {
-    rows_product(rows, out, net_.input_dim_, x + r0 * net_.input_dim_, std::ptrdiff_t(net_.input_dim_), 1, first.kernel.data(), ld,
-                 1, z, 0, part);
+    rows_product(rows, out, net_.input_dim_, x + r0 * net_.input_dim_, std::ptrdiff_t(net_.input_dim_), 1, first.kernel.data(),
+                 std::ptrdiff_t(out), 1, z, ld, 0, part);
   }
   forward_rows_after_first(r0, r1, part);
 }
@@ -147,13 +148,15 @@ void RowSplit<T>::forward_rows_after_first(std::size_t r0, std::size_t r1, std::
   for (std::size_t l = 0; l < net_.layers_.size(); ++l) {
     Layer& layer = net_.layers_[l];
     const std::size_t in_dim = net_.fan_in(l), out = layer.spec.units;
-    const auto ld = std::ptrdiff_t(out);
-    T* z = layer.z.data() + r0 * out;
-    if (l > 0)
-      rows_product(rows, out, in_dim, net_.layers_[l - 1].a + r0 * in_dim, std::ptrdiff_t(in_dim), 1, layer.kernel.data(),
-                   ld, 1, z, l, part);
+    const auto ld = std::ptrdiff_t(layer.stride);  // of the layer's buffers (its kernel's rows: out)
+    T* z = layer.z.data() + r0 * layer.stride;
+    if (l > 0) {
+      const std::size_t in_ld = net_.input_stride(l);
+      rows_product(rows, out, in_dim, net_.layers_[l - 1].a + r0 * in_ld, std::ptrdiff_t(in_ld), 1, layer.kernel.data(),
+                   std::ptrdiff_t(out), 1, z, ld, l, part);
+    }
     kt.bias_activation({rows, out, layer.spec.activation, T(layer.spec.alpha),
-                        layer.spec.use_bias ? layer.bias.data() : nullptr, z, ld, layer.a + r0 * out, ld});
+                        layer.spec.use_bias ? layer.bias.data() : nullptr, z, ld, layer.a + r0 * layer.stride, ld});
     // Every part runs this for its rows at once: written only when not yet so, the layer's line
     // is read by all the parts instead of bouncing between their cores.
     if (layer.out != layer.a) layer.out = layer.a;
@@ -165,8 +168,8 @@ template <class T>
 void RowSplit<T>::output_activation_backward_rows(std::size_t r0, std::size_t r1) {
   Layer& last = net_.layers_.back();
   const std::size_t out = last.spec.units;
-  const auto ld = std::ptrdiff_t(out);
-  const std::size_t off = r0 * out;
+  const auto ld = std::ptrdiff_t(last.stride);
+  const std::size_t off = r0 * last.stride;
   kernels<T>().activation_backward({r1 - r0, out, last.spec.activation, T(last.spec.alpha), last.z.data() + off,
                                     ld, last.a + off, ld, last.delta.data() + off, ld, last.delta.data() + off, ld});
 }
@@ -180,13 +183,13 @@ void RowSplit<T>::backward_rows(std::size_t r0, std::size_t r1, std::size_t part
     Layer& layer = net_.layers_[l];
     Layer& prev = net_.layers_[l - 1];
     const std::size_t in_dim = net_.fan_in(l), out = layer.spec.units;
-    const auto ld = std::ptrdiff_t(in_dim);
-    T* delta_prev = prev.delta.data() + r0 * in_dim;
+    const auto ld = std::ptrdiff_t(prev.stride);  // of the previous layer's buffers
+    T* delta_prev = prev.delta.data() + r0 * prev.stride;
     // dA_prev = delta @ W^T (W read transposed), then through the previous activation.
-    kt.gemm({rows, in_dim, out, T(1), layer.delta.data() + r0 * out, std::ptrdiff_t(out), 1, layer.kernel.data(),
-             1, std::ptrdiff_t(out), T(0), delta_prev, ld, net_.packs_[part].data()});
-    kt.activation_backward({rows, in_dim, prev.spec.activation, T(prev.spec.alpha), prev.z.data() + r0 * in_dim, ld,
-                            prev.a + r0 * in_dim, ld, delta_prev, ld, delta_prev, ld});
+    kt.gemm({rows, in_dim, out, T(1), layer.delta.data() + r0 * layer.stride, std::ptrdiff_t(layer.stride), 1,
+             layer.kernel.data(), 1, std::ptrdiff_t(out), T(0), delta_prev, ld, net_.packs_[part].data()});
+    kt.activation_backward({rows, in_dim, prev.spec.activation, T(prev.spec.alpha), prev.z.data() + r0 * prev.stride, ld,
+                            prev.a + r0 * prev.stride, ld, delta_prev, ld, delta_prev, ld});
   }
 }
 
@@ -210,7 +213,8 @@ void RowSplit<T>::weight_gradients(const T* x, std::size_t rows, std::size_t par
   for (std::size_t l = 0; l < net_.layers_.size(); ++l) {
     Layer& layer = net_.layers_[l];
     const std::size_t in_dim = net_.fan_in(l), out = layer.spec.units;
-    const auto ld = std::ptrdiff_t(out);
+    const auto ld = std::ptrdiff_t(out);  // of the kernel and its gradient
+    const auto delta_ld = std::ptrdiff_t(layer.stride), in_ld = std::ptrdiff_t(net_.input_stride(l));
     const T* in = l == 0 ? x : net_.layers_[l - 1].a;
     std::size_t k0, k1;  // this part's rows of the kernel gradient (input features)
     if (l == 0 && skip_first_kernel) {
@@ -223,7 +227,7 @@ void RowSplit<T>::weight_gradients(const T* x, std::size_t rows, std::size_t par
                std::uint32_t(k0), std::uint32_t(k1));
       if (k1 > k0) {
         SparseGemmArgs<T> args{k1 - k0, out, nullptr, 1, 1, fp.starts.data(), fp.starts.data() + 1,
-                               nullptr, layer.delta.data(), ld, layer.kernel_grad.data() + k0 * out, ld};
+                               nullptr, layer.delta.data(), delta_ld, layer.kernel_grad.data() + k0 * out, ld};
         if (fused) {
           args.update = layer.kernel.data() + k0 * out;
           args.learning_rate = *sgd_learning_rate;
@@ -237,7 +241,7 @@ void RowSplit<T>::weight_gradients(const T* x, std::size_t rows, std::size_t par
       k1 = row_bound(in_dim, parts, part + 1);
       // dW[k0:k1) = in[:, k0:k1)^T @ delta: in read transposed through its strides.
       if (k1 > k0)
-        kt.gemm({k1 - k0, out, rows, T(1), in + k0, 1, std::ptrdiff_t(in_dim), layer.delta.data(), ld, 1, T(0),
+        kt.gemm({k1 - k0, out, rows, T(1), in + k0, 1, in_ld, layer.delta.data(), delta_ld, 1, T(0),
                  layer.kernel_grad.data() + k0 * out, ld, net_.packs_[part].data()});
     }
     if (layer.spec.kernel_regularized() && k1 > k0)
@@ -245,7 +249,7 @@ void RowSplit<T>::weight_gradients(const T* x, std::size_t rows, std::size_t par
                     layer.kernel_grad.data() + k0 * out);
     // The biases: whole arrays, spread over the parts by layer.
     if (layer.spec.use_bias && l % parts == part) {
-      kt.column_sum(rows, out, layer.delta.data(), ld, layer.bias_grad.data());
+      kt.column_sum(rows, out, layer.delta.data(), delta_ld, layer.bias_grad.data());
       if (layer.spec.bias_regularized())
         kt.regularize(out, T(layer.spec.bias_l1), T(layer.spec.bias_l2), layer.bias.data(), layer.bias_grad.data());
     }

@@ -84,11 +84,11 @@ class RowSplit {
   // Nonzero lists of rows [r0, r1) of x (the per-row half of Network::index_sparse_input);
   // returns how many entries.
   std::size_t index_rows(const T* x, std::size_t r0, std::size_t r1);
-  // C[r0:r1) = A[r0:r1) @ B for one layer: gemm, or for a few rows the sparse kernel with every
-  // index listed (bitwise gemm's), with the scratch of `part`.
+  // C[r0:r1) = A[r0:r1) @ B for one layer (C's rows ldc apart): gemm, or for a few rows the
+  // sparse kernel with every index listed (bitwise gemm's), with the scratch of `part`.
   void rows_product(std::size_t rows, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t a_row,
                     std::ptrdiff_t a_col, const T* b, std::ptrdiff_t b_row, std::ptrdiff_t b_col, T* c,
-                    std::size_t layer, std::size_t part);
+                    std::ptrdiff_t ldc, std::size_t layer, std::size_t part);
 
   Network<T>& net_;
   RowSplitScratch<T> scratch_;
