@@ -42,10 +42,10 @@ bool activation_apart(Activation act) { return act != Activation::linear && act 
 // The row stride of layer l's batch buffers. A hidden layer of at least four cache lines a row
 // whose width is not a whole number of lines gets whole lines (100 floats: 112), so that every
 // row starts on a line: the products' loads and stores of its rows then split no line (with
-// 400-byte rows most did), which made the tabular step's products 7% faster. The padding is
-// never read. Not padded: the last layer (its rows go out as they are), and a layer with a
-// batch normalization or a dropout, or whose next layer normalizes its input (their passes
-// read the rows as one contiguous block).
+// 400-byte rows three in four rows start inside one). The padding is never read. Not padded:
+// the last layer (its rows go out as they are), and a layer with a batch normalization or a
+// dropout, or whose next layer normalizes its input (their passes read the rows as one
+// contiguous block).
 template <class T>
 std::size_t row_stride(const std::vector<LayerSpec>& specs, std::size_t l) {
   constexpr std::size_t line = 64 / sizeof(T);
@@ -589,7 +589,7 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
     if (layer.spec.input_norm) normalize_input_backward(l, raw_in, in_delta, rows);
     if (l == 0 || fused_relu) continue;
     Layer& prev = layers_[l - 1];
-    if (prev.dropped_now) {  // through the dropout (rows of in_dim values: row_stride), the kept values' gradients, scaled
+    if (prev.dropped_now) {  // through the dropout (contiguous rows: row_stride), kept values' gradients scaled
       for (std::size_t i = 0; i < rows * in_dim; ++i) prev.delta[i] *= prev.mask[i];
     }
     for_blocks(rows, in_dim, prev.spec.activation, [&](std::size_t r0, std::size_t r1, std::size_t j0, std::size_t j1) {
