@@ -23,16 +23,21 @@ from fastmlp import _core
 
 
 SMALL_ROW_PART_WORK = 1 << 16
+SMALL_PRODUCT_SPLIT_WORK = 1 << 15
 
 
 @pytest.fixture(autouse=True, scope="session")
 def small_row_parts() -> Iterator[None]:
-    before = _core.min_row_part_work()
+    """The tests' models are small: they split a batch's rows, and a product's columns or rows,
+    over the threads as large ones do (the bits must not change with the split)."""
+    before = (_core.min_row_part_work(), _core.min_product_split_work())
     _core.set_min_row_part_work(SMALL_ROW_PART_WORK)
+    _core.set_min_product_split_work(SMALL_PRODUCT_SPLIT_WORK)
     try:
         yield
     finally:
-        _core.set_min_row_part_work(before)
+        _core.set_min_row_part_work(before[0])
+        _core.set_min_product_split_work(before[1])
 
 
 @pytest.fixture(params=fastmlp.available_isas(), ids=str)

@@ -52,6 +52,13 @@ def test_min_row_part_work_is_checked_and_kept() -> None:
     assert _core.min_row_part_work() == before
 
 
+def test_min_product_split_work_is_checked_and_kept() -> None:
+    before = _core.min_product_split_work()
+    with pytest.raises(ValueError, match="at least 1"):
+        _core.set_min_product_split_work(0)
+    assert _core.min_product_split_work() == before
+
+
 def test_a_small_batch_runs_in_one_part_by_default_with_the_same_bits() -> None:
     """Below two parts' worth of work the row split runs on the caller alone: the pipeline (two
     parts at least) cannot run, and the bits are those of any other split."""

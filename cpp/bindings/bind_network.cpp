@@ -311,6 +311,10 @@ void bind_network(py::module_& m) {
         "Whether networks built from now on pad their hidden layers' batch rows to whole cache lines. "
         "Results do not change.");
   m.def("row_padding", &row_padding);
+  m.def("set_min_product_split_work", &set_min_product_split_work, py::arg("n"),
+        "The least multiply-adds a thread of a split dense product (tests: splits for small models). "
+        "Results do not change.");
+  m.def("min_product_split_work", &min_product_split_work);
   bind<float>(m, "Network32");
   bind<double>(m, "Network64");
 }

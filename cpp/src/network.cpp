@@ -20,6 +20,10 @@ namespace {
 // Below this many multiply-adds a product runs on one thread: waking a worker costs about a
 // microsecond, which must stay small next to the work.
 constexpr std::size_t kMinParallelWork = 1 << 15;
+// A dense product is split only from this many multiply-adds a thread (about 10 us of one
+// core's work; set_min_product_split_work): below it the halves' handoffs, and the rows of C
+// and the columns of the weights that move between the cores, cost more than the split saves.
+constexpr std::size_t kDefaultMinProductSplitWork = 1 << 21;
 // A product asks for the next batch's rows only with at least this many multiply-adds per cache
 // line asked for: a line from memory takes about as long as that many take (at the core's
 // outstanding-miss limit), so the asks stay hidden behind the arithmetic.
@@ -33,6 +37,7 @@ constexpr std::size_t kPredictBlock = 1024;
 // so it pays only when most inputs are zero.
 std::atomic<double> g_sparse_density{0.35};
 std::atomic<bool> g_row_padding{true};  // row_stride's padding (set_row_padding)
+std::atomic<std::size_t> g_min_product_split_work{kDefaultMinProductSplitWork};
 
 // Whether a layer's activation needs a buffer apart from z. A linear layer's is z itself; so is
 // relu's: z is overwritten by max(0, z), which its backward pass may read in z's place, as
@@ -85,6 +90,12 @@ double sparse_density_threshold() { return g_sparse_density.load(); }
 
 void set_row_padding(bool on) { g_row_padding.store(on); }
 bool row_padding() { return g_row_padding.load(); }
+
+void set_min_product_split_work(std::size_t n) {
+  if (n == 0) throw std::invalid_argument("min_product_split_work must be at least 1, got 0");
+  g_min_product_split_work.store(n);
+}
+std::size_t min_product_split_work() { return g_min_product_split_work.load(); }
 
 bool input_is_sparse(std::size_t nonzeros, std::size_t values) {
   return double(nonzeros) <= g_sparse_density.load(std::memory_order_relaxed) * double(values);
@@ -287,7 +298,8 @@ void Network<T>::parallel_gemm(std::size_t m, std::size_t n, std::size_t k, cons
                                const GemmEpilogue<T>* epilogue) {
   const KernelTable<T>& kt = kernels<T>();
   ThreadPool& pool = ThreadPool::instance();
-  std::size_t tasks = std::min(pool.num_threads(), std::max<std::size_t>(1, m * n * k / kMinParallelWork));
+  std::size_t tasks =
+      std::min(pool.num_threads(), std::max<std::size_t>(1, m * n * k / g_min_product_split_work.load(std::memory_order_relaxed)));
   // Split the longer side of C, in whole 16-column / 8-row pieces so tiles stay full; by columns
   // when the epilogue sums them (each column's rows then stay in one call, in order).
   const bool by_columns = n >= m || (epilogue != nullptr && epilogue->column_sums != nullptr);

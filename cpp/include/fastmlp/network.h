@@ -64,6 +64,11 @@ double sparse_density_threshold();
 // (row_stride in network.cpp; on by default). The bits are the same either way; for tests.
 void set_row_padding(bool on);
 bool row_padding();
+// The least multiply-adds a thread of a split dense product (Network's products split over
+// the threads only from twice this); for tests, which split small models. Results do not
+// change.
+void set_min_product_split_work(std::size_t n);
+std::size_t min_product_split_work();
 // Whether a batch whose first-layer inputs hold `nonzeros` nonzero values out of `values` takes
 // the sparse path (the one density test every kind of step applies).
 bool input_is_sparse(std::size_t nonzeros, std::size_t values);
