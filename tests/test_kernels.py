@@ -412,6 +412,15 @@ def test_gemm_epilogue(isa: str, dtype: Any, shape: tuple[int, int, int, bool]) 
         assert np.array_equal(bits(c), bits(K.gemm(a, b, **kwargs)))
         assert np.array_equal(bits(sums), bits(K.column_sum(c))), kwargs
 
+    # Plain SGD's step on weights shaped as C: w - lr * c, the multiply then the subtract, each
+    # rounded in the dtype (the optimizer's sgd kernel); the weights outside C's shape untouched.
+    lr = dtype(0.05)
+    weights = uniform(rng, (m, n + 3), dtype)
+    w0 = weights.copy()
+    K.gemm(a, b, update=weights[:, :n], learning_rate=float(lr))
+    assert np.array_equal(bits(weights[:, :n]), bits(w0[:, :n] - lr * plain))
+    assert np.array_equal(bits(weights[:, n:]), bits(w0[:, n:]))
+
 
 def test_gemm_epilogue_rejects_bad_operands(isa: str, dtype: Any) -> None:
     a, b = np.ones((3, 4), dtype=dtype), np.ones((4, 5), dtype=dtype)

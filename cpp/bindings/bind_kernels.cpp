@@ -69,7 +69,7 @@ void require_columns(const Strided<T>& a, const char* name) {
 template <class T>
 py::object gemm(const py::array& a_arr, const py::array& b_arr, py::object c_obj, double alpha,
                 double beta, const py::object& bias_obj, bool relu, const py::object& positive_obj,
-                bool column_sums) {
+                bool column_sums, const py::object& update_obj, double learning_rate) {
   const auto a = strided<T>(a_arr, "a"), b = strided<T>(b_arr, "b");
   if (a.cols != b.rows)
     throw py::value_error("a and b do not chain: shapes " + shape_of(a_arr) + " and " +
@@ -94,7 +94,14 @@ py::object gemm(const py::array& a_arr, const py::array& b_arr, py::object c_obj
   }
   py::array_t<T> sums(py::ssize_t(b.cols));
   if (column_sums) ep.column_sums = sums.mutable_data();
-  const bool any = relu || ep.bias != nullptr || ep.positive != nullptr || column_sums;
+  if (!update_obj.is_none()) {
+    const auto update = strided<T>(update_obj.cast<py::array>(), "update", true, true);
+    require_shape(update, a.rows, b.cols, "update");
+    ep.update = update.data;
+    ep.ld_update = update.rs;
+    ep.learning_rate = T(learning_rate);
+  }
+  const bool any = relu || ep.bias != nullptr || ep.positive != nullptr || column_sums || ep.update != nullptr;
   const KernelTable<T>& k = kernels<T>();
   AlignedBuffer<T> pack(k.gemm_pack_elements + 1);
   {
@@ -473,16 +480,17 @@ void bind_kernels(py::module_& parent) {
   m.def(
       "gemm",
       [](const py::array& a, const py::array& b, py::object c, double alpha, double beta, const py::object& bias,
-         bool relu, const py::object& positive, bool column_sums) {
-        return by_dtype(a, [&] { return gemm<float>(a, b, c, alpha, beta, bias, relu, positive, column_sums); },
-                        [&] { return gemm<double>(a, b, c, alpha, beta, bias, relu, positive, column_sums); });
+         bool relu, const py::object& positive, bool column_sums, const py::object& update, double learning_rate) {
+        return by_dtype(a, [&] { return gemm<float>(a, b, c, alpha, beta, bias, relu, positive, column_sums, update, learning_rate); },
+                        [&] { return gemm<double>(a, b, c, alpha, beta, bias, relu, positive, column_sums, update, learning_rate); });
       },
       py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::arg("alpha") = 1.0,
       py::arg("beta") = 0.0, py::kw_only(), py::arg("bias") = py::none(), py::arg("relu") = false,
-      py::arg("positive") = py::none(), py::arg("column_sums") = false,
+      py::arg("positive") = py::none(), py::arg("column_sums") = false, py::arg("update") = py::none(),
+      py::arg("learning_rate") = 0.0,
       "c = alpha * a @ b + beta * c (c allocated when None), then the epilogue: c += bias (per column), "
-      "c = max(0, c) when relu, c = 0 where positive <= 0; returns c, or (c, the sums of c's columns) "
-      "when column_sums.");
+      "c = max(0, c) when relu, c = 0 where positive <= 0, update -= learning_rate * c in place (c "
+      "then unspecified); returns c, or (c, the sums of c's columns) when column_sums.");
   m.def(
       "bias_activation",
       [](const py::array& z, py::object bias, const std::string& act, py::object a, py::object alpha) {

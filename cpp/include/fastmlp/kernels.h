@@ -29,6 +29,11 @@ namespace fastmlp {
 //                                       the rows added in increasing order from zero, which
 //                                       holds because every gemm finishes a column's tiles in
 //                                       row order
+//   update(i, j) = update(i, j) - learning_rate * c
+//                                       when update is set (plain SGD's step, the optimizer's
+//                                       multiply then subtract), update(i, j) =
+//                                       update[i * ld_update + j]; C's final values may then be
+//                                       left unstored (C holds no gradient afterwards)
 // Each is the same operation as the pass it replaces: the bits are those of the product, then
 // the pass.
 template <class T>
@@ -38,6 +43,9 @@ struct GemmEpilogue {
   const T* positive = nullptr;
   std::ptrdiff_t ld_positive = 0;
   T* column_sums = nullptr;
+  T* update = nullptr;
+  std::ptrdiff_t ld_update = 0;
+  T learning_rate = T(0);
   // C's row at this epilogue's origin: 0 for a whole product, the tile's first row once moved to
   // a tile (tile_epilogue). The column sums start from zero at row 0 and continue after it.
   std::size_t origin_row = 0;

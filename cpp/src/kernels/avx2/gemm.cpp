@@ -109,6 +109,15 @@ typename Vec<T>::reg finish(const GemmEpilogue<T>& ep, typename Vec<T>::reg c, s
       V::storeu(s, V::add(before, c));
     }
   }
+  if (ep.update != nullptr) {  // w - lr * c (C is stored too)
+    T* w = ep.update + std::ptrdiff_t(i) * ep.ld_update + std::ptrdiff_t(j);
+    const auto next = V::sub(part ? V::maskload(w, m) : V::loadu(w), V::mul(V::set1(ep.learning_rate), c));
+    if (part) {
+      V::maskstore(w, m, next);
+    } else {
+      V::storeu(w, next);
+    }
+  }
   return c;
 }
 

@@ -279,11 +279,24 @@ void tile(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdif
       }
     }
   }
+  // The stores: to C, or (an SGD update) w - lr * c to the weights instead.
+  T* out = c;
+  std::ptrdiff_t ld_out = ldc;
+  if (ep != nullptr && ep->update != nullptr) {
+    const reg lr = V::set1(ep->learning_rate);
+    _Pragma("GCC unroll 16")
+    for (std::size_t i = 0; i < R; ++i)
+      _Pragma("GCC unroll 16")
+      for (std::size_t v = 0; v < NV; ++v)
+        acc[i][v] = V::sub(load(ep->update + std::ptrdiff_t(i) * ep->ld_update + v * L, v), V::mul(lr, acc[i][v]));
+    out = ep->update;
+    ld_out = ep->ld_update;
+  }
   _Pragma("GCC unroll 16")
   for (std::size_t i = 0; i < R; ++i)
     _Pragma("GCC unroll 16")
     for (std::size_t v = 0; v < NV; ++v) {
-      T* ci = c + std::ptrdiff_t(i) * ldc + v * L;
+      T* ci = out + std::ptrdiff_t(i) * ld_out + v * L;
       if (masked && v == NV - 1) {
         V::maskstore(ci, last, acc[i][v]);
       } else {
@@ -516,7 +529,8 @@ void gemm(const GemmArgs<T>& g) {
         // (two rows a vector): there only up to 4 (four rows a vector) is worth it.
         const bool rows_pay = nc - last_panel <= 4 && g.m >= 4;
         if (nc - last_panel <= 8 && a_in_place && (!a_rows || rows_pay) && chain && beta == T(0) &&
-            !(finishing && (g.epilogue->positive != nullptr || g.epilogue->column_sums != nullptr))) {
+            !(finishing && (g.epilogue->positive != nullptr || g.epilogue->column_sums != nullptr ||
+                            g.epilogue->update != nullptr))) {
           narrow = a_rows ? 4 : narrow_rows(nc - last_panel);
           const T* from = b_block + std::ptrdiff_t(last_panel) * g.b_col;
           T* to = packed_b + kKC * NC;
