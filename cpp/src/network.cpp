@@ -330,6 +330,8 @@ void Network<T>::parallel_gemm(std::size_t m, std::size_t n, std::size_t k, cons
       if (ep.column_sums != nullptr) ep.column_sums += begin;
       if (ep.positive != nullptr)
         ep.positive += by_columns ? std::ptrdiff_t(begin) : std::ptrdiff_t(begin) * ep.ld_positive;
+      if (ep.update != nullptr)
+        ep.update += by_columns ? std::ptrdiff_t(begin) : std::ptrdiff_t(begin) * ep.ld_update;
     }
     const GemmEpilogue<T>* part = epilogue != nullptr ? &ep : nullptr;
     const RowPrefetch* ask = share.rows != 0 ? &share : nullptr;
@@ -565,6 +567,17 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
         fused = true;
       }
       parallel_sparse_gemm(args);
+    } else if (l == 0 && !layer.spec.input_norm && fuses_first_kernel(sgd_learning_rate != nullptr)) {
+      // Plain SGD: the first kernel takes its step as the product finishes each tile (the
+      // optimizer's w - lr * g), its gradient left unstored. Not with an input normalization,
+      // whose gradient below reads the kernel before its step.
+      GemmEpilogue<T> ep{};
+      ep.update = layer.kernel.data();
+      ep.ld_update = std::ptrdiff_t(out);
+      ep.learning_rate = *sgd_learning_rate;
+      parallel_gemm(in_dim, out, rows, in, 1, in_ld, layer.delta.data(), ld, 1, layer.kernel_grad.data(),
+                    std::ptrdiff_t(out), &ep);
+      fused = true;
     } else {
       parallel_gemm(in_dim, out, rows, in, 1, in_ld, layer.delta.data(), ld, 1, layer.kernel_grad.data(),
                     std::ptrdiff_t(out));
