@@ -411,7 +411,8 @@ void pack_a_rows4(std::size_t groups, std::size_t kc, const float* a, std::ptrdi
 // a[g * sg + k * sa + i], sg == R unless `apart` (the groups of pack_a_rows4; with sg == R known
 // at compile time the G addresses are constant offsets of one pointer): C = sum over k of a * b
 // from zero (the chained form with beta 0), then the epilogue's bias and relu when `ep` is set
-// (the tile's finish, in its order), stored row by row (lanes j * R + i gathered to row i).
+// (the tile's finish, in its order), stored row by row (lanes j * R + i gathered to row i), or
+// with the epilogue's update, w - lr * c stored to the weights instead.
 template <std::size_t R, std::size_t G, bool apart>
 void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, std::ptrdiff_t sg_apart, const float* b, float* c,
                  std::ptrdiff_t ldc, std::size_t nr, const GemmEpilogue<float>* ep) {
@@ -446,6 +447,17 @@ void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, std::ptrdiff
     row_lanes[i] = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                                        _mm512_set1_epi32(int(R))),
                                     _mm512_set1_epi32(int(i)));
+  if (ep != nullptr && ep->update != nullptr) {  // w - lr * c to the weights instead of C
+    const __m512 lr = _mm512_set1_ps(ep->learning_rate);
+    _Pragma("GCC unroll 16")
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t i = 0; i < R; ++i) {
+        float* w = ep->update + std::ptrdiff_t(g * R + i) * ep->ld_update;
+        const __m512 row = _mm512_permutexvar_ps(row_lanes[i], acc[g]);
+        _mm512_mask_storeu_ps(w, cols, _mm512_sub_ps(_mm512_maskz_loadu_ps(cols, w), _mm512_mul_ps(lr, row)));
+      }
+    return;
+  }
   _Pragma("GCC unroll 16")
   for (std::size_t g = 0; g < G; ++g)
     for (std::size_t i = 0; i < R; ++i)
@@ -519,9 +531,9 @@ void gemm(const GemmArgs<T>& g) {
       if (!b_in_place) pack_b(kc, nc, b_block, g.b_row, g.b_col, packed_b);
       const std::size_t last_panel = (nc - 1) / NR * NR;
       const bool last_masked = (nc - last_panel) % L != 0;
-      // A narrow last panel with C started from zero and no epilogue but bias and relu: several
-      // rows per vector (narrow_tile), A's rows read side by side in place or, for a row-major
-      // A, interleaved four at a time (pack_a_rows4).
+      // A narrow last panel with C started from zero and no epilogue part but bias, relu and the
+      // SGD update: several rows per vector (narrow_tile), A's rows read side by side in place
+      // or, for a row-major A, interleaved four at a time (pack_a_rows4).
       const bool finishing = g.epilogue != nullptr && pc + kc == g.k;
       std::size_t narrow = 0;  // rows per vector, or 0
       if constexpr (std::is_same_v<T, float>) {
@@ -529,8 +541,7 @@ void gemm(const GemmArgs<T>& g) {
         // (two rows a vector): there only up to 4 (four rows a vector) is worth it.
         const bool rows_pay = nc - last_panel <= 4 && g.m >= 4;
         if (nc - last_panel <= 8 && a_in_place && (!a_rows || rows_pay) && chain && beta == T(0) &&
-            !(finishing && (g.epilogue->positive != nullptr || g.epilogue->column_sums != nullptr ||
-                            g.epilogue->update != nullptr))) {
+            !(finishing && (g.epilogue->positive != nullptr || g.epilogue->column_sums != nullptr))) {
           narrow = a_rows ? 4 : narrow_rows(nc - last_panel);
           const T* from = b_block + std::ptrdiff_t(last_panel) * g.b_col;
           T* to = packed_b + kKC * NC;
