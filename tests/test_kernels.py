@@ -371,6 +371,8 @@ EPILOGUE_SHAPES = [
     (MR_512 + 1, 2 * 16 + 1, 2 * KC + 88, False),
     (MC_512 + 1, 100, 37, True),
     (2 * MC + 1, 7, 64, True),
+    (54, 100, 200, True),
+    (21, 1, 30, True),
     (2 * MC_512 + 3, 36, KC + 40, False),
     (2 * MC_512 + 3, 36, KC + 40, True),
     (1, 1, 1, False),
@@ -464,15 +466,17 @@ def test_gemm_rows_do_not_depend_on_the_batch(isa: str, dtype: Any, beta: float)
 
 @pytest.mark.parametrize("layout", ["rows side by side", "row-major"])
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 34, 36, 39, 40, 107])
-@pytest.mark.parametrize("m", [3, 4, 13, 54, 100, 2 * MC + 5])
+@pytest.mark.parametrize("m", [3, 4, 13, 21, 54, 100, 2 * MC + 5])
 def test_gemm_narrow_panel(isa: str, dtype: Any, m: int, n: int, layout: str) -> None:
     # A narrow last panel (at most 8 columns past the whole 32-column panels) runs a tile that
     # holds several rows per vector on AVX-512: with A's rows side by side in memory (a
     # transposed view, as the kernel gradients read their input) up to 8 columns, with a
-    # row-major A (interleaved four rows at a time first) up to 4. Rows left over from its
-    # groups run the one-row-per-vector tiles. Both must give the bits of the product one row at
-    # a time (the chain property), and the reference's values; k spans two depth blocks (the
-    # second continues C: the other tiles).
+    # row-major A (interleaved four rows at a time first) up to 4. Side by side, a row count
+    # that is not a multiple of the rows a vector holds (13, 21 and 54 rows; 5 in the last block
+    # of 2 MC + 5) ends with a tile that starts early and stores only its new rows; fewer rows
+    # than a vector holds, and the rows an interleaved A leaves over, run the one-row-per-vector
+    # tiles. All must give the bits of the product one row at a time (the chain property), and
+    # the reference's values; k spans two depth blocks (the second continues C: the other tiles).
     rng = rng_for("gemm-narrow", m, n, layout, dtype)
     k = KC + 37
     if layout == "row-major":

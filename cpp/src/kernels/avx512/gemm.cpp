@@ -412,10 +412,12 @@ void pack_a_rows4(std::size_t groups, std::size_t kc, const float* a, std::ptrdi
 // at compile time the G addresses are constant offsets of one pointer): C = sum over k of a * b
 // from zero (the chained form with beta 0), then the epilogue's bias and relu when `ep` is set
 // (the tile's finish, in its order), stored row by row (lanes j * R + i gathered to row i), or
-// with the epilogue's update, w - lr * c stored to the weights instead.
+// with the epilogue's update, w - lr * c stored to the weights instead. Rows [0, skip) (skip < R)
+// are computed but not stored: a tile that starts inside the tile before it (the last tile of a
+// row count that is not a multiple of R) leaves those rows as that tile stored them.
 template <std::size_t R, std::size_t G, bool apart>
 void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, std::ptrdiff_t sg_apart, const float* b, float* c,
-                 std::ptrdiff_t ldc, std::size_t nr, const GemmEpilogue<float>* ep) {
+                 std::ptrdiff_t ldc, std::size_t nr, std::size_t skip, const GemmEpilogue<float>* ep) {
   const std::ptrdiff_t sg = apart ? sg_apart : std::ptrdiff_t(R);
   __m512 acc[G];
   _Pragma("GCC unroll 16")
@@ -452,6 +454,7 @@ void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, std::ptrdiff
     _Pragma("GCC unroll 16")
     for (std::size_t g = 0; g < G; ++g)
       for (std::size_t i = 0; i < R; ++i) {
+        if (g == 0 && i < skip) continue;
         float* w = ep->update + std::ptrdiff_t(g * R + i) * ep->ld_update;
         const __m512 row = _mm512_permutexvar_ps(row_lanes[i], acc[g]);
         _mm512_mask_storeu_ps(w, cols, _mm512_sub_ps(_mm512_maskz_loadu_ps(cols, w), _mm512_mul_ps(lr, row)));
@@ -461,11 +464,12 @@ void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, std::ptrdiff
   _Pragma("GCC unroll 16")
   for (std::size_t g = 0; g < G; ++g)
     for (std::size_t i = 0; i < R; ++i)
-      _mm512_mask_storeu_ps(c + std::ptrdiff_t(g * R + i) * ldc, cols, _mm512_permutexvar_ps(row_lanes[i], acc[g]));
+      if (g != 0 || i >= skip)
+        _mm512_mask_storeu_ps(c + std::ptrdiff_t(g * R + i) * ldc, cols, _mm512_permutexvar_ps(row_lanes[i], acc[g]));
 }
 
 using NarrowFn = void (*)(std::size_t, const float*, std::ptrdiff_t, std::ptrdiff_t, const float*, float*, std::ptrdiff_t,
-                          std::size_t, const GemmEpilogue<float>*);
+                          std::size_t, std::size_t, const GemmEpilogue<float>*);
 constexpr std::size_t kNarrowGroups = 12;  // accumulators per narrow tile: enough to cover the FMA latency
 
 // kNarrow[r][g - 1]: R = 2 << r rows per vector, g groups side by side; kNarrowApart[g - 1]:
@@ -487,6 +491,14 @@ constexpr auto kNarrowApart = make_narrow_apart(std::make_index_sequence<kNarrow
 
 // Rows per vector for a narrow panel of nr float columns: 16 / nr rounded down to a power of 2.
 std::size_t narrow_rows(std::size_t nr) { return nr == 1 ? 16 : nr == 2 ? 8 : nr <= 4 ? 4 : 2; }
+
+// The rows of a block of mc rows of A that the narrow tiles (R rows a vector) take: all of them
+// when A's rows are read in place side by side and there are more than R (a last tile may then
+// start early: rows of the tile before it are recomputed, not stored again), else whole groups
+// (an interleaved copy holds whole groups only). The one-row tiles take the rest.
+std::size_t narrow_rows_taken(std::size_t mc, std::size_t r, bool interleaved) {
+  return mc % r == 0 || (!interleaved && mc > r) ? mc : mc / r * r;
+}
 
 template <class T>
 void scale_c(const GemmArgs<T>& g) {  // k == 0: the product is empty
@@ -554,9 +566,10 @@ void gemm(const GemmArgs<T>& g) {
         }
       }
       // A partial panel is read in place only when it ends on a whole vector: else packed, once,
-      // unless the narrow tiles take all its rows (whole groups in every block of A: kMC is a
-      // multiple of every group size, so only the last block can leave rows over).
-      if (b_in_place && last_masked && (narrow == 0 || g.m % narrow != 0))
+      // unless the narrow tiles take all its rows (every block of A but the last is whole
+      // groups: kMC is a multiple of every group size).
+      const std::size_t last_mc = g.m - (g.m - 1) / kMC * kMC;
+      if (b_in_place && last_masked && (narrow == 0 || narrow_rows_taken(last_mc, narrow, a_rows) != last_mc))
         pack_b(kc, nc - last_panel, b_block + std::ptrdiff_t(last_panel), g.b_row, 1, packed_b + last_panel * kc);
       for (std::size_t ic = 0; ic < g.m; ic += kMC) {
         const std::size_t mc = min_size(kMC, g.m - ic);
@@ -608,21 +621,29 @@ void gemm(const GemmArgs<T>& g) {
           const std::ptrdiff_t sb = b_here ? g.b_row : std::ptrdiff_t(NR);
           std::size_t ir = 0;
           if constexpr (std::is_same_v<T, float>) {
-            if (narrow != 0 && jr == last_panel) {  // whole groups of rows here, the rest below
-              const std::size_t per_tile = narrow * kNarrowGroups, level = narrow == 2 ? 0 : narrow == 4 ? 1 : narrow == 8 ? 2 : 3;
-              for (; ir + narrow <= mc; ir += per_tile) {
-                const std::size_t groups = min_size(kNarrowGroups, (mc - ir) / narrow);
+            if (narrow != 0 && jr == last_panel) {  // rows [0, rows) here, the rest below
+              const std::size_t rows = narrow_rows_taken(mc, narrow, a_rows);
+              const std::size_t level = narrow == 2 ? 0 : narrow == 4 ? 1 : narrow == 8 ? 2 : 3;
+              // The groups spread evenly over the fewest tiles (a tile of one or two groups waits
+              // on each FMA's latency); with a part group, at least two, so that the last tile's
+              // early start stays inside the block.
+              const std::size_t groups = (rows + narrow - 1) / narrow;
+              std::size_t tiles = (groups + kNarrowGroups - 1) / kNarrowGroups;
+              if (rows % narrow != 0 && tiles < 2) tiles = 2;
+              for (std::size_t t = 0, g0 = 0; t < tiles; ++t) {
+                const std::size_t g1 = groups * (t + 1) / tiles, count = g1 - g0;
+                const std::size_t start = min_size(g0 * narrow, rows - count * narrow);
                 prefetch.step();
                 GemmEpilogue<float> ep{};
-                if (finishing) ep = tile_epilogue(*g.epilogue, ic + ir, jc + jr);
-                const NarrowFn fn = a_rows ? kNarrowApart[groups - 1] : kNarrow[level][groups - 1];
-                fn(kc, narrow_a + std::ptrdiff_t(ir / narrow) * sg, sa_narrow, sg, packed_b + kKC * NC,
-                   g.c + std::ptrdiff_t(ic + ir) * g.ldc + std::ptrdiff_t(jc + jr), g.ldc, nr, finishing ? &ep : nullptr);
-                if (groups < kNarrowGroups) {
-                  ir += groups * narrow;
-                  break;
-                }
+                if (finishing) ep = tile_epilogue(*g.epilogue, ic + start, jc + jr);
+                const NarrowFn fn = a_rows ? kNarrowApart[count - 1] : kNarrow[level][count - 1];
+                // Side by side, row i is at narrow_a + i; interleaved, whole groups sg apart.
+                const float* from = a_rows ? narrow_a + std::ptrdiff_t(start / narrow) * sg : narrow_a + std::ptrdiff_t(start);
+                fn(kc, from, sa_narrow, sg, packed_b + kKC * NC, g.c + std::ptrdiff_t(ic + start) * g.ldc + std::ptrdiff_t(jc + jr),
+                   g.ldc, nr, g0 * narrow - start, finishing ? &ep : nullptr);
+                g0 = g1;
               }
+              ir = rows;
             }
           }
           for (; ir < mc; ir += kMR) {
