@@ -506,6 +506,20 @@ def test_gemm_columns_do_not_depend_on_the_blocking(isa: str, dtype: Any) -> Non
         assert np.array_equal(bits(part), bits(full[:, lo:hi])), f"columns {lo}:{hi} differ"
 
 
+def test_gemm_large_in_place_b(isa: str, dtype: Any) -> None:
+    # A row-major B of at least 512 KB read in place: on AVX-512 the first tile of each panel
+    # also asks for the next panel's rows. The asks change no value: each row alone (one-row
+    # tiles, no asks) gives the full product's bits, and the reference's values.
+    rng = rng_for("gemm-large-b", dtype)
+    m, n, k = 2 * MR + 3, 2 * nr(dtype) + 37, 2048
+    a, b = uniform(rng, (m, k), dtype), uniform(rng, (k, n), dtype)
+    full = K.gemm(a, b)
+    check_gemm(full, a, b)
+    for i in (0, MR, m - 1):
+        row = K.gemm(a[i : i + 1], b)
+        assert np.array_equal(bits(row[0]), bits(full[i])), f"row {i} differs"
+
+
 # ---------------------------------------------------------------------------
 # bias + activation
 # ---------------------------------------------------------------------------

@@ -40,6 +40,8 @@ constexpr std::size_t kNC = 2048 / sizeof(T);  // packed B block of KC x NC: 512
 template <class T>
 constexpr std::ptrdiff_t kNearRows = 2048 / sizeof(T);  // B rows at most 2 KB apart
 
+constexpr std::size_t kAheadBytes = 512 * 1024;  // see ask_ahead in gemm
+
 std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
 
 // Where a tile finds a(i, k): a[i * s + k] (rows contiguous, as a row-major A) or a[i + k * s]
@@ -166,9 +168,10 @@ void pack_b(std::size_t kc, std::size_t nc, const T* b, std::ptrdiff_t rs, std::
 // acc[i][v] += sum over k of op(A)(i, k) * op(B)(k, vector v), one FMA chain per element in k
 // order, with op(A)(i, k) = a[i * sa + k] or a[i + k * sa] (layout) and op(B)(k, j) = b[k * sb + j],
 // all NV vectors of B readable. (No masked load in this loop: GCC then keeps acc in memory.)
-template <class T, std::size_t R, std::size_t NV, ALayout layout>
+template <class T, std::size_t R, std::size_t NV, ALayout layout, bool ahead = false>
 [[gnu::always_inline]] inline void accumulate(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b,
-                                              std::ptrdiff_t sb, typename Vec<T>::reg (&acc)[R][NV]) {
+                                              std::ptrdiff_t sb, typename Vec<T>::reg (&acc)[R][NV],
+                                              const T* b_ahead) {
   using V = Vec<T>;
   using reg = typename V::reg;
   constexpr std::size_t L = V::lanes;
@@ -193,6 +196,11 @@ template <class T, std::size_t R, std::size_t NV, ALayout layout>
     _Pragma("GCC unroll 16")
     for (std::size_t q = 0; q < Q; ++q) p[q] = a + std::ptrdiff_t(4 * q) * sa;
     for (std::size_t k = 0; k < kc; ++k, b += sb) {
+      if constexpr (ahead) {
+        prefetch_line(b_ahead);
+        prefetch_line(b_ahead + 64 / sizeof(T));
+        b_ahead += sb;
+      }
       step(b, [&](std::size_t i) { return p[i / 4][stride[i % 4]]; });
       _Pragma("GCC unroll 16")
       for (std::size_t q = 0; q < Q; ++q) ++p[q];
@@ -207,9 +215,10 @@ template <class T, std::size_t R, std::size_t NV, ALayout layout>
 // over k in increasing order from its start (0, or beta * C when chained), whichever tile shape
 // and operand layout computes it: all give the same bits. chain: C = (beta*C or 0) +
 // sum_k a*b (alpha is 1); otherwise C = alpha * sum + beta * C (beta == 0: C not read).
-template <class T, std::size_t R, std::size_t NV, bool masked, ALayout layout>
-void tile(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdiff_t sb, T* c,
-          std::ptrdiff_t ldc, typename Vec<T>::mask last, bool chain, T alpha, T beta, const GemmEpilogue<T>* ep) {
+template <class T, std::size_t R, std::size_t NV, bool masked, ALayout layout, bool ahead>
+[[gnu::always_inline]] inline void tile_impl(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdiff_t sb, T* c,
+          std::ptrdiff_t ldc, typename Vec<T>::mask last, bool chain, T alpha, T beta, const GemmEpilogue<T>* ep,
+          const T* b_ahead) {
   using V = Vec<T>;
   using reg = typename V::reg;
   constexpr std::size_t L = V::lanes;
@@ -228,7 +237,7 @@ void tile(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdif
         acc[i][v] = V::mul(vbeta, masked && v == NV - 1 ? V::maskload(ci, last) : V::loadu(ci));
       }
   }
-  accumulate<T, R, NV, layout>(kc, a, sa, b, sb, acc);
+  accumulate<T, R, NV, layout, ahead>(kc, a, sa, b, sb, acc, b_ahead);
   // The finish, one pass per operation over the tile's registers (a test per tile, not per
   // element): alpha and beta, then the epilogue (GemmEpilogue) in its order, then the stores.
   // Lanes outside `last` of a masked last vector are neither read nor stored.
@@ -303,6 +312,21 @@ void tile(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdif
         V::storeu(ci, acc[i][v]);
       }
     }
+}
+
+template <class T, std::size_t R, std::size_t NV, bool masked, ALayout layout>
+void tile(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdiff_t sb, T* c,
+          std::ptrdiff_t ldc, typename Vec<T>::mask last, bool chain, T alpha, T beta, const GemmEpilogue<T>* ep) {
+  tile_impl<T, R, NV, masked, layout, false>(kc, a, sa, b, sb, c, ldc, last, chain, alpha, beta, ep, nullptr);
+}
+// A whole tile over a row-major A that also asks for the next panel's rows of an in-place B, two
+// lines a step of k (b_ahead: that panel's first row), so that they come from L2 while this
+// panel's tiles run. Alpha is 1 (the asks are made only then).
+template <class T>
+void tile_ahead(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdiff_t sb, T* c, std::ptrdiff_t ldc,
+                bool chain, T beta, const GemmEpilogue<T>* ep, const T* b_ahead) {
+  tile_impl<T, kMR, kNV, false, ALayout::by_row, true>(kc, a, sa, b, sb, c, ldc, Vec<T>::tail_mask(kNR<T>), chain, T(1),
+                                                      beta, ep, b_ahead);
 }
 
 template <class T>
@@ -533,6 +557,10 @@ void gemm(const GemmArgs<T>& g) {
   // stream from cache as well as a packed copy would, without the copy).
   const bool a_rows = g.a_col == 1, a_in_place = a_rows || g.a_row == 1;
   const bool b_in_place = g.b_col == 1 && (g.m <= kMR || g.b_row <= kNearRows<T>);
+  // An in-place B larger than a core's share of L2 comes from L3 panel by panel, a few lines
+  // from each of its rows: more rows than the hardware's prefetchers follow. The first tile of
+  // each panel then asks for the next panel's rows (tile_ahead).
+  const bool ask_ahead = a_rows && b_in_place && chain && g.k * g.n * sizeof(T) >= kAheadBytes;
   for (std::size_t jc = 0; jc < g.n; jc += NC) {
     const std::size_t nc = min_size(NC, g.n - jc);
     for (std::size_t pc = 0; pc < g.k; pc += kKC) {
@@ -653,6 +681,11 @@ void gemm(const GemmArgs<T>& g) {
             GemmEpilogue<T> ep{};
             if (finishing) ep = tile_epilogue(*g.epilogue, ic + ir, jc + jr);
             prefetch.step();
+            if (ask_ahead && ir == 0 && b_here && mr == kMR && nv == kNV && jr + 2 * NR <= nc) {
+              tile_ahead<T>(kc, a + std::ptrdiff_t(ir) * step, sa, b, sb, c, g.ldc, chain, beta, finishing ? &ep : nullptr,
+                            b + NR);
+              continue;
+            }
             kTiles<T>.fn[layout][mr - 1][nv - 1][masked](kc, a + std::ptrdiff_t(ir) * step, sa, b, sb, c, g.ldc, last,
                                                          chain, g.alpha, beta, finishing ? &ep : nullptr);
           }
