@@ -476,7 +476,8 @@ def test_gemm_narrow_panel(isa: str, dtype: Any, m: int, n: int, layout: str) ->
     # of 2 MC + 5) ends with a tile that starts early and stores only its new rows; fewer rows
     # than a vector holds, and the rows an interleaved A leaves over, run the one-row-per-vector
     # tiles. All must give the bits of the product one row at a time (the chain property), and
-    # the reference's values; k spans two depth blocks (the second continues C: the other tiles).
+    # the reference's values; k spans two depth blocks (in the second, the narrow tiles continue
+    # each element's chain from C).
     rng = rng_for("gemm-narrow", m, n, layout, dtype)
     k = KC + 37
     if layout == "row-major":

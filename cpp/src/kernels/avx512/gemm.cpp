@@ -434,18 +434,31 @@ void pack_a_rows4(std::size_t groups, std::size_t kc, const float* a, std::ptrdi
 // G groups of R rows (rows [0, G * R)) by nr columns, group g's a(g R + i, k) at
 // a[g * sg + k * sa + i], sg == R unless `apart` (the groups of pack_a_rows4; with sg == R known
 // at compile time the G addresses are constant offsets of one pointer): C = sum over k of a * b
-// from zero (the chained form with beta 0), then the epilogue's bias and relu when `ep` is set
+// from zero, or from C's values when `chain` (the chained form with beta 0 or 1: a later block of
+// k continues each element's chain), then the epilogue's bias and relu when `ep` is set
 // (the tile's finish, in its order), stored row by row (lanes j * R + i gathered to row i), or
 // with the epilogue's update, w - lr * c stored to the weights instead. Rows [0, skip) (skip < R)
 // are computed but not stored: a tile that starts inside the tile before it (the last tile of a
 // row count that is not a multiple of R) leaves those rows as that tile stored them.
 template <std::size_t R, std::size_t G, bool apart>
 void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, std::ptrdiff_t sg_apart, const float* b, float* c,
-                 std::ptrdiff_t ldc, std::size_t nr, std::size_t skip, const GemmEpilogue<float>* ep) {
+                 std::ptrdiff_t ldc, std::size_t nr, std::size_t skip, bool chain, const GemmEpilogue<float>* ep) {
   const std::ptrdiff_t sg = apart ? sg_apart : std::ptrdiff_t(R);
+  constexpr int shift = R == 2 ? 1 : R == 4 ? 2 : R == 8 ? 3 : 4;
+  const __mmask16 cols = __mmask16((1u << nr) - 1u);
+  // Lane l holds column l / R of row l % R of its group (pack_b_rows's layout).
+  const __m512i column_of_lane = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), shift);
   __m512 acc[G];
   _Pragma("GCC unroll 16")
   for (std::size_t g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
+  if (chain) {  // row i's nr values of C to lanes j * R + i (lanes past nr: zeros, never stored)
+    constexpr __mmask16 row0 = R == 2 ? 0x5555 : R == 4 ? 0x1111 : R == 8 ? 0x0101 : 0x0001;
+    _Pragma("GCC unroll 16")
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t i = 0; i < R; ++i)
+        acc[g] = _mm512_mask_permutexvar_ps(acc[g], __mmask16(row0 << i), column_of_lane,
+                                            _mm512_maskz_loadu_ps(cols, c + std::ptrdiff_t(g * R + i) * ldc));
+  }
   for (std::size_t k = 0; k < kc; ++k) {
     const __m512 bv = _mm512_load_ps(b);
     _Pragma("GCC unroll 16")
@@ -453,12 +466,9 @@ void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, std::ptrdiff
     a += sa;
     b += 16;
   }
-  const __mmask16 cols = __mmask16((1u << nr) - 1u);
   if (ep != nullptr) {
     if (ep->bias != nullptr) {  // bias[j] in lanes j * R + i, as pack_b_rows lays out B
-      constexpr int shift = R == 2 ? 1 : R == 4 ? 2 : R == 8 ? 3 : 4;
-      const __m512i from = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), shift);
-      const __m512 bias = _mm512_permutexvar_ps(from, _mm512_maskz_loadu_ps(cols, ep->bias));
+      const __m512 bias = _mm512_permutexvar_ps(column_of_lane, _mm512_maskz_loadu_ps(cols, ep->bias));
       _Pragma("GCC unroll 16")
       for (std::size_t g = 0; g < G; ++g) acc[g] = _mm512_add_ps(acc[g], bias);
     }
@@ -493,7 +503,7 @@ void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, std::ptrdiff
 }
 
 using NarrowFn = void (*)(std::size_t, const float*, std::ptrdiff_t, std::ptrdiff_t, const float*, float*, std::ptrdiff_t,
-                          std::size_t, std::size_t, const GemmEpilogue<float>*);
+                          std::size_t, std::size_t, bool, const GemmEpilogue<float>*);
 constexpr std::size_t kNarrowGroups = 12;  // accumulators per narrow tile: enough to cover the FMA latency
 
 // kNarrow[r][g - 1]: R = 2 << r rows per vector, g groups side by side; kNarrowApart[g - 1]:
@@ -571,8 +581,8 @@ void gemm(const GemmArgs<T>& g) {
       if (!b_in_place) pack_b(kc, nc, b_block, g.b_row, g.b_col, packed_b);
       const std::size_t last_panel = (nc - 1) / NR * NR;
       const bool last_masked = (nc - last_panel) % L != 0;
-      // A narrow last panel with C started from zero and no epilogue part but bias, relu and the
-      // SGD update: several rows per vector (narrow_tile), A's rows read side by side in place
+      // A narrow last panel with C started from zero or continued (beta 0 or 1, alpha 1: every
+      // block of k) and no epilogue part but bias, relu and the SGD update: several rows per vector (narrow_tile), A's rows read side by side in place
       // or, for a row-major A, interleaved four at a time (pack_a_rows4).
       const bool finishing = g.epilogue != nullptr && pc + kc == g.k;
       std::size_t narrow = 0;  // rows per vector, or 0
@@ -580,7 +590,7 @@ void gemm(const GemmArgs<T>& g) {
         // Interleaving costs about what a narrow tile saves on 5 to 8 columns of a row-major A
         // (two rows a vector): there only up to 4 (four rows a vector) is worth it.
         const bool rows_pay = nc - last_panel <= 4 && g.m >= 4;
-        if (nc - last_panel <= 8 && a_in_place && (!a_rows || rows_pay) && chain && beta == T(0) &&
+        if (nc - last_panel <= 8 && a_in_place && (!a_rows || rows_pay) && chain && (beta == T(0) || beta == T(1)) &&
             !(finishing && (g.epilogue->positive != nullptr || g.epilogue->column_sums != nullptr))) {
           narrow = a_rows ? 4 : narrow_rows(nc - last_panel);
           const T* from = b_block + std::ptrdiff_t(last_panel) * g.b_col;
@@ -668,7 +678,7 @@ void gemm(const GemmArgs<T>& g) {
                 // Side by side, row i is at narrow_a + i; interleaved, whole groups sg apart.
                 const float* from = a_rows ? narrow_a + std::ptrdiff_t(start / narrow) * sg : narrow_a + std::ptrdiff_t(start);
                 fn(kc, from, sa_narrow, sg, packed_b + kKC * NC, g.c + std::ptrdiff_t(ic + start) * g.ldc + std::ptrdiff_t(jc + jr),
-                   g.ldc, nr, g0 * narrow - start, finishing ? &ep : nullptr);
+                   g.ldc, nr, g0 * narrow - start, beta != T(0), finishing ? &ep : nullptr);
                 g0 = g1;
               }
               ir = rows;
