@@ -402,9 +402,17 @@ void Network<T>::index_sparse_input(const T* x, std::size_t rows) {
   if (!s.active) {
     // After a dense batch, first only count (one pass, which checks the inputs too): dense data
     // then never pays for lists it does not use. The lists are written when this batch is sparse.
-    bool non_finite = false;
-    const std::size_t nnz = kt.nonzero_indices(rows * in, x, nullptr, nullptr, &non_finite);
-    note_input_check(non_finite);
+    // Each task counts its rows (an integer sum: the same for any split); in a training step
+    // they are the rows it gathered (step_columns splits the batch the same way).
+    std::atomic<std::size_t> counted{0};
+    pool.run(tasks, [&](std::size_t t) {
+      bool non_finite = false;
+      const std::size_t r0 = first_row(t);
+      counted.fetch_add(kt.nonzero_indices((first_row(t + 1) - r0) * in, x + r0 * in, nullptr, nullptr, &non_finite),
+                        std::memory_order_relaxed);
+      note_input_check(non_finite);
+    });
+    const std::size_t nnz = counted.load(std::memory_order_relaxed);
     if (!input_is_sparse(nnz, rows * in)) {
       s.nnz = nnz;
       s.rows = rows;
