@@ -30,8 +30,13 @@ constexpr std::size_t kDefaultMinProductSplitWork = 1 << 21;
 constexpr std::size_t kPrefetchWorkPerLine = 512;
 // Elementwise steps (activations) go parallel from this many elements.
 constexpr std::size_t kMinParallelElements = 2048;
-// Rows per forward pass in predict: the activations of a block stay in L2.
+// Rows per forward pass in predict: at most kPredictBlock, and about kPredictBlockBytes of
+// inputs per thread (at least kMinPredictBlock rows). The input check reads a block first, then
+// the first product reads it again: a block that fits in the threads' L2 caches is read from
+// memory once, not twice.
 constexpr std::size_t kPredictBlock = 1024;
+constexpr std::size_t kPredictBlockBytes = 768 * 1024;
+constexpr std::size_t kMinPredictBlock = 64;
 // The first layer takes the sparse path when at most this fraction of the batch's inputs is
 // nonzero: per nonzero the sparse kernel costs a few times what gemm spends per input element,
 // so it pays only when most inputs are zero.
@@ -762,7 +767,9 @@ void Network<T>::predict(const T* x, std::size_t n, std::size_t batch, T* out) {
   if (batch == 0) throw std::invalid_argument("batch size must be at least 1");
   // Larger blocks only spill the activations out of cache; every row's result is the same in any block, so cap it (also to the rows
   // a batch's nonzero lists can index, and to the rows there are: the buffers fit the call).
-  batch = std::min({batch, kPredictBlock, max_batch_rows(), std::max<std::size_t>(n, 1)});
+  const std::size_t fits = std::max(kMinPredictBlock, kPredictBlockBytes * ThreadPool::instance().num_threads() /
+                                                         (std::max<std::size_t>(input_dim_, 1) * sizeof(T)));
+  batch = std::min({batch, kPredictBlock, fits, max_batch_rows(), std::max<std::size_t>(n, 1)});
   const std::size_t out_dim = output_dim();
   for (std::size_t start = 0; start < n; start += batch) {
     const std::size_t rows = n - start < batch ? n - start : batch;
