@@ -168,7 +168,7 @@ void pack_b(std::size_t kc, std::size_t nc, const T* b, std::ptrdiff_t rs, std::
 // acc[i][v] += sum over k of op(A)(i, k) * op(B)(k, vector v), one FMA chain per element in k
 // order, with op(A)(i, k) = a[i * sa + k] or a[i + k * sa] (layout) and op(B)(k, j) = b[k * sb + j],
 // all NV vectors of B readable. (No masked load in this loop: GCC then keeps acc in memory.)
-template <class T, std::size_t R, std::size_t NV, ALayout layout, bool ahead = false>
+template <class T, std::size_t R, std::size_t NV, ALayout layout, bool ahead>
 [[gnu::always_inline]] inline void accumulate(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b,
                                               std::ptrdiff_t sb, typename Vec<T>::reg (&acc)[R][NV],
                                               const T* b_ahead) {
@@ -216,9 +216,9 @@ template <class T, std::size_t R, std::size_t NV, ALayout layout, bool ahead = f
 // and operand layout computes it: all give the same bits. chain: C = (beta*C or 0) +
 // sum_k a*b (alpha is 1); otherwise C = alpha * sum + beta * C (beta == 0: C not read).
 template <class T, std::size_t R, std::size_t NV, bool masked, ALayout layout, bool ahead>
-[[gnu::always_inline]] inline void tile_impl(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdiff_t sb, T* c,
-          std::ptrdiff_t ldc, typename Vec<T>::mask last, bool chain, T alpha, T beta, const GemmEpilogue<T>* ep,
-          const T* b_ahead) {
+[[gnu::always_inline]] inline void tile_impl(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b,
+                                             std::ptrdiff_t sb, T* c, std::ptrdiff_t ldc, typename Vec<T>::mask last,
+                                             bool chain, T alpha, T beta, const GemmEpilogue<T>* ep, const T* b_ahead) {
   using V = Vec<T>;
   using reg = typename V::reg;
   constexpr std::size_t L = V::lanes;
@@ -447,7 +447,8 @@ void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, std::ptrdiff
   constexpr int shift = R == 2 ? 1 : R == 4 ? 2 : R == 8 ? 3 : 4;
   const __mmask16 cols = __mmask16((1u << nr) - 1u);
   // Lane l holds column l / R of row l % R of its group (pack_b_rows's layout).
-  const __m512i column_of_lane = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), shift);
+  const __m512i column_of_lane =
+      _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), shift);
   __m512 acc[G];
   _Pragma("GCC unroll 16")
   for (std::size_t g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
@@ -582,8 +583,9 @@ void gemm(const GemmArgs<T>& g) {
       const std::size_t last_panel = (nc - 1) / NR * NR;
       const bool last_masked = (nc - last_panel) % L != 0;
       // A narrow last panel with C started from zero or continued (beta 0 or 1, alpha 1: every
-      // block of k) and no epilogue part but bias, relu and the SGD update: several rows per vector (narrow_tile), A's rows read side by side in place
-      // or, for a row-major A, interleaved four at a time (pack_a_rows4).
+      // block of k) and no epilogue part but bias, relu and the SGD update: several rows per
+      // vector (narrow_tile), A's rows read side by side in place or, for a row-major A,
+      // interleaved four at a time (pack_a_rows4).
       const bool finishing = g.epilogue != nullptr && pc + kc == g.k;
       std::size_t narrow = 0;  // rows per vector, or 0
       if constexpr (std::is_same_v<T, float>) {
@@ -676,9 +678,11 @@ void gemm(const GemmArgs<T>& g) {
                 if (finishing) ep = tile_epilogue(*g.epilogue, ic + start, jc + jr);
                 const NarrowFn fn = a_rows ? kNarrowApart[count - 1] : kNarrow[level][count - 1];
                 // Side by side, row i is at narrow_a + i; interleaved, whole groups sg apart.
-                const float* from = a_rows ? narrow_a + std::ptrdiff_t(start / narrow) * sg : narrow_a + std::ptrdiff_t(start);
-                fn(kc, from, sa_narrow, sg, packed_b + kKC * NC, g.c + std::ptrdiff_t(ic + start) * g.ldc + std::ptrdiff_t(jc + jr),
-                   g.ldc, nr, g0 * narrow - start, beta != T(0), finishing ? &ep : nullptr);
+                const float* from =
+                    a_rows ? narrow_a + std::ptrdiff_t(start / narrow) * sg : narrow_a + std::ptrdiff_t(start);
+                float* to = g.c + std::ptrdiff_t(ic + start) * g.ldc + std::ptrdiff_t(jc + jr);
+                fn(kc, from, sa_narrow, sg, packed_b + kKC * NC, to, g.ldc, nr, g0 * narrow - start, beta != T(0),
+                   finishing ? &ep : nullptr);
                 g0 = g1;
               }
               ir = rows;
@@ -692,8 +696,8 @@ void gemm(const GemmArgs<T>& g) {
             if (finishing) ep = tile_epilogue(*g.epilogue, ic + ir, jc + jr);
             prefetch.step();
             if (ask_ahead && ir == 0 && b_here && mr == kMR && nv == kNV && jr + 2 * NR <= nc) {
-              tile_ahead<T>(kc, a + std::ptrdiff_t(ir) * step, sa, b, sb, c, g.ldc, chain, beta, finishing ? &ep : nullptr,
-                            b + NR);
+              tile_ahead<T>(kc, a + std::ptrdiff_t(ir) * step, sa, b, sb, c, g.ldc, chain, beta,
+                            finishing ? &ep : nullptr, b + NR);
               continue;
             }
             kTiles<T>.fn[layout][mr - 1][nv - 1][masked](kc, a + std::ptrdiff_t(ir) * step, sa, b, sb, c, g.ldc, last,
