@@ -574,6 +574,7 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
       SparseGemmArgs<T> args{in_dim, out, x, 1, std::ptrdiff_t(in_dim), sparse_.feature_starts.data(),
                              sparse_.feature_starts.data() + 1, sparse_.feature_rows.data(),
                              layer.delta.data(), ld, layer.kernel_grad.data(), std::ptrdiff_t(out)};
+      args.b_in_cache = true;
       if (fuses_first_kernel(sgd_learning_rate != nullptr)) {
         args.update = layer.kernel.data();
         args.learning_rate = *sgd_learning_rate;

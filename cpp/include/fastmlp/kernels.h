@@ -208,6 +208,10 @@ struct SparseGemmArgs {
   const T* vals = nullptr;
   // When set, entry e is entries[e], its index and its value: cols, vals and a are not read.
   const SparseEntry<T>* entries = nullptr;
+  // When set, the rows of B the entries index are few and already in cache (a weight
+  // gradient's B is the batch's deltas): the kernel asks for none of them ahead. Values are the
+  // same either way.
+  bool b_in_cache = false;
   // When set, each row's chain starts from C's current row instead of 0 (update must be null):
   // a row's product split by ranges of its entries, range after range into the same C, gives the
   // bits of one call over all of them.

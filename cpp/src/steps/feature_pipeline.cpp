@@ -263,6 +263,7 @@ std::size_t FeaturePipeline<T>::first_layer_gradient_features(std::size_t q, std
                          cp.feature_ends.data() + f0, nullptr, layer.delta.data(), std::ptrdiff_t(layer.stride),
                          layer.kernel_grad.data() + k0 * out, ld};
   args.entries = cp.feature_lists.data();
+  args.b_in_cache = true;
   if (fused) {
     args.update = layer.kernel.data() + k0 * out;
     args.learning_rate = *sgd_learning_rate;

@@ -228,6 +228,7 @@ void RowSplit<T>::weight_gradients(const T* x, std::size_t rows, std::size_t par
       if (k1 > k0) {
         SparseGemmArgs<T> args{k1 - k0, out, nullptr, 1, 1, fp.starts.data(), fp.starts.data() + 1,
                                nullptr, layer.delta.data(), delta_ld, layer.kernel_grad.data() + k0 * out, ld};
+        args.b_in_cache = true;
         if (fused) {
           args.update = layer.kernel.data() + k0 * out;
           args.learning_rate = *sgd_learning_rate;

@@ -131,6 +131,7 @@ bool VectorPass<T>::backward(const T* x, const T* sgd_learning_rate, const T* ne
       }
       SparseGemmArgs<T> args{in_dim, out, x, 1, std::ptrdiff_t(in_dim), zeros_.data(), ends, zeros_.data(),
                              layer.delta.data(), ld, layer.kernel_grad.data(), ld};
+      args.b_in_cache = true;
       if (fuse) {
         args.update = layer.kernel.data();
         args.learning_rate = *sgd_learning_rate;

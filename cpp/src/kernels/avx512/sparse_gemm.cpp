@@ -146,7 +146,7 @@ void sparse_block(const SparseGemmArgs<T>& p, std::size_t j0, std::size_t width)
                             : source == Source::vals  ? p.vals[e]
                                                       : a_row[k * p.a_col]);
       const T* b = p.b + k * p.ldb + j0;
-      {  // every line of the block's part of that row (prefetches never fault)
+      if (!p.b_in_cache) {  // every line of the block's part of that row (prefetches never fault)
         const std::uint32_t ahead = e + kPrefetchAhead < end ? e + kPrefetchAhead : end - 1;
         const std::ptrdiff_t ka = source == Source::entries ? p.entries[ahead].index : p.cols[ahead];
         const std::uintptr_t line = reinterpret_cast<std::uintptr_t>(p.b + ka * p.ldb + j0);
