@@ -146,11 +146,13 @@ void sparse_block(const SparseGemmArgs<T>& p, std::size_t j0, std::size_t width)
                             : source == Source::vals  ? p.vals[e]
                                                       : a_row[k * p.a_col]);
       const T* b = p.b + k * p.ldb + j0;
-      if (!p.b_in_cache) {  // every line of the block's part of that row (prefetches never fault)
+      if (!p.b_in_cache) {  // the lines of the block's part of that row, each once (prefetches never fault)
         const std::uint32_t ahead = e + kPrefetchAhead < end ? e + kPrefetchAhead : end - 1;
         const std::ptrdiff_t ka = source == Source::entries ? p.entries[ahead].index : p.cols[ahead];
-        const std::uintptr_t line = reinterpret_cast<std::uintptr_t>(p.b + ka * p.ldb + j0);
-        for (int v = 0; v <= NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(line + 64u * unsigned(v)), _MM_HINT_T0);
+        const auto from = reinterpret_cast<std::uintptr_t>(p.b + ka * p.ldb + j0);
+        const std::uintptr_t last_line = (from + width * sizeof(T) - 1) / 64 * 64;
+        for (std::uintptr_t line = from / 64 * 64; line <= last_line; line += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
       }
       for (int v = 0; v < NV; ++v) acc[v] = V::fmadd(x, load(b, v), acc[v]);
     }
