@@ -766,8 +766,9 @@ void Network<T>::normalize_input_backward(std::size_t l, const T* in, T* delta, 
 template <class T>
 void Network<T>::predict(const T* x, std::size_t n, std::size_t batch, T* out) {
   if (batch == 0) throw std::invalid_argument("batch size must be at least 1");
-  // Larger blocks only spill the activations out of cache; every row's result is the same in any block, so cap it (also to the rows
-  // a batch's nonzero lists can index, and to the rows there are: the buffers fit the call).
+  // Every row's result is the same in any block, so the block is capped for speed (kPredictBlock,
+  // kPredictBlockBytes above), to the rows a batch's nonzero lists can index, and to the rows
+  // there are (the buffers then fit the call).
   const std::size_t fits = std::max(kMinPredictBlock, kPredictBlockBytes * ThreadPool::instance().num_threads() /
                                                          (std::max<std::size_t>(input_dim_, 1) * sizeof(T)));
   batch = std::min({batch, kPredictBlock, fits, max_batch_rows(), std::max<std::size_t>(n, 1)});
