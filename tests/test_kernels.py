@@ -470,8 +470,8 @@ def test_gemm_rows_do_not_depend_on_the_batch(isa: str, dtype: Any, beta: float)
 def test_gemm_narrow_panel(isa: str, dtype: Any, m: int, n: int, layout: str) -> None:
     # A narrow last panel (at most 8 columns past the whole 32-column panels) runs a tile that
     # holds several rows per vector on AVX-512: with A's rows side by side in memory (a
-    # transposed view, as the kernel gradients read their input) up to 8 columns, with a
-    # row-major A (interleaved four rows at a time first) up to 4. Side by side, a row count
+    # transposed view, as the kernel gradients read their input) and with a row-major A
+    # (interleaved four rows at a time up to 4 columns, else two) up to 8. Side by side, a row count
     # that is not a multiple of the rows a vector holds (13, 21 and 54 rows; 5 in the last block
     # of 2 MC + 5) ends with a tile that starts early and stores only its new rows; fewer rows
     # than a vector holds, and the rows an interleaved A leaves over, run the one-row-per-vector

@@ -405,34 +405,68 @@ void pack_a_rows4(std::size_t groups, std::size_t kc, const float* a, std::ptrdi
   const __m512i pair_hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   const __m512i quad_lo = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
   const __m512i quad_hi = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+  // Rows 0 and 1 (2 and 3) paired by k, then the pairs paired: v[q] holds k0 + [4 q, 4 q + 4).
+  const auto interleave = [&](const __m512 (&x)[4], __m512 (&v)[4]) {
+    const __m512d lo01 = _mm512_castps_pd(_mm512_permutex2var_ps(x[0], pair_lo, x[1]));
+    const __m512d hi01 = _mm512_castps_pd(_mm512_permutex2var_ps(x[0], pair_hi, x[1]));
+    const __m512d lo23 = _mm512_castps_pd(_mm512_permutex2var_ps(x[2], pair_lo, x[3]));
+    const __m512d hi23 = _mm512_castps_pd(_mm512_permutex2var_ps(x[2], pair_hi, x[3]));
+    v[0] = _mm512_castpd_ps(_mm512_permutex2var_pd(lo01, quad_lo, lo23));
+    v[1] = _mm512_castpd_ps(_mm512_permutex2var_pd(lo01, quad_hi, lo23));
+    v[2] = _mm512_castpd_ps(_mm512_permutex2var_pd(hi01, quad_lo, hi23));
+    v[3] = _mm512_castpd_ps(_mm512_permutex2var_pd(hi01, quad_hi, hi23));
+  };
+  const std::size_t whole = kc / 16 * 16, rest = kc - whole;
+  const __mmask16 in = __mmask16((1u << rest) - 1u);
   for (std::size_t g = 0; g < groups; ++g) {
     const float* row = a + std::ptrdiff_t(g * 4) * rs;
-    float* to = out + g * kc * 4;
-    for (std::size_t k0 = 0; k0 < kc; k0 += 16) {
-      const std::size_t depth = min_size(16, kc - k0);
-      const __mmask16 in = depth == 16 ? __mmask16(0xffff) : __mmask16((1u << depth) - 1u);
-      __m512 x[4];
-      for (std::size_t i = 0; i < 4; ++i) x[i] = _mm512_maskz_loadu_ps(in, row + std::ptrdiff_t(i) * rs + std::ptrdiff_t(k0));
-      // Rows 0 and 1 (2 and 3) paired by k, then the pairs paired: v[q] holds k0 + [4 q, 4 q + 4).
-      const __m512d lo01 = _mm512_castps_pd(_mm512_permutex2var_ps(x[0], pair_lo, x[1]));
-      const __m512d hi01 = _mm512_castps_pd(_mm512_permutex2var_ps(x[0], pair_hi, x[1]));
-      const __m512d lo23 = _mm512_castps_pd(_mm512_permutex2var_ps(x[2], pair_lo, x[3]));
-      const __m512d hi23 = _mm512_castps_pd(_mm512_permutex2var_ps(x[2], pair_hi, x[3]));
-      const __m512 v[4] = {_mm512_castpd_ps(_mm512_permutex2var_pd(lo01, quad_lo, lo23)),
-                           _mm512_castpd_ps(_mm512_permutex2var_pd(lo01, quad_hi, lo23)),
-                           _mm512_castpd_ps(_mm512_permutex2var_pd(hi01, quad_lo, hi23)),
-                           _mm512_castpd_ps(_mm512_permutex2var_pd(hi01, quad_hi, hi23))};
-      float* dst = to + k0 * 4;
-      for (std::size_t q = 0; q * 4 < depth; ++q) {
-        const std::size_t n = min_size(16, (depth - q * 4) * 4);
+    float* dst = out + g * kc * 4;
+    __m512 x[4], v[4];
+    for (std::size_t k0 = 0; k0 < whole; k0 += 16, dst += 64) {
+      for (std::size_t i = 0; i < 4; ++i) x[i] = _mm512_loadu_ps(row + std::ptrdiff_t(i) * rs + std::ptrdiff_t(k0));
+      interleave(x, v);
+      for (std::size_t q = 0; q < 4; ++q) _mm512_storeu_ps(dst + q * 16, v[q]);
+    }
+    if (rest != 0) {
+      for (std::size_t i = 0; i < 4; ++i) x[i] = _mm512_maskz_loadu_ps(in, row + std::ptrdiff_t(i) * rs + std::ptrdiff_t(whole));
+      interleave(x, v);
+      for (std::size_t q = 0; q * 4 < rest; ++q) {
+        const std::size_t n = min_size(16, (rest - q * 4) * 4);
         _mm512_mask_storeu_ps(dst + q * 16, n == 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u), v[q]);
       }
     }
   }
 }
 
+// Rows [0, 2 G) of a row-major A interleaved two at a time for the narrow tiles: pair g's
+// a(2 g + i, k) at out[g * kc * 2 + k * 2 + i]. Each 16 values of a row are one load; lanes are
+// moved with two-source permutes (two per 32 values).
+void pack_a_rows2(std::size_t pairs, std::size_t kc, const float* a, std::ptrdiff_t rs, float* out) {
+  const __m512i pair_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i pair_hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const std::size_t whole = kc / 16 * 16, rest = kc - whole;
+  const __mmask16 in = __mmask16((1u << rest) - 1u);
+  const __mmask16 lo_out = rest >= 8 ? __mmask16(0xffff) : __mmask16((1u << (2 * rest)) - 1u);
+  const __mmask16 hi_out = rest <= 8 ? __mmask16(0) : __mmask16((1u << (2 * (rest - 8))) - 1u);
+  for (std::size_t g = 0; g < pairs; ++g) {
+    const float* r0 = a + std::ptrdiff_t(g * 2) * rs;
+    const float* r1 = r0 + rs;
+    float* dst = out + g * kc * 2;
+    for (std::size_t k0 = 0; k0 < whole; k0 += 16, dst += 32) {
+      const __m512 x0 = _mm512_loadu_ps(r0 + k0), x1 = _mm512_loadu_ps(r1 + k0);
+      _mm512_storeu_ps(dst, _mm512_permutex2var_ps(x0, pair_lo, x1));
+      _mm512_storeu_ps(dst + 16, _mm512_permutex2var_ps(x0, pair_hi, x1));
+    }
+    if (rest != 0) {
+      const __m512 x0 = _mm512_maskz_loadu_ps(in, r0 + whole), x1 = _mm512_maskz_loadu_ps(in, r1 + whole);
+      _mm512_mask_storeu_ps(dst, lo_out, _mm512_permutex2var_ps(x0, pair_lo, x1));
+      _mm512_mask_storeu_ps(dst + 16, hi_out, _mm512_permutex2var_ps(x0, pair_hi, x1));
+    }
+  }
+}
+
 // G groups of R rows (rows [0, G * R)) by nr columns, group g's a(g R + i, k) at
-// a[g * sg + k * sa + i], sg == R unless `apart` (the groups of pack_a_rows4; with sg == R known
+// a[g * sg + k * sa + i], sg == R unless `apart` (the groups of pack_a_rows2/4; with sg == R known
 // at compile time the G addresses are constant offsets of one pointer): C = sum over k of a * b
 // from zero, or from C's values when `chain` (the chained form with beta 0 or 1: a later block of
 // k continues each element's chain), then the epilogue's bias and relu when `ep` is set
@@ -460,12 +494,30 @@ void narrow_tile(std::size_t kc, const float* a, std::ptrdiff_t sa, std::ptrdiff
         acc[g] = _mm512_mask_permutexvar_ps(acc[g], __mmask16(row0 << i), column_of_lane,
                                             _mm512_maskz_loadu_ps(cols, c + std::ptrdiff_t(g * R + i) * ldc));
   }
-  for (std::size_t k = 0; k < kc; ++k) {
-    const __m512 bv = _mm512_load_ps(b);
+  if constexpr (apart) {
+    // Groups 4 q + r at p[q] + r * sg: a moving pointer per four groups and the offsets sg, 2 sg
+    // and 3 sg in registers (as accumulate's rows), so that no group's address is reloaded.
+    constexpr std::size_t Q = (G + 3) / 4;
+    const std::ptrdiff_t offset[4] = {0, sg, 2 * sg, 3 * sg};
+    const float* p[Q];
     _Pragma("GCC unroll 16")
-    for (std::size_t g = 0; g < G; ++g) acc[g] = _mm512_fmadd_ps(broadcast_rows<R>(a + std::ptrdiff_t(g) * sg), bv, acc[g]);
-    a += sa;
-    b += 16;
+    for (std::size_t q = 0; q < Q; ++q) p[q] = a + std::ptrdiff_t(4 * q) * sg;
+    for (std::size_t k = 0; k < kc; ++k) {
+      const __m512 bv = _mm512_load_ps(b);
+      _Pragma("GCC unroll 16")
+      for (std::size_t g = 0; g < G; ++g) acc[g] = _mm512_fmadd_ps(broadcast_rows<R>(p[g / 4] + offset[g % 4]), bv, acc[g]);
+      _Pragma("GCC unroll 16")
+      for (std::size_t q = 0; q < Q; ++q) p[q] += sa;
+      b += 16;
+    }
+  } else {
+    for (std::size_t k = 0; k < kc; ++k) {
+      const __m512 bv = _mm512_load_ps(b);
+      _Pragma("GCC unroll 16")
+      for (std::size_t g = 0; g < G; ++g) acc[g] = _mm512_fmadd_ps(broadcast_rows<R>(a + std::ptrdiff_t(g) * sg), bv, acc[g]);
+      a += sa;
+      b += 16;
+    }
   }
   if (ep != nullptr) {
     if (ep->bias != nullptr) {  // bias[j] in lanes j * R + i, as pack_b_rows lays out B
@@ -507,8 +559,8 @@ using NarrowFn = void (*)(std::size_t, const float*, std::ptrdiff_t, std::ptrdif
                           std::size_t, std::size_t, bool, const GemmEpilogue<float>*);
 constexpr std::size_t kNarrowGroups = 12;  // accumulators per narrow tile: enough to cover the FMA latency
 
-// kNarrow[r][g - 1]: R = 2 << r rows per vector, g groups side by side; kNarrowApart[g - 1]:
-// four rows per vector, g groups apart.
+// kNarrow[r][g - 1]: R = 2 << r rows per vector, g groups side by side; kNarrowApart[r][g - 1]:
+// R = 2 << r rows per vector (two or four), g groups apart.
 template <std::size_t... I>
 constexpr std::array<std::array<NarrowFn, kNarrowGroups>, 4> make_narrow(std::index_sequence<I...>) {
   std::array<std::array<NarrowFn, kNarrowGroups>, 4> t{};
@@ -519,8 +571,9 @@ constexpr std::array<std::array<NarrowFn, kNarrowGroups>, 4> make_narrow(std::in
 }
 constexpr auto kNarrow = make_narrow(std::make_index_sequence<kNarrowGroups>{});
 template <std::size_t... I>
-constexpr std::array<NarrowFn, kNarrowGroups> make_narrow_apart(std::index_sequence<I...>) {
-  return {&narrow_tile<4, I + 1, true>...};
+constexpr std::array<std::array<NarrowFn, kNarrowGroups>, 2> make_narrow_apart(std::index_sequence<I...>) {
+  return {std::array<NarrowFn, kNarrowGroups>{&narrow_tile<2, I + 1, true>...},
+          std::array<NarrowFn, kNarrowGroups>{&narrow_tile<4, I + 1, true>...}};
 }
 constexpr auto kNarrowApart = make_narrow_apart(std::make_index_sequence<kNarrowGroups>{});
 
@@ -585,16 +638,15 @@ void gemm(const GemmArgs<T>& g) {
       // A narrow last panel with C started from zero or continued (beta 0 or 1, alpha 1: every
       // block of k) and no epilogue part but bias, relu and the SGD update: several rows per
       // vector (narrow_tile), A's rows read side by side in place or, for a row-major A,
-      // interleaved four at a time (pack_a_rows4).
+      // interleaved four at a time up to 4 columns, else two (pack_a_rows4, pack_a_rows2).
       const bool finishing = g.epilogue != nullptr && pc + kc == g.k;
       std::size_t narrow = 0;  // rows per vector, or 0
       if constexpr (std::is_same_v<T, float>) {
-        // Interleaving costs about what a narrow tile saves on 5 to 8 columns of a row-major A
-        // (two rows a vector): there only up to 4 (four rows a vector) is worth it.
-        const bool rows_pay = nc - last_panel <= 4 && g.m >= 4;
-        if (nc - last_panel <= 8 && a_in_place && (!a_rows || rows_pay) && chain && (beta == T(0) || beta == T(1)) &&
+        // A row-major A is interleaved tile by tile, into a copy that stays in L1 for the tile:
+        // from four rows on, that costs less than the lanes a one-row tile leaves idle.
+        if (nc - last_panel <= 8 && a_in_place && (!a_rows || g.m >= 4) && chain && (beta == T(0) || beta == T(1)) &&
             !(finishing && (g.epilogue->positive != nullptr || g.epilogue->column_sums != nullptr))) {
-          narrow = a_rows ? 4 : narrow_rows(nc - last_panel);
+          narrow = a_rows ? (nc - last_panel <= 4 ? 4 : 2) : narrow_rows(nc - last_panel);
           const T* from = b_block + std::ptrdiff_t(last_panel) * g.b_col;
           T* to = packed_b + kKC * NC;
           switch (narrow) {
@@ -635,12 +687,12 @@ void gemm(const GemmArgs<T>& g) {
             sa = std::ptrdiff_t(mc);
           }
         }
-        // The narrow tiles' view of A: group g's a(g R + i, k) at narrow_a[g * sg + k * sa_narrow + i].
+        // The narrow tiles' view of A: group g's a(g R + i, k) at narrow_a[g * sg + k * sa_narrow + i]
+        // (a row-major A: the tile's interleaved copy, made before each tile).
         const float* narrow_a = nullptr;
         std::ptrdiff_t sa_narrow = 0, sg = 0;
         if constexpr (std::is_same_v<T, float>) {
           if (narrow != 0 && a_rows) {
-            pack_a_rows4(mc / 4, kc, a, g.a_row, packed_a);
             narrow_a = packed_a;
             sa_narrow = std::ptrdiff_t(narrow);
             sg = std::ptrdiff_t(narrow * kc);
@@ -676,10 +728,16 @@ void gemm(const GemmArgs<T>& g) {
                 prefetch.step();
                 GemmEpilogue<float> ep{};
                 if (finishing) ep = tile_epilogue(*g.epilogue, ic + start, jc + jr);
-                const NarrowFn fn = a_rows ? kNarrowApart[count - 1] : kNarrow[level][count - 1];
-                // Side by side, row i is at narrow_a + i; interleaved, whole groups sg apart.
-                const float* from =
-                    a_rows ? narrow_a + std::ptrdiff_t(start / narrow) * sg : narrow_a + std::ptrdiff_t(start);
+                const NarrowFn fn = a_rows ? kNarrowApart[narrow == 4][count - 1] : kNarrow[level][count - 1];
+                // Side by side, row i is at narrow_a + i; interleaved, this tile's groups sg apart.
+                if (a_rows) {
+                  if (narrow == 4) {
+                    pack_a_rows4(count, kc, a + std::ptrdiff_t(start) * g.a_row, g.a_row, packed_a);
+                  } else {
+                    pack_a_rows2(count, kc, a + std::ptrdiff_t(start) * g.a_row, g.a_row, packed_a);
+                  }
+                }
+                const float* from = a_rows ? narrow_a : narrow_a + std::ptrdiff_t(start);
                 float* to = g.c + std::ptrdiff_t(ic + start) * g.ldc + std::ptrdiff_t(jc + jr);
                 fn(kc, from, sa_narrow, sg, packed_b + kKC * NC, to, g.ldc, nr, g0 * narrow - start, beta != T(0),
                    finishing ? &ep : nullptr);
