@@ -119,6 +119,49 @@ def test_regularize_kernel(isa: str, dtype: Any, n: int) -> None:
     assert net.regularization_penalty() == pytest.approx(expected, rel=rel)
 
 
+@pytest.mark.parametrize("l1,l2", [(0.1, 0.2), (0.0, 0.2), (0.1, 0.0)])
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 64, 100, 1001, 5400])
+def test_penalty_kernel(isa: str, dtype: Any, n: int, l1: float, l2: float) -> None:
+    # The kernel's sum over n weights (in chains, past whole vectors and a tail) against NumPy's
+    # float64 sum of the same terms, the factors rounded to the dtype.
+    w = RNG.standard_normal(n).astype(dtype)
+    w64 = w.astype(np.float64)
+    expected = float(dtype(l1)) * np.abs(w64).sum() + float(dtype(l2)) * np.square(w64).sum()
+    assert _core.kernels.regularize(w, l1, l2) == pytest.approx(expected, rel=1e-13, abs=0)
+
+
+@pytest.mark.parametrize("l1,l2", [(0.0, 0.2), (0.1, 0.0), (0.1, 0.2)])
+def test_penalty_of_non_finite_weights(isa: str, dtype: Any, l1: float, l2: float) -> None:
+    # As Keras's L1L2, whose zero factor adds no term: an infinite weight gives an infinite
+    # penalty (not 0 * inf = NaN), a NaN weight gives NaN.
+    w = np.ones(37, dtype=dtype)
+    w[20] = -np.inf
+    assert _core.kernels.regularize(w, l1, l2) == np.inf
+    w[30] = np.nan
+    assert np.isnan(_core.kernels.regularize(w, l1, l2))
+
+
+@pytest.mark.parametrize("l1", [0.0, 0.01])
+def test_penalty_gradient_kernel_bits(isa: str, dtype: Any, l1: float) -> None:
+    # g + (l1 * sign(w) + 2 l2 * w), each operation rounded in the dtype, in that order: every
+    # ISA gives these bits, signed zeros included (w = +-0, and a tiny w whose 2 l2 w underflows
+    # to a zero of its sign), with NaN and infinite weights.
+    tiny_l2 = dtype(1e-30) if dtype == np.float32 else dtype(1e-200)
+    specials = np.array([0.0, -0.0, 1e-20, -1e-20, np.nan, np.inf, -np.inf], dtype=dtype)
+    if dtype == np.float64:
+        specials[2:4] = [1e-200, -1e-200]
+    for l2 in (dtype(0.2), tiny_l2):
+        w = np.concatenate([RNG.standard_normal(60).astype(dtype), specials, -specials])
+        g = RNG.standard_normal(w.size).astype(dtype)
+        g[60:] = np.where(np.arange(w.size - 60) % 2 == 0, dtype(0.0), dtype(-0.0))
+        one = dtype(1)
+        sign = (w > 0).astype(dtype) * one - (w < 0).astype(dtype) * one
+        with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+            expected = g + (dtype(l1) * sign + (dtype(2) * dtype(l2)) * w)
+        got = _core.kernels.regularize(w, l1, float(l2), g)
+        assert np.array_equal(got.view(np.uint8), expected.view(np.uint8)), (l2, got, expected)
+
+
 def test_sparse_path_with_a_penalised_first_layer_equals_the_dense_path() -> None:
     x = RNG.random((200, 64)).astype(np.float32)
     x[RNG.random(x.shape) > 0.15] = 0

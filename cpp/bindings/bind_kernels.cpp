@@ -376,6 +376,32 @@ double sum_squares(const py::array& x_arr) {
   return kernels<T>().sum_squares(x.rows, x.data);
 }
 
+// Without g: the penalty l1 * sum |w| + l2 * sum w^2. With g: a copy of g plus the penalty's
+// gradient (g itself is left as it was).
+template <class T>
+py::object regularize(const py::array& w_arr, double l1, double l2, const py::object& g_obj) {
+  const auto w = contiguous<T>(w_arr, "w", 1);
+  const KernelTable<T>& k = kernels<T>();
+  if (g_obj.is_none()) {
+    double penalty;
+    {
+      py::gil_scoped_release release;
+      penalty = k.regularize(w.rows, T(l1), T(l2), w.data, nullptr);
+    }
+    return py::float_(penalty);
+  }
+  const auto g = contiguous<T>(g_obj.cast<py::array>(), "g", 1);
+  if (g.rows != w.rows) throw py::value_error("g must have w's shape");
+  py::array_t<T> out(py::ssize_t(g.rows));
+  std::copy(g.data, g.data + g.rows, out.mutable_data());
+  T* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    k.regularize(w.rows, T(l1), T(l2), w.data, o);
+  }
+  return std::move(out);
+}
+
 template <class T>
 py::object nonzero_indices(const py::array& x_arr, bool values, bool non_finite) {
   const auto x = contiguous<T>(x_arr, "x", 1);
@@ -603,6 +629,14 @@ void bind_kernels(py::module_& parent) {
       "the kernel reads each entry's value: 'a' (from a), 'list' (an array beside cols) or "
       "'entries' ((index, value) pairs in place of cols). "
       "continue_from: each element's chain starts from this array's value instead of 0.");
+  m.def(
+      "regularize",
+      [](const py::array& w, double l1, double l2, const py::object& g) {
+        return by_dtype(w, [&] { return regularize<float>(w, l1, l2, g); }, [&] { return regularize<double>(w, l1, l2, g); });
+      },
+      py::arg("w"), py::arg("l1"), py::arg("l2"), py::arg("g") = py::none(),
+      "Keras's L1L2 penalty of w (l1 and l2 rounded to w's dtype); with g, g plus its gradient "
+      "l1 * sign(w) + 2 * l2 * w (a new array).");
   m.def(
       "sum_squares",
       [](const py::array& x) {

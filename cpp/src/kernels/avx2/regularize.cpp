@@ -28,7 +28,12 @@ double regularize(std::size_t n, T l1, T l2, const T* w, T* g) {
       square_sum += double(lanes[i]) * double(lanes[i]);
     }
   });
-  return double(l1) * abs_sum + double(l2) * square_sum;
+  // As Keras's L1L2: a zero factor's sum is left out (an infinite weight then gives an infinite
+  // penalty, not 0 * inf).
+  double penalty = 0;
+  if (l1 != T(0)) penalty += double(l1) * abs_sum;
+  if (l2 != T(0)) penalty += double(l2) * square_sum;
+  return penalty;
 }
 
 template double regularize<float>(std::size_t, float, float, const float*, float*);
