@@ -424,6 +424,23 @@ def test_gemm_epilogue(isa: str, dtype: Any, shape: tuple[int, int, int, bool]) 
     assert np.array_equal(bits(weights[:, n:]), bits(w0[:, n:]))
 
 
+@pytest.mark.parametrize("shape", [(200, 100, 7), (MC_512 + 13, 2 * 16 + 5, 37), (9, 40, 256), (1, 1, 1)],
+                         ids=lambda s: "x".join(str(v) for v in s))
+def test_gemm_over_its_own_mask(isa: str, dtype: Any, shape: tuple[int, int, int]) -> None:
+    # kernels.h: with k <= 256, C may be the epilogue's positive itself (a relu layer's delta
+    # written over its activation): the bits of the product into a separate C.
+    m, n, k = shape
+    rng = rng_for("gemm-over-mask", shape, dtype)
+    a, b = uniform(rng, (m, k), dtype), uniform(rng, (n, k), dtype).T
+    positive = rng.standard_normal((m, n + 3)).astype(dtype)
+    positive[:, ::3] = 0.0
+    expected = K.gemm(a, b, positive=positive[:, :n].copy())
+    c, sums = K.gemm(a, b, positive[:, :n], positive=positive[:, :n], column_sums=True)
+    assert c is not None
+    assert np.array_equal(bits(positive[:, :n]), bits(expected))
+    assert np.array_equal(bits(sums), bits(K.column_sum(expected)))
+
+
 def test_gemm_epilogue_rejects_bad_operands(isa: str, dtype: Any) -> None:
     a, b = np.ones((3, 4), dtype=dtype), np.ones((4, 5), dtype=dtype)
     with pytest.raises(ValueError, match="bias"):

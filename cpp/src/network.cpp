@@ -623,8 +623,22 @@ bool Network<T>::backward(const T* x, std::size_t rows, const T* sgd_learning_ra
     } else {
       bias_grad_summed = false;
     }
+    // Over the relu's own output, when the product is shallow enough for that (kernels.h) and
+    // the output is z: the delta then lands in lines the mask just brought into cache, not in a
+    // second buffer. The two buffers trade places, so `delta` holds it as below; the layer's
+    // output is dead until the next forward pass rewrites z.
+    Layer* over = nullptr;
+    if (fused_relu && out <= kGemmMaskInPlaceDepth && layers_[l - 1].a == layers_[l - 1].z.data() &&
+        layers_[l - 1].out == layers_[l - 1].a) {
+      over = &layers_[l - 1];
+      in_delta = over->z.data();
+    }
     parallel_gemm(rows, in_dim, out, layer.delta.data(), ld, 1, layer.kernel.data(), 1, std::ptrdiff_t(out), in_delta,
                   in_ld, fused_relu ? &ep : nullptr);
+    if (over != nullptr) {
+      over->z.swap(over->delta);
+      over->a = over->out = over->z.data();
+    }
     if (layer.spec.input_norm) normalize_input_backward(l, raw_in, in_delta, rows);
     if (l == 0 || fused_relu) continue;
     Layer& prev = layers_[l - 1];

@@ -36,6 +36,10 @@ namespace fastmlp {
 //                                       left unstored (C holds no gradient afterwards)
 // Each is the same operation as the pass it replaces: the bits are those of the product, then
 // the pass.
+// C may be `positive` itself (the same array and row stride: a delta written over the
+// activation that masks it) when 1 <= k <= kGemmMaskInPlaceDepth: every ISA then writes each
+// element of C once, after reading its own positive(i, j), and reads no other element's.
+inline constexpr std::size_t kGemmMaskInPlaceDepth = 256;
 template <class T>
 struct GemmEpilogue {
   const T* bias = nullptr;

@@ -168,7 +168,9 @@ class Network {
   // Kernel and bias gradients of every layer from output_delta(), for the batch x of the last
   // forward(). With `sgd_learning_rate` set, a first layer on the sparse path applies plain SGD
   // to its kernel directly (bitwise the same as gradient then update, without writing the
-  // gradient); returns true when it did, so the optimizer skips that array.
+  // gradient); returns true when it did, so the optimizer skips that array. A hidden relu
+  // layer's activation may be overwritten by its delta (the two buffers then trade places):
+  // after backward() only the last layer's output is still the forward pass's.
   bool backward(const T* x, std::size_t rows, const T* sgd_learning_rate = nullptr);
 
   // Whether, with plain SGD, the first kernel's sparse gradient updates the kernel in place

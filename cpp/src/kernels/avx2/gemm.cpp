@@ -18,6 +18,7 @@ namespace {
 constexpr std::size_t kMR = 6;
 constexpr std::size_t kMC = 72;   // rows of A packed at once (12 microkernel panels)
 constexpr std::size_t kKC = 256;  // depth of one packed block: A panel 6 KB, B panel 16 KB (float)
+static_assert(kKC >= kGemmMaskInPlaceDepth, "C over positive needs one block of k (kernels.h)");
 template <class T>
 constexpr std::size_t kNR = 2 * Vec<T>::lanes;
 template <class T>

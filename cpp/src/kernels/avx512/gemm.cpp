@@ -33,6 +33,7 @@ constexpr std::size_t kNV = 2;    // vectors per row of a tile
 constexpr std::size_t kMC = 96;   // rows of A per block (8 microkernel panels)
 static_assert(kMC % 16 == 0, "a block of A holds whole groups of narrow rows (gemm's last panel)");
 constexpr std::size_t kKC = 256;  // depth of one block: B panel 32 KB (float)
+static_assert(kKC >= kGemmMaskInPlaceDepth, "C over positive needs one block of k (kernels.h)");
 template <class T>
 constexpr std::size_t kNR = kNV * Vec<T>::lanes;
 template <class T>

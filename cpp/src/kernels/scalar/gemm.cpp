@@ -21,9 +21,11 @@ void gemm(const GemmArgs<T>& g) {
       for (std::size_t k = 0; k < g.k; ++k) {
         sum += g.a[i * g.a_row + k * g.a_col] * g.b[k * g.b_row + j * g.b_col];
       }
+      // Finished in a local, stored once: C may be the epilogue's positive (kernels.h).
       T& c = g.c[i * g.ldc + j];
-      c = g.beta == T(0) ? g.alpha * sum : g.alpha * sum + g.beta * c;
-      if (g.epilogue != nullptr) apply_epilogue(*g.epilogue, i, j, c);
+      T value = g.beta == T(0) ? g.alpha * sum : g.alpha * sum + g.beta * c;
+      if (g.epilogue != nullptr) apply_epilogue(*g.epilogue, i, j, value);
+      c = value;
     }
   }
 }
