@@ -664,8 +664,12 @@ void gemm(const GemmArgs<T>& g) {
       const std::size_t last_mc = g.m - (g.m - 1) / kMC * kMC;
       if (b_in_place && last_masked && (narrow == 0 || narrow_rows_taken(last_mc, narrow, a_rows) != last_mc))
         pack_b(kc, nc - last_panel, b_block + std::ptrdiff_t(last_panel), g.b_row, 1, packed_b + last_panel * kc);
-      for (std::size_t ic = 0; ic < g.m; ic += kMC) {
-        const std::size_t mc = min_size(kMC, g.m - ic);
+      // A block that copies nothing of A also takes a short rest of rows (else a last block
+      // of a few rows runs narrow tiles of one or two groups, which wait on the FMA latency).
+      const bool a_uncopied = a_rows || (a_in_place && nc <= NR);
+      for (std::size_t ic = 0, mc = 0; ic < g.m; ic += mc) {
+        mc = min_size(kMC, g.m - ic);
+        if (a_uncopied && g.m - ic - mc < 16) mc = g.m - ic;
         const T* a_block = g.a + std::ptrdiff_t(ic) * g.a_row + std::ptrdiff_t(pc) * g.a_col;
         // Where the tiles read this block of A: tile ir at a + ir * step, element (i, k) at
         // a[i * sa + k] (by rows) or a[i + k * sa] (by columns).
