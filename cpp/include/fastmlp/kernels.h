@@ -312,7 +312,8 @@ struct KernelTable {
   // (enough chains to cover the FMA latency on both pipes). Returns the floating-point
   // operations done; *sink receives a value that depends on all of them.
   double (*fma_peak_loop)(std::size_t iterations, T* sink);
-  // Keras's l1/l2 weight penalty. g null: returns l1 * sum|w| + l2 * sum w^2 (in double). g not
+  // Keras's l1/l2 weight penalty. g null: returns l1 * sum|w| + l2 * sum w^2 (in double; as in
+  // Keras a zero factor's term is left out, so an infinite weight gives inf, not NaN). g not
   // null: adds the penalty's gradient l1 * sign(w) + 2 * l2 * w to g (sign(0) = 0) and returns 0
   // without summing (a step reads its penalty before its gradient pass, from a call without g).
   double (*regularize)(std::size_t n, T l1, T l2, const T* w, T* g);

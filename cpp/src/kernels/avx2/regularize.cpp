@@ -6,6 +6,10 @@
 namespace fastmlp::avx2 {
 #include "../kernel_decls.inc"
 
+namespace {
+#include "../penalty_total.inc"
+}  // namespace
+
 template <class T>
 double regularize(std::size_t n, T l1, T l2, const T* w, T* g) {
   using V = Vec<T>;
@@ -28,12 +32,7 @@ double regularize(std::size_t n, T l1, T l2, const T* w, T* g) {
       square_sum += double(lanes[i]) * double(lanes[i]);
     }
   });
-  // As Keras's L1L2: a zero factor's sum is left out (an infinite weight then gives an infinite
-  // penalty, not 0 * inf).
-  double penalty = 0;
-  if (l1 != T(0)) penalty += double(l1) * abs_sum;
-  if (l2 != T(0)) penalty += double(l2) * square_sum;
-  return penalty;
+  return penalty_total(double(l1), double(l2), abs_sum, square_sum);
 }
 
 template double regularize<float>(std::size_t, float, float, const float*, float*);

@@ -8,6 +8,8 @@ namespace fastmlp::avx512 {
 
 namespace {
 
+#include "../penalty_total.inc"
+
 using D = Vec<double>;
 
 // The sums of |w| (Abs) and w^2 (Square) of w[0, n) in double lanes, eight chains of each, so
@@ -68,8 +70,7 @@ double regularize(std::size_t n, T l1, T l2, const T* w, T* g) {
     });
     return 0;
   }
-  // As Keras's L1L2: a zero factor's sum is left out (an infinite weight then gives an infinite
-  // penalty, not 0 * inf).
+  // Only the sums a nonzero factor needs (penalty_total leaves the other term out).
   double abs_total = 0, square_total = 0;
   if (l1 != T(0) && l2 != T(0)) {
     penalty_sums<T, true, true>(n, w, abs_total, square_total);
@@ -78,10 +79,7 @@ double regularize(std::size_t n, T l1, T l2, const T* w, T* g) {
   } else if (l2 != T(0)) {
     penalty_sums<T, false, true>(n, w, abs_total, square_total);
   }
-  double penalty = 0;
-  if (l1 != T(0)) penalty += double(l1) * abs_total;
-  if (l2 != T(0)) penalty += double(l2) * square_total;
-  return penalty;
+  return penalty_total(double(l1), double(l2), abs_total, square_total);
 }
 
 template double regularize<float>(std::size_t, float, float, const float*, float*);
