@@ -658,6 +658,42 @@ def test_update_kernel_bitwise_equal_across_isas(
             np.testing.assert_array_equal(other_slots[slot], first_slots[slot], err_msg=slot)
 
 
+def float32_square_root_probes() -> np.ndarray:
+    """Every 61st float32 of [1, 4) (both parities of the exponent: a root's rounding depends
+    only on those bits while no step under- or overflows), random mantissas in every binade,
+    the bounds of the AVX-512 root's fast range (2^-96 and FLT_MAX) and their neighbours, and
+    zeros, subnormals, infinities, NaN and negatives."""
+    one, four = np.float32(1).view(np.uint32), np.float32(4).view(np.uint32)
+    dense = np.arange(one, four, 61, dtype=np.uint32).view(np.float32)
+    rng = np.random.default_rng(11)
+    exponents = np.repeat(np.arange(0, 255, dtype=np.uint32), 64)
+    binades = ((exponents << 23) | rng.integers(0, 1 << 23, exponents.size, dtype=np.uint32)).view(np.float32)
+    bounds = np.array([2.0**-96, np.finfo(np.float32).max, np.finfo(np.float32).tiny], np.float32)
+    with np.errstate(over="ignore"):  # FLT_MAX's upper neighbour is infinity
+        near = np.concatenate([np.nextafter(bounds, np.float32(0)), bounds, np.nextafter(bounds, np.float32(np.inf))])
+    special = np.array([0.0, -0.0, 1e-45, 1e-40, np.inf, -np.inf, np.nan, -1.0, -1e-30], np.float32)
+    return np.concatenate([dense, binades, near, special]).astype(np.float32)
+
+
+def test_update_kernel_square_root_is_correctly_rounded(isa: str) -> None:
+    """The kernels' float32 square root gives IEEE's correctly rounded result (numpy's): with
+    beta_1 = beta_2 = 1, g = 0 and m = sqrt(v) rounded, Adam's step is -m / sqrt(v), exactly -1
+    where the kernel's root equals m and 1 -+ 2^-24 or further from it where it is one ulp off.
+    The AVX-512 root is computed from an estimate (avx512/vec.h); the others are the instruction."""
+    v = float32_square_root_probes()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = np.sqrt(v)
+        want = np.float32(0) - (m * np.float32(1)) / (np.sqrt(v) + np.float32(0))
+    w = np.zeros_like(v)
+    state = [m.copy(), v.copy(), None]
+    K.optimizer_update("adam", w, np.zeros_like(v), state, {"learning_rate": 1.0, "beta_1": 1.0, "beta_2": 1.0, "epsilon": 0.0})
+    finite = np.isfinite(v)  # v + (0 - v) * 0 is NaN at infinities
+    np.testing.assert_array_equal(state[1][finite], v[finite])  # the moments did not move
+    bad = np.flatnonzero(~((w == want) | (np.isnan(w) & np.isnan(want))))
+    assert bad.size == 0, f"{bad.size} roots differ, first at v = {v[bad[0]]!r}: step {w[bad[0]]!r}, want {want[bad[0]]!r}"
+    assert np.count_nonzero(want == -1) > v.size * 0.9  # the probes are mostly ordinary numbers
+
+
 def test_update_kernel_zero_learning_rate_and_no_decay_keeps_weights(isa: str, dtype: Any) -> None:
     rng = np.random.default_rng(3)
     w = rng.normal(size=17).astype(dtype)
