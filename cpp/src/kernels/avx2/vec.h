@@ -28,6 +28,7 @@ struct Vec<float> {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
   static reg maskload(const float* p, mask m) { return _mm256_maskload_ps(p, m); }
+  static constexpr bool transposes_rows = false;  // a group goes back to rows by scalar stores
   // Lane l holds p[l * stride] (a column of consecutive rows; (lanes - 1) * stride fits an int).
   static reg strided(const float* p, int stride) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -115,6 +116,7 @@ struct Vec<double> {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<long long>(n)), _mm256_setr_epi64x(0, 1, 2, 3));
   }
   static reg maskload(const double* p, mask m) { return _mm256_maskload_pd(p, m); }
+  static constexpr bool transposes_rows = false;  // a group goes back to rows by scalar stores
   static reg strided(const double* p, int stride) {
     const __m128i index = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(stride));
     return _mm256_mask_i32gather_pd(_mm256_setzero_pd(), p, index, _mm256_castsi256_pd(_mm256_set1_epi64x(-1)), 8);

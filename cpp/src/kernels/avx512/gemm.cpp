@@ -78,54 +78,6 @@ void copy_columns(std::size_t mc, std::size_t kc, const T* a, std::ptrdiff_t cs,
   }
 }
 
-// 16 x 16 floats (8 x 8 doubles) transposed in registers: rows[i] lane j -> rows[j] lane i.
-void transpose(__m512 (&r)[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-  }
-  // Now each 128-bit block holds a transposed 4 x 4; move the blocks.
-  for (int i = 0; i < 4; ++i) {
-    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
-    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
-    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
-    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
-  }
-}
-void transpose(__m512d (&r)[8]) {
-  __m512d t[8];
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    r[i] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0x88);
-    r[i + 1] = _mm512_shuffle_f64x2(t[i + 1], t[i + 3], 0x88);
-    r[i + 2] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0xdd);
-    r[i + 3] = _mm512_shuffle_f64x2(t[i + 1], t[i + 3], 0xdd);
-  }
-  for (int i = 0; i < 2; ++i) {
-    t[i] = _mm512_shuffle_f64x2(r[i], r[i + 4], 0x88);
-    t[i + 2] = _mm512_shuffle_f64x2(r[i + 2], r[i + 6], 0x88);
-    t[i + 4] = _mm512_shuffle_f64x2(r[i], r[i + 4], 0xdd);
-    t[i + 6] = _mm512_shuffle_f64x2(r[i + 2], r[i + 6], 0xdd);
-  }
-  for (int i = 0; i < 8; ++i) r[i] = t[i];
-}
-
 // Packs op(B)'s columns [0, nc) x depth [0, kc) into panels of NR columns: b(k, jr + j) at
 // out[jr * kc + k * NR + j], zeros past nc.
 template <class T>

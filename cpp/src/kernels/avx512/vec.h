@@ -23,6 +23,54 @@
 namespace fastmlp::avx512 {
 namespace {
 
+// 16 x 16 floats (8 x 8 doubles) transposed in registers: rows[i] lane j -> rows[j] lane i.
+inline void transpose(__m512 (&r)[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  }
+  // Now each 128-bit block holds a transposed 4 x 4; move the blocks.
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+}
+inline void transpose(__m512d (&r)[8]) {
+  __m512d t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0x88);
+    r[i + 1] = _mm512_shuffle_f64x2(t[i + 1], t[i + 3], 0x88);
+    r[i + 2] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0xdd);
+    r[i + 3] = _mm512_shuffle_f64x2(t[i + 1], t[i + 3], 0xdd);
+  }
+  for (int i = 0; i < 2; ++i) {
+    t[i] = _mm512_shuffle_f64x2(r[i], r[i + 4], 0x88);
+    t[i + 2] = _mm512_shuffle_f64x2(r[i + 2], r[i + 6], 0x88);
+    t[i + 4] = _mm512_shuffle_f64x2(r[i], r[i + 4], 0xdd);
+    t[i + 6] = _mm512_shuffle_f64x2(r[i + 2], r[i + 6], 0xdd);
+  }
+  for (int i = 0; i < 8; ++i) r[i] = t[i];
+}
+
 template <class T>
 struct Vec;
 
@@ -45,6 +93,18 @@ struct Vec<float> {
   static reg strided(const float* p, int stride) {
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask(0xffff), _mm512_mullo_epi32(lane, _mm512_set1_epi32(stride)), p, 4);
+  }
+  // A group of 16 rows goes back from column vectors to rows by a transpose (row_groups.inc).
+  static constexpr bool transposes_rows = true;
+  // p[l * ld + j] = in[j * 16 + l] for 16 rows, columns [0, cols) (cols <= 16) only: a transpose
+  // in registers and sixteen masked row stores, in place of 16 * cols scalar stores (or
+  // scatters, which cost more here).
+  static void store_columns(const float* in, std::size_t cols, float* p, std::ptrdiff_t ld) {
+    const mask m = tail_mask(cols);
+    __m512 r[16];
+    for (std::size_t j = 0; j < 16; ++j) r[j] = j < cols ? _mm512_load_ps(in + j * 16) : _mm512_setzero_ps();
+    transpose(r);
+    for (std::size_t l = 0; l < 16; ++l) _mm512_mask_storeu_ps(p + std::ptrdiff_t(l) * ld, m, r[l]);
   }
   static void maskstore(float* p, mask m, reg v) { _mm512_mask_storeu_ps(p, m, v); }
   // Lane j holds float(j0 + j): used to build one-hot rows from class indices.
@@ -143,6 +203,7 @@ struct Vec<double> {
   static void storeu(double* p, reg v) { _mm512_storeu_pd(p, v); }
   static mask tail_mask(std::size_t n) { return n >= lanes ? mask(0xff) : mask((1u << n) - 1u); }
   static reg maskload(const double* p, mask m) { return _mm512_maskz_loadu_pd(m, p); }
+  static constexpr bool transposes_rows = false;  // a group goes back to rows by scalar stores
   static reg strided(const double* p, int stride) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm512_mask_i32gather_pd(_mm512_setzero_pd(), mask(0xff), _mm256_mullo_epi32(lane, _mm256_set1_epi32(stride)), p, 8);
