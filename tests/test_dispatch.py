@@ -4,6 +4,8 @@ count starts at FASTMLP_NUM_THREADS or the CPUs available. Each case runs in a f
 from __future__ import annotations
 
 import os
+import platform
+import shutil
 import subprocess
 import sys
 
@@ -116,3 +118,54 @@ def test_forcing_avx512_runs_its_kernels() -> None:
     # Every product and partial sum is a multiple of 2**-12 below 2**12 (under 2**24 steps of
     # 2**-12): exact in float32, so any order of summation gives the float64 value.
     assert float(error) == 0.0
+
+
+@pytest.mark.parametrize("isa", fm.available_isas())
+def test_only_the_chosen_isa_builds_its_kernel_table(isa: str) -> None:
+    # An ISA's table builder is compiled with its flags, and GCC fills even a struct of pointers
+    # with its widest registers: building AVX-512's table on a CPU without it was an illegal
+    # instruction at import. Forcing one ISA must leave every other table unbuilt.
+    env = {k: v for k, v in os.environ.items() if k != "FASTMLP_ISA"}
+    env["FASTMLP_ISA"] = isa
+    result = subprocess.run(
+        [sys.executable, "-c", "from fastmlp import _core; print(','.join(_core.built_isas()))"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [isa]
+
+
+# The qemu CPU models and the best ISA each must run on: "max" is everything qemu 7.2's emulator
+# has (AVX2, no AVX-512), Westmere has no AVX at all.
+EMULATED_CPUS = [("max", "avx2"), ("Westmere", "scalar")]
+EMULATED_PROBE = """
+import numpy as np, fastmlp as fm
+rng = np.random.default_rng(0)
+x = rng.normal(size=(64, 5)).astype("float32"); y = (x[:, 0] > 0).astype("int64")
+model = fm.Sequential([fm.layers.Dense(8, activation="relu"), fm.layers.Dense(2, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+p = model.predict(x, verbose=0)
+assert p.shape == (64, 2) and np.all(np.isfinite(p)), p
+print(fm.active_isa(), ",".join(fm.available_isas()))
+"""
+
+
+@pytest.mark.parametrize(("cpu", "best"), EMULATED_CPUS)
+def test_import_and_fit_on_an_emulated_older_cpu(cpu: str, best: str) -> None:
+    # The build carries kernels for CPUs newer than the one it may run on; on an older one the
+    # import must choose what that CPU has and run nothing else. qemu's user-mode emulator runs
+    # this interpreter on a CPU model without AVX-512 (or without AVX), whatever the host has,
+    # and stops at the first instruction that model lacks.
+    qemu = shutil.which("qemu-x86_64")
+    if qemu is None or platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("qemu-x86_64 is not installed (Debian: apt-get install qemu-user)")
+    env = {k: v for k, v in os.environ.items() if k not in ("FASTMLP_ISA", "FASTMLP_NUM_THREADS")}
+    result = subprocess.run(
+        [qemu, "-cpu", cpu, sys.executable, "-c", EMULATED_PROBE],
+        env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    active, available = result.stdout.split()
+    assert active == best
+    assert "avx512" not in available.split(",")

@@ -19,6 +19,8 @@ void bind_dispatch(py::module_& m) {
   m.def("available_isas", &available_isas,
         "Instruction sets compiled in and supported by this CPU, best first.");
   m.def("compiled_isas", &compiled_isas, "Instruction sets compiled into this build.");
+  m.def("built_isas", &built_isas,
+        "Instruction sets whose kernel tables have been built: only ones this CPU supports.");
   m.def("active_isa", &active_isa, "The instruction set whose kernels run now.");
   m.def("set_isa", &set_active_isa, py::arg("name"),
         "Switch every kernel to another instruction set (for tests and comparisons).");

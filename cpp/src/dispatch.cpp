@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 
 namespace fastmlp {
@@ -24,9 +26,18 @@ namespace avx512 {
 
 namespace {
 
+// An ISA's table builders are compiled with its flags like the rest of its folder, and the
+// compiler may use its registers even to fill a struct of pointers. So a builder runs only after
+// supported() has said yes (tables_of): nothing of an ISA runs on a CPU that lacks it.
 struct Isa {
   const char* name;
   bool (*supported)();
+  KernelTable<float> (*build_f32)();
+  KernelTable<double> (*build_f64)();
+};
+
+struct Tables {
+  const char* name;
   KernelTable<float> f32;
   KernelTable<double> f64;
 };
@@ -56,20 +67,33 @@ bool cpu_has_avx512() {
 const std::vector<Isa>& registry() {
   static const std::vector<Isa> isas = {
 #ifdef FASTMLP_HAVE_AVX512
-      {"avx512", cpu_has_avx512, avx512::table<float>(), avx512::table<double>()},
+      {"avx512", cpu_has_avx512, &avx512::table<float>, &avx512::table<double>},
 #endif
 #ifdef FASTMLP_HAVE_AVX2
-      {"avx2", cpu_has_avx2_fma, avx2::table<float>(), avx2::table<double>()},
+      {"avx2", cpu_has_avx2_fma, &avx2::table<float>, &avx2::table<double>},
 #endif
-      {"scalar", always, scalar::table<float>(), scalar::table<double>()},
+      {"scalar", always, &scalar::table<float>, &scalar::table<double>},
   };
   return isas;
 }
 
-std::atomic<const Isa*> g_active{nullptr};
+// Only for an ISA whose supported() is true. Built once per ISA and kept for the process's life
+// (a std::map's nodes never move), so a pointer to them stays valid for every thread.
+std::mutex g_built_mutex;
+std::map<const Isa*, Tables> g_built;
 
-const Isa& active() {
-  const Isa* isa = g_active.load(std::memory_order_acquire);
+const Tables& tables_of(const Isa& isa) {
+  std::lock_guard<std::mutex> lock(g_built_mutex);
+  auto it = g_built.find(&isa);
+  if (it == g_built.end())
+    it = g_built.emplace(&isa, Tables{isa.name, isa.build_f32(), isa.build_f64()}).first;
+  return it->second;
+}
+
+std::atomic<const Tables*> g_active{nullptr};
+
+const Tables& active() {
+  const Tables* isa = g_active.load(std::memory_order_acquire);
   if (isa == nullptr) {
     select_isa_from_environment();
     isa = g_active.load(std::memory_order_acquire);
@@ -98,6 +122,14 @@ std::vector<std::string> compiled_isas() {
   return names;
 }
 
+std::vector<std::string> built_isas() {
+  std::lock_guard<std::mutex> lock(g_built_mutex);
+  std::vector<std::string> names;
+  for (const auto& isa : registry())
+    if (g_built.count(&isa) != 0) names.emplace_back(isa.name);
+  return names;
+}
+
 std::string active_isa() { return active().name; }
 
 void set_active_isa(const std::string& name) {
@@ -107,7 +139,7 @@ void set_active_isa(const std::string& name) {
       throw std::invalid_argument("instruction set '" + name +
                                   "' is not supported by this CPU; available: " +
                                   join(available_isas()));
-    g_active.store(&isa, std::memory_order_release);
+    g_active.store(&tables_of(isa), std::memory_order_release);
     return;
   }
   throw std::invalid_argument("unknown instruction set '" + name + "'; this build has: " +

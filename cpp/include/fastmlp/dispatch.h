@@ -13,6 +13,9 @@ namespace fastmlp {
 std::vector<std::string> available_isas();
 // Every instruction set compiled into this build, whether or not this CPU has it.
 std::vector<std::string> compiled_isas();
+// Instruction sets whose kernel tables exist: the active one and any activated before. Only ever
+// ones this CPU supports, since nothing compiled for an ISA runs before its CPU check.
+std::vector<std::string> built_isas();
 std::string active_isa();
 // Throws std::invalid_argument for an unknown name or one this CPU lacks.
 void set_active_isa(const std::string& name);
