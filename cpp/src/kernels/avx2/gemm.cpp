@@ -81,6 +81,7 @@ template <class T>
   for (std::size_t k = 0; k < kc; ++k) {
     const reg b0 = V::load(b + k * NR);
     const reg b1 = V::load(b + k * NR + L);
+    _Pragma("GCC unroll 16")
     for (std::size_t i = 0; i < kMR; ++i) {
       const reg ai = V::set1(a[k * kMR + i]);
       acc[i][0] = V::fmadd(ai, b0, acc[i][0]);
@@ -133,16 +134,20 @@ void microkernel(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ld
   reg acc[kMR][2];
   if (chain && beta != T(0)) {
     const reg vbeta = V::set1(beta);
+    _Pragma("GCC unroll 16")
     for (std::size_t i = 0; i < kMR; ++i) {
       acc[i][0] = V::mul(vbeta, V::loadu(c + std::ptrdiff_t(i) * ldc));
       acc[i][1] = V::mul(vbeta, V::loadu(c + std::ptrdiff_t(i) * ldc + L));
     }
   } else {
+    _Pragma("GCC unroll 16")
     for (std::size_t i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = V::zero();
   }
   accumulate_tile<T>(kc, a, b, acc);
+  _Pragma("GCC unroll 16")
   for (std::size_t i = 0; i < kMR; ++i) {
     T* ci = c + std::ptrdiff_t(i) * ldc;
+    _Pragma("GCC unroll 16")
     for (std::size_t h = 0; h < 2; ++h) {
       reg out = acc[i][h];
       if (!chain) {
@@ -165,6 +170,7 @@ void edge_tile(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ldc,
   constexpr std::size_t L = V::lanes;
   const auto m0 = V::tail_mask(min_size(nr, L)), m1 = V::tail_mask(nr > L ? nr - L : 0);
   reg acc[kMR][2];
+  _Pragma("GCC unroll 16")
   for (std::size_t i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = V::zero();
   if (chain && beta != T(0)) {
     const reg vbeta = V::set1(beta);
