@@ -1,9 +1,20 @@
-// Blocked matrix product in the BLIS style: panels of op(B) (KC x NR) and op(A) (MC x KC) are
-// packed into contiguous, aligned scratch, then a register-blocked microkernel computes an
-// MR x NR tile of C with MR * 2 accumulators (6 x 16 floats or 6 x 8 doubles: 12 of the 16 ymm
-// registers), two vector loads of B and MR broadcasts of A per step of k. Packing makes any
-// transpose or stride cost the same, pads the edges with zeros, and keeps the microkernel's loads
-// aligned and sequential.
+// Blocked matrix product in the BLIS style, with a register-blocked microkernel of MR x NR
+// (6 x 16 floats or 6 x 8 doubles: 12 of the 16 ymm registers hold accumulators), NV vector
+// loads of B and MR broadcasts of A per step of k.
+//   B: panels of op(B) (KC x NR) are packed into aligned scratch, so the microkernel's loads are
+//      sequential whatever op(B)'s strides. With at most MR rows each panel would be read once,
+//      and a panel whose rows are near each other streams from cache as well as a copy would: a
+//      row-major B is then read in place.
+//   A: a row-major A is read in place (a broadcast costs the same from any address); a block
+//      with contiguous columns (a transposed A) is read in place, or copied into one compact
+//      block when several panels of B read it; any other layout is packed into MR-row panels.
+// Edge tiles run the same code for exactly their rows and vectors (a 7-column output costs one
+// vector per row, not NV), with the last vector's C loads and stores masked. An epilogue
+// (GemmEpilogue) runs on each tile's accumulators before they are stored, after the last block
+// of k. Every C element is one FMA chain over k in increasing order, as in every ISA's gemm.
+#include <cstdint>
+#include <utility>
+
 #include "fastmlp/kernels.h"
 #include "vec.h"
 
@@ -16,184 +27,265 @@ namespace {
 #include "../row_prefetch_spread.inc"
 
 constexpr std::size_t kMR = 6;
-constexpr std::size_t kMC = 72;   // rows of A packed at once (12 microkernel panels)
-constexpr std::size_t kKC = 256;  // depth of one packed block: A panel 6 KB, B panel 16 KB (float)
+constexpr std::size_t kNV = 2;    // vectors per row of a tile
+constexpr std::size_t kMC = 72;   // rows of A per block (12 microkernel panels)
+constexpr std::size_t kKC = 256;  // depth of one block: B panel 16 KB (float)
 static_assert(kKC >= kGemmMaskInPlaceDepth, "C over positive needs one block of k (kernels.h)");
 template <class T>
-constexpr std::size_t kNR = 2 * Vec<T>::lanes;
+constexpr std::size_t kNR = kNV * Vec<T>::lanes;
 template <class T>
-constexpr std::size_t kNC = 2048 / sizeof(T);  // packed B block of KC x NC: 512 KB, half of L2
+constexpr std::size_t kNC = 2048 / sizeof(T);  // packed B block of KC x NC: 512 KB
+template <class T>
+constexpr std::ptrdiff_t kNearRows = 2048 / sizeof(T);  // B rows at most 2 KB apart
+
+constexpr std::size_t kAheadBytes = 512 * 1024;  // see ask_ahead in gemm
 
 std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
 
+// Where a tile finds a(i, k): a[i * s + k] (rows contiguous, as a row-major A) or a[i + k * s]
+// (columns contiguous: a transposed A, or a packed panel with s = MR).
+enum class ALayout { by_row, by_column };
+
+// A panel of op(A) with arbitrary strides, packed by columns: a(i, k) at out[i + k * MR], rows
+// [mr, MR) left unset (no tile reads them).
 template <class T>
 void pack_a(std::size_t mc, std::size_t kc, const T* a, std::ptrdiff_t rs, std::ptrdiff_t cs, T* out) {
   for (std::size_t ir = 0; ir < mc; ir += kMR) {
     const std::size_t mr = min_size(kMR, mc - ir);
     const T* panel = a + std::ptrdiff_t(ir) * rs;
-    if (mr == kMR) {  // a whole panel: no test per element (small products are mostly packing)
-      for (std::size_t k = 0; k < kc; ++k) {
-        for (std::size_t i = 0; i < kMR; ++i) out[i] = panel[std::ptrdiff_t(i) * rs + std::ptrdiff_t(k) * cs];
-        out += kMR;
-      }
-      continue;
-    }
     for (std::size_t k = 0; k < kc; ++k) {
-      for (std::size_t i = 0; i < kMR; ++i) {
-        out[i] = i < mr ? panel[std::ptrdiff_t(i) * rs + std::ptrdiff_t(k) * cs] : T(0);
-      }
+      for (std::size_t i = 0; i < mr; ++i) out[i] = panel[std::ptrdiff_t(i) * rs + std::ptrdiff_t(k) * cs];
       out += kMR;
     }
   }
 }
 
+// A block of op(A) whose columns are contiguous (a(i, k) = a[i + k * cs]), copied to
+// out[i + k * mc]: the tiles then read one compact block instead of kc rows far apart.
+template <class T>
+void copy_columns(std::size_t mc, std::size_t kc, const T* a, std::ptrdiff_t cs, T* out) {
+  using V = Vec<T>;
+  constexpr std::size_t L = V::lanes;
+  for (std::size_t k = 0; k < kc; ++k) {
+    const T* from = a + std::ptrdiff_t(k) * cs;
+    T* to = out + k * mc;
+    std::size_t i = 0;
+    for (; i + L <= mc; i += L) V::storeu(to + i, V::loadu(from + i));
+    if (i < mc) V::maskstore(to + i, V::tail_mask(mc - i), V::maskload(from + i, V::tail_mask(mc - i)));
+  }
+}
+
+// Packs op(B)'s columns [0, nc) x depth [0, kc) into panels of NR columns: b(k, jr + j) at
+// out[jr * kc + k * NR + j], zeros past nc.
 template <class T>
 void pack_b(std::size_t kc, std::size_t nc, const T* b, std::ptrdiff_t rs, std::ptrdiff_t cs, T* out) {
   using V = Vec<T>;
-  constexpr std::size_t NR = kNR<T>;
+  constexpr std::size_t L = V::lanes, NR = kNR<T>;
   for (std::size_t jr = 0; jr < nc; jr += NR) {
     const std::size_t nr = min_size(NR, nc - jr);
     const T* panel = b + std::ptrdiff_t(jr) * cs;
-    for (std::size_t k = 0; k < kc; ++k) {
-      const T* row = panel + std::ptrdiff_t(k) * rs;
-      if (cs == 1 && nr == NR) {
-        V::store(out, V::loadu(row));
-        V::store(out + V::lanes, V::loadu(row + V::lanes));
-      } else if (cs == 1) {  // a narrow last panel (10 outputs of MNIST): masked loads, zeros past nr
-        V::store(out, V::maskload(row, V::tail_mask(min_size(nr, V::lanes))));
-        V::store(out + V::lanes, V::maskload(row + V::lanes, V::tail_mask(nr > V::lanes ? nr - V::lanes : 0)));
-      } else {
-        for (std::size_t j = 0; j < NR; ++j) out[j] = j < nr ? row[std::ptrdiff_t(j) * cs] : T(0);
+    if (cs == 1) {  // rows contiguous: masked loads past nr (the 10 outputs of MNIST) give zeros
+      for (std::size_t k = 0; k < kc; ++k) {
+        const T* row = panel + std::ptrdiff_t(k) * rs;
+        for (std::size_t v = 0; v < kNV; ++v)
+          V::store(out + v * L, V::maskload(row + v * L, V::tail_mask(nr > v * L ? nr - v * L : 0)));
+        out += NR;
       }
-      out += NR;
-    }
-  }
-}
-
-// acc[i][h] += sum over k of a(i, k) * b(k, h half), one FMA chain per element in k order:
-// the tile's arithmetic, shared by full and edge tiles (so both give the same bits).
-template <class T>
-[[gnu::always_inline]] inline void accumulate_tile(std::size_t kc, const T* a, const T* b,
-                                                   typename Vec<T>::reg (&acc)[kMR][2]) {
-  using V = Vec<T>;
-  using reg = typename V::reg;
-  constexpr std::size_t L = V::lanes, NR = kNR<T>;
-  for (std::size_t k = 0; k < kc; ++k) {
-    const reg b0 = V::load(b + k * NR);
-    const reg b1 = V::load(b + k * NR + L);
-    _Pragma("GCC unroll 16")
-    for (std::size_t i = 0; i < kMR; ++i) {
-      const reg ai = V::set1(a[k * kMR + i]);
-      acc[i][0] = V::fmadd(ai, b0, acc[i][0]);
-      acc[i][1] = V::fmadd(ai, b1, acc[i][1]);
-    }
-  }
-}
-
-// The epilogue (GemmEpilogue) on row i's vector of columns [j, j + lanes) of a tile whose origin
-// `ep` points at, the lanes outside m (a partial vector) neither read nor stored.
-template <class T>
-typename Vec<T>::reg finish(const GemmEpilogue<T>& ep, typename Vec<T>::reg c, std::size_t i, std::size_t j,
-                            typename Vec<T>::mask m, bool part) {
-  using V = Vec<T>;
-  if (ep.bias != nullptr) c = V::add(c, part ? V::maskload(ep.bias + j, m) : V::loadu(ep.bias + j));
-  if (ep.relu) c = V::max(V::zero(), c);  // c second: NaN propagates
-  if (ep.positive != nullptr) {
-    const T* p = ep.positive + std::ptrdiff_t(i) * ep.ld_positive + std::ptrdiff_t(j);
-    c = V::keep(V::gt(part ? V::maskload(p, m) : V::loadu(p), V::zero()), c);
-  }
-  if (ep.column_sums != nullptr) {  // the tile's rows come here in order
-    T* s = ep.column_sums + j;
-    const auto before = ep.origin_row + i == 0 ? V::zero() : part ? V::maskload(s, m) : V::loadu(s);
-    if (part) {
-      V::maskstore(s, m, V::add(before, c));
     } else {
-      V::storeu(s, V::add(before, c));
+      for (std::size_t k = 0; k < kc; ++k) {
+        const T* row = panel + std::ptrdiff_t(k) * rs;
+        for (std::size_t j = 0; j < NR; ++j) out[j] = j < nr ? row[std::ptrdiff_t(j) * cs] : T(0);
+        out += NR;
+      }
     }
   }
-  if (ep.update != nullptr) {  // w - lr * c (C is stored too)
-    T* w = ep.update + std::ptrdiff_t(i) * ep.ld_update + std::ptrdiff_t(j);
-    const auto next = V::sub(part ? V::maskload(w, m) : V::loadu(w), V::mul(V::set1(ep.learning_rate), c));
-    if (part) {
-      V::maskstore(w, m, next);
-    } else {
-      V::storeu(w, next);
-    }
-  }
-  return c;
 }
 
-// One full MR x NR tile. chain: C = (beta*C or 0) + sum_k a*b as one FMA chain per element
-// (alpha is 1); otherwise C = alpha * sum + beta * C (beta == 0: C not read).
-template <class T>
-void microkernel(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ldc, bool chain,
-                 T alpha, T beta, const GemmEpilogue<T>* ep) {
+// acc[i][v] += sum over k of op(A)(i, k) * op(B)(k, vector v), one FMA chain per element in k
+// order, with op(A)(i, k) = a[i * sa + k] or a[i + k * sa] (layout) and op(B)(k, j) = b[k * sb + j],
+// all NV vectors of B readable. (No masked load in this loop: GCC then keeps acc in memory.)
+template <class T, std::size_t R, std::size_t NV, ALayout layout, bool ahead>
+[[gnu::always_inline]] inline void accumulate(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b,
+                                              std::ptrdiff_t sb, typename Vec<T>::reg (&acc)[R][NV],
+                                              const T* b_ahead) {
   using V = Vec<T>;
   using reg = typename V::reg;
   constexpr std::size_t L = V::lanes;
-  reg acc[kMR][2];
-  if (chain && beta != T(0)) {
-    const reg vbeta = V::set1(beta);
+  // One step of k: acc[i][v] += a_k(i) * (B's row at bk, vector v).
+  const auto step = [&](const T* bk, auto a_k) [[gnu::always_inline]] {
+    reg bv[NV];
     _Pragma("GCC unroll 16")
-    for (std::size_t i = 0; i < kMR; ++i) {
-      acc[i][0] = V::mul(vbeta, V::loadu(c + std::ptrdiff_t(i) * ldc));
-      acc[i][1] = V::mul(vbeta, V::loadu(c + std::ptrdiff_t(i) * ldc + L));
+    for (std::size_t v = 0; v < NV; ++v) bv[v] = V::loadu(bk + v * L);
+    _Pragma("GCC unroll 16")
+    for (std::size_t i = 0; i < R; ++i) {
+      const reg ai = V::set1(a_k(i));
+      _Pragma("GCC unroll 16")
+      for (std::size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
+    }
+  };
+  if constexpr (layout == ALayout::by_row) {
+    // Rows 4 q + r at p[q] + r * sa: a moving pointer per four rows and the strides sa, 2 sa and
+    // 3 sa in registers, so that no row's address is reloaded from the stack in the loop.
+    constexpr std::size_t Q = (R + 3) / 4;
+    const std::ptrdiff_t stride[4] = {0, sa, 2 * sa, 3 * sa};
+    const T* p[Q];
+    _Pragma("GCC unroll 16")
+    for (std::size_t q = 0; q < Q; ++q) p[q] = a + std::ptrdiff_t(4 * q) * sa;
+    for (std::size_t k = 0; k < kc; ++k, b += sb) {
+      if constexpr (ahead) {
+        prefetch_line(b_ahead);
+        prefetch_line(b_ahead + 64 / sizeof(T));
+        b_ahead += sb;
+      }
+      step(b, [&](std::size_t i) { return p[i / 4][stride[i % 4]]; });
+      _Pragma("GCC unroll 16")
+      for (std::size_t q = 0; q < Q; ++q) ++p[q];
     }
   } else {
-    _Pragma("GCC unroll 16")
-    for (std::size_t i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = V::zero();
-  }
-  accumulate_tile<T>(kc, a, b, acc);
-  _Pragma("GCC unroll 16")
-  for (std::size_t i = 0; i < kMR; ++i) {
-    T* ci = c + std::ptrdiff_t(i) * ldc;
-    _Pragma("GCC unroll 16")
-    for (std::size_t h = 0; h < 2; ++h) {
-      reg out = acc[i][h];
-      if (!chain) {
-        out = beta == T(0) ? V::mul(V::set1(alpha), out)
-                           : V::fmadd(V::set1(alpha), out, V::mul(V::set1(beta), V::loadu(ci + h * L)));
-      }
-      if (ep != nullptr) out = finish<T>(*ep, out, i, h * L, V::tail_mask(L), false);
-      V::storeu(ci + h * L, out);
-    }
+    for (std::size_t k = 0; k < kc; ++k, a += sa, b += sb) step(b, [&](std::size_t i) { return a[i]; });
   }
 }
 
-// An edge tile: the microkernel's arithmetic on every row of the panel (rows past mr are zeros
-// in the packed A), C read and written only in rows [0, mr) and, through masks, columns [0, nr).
-template <class T>
-void edge_tile(std::size_t kc, const T* a, const T* b, T* c, std::ptrdiff_t ldc, std::size_t mr,
-               std::size_t nr, bool chain, T alpha, T beta, const GemmEpilogue<T>* ep) {
+// Rows [0, R) and vectors [0, NV) of a tile (R <= MR, NV <= kNV), the last vector limited to the
+// lanes in `last` when `masked` (C beyond them is not touched). Each C element is one FMA chain
+// over k in increasing order from its start (0, or beta * C when chained), whichever tile shape
+// and operand layout computes it: all give the same bits. chain: C = (beta*C or 0) +
+// sum_k a*b (alpha is 1); otherwise C = alpha * sum + beta * C (beta == 0: C not read).
+template <class T, std::size_t R, std::size_t NV, bool masked, ALayout layout, bool ahead>
+[[gnu::always_inline]] inline void tile_impl(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b,
+                                             std::ptrdiff_t sb, T* c, std::ptrdiff_t ldc, typename Vec<T>::mask last,
+                                             bool chain, T alpha, T beta, const GemmEpilogue<T>* ep, const T* b_ahead) {
   using V = Vec<T>;
   using reg = typename V::reg;
   constexpr std::size_t L = V::lanes;
-  const auto m0 = V::tail_mask(min_size(nr, L)), m1 = V::tail_mask(nr > L ? nr - L : 0);
-  reg acc[kMR][2];
+  reg acc[R][NV];
   _Pragma("GCC unroll 16")
-  for (std::size_t i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = V::zero();
+  for (std::size_t i = 0; i < R; ++i)
+    _Pragma("GCC unroll 16")
+    for (std::size_t v = 0; v < NV; ++v) acc[i][v] = V::zero();
   if (chain && beta != T(0)) {
     const reg vbeta = V::set1(beta);
-    for (std::size_t i = 0; i < mr; ++i) {
-      acc[i][0] = V::mul(vbeta, V::maskload(c + std::ptrdiff_t(i) * ldc, m0));
-      acc[i][1] = V::mul(vbeta, V::maskload(c + std::ptrdiff_t(i) * ldc + L, m1));
-    }
-  }
-  accumulate_tile<T>(kc, a, b, acc);
-  for (std::size_t i = 0; i < mr; ++i) {
-    T* ci = c + std::ptrdiff_t(i) * ldc;
-    for (std::size_t h = 0; h < 2; ++h) {
-      const auto m = h == 0 ? m0 : m1;
-      reg out = acc[i][h];
-      if (!chain) {
-        out = beta == T(0) ? V::mul(V::set1(alpha), out)
-                           : V::fmadd(V::set1(alpha), out, V::mul(V::set1(beta), V::maskload(ci + h * L, m)));
+    _Pragma("GCC unroll 16")
+    for (std::size_t i = 0; i < R; ++i)
+      _Pragma("GCC unroll 16")
+      for (std::size_t v = 0; v < NV; ++v) {
+        const T* ci = c + std::ptrdiff_t(i) * ldc + v * L;
+        acc[i][v] = V::mul(vbeta, masked && v == NV - 1 ? V::maskload(ci, last) : V::loadu(ci));
       }
-      if (ep != nullptr) out = finish<T>(*ep, out, i, h * L, m, true);
-      V::maskstore(ci + h * L, m, out);
+  }
+  accumulate<T, R, NV, layout, ahead>(kc, a, sa, b, sb, acc, b_ahead);
+  // The finish, one pass per operation over the tile's registers (a test per tile, not per
+  // element): alpha and beta, then the epilogue (GemmEpilogue) in its order, then the stores.
+  // Lanes outside `last` of a masked last vector are neither read nor stored.
+  const auto load = [&](const T* p, std::size_t v) { return masked && v == NV - 1 ? V::maskload(p, last) : V::loadu(p); };
+  if (!chain) {
+    const reg valpha = V::set1(alpha), vbeta = V::set1(beta);
+    _Pragma("GCC unroll 16")
+    for (std::size_t i = 0; i < R; ++i)
+      _Pragma("GCC unroll 16")
+      for (std::size_t v = 0; v < NV; ++v)
+        acc[i][v] = beta == T(0) ? V::mul(valpha, acc[i][v])
+                                 : V::fmadd(valpha, acc[i][v], V::mul(vbeta, load(c + std::ptrdiff_t(i) * ldc + v * L, v)));
+  }
+  if (ep != nullptr && ep->bias != nullptr) {
+    _Pragma("GCC unroll 16")
+    for (std::size_t v = 0; v < NV; ++v) {
+      const reg bias = load(ep->bias + v * L, v);
+      _Pragma("GCC unroll 16")
+      for (std::size_t i = 0; i < R; ++i) acc[i][v] = V::add(acc[i][v], bias);
     }
   }
+  if (ep != nullptr && ep->relu) {
+    _Pragma("GCC unroll 16")
+    for (std::size_t i = 0; i < R; ++i)
+      _Pragma("GCC unroll 16")
+      for (std::size_t v = 0; v < NV; ++v) acc[i][v] = V::max(V::zero(), acc[i][v]);  // acc second: NaN kept
+  }
+  if (ep != nullptr && ep->positive != nullptr) {
+    const T* positive = ep->positive;
+    const std::ptrdiff_t ld = ep->ld_positive;
+    _Pragma("GCC unroll 16")
+    for (std::size_t i = 0; i < R; ++i)
+      _Pragma("GCC unroll 16")
+      for (std::size_t v = 0; v < NV; ++v)
+        acc[i][v] = V::keep(V::gt(load(positive + std::ptrdiff_t(i) * ld + v * L, v), V::zero()), acc[i][v]);
+  }
+  if (ep != nullptr && ep->column_sums != nullptr) {  // this tile's rows, in order, after the rows above it
+    _Pragma("GCC unroll 16")
+    for (std::size_t v = 0; v < NV; ++v) {
+      T* s = ep->column_sums + v * L;
+      reg sum = ep->origin_row == 0 ? V::zero() : load(s, v);
+      _Pragma("GCC unroll 16")
+      for (std::size_t i = 0; i < R; ++i) sum = V::add(sum, acc[i][v]);
+      if (masked && v == NV - 1) {
+        V::maskstore(s, last, sum);
+      } else {
+        V::storeu(s, sum);
+      }
+    }
+  }
+  // The stores: to C, or (an SGD update) w - lr * c to the weights instead.
+  T* out = c;
+  std::ptrdiff_t ld_out = ldc;
+  if (ep != nullptr && ep->update != nullptr) {
+    const reg lr = V::set1(ep->learning_rate);
+    _Pragma("GCC unroll 16")
+    for (std::size_t i = 0; i < R; ++i)
+      _Pragma("GCC unroll 16")
+      for (std::size_t v = 0; v < NV; ++v)
+        acc[i][v] = V::sub(load(ep->update + std::ptrdiff_t(i) * ep->ld_update + v * L, v), V::mul(lr, acc[i][v]));
+    out = ep->update;
+    ld_out = ep->ld_update;
+  }
+  _Pragma("GCC unroll 16")
+  for (std::size_t i = 0; i < R; ++i)
+    _Pragma("GCC unroll 16")
+    for (std::size_t v = 0; v < NV; ++v) {
+      T* ci = out + std::ptrdiff_t(i) * ld_out + v * L;
+      if (masked && v == NV - 1) {
+        V::maskstore(ci, last, acc[i][v]);
+      } else {
+        V::storeu(ci, acc[i][v]);
+      }
+    }
 }
+
+template <class T, std::size_t R, std::size_t NV, bool masked, ALayout layout>
+void tile(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdiff_t sb, T* c,
+          std::ptrdiff_t ldc, typename Vec<T>::mask last, bool chain, T alpha, T beta, const GemmEpilogue<T>* ep) {
+  tile_impl<T, R, NV, masked, layout, false>(kc, a, sa, b, sb, c, ldc, last, chain, alpha, beta, ep, nullptr);
+}
+// A whole tile over a row-major A that also asks for the next panel's rows of an in-place B, two
+// lines a step of k (b_ahead: that panel's first row), so that they come from L2 while this
+// panel's tiles run. Alpha is 1 (the asks are made only then).
+template <class T>
+void tile_ahead(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdiff_t sb, T* c, std::ptrdiff_t ldc,
+                bool chain, T beta, const GemmEpilogue<T>* ep, const T* b_ahead) {
+  tile_impl<T, kMR, kNV, false, ALayout::by_row, true>(kc, a, sa, b, sb, c, ldc, Vec<T>::tail_mask(kNR<T>), chain, T(1),
+                                                      beta, ep, b_ahead);
+}
+
+template <class T>
+using TileFn = void (*)(std::size_t, const T*, std::ptrdiff_t, const T*, std::ptrdiff_t, T*, std::ptrdiff_t,
+                        typename Vec<T>::mask, bool, T, T, const GemmEpilogue<T>*);
+
+// fn[layout][r - 1][nv - 1][masked]: the tile for r rows and nv vectors.
+template <class T>
+struct TileTable {
+  TileFn<T> fn[2][kMR][kNV][2];
+};
+template <class T, std::size_t... I>
+constexpr TileTable<T> make_tiles(std::index_sequence<I...>) {
+  TileTable<T> t{};
+  ((t.fn[0][I / kNV][I % kNV][0] = &tile<T, I / kNV + 1, I % kNV + 1, false, ALayout::by_row>,
+    t.fn[0][I / kNV][I % kNV][1] = &tile<T, I / kNV + 1, I % kNV + 1, true, ALayout::by_row>,
+    t.fn[1][I / kNV][I % kNV][0] = &tile<T, I / kNV + 1, I % kNV + 1, false, ALayout::by_column>,
+    t.fn[1][I / kNV][I % kNV][1] = &tile<T, I / kNV + 1, I % kNV + 1, true, ALayout::by_column>),
+   ...);
+  return t;
+}
+template <class T>
+constexpr TileTable<T> kTiles = make_tiles<T>(std::make_index_sequence<kMR * kNV>{});
 
 template <class T>
 void scale_c(const GemmArgs<T>& g) {  // k == 0: the product is empty
@@ -209,12 +301,13 @@ void scale_c(const GemmArgs<T>& g) {  // k == 0: the product is empty
 
 template <class T>
 std::size_t gemm_pack_elements() {
-  return kMC * kKC + kKC * kNC<T>;
+  return kMC * kKC + kKC * kNC<T>;  // A block, B block
 }
 
 template <class T>
 void gemm(const GemmArgs<T>& g) {
-  constexpr std::size_t NR = kNR<T>, NC = kNC<T>;
+  using V = Vec<T>;
+  constexpr std::size_t L = V::lanes, NR = kNR<T>, NC = kNC<T>;
   // A share of the asked-for lines before each tile (all of them on return, whatever is left).
   RowPrefetchSpread prefetch(g.prefetch, (g.m + kMR - 1) / kMR * ((g.n + NR - 1) / NR) * ((g.k + kKC - 1) / kKC));
   if (g.m == 0 || g.n == 0) return;
@@ -222,35 +315,76 @@ void gemm(const GemmArgs<T>& g) {
   T* packed_a = g.pack;
   T* packed_b = g.pack + kMC * kKC;
   const bool chain = g.alpha == T(1);
+  // A in place when one of its strides is 1 (else packed); a row-major B in place when no two
+  // tiles share it, or when its rows are near each other (a few KB apart: a panel's rows then
+  // stream from cache as well as a packed copy would, without the copy).
+  const bool a_rows = g.a_col == 1, a_in_place = a_rows || g.a_row == 1;
+  const bool b_in_place = g.b_col == 1 && (g.m <= kMR || g.b_row <= kNearRows<T>);
+  // An in-place B larger than a core's share of L2 comes from L3 panel by panel, a few lines
+  // from each of its rows: more rows than the hardware's prefetchers follow. The first tile of
+  // each panel then asks for the next panel's rows (tile_ahead).
+  const bool ask_ahead = a_rows && b_in_place && chain && g.k * g.n * sizeof(T) >= kAheadBytes;
   for (std::size_t jc = 0; jc < g.n; jc += NC) {
     const std::size_t nc = min_size(NC, g.n - jc);
     for (std::size_t pc = 0; pc < g.k; pc += kKC) {
       const std::size_t kc = min_size(kKC, g.k - pc);
       // After the first block of k, C holds a partial sum: continue it (beta 1).
       const T beta = pc == 0 ? g.beta : T(1);
-      pack_b(kc, nc, g.b + std::ptrdiff_t(pc) * g.b_row + std::ptrdiff_t(jc) * g.b_col, g.b_row,
-             g.b_col, packed_b);
+      const T* b_block = g.b + std::ptrdiff_t(pc) * g.b_row + std::ptrdiff_t(jc) * g.b_col;
+      if (!b_in_place) pack_b(kc, nc, b_block, g.b_row, g.b_col, packed_b);
+      const std::size_t last_panel = (nc - 1) / NR * NR;
+      const bool last_masked = (nc - last_panel) % L != 0;
+      const bool finishing = g.epilogue != nullptr && pc + kc == g.k;
+      // A partial panel is read in place only when it ends on a whole vector: else packed, once.
+      if (b_in_place && last_masked)
+        pack_b(kc, nc - last_panel, b_block + std::ptrdiff_t(last_panel), g.b_row, 1, packed_b + last_panel * kc);
       for (std::size_t ic = 0; ic < g.m; ic += kMC) {
         const std::size_t mc = min_size(kMC, g.m - ic);
-        pack_a(mc, kc, g.a + std::ptrdiff_t(ic) * g.a_row + std::ptrdiff_t(pc) * g.a_col, g.a_row,
-               g.a_col, packed_a);
+        const T* a_block = g.a + std::ptrdiff_t(ic) * g.a_row + std::ptrdiff_t(pc) * g.a_col;
+        // Where the tiles read this block of A: tile ir at a + ir * step, element (i, k) at
+        // a[i * sa + k] (by rows) or a[i + k * sa] (by columns).
+        const T* a = a_block;
+        std::ptrdiff_t sa = g.a_row, step = g.a_row;
+        if (!a_rows) {
+          sa = g.a_col;
+          step = 1;
+          if (!a_in_place) {
+            pack_a(mc, kc, a_block, g.a_row, g.a_col, packed_a);
+            a = packed_a;
+            sa = std::ptrdiff_t(kMR);
+            step = std::ptrdiff_t(kc);
+          } else if (nc > NR && g.a_col != std::ptrdiff_t(mc)) {
+            // Columns far apart, read once per panel of B: copy them together (a block whose
+            // columns are already adjacent, as a whole batch's transposed inputs are, is read
+            // in place).
+            copy_columns(mc, kc, a_block, g.a_col, packed_a);
+            a = packed_a;
+            sa = std::ptrdiff_t(mc);
+          }
+        }
+        const std::size_t layout = a_rows ? 0 : 1;
         for (std::size_t jr = 0; jr < nc; jr += NR) {
           const std::size_t nr = min_size(NR, nc - jr);
+          const std::size_t nv = (nr + L - 1) / L;
+          const bool masked = nr % L != 0;
+          const auto last = V::tail_mask(nr - (nv - 1) * L);
+          const bool b_here = b_in_place && !masked;
+          const T* b = b_here ? b_block + std::ptrdiff_t(jr) : packed_b + jr * kc;
+          const std::ptrdiff_t sb = b_here ? g.b_row : std::ptrdiff_t(NR);
           for (std::size_t ir = 0; ir < mc; ir += kMR) {
             const std::size_t mr = min_size(kMR, mc - ir);
             T* c = g.c + std::ptrdiff_t(ic + ir) * g.ldc + std::ptrdiff_t(jc + jr);
-            const T* a = packed_a + ir * kc;
-            const T* b = packed_b + jr * kc;
             // The epilogue with the last block of k, at this tile's origin.
             GemmEpilogue<T> ep{};
-            const bool finishing = g.epilogue != nullptr && pc + kc == g.k;
             if (finishing) ep = tile_epilogue(*g.epilogue, ic + ir, jc + jr);
             prefetch.step();
-            if (mr == kMR && nr == NR) {
-              microkernel<T>(kc, a, b, c, g.ldc, chain, g.alpha, beta, finishing ? &ep : nullptr);
-            } else {
-              edge_tile<T>(kc, a, b, c, g.ldc, mr, nr, chain, g.alpha, beta, finishing ? &ep : nullptr);
+            if (ask_ahead && ir == 0 && b_here && mr == kMR && nv == kNV && jr + 2 * NR <= nc) {
+              tile_ahead<T>(kc, a + std::ptrdiff_t(ir) * step, sa, b, sb, c, g.ldc, chain, beta,
+                            finishing ? &ep : nullptr, b + NR);
+              continue;
             }
+            kTiles<T>.fn[layout][mr - 1][nv - 1][masked](kc, a + std::ptrdiff_t(ir) * step, sa, b, sb, c, g.ldc, last,
+                                                         chain, g.alpha, beta, finishing ? &ep : nullptr);
           }
         }
       }
