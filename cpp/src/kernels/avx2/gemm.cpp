@@ -27,6 +27,10 @@ namespace {
 #include "../row_prefetch_spread.inc"
 
 constexpr std::size_t kMR = 6;
+// Rows of a one-vector tile (a last panel of at most one vector: the 7 outputs of a tabular
+// net): 12 accumulators, enough FMAs in flight to cover their latency where 6 are not.
+constexpr std::size_t kMR1 = 12;
+static_assert(kMR1 % kMR == 0, "a block of A holds whole tiles of either height");
 constexpr std::size_t kNV = 2;    // vectors per row of a tile
 constexpr std::size_t kMC = 72;   // rows of A per block (12 microkernel panels)
 constexpr std::size_t kKC = 256;  // depth of one block: B panel 16 KB (float)
@@ -269,23 +273,29 @@ template <class T>
 using TileFn = void (*)(std::size_t, const T*, std::ptrdiff_t, const T*, std::ptrdiff_t, T*, std::ptrdiff_t,
                         typename Vec<T>::mask, bool, T, T, const GemmEpilogue<T>*);
 
-// fn[layout][r - 1][nv - 1][masked]: the tile for r rows and nv vectors.
+// fn[layout][r - 1][nv - 1][masked]: the tile for r rows and nv vectors; one-vector tiles run up
+// to kMR1 rows, two-vector tiles up to kMR (the others stay null).
 template <class T>
 struct TileTable {
-  TileFn<T> fn[2][kMR][kNV][2];
+  TileFn<T> fn[2][kMR1][kNV][2];
 };
+template <class T, std::size_t R, std::size_t NV>
+constexpr void set_tiles(TileTable<T>& t) {
+  if constexpr (R <= kMR || NV == 1) {
+    t.fn[0][R - 1][NV - 1][0] = &tile<T, R, NV, false, ALayout::by_row>;
+    t.fn[0][R - 1][NV - 1][1] = &tile<T, R, NV, true, ALayout::by_row>;
+    t.fn[1][R - 1][NV - 1][0] = &tile<T, R, NV, false, ALayout::by_column>;
+    t.fn[1][R - 1][NV - 1][1] = &tile<T, R, NV, true, ALayout::by_column>;
+  }
+}
 template <class T, std::size_t... I>
 constexpr TileTable<T> make_tiles(std::index_sequence<I...>) {
   TileTable<T> t{};
-  ((t.fn[0][I / kNV][I % kNV][0] = &tile<T, I / kNV + 1, I % kNV + 1, false, ALayout::by_row>,
-    t.fn[0][I / kNV][I % kNV][1] = &tile<T, I / kNV + 1, I % kNV + 1, true, ALayout::by_row>,
-    t.fn[1][I / kNV][I % kNV][0] = &tile<T, I / kNV + 1, I % kNV + 1, false, ALayout::by_column>,
-    t.fn[1][I / kNV][I % kNV][1] = &tile<T, I / kNV + 1, I % kNV + 1, true, ALayout::by_column>),
-   ...);
+  (set_tiles<T, I / kNV + 1, I % kNV + 1>(t), ...);
   return t;
 }
 template <class T>
-constexpr TileTable<T> kTiles = make_tiles<T>(std::make_index_sequence<kMR * kNV>{});
+constexpr TileTable<T> kTiles = make_tiles<T>(std::make_index_sequence<kMR1 * kNV>{});
 
 template <class T>
 void scale_c(const GemmArgs<T>& g) {  // k == 0: the product is empty
@@ -371,8 +381,11 @@ void gemm(const GemmArgs<T>& g) {
           const bool b_here = b_in_place && !masked;
           const T* b = b_here ? b_block + std::ptrdiff_t(jr) : packed_b + jr * kc;
           const std::ptrdiff_t sb = b_here ? g.b_row : std::ptrdiff_t(NR);
-          for (std::size_t ir = 0; ir < mc; ir += kMR) {
-            const std::size_t mr = min_size(kMR, mc - ir);
+          // One-vector tiles run kMR1 rows where A is read where it lies (packed A comes in
+          // panels of kMR rows).
+          const std::size_t tile_rows = nv == 1 && a_in_place ? kMR1 : kMR;
+          for (std::size_t ir = 0; ir < mc; ir += tile_rows) {
+            const std::size_t mr = min_size(tile_rows, mc - ir);
             T* c = g.c + std::ptrdiff_t(ic + ir) * g.ldc + std::ptrdiff_t(jc + jr);
             // The epilogue with the last block of k, at this tile's origin.
             GemmEpilogue<T> ep{};
