@@ -2,9 +2,9 @@
 // (6 x 16 floats or 6 x 8 doubles: 12 of the 16 ymm registers hold accumulators), NV vector
 // loads of B and MR broadcasts of A per step of k.
 //   B: panels of op(B) (KC x NR) are packed into aligned scratch, so the microkernel's loads are
-//      sequential whatever op(B)'s strides. With at most MR rows each panel would be read once,
-//      and a panel whose rows are near each other streams from cache as well as a copy would: a
-//      row-major B is then read in place.
+//      sequential whatever op(B)'s strides (a transposed B is turned 8 x 8 in registers). With
+//      at most MR rows each panel would be read once, and a panel whose rows are near each
+//      other streams from cache as well as a copy would: a row-major B is then read in place.
 //   A: a row-major A is read in place (a broadcast costs the same from any address); a block
 //      with contiguous columns (a transposed A) is read in place, or copied into one compact
 //      block when several panels of B read it; any other layout is packed into MR-row panels.
@@ -79,6 +79,33 @@ void copy_columns(std::size_t mc, std::size_t kc, const T* a, std::ptrdiff_t cs,
   }
 }
 
+// An 8 x 8 block of floats (4 x 4 of doubles) transposed in registers: r[i] lane j -> r[j] lane i.
+inline void transpose(__m256 (&r)[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+inline void transpose(__m256d (&r)[4]) {
+  const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+  const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+  r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+  r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+  r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+  r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
 // Packs op(B)'s columns [0, nc) x depth [0, kc) into panels of NR columns: b(k, jr + j) at
 // out[jr * kc + k * NR + j], zeros past nc.
 template <class T>
@@ -95,6 +122,20 @@ void pack_b(std::size_t kc, std::size_t nc, const T* b, std::ptrdiff_t rs, std::
           V::store(out + v * L, V::maskload(row + v * L, V::tail_mask(nr > v * L ? nr - v * L : 0)));
         out += NR;
       }
+    } else if (rs == 1) {  // columns contiguous (a transposed B): L x L blocks turned in registers
+      for (std::size_t k0 = 0; k0 < kc; k0 += L) {
+        const auto depth = V::tail_mask(kc - k0);
+        for (std::size_t v = 0; v < kNV; ++v) {
+          typename V::reg block[L];
+          for (std::size_t j = 0; j < L; ++j) {
+            const std::size_t col = v * L + j;
+            block[j] = col < nr ? V::maskload(panel + std::ptrdiff_t(col) * cs + std::ptrdiff_t(k0), depth) : V::zero();
+          }
+          transpose(block);
+          for (std::size_t k = 0; k < L && k0 + k < kc; ++k) V::store(out + (k0 + k) * NR + v * L, block[k]);
+        }
+      }
+      out += kc * NR;
     } else {
       for (std::size_t k = 0; k < kc; ++k) {
         const T* row = panel + std::ptrdiff_t(k) * rs;
