@@ -30,9 +30,9 @@ constexpr std::size_t kMR = 6;
 // Rows of a one-vector tile (a last panel of at most one vector: the 7 outputs of a tabular
 // net): 12 accumulators, enough FMAs in flight to cover their latency where 6 are not.
 constexpr std::size_t kMR1 = 12;
-static_assert(kMR1 % kMR == 0, "a block of A holds whole tiles of either height");
 constexpr std::size_t kNV = 2;    // vectors per row of a tile
 constexpr std::size_t kMC = 72;   // rows of A per block (12 microkernel panels)
+static_assert(kMC % kMR1 == 0 && kMC % kMR == 0, "a whole block is whole tiles of either height");
 constexpr std::size_t kKC = 256;  // depth of one block: B panel 16 KB (float)
 static_assert(kKC >= kGemmMaskInPlaceDepth, "C over positive needs one block of k (kernels.h)");
 template <class T>
