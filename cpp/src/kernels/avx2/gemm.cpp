@@ -11,7 +11,8 @@
 // Edge tiles run the same code for exactly their rows and vectors (a 7-column output costs one
 // vector per row, not NV), with the last vector's C loads masked and its stores cut to its
 // lanes. An epilogue (GemmEpilogue) runs on each tile's accumulators before they are stored,
-// after the last block of k. Every C element is one FMA chain over k in increasing order, as in every ISA's gemm.
+// after the last block of k. Every C element is one FMA chain over k in increasing order, as in
+// every ISA's gemm.
 #include <cstdint>
 #include <utility>
 
@@ -191,10 +192,6 @@ template <class T, std::size_t R, std::size_t NV, ALayout layout, bool ahead>
   }
 }
 
-// The 32-bit lanes a tail mask (Vec::tail_mask) holds: a float's, or half a double's.
-inline std::size_t lane_count(__m256i mask) {
-  return std::size_t(__builtin_popcount(unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(mask)))));
-}
 // Lanes [0, count) of v to p (count < lanes) by plain stores of 4, 2 and 1 floats (2 and 1
 // doubles): AVX2's masked store (vmaskmovps) takes about 12 cycles on AMD's Zen 3, these a few.
 inline void store_lanes(float* p, __m256 v, std::size_t count) {
@@ -221,21 +218,19 @@ inline void store_lanes(double* p, __m256d v, std::size_t count) {
   if (count & 1) _mm_store_sd(p, x);
 }
 
-// Rows [0, R) and vectors [0, NV) of a tile (R <= MR, NV <= kNV), the last vector limited to the
-// lanes in `last` when `masked` (C beyond them is not touched). Each C element is one FMA chain
+// Rows [0, R) and vectors [0, NV) of a tile (R <= MR, NV <= kNV), the last vector limited to its
+// first last_lanes lanes when `masked` (C beyond them is not touched). Each C element is one FMA chain
 // over k in increasing order from its start (0, or beta * C when chained), whichever tile shape
 // and operand layout computes it: all give the same bits. chain: C = (beta*C or 0) +
 // sum_k a*b (alpha is 1); otherwise C = alpha * sum + beta * C (beta == 0: C not read).
 template <class T, std::size_t R, std::size_t NV, bool masked, ALayout layout, bool ahead>
 [[gnu::always_inline]] inline void tile_impl(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b,
-                                             std::ptrdiff_t sb, T* c, std::ptrdiff_t ldc, typename Vec<T>::mask last,
+                                             std::ptrdiff_t sb, T* c, std::ptrdiff_t ldc, std::size_t last_lanes,
                                              bool chain, T alpha, T beta, const GemmEpilogue<T>* ep, const T* b_ahead) {
   using V = Vec<T>;
   using reg = typename V::reg;
   constexpr std::size_t L = V::lanes;
-  // The last vector's lanes, stored by store_lanes (the mask's lanes are whole 32-bit groups for
-  // float, pairs of them for double).
-  const std::size_t count = masked ? lane_count(last) / (sizeof(T) / 4) : L;
+  const auto last = V::tail_mask(last_lanes);  // the last vector's loads; its stores: store_lanes
   reg acc[R][NV];
   _Pragma("GCC unroll 16")
   for (std::size_t i = 0; i < R; ++i)
@@ -296,7 +291,7 @@ template <class T, std::size_t R, std::size_t NV, bool masked, ALayout layout, b
       _Pragma("GCC unroll 16")
       for (std::size_t i = 0; i < R; ++i) sum = V::add(sum, acc[i][v]);
       if (masked && v == NV - 1) {
-        store_lanes(s, sum, count);
+        store_lanes(s, sum, last_lanes);
       } else {
         V::storeu(s, sum);
       }
@@ -321,7 +316,7 @@ template <class T, std::size_t R, std::size_t NV, bool masked, ALayout layout, b
     for (std::size_t v = 0; v < NV; ++v) {
       T* ci = out + std::ptrdiff_t(i) * ld_out + v * L;
       if (masked && v == NV - 1) {
-        store_lanes(ci, acc[i][v], count);
+        store_lanes(ci, acc[i][v], last_lanes);
       } else {
         V::storeu(ci, acc[i][v]);
       }
@@ -330,8 +325,8 @@ template <class T, std::size_t R, std::size_t NV, bool masked, ALayout layout, b
 
 template <class T, std::size_t R, std::size_t NV, bool masked, ALayout layout>
 void tile(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdiff_t sb, T* c,
-          std::ptrdiff_t ldc, typename Vec<T>::mask last, bool chain, T alpha, T beta, const GemmEpilogue<T>* ep) {
-  tile_impl<T, R, NV, masked, layout, false>(kc, a, sa, b, sb, c, ldc, last, chain, alpha, beta, ep, nullptr);
+          std::ptrdiff_t ldc, std::size_t last_lanes, bool chain, T alpha, T beta, const GemmEpilogue<T>* ep) {
+  tile_impl<T, R, NV, masked, layout, false>(kc, a, sa, b, sb, c, ldc, last_lanes, chain, alpha, beta, ep, nullptr);
 }
 // A whole tile over a row-major A that also asks for the next panel's rows of an in-place B, two
 // lines a step of k (b_ahead: that panel's first row), so that they come from L2 while this
@@ -339,13 +334,13 @@ void tile(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdif
 template <class T>
 void tile_ahead(std::size_t kc, const T* a, std::ptrdiff_t sa, const T* b, std::ptrdiff_t sb, T* c, std::ptrdiff_t ldc,
                 bool chain, T beta, const GemmEpilogue<T>* ep, const T* b_ahead) {
-  tile_impl<T, kMR, kNV, false, ALayout::by_row, true>(kc, a, sa, b, sb, c, ldc, Vec<T>::tail_mask(kNR<T>), chain, T(1),
+  tile_impl<T, kMR, kNV, false, ALayout::by_row, true>(kc, a, sa, b, sb, c, ldc, Vec<T>::lanes, chain, T(1),
                                                       beta, ep, b_ahead);
 }
 
 template <class T>
 using TileFn = void (*)(std::size_t, const T*, std::ptrdiff_t, const T*, std::ptrdiff_t, T*, std::ptrdiff_t,
-                        typename Vec<T>::mask, bool, T, T, const GemmEpilogue<T>*);
+                        std::size_t, bool, T, T, const GemmEpilogue<T>*);
 
 // fn[layout][r - 1][nv - 1][masked]: the tile for r rows and nv vectors; one-vector tiles run up
 // to kMR1 rows, two-vector tiles up to kMR (the others stay null).
@@ -451,7 +446,7 @@ void gemm(const GemmArgs<T>& g) {
           const std::size_t nr = min_size(NR, nc - jr);
           const std::size_t nv = (nr + L - 1) / L;
           const bool masked = nr % L != 0;
-          const auto last = V::tail_mask(nr - (nv - 1) * L);
+          const std::size_t last = nr - (nv - 1) * L;  // lanes of the last vector
           const bool b_here = b_in_place && !masked;
           const T* b = b_here ? b_block + std::ptrdiff_t(jr) : packed_b + jr * kc;
           const std::ptrdiff_t sb = b_here ? g.b_row : std::ptrdiff_t(NR);
