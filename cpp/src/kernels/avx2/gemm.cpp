@@ -2,9 +2,8 @@
 // (6 x 16 floats or 6 x 8 doubles: 12 of the 16 ymm registers hold accumulators), NV vector
 // loads of B and MR broadcasts of A per step of k.
 //   B: panels of op(B) (KC x NR) are packed into aligned scratch, so the microkernel's loads are
-//      sequential whatever op(B)'s strides (a transposed B is turned 8 x 8 in registers). With
-//      at most MR rows each panel would be read once, and a panel whose rows are near each
-//      other streams from cache as well as a copy would: a row-major B is then read in place.
+//      sequential whatever op(B)'s strides (a transposed B is turned 8 x 8 in registers). A
+//      row-major B is read in place when only a few tiles read each panel (b_read_in_place).
 //   A: a row-major A is read in place (a broadcast costs the same from any address); a block
 //      with contiguous columns (a transposed A) is read in place, or copied into one compact
 //      block when several panels of B read it; any other layout is packed into MR-row panels.
@@ -40,8 +39,19 @@ template <class T>
 constexpr std::size_t kNR = kNV * Vec<T>::lanes;
 template <class T>
 constexpr std::size_t kNC = 2048 / sizeof(T);  // packed B block of KC x NC: 512 KB
-template <class T>
-constexpr std::ptrdiff_t kNearRows = 2048 / sizeof(T);  // B rows at most 2 KB apart
+
+// Whether a row-major B (rows b_row_bytes apart) is read where it lies by a product of m rows
+// and depth k, rather than packed. A panel read in place is KC pieces of NR columns, one from
+// each of KC rows of B: the pieces straddle cache lines and, rows a multiple of 512 bytes apart,
+// fall into a few of L1's sets, so a deep panel does not stay in L1 from one tile to the next as
+// a packed one does. The copy pays for itself once enough tiles read each panel: more than one
+// (at most kMR rows), more than five for rows up to 2 KB apart, more than 64 rows for rows under
+// 512 bytes apart unless the panel is at most 64 deep (it then stays in L1 as it is). Rows
+// further apart are packed unless one tile reads them. (The counts measured on Zen 3:
+// docs/performance-log.md.)
+constexpr bool b_read_in_place(std::size_t m, std::size_t k, std::size_t b_row_bytes) {
+  return m <= kMR || (m <= 5 * kMR && b_row_bytes <= 2048) || ((m <= 64 || k <= 64) && b_row_bytes < 512);
+}
 
 constexpr std::size_t kAheadBytes = 512 * 1024;  // see ask_ahead in gemm
 
@@ -394,11 +404,10 @@ void gemm(const GemmArgs<T>& g) {
   T* packed_a = g.pack;
   T* packed_b = g.pack + kMC * kKC;
   const bool chain = g.alpha == T(1);
-  // A in place when one of its strides is 1 (else packed); a row-major B in place when no two
-  // tiles share it, or when its rows are near each other (a few KB apart: a panel's rows then
-  // stream from cache as well as a packed copy would, without the copy).
+  // A in place when one of its strides is 1 (else packed); a row-major B as b_read_in_place says.
   const bool a_rows = g.a_col == 1, a_in_place = a_rows || g.a_row == 1;
-  const bool b_in_place = g.b_col == 1 && (g.m <= kMR || g.b_row <= kNearRows<T>);
+  const bool b_in_place =
+      g.b_col == 1 && b_read_in_place(g.m, g.k, std::size_t(g.b_row < 0 ? -g.b_row : g.b_row) * sizeof(T));
   // An in-place B larger than a core's share of L2 comes from L3 panel by panel, a few lines
   // from each of its rows: more rows than the hardware's prefetchers follow. The first tile of
   // each panel then asks for the next panel's rows (tile_ahead).
