@@ -7,6 +7,6 @@
 namespace fastmlp::avx2 {
 #include "../kernel_decls.inc"
 // Accumulators per column block: the rest of the 16 vector registers hold a row's operands.
-constexpr int kSgdForwardVectors = 6;
+constexpr int kSgdForwardVectors = 7;
 #include "../simd/sgd_forward.inc"
 }  // namespace fastmlp::avx2
