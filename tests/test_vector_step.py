@@ -244,3 +244,47 @@ def test_one_row_predict_keeps_its_errors() -> None:
     # Not in the model's dtype, not contiguous, a list: converted as before, the same values.
     for other in (x[:1].astype(np.float64), np.asfortranarray(x[:2])[:1], x[:1].tolist()):
         np.testing.assert_array_equal(model.predict_on_batch(other), model.predict(x[:1], verbose=0))
+
+
+def test_one_row_predict_follows_the_model_through_structural_changes() -> None:
+    # The per-sample path decides once per structural change whether a row enters the network as
+    # it is; after each change below it must give predict's full path's outputs or error again.
+    rng = np.random.default_rng(3)
+    x = rng.random((1, 30), dtype=np.float32)
+    model = fm.Sequential([fm.layers.Input(shape=(30,)), fm.layers.Dense(4, activation="relu")])
+
+    def check() -> None:
+        full = model.predict(x, verbose=0, batch_size=1)  # the path with every check
+        for out in (model.predict_on_batch(x), model(x), model.predict(x, verbose=0)):
+            np.testing.assert_array_equal(out, full)
+
+    def refused() -> None:
+        for call in (model.predict_on_batch, model, lambda row: model.predict(row, verbose=0)):
+            with pytest.raises(ValueError, match="comes after the last Dense layer"):
+                call(x)
+
+    check()
+    model.add(fm.layers.BatchNormalization())  # would normalize the input of a Dense layer to come
+    refused()
+    model.add(fm.layers.Dense(3))
+    check()
+    kernel, bias = model.layers[0].get_weights()
+    hidden = np.maximum(0, x.astype(np.float64) @ kernel + bias) / np.sqrt(1 + 1e-3)  # moving mean 0, variance 1
+    kernel, bias = model.layers[2].get_weights()
+    np.testing.assert_allclose(model.predict_on_batch(x), hidden @ kernel + bias, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="Cannot build"):
+        model.add(fm.layers.Dense(10**12))  # refused: the model stays as it was
+    check()
+    model.pop()
+    refused()
+    model.pop()
+    check()
+    assert model.predict_on_batch(x).shape == (1, 4)
+
+
+def test_one_row_predict_refuses_a_flat_row_for_a_model_of_2d_samples() -> None:
+    model = fm.Sequential([fm.layers.Input(shape=(2, 15)), fm.layers.Flatten(), fm.layers.Dense(4)])
+    x = np.random.default_rng(4).random((1, 2, 15), dtype=np.float32)
+    np.testing.assert_array_equal(model.predict_on_batch(x), model.predict(x, verbose=0, batch_size=1))
+    with pytest.raises(ValueError, match="number of features"):
+        model.predict_on_batch(x.reshape(1, 30))

@@ -301,6 +301,11 @@ class Model:
         # A BatchNormalization after the last Dense layer, as of the last build: the model runs
         # only once a Dense layer follows it (it normalizes that layer's input).
         self._trailing_norm: Optional[BatchNormalization] = None
+        # Whether a 2-D array of input_dim columns enters the network as it is (_direct_rows):
+        # recomputed whenever the layers, the input shape or _trailing_norm may have changed
+        # (_build_network, _assemble, the end of _all_or_nothing), so it always equals
+        # _direct_rows() without its cost on each per-sample predict.
+        self._rows_go_in_directly = False
         # For a feature extractor (Model(model.inputs, layer.output)): the model whose layers it
         # shares and those layers, the first of that model's chain.
         self._source = None
@@ -389,6 +394,15 @@ class Model:
             layer.bind_engine(self._engine, self._engine_index(layer))
         _OWNERS[layer] = self
 
+    def _direct_rows(self) -> bool:
+        """Whether the network takes a 2-D array with input_dim columns as it is: the samples
+        are 1-D (so the core's column check is the shape check), no Normalization layer comes
+        first and no BatchNormalization after the last Dense layer."""
+        return (
+            self._sample_shape is not None and len(self._sample_shape) == 1
+            and self._normalization() is None and self._trailing_norm is None
+        )
+
     def _normalization(self) -> Optional[Normalization]:
         """The model's Normalization layer (the order rules keep it first), if any."""
         for layer in self._layers:  # the first after the input (predict_on_batch asks per call)
@@ -420,6 +434,8 @@ class Model:
             self._engine.restore(engine)
             self._sample_shape, self._loss, self._optimizer, self._metric_names, self._compiled_metrics = kept
             raise
+        finally:
+            self._rows_go_in_directly = self._direct_rows()
 
     def _refuse_while_fitting(self, caller: str) -> None:
         if self._fitting:
@@ -595,6 +611,7 @@ class Model:
         if self._loss is not None:
             self._make_trainer()
         self._place_chain()
+        self._rows_go_in_directly = self._direct_rows()
 
     @_serialized
     def reinitialize(self) -> None:
@@ -1504,7 +1521,8 @@ class Model:
 
     def predict_on_batch(self, x: Any) -> Array:
         """Outputs for exactly this batch (no progress output)."""
-        self._follow_source()
+        if self._source is not None:
+            self._follow_source()
         out = self._predict_ready(x)
         return out if out is not None else self._predict_converted(x)
 
@@ -1517,8 +1535,7 @@ class Model:
             return None
         engine = self._engine
         with engine.lock:
-            if (x.shape[1:] != self._sample_shape or self._normalization() is not None
-                    or self._trailing_norm is not None):
+            if not self._rows_go_in_directly:
                 return None
             try:
                 return engine.try_predict_small(x)
@@ -1652,6 +1669,8 @@ class Model:
                 layer.bind_engine(None)
             self._layers = []
             raise
+        finally:
+            self._rows_go_in_directly = self._direct_rows()
 
     def get_compile_config(self) -> Optional[dict[str, Any]]:
         if self._loss is None or self._optimizer is None:
