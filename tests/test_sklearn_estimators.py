@@ -148,6 +148,23 @@ def test_partial_fit_and_warm_start_match_scikit_learn() -> None:
     _assert_same_training(ours.fit(X, y), theirs.fit(X, y))
 
 
+def test_partial_fit_takes_its_classes_from_the_first_calls_classes_not_its_y() -> None:
+    # A stream whose first chunk lacks some classes: the network still has an output per class.
+    X, y = _classes(n_classes=4, n=160)
+    common = dict(hidden_layer_sizes=(6,), shuffle=False, random_state=0)
+    ours = MLPClassifier(dtype="float64", **common)
+    theirs = SkClassifier(**common)
+    first = y < 2
+    for estimator in (ours, theirs):
+        estimator.partial_fit(X[first][:40], y[first][:40], classes=[3, 2, 1, 0])
+        np.testing.assert_array_equal(estimator.classes_, [0, 1, 2, 3])
+        assert estimator.out_activation_ == "softmax" and estimator.coefs_[-1].shape == (6, 4)
+        assert estimator.predict_proba(X[:5]).shape == (5, 4)
+        estimator.partial_fit(X[:80], y[:80])  # now with every class
+    _assert_same_training(ours, theirs)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-9)
+
+
 def test_convergence_stops_where_scikit_learn_stops() -> None:
     """tol and n_iter_no_change: after the first epoch (which improves on an infinite best
     loss), a loss that never improves by tol stops after n_iter_no_change + 1 more epochs; the

@@ -204,7 +204,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):  # type: ignore[
 
 def _first_partial_fit_call(estimator: MLPClassifier, classes: Any) -> bool:
     """scikit-learn's ``_check_partial_fit_first_call``: True on the first call (which must
-    give ``classes``); later ``classes`` must equal ``classes_``."""
+    give ``classes``, and sets ``classes_`` from them); later ``classes`` must equal
+    ``classes_``."""
     known = getattr(estimator, "classes_", None)
     if known is None and classes is None:
         raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -216,5 +217,6 @@ def _first_partial_fit_call(estimator: MLPClassifier, classes: Any) -> bool:
                     f"to partial_fit, was: {known!r}"
                 )
         else:
+            estimator.classes_ = unique_labels(classes)  # all of them, whichever this y has
             return True
     return False
