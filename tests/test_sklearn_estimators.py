@@ -362,6 +362,23 @@ def test_bad_input_raises_scikit_learns_errors() -> None:
         MLPRegressor(max_iter=2).fit(X, np.where(y == 1, np.nan, y))
 
 
+def test_hyper_parameter_errors_are_scikit_learns() -> None:
+    X, y = _classes()
+    for sizes in [(5.0,), [True], (3, 2.5), (np.float64(4.0),)]:
+        for estimator in (MLPClassifier(hidden_layer_sizes=sizes, max_iter=2), SkClassifier(hidden_layer_sizes=sizes, max_iter=2)):
+            with pytest.raises(TypeError):
+                estimator.fit(X, y)
+    MLPClassifier(hidden_layer_sizes=(np.int64(4),), max_iter=2).fit(X, y)  # NumPy integers are integers
+    # Parameters checked by the estimator, not by the functions fit calls (scikit-learn's
+    # _fit_context): an empty validation split is train_test_split's plain ValueError.
+    errors = []
+    for estimator in (MLPClassifier(early_stopping=True, validation_fraction=0.0), SkClassifier(early_stopping=True, validation_fraction=0.0)):
+        with pytest.raises(ValueError) as error:
+            estimator.fit(X, y)
+        errors.append((type(error.value), str(error.value)))
+    assert errors[0] == errors[1] and "test_size=0.0 should be" in errors[0][1]
+
+
 def test_values_beyond_float32_are_refused_not_trained_on() -> None:
     X, y = _classes()
     huge = X.copy()

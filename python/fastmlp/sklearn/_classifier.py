@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import numpy as np
 from sklearn.base import ClassifierMixin
+from sklearn.base import _fit_context  # validates the parameters, then skips nested validation
 from sklearn.metrics import accuracy_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.metaestimators import available_if
@@ -141,18 +142,18 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):  # type: ignore[
         labels: Array = self._label_binarizer.inverse_transform(y)
         return labels
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPClassifier:
         """Fit the model to data matrix X and target(s) y (class labels, or a label indicator
         matrix for multi-label); ``sample_weight`` weighs each sample's loss."""
-        self._validate_params()
         self._fit(X, y, sample_weight=sample_weight, incremental=False)
         return self
 
     @available_if(has_stochastic_solver)
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None) -> MLPClassifier:
         """One epoch over the given data; ``classes`` (all the labels of every call) is
         required on the first call."""
-        self._validate_params()
         if _first_partial_fit_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):

@@ -191,6 +191,9 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self.n_outputs_ = y.shape[1]
+        for units in hidden:  # as scikit-learn, whose initialization takes only integers
+            if isinstance(units, (bool, np.bool_)) or not isinstance(units, Integral):
+                raise TypeError(f"hidden_layer_sizes must hold integers, got {hidden}.")
         layer_units = [n_features, *(int(units) for units in hidden), self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
         if first_pass:

@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Optional
 
 import numpy as np
 from sklearn.base import RegressorMixin
+from sklearn.base import _fit_context  # validates the parameters, then skips nested validation
 from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -116,18 +117,18 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):  # type: ignore[mi
                 f"exponential output for 'poisson'). Received: loss={self.loss!r}"
             )
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """Fit the model to data matrix X and target(s) y; ``sample_weight`` weighs each
         sample's loss."""
-        self._validate_params()
         self._check_loss()
         self._fit(X, y, sample_weight=sample_weight, incremental=False)
         return self
 
     @available_if(has_stochastic_solver)
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """One epoch over the given data."""
-        self._validate_params()
         self._check_loss()
         self._fit(X, y, sample_weight=sample_weight, incremental=True)
         return self
