@@ -403,5 +403,25 @@ def test_lbfgs_solver_against_scikit_learn() -> None:
     reg = MLPRegressor(solver="lbfgs", max_iter=300, random_state=0, alpha=1e-3).fit(Xr, yr)
     reference = SkRegressor(solver="lbfgs", max_iter=300, random_state=0, alpha=1e-3).fit(Xr, yr)
     assert reg.score(Xr, yr) >= reference.score(Xr, yr) - 0.02
-    with pytest.warns(ConvergenceWarning, match=r"lbfgs failed to converge after 3 iteration"):
-        MLPClassifier(solver="lbfgs", max_iter=3, random_state=0).fit(X, y)
+    messages = []
+    for estimator in (MLPClassifier(solver="lbfgs", max_iter=3, random_state=0), SkClassifier(solver="lbfgs", max_iter=3, random_state=0)):
+        with pytest.warns(ConvergenceWarning, match=r"lbfgs failed to converge after 3 iteration") as caught:
+            estimator.fit(X, y)
+        messages.append(str(caught[0].message))
+    assert messages[0] == messages[1]  # the same words, SciPy's status and message included
+
+
+def test_lbfgs_that_cannot_lower_the_loss_in_float32_says_so() -> None:
+    # Targets of 1e8: float32's loss cannot show the first steps' improvements, so its line
+    # search finds no step; scikit-learn (float64) fits. Not silent: scipy's status 2, and the
+    # way out. In float64 it fits as scikit-learn does.
+    X, y = make_regression(n_samples=300, n_features=8, noise=10, random_state=0)
+    y = y / y.std() * 1e6 + 1e8
+    settings = dict(hidden_layer_sizes=(20,), solver="lbfgs", random_state=0, max_iter=300)
+    with pytest.warns(ConvergenceWarning, match=r"\(status=2\):\nABNORMAL: (?s:.*)dtype='float64' computes as scikit-learn"):
+        MLPRegressor(**settings).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        ours = MLPRegressor(dtype="float64", **settings).fit(X, y)
+        theirs = SkRegressor(**settings).fit(X, y)
+    assert ours.score(X, y) >= theirs.score(X, y) - 0.01 and ours.score(X, y) > 0.9

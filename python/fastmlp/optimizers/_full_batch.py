@@ -108,12 +108,15 @@ class FullBatchOptimizer(Optimizer):
     and gradient (and, for Newton, the Hessian). Stops ``fit`` early (``model.stop_training``)
     once converged: the largest gradient entry at most ``tolerance_grad``, or a step that changes
     the loss or every weight by less than ``tolerance_change``, or ``max_fun`` evaluations of the
-    loss used up in this fit (not converged). After ``fit``: ``converged``, ``stop_reason`` and
-    ``function_evaluations`` tell how it ended."""
+    loss used up in this fit (not converged). After ``fit``: ``converged``, ``stop_reason``,
+    ``stalled`` and ``function_evaluations`` tell how it ended."""
 
-    # How the last fit ended (reset by ``begin`` at the start of each fit).
+    # How the last fit ended (reset by ``begin`` at the start of each fit). ``stalled``: it
+    # stopped because no step along the direction lowered the loss (SciPy's L-BFGS-B calls that
+    # an abnormal termination; here it counts as converged, as PyTorch's LBFGS stops there).
     converged: bool = False
     stop_reason: Optional[str] = None
+    stalled: bool = False
     function_evaluations: int = 0
 
     def __init__(
@@ -176,6 +179,7 @@ class FullBatchOptimizer(Optimizer):
         """Called at the start of each ``fit``: forget the previous fit's state and counts."""
         self.converged = False
         self.stop_reason = None
+        self.stalled = False
         self.function_evaluations = 0
         self._last = None
         self._reset()
@@ -207,7 +211,7 @@ class FullBatchOptimizer(Optimizer):
             if result is None:
                 objective.set_weights(w)
                 stop = "no step along the search direction lowers the loss"
-                self.converged = True
+                self.converged = self.stalled = True
             else:
                 w_new, loss_new, gradient_new = result
                 objective.set_weights(w_new)

@@ -430,7 +430,7 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
             if self.batch_size > n_samples:
                 warnings.warn(
                     "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
-                    stacklevel=4,
+                    stacklevel=5,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
@@ -464,7 +464,7 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
                 callbacks=[EpochHook(self._end_epoch)],
             )
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=4)
+            warnings.warn("Training interrupted by user.", stacklevel=5)
         finally:
             del self._epoch  # it holds the validation data: not to be pickled with the estimator
         self.coefs_, self.intercepts_ = self._read_weights(model)
@@ -473,7 +473,7 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                 "optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         if self.early_stopping:
             self.coefs_ = self._best_coefs
@@ -622,19 +622,33 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
         self.n_iter_ = len(self._lbfgs_losses)
         self.loss_ = self._lbfgs_losses[-1] if self._lbfgs_losses else float("nan")
         self.coefs_, self.intercepts_ = self._read_weights(model)
-        if isinstance(optimizer, optimizers.FullBatchOptimizer) and not optimizer.converged:
-            reason = (
-                "TOTAL NO. OF f AND g EVALUATIONS EXCEEDS LIMIT"
-                if optimizer.function_evaluations >= self.max_fun
-                else "TOTAL NO. OF ITERATIONS REACHED LIMIT"
+        if isinstance(optimizer, optimizers.FullBatchOptimizer):
+            self._warn_unless_lbfgs_converged(optimizer)
+
+    def _warn_unless_lbfgs_converged(self, optimizer: optimizers.FullBatchOptimizer) -> None:
+        """scikit-learn's ConvergenceWarning (``_check_optimize_result``) with SciPy's status
+        and message: 1 when a limit stopped it, 2 (ABNORMAL) when no step lowered the loss."""
+        if optimizer.stalled:
+            status, message = 2, "ABNORMAL: "
+        elif optimizer.converged:
+            return
+        elif optimizer.function_evaluations >= self.max_fun:
+            status, message = 1, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"
+        else:
+            status, message = 1, "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"
+        text = f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status={status}):\n{message}\n"
+        if self.n_iter_ == self.max_iter:
+            text += f"\nIncrease the number of iterations to improve the convergence (max_iter={self.max_iter})."
+        text += (
+            "\nYou might also want to scale the data as shown in:\n"
+            "    https://scikit-learn.org/stable/modules/preprocessing.html"
+        )
+        if status == 2 and self.dtype == "float32":
+            text += (
+                "\nfastmlp computed in float32 (dtype='float32'), where a loss of large values cannot "
+                "show small improvements; dtype='float64' computes as scikit-learn does."
             )
-            warnings.warn(
-                f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status=1):\n"
-                f"STOP: {reason}\n\n"
-                f"Increase the number of iterations to improve the convergence (max_iter={self.max_iter}).",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
+        warnings.warn(text, ConvergenceWarning, stacklevel=6)
 
     def _end_lbfgs_iteration(self, core_loss: float) -> bool:
         """The loss at the new weights (the optimizer itself stops the fit)."""
