@@ -179,6 +179,36 @@ def test_a_subclassed_model_is_traced_once_and_runs_the_chain() -> None:
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
 
 
+class WithTrainingFlag(fm.Model):  # the keras.Model docstring's subclassing example
+    def __init__(self) -> None:
+        super().__init__()
+        self.dense1 = layers.Dense(8, activation="relu")
+        self.dense2 = layers.Dense(3, activation="softmax")
+        self.dropout = layers.Dropout(0.5)
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        x = self.dense1(inputs)
+        x = self.dropout(x, training=training)
+        return self.dense2(x)
+
+
+def test_training_is_passed_on_as_keras_passes_it_and_calls_predict_in_inference_mode() -> None:
+    x, y = data()
+    fm.utils.set_random_seed(9)
+    model = WithTrainingFlag()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Dropout", "Dense"]
+    params = [(model.dense1.kernel, model.dense1.bias), (model.dense2.kernel, model.dense2.bias)]
+    expected = fm.reference.predict(x, params, ["relu", "softmax"])  # no dropout in inference
+    for out in (model(x, training=False), model(x), model.predict(x, verbose=0)):
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="training=True"):
+        model(x, training=True)  # a stochastic pass on data: not supported
+    with pytest.raises(ValueError, match="training=True"):
+        layers.Dropout(0.5)(fm.Input((4,)), training=True)
+
+
 def test_graphs_the_engine_cannot_run_are_refused_naming_the_layer() -> None:
     inputs = fm.Input((4,))
     shared = layers.Dense(4, name="shared")

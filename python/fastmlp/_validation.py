@@ -228,3 +228,18 @@ def positive_number(value: Any, name: str) -> float:
     if not _is_finite(value) or not float(value) > 0:
         raise ValueError(f"`{name}` must be a finite number > 0. Received: {name}={value!r}")
     return float(value)
+
+
+def inference_mode(caller: str, training: Any) -> None:
+    """A ValueError unless ``training`` is None or False. A layer call passes a subclassed
+    model's ``training`` argument on, and a model call on data predicts: fastmlp runs Dropout
+    and BatchNormalization in training mode during fit and in inference mode otherwise, and
+    has no stochastic pass on data outside training."""
+    if training is None or training is False:
+        return
+    raise ValueError(
+        f"{caller} was called with training={training!r}: fastmlp runs Dropout and "
+        "BatchNormalization in training mode during fit (and train_on_batch) and in inference mode "
+        "otherwise, so it takes training=None or training=False (as a subclassed model's call "
+        "passes its own `training` argument on); calling a model on data predicts."
+    )

@@ -121,9 +121,13 @@ class Layer:
         """The shape of this layer's output for inputs of ``input_shape`` (batch axis first)."""
         return tuple(input_shape)
 
-    def __call__(self, inputs: Any) -> KerasTensor:
+    def __call__(self, inputs: Any, training: Optional[bool] = None) -> KerasTensor:
         """The functional API: this layer applied to a symbolic tensor (from ``fm.Input``),
-        as a new symbolic tensor. fastmlp computes on data through a model (``predict``)."""
+        as a new symbolic tensor. fastmlp computes on data through a model (``predict``).
+        ``training`` as a subclassed model's ``call`` passes it on (``self.dropout(x,
+        training=training)``): None or False; the model itself runs Dropout and
+        BatchNormalization in training mode during ``fit`` and in inference mode otherwise."""
+        _validation.inference_mode(f"Layer {self.name!r} ({type(self).__name__})", training)
         if isinstance(inputs, (list, tuple)) and any(isinstance(t, KerasTensor) for t in inputs):
             raise ValueError(
                 f"Layer {self.name!r} ({type(self).__name__}) takes one input tensor; fastmlp runs a chain "

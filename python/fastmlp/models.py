@@ -1437,7 +1437,11 @@ class Model:
         callback_list.on_predict_end()
         return out
 
-    def __call__(self, x: Any) -> Array:
+    def __call__(self, x: Any, training: Optional[bool] = None) -> Array:
+        """The model's outputs for ``x`` (``predict`` without progress output). ``training``
+        as Keras takes it: None or False (inference: Dropout off, BatchNormalization's moving
+        statistics); True, a stochastic pass in training mode, is not supported."""
+        _validation.inference_mode(f"Model {self.name!r}", training)
         if isinstance(x, KerasTensor):
             raise TypeError(
                 f"Model {self.name!r} cannot be called on a symbolic tensor: fastmlp does not nest models. "
