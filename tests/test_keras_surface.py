@@ -209,6 +209,28 @@ def test_training_is_passed_on_as_keras_passes_it_and_calls_predict_in_inference
         layers.Dropout(0.5)(fm.Input((4,)), training=True)
 
 
+def test_train_on_batch_weighs_classes_as_fit_does() -> None:
+    x, y = data(n=12)
+    weights = {0: 1.0, 1: 3.0, 2: 0.5}
+    per_sample = np.array([weights[int(label)] for label in y])
+    trained = []
+    for kwargs in ({"class_weight": weights}, {"sample_weight": per_sample}):
+        fm.utils.set_random_seed(3)
+        model = fm.Sequential([fm.Input((6,)), layers.Dense(3, activation="softmax")])
+        model.compile(optimizer=fm.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+        loss = model.train_on_batch(x, y, **kwargs)
+        trained.append((loss, model.get_weights()))
+    assert trained[0][0] == trained[1][0]
+    for a, b in zip(trained[0][1], trained[1][1]):
+        np.testing.assert_array_equal(a, b)
+    # The weighted loss by hand, from the initial weights (Keras: sum(w * loss) / n).
+    fm.utils.set_random_seed(3)
+    fresh = fm.Sequential([fm.Input((6,)), layers.Dense(3, activation="softmax")])
+    p = fresh.predict(x, verbose=0).astype(np.float64)
+    by_hand = np.sum(per_sample * -np.log(p[np.arange(len(y)), y])) / len(y)
+    np.testing.assert_allclose(trained[0][0], by_hand, rtol=1e-5)
+
+
 def test_graphs_the_engine_cannot_run_are_refused_naming_the_layer() -> None:
     inputs = fm.Input((4,))
     shared = layers.Dense(4, name="shared")

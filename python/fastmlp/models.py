@@ -1491,11 +1491,16 @@ class Model:
 
     @_serialized
     def train_on_batch(
-        self, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False
+        self,
+        x: Any,
+        y: Any,
+        sample_weight: Any = None,
+        class_weight: Optional[dict[int, float]] = None,
+        return_dict: bool = False,
     ) -> Union[float, list[float], dict[str, float]]:
         """One gradient step on exactly this batch; returns its loss (and metrics) before the step.
-        Not for a full-batch optimizer (as scikit-learn's lbfgs has no partial_fit): a
-        ValueError."""
+        ``class_weight`` weighs each sample by its class, as in ``fit``. Not for a full-batch
+        optimizer (as scikit-learn's lbfgs has no partial_fit): a ValueError."""
         self._check_compiled("train_on_batch")
         if isinstance(self._optimizer, optimizers.FullBatchOptimizer):
             raise ValueError(
@@ -1504,7 +1509,7 @@ class Model:
             )
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
-        weights = self._sample_weight(sample_weight, x_arr.shape[0])
+        weights = self._fit_weights(y_arr, sample_weight, class_weight)
         engine = self._ensure_trainer()
         if self._optimizer is not None:
             self._optimizer.before_steps(1)
