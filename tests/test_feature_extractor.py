@@ -5,6 +5,8 @@ predicts with its current weights. Expected values are NumPy recomputations from
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -144,3 +146,45 @@ def test_several_outputs_are_refused_with_their_names() -> None:
     model = guide_model()
     with pytest.raises(ValueError, match=r"one feature extractor per layer.*3 tensors"):
         keras.Model(inputs=model.inputs, outputs=[layer.output for layer in model.layers])
+
+
+def test_the_quickstarts_probability_model_nests_the_trained_model() -> None:
+    # TensorFlow's beginner quickstart, with only the import changed (and smaller data).
+    rng = np.random.default_rng(0)
+    x_train, y_train = rng.random((200, 4, 3)).astype(np.float32), rng.integers(0, 5, 200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras's deprecation of input_shape, which the quickstart uses
+        flatten = layers.Flatten(input_shape=(4, 3))
+    model = keras.models.Sequential([flatten, layers.Dense(8, activation="relu"), layers.Dropout(0.2), layers.Dense(5)])
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer="adam", loss=loss_fn, metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=2, verbose=0)
+    probability_model = keras.Sequential([model, keras.layers.Softmax()])
+
+    def softmax_of_the_logits(x: np.ndarray) -> np.ndarray:  # from the trained model's weights
+        w1, b1, w2, b2 = (w.astype(np.float64) for w in model.get_weights())
+        z = relu(x.reshape(len(x), -1) @ w1 + b1) @ w2 + b2
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    np.testing.assert_allclose(probability_model(x_train[:5]), softmax_of_the_logits(x_train[:5]), rtol=1e-5, atol=1e-6)
+    model.fit(x_train, y_train, epochs=1, verbose=0)  # it follows the model's training
+    np.testing.assert_allclose(probability_model.predict(x_train, verbose=0), softmax_of_the_logits(x_train), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="train 'sequential"):
+        probability_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+
+
+def test_a_nested_model_must_be_built_first_and_come_first() -> None:
+    model = guide_model()
+    with pytest.raises(TypeError, match="only as its first entry"):
+        keras.Sequential([keras.Input(shape=(20,)), model])
+    with pytest.raises(ValueError, match="is not built"):
+        keras.Sequential([keras.Sequential([layers.Dense(3)])])
+    with pytest.raises(ValueError, match="dtype='float32'"):
+        keras.Sequential([model], dtype="float64")
+    nested = keras.Sequential([model, layers.Dense(2)])  # a head of its own after the copies
+    x = np.random.default_rng(1).random((6, 20)).astype(np.float32)
+    w = [a.astype(np.float64) for a in nested.get_weights()]
+    z = relu(relu(x @ w[0] + w[1]) @ w[2] + w[3]) @ w[4] + w[5]
+    np.testing.assert_allclose(nested.predict(x, verbose=0), z @ w[6] + w[7], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(w[0], model.get_weights()[0])

@@ -793,8 +793,10 @@ class Model:
             return
         weights = [w for layer in self._source[1] for w in layer.get_weights()]
         with self._engine.lock:
-            if len(weights) == len(self._own_weights()):
-                self._assign_weights(weights)
+            own = self._own_weights()  # the shared layers' copies first, then any added after them
+            if len(weights) <= len(own):
+                own[: len(weights)] = weights
+                self._assign_weights(own)
 
     def _own_weights(self) -> list[Array]:
         weights: list[Array] = []
@@ -806,9 +808,10 @@ class Model:
         if self._source is not None:
             owner, shared = self._source
             raise ValueError(
-                f"Model {self.name!r} is a feature extractor of model {owner.name!r}: it shares its layer "
-                f"{shared[-1].name!r} (and those before it) and only predicts, with {owner.name!r}'s current "
-                f"weights; train {owner.name!r} instead. Received: a call to `{caller}`."
+                f"Model {self.name!r} is a feature extractor of model {owner.name!r} (or a Sequential model "
+                f"nesting it): it shares its layer {shared[-1].name!r} (and those before it) and only "
+                f"predicts, with {owner.name!r}'s current weights; train {owner.name!r} instead. Received: a "
+                f"call to `{caller}`."
             )
 
     @property
@@ -1916,10 +1919,15 @@ class Sequential(Model):
         if not trainable:
             self.trainable = False
 
-    def add(self, layer: Union[Layer, KerasTensor]) -> None:
+    def add(self, layer: Union[Layer, KerasTensor, Model]) -> None:
         """Append a layer (or the tensor of ``fm.Input``, as Keras accepts); the model builds as
         soon as the input shape is known. A refused layer (or one whose weights cannot be
-        allocated) leaves the model as it was."""
+        allocated) leaves the model as it was. A built model as the first entry is nested as
+        Keras nests it, for prediction (``_nest``)."""
+        if isinstance(layer, Model):
+            self._nest(layer)
+            self._place_chain()
+            return
         if isinstance(layer, KerasTensor):
             if not isinstance(layer.operation, InputLayer):
                 raise TypeError(
@@ -1929,6 +1937,40 @@ class Sequential(Model):
             layer = layer.operation
         self._add_layer(layer)
         self._place_chain()
+
+    @_serialized
+    def _nest(self, model: Model) -> None:
+        """Keras's ``Sequential([model, keras.layers.Softmax()])``: copies of ``model``'s layers
+        first, whose weights follow ``model``'s before each prediction (as a feature extractor's,
+        ``_follow_source``); layers added after them are this model's own. ``model`` keeps and
+        trains its layers; this model only predicts (``_refuse_shared``)."""
+        self._refuse_while_fitting("add")
+        if self._layers:
+            raise TypeError(
+                f"Model {model.name!r} can be nested in Sequential model {self.name!r} only as its first "
+                "entry: fastmlp runs one chain of layers, and a nested model's layers are copies that "
+                f"follow its weights. Chain the layers of {model.name!r} instead."
+            )
+        if not model.built:
+            raise ValueError(
+                f"Model {model.name!r} is not built, so it cannot be nested in Sequential model "
+                f"{self.name!r}: give it an Input (or an input shape) or fit it first."
+            )
+        if model.dtype != self.dtype:
+            raise ValueError(
+                f"Model {model.name!r} computes in {model.dtype} and Sequential model {self.name!r} in "
+                f"{self.dtype}: pass dtype={model.dtype!r} to the Sequential model that nests it."
+            )
+        chain = [layer for layer in model.layers if not isinstance(layer, InputLayer)]
+        copies = [deserialize({"class_name": layer.config_class_name(), "config": layer.get_config()}) for layer in chain]
+        input_layer = InputLayer(shape=tuple(model.inputs[0].shape[1:]), dtype=self.dtype)
+        self._source = (model, chain)
+        try:
+            self._assemble(input_layer.shape, [input_layer, *copies], initialize=True)
+        except BaseException:
+            self._source = None
+            raise
+        self._follow_source()
 
     @_serialized
     def pop(self, rebuild: bool = True) -> Layer:
