@@ -511,3 +511,32 @@ def test_a_subclassed_model_saves_as_its_chain_and_loads_as_a_functional_model(t
     again = pickle.loads(pickle.dumps(model))
     assert type(again) is TwoLayers
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_weights_are_named_as_keras_variables_and_assign_into_the_model() -> None:
+    model = fm.Sequential(
+        [
+            fm.Input((4,)),
+            layers.Dense(3, name="hidden"),
+            layers.BatchNormalization(name="norm"),
+            layers.Activation("relu"),
+            layers.Dense(2, use_bias=False, name="out"),
+        ]
+    )
+    # Keras 3's names and paths (keras.Variable.name / .path), in get_weights() order.
+    assert [(w.name, w.path) for w in model.weights] == [
+        ("kernel", "hidden/kernel"),
+        ("bias", "hidden/bias"),
+        ("gamma", "norm/gamma"),
+        ("beta", "norm/beta"),
+        ("moving_mean", "norm/moving_mean"),
+        ("moving_variance", "norm/moving_variance"),
+        ("kernel", "out/kernel"),
+    ]
+    assert [w.path for w in model.non_trainable_weights] == ["norm/moving_mean", "norm/moving_variance"]
+    assert model.layers[0].kernel.path == "hidden/kernel" and model.layers[0].bias.name == "bias"
+    for w, expected in zip(model.weights, model.get_weights()):
+        np.testing.assert_array_equal(w, expected)
+    model.weights[4].assign(np.full(3, 2.0))  # moving_mean, set in the model
+    np.testing.assert_array_equal(model.get_weights()[4], np.full(3, 2.0, np.float32))
+    assert model.weights[0][:1].name is None  # a slice is not the variable

@@ -16,18 +16,33 @@ from numpy.typing import NDArray
 
 class WeightVariable(np.ndarray):
     """A copy of a weight with ``assign``, ``assign_add``, ``assign_sub``, ``numpy()`` and
-    ``value``; ``assign`` writes the new value into the layer (checked as ``set_weights``)."""
+    ``value``; ``assign`` writes the new value into the layer (checked as ``set_weights``).
+    ``name`` and ``path`` as Keras 3 names a layer's variables (``"kernel"``,
+    ``"dense/kernel"``), None where not given."""
 
     write_back: Optional[Callable[[NDArray[Any]], None]]
+    name: Optional[str]
+    path: Optional[str]
 
-    def __new__(cls, value: NDArray[Any], write_back: Callable[[NDArray[Any]], None]) -> WeightVariable:
+    def __new__(
+        cls,
+        value: NDArray[Any],
+        write_back: Callable[[NDArray[Any]], None],
+        name: Optional[str] = None,
+        path: Optional[str] = None,
+    ) -> WeightVariable:
         variable = np.asarray(value).view(cls)
         variable.write_back = write_back
+        variable.name = name
+        variable.path = path
         return variable
 
     def __array_finalize__(self, obj: Any) -> None:
-        # A view or a result made from this array does not write back (see the module doc).
+        # A view or a result made from this array is not the weight: it does not write back
+        # (see the module doc) and has no name.
         self.write_back = None
+        self.name = None
+        self.path = None
 
     def __array_wrap__(self, array: Any, context: Any = None, return_scalar: bool = False) -> Any:
         # Results of NumPy functions on a variable are plain arrays (or scalars).

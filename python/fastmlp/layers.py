@@ -9,6 +9,7 @@ Calling a layer on a symbolic tensor (``fm.Input``) gives the next tensor: the f
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import numbers
 import warnings
@@ -97,15 +98,33 @@ class Layer:
 
     @property
     def trainable_weights(self) -> list[NDArray[np.floating]]:
-        return self.get_weights() if self._trainable else []
+        return self.weights if self._trainable else []
 
     @property
     def non_trainable_weights(self) -> list[NDArray[np.floating]]:
-        return [] if self._trainable else self.get_weights()
+        return [] if self._trainable else self.weights
 
     @property
     def weights(self) -> list[NDArray[np.floating]]:
-        return self.get_weights()
+        """The layer's weights as Keras's variables: copies (in ``get_weights()`` order) with
+        ``name`` (``"kernel"``), ``path`` (``"dense/kernel"``) and ``assign``, which sets the
+        weight in the model."""
+        arrays = self.get_weights()
+        names = self._weight_names()
+        names += [f"variable_{index}" for index in range(len(names), len(arrays))]
+        return [
+            WeightVariable(array, functools.partial(self._assign_weight, index), name=name, path=f"{self.name}/{name}")
+            for index, (array, name) in enumerate(zip(arrays, names))
+        ]
+
+    def _weight_names(self) -> list[str]:
+        """Keras's names of ``get_weights()``'s arrays."""
+        return []
+
+    def _assign_weight(self, index: int, value: NDArray[np.floating]) -> None:
+        weights = self.get_weights()
+        weights[index] = value
+        self.set_weights(weights)
 
     def bind_engine(self, engine: Optional[Engine], index: int = -1) -> None:
         """Called by the model this layer joins, with the model's engine and the layer's
@@ -465,7 +484,10 @@ class Normalization(Layer):
 
     @property
     def non_trainable_weights(self) -> list[NDArray[np.floating]]:
-        return self.get_weights()
+        return self.weights
+
+    def _weight_names(self) -> list[str]:
+        return ["mean", "variance", "count"]
 
     def count_params(self) -> int:
         return sum(int(w.size) for w in self.get_weights())
@@ -565,14 +587,17 @@ class Dense(Layer):
     @property
     def kernel(self) -> NDArray[np.floating]:
         """A copy of the kernel with Keras's variable methods (``kernel.assign(value)`` sets it)."""
-        return WeightVariable(self._built_engine().kernel(self._index), self._assign_kernel)
+        return WeightVariable(self._built_engine().kernel(self._index), self._assign_kernel, "kernel", f"{self.name}/kernel")
 
     @property
     def bias(self) -> Optional[NDArray[np.floating]]:
         """A copy of the bias (None without one) with Keras's variable methods
         (``bias.assign(value)`` sets it)."""
         bias = self._built_engine().bias(self._index)
-        return None if bias is None else WeightVariable(bias, self._assign_bias)
+        return None if bias is None else WeightVariable(bias, self._assign_bias, "bias", f"{self.name}/bias")
+
+    def _weight_names(self) -> list[str]:
+        return ["kernel", "bias"] if self.use_bias else ["kernel"]
 
     def _assign_kernel(self, value: NDArray[np.floating]) -> None:
         self.set_weights([value, *self.get_weights()[1:]])
@@ -900,12 +925,18 @@ class BatchNormalization(Layer):
 
     @property
     def trainable_weights(self) -> list[NDArray[np.floating]]:
-        return self.get_weights()[: int(self.scale) + int(self.center)] if self._trainable else []
+        return self.weights[: int(self.scale) + int(self.center)] if self._trainable else []
 
     @property
     def non_trainable_weights(self) -> list[NDArray[np.floating]]:
-        weights = self.get_weights()
+        weights = self.weights
         return weights[int(self.scale) + int(self.center) :] if self._trainable else weights
+
+    def _weight_names(self) -> list[str]:
+        return [name for name, wanted in (("gamma", self.scale), ("beta", self.center)) if wanted] + [
+            "moving_mean",
+            "moving_variance",
+        ]
 
     def count_params(self) -> int:
         return sum(int(w.size) for w in self.get_weights())

@@ -729,8 +729,10 @@ class Model:
 
     @property
     def weights(self) -> list[Array]:
-        """Copies of all weights (as ``get_weights()``; Keras's are variables)."""
-        return self.get_weights()
+        """All weights in ``get_weights()`` order, as Keras's variables (each layer's
+        ``weights``: ``name``, ``path``, ``assign``)."""
+        self._follow_source()
+        return [w for layer in self._weighted_layers() for w in layer.weights]
 
     @property
     def trainable_weights(self) -> list[Array]:
