@@ -247,7 +247,7 @@ class InputLayer(Layer):
     def batch_shape(self) -> tuple[Optional[int], ...]:
         return (self.batch_size, *self.shape)
 
-    def __call__(self, inputs: Any) -> KerasTensor:
+    def __call__(self, inputs: Any, training: Optional[bool] = None) -> KerasTensor:
         raise TypeError(f"InputLayer {self.name!r} makes the model's input; it is not called on a tensor.")
 
     def get_config(self) -> dict[str, Any]:
@@ -434,9 +434,10 @@ class Normalization(Layer):
         mean, variance = self.feature_statistics(sample_shape)
         return _normalization.apply(x, mean, variance, self.invert)
 
-    def __call__(self, inputs: Any) -> Any:
+    def __call__(self, inputs: Any, training: Optional[bool] = None) -> Any:
         """On a symbolic tensor, the functional API; on data, the normalized data (as Keras's
-        eager call), as float32 of the data's shape."""
+        eager call), as float32 of the data's shape (``training`` as ``Layer.__call__``)."""
+        _validation.inference_mode(f"Layer {self.name!r} (Normalization)", training)
         if isinstance(inputs, KerasTensor) or (
             isinstance(inputs, (list, tuple)) and any(isinstance(t, KerasTensor) for t in inputs)
         ):
@@ -932,12 +933,6 @@ class BatchNormalization(Layer):
         weights = self.weights
         return weights[int(self.scale) + int(self.center) :] if self._trainable else weights
 
-    def _weight_names(self) -> list[str]:
-        return [name for name, wanted in (("gamma", self.scale), ("beta", self.center)) if wanted] + [
-            "moving_mean",
-            "moving_variance",
-        ]
-
     def count_params(self) -> int:
         return sum(int(w.size) for w in self.get_weights())
 
@@ -970,7 +965,7 @@ class Merge(Layer):
     tensors. fastmlp's engine runs a chain of layers, so calling one is a ValueError naming it;
     they exist so that a Keras script stops at the merge with that message."""
 
-    def __call__(self, inputs: Any) -> KerasTensor:
+    def __call__(self, inputs: Any, training: Optional[bool] = None) -> KerasTensor:
         raise ValueError(
             f"Merge layer {self.name!r} ({type(self).__name__}) joins several tensors, but fastmlp's engine "
             "runs a chain of layers (one input, one output, no branches that meet). Received: "

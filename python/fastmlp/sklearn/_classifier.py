@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import numpy as np
-from sklearn.base import ClassifierMixin
-from sklearn.base import _fit_context  # validates the parameters, then skips nested validation
+from sklearn.base import (
+    ClassifierMixin,
+    _fit_context,  # validates the parameters, then skips nested validation
+)
 from sklearn.metrics import accuracy_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.metaestimators import available_if

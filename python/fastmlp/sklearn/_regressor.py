@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any, ClassVar, Optional
 
 import numpy as np
-from sklearn.base import RegressorMixin
-from sklearn.base import _fit_context  # validates the parameters, then skips nested validation
+from sklearn.base import (
+    RegressorMixin,
+    _fit_context,  # validates the parameters, then skips nested validation
+)
 from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
