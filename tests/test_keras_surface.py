@@ -540,3 +540,22 @@ def test_weights_are_named_as_keras_variables_and_assign_into_the_model() -> Non
     model.weights[4].assign(np.full(3, 2.0))  # moving_mean, set in the model
     np.testing.assert_array_equal(model.get_weights()[4], np.full(3, 2.0, np.float32))
     assert model.weights[0][:1].name is None  # a slice is not the variable
+
+
+def test_losses_are_the_weight_penalties_that_evaluate_adds() -> None:
+    x, y = data()
+    model = fm.Sequential(
+        [
+            fm.Input((6,)),
+            layers.Dense(5, activation="relu", kernel_regularizer=fm.regularizers.L2(0.01), bias_regularizer="l1"),
+            layers.Dense(3, activation="softmax", kernel_regularizer=fm.regularizers.L1L2(l1=0.002, l2=0.003)),
+        ]
+    )
+    w1, b1, w2, _ = (w.astype(np.float64) for w in model.get_weights())
+    by_hand = [0.01 * np.sum(w1**2), 0.01 * np.sum(np.abs(b1)), 0.002 * np.sum(np.abs(w2)) + 0.003 * np.sum(w2**2)]
+    np.testing.assert_allclose(model.losses, by_hand, rtol=1e-6)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    plain = fm.losses.SparseCategoricalCrossentropy()(y, model.predict(x, verbose=0))
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), plain + sum(model.losses), rtol=1e-5)
+    model.layers[1].trainable = False  # Keras counts the trainable weights' penalties only
+    np.testing.assert_allclose(model.losses, by_hand[:2], rtol=1e-6)

@@ -121,6 +121,12 @@ class Layer:
         """Keras's names of ``get_weights()``'s arrays."""
         return []
 
+    @property
+    def losses(self) -> list[float]:
+        """Keras's ``layer.losses``: the penalty of each trainable weight that has a
+        regularizer, at its current value (a float each; Keras: scalar tensors)."""
+        return []
+
     def _assign_weight(self, index: int, value: NDArray[np.floating]) -> None:
         weights = self.get_weights()
         weights[index] = value
@@ -599,6 +605,12 @@ class Dense(Layer):
 
     def _weight_names(self) -> list[str]:
         return ["kernel", "bias"] if self.use_bias else ["kernel"]
+
+    @property
+    def losses(self) -> list[float]:
+        weights = self.trainable_weights
+        penalties = (self.kernel_regularizer, self.bias_regularizer)
+        return [penalty(weight) for weight, penalty in zip(weights, penalties) if penalty is not None]
 
     def _assign_kernel(self, value: NDArray[np.floating]) -> None:
         self.set_weights([value, *self.get_weights()[1:]])

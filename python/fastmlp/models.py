@@ -34,12 +34,12 @@ from . import (
     _validation,
     activations,
     config,
-    losses,
     metrics,
     optimizers,
     utils,
 )
 from . import callbacks as callbacks_module
+from . import losses as losses_module  # `losses` is also Model.losses, the penalties
 from ._compiled_metrics import CompiledMetrics, CompileMetrics, MetricState, metric_objects
 from ._compiled_metrics import log_names as metric_log_names
 from ._compiled_metrics import prepare as prepare_metrics
@@ -282,7 +282,7 @@ class Model:
         # The core's network and trainer, and the lock every call into them holds (see
         # _serialized): one engine for the model's whole life.
         self._engine = Engine(self._dtype)
-        self._loss: Optional[losses.Loss] = None
+        self._loss: Optional[losses_module.Loss] = None
         self._optimizer: Optional[optimizers.Optimizer] = None
         # compile's metrics (fm.metrics objects, or per-sample names), and what the trainer
         # computes for them.
@@ -735,6 +735,13 @@ class Model:
         return [w for layer in self._weighted_layers() for w in layer.weights]
 
     @property
+    def losses(self) -> list[float]:
+        """Keras's ``model.losses``: the weight penalties (each layer's ``losses``, in layer
+        order), at the current weights; their sum is what ``evaluate`` adds to the loss."""
+        self._follow_source()
+        return [penalty for layer in self._chain() for penalty in layer.losses]
+
+    @property
     def trainable_weights(self) -> list[Array]:
         """Copies of the weights of the trainable layers, in ``get_weights()`` order."""
         return [w for layer in self._weighted_layers() for w in layer.trainable_weights]
@@ -855,7 +862,7 @@ class Model:
     def compile(
         self,
         optimizer: optimizers.OptimizerLike = "rmsprop",
-        loss: Optional[losses.LossLike] = None,
+        loss: Optional[losses_module.LossLike] = None,
         metrics: Optional[Sequence[MetricLike]] = None,
         loss_weights: Any = None,
         weighted_metrics: Optional[Sequence[str]] = None,
@@ -887,7 +894,7 @@ class Model:
             raise TypeError(f"`metrics` must be a list of names. Received: metrics={metrics!r}")
         chosen_metrics = prepare_metrics(metrics)
         chosen_optimizer = optimizers.get(optimizer)
-        chosen_loss = losses.get(loss)
+        chosen_loss = losses_module.get(loss)
         if self.built:
             chosen_optimizer.check_model(self._model_facts(chosen_loss))
         with self._all_or_nothing():
@@ -920,7 +927,7 @@ class Model:
         )
         self._compiled_metrics = compiled
 
-    def _model_facts(self, loss: losses.Loss) -> ModelFacts:
+    def _model_facts(self, loss: losses_module.Loss) -> ModelFacts:
         """What an optimizer checks before training this (built) model."""
         names = [layer.name for layer in self._dense_layers()]
         return ModelFacts(
@@ -945,7 +952,7 @@ class Model:
         return self._optimizer
 
     @property
-    def loss(self) -> Optional[losses.Loss]:
+    def loss(self) -> Optional[losses_module.Loss]:
         return self._loss
 
     @property
@@ -993,7 +1000,7 @@ class Model:
         if self._loss is None:
             raise NotCompiledError(f"Model {self.name!r} is not compiled: targets need a loss.")
         outputs = self._engine.output_dim
-        if isinstance(self._loss, losses.SparseCategoricalCrossentropy):
+        if isinstance(self._loss, losses_module.SparseCategoricalCrossentropy):
             return _validation.sparse_labels(y, n, outputs, name)
         return _validation.dense_targets(y, n, outputs, self._loss.name, self._dtype, name)
 
