@@ -188,3 +188,44 @@ def test_a_nested_model_must_be_built_first_and_come_first() -> None:
     z = relu(relu(x @ w[0] + w[1]) @ w[2] + w[3]) @ w[4] + w[5]
     np.testing.assert_allclose(nested.predict(x, verbose=0), z @ w[6] + w[7], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(w[0], model.get_weights()[0])
+
+
+def test_an_extractor_and_its_owners_fit_take_their_locks_in_one_order() -> None:
+    # A thread reading the extractor's weights while a callback of the owner's fit predicts
+    # with the extractor: each call waits for the other's lock unless both take the owner's
+    # first (a deadlock before the fix; here fit must end within the join's timeout).
+    import threading
+
+    owner = keras.Sequential([keras.Input(shape=(6,)), layers.Dense(16), layers.Dense(3)])
+    owner.compile(optimizer="sgd", loss="mse")
+    extractor = keras.Model(owner.inputs, owner.layers[0].output)
+    x = np.random.default_rng(0).random((4000, 6)).astype(np.float32)
+
+    class PredictsWithTheExtractor(keras.callbacks.Callback):
+        def on_batch_end(self, batch: int, logs: object = None) -> None:
+            extractor.predict_on_batch(x[:1])
+
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def reads_weights() -> None:
+        try:
+            while not stop.is_set():
+                extractor.get_weights()
+                extractor.predict(x[:2], verbose=0)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    reader = threading.Thread(target=reads_weights, daemon=True)
+    reader.start()
+    fit = threading.Thread(
+        target=lambda: owner.fit(x, x[:, :3], batch_size=64, epochs=2, verbose=0, callbacks=[PredictsWithTheExtractor()]),
+        daemon=True,
+    )
+    fit.start()
+    fit.join(30)
+    stop.set()
+    reader.join(30)
+    assert not fit.is_alive() and not reader.is_alive(), "the two calls wait for each other's lock"
+    assert not errors
+    np.testing.assert_array_equal(extractor.get_weights()[0], owner.get_weights()[0])

@@ -86,7 +86,9 @@ def _serialized(method: _Method) -> _Method:
 
     @functools.wraps(method)
     def locked(self: Model, *args: Any, **kwargs: Any) -> Any:
-        with self._engine.lock:
+        with contextlib.ExitStack() as held:
+            for lock in self._locks():
+                held.enter_context(lock)
             return method(self, *args, **kwargs)
 
     return cast(_Method, locked)
@@ -794,6 +796,14 @@ class Model:
                 tensor = layer.place_in_chain(tensor)
             except ValueError:  # a misplaced layer: the model reports it when it builds
                 return
+
+    def _locks(self) -> list[Any]:
+        """The locks a call on this model holds, in the one order every thread takes them: a
+        feature extractor's (or nesting model's) owner's first (its weights are read under it),
+        then its own. Taking its own first, a call here would wait for the owner's while a
+        callback of the owner's fit, which holds the owner's lock, waited for this one."""
+        owner = self._source[0] if self._source is not None else None
+        return [*(owner._locks() if owner is not None else []), self._engine.lock]
 
     def _follow_source(self) -> None:
         """A feature extractor's weights set to its source model's current weights of the
