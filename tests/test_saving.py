@@ -753,3 +753,21 @@ def test_saving_over_a_directory_names_the_target(tmp_path: Path) -> None:
         model.save(tmp_path / "taken")
     assert caught.value.filename == str(tmp_path / "taken")
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+@pytest.mark.parametrize("count", [10**8, 10**12])
+def test_a_file_cannot_ask_an_auc_for_unbounded_memory(tmp_path: Path, count: int) -> None:
+    model = forged.tiny_model()
+    model.compile(optimizer=fm.optimizers.Adam(0.01), loss="categorical_crossentropy", metrics=[fm.metrics.AUC()])
+    data = saving.model_to_bytes(model)
+
+    def more_thresholds(config: Any) -> Any:
+        config["compile"]["metrics"][0]["config"]["num_thresholds"] = count
+        return config
+
+    started = time.perf_counter()
+    refused(tmp_path, forged.edit_json(data, "config.json", more_thresholds), "num_thresholds")
+    assert time.perf_counter() - started < 5  # refused before any list of that length is made
+    with pytest.raises(ValueError, match="at most 1000000"):
+        fm.metrics.AUC(num_thresholds=count)
+    assert fm.metrics.AUC(num_thresholds=1_000_000).num_thresholds == 1_000_000

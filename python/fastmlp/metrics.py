@@ -751,6 +751,12 @@ class FalseNegatives(_ConditionCount):
         return fn
 
 
+# The most thresholds an AUC takes (Keras sets none): its state and the list of thresholds grow
+# with them, and a model file names the count, so a file of a few bytes could ask for any amount
+# of memory. A million buckets resolve the curve far below float32's rounding of the scores.
+_MAX_AUC_THRESHOLDS = 1_000_000
+
+
 class AUC(ConfusionMetric):
     """Area under the ROC or PR curve by Keras's threshold buckets (``keras.metrics.AUC``):
     ``num_thresholds`` thresholds ``i / (num_thresholds - 1)`` with the ends ``-1e-7`` and
@@ -785,13 +791,20 @@ class AUC(ConfusionMetric):
         self.init_from_thresholds = thresholds is not None
         if thresholds is not None:
             inner = sorted(_thresholds(thresholds, 0.5))
+            if len(inner) + 2 > _MAX_AUC_THRESHOLDS:
+                raise ValueError(f"Argument `thresholds` may hold at most {_MAX_AUC_THRESHOLDS - 2} values. Received: {len(inner)}")
             self.num_thresholds = len(inner) + 2
             spaced = np.arange(len(inner) + 2, dtype=np.float32) / (len(inner) + 1)
             evenly = bool(np.allclose([0.0, *inner, 1.0], spaced, atol=EPSILON))
         else:
-            if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, (int, np.integer)) or num_thresholds <= 1:
+            if (
+                isinstance(num_thresholds, bool)
+                or not isinstance(num_thresholds, (int, np.integer))
+                or not 1 < num_thresholds <= _MAX_AUC_THRESHOLDS
+            ):
                 raise ValueError(
-                    f"Argument `num_thresholds` must be an integer > 1. Received: num_thresholds={num_thresholds}"
+                    f"Argument `num_thresholds` must be an integer > 1 (and at most {_MAX_AUC_THRESHOLDS}: the "
+                    f"metric keeps counts per threshold). Received: num_thresholds={num_thresholds}"
                 )
             self.num_thresholds = int(num_thresholds)
             inner = [(i + 1) * 1.0 / (self.num_thresholds - 1) for i in range(self.num_thresholds - 2)]
