@@ -11,6 +11,7 @@ Small data and few epochs keep the file fast.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -410,6 +411,23 @@ def test_weights_h5_is_keras_hdf5_layout_and_round_trips(tmp_path: Path) -> None
     native = tmp_path / "weights.bin"  # other names keep fastmlp's format
     model.save_weights(native)
     again.load_weights(native)
+
+
+def test_a_weights_h5_larger_than_its_weights_can_be_is_refused_unread(tmp_path: Path) -> None:
+    pytest.importorskip("h5py")
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="relu"), layers.Dense(1)])
+    path = tmp_path / "model.weights.h5"
+    model.save_weights(path)
+    with open(path, "r+b") as handle:  # a sparse tail of 3 GB: no disk used, but read() would take it all
+        handle.truncate(3 << 30)
+    started = time.perf_counter()
+    with pytest.raises(keras.saving.FileFormatError, match="more than a weights file of this model"):
+        model.load_weights(path)
+    assert time.perf_counter() - started < 5
+    model.save_weights(path)  # anew; a little trailing junk is read as Keras's h5py reads it
+    with open(path, "ab") as handle:
+        handle.write(b"\0" * 1000)
+    model.load_weights(path)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # NumPy 2's copy keyword, inside Keras/JAX/h5py

@@ -257,6 +257,12 @@ def save_weights(model: SavedModel, filepath: PathLike) -> None:
     atomic_write(os.fsdecode(filepath), write)
 
 
+# A weights file's bytes besides the values: HDF5's superblock and root groups, and per dataset
+# its object header, group entries and attributes (Keras's files take a few hundred bytes each).
+_MAX_HEADER_BYTES = 1 << 20
+_MAX_BYTES_PER_DATASET = 64 << 10
+
+
 def load_weights(model: SavedModel, filepath: PathLike) -> None:
     """Set a built model's weights from an HDF5 weights file of Keras 3 (or of ``save_weights``):
     each layer's ``layers/<name>/vars/<i>`` by this model's layer names, as Keras finds them. A
@@ -269,8 +275,14 @@ def load_weights(model: SavedModel, filepath: PathLike) -> None:
     path = os.fsdecode(filepath)
     reader = _WeightsFile(repr(path))
     h5py = h5py_module()
+    # What a file of these weights can take: each value as float64, plus HDF5's headers. More is
+    # not these weights (and a sparse file of terabytes must not be read into memory).
+    limit = _MAX_HEADER_BYTES + _MAX_BYTES_PER_DATASET * len(shapes) + 8 * sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
     with open_regular_file(path) as handle:
-        data = handle.read()
+        size = os.fstat(handle.fileno()).st_size
+        if size > limit:
+            reader.fail(f"{size} bytes, more than a weights file of this model's {len(shapes)} arrays takes (at most {limit})")
+        data = handle.read(limit + 1)
     try:
         with h5py.File(io.BytesIO(data), "r") as root:
             weights = [
