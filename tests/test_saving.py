@@ -755,6 +755,45 @@ def test_saving_over_a_directory_names_the_target(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_save_never_replaces_a_fifo_or_a_device(tmp_path: Path) -> None:
+    # A rename would put a regular file where the FIFO (or /dev/null, for root) was.
+    model = fm.Sequential([fm.layers.Input((3,)), fm.layers.Dense(2)])
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for save in (model.save, model.save_weights):
+        with pytest.raises(OSError, match="not a regular file") as caught:
+            save(fifo)
+        assert caught.value.filename == str(fifo)
+        assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temporary file left
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX symbolic links")
+def test_a_save_through_a_symbolic_link_writes_its_target(tmp_path: Path) -> None:
+    model = fm.Sequential([fm.layers.Input((3,)), fm.layers.Dense(2)])
+    (tmp_path / "store").mkdir()
+    link = tmp_path / "latest.fastmlp"
+    link.symlink_to(tmp_path / "store" / "m.fastmlp")  # dangling until the first save
+    model.save(link)
+    model.save(link)
+    assert link.is_symlink() and (tmp_path / "store" / "m.fastmlp").is_file()
+    for a, b in zip(fm.saving.load_model(tmp_path / "store" / "m.fastmlp").get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(os.name == "nt" or (hasattr(os, "geteuid") and os.geteuid() == 0), reason="POSIX permissions; root writes any file")
+def test_a_save_over_a_read_only_file_is_refused_as_open_refuses_it(tmp_path: Path) -> None:
+    model = fm.Sequential([fm.layers.Input((3,)), fm.layers.Dense(2)])
+    target = tmp_path / "m.fastmlp"
+    model.save(target)
+    before = target.read_bytes()
+    target.chmod(0o444)
+    with pytest.raises(PermissionError):
+        fm.Sequential([fm.layers.Input((3,)), fm.layers.Dense(2)]).save(target)
+    assert target.read_bytes() == before
+
+
 @pytest.mark.parametrize("count", [10**8, 10**12])
 def test_a_file_cannot_ask_an_auc_for_unbounded_memory(tmp_path: Path, count: int) -> None:
     model = forged.tiny_model()

@@ -16,6 +16,7 @@ then fails with ``FileNotFoundError``, leaving the target as it was. Windows is 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import socket
@@ -90,10 +91,32 @@ def _mode_for(filepath: str) -> int:
         return 0o666 & ~_umask()
 
 
+def _target(filepath: str) -> str:
+    """The regular file a save replaces: through a symbolic link, its target (the link stays, as
+    ``open()`` writes through it). A device, FIFO or socket there is refused (``OSError`` EINVAL):
+    a rename would put a regular file in its place (``/dev/null`` included, for root). A file
+    ``open()`` could not write is ``PermissionError``, as ``open()`` raises it; a missing file
+    is created."""
+    target = os.path.realpath(filepath)
+    try:
+        status = os.stat(target)
+    except FileNotFoundError:
+        return target
+    except OSError:
+        return target  # the write reports it, naming filepath
+    if not stat.S_ISREG(status.st_mode) and not stat.S_ISDIR(status.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file: a save would replace it", filepath)
+    if stat.S_ISREG(status.st_mode) and not os.access(target, os.W_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), filepath)
+    return target
+
+
 def atomic_write(filepath: str, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write`` with a new temporary file open for writing, then put that file, flushed to
-    disk, in place of ``filepath``. Errors name ``filepath``, as ``open()``'s do."""
-    directory = os.path.dirname(os.path.abspath(filepath))
+    disk, in place of ``filepath`` (of the file it links to: ``_target``). Errors name
+    ``filepath``, as ``open()``'s do."""
+    target = _target(filepath)
+    directory = os.path.dirname(target)
     remove_orphans(directory)
     try:
         fd, temporary = tempfile.mkstemp(prefix=f"{PREFIX}{_host()}-{os.getpid()}-", suffix=SUFFIX, dir=directory)
@@ -101,13 +124,13 @@ def atomic_write(filepath: str, write: Callable[[IO[bytes]], None]) -> None:
         raise OSError(error.errno, error.strerror, filepath) from None
     try:
         if hasattr(os, "fchmod"):  # POSIX (and Windows from Python 3.13, where it is moot)
-            os.fchmod(fd, _mode_for(filepath))
+            os.fchmod(fd, _mode_for(target))
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         try:
-            os.replace(temporary, filepath)
+            os.replace(temporary, target)
         except OSError as error:  # e.g. the target is a directory: name it, not our file
             raise OSError(error.errno, error.strerror, filepath) from None
     except BaseException:

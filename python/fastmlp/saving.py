@@ -14,7 +14,9 @@ Writes go to a temporary file in the same directory (``.fastmlp-<host>-<pid>-<ra
 are flushed to disk, then renamed over the target: an interrupted or failing save leaves any
 existing file as it was. Saving or loading removes the temporary files that writers on this host
 left when they were killed (see ``fastmlp._atomic_write``). A missing directory is a
-``FileNotFoundError`` naming the target path.
+``FileNotFoundError`` naming the target path. A symbolic link is written through (the link
+stays); a FIFO, device or socket at the path is refused (``OSError``, never replaced by a
+regular file), and a file ``open()`` could not write is a ``PermissionError``.
 
 Reading trusts nothing in a file: nothing is executed (no pickle; arrays are read with their
 header parsed, never evaluated), only regular files are opened (a FIFO or ``/dev/zero`` is
