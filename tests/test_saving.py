@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib.util
 import io
 import json
 import os
@@ -13,6 +14,7 @@ import struct
 import subprocess
 import sys
 import time
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -792,6 +794,30 @@ def test_a_save_over_a_read_only_file_is_refused_as_open_refuses_it(tmp_path: Pa
     with pytest.raises(PermissionError):
         fm.Sequential([fm.layers.Input((3,)), fm.layers.Dense(2)]).save(target)
     assert target.read_bytes() == before
+
+
+def test_a_save_never_writes_what_the_loaders_refuse(tmp_path: Path) -> None:
+    # Weights of a diverged run: the loaders refuse NaN and infinity, so the saves refuse to
+    # write them, and a good checkpoint already at the path stays.
+    model = fm.Sequential([fm.layers.Input((3,)), fm.layers.Dense(2)])
+    model.compile(optimizer=fm.optimizers.SGD(1e30), loss="mse")
+    target = tmp_path / "m.fastmlp"
+    model.save(target)
+    good = target.read_bytes()
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(np.full((8, 3), 10.0), np.zeros((8, 2)), epochs=3, verbose=0)
+    assert not np.isfinite(model.get_weights()[0]).all()
+    writers = [model.save, model.save_weights, lambda _: model.save(tmp_path / "m.keras")]
+    if importlib.util.find_spec("h5py") is not None:
+        writers.append(lambda _: model.save_weights(tmp_path / "m.weights.h5"))
+    for write in writers:
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            write(target)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        pickle.dumps(model)
+    assert target.read_bytes() == good and sorted(p.name for p in tmp_path.iterdir()) == ["m.fastmlp"]
+    fm.models.load_model(target)  # still the good file
 
 
 @pytest.mark.parametrize("count", [10**8, 10**12])

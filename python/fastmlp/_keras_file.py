@@ -38,6 +38,7 @@ from ._model_file import FromConfig, Model, SavedModel, build_model
 from ._model_file_format import FileFormatError, OptimizerStateResetWarning
 from ._model_file_reader import ModelFileReader, open_regular_file
 from ._version import __version__
+from ._writable import check_finite_arrays
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -196,6 +197,7 @@ def save_model(model: SavedModel, filepath: PathLike) -> None:
     weights = model.get_weights()
     if len(weights) != len(layout.weights):  # both follow the model's Dense layers
         raise RuntimeError("the weights' layout does not follow the model's config")
+    check_finite_arrays(model.name, weights, "weight")
     members = {
         METADATA: json.dumps({"keras_version": KERAS_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                               "saved_by": f"fastmlp {__version__}"}),
@@ -249,6 +251,7 @@ def save_weights(model: SavedModel, filepath: PathLike) -> None:
     weights = model.get_weights()
     if len(weights) != len(layout.weights):  # both follow the model's Dense layers
         raise RuntimeError("the weights' layout does not follow the model's config")
+    check_finite_arrays(model.name, weights, "weight")
     data = _weights_file(model, layout, weights)
 
     def write(handle: IO[bytes]) -> None:

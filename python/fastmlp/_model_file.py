@@ -35,6 +35,7 @@ from ._model_file_format import (
 )
 from ._model_file_reader import ModelFileReader, open_regular_file
 from ._version import __version__
+from ._writable import check_finite_arrays, file_json
 
 PathLike = Union[str, "os.PathLike[str]"]
 Array = NDArray[Any]
@@ -99,11 +100,14 @@ def _write_archive(archive: zipfile.ZipFile, model: SavedModel, kind: str) -> No
     config: dict[str, Any] = {"model": model.get_config()}
     if kind == "model":
         config["compile"] = model.get_compile_config()
-    archive.writestr(CONFIG, json.dumps(config, indent=1))
-    for i, weight in enumerate(model.get_weights()):
+    archive.writestr(CONFIG, file_json(model.name, config, "config"))
+    weights = model.get_weights()
+    check_finite_arrays(model.name, weights, "weight")
+    for i, weight in enumerate(weights):
         _write_array(archive, f"{WEIGHTS}/{i:05d}.npy", weight)
     state = model.get_training_state() if kind == "model" else None
     if state is not None:
+        check_finite_arrays(model.name, state["slots"], "optimizer slot")
         archive.writestr(
             TRAINING,
             json.dumps({"iterations": int(state["iterations"]), "rng": [int(w) for w in state["rng"]]}),
