@@ -252,3 +252,25 @@ def test_against_keras() -> None:
     ours.set_weights([*theirs.get_weights(), kernel, bias])  # Keras's weights, count included
     assert ours.count_params() == model.count_params() == 9 + 10
     np.testing.assert_allclose(ours.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_statistics_beyond_the_models_dtype_are_an_error_not_zeros() -> None:
+    # The variance of data near 1e30 is about 1e60: finite in float64, infinite in float32,
+    # where every feature would be divided to 0 and the model would predict its biases.
+    x = np.random.default_rng(0).normal(size=(50, 3)) * 1e30
+    norm = fm.layers.Normalization()
+    norm.adapt(x)
+    model = fm.Sequential([fm.layers.Input((3,)), norm, fm.layers.Dense(2)])
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        model.predict(x, verbose=0)
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        model.predict_on_batch(x[:1])
+    given = fm.Sequential([fm.layers.Input((3,)), fm.layers.Normalization(mean=0.0, variance=1e300), fm.layers.Dense(2)])
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        given.predict(np.ones((2, 3)), verbose=0)
+    wide = fm.layers.Normalization()
+    wide.adapt(x)
+    in_float64 = fm.Sequential([fm.layers.Input((3,)), wide, fm.layers.Dense(2)], dtype="float64")
+    w, b = in_float64.layers[1].get_weights()
+    expected = ((x - x.mean(axis=0)) / x.std(axis=0)) @ w + b
+    np.testing.assert_allclose(in_float64.predict(x, verbose=0), expected, rtol=1e-6)

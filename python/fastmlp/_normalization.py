@@ -93,8 +93,16 @@ def apply(x: Array, mean: Array, variance: Array, invert: bool) -> Array:
     """The layer's map on rows of flat samples ``x`` (n, features), in ``x``'s dtype; ``mean``
     and ``variance`` hold one value per feature. A new array: ``x`` is left as it was."""
     dtype = x.dtype
-    shift = mean.astype(dtype)
-    scale = np.maximum(np.sqrt(variance.astype(dtype)), dtype.type(EPSILON))
+    with np.errstate(over="ignore"):
+        shift, spread = mean.astype(dtype), variance.astype(dtype)
+    if not (np.isfinite(shift).all() and np.isfinite(spread).all()):
+        # A variance past the dtype's range would be infinite: every feature divided to 0.
+        raise ValueError(
+            f"The Normalization layer's statistics are beyond the range of {dtype} (largest |mean| "
+            f"{float(np.max(np.abs(mean), initial=0.0)):.3g}, largest variance "
+            f"{float(np.max(variance, initial=0.0)):.3g}): scale the data, or use a float64 model."
+        )
+    scale = np.maximum(np.sqrt(spread), dtype.type(EPSILON))
     out: Array = np.add(shift, np.multiply(x, scale)) if invert else np.divide(np.subtract(x, shift), scale)
     return out
 
