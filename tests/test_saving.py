@@ -820,6 +820,21 @@ def test_a_save_never_writes_what_the_loaders_refuse(tmp_path: Path) -> None:
     fm.models.load_model(target)  # still the good file
 
 
+def test_a_negative_second_moment_in_a_file_is_a_format_error(tmp_path: Path, tiny: bytes) -> None:
+    # Adam's slots per weight: m (any sign), then v (a mean of squares). A negative v would make
+    # the next step's sqrt NaN and train the model to NaN without an error.
+    members = forged.members(tiny)
+    v = np.load(io.BytesIO(members["optimizer/00001.npy"]))
+    refused(tmp_path, forged.with_member(tiny, "optimizer/00001.npy", forged.npy(np.full_like(v, -1.0))), "negative")
+    m = np.load(io.BytesIO(members["optimizer/00000.npy"]))
+    load(tmp_path, forged.with_member(tiny, "optimizer/00000.npy", forged.npy(-np.abs(m) - 1.0)))  # m may be negative
+    model = forged.tiny_model()
+    state = model.get_training_state()
+    state["slots"][1] = np.full_like(state["slots"][1], -0.5)
+    with pytest.raises(ValueError, match="negative"):
+        model.set_training_state(state)
+
+
 @pytest.mark.parametrize("count", [10**8, 10**12])
 def test_a_file_cannot_ask_an_auc_for_unbounded_memory(tmp_path: Path, count: int) -> None:
     model = forged.tiny_model()

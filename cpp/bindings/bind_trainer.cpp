@@ -138,6 +138,7 @@ void bind(py::module_& m, const char* name) {
             if (slots.size() != buffers.size())
               throw py::value_error("the optimizer state has " + std::to_string(slots.size()) +
                                     " arrays; this optimizer keeps " + std::to_string(buffers.size()));
+            const std::vector<bool> non_negative = t.optimizer().state_non_negative();
             std::vector<Matrix<T>> values;
             for (std::size_t i = 0; i < buffers.size(); ++i) {
               const auto slot = contiguous<T>(slots[i].cast<py::array>(), "optimizer state", 1);
@@ -145,6 +146,10 @@ void bind(py::module_& m, const char* name) {
                 throw py::value_error("optimizer state array " + std::to_string(i) + " has " +
                                       std::to_string(slot.rows) + " values, expected " +
                                       std::to_string(buffers[i]->size()));
+              if (non_negative[i] && !std::all_of(slot.data, slot.data + slot.rows, [](T v) { return v >= T(0); }))
+                throw py::value_error("optimizer state array " + std::to_string(i) +
+                                      " holds a negative value (or NaN), but it is a sum or maximum of "
+                                      "squares or magnitudes, never negative");
               values.push_back(slot);
             }
             // Validated in full above: now commit.

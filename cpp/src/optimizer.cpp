@@ -198,6 +198,36 @@ void Optimizer<T>::set_learning_rates(long long first_step, std::vector<double> 
   config_.learning_rate = std::move(table);
 }
 
+// Which state slots hold values that are never negative (see OptimizerUpdateArgs).
+std::array<bool, 3> slots_non_negative(OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::adam:  // v, vhat
+    case OptimizerKind::nadam:  // v
+    case OptimizerKind::adamax:  // u = max(beta_2 u, |g|)
+      return {false, true, true};
+    case OptimizerKind::adagrad:  // acc
+    case OptimizerKind::rmsprop:  // vel (avg and mom take any sign)
+    case OptimizerKind::ftrl:  // n (z takes any sign)
+      return {true, false, false};
+    case OptimizerKind::adadelta:  // acc_g, acc_d
+      return {true, true, false};
+    case OptimizerKind::sgd:
+    case OptimizerKind::lion:
+      return {false, false, false};
+  }
+  return {false, false, false};
+}
+
+template <class T>
+std::vector<bool> Optimizer<T>::state_non_negative() const {
+  const std::array<bool, 3> non_negative = slots_non_negative(config_.kind);
+  std::vector<bool> out;
+  for (const Slots& s : slots_)
+    for (int i = 0; i < 3; ++i)
+      if (s.s[i].size() != 0) out.push_back(non_negative[i]);
+  return out;
+}
+
 template <class T>
 std::vector<AlignedBuffer<T>*> Optimizer<T>::state_buffers() {
   std::vector<AlignedBuffer<T>*> out;

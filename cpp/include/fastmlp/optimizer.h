@@ -97,6 +97,10 @@ class Optimizer {
 
   // The state arrays, parameter by parameter (kernel, bias, per layer), slot by slot, for saving.
   std::vector<AlignedBuffer<T>*> state_buffers();
+  // For each of state_buffers(): whether its values are sums or maxima of squares or of |g|
+  // (Adam's v and vhat, Adagrad's and Adadelta's accumulators, ...), which are never negative;
+  // a restored state is checked against it (a negative one would train to NaN).
+  std::vector<bool> state_non_negative() const;
 
  private:
   struct Slots {
