@@ -5,6 +5,7 @@ test_model_file_fuzz.py; threads test_one_model_many_threads.py.)"""
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -454,3 +455,37 @@ def test_the_core_refuses_an_all_zero_generator_state() -> None:
     with pytest.raises(ValueError, match="all zero"):
         trainer.set_state({**state, "rng": [0, 0, 0, 0]})
     assert trainer.get_state()["rng"] == state["rng"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS as Linux applies it to thread stacks")
+def test_threads_the_system_refuses_leave_the_pool_as_it_was() -> None:
+    # 1023 workers need about 8 GB of stack; under a 3 GB address-space limit the system starts
+    # a few hundred. The call must fail clearly and leave the count (and a working pool) as it was.
+    if "ASAN_OPTIONS" in os.environ or "libasan" in os.environ.get("LD_PRELOAD", ""):
+        pytest.skip("AddressSanitizer's shadow memory needs an unlimited address space")
+    script = textwrap.dedent(
+        """
+        import resource, numpy as np, fastmlp as fm
+        fm.set_num_threads(2)
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, resource.RLIM_INFINITY))
+        try:
+            fm.set_num_threads(1024)
+            print("started")
+        except RuntimeError as error:
+            print("refused:", error)
+        print("threads", fm.get_num_threads())
+        m = fm.Sequential([fm.Input((4,)), fm.layers.Dense(3)])
+        m.compile("sgd", "mse")
+        m.fit(np.ones((256, 4)), np.ones((256, 3)), batch_size=64, verbose=0)
+        import os
+        print("tasks", len(os.listdir("/proc/self/task")))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    if "started" in out.stdout:
+        pytest.skip("this system started 1023 threads within 3 GB")
+    assert "refused: could not start 1023 worker threads" in out.stdout and "fastmlp keeps 2 thread(s)" in out.stdout
+    assert "threads 2" in out.stdout
+    tasks = int(out.stdout.split("tasks")[1])
+    assert tasks < 10  # the refused call's threads were joined

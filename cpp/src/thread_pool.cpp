@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <thread>
 
 #include "waiter.h"
@@ -27,10 +29,27 @@ void ThreadPool::set_num_threads(std::size_t n) {
   if (n < 1 || n > 1024) throw std::invalid_argument("the number of threads must be from 1 to 1024");
   std::lock_guard<std::mutex> lock(run_mutex_);
   if (n == num_threads_.load() && workers_.size() == n - 1) return;
+  const std::size_t before = num_threads_.load();
   stop_workers();
   num_threads_.store(n);
   late_workers_ = LateWorkers{};  // new workers: nothing seen of them yet
-  start_workers(n - 1);
+  try {
+    start_workers(n - 1);
+  } catch (const std::system_error& error) {
+    // The system gave fewer threads than asked (memory for their stacks, a process limit):
+    // the pool goes back to the count it had, so that a refused call changes nothing.
+    stop_workers();
+    late_workers_ = LateWorkers{};
+    try {
+      num_threads_.store(before);
+      start_workers(before - 1);
+    } catch (const std::system_error&) {
+      stop_workers();
+      num_threads_.store(1);  // the caller alone: always possible
+    }
+    throw std::runtime_error("could not start " + std::to_string(n - 1) + " worker threads (" + error.what() +
+                             "); fastmlp keeps " + std::to_string(num_threads_.load()) + " thread(s)");
+  }
 }
 
 void ThreadPool::start_workers(std::size_t workers) {
