@@ -202,6 +202,10 @@ ALLOWED_PRIVATE_ACCESS = {
         "a pickled NumPy array names numpy's private _reconstruct: the restricted unpickler "
         "hands back exactly that function and nothing else"
     ),
+    ("fastmlp.models", "owner._locks"): (
+        "a feature extractor (a Model) takes its owner's locks (a Model's, the same class) before "
+        "its own, so that every thread takes the two in one order: a lock is no public interface"
+    ),
 }
 
 
