@@ -413,6 +413,18 @@ def test_weights_h5_is_keras_hdf5_layout_and_round_trips(tmp_path: Path) -> None
     again.load_weights(native)
 
 
+def test_a_weights_h5_with_a_damaged_superblock_is_a_format_error(tmp_path: Path) -> None:
+    pytest.importorskip("h5py")
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(3)])
+    path = tmp_path / "model.weights.h5"
+    model.save_weights(path)
+    data = bytearray(path.read_bytes())
+    data[48:55] = bytes(7)  # h5py then raises OverflowError (a size beyond a C ssize_t)
+    path.write_bytes(bytes(data))
+    with pytest.raises(keras.saving.FileFormatError, match="not a readable HDF5 file"):
+        model.load_weights(path)
+
+
 def test_a_weights_h5_larger_than_its_weights_can_be_is_refused_unread(tmp_path: Path) -> None:
     pytest.importorskip("h5py")
     model = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="relu"), layers.Dense(1)])

@@ -49,8 +49,9 @@ WEIGHTS = "model.weights.h5"
 # The version of Keras's archive layout written in metadata.json (Keras 3's saving_lib).
 KERAS_VERSION = "3.0.0"
 
-# What h5py raises on a damaged or hostile HDF5 file.
-_H5_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError)
+# What h5py raises on a damaged or hostile HDF5 file (OverflowError: a superblock whose sizes
+# do not fit a C ssize_t).
+_H5_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError, OverflowError)
 
 
 def has_h5py() -> bool:
