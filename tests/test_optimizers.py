@@ -914,6 +914,15 @@ INVALID = [
 ]
 
 
+def test_a_hyper_parameter_beyond_floats_range_says_so() -> None:
+    # An integer too large for a float (2**1100) becomes infinite: the message names finiteness,
+    # not the lower bound the value does meet, and does not print all its 332 digits.
+    with pytest.raises(ValueError, match=r"`epsilon` must be >= 0.0 and finite .*\(332 characters\)$"):
+        OPT.Adam(epsilon=2**1100)
+    with pytest.raises(ValueError, match=r"`momentum` must be in \[0.0, 1.0\]\. Received: momentum=-1.0$"):
+        OPT.SGD(momentum=-1.0)
+
+
 @pytest.mark.parametrize(
     "make,argument", INVALID, ids=[f"{i}-{a}" for i, (_, a) in enumerate(INVALID)]
 )

@@ -26,7 +26,9 @@ def number(value: Any, name: str, low: float = 0.0, high: float = math.inf, high
         result = math.inf
     if not math.isfinite(result) or result < low or result > high or (high_open and result == high):
         bound = f"[{low}, {high}{')' if high_open else ']'}" if high != math.inf else f">= {low}"
-        raise ValueError(f"`{name}` must be {'in ' if high != math.inf else ''}{bound}. Received: {name}={value!r}")
+        finite = "" if math.isfinite(result) else " and finite (within float's range)"
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}...({len(repr(value))} characters)"
+        raise ValueError(f"`{name}` must be {'in ' if high != math.inf else ''}{bound}{finite}. Received: {name}={shown}")
     return result
 
 
