@@ -323,6 +323,17 @@ def test_textbook_layer_access_params_and_rmse_metric_name() -> None:
     assert rmse_test == pytest.approx(math.sqrt(mse_test), rel=1e-5) and rmse_test < 0.3 * np.std(targets)
 
 
+def test_restarts_past_the_end_of_shrinking_periods_are_an_error_not_nan() -> None:
+    # t_mul = 0.5: periods of 10, 5, 2.5, ... steps end after 10 / (1 - 0.5) = 20 steps.
+    shrinking = keras.optimizers.schedules.CosineDecayRestarts(0.1, 10, t_mul=0.5)
+    assert shrinking(5) == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert shrinking(12.5) == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.5)))  # halfway through the 5
+    with pytest.raises(ValueError, match="all end after .* = 20 steps; step 20 has no learning rate"):
+        shrinking(20)
+    with pytest.raises(ValueError, match="beyond float's range"):
+        keras.optimizers.schedules.CosineDecayRestarts(0.1, 1, t_mul=1e308)(3)
+
+
 def test_learning_rate_schedules_of_keras_including_polynomial_and_restarts() -> None:
     x, y = blobs(400, 10, 2, seed=10)
     lr_schedules = [

@@ -225,9 +225,22 @@ class CosineDecayRestarts(LearningRateSchedule):
             restart = math.floor(fraction)
             fraction -= restart
         else:
-            restart = math.floor(math.log(1.0 - fraction * (1.0 - self.t_mul)) / math.log(self.t_mul))
-            done = (1.0 - self.t_mul**restart) / (1.0 - self.t_mul)
-            fraction = (fraction - done) / self.t_mul**restart
+            remaining = 1.0 - fraction * (1.0 - self.t_mul)
+            if remaining <= 0.0:  # t_mul < 1: the periods shrink and end (Keras's rate is NaN there)
+                raise ValueError(
+                    f"{type(self).__name__}(t_mul={self.t_mul}): its periods shrink and all end after "
+                    f"first_decay_steps / (1 - t_mul) = {self.first_decay_steps / (1.0 - self.t_mul):.6g} "
+                    f"steps; step {step} has no learning rate. Use t_mul >= 1 or fewer steps."
+                )
+            try:
+                restart = math.floor(math.log(remaining) / math.log(self.t_mul))
+                done = (1.0 - self.t_mul**restart) / (1.0 - self.t_mul)
+                fraction = (fraction - done) / self.t_mul**restart
+            except OverflowError:
+                raise ValueError(
+                    f"{type(self).__name__}(t_mul={self.t_mul}): the period lengths at step {step} are "
+                    "beyond float's range. Use a smaller t_mul."
+                ) from None
         cosine = 0.5 * self.m_mul**restart * (1.0 + math.cos(math.pi * fraction))
         return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
 
