@@ -108,3 +108,17 @@ def test_validation_freq(freq: Any, expected: list[int]) -> None:
 def test_bad_fit_options(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         model().fit(X, LABELS, epochs=1, verbose=0, **kwargs)
+
+
+def test_class_weights_beyond_the_models_dtype_are_named() -> None:
+    # 1e300 is a float64 but infinite in float32: the error names class_weight, not the core's
+    # per-sample weights it becomes.
+    model = fm.Sequential([fm.Input((3,)), fm.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x, y = np.ones((4, 3)), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="`class_weight` holds a value beyond the range of float32"):
+        model.fit(x, y, class_weight={0: 1e300, 1: 1.0}, verbose=0)
+    with pytest.raises(ValueError, match="`class_weight` times `sample_weight`"):
+        model.fit(x, y, class_weight={0: 1e30, 1: 1.0}, sample_weight=np.full(4, 1e20), verbose=0)
+    with pytest.raises(ValueError, match="`class_weight` holds a value beyond the range of float32"):
+        model.train_on_batch(x, y, class_weight={0: 1e300, 1: 1.0})

@@ -1494,8 +1494,20 @@ class Model:
             classes = np.argmax(y, axis=1)
         else:
             classes = np.clip(np.round(y[:, 0]), 0, len(lookup) - 1).astype(np.int64)
-        per_class = lookup[classes].astype(self._dtype)
-        return per_class if weights is None else np.ascontiguousarray(weights * per_class)
+        with np.errstate(over="ignore"):
+            in_dtype = lookup.astype(self._dtype)
+            per_class = in_dtype[classes]
+            combined = per_class if weights is None else np.ascontiguousarray(weights * per_class)
+        if not np.isfinite(in_dtype).all():
+            raise ValueError(
+                f"`class_weight` holds a value beyond the range of {self._dtype} (largest "
+                f"{float(np.max(np.abs(lookup))):.3g}): scale the class weights down."
+            )
+        if not np.isfinite(combined).all():
+            raise ValueError(
+                f"`class_weight` times `sample_weight` goes beyond the range of {self._dtype}: scale them down."
+            )
+        return combined
 
     def _sample_weight(self, sample_weight: Any, n: int) -> Optional[Array]:
         """Per-sample loss weights as a C-contiguous (n,) array of the model dtype, or None."""
