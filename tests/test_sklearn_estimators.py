@@ -385,6 +385,8 @@ def test_values_beyond_float32_are_refused_not_trained_on() -> None:
     huge[0, 0] = 1e300  # finite in float64, infinite in the default float32
     with pytest.raises(ValueError, match="beyond the range of float32"):
         MLPClassifier(max_iter=2).fit(huge, y)
+    with pytest.raises(ValueError, match="Input y holds a value beyond the range of float32"):
+        MLPRegressor(max_iter=2).fit(X, y * 1e300)  # not "contains NaN or infinity": it does not
     # float64 takes it; the weights then overflow, which scikit-learn reports the same way.
     with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
         MLPRegressor(max_iter=2, dtype="float64").fit(huge * 1e8, y)

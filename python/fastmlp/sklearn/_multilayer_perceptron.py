@@ -293,7 +293,14 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
         scikit-learn's (see the module docstring)."""
         if self.out_activation_ == "softmax":
             return "sparse_categorical_crossentropy", np.argmax(y, axis=1).astype(np.int32), 1.0
-        targets = np.ascontiguousarray(y, dtype=self.dtype)
+        try:  # y is finite (scikit-learn's checks): an overflow is a value beyond the dtype
+            with np.errstate(over="raise"):
+                targets = np.ascontiguousarray(y, dtype=self.dtype)
+        except FloatingPointError:
+            raise ValueError(
+                f"Input y holds a value beyond the range of {self.dtype} (|y| > "
+                f"{np.finfo(self.dtype).max:.4g}). Scale the targets, or use dtype='float64'."
+            ) from None
         if self.out_activation_ == "logistic":
             return "binary_crossentropy", targets, float(self.n_outputs_)
         return "mse", targets, self.n_outputs_ / 2.0
