@@ -480,6 +480,8 @@ def test_learning_rate_scheduler_errors() -> None:
     model = make_model()
     with pytest.raises(ValueError, match="should be a float"):
         model.fit(X, Y, verbose=0, callbacks=[cbs.LearningRateScheduler(lambda e, lr: "fast")])
+    with pytest.raises(ValueError, match=r"beyond float's range: 1358298529.*\(332 digits\) at epoch 0"):
+        model.fit(X, Y, verbose=0, callbacks=[cbs.LearningRateScheduler(lambda e, lr: 2**1100)])
 
     def broken(epoch: int, lr: float) -> float:
         raise TypeError("a bug inside the schedule")

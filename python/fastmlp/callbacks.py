@@ -664,7 +664,13 @@ class LearningRateScheduler(Callback):
             raise ValueError(
                 f"The output of the `schedule` function should be a float. Got: {new_lr!r}"
             )
-        new_lr = float(new_lr)
+        try:
+            new_lr = float(new_lr)
+        except OverflowError:  # an int beyond float's range
+            raise ValueError(
+                f"The output of the `schedule` function is beyond float's range: {str(new_lr)[:20]}... "
+                f"({len(str(new_lr))} digits) at epoch {epoch}."
+            ) from None
         self.model.optimizer.learning_rate = new_lr
         if self.verbose > 0:
             print_msg(
