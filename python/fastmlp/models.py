@@ -305,7 +305,8 @@ class Model:
         self._trailing_norm: Optional[BatchNormalization] = None
         # Whether a 2-D array of input_dim columns enters the network as it is (_direct_rows):
         # recomputed whenever the layers, the input shape or _trailing_norm may have changed
-        # (_build_network, _assemble, the end of _all_or_nothing), so it always equals
+        # (the end of _assemble and of _all_or_nothing, which every _build_network call runs
+        # inside), so it always equals
         # _direct_rows() without its cost on each per-sample predict.
         self._rows_go_in_directly = False
         # For a feature extractor (Model(model.inputs, layer.output)): the model whose layers it
@@ -613,7 +614,6 @@ class Model:
         if self._loss is not None:
             self._make_trainer()
         self._place_chain()
-        self._rows_go_in_directly = self._direct_rows()
 
     @_serialized
     def reinitialize(self) -> None:
