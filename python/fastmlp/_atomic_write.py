@@ -100,10 +100,8 @@ def _target(filepath: str) -> str:
     target = os.path.realpath(filepath)
     try:
         status = os.stat(target)
-    except FileNotFoundError:
+    except OSError:  # missing (the save creates it) or unreadable (the write reports it)
         return target
-    except OSError:
-        return target  # the write reports it, naming filepath
     if not stat.S_ISREG(status.st_mode) and not stat.S_ISDIR(status.st_mode):
         raise OSError(errno.EINVAL, "not a regular file: a save would replace it", filepath)
     if stat.S_ISREG(status.st_mode) and not os.access(target, os.W_OK):
