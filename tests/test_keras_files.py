@@ -355,7 +355,7 @@ def test_links_to_other_files_and_filters_are_refused(tmp_path: Path) -> None:
     _, weights = mlp_by_hand(tmp_path)
     config = hand_config(tmp_path)
     raw = tmp_path / "raw.bin"
-    for kind in ("external", "soft", "gzip", "integer", "storage"):
+    for kind in ("external", "soft", "gzip", "integer", "storage", "unwritten", "half-written"):
         buffer = io.BytesIO()
         with h5py.File(buffer, "w") as root:
             for name, value in weights.items():
@@ -370,10 +370,15 @@ def test_links_to_other_files_and_filters_are_refused(tmp_path: Path) -> None:
                 root.create_dataset("layers/dense/vars/0", data=weights["layers/dense/vars/0"], compression="gzip")
             elif kind == "integer":
                 root.create_dataset("layers/dense/vars/0", data=np.ones((3, 4), "int32"))
+            elif kind == "unwritten":  # h5py would read the fill value, zeros, as the weights
+                root.create_dataset("layers/dense/vars/0", shape=(3, 4), dtype="float32")
+            elif kind == "half-written":  # one chunk of two
+                root.create_dataset("layers/dense/vars/0", shape=(3, 4), dtype="float32", chunks=(2, 4))[0] = 1.0
             else:  # the data in another file of the reader's machine
                 root.create_dataset("layers/dense/vars/0", shape=(3, 4), dtype="float32", external=[(str(raw), 0, 48)])
         match = {"external": "ExternalLink", "soft": "SoftLink", "gzip": "compressed", "integer": "not floating-point",
-                 "storage": "outside the file"}[kind]
+                 "storage": "outside the file", "unwritten": "not \\(completely\\) written",
+                 "half-written": "not \\(completely\\) written"}[kind]
         refused(write_keras(tmp_path / f"{kind}.keras", config, {}, h5_bytes=buffer.getvalue()), match)
 
 

@@ -113,6 +113,9 @@ def _read_weight(reader: _Fails, h5py: Any, root: Any, path: str, shape: tuple[i
         reader.fail(f"{WEIGHTS!r}: {path!r} is compressed, filtered, virtual or stored outside the file; Keras writes plain datasets")
     if dataset.dtype.itemsize * int(np.prod(shape, dtype=np.int64)) > limit:
         reader.fail(f"{WEIGHTS!r}: {path!r} declares more data than the file holds")
+    if dataset.size and dataset.id.get_space_status() != h5py.h5d.SPACE_STATUS_ALLOCATED:
+        # Read, its unwritten values would come back as the fill value: zeros in place of weights.
+        reader.fail(f"{WEIGHTS!r}: {path!r} was created but not (completely) written: it holds no data")
     values = np.empty(shape, dtype=dataset.dtype.newbyteorder("="))
     if values.size:
         dataset.read_direct(values)
