@@ -470,3 +470,26 @@ def test_secant_search_is_exact_on_a_quadratic() -> None:
     accepted, evaluations = _line_search.secant(phi, np.array([1.0]), 1.0, 9.0, np.array([-6.0]))
     assert accepted is not None and accepted.t == pytest.approx(3.0, abs=1e-12)
     assert evaluations == 2
+
+
+# ------------------------------------------------------------------ compute_gradients
+
+
+def test_compute_gradients_weighs_samples_as_evaluate_does() -> None:
+    x, y = linear_data(n=12, seed=6)
+    s = np.linspace(0.0, 2.0, 12)
+    model = linear_model(4, 1)
+    (kernel_grad, bias_grad), = model.compute_gradients(x, y, sample_weight=s)
+    # Central differences of evaluate's weighted loss (float64: steps of 1e-6 leave ~1e-9 error).
+    weights = model.get_weights()
+    numeric = []
+    for index, array in enumerate(weights):
+        for position in np.ndindex(array.shape):
+            values = []
+            for step in (1e-6, -1e-6):
+                moved = [w.copy() for w in weights]
+                moved[index][position] += step
+                model.set_weights(moved)
+                values.append(model.evaluate(x, y, sample_weight=s, verbose=0))
+            numeric.append((values[0] - values[1]) / 2e-6)
+    np.testing.assert_allclose(np.concatenate([kernel_grad.ravel(), bias_grad]), numeric, rtol=1e-6, atol=1e-8)

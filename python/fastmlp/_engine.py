@@ -372,10 +372,11 @@ class Engine:
         with self.lock:
             return self._built_trainer().evaluate(x, y, batch_size, sample_weight)
 
-    def compute_gradients(self, x: Array, y: Array) -> float:
-        """The batch-mean loss; the gradients are then read with ``gradients``."""
+    def compute_gradients(self, x: Array, y: Array, sample_weight: Optional[Array] = None) -> float:
+        """The batch-mean loss (rows weighted by ``sample_weight``, as fit weighs them); the
+        gradients are then read with ``gradients``."""
         with self.lock:
-            return self._built_trainer().compute_gradients(x, y)
+            return self._built_trainer().compute_gradients(x, y, sample_weight)
 
     def loss_and_gradient(self, x: Array, y: Array, sample_weight: Optional[Array] = None) -> tuple[float, Array]:
         """The compiled loss (batch mean over all of ``x``, with the weight penalties) and its

@@ -1592,14 +1592,17 @@ class Model:
         return self._engine.predict(x_arr, x_arr.shape[0])
 
     @_serialized
-    def compute_gradients(self, x: Any, y: Any) -> list[tuple[Array, Optional[Array]]]:
-        """Gradients of the batch-mean loss on (x, y): ``[(dkernel, dbias or None), ...]`` per
-        Dense layer. The weights are not changed. For learners, and for checking the math."""
+    def compute_gradients(self, x: Any, y: Any, sample_weight: Any = None) -> list[tuple[Array, Optional[Array]]]:
+        """Gradients of the batch-mean loss on (x, y) (each sample's loss times its
+        ``sample_weight``, as ``fit`` weighs them): ``[(dkernel, dbias or None), ...]`` per Dense
+        layer, frozen ones included. The weights are not changed. For learners, and for checking
+        the math."""
         self._check_compiled("compute_gradients")
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
+        weights = self._sample_weight(sample_weight, x_arr.shape[0])
         engine = self._ensure_trainer()
-        engine.compute_gradients(x_arr, y_arr)
+        engine.compute_gradients(x_arr, y_arr, weights)
         return engine.gradients()
 
     @_serialized
