@@ -472,6 +472,64 @@ def test_secant_search_is_exact_on_a_quadratic() -> None:
     assert evaluations == 2
 
 
+# ------------------------------------------------------------------ frozen layers
+
+
+def frozen_feature_model(optimizer: Any, seed: int = 21) -> tuple[fm.Sequential, np.ndarray, np.ndarray]:
+    """tanh features (a frozen layer) then a linear output with MSE: the trainable part is a
+    linear least-squares problem on the features."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(50, 3))
+    y = np.sin(x[:, :1]) + 0.1 * rng.normal(size=(50, 1))
+    model = fm.Sequential(
+        [fm.layers.Input(shape=(3,)), fm.layers.Dense(4, activation="tanh", trainable=False), fm.layers.Dense(1)],
+        dtype="float64",
+    )
+    model.compile(optimizer=optimizer, loss="mse")
+    return model, x, y
+
+
+@pytest.mark.parametrize("name", ["Newton", "ConjugateGradient", "LBFGS"])
+def test_full_batch_optimizers_leave_frozen_layers_and_solve_for_the_rest(name: str) -> None:
+    model, x, y = frozen_feature_model(getattr(fm.optimizers, name)(tolerance_grad=1e-12, tolerance_change=0.0))
+    w1, b1 = (w.copy() for w in model.layers[0].get_weights())
+    model.fit(x, y, epochs=200, verbose=0)
+    np.testing.assert_array_equal(model.layers[0].get_weights()[0], w1)
+    np.testing.assert_array_equal(model.layers[0].get_weights()[1], b1)
+    # The output layer reaches the least-squares fit on the frozen features (NumPy's lstsq).
+    features = np.hstack([np.tanh(x @ w1 + b1), np.ones((50, 1))])
+    expected, *_ = np.linalg.lstsq(features, y, rcond=None)
+    kernel, bias = model.layers[1].get_weights()
+    np.testing.assert_allclose(np.vstack([kernel, bias[None, :]]), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", FULL_BATCH)
+def test_full_batch_optimizers_move_nothing_in_a_frozen_model(make: Any) -> None:
+    x, y = linear_data(seed=5)
+    model = linear_model(4, 1, make())
+    model.trainable = False
+    before = flat(model)
+    model.fit(x, y, epochs=3, verbose=0)
+    np.testing.assert_array_equal(flat(model), before)
+    assert model.optimizer.stop_reason == "the model has no trainable weights"
+
+
+def test_hessian_and_its_products_cover_the_trainable_weights_only() -> None:
+    model, x, y = frozen_feature_model("sgd")
+    w1, b1 = model.layers[0].get_weights()
+    # With the first layer frozen the loss is linear least squares in the output layer's five
+    # weights: H = 2/N A^T A, A the features with a column of ones.
+    features = np.hstack([np.tanh(x @ w1 + b1), np.ones((50, 1))])
+    expected = 2.0 / 50 * features.T @ features
+    hessian = model.compute_hessian(x, y)
+    assert hessian.shape == (5, 5) == (sum(w.size for w in model.trainable_weights),) * 2
+    np.testing.assert_allclose(hessian, expected, rtol=1e-12)
+    v = np.arange(1.0, 6.0)
+    np.testing.assert_allclose(model.hessian_vector_product(x, y, v), expected @ v, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"shape \(5,\), one value per trainable weight"):
+        model.hessian_vector_product(x, y, np.ones(21))
+
+
 # ------------------------------------------------------------------ compute_gradients
 
 

@@ -427,9 +427,23 @@ class Engine:
 
     @property
     def parameter_count(self) -> int:
-        """The number of trainable weights P: the length of the flattened ``get_weights()``."""
+        """The number of kernel and bias values P: the length of the flattened ``get_weights()``."""
         self._built_network()
         return sum(math.prod(shape) for index in range(len(self._layers)) for shape in self.weight_shapes(index))
+
+    def trainable_indices(self) -> Array:
+        """The positions in the flat vector (``flat_weights``) of the trainable layers' kernels
+        and biases, increasing: what training may change (a frozen layer's are left out)."""
+        with self.lock:
+            self._built_network()
+            parts = []
+            position = 0
+            for index, spec in enumerate(self._layers):
+                size = sum(math.prod(shape) for shape in self.weight_shapes(index))
+                if spec.trainable:
+                    parts.append(np.arange(position, position + size, dtype=np.intp))
+                position += size
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
 
     def hessian(self, x: Array, y: Array, sample_weight: Optional[Array] = None) -> Array:
         """The ``(P, P)`` float64 Hessian, at the current weights, of the loss ``compute_gradients``

@@ -1607,30 +1607,41 @@ class Model:
 
     @_serialized
     def compute_hessian(self, x: Any, y: Any, sample_weight: Any = None) -> Array:
-        """The exact Hessian of the compiled loss on (x, y) with respect to all trainable
-        weights: a float64 ``(P, P)`` array whose rows and columns follow ``get_weights()``, each
-        array flattened in C order. The loss is the one ``compute_gradients`` differentiates:
-        the batch mean of the per-sample losses (times ``sample_weight``, as ``fit`` weighs
-        them), plus the layers' kernel and bias penalties, with dropout off. Computed in the core
-        in float64 whatever the model's dtype. Raises a ValueError naming P and the bytes needed
-        when P is over 20000. The weights are not changed."""
+        """The exact Hessian of the compiled loss on (x, y) with respect to the trainable
+        weights: a float64 ``(P, P)`` array whose rows and columns follow
+        ``model.trainable_weights``, each array flattened in C order (a frozen layer's weights,
+        constants of the loss, have no rows). The loss is the one ``compute_gradients``
+        differentiates: the batch mean of the per-sample losses (times ``sample_weight``, as
+        ``fit`` weighs them), plus the layers' kernel and bias penalties, with dropout off.
+        Computed in the core in float64 whatever the model's dtype. Raises a ValueError naming
+        P and the bytes needed when the model's kernels and biases are over 20000 values. The
+        weights are not changed."""
         self._check_compiled("compute_hessian")
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
         weights = self._sample_weight(sample_weight, x_arr.shape[0])
-        return self._ensure_trainer().hessian(x_arr, y_arr, weights)
+        engine = self._ensure_trainer()
+        hessian = engine.hessian(x_arr, y_arr, weights)
+        kept = engine.trainable_indices()
+        return hessian if kept.size == hessian.shape[0] else hessian[np.ix_(kept, kept)]
 
     @_serialized
     def hessian_vector_product(self, x: Any, y: Any, v: Any, sample_weight: Any = None) -> Array:
-        """``H @ v`` for the Hessian of ``compute_hessian`` and a vector ``v`` of P values, as a
-        float64 ``(P,)`` array, without forming H (one forward and one backward pass of
+        """``H @ v`` for the Hessian of ``compute_hessian`` and a vector ``v`` of P values (one per
+        trainable weight), as a float64 ``(P,)`` array, without forming H (one forward and one backward pass of
         directional derivatives): for models too large for ``compute_hessian``."""
         self._check_compiled("hessian_vector_product")
         x_arr = self._x(x)
         y_arr = self._y(y, x_arr.shape[0])
         weights = self._sample_weight(sample_weight, x_arr.shape[0])
         engine = self._ensure_trainer()
-        return engine.hessian_vector_product(x_arr, y_arr, self._direction(v, engine.parameter_count), weights)
+        kept = engine.trainable_indices()
+        direction = self._direction(v, int(kept.size))
+        if kept.size == engine.parameter_count:
+            return engine.hessian_vector_product(x_arr, y_arr, direction, weights)
+        full = np.zeros(engine.parameter_count)  # a frozen weight's entry of v is 0
+        full[kept] = direction
+        return engine.hessian_vector_product(x_arr, y_arr, full, weights)[kept]
 
     @staticmethod
     def _direction(v: Any, parameters: int) -> Array:

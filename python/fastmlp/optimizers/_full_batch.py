@@ -6,7 +6,7 @@ core's batches and a ``FullBatchTraining``, which runs one fit: per epoch one it
 optimizer, then the loss and metrics at the new weights for the epoch's logs.
 
 ``Objective`` is the compiled loss (with its weight penalties) of one model on one training set,
-as a function of all the weights flattened in ``get_weights()`` order (float64). The core
+as a function of its trainable weights flattened in ``get_weights()`` order (float64). The core
 computes its value, gradient, Hessian and Hessian-vector products; the optimizers here only
 combine vectors and solve small systems.
 
@@ -31,11 +31,13 @@ Array = NDArray[Any]
 
 
 class Objective:
-    """The compiled loss of one model on one training set, as a function of its flat weights.
+    """The compiled loss of one model on one training set, as a function of its trainable weights.
 
-    ``x``, ``y`` and ``sample_weight`` are fit's arrays as the core takes them. Every call sets
-    the model's weights to the point asked for; ``evaluations`` counts the loss-and-gradient
-    evaluations (scikit-learn's and SciPy's function evaluations)."""
+    The vector holds the trainable layers' kernels and biases, flattened in ``get_weights()``
+    order (``model.trainable_weights``): a frozen layer's weights are constants of the loss and
+    never move. ``x``, ``y`` and ``sample_weight`` are fit's arrays as the core takes them.
+    Every call sets the model's weights to the point asked for; ``evaluations`` counts the
+    loss-and-gradient evaluations (scikit-learn's and SciPy's function evaluations)."""
 
     def __init__(self, engine: Engine, x: Array, y: Array, sample_weight: Optional[Array]) -> None:
         self.engine = engine
@@ -43,14 +45,20 @@ class Objective:
         self.y = y
         self.sample_weight = sample_weight
         self.evaluations = 0
+        indices = engine.trainable_indices()
+        # None: every weight is trainable, and the vectors are the core's as they are.
+        self._indices: Optional[Array] = None if indices.size == engine.parameter_count else indices
 
     @property
     def num_params(self) -> int:
-        return self.engine.parameter_count
+        return self.engine.parameter_count if self._indices is None else int(self._indices.size)
+
+    def _part(self, flat: Array) -> Array:
+        return flat if self._indices is None else flat[self._indices]
 
     def weights(self) -> Array:
-        """The model's weights now (float64, rounded to the model's dtype)."""
-        return self.engine.flat_weights()
+        """The model's trainable weights now (float64, rounded to the model's dtype)."""
+        return self._part(self.engine.flat_weights())
 
     def set_weights(self, w: Array) -> None:
         if not np.isfinite(w).all():
@@ -58,6 +66,10 @@ class Objective:
                 "The optimizer computed NaN or infinite weights; the model keeps its weights from "
                 "before this iteration."
             )
+        if self._indices is not None:
+            flat = self.engine.flat_weights()  # the frozen layers' weights as they are now
+            flat[self._indices] = w
+            w = flat
         self.engine.set_flat_weights(w)
 
     def value_and_gradient(self, w: Array) -> tuple[float, Array]:
@@ -77,16 +89,19 @@ class Objective:
         gradient zero) where either is not finite, so the search steps back from it."""
         self.set_weights(w)
         loss, gradient = self.engine.loss_and_gradient(self.x, self.y, self.sample_weight)
+        gradient = self._part(gradient)
         self.evaluations += 1
         if not math.isfinite(loss) or not np.isfinite(gradient).all():
             return math.inf, np.zeros_like(gradient)
         return loss, gradient
 
     def hessian(self, w: Array) -> Array:
-        """The (P, P) Hessian of the loss at ``w`` (float64); a ValueError when it holds NaN or
-        infinity."""
+        """The Hessian of the loss at ``w`` (float64, one row and column per trainable weight);
+        a ValueError when it holds NaN or infinity."""
         self.set_weights(w)
         hessian = self.engine.hessian(self.x, self.y, self.sample_weight)
+        if self._indices is not None:
+            hessian = hessian[np.ix_(self._indices, self._indices)]
         if not np.isfinite(hessian).all():
             raise ValueError(
                 f"The Hessian of the loss at the current weights (P={hessian.shape[0]}) holds NaN or "
@@ -97,7 +112,11 @@ class Objective:
     def hessian_vector_product(self, w: Array, v: Array) -> Array:
         """``H(w) @ v`` without forming H; a ValueError when it is not finite."""
         self.set_weights(w)
-        product = self.engine.hessian_vector_product(self.x, self.y, v, self.sample_weight)
+        if self._indices is not None:
+            full = np.zeros(self.engine.parameter_count)
+            full[self._indices] = v
+            v = full
+        product = self._part(self.engine.hessian_vector_product(self.x, self.y, v, self.sample_weight))
         if not np.isfinite(product).all():
             raise ValueError("The Hessian-vector product at the current weights holds NaN or infinity.")
         return product
@@ -108,8 +127,9 @@ class FullBatchOptimizer(Optimizer):
     and gradient (and, for Newton, the Hessian). Stops ``fit`` early (``model.stop_training``)
     once converged: the largest gradient entry at most ``tolerance_grad``, or a step that changes
     the loss or every weight by less than ``tolerance_change``, or ``max_fun`` evaluations of the
-    loss used up in this fit (not converged). After ``fit``: ``converged``, ``stop_reason``,
-    ``stalled`` and ``function_evaluations`` tell how it ended."""
+    loss used up in this fit (not converged). Only the trainable layers' weights move. After
+    ``fit``: ``converged``, ``stop_reason``, ``stalled`` and ``function_evaluations`` tell how
+    it ended."""
 
     # How the last fit ended (reset by ``begin`` at the start of each fit). ``stalled``: it
     # stopped because no step along the direction lowered the loss (SciPy's L-BFGS-B calls that
@@ -231,6 +251,9 @@ class FullBatchOptimizer(Optimizer):
             engine.set_iterations(engine.iterations + 1)
 
     def _stop_reason_before(self, objective: Objective, gradient: Array) -> Optional[str]:
+        if gradient.size == 0:
+            self.converged = True
+            return "the model has no trainable weights"
         if float(np.max(np.abs(gradient), initial=0.0)) <= self.tolerance_grad:
             self.converged = True
             return "the largest gradient entry is at most tolerance_grad"

@@ -87,6 +87,7 @@ class LeastSquares(FullBatchOptimizer):
 
     def iterate(self, objective: Objective) -> bool:
         super().iterate(objective)
-        self.converged = True
-        self.stop_reason = "solved in closed form"
+        if objective.num_params:  # else the base class said why nothing moved
+            self.converged = True
+            self.stop_reason = "solved in closed form"
         return True
