@@ -202,6 +202,17 @@ def test_newton_refuses_a_model_too_large_before_allocating() -> None:
         unbuilt.fit(np.zeros((2, 200)), np.zeros((2, 101)), verbose=0)
 
 
+def test_newton_stalled_by_a_huge_learning_rate_is_not_converged() -> None:
+    x, y = linear_data(seed=3)
+    optimizer = fm.optimizers.Newton(learning_rate=1e20)  # 40 halvings leave a step of 1e8 Newton steps
+    model = linear_model(4, 1, optimizer)
+    before = flat(model)
+    model.fit(x, y, epochs=5, verbose=0)
+    assert optimizer.stalled and not optimizer.converged
+    assert optimizer.stop_reason == "no step along the search direction lowers the loss"
+    np.testing.assert_array_equal(flat(model), before)
+
+
 # ------------------------------------------------------------------ conjugate gradient
 
 
@@ -318,6 +329,18 @@ def test_lbfgs_reports_convergence_and_function_evaluations() -> None:
     assert not budget.converged
     assert budget.stop_reason == "max_fun evaluations of the loss used up"
     assert 5 <= budget.function_evaluations <= 5 + budget.max_eval
+
+
+def test_lbfgs_stopping_on_pytorchs_slope_test_is_converged_not_stalled() -> None:
+    # PyTorch's LBFGS stops when g.d > -tolerance_change: no line search ran, none failed.
+    x, y = linear_data(seed=4)
+    optimizer = fm.optimizers.LBFGS(tolerance_change=1e6)  # |g|^2 of these data is far below it
+    model = linear_model(4, 1, optimizer)
+    before = flat(model)
+    model.fit(x, y, epochs=5, verbose=0)
+    assert optimizer.converged and not optimizer.stalled
+    assert optimizer.stop_reason == "the slope along the search direction is above -tolerance_change"
+    np.testing.assert_array_equal(flat(model), before)
 
 
 # ------------------------------------------------------------------ fit, callbacks, saving

@@ -17,7 +17,7 @@ starts afresh, as scikit-learn's lbfgs does; so nothing of it is saved with the 
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 from numpy.typing import NDArray
@@ -132,8 +132,8 @@ class FullBatchOptimizer(Optimizer):
     it ended."""
 
     # How the last fit ended (reset by ``begin`` at the start of each fit). ``stalled``: it
-    # stopped because no step along the direction lowered the loss (SciPy's L-BFGS-B calls that
-    # an abnormal termination; here it counts as converged, as PyTorch's LBFGS stops there).
+    # stopped because no step along the direction lowered the loss; as SciPy's L-BFGS-B (an
+    # abnormal termination), that is not converged.
     converged: bool = False
     stop_reason: Optional[str] = None
     stalled: bool = False
@@ -207,9 +207,10 @@ class FullBatchOptimizer(Optimizer):
     def _reset(self) -> None:
         """Forget the optimizer's own state (history, previous direction)."""
 
-    def _step(self, objective: Objective, w: Array, loss: float, gradient: Array) -> Optional[tuple[Array, float, Array]]:
-        """One iteration from ``w``: the new weights, loss and gradient, or None when no step
-        lowers the loss."""
+    def _step(self, objective: Objective, w: Array, loss: float, gradient: Array) -> Union[tuple[Array, float, Array], str, None]:
+        """One iteration from ``w``: the new weights, loss and gradient; or the reason it stops
+        without a step when one of its own tolerance tests holds (converged); or None when no
+        step lowers the loss (stalled)."""
         raise NotImplementedError
 
     def iterate(self, objective: Objective) -> bool:
@@ -228,10 +229,11 @@ class FullBatchOptimizer(Optimizer):
             except BaseException:
                 objective.set_weights(w)  # no half-made step stays applied
                 raise
-            if result is None:
+            if result is None or isinstance(result, str):
                 objective.set_weights(w)
-                stop = "no step along the search direction lowers the loss"
-                self.converged = self.stalled = True
+                stop = result if result is not None else "no step along the search direction lowers the loss"
+                self.converged = result is not None
+                self.stalled = result is None
             else:
                 w_new, loss_new, gradient_new = result
                 objective.set_weights(w_new)
@@ -267,9 +269,12 @@ class FullBatchOptimizer(Optimizer):
         if float(np.max(np.abs(gradient), initial=0.0)) <= self.tolerance_grad:
             self.converged = True
             return "the largest gradient entry is at most tolerance_grad"
-        if abs(loss - loss_new) < self.tolerance_change or float(np.max(np.abs(w_new - w))) <= self.tolerance_change:
+        if abs(loss - loss_new) < self.tolerance_change:
             self.converged = True
-            return "the last step changed the loss or the weights by less than tolerance_change"
+            return "the last step changed the loss by less than tolerance_change"
+        if float(np.max(np.abs(w_new - w))) <= self.tolerance_change:
+            self.converged = True
+            return "the last step changed every weight by at most tolerance_change"
         if objective.evaluations >= self.max_fun:
             return "max_fun evaluations of the loss used up"
         return None

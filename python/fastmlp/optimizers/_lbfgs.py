@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class LBFGS(FullBatchOptimizer):
             r += (alpha - beta) * s
         return r
 
-    def _step(self, objective: Objective, w: Array, loss: float, gradient: Array) -> Optional[tuple[Array, float, Array]]:
+    def _step(self, objective: Objective, w: Array, loss: float, gradient: Array) -> Union[tuple[Array, float, Array], str, None]:
         first = self._previous is None
         if self._previous is not None:
             s = w - self._previous[0]
@@ -76,8 +76,8 @@ class LBFGS(FullBatchOptimizer):
         d = self.direction(gradient)
         lr = float(self.learning_rate)
         t = lr * min(1.0, 1.0 / float(np.sum(np.abs(gradient)))) if first else lr
-        if float(gradient @ d) > -self.tolerance_change:  # not a descent direction worth taking
-            return None
+        if float(gradient @ d) > -self.tolerance_change:  # PyTorch's test: the loss would barely change
+            return "the slope along the search direction is above -tolerance_change"
         accepted, _ = _line_search.strong_wolfe(
             lambda step: objective.trial(w + step * d),
             d,
