@@ -202,6 +202,15 @@ def test_newton_refuses_a_model_too_large_before_allocating() -> None:
         unbuilt.fit(np.zeros((2, 200)), np.zeros((2, 101)), verbose=0)
 
 
+def test_newton_refuses_a_hessian_whose_step_exceeds_the_machines_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A step holds three P x P float64 matrices: 3 * 8 * 3001^2 bytes for Dense(1) on 3000 inputs.
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 100 * 2**20 // 4096}  # a 100 MiB machine
+    monkeypatch.setattr("os.sysconf", lambda name: pages[name])
+    model = fm.Sequential([fm.layers.Input(shape=(3000,)), fm.layers.Dense(1)], dtype="float64")
+    with pytest.raises(ValueError, match=r"P=3,001 weights need 216,144,024 bytes, more than this machine's 104,857,600"):
+        model.compile(optimizer=fm.optimizers.Newton(), loss="mse")
+
+
 def test_newton_stalled_by_a_huge_learning_rate_is_not_converged() -> None:
     x, y = linear_data(seed=3)
     optimizer = fm.optimizers.Newton(learning_rate=1e20)  # 40 halvings leave a step of 1e8 Newton steps
