@@ -7,6 +7,7 @@ whose weights start at zero, never from fastmlp's own output.
 from __future__ import annotations
 
 import math
+import tracemalloc
 from typing import Any
 
 import fastmlp as fm
@@ -147,3 +148,41 @@ def test_validation_data_is_monitored() -> None:
 def test_bad_arguments(call: Any, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("search", ["grid", "random"])
+def test_trials_are_made_one_at_a_time_not_all_before_the_first(search: str) -> None:
+    # 90,000 trials: made up front, their dicts would take megabytes before the first trial
+    # (and 10^9 of them would never finish). The builder stops the search at its third call.
+    calls: list[dict[str, Any]] = []
+    held: list[int] = []
+
+    class Enough(Exception):
+        pass
+
+    def build(**params: Any) -> fm.Sequential:
+        held.append(tracemalloc.get_traced_memory()[0])
+        calls.append(params)
+        if len(calls) == 3:
+            raise Enough
+        return linear(**params)
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        with pytest.raises(Enough):
+            if search == "grid":
+                grid = {"learning_rate": [0.01] + [0.02] * 299, "momentum": [0.0] * 300}
+                fm.tuning.grid_search(build, grid, X, Y, batch_size=len(X))
+            else:
+                fm.tuning.random_search(build, {"learning_rate": fm.tuning.log_uniform(1e-3, 1e-1)}, X, Y,
+                                        n_trials=90_000, batch_size=len(X), seed=5)
+    finally:
+        tracemalloc.stop()
+    assert held[0] - before < 1_000_000
+    if search == "grid":
+        assert calls == [{"learning_rate": 0.01, "momentum": 0.0}] * 3  # the first key varies slowest
+    else:  # the same first three values as a search of three trials draws
+        few = fm.tuning.random_search(linear, {"learning_rate": fm.tuning.log_uniform(1e-3, 1e-1)}, X, Y,
+                                      n_trials=3, batch_size=len(X), seed=5)
+        assert calls == few.params

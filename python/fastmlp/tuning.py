@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
@@ -112,7 +112,7 @@ def grid_search(
     _check_builder(build_model)
     grid = _checked_grid(param_grid)
     keys = list(grid)
-    combinations = [dict(zip(keys, values)) for values in itertools.product(*grid.values())]
+    combinations = (dict(zip(keys, values)) for values in itertools.product(*grid.values()))  # one at a time
     return _run_trials(
         build_model, combinations, x, y, epochs, batch_size, validation_data, monitor, seed, fit_kwargs
     )
@@ -149,10 +149,12 @@ def random_search(
         if not (callable(distribution) or hasattr(distribution, "rvs")):
             _checked_values(key, distribution, "param_distributions")
     rng = np.random.default_rng(seed)
-    drawn = [
+    # Drawn as each trial starts, in trial order (the same values as drawing all first): no list
+    # of n_trials entries before the first trial.
+    drawn = (
         {key: _draw(distribution, rng) for key, distribution in param_distributions.items()}
         for _ in range(int(n_trials))
-    ]
+    )
     return _run_trials(
         build_model, drawn, x, y, epochs, batch_size, validation_data, monitor, seed, fit_kwargs
     )
@@ -196,7 +198,7 @@ def _checked_grid(param_grid: Any) -> dict[str, list[Any]]:
 
 def _run_trials(
     build_model: ModelBuilder,
-    trials: list[dict[str, Any]],
+    trials: Iterable[dict[str, Any]],
     x: Any,
     y: Any,
     epochs: int,
@@ -211,9 +213,11 @@ def _run_trials(
     user_callbacks = list(fit_kwargs.pop("callbacks", None) or [])
     validates = validation_data is not None or bool(fit_kwargs.get("validation_split"))
     watched = monitor if monitor is not None else ("val_loss" if validates else "loss")
+    ran: list[dict[str, Any]] = []
     losses: list[float] = []
     histories: list[dict[str, list[float]]] = []
     for params in trials:
+        ran.append(params)
         fit_options = {"epochs": epochs, "batch_size": batch_size, "verbose": 0, **fit_kwargs}
         fit_options.update({key: params[key] for key in FIT_PARAMETERS if key in params})
         model_params = {key: value for key, value in params.items() if key not in FIT_PARAMETERS}
@@ -236,4 +240,4 @@ def _run_trials(
         final = float(history[watched][-1])
         losses.append(final if math.isfinite(final) else math.inf)
         histories.append({key: [float(v) for v in values] for key, values in history.items()})
-    return SearchResult(params=trials, losses=losses, histories=histories, monitor=watched)
+    return SearchResult(params=ran, losses=losses, histories=histories, monitor=watched)
