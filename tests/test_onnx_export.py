@@ -220,6 +220,16 @@ def test_a_regressor_gives_predict(loss: str, outputs: int, dtype: str) -> None:
     np.testing.assert_allclose(variable, estimator.predict(x), rtol=0, atol=TOLERANCE)
 
 
+def test_unsigned_labels_beyond_int64_keep_their_values() -> None:
+    # int64 would wrap 2^63 + 5 to a negative number: the graph's labels are uint64 instead.
+    y = np.where(classes("binary") == "yes", np.uint64(2**63 + 5), np.uint64(1))
+    estimator = fit("classifier", "float64", "relu", y)
+    x = inputs((25, 5), "float64", seed=4)
+    label, _ = run(fm_onnx.to_onnx(estimator), x)
+    assert label.dtype == np.uint64
+    np.testing.assert_array_equal(label, estimator.predict(x))
+
+
 def test_an_unfitted_estimator_raises_not_fitted_error() -> None:
     neural_network = pytest.importorskip("sklearn.neural_network")
     exceptions = pytest.importorskip("sklearn.exceptions")

@@ -75,7 +75,10 @@ def dtype(layers: list[DenseLayer]) -> str:
 
 
 def _labels(classes: NDArray[Any]) -> NDArray[Any]:
-    """``classes_`` as an array ONNX holds: int64, bool, float or string."""
+    """``classes_`` as an array ONNX holds: int64 (uint64 for unsigned labels beyond int64's
+    range, which int64 would wrap to negative numbers), bool, float or string."""
+    if classes.dtype.kind == "u" and classes.size and int(classes.max()) > np.iinfo(np.int64).max:
+        return classes.astype(np.uint64)
     if classes.dtype.kind in "iu":
         return classes.astype(np.int64)
     if classes.dtype.kind in "bf":
