@@ -230,6 +230,14 @@ def test_unsigned_labels_beyond_int64_keep_their_values() -> None:
     np.testing.assert_array_equal(label, estimator.predict(x))
 
 
+def test_an_intercept_that_does_not_fit_its_kernel_is_refused() -> None:
+    # The checker passes such a graph; onnxruntime refuses it when it runs (a Gemm's bias).
+    estimator = fit("classifier", "float32", "relu", classes("multiclass"))
+    estimator.intercepts_[0] = estimator.intercepts_[0][:5]
+    with pytest.raises(ValueError, match=r"layer 0 does not fit its neighbours: coefs_\[0\] has shape \(5, 7\) and intercepts_\[0\] \(5,\)"):
+        fm_onnx.to_onnx(estimator)
+
+
 def test_an_unfitted_estimator_raises_not_fitted_error() -> None:
     neural_network = pytest.importorskip("sklearn.neural_network")
     exceptions = pytest.importorskip("sklearn.exceptions")

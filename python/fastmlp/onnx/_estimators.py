@@ -53,6 +53,15 @@ def dense_layers(estimator: Any) -> list[DenseLayer]:
             f"The estimator has {len(coefs)} coefs_ and {len(intercepts)} intercepts_: "
             "expected as many of each, at least one."
         )
+    for i, (coef, intercept) in enumerate(zip(coefs, intercepts)):
+        # Each layer a 2-d kernel whose rows are the previous layer's units, with one intercept
+        # per column: anything else makes a graph the checker passes and onnxruntime refuses.
+        fan_in = coefs[i - 1].shape[-1] if i else coef.shape[0] if coef.ndim == 2 else -1
+        if coef.ndim != 2 or coef.shape[0] != fan_in or intercept.shape != (coef.shape[1],):
+            raise ValueError(
+                f"The estimator's layer {i} does not fit its neighbours: coefs_[{i}] has shape "
+                f"{coef.shape} and intercepts_[{i}] {intercept.shape}; expected ({fan_in}, n) and (n,)."
+            )
     hidden = _activation(estimator.activation, _SKLEARN_ACTIVATIONS, "activation")
     output = _activation(estimator.out_activation_, _SKLEARN_OUTPUTS, "out_activation_")
     return [
