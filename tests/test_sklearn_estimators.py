@@ -320,6 +320,23 @@ def test_predictions_follow_the_fitted_attributes_and_parameters() -> None:
     np.testing.assert_allclose(reg.predict(Xr), _numpy_forward(reg, Xr), rtol=1e-4, atol=1e-5)
 
 
+
+def test_fitted_attributes_that_disagree_are_refused_not_predicted_from() -> None:
+    # scikit-learn's forward pass reads n_layers_ - 1 layers (an IndexError for fewer); a
+    # prediction from fewer layers, or a last layer of another width, would have the wrong shape.
+    X, y = _classes()
+    clf = MLPClassifier(hidden_layer_sizes=(9,), max_iter=5, random_state=0).fit(X, y)
+    clf.coefs_ = clf.coefs_[:1]
+    with pytest.raises(ValueError, match="1 coefs_ and 2 intercepts_, but n_layers_=3 needs 2 of each"):
+        clf.predict_proba(X)
+    Xr, yr = _regression(2)
+    reg = MLPRegressor(hidden_layer_sizes=(9,), max_iter=5, random_state=0).fit(Xr, yr)
+    reg.coefs_, reg.intercepts_ = reg.coefs_[:1], reg.intercepts_[:1]
+    reg.n_layers_ = 2
+    with pytest.raises(ValueError, match=r"coefs_\[-1\] has shape \(\d+, 9\), but the estimator has n_outputs_=2"):
+        reg.predict(Xr)
+
+
 # ---------------------------------------------------------------------------- bad input
 
 

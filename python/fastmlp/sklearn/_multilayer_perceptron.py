@@ -368,6 +368,23 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
             )
         return Sequential(stack, name="mlp", dtype=self.dtype)
 
+    def _check_layers(self) -> None:
+        """``coefs_``/``intercepts_`` (which users may set) make ``n_layers_ - 1`` layers ending in
+        ``n_outputs_`` units: else a prediction would come out of another shape, silently."""
+        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+        layers = self.n_layers_ - 1
+        if len(coefs) != layers or len(intercepts) != layers:
+            raise ValueError(
+                f"The estimator has {len(coefs)} coefs_ and {len(intercepts)} intercepts_, but "
+                f"n_layers_={self.n_layers_} needs {layers} of each."
+            )
+        last = np.shape(coefs[-1])
+        if len(last) != 2 or last[1] != self.n_outputs_:
+            raise ValueError(
+                f"coefs_[-1] has shape {last}, but the estimator has n_outputs_={self.n_outputs_} "
+                "outputs: the last layer must have that many columns."
+            )
+
     def _sync_weights(self, model: Sequential) -> None:
         """``coefs_``/``intercepts_`` (which users may set) into the core."""
         weights: list[Array] = []
@@ -382,6 +399,7 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
 
     def _predict_model(self) -> Sequential:
         """A model holding ``coefs_``/``intercepts_`` for prediction."""
+        self._check_layers()
         if self._model is None or self._model_structure != self._structure():
             self._model = self._build_model(0.0)
             self._l2, self._model_structure = 0.0, self._structure()
