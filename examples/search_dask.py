@@ -47,7 +47,10 @@ def main() -> None:
     x_train, x_test, y_train, y_test = train_test_split(x.astype(np.float32), y, random_state=0, stratify=y)
 
     if args.address is None:
-        cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True)
+        # One worker per CPU this process may use (taskset, a container's CPU set), not per
+        # CPU of the host: more would oversubscribe the cores the search was given.
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cluster = LocalCluster(n_workers=cpus, threads_per_worker=1, processes=True)
         client = Client(cluster)
     else:
         cluster, client = None, Client(args.address)
