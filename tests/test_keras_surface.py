@@ -209,6 +209,48 @@ def test_training_is_passed_on_as_keras_passes_it_and_calls_predict_in_inference
         layers.Dropout(0.5)(fm.Input((4,)), training=True)
 
 
+class DropoutOnlyInTraining(fm.Model):  # the gate Keras's guides also write
+    def __init__(self, rate: float, extra: bool = False) -> None:
+        super().__init__()
+        self.dense1 = layers.Dense(8, activation="relu")
+        self.dropout = layers.Dropout(rate)
+        self.extra = layers.Dense(8) if extra else None
+        self.dense2 = layers.Dense(3, activation="softmax")
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        x = self.dense1(inputs)
+        if training:
+            x = self.dropout(x, training=training)
+            if self.extra is not None:
+                x = self.extra(x)
+        return self.dense2(x)
+
+
+def test_a_dropout_called_only_when_training_acts_in_fit_as_in_keras() -> None:
+    x, y = data()
+    losses = {}
+    for rate, form in ((0.9, DropoutOnlyInTraining), (0.0, DropoutOnlyInTraining), (0.9, None)):
+        fm.utils.set_random_seed(9)
+        model = form(rate) if form is not None else WithTrainingFlag()
+        if form is None:
+            model.dropout = layers.Dropout(rate)  # the same network, training passed on
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        losses[(rate, form)] = model.fit(x, y, epochs=2, verbose=0).history["loss"]
+        assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Dropout", "Dense"]
+        params = [(model.dense1.kernel, model.dense1.bias), (model.dense2.kernel, model.dense2.bias)]
+        expected = fm.reference.predict(x, params, ["relu", "softmax"])  # no dropout in predict
+        np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    assert losses[(0.9, DropoutOnlyInTraining)] != losses[(0.0, DropoutOnlyInTraining)]
+    assert losses[(0.9, DropoutOnlyInTraining)] == losses[(0.9, None)]  # as if passed on
+
+
+def test_a_call_with_other_layers_only_in_training_is_refused() -> None:
+    model = DropoutOnlyInTraining(0.5, extra=True)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="runs other layers with training=True"):
+        model.fit(*data(), epochs=1, verbose=0)
+
+
 def test_train_on_batch_weighs_classes_as_fit_does() -> None:
     x, y = data(n=12)
     weights = {0: 1.0, 1: 3.0, 2: 0.5}

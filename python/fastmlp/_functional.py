@@ -10,11 +10,12 @@ that do not lead to the output are not part of the model, as in Keras.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from ._symbolic import KerasTensor
-from .layers import InputLayer, Layer
+from ._symbolic import KerasTensor, training_trace
+from .layers import Dropout, InputLayer, Layer
 
 
 def single_tensor(value: Any, argument: str) -> KerasTensor:
@@ -83,7 +84,47 @@ def chain(inputs: Any, outputs: Any) -> tuple[InputLayer, list[Layer]]:
 
 
 def trace(call: Any, sample_shape: tuple[int, ...], dtype: str) -> tuple[InputLayer, list[Layer]]:
-    """A subclassed model's ``call`` run once on a symbolic input of ``sample_shape``: its
-    input layer and chain of layers."""
+    """A subclassed model's ``call`` run on a symbolic input of ``sample_shape``: its input
+    layer and chain of layers.
+
+    A ``call`` that takes ``training`` runs twice, as Keras runs it in ``predict`` and in
+    ``fit``: with its default, then with ``training=True``. A Dropout that only the second
+    includes (``if training: x = self.dropout(x)``) joins the chain, where it acts in fit only,
+    as in Keras. Any other difference (other layers in training) cannot be one chain: a
+    ValueError. A training run that fails, or that makes its own layers (layers created inside
+    ``call``), leaves the first run's chain, as a single run did."""
     input_layer = InputLayer(shape=sample_shape, dtype=dtype)
-    return chain(input_layer.output, call(input_layer.output))
+    source, layers = chain(input_layer.output, call(input_layer.output))
+    if not _takes_training(call):
+        return source, layers
+    try:
+        with training_trace():
+            again = InputLayer(shape=sample_shape, dtype=dtype, name=f"{input_layer.name}_training")
+            _, trained = chain(again.output, call(again.output, training=True))
+    except Exception:  # noqa: BLE001 (the run fit would make is only a check; see the docstring)
+        return source, layers
+    if [id(layer) for layer in trained] == [id(layer) for layer in layers]:
+        return source, layers
+    kept = {id(layer) for layer in layers}
+    if not kept & {id(layer) for layer in trained}:
+        return source, layers
+    if [layer for layer in trained if not isinstance(layer, Dropout)] == layers:
+        tensor = source.output
+        for layer in trained:  # the chain's tensors, now with the Dropout layers in place
+            tensor = layer.place_in_chain(tensor)
+        return source, trained
+    raise ValueError(
+        "The model's `call` runs other layers with training=True "
+        f"({[layer.name for layer in trained]}) than without "
+        f"({[layer.name for layer in layers]}): fastmlp runs one chain of layers in fit and in "
+        "predict. Only Dropout may be left out of the inference path (it acts in fit only anyway); "
+        "call the other layers in both, and pass `training` on to them."
+    )
+
+
+def _takes_training(call: Any) -> bool:
+    try:
+        parameters = inspect.signature(call).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "training" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)

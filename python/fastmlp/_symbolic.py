@@ -8,9 +8,29 @@ layers from an input tensor to an output tensor (``fastmlp._functional``).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any, Optional
 
 from ._names import unique_name
+
+# True while a subclassed model's ``call`` is traced as ``fit`` runs it (``training=True``):
+# layer calls on symbolic tensors then take ``training=True`` (see ``fastmlp._functional.trace``).
+_TRAINING_TRACE: contextvars.ContextVar[bool] = contextvars.ContextVar("fastmlp_training_trace", default=False)
+
+
+@contextlib.contextmanager
+def training_trace() -> Iterator[None]:
+    token = _TRAINING_TRACE.set(True)
+    try:
+        yield
+    finally:
+        _TRAINING_TRACE.reset(token)
+
+
+def in_training_trace() -> bool:
+    return _TRAINING_TRACE.get()
 
 
 class KerasTensor:

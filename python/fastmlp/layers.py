@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from . import _normalization, _validation, activations, initializers, regularizers
 from ._engine import Engine
 from ._names import snake_case, unique_name
-from ._symbolic import KerasTensor
+from ._symbolic import KerasTensor, in_training_trace
 from ._weight_variable import WeightVariable
 
 
@@ -152,7 +152,8 @@ class Layer:
         ``training`` as a subclassed model's ``call`` passes it on (``self.dropout(x,
         training=training)``): None or False; the model itself runs Dropout and
         BatchNormalization in training mode during ``fit`` and in inference mode otherwise."""
-        _validation.inference_mode(f"Layer {self.name!r} ({type(self).__name__})", training)
+        if not (training is True and in_training_trace()):
+            _validation.inference_mode(f"Layer {self.name!r} ({type(self).__name__})", training)
         if isinstance(inputs, (list, tuple)) and any(isinstance(t, KerasTensor) for t in inputs):
             raise ValueError(
                 f"Layer {self.name!r} ({type(self).__name__}) takes one input tensor; fastmlp runs a chain "
@@ -443,7 +444,8 @@ class Normalization(Layer):
     def __call__(self, inputs: Any, training: Optional[bool] = None) -> Any:
         """On a symbolic tensor, the functional API; on data, the normalized data (as Keras's
         eager call), as float32 of the data's shape (``training`` as ``Layer.__call__``)."""
-        _validation.inference_mode(f"Layer {self.name!r} (Normalization)", training)
+        if not (training is True and in_training_trace()):
+            _validation.inference_mode(f"Layer {self.name!r} (Normalization)", training)
         if isinstance(inputs, KerasTensor) or (
             isinstance(inputs, (list, tuple)) and any(isinstance(t, KerasTensor) for t in inputs)
         ):
