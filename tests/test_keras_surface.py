@@ -251,6 +251,18 @@ def test_a_call_with_other_layers_only_in_training_is_refused() -> None:
         model.fit(*data(), epochs=1, verbose=0)
 
 
+@pytest.mark.parametrize("hook", ["train_step", "test_step", "predict_step", "compute_loss", "compute_metrics"])
+@pytest.mark.parametrize("base", [fm.Model, fm.Sequential])
+def test_a_subclass_that_customizes_the_steps_is_refused_not_ignored(hook: str, base: type) -> None:
+    # Keras's "customizing what happens in fit" hooks: the core never calls them.
+    custom = type("Custom", (base,), {hook: lambda self, *args, **kwargs: None})
+    with pytest.raises(NotImplementedError, match=f"Custom defines {hook}: .* silently ignore it"):
+        custom()
+    deeper = type("Deeper", (custom,), {})  # inherited from a user's class: refused as well
+    with pytest.raises(NotImplementedError, match=f"Deeper defines {hook}|Custom"):
+        deeper()
+
+
 def test_train_on_batch_weighs_classes_as_fit_does() -> None:
     x, y = data(n=12)
     weights = {0: 1.0, 1: 3.0, 2: 0.5}

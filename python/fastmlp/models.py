@@ -223,6 +223,25 @@ class NotCompiledError(RuntimeError, ValueError):
     Keras, and a ValueError like every other misuse fastmlp reports."""
 
 
+# Keras's hooks for customizing what fit, evaluate and predict do per batch. fastmlp runs whole
+# epochs in its core and never calls them: a subclass that defines one is refused, not ignored.
+CUSTOM_STEP_METHODS = ("train_step", "test_step", "predict_step", "compute_loss", "compute_metrics")
+
+
+def _refuse_custom_steps(cls: type) -> None:
+    for klass in cls.__mro__:
+        if klass is Model or klass is object:
+            return
+        overridden = [name for name in CUSTOM_STEP_METHODS if name in vars(klass)]
+        if overridden:
+            raise NotImplementedError(
+                f"{cls.__name__} defines {', '.join(overridden)}: fastmlp runs fit, evaluate and predict "
+                "in its native core, which cannot call Python per batch, so it would silently ignore "
+                f"{'it' if len(overridden) == 1 else 'them'}. Use a built-in loss and metrics, and "
+                "callbacks for per-batch work (see docs/keras.md)."
+            )
+
+
 class Model:
     """A chain of layers with Keras's training API.
 
@@ -274,6 +293,7 @@ class Model:
             self.trainable = False
 
     def _init_state(self, name: str, dtype: Optional[str]) -> None:
+        _refuse_custom_steps(type(self))
         if dtype is not None and dtype not in ("float32", "float64"):
             raise ValueError(f"Unknown dtype: {dtype!r}. Expected 'float32' or 'float64'.")
         self.name = name
