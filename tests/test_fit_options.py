@@ -110,6 +110,26 @@ def test_bad_fit_options(kwargs: dict[str, Any], match: str) -> None:
         model().fit(X, LABELS, epochs=1, verbose=0, **kwargs)
 
 
+@pytest.mark.parametrize("with_sample_weight", [False, True])
+def test_validation_split_weighs_classes_in_training_only(with_sample_weight: bool) -> None:
+    # Keras splits off the validation rows before it turns class_weight into sample weights:
+    # val_loss is evaluate's on the last rows, with their sample weights only.
+    class_weight = {0: 1.0, 1: 3.0, 2: 0.5}
+    w = RNG.random(40) + 0.5 if with_sample_weight else None
+    m = model()
+    m.compile(optimizer=fm.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy")  # weights fixed
+    history = m.fit(X, LABELS, batch_size=8, epochs=1, class_weight=class_weight, sample_weight=w,
+                    validation_split=0.25, shuffle=False, verbose=0)
+    p = m.predict(X[30:], verbose=0)
+    per_sample = -np.log(p[np.arange(10), LABELS[30:]])
+    expected = np.mean(per_sample if w is None else w[30:] * per_sample)  # Keras: sum(w * loss) / n
+    assert history.history["val_loss"][0] == pytest.approx(expected, rel=1e-12)
+    lookup = np.array([1.0, 3.0, 0.5])[LABELS[:30]]
+    p_train = m.predict(X[:30], verbose=0)
+    train_loss = -np.log(p_train[np.arange(30), LABELS[:30]]) * lookup * (1.0 if w is None else w[:30])
+    assert history.history["loss"][0] == pytest.approx(np.mean(train_loss), rel=1e-12)
+
+
 def test_class_weights_beyond_the_models_dtype_are_named() -> None:
     # 1e300 is a float64 but infinite in float32: the error names class_weight, not the core's
     # per-sample weights it becomes.

@@ -1165,6 +1165,11 @@ class Model:
                 data.w_val = self._sample_weight(validation_data[2], data.x_val.shape[0])
         elif settings.validation_split:
             data.split(settings.validation_split)
+            if class_weight is not None:
+                # Keras splits off the validation part before it weighs the classes: the part
+                # keeps its sample weights only (val_loss is evaluate's on those rows).
+                sample_only = self._sample_weight(sample_weight, x_all.shape[0])
+                data.w_val = None if sample_only is None else np.ascontiguousarray(sample_only[data.x.shape[0] :])
         return data
 
     def _fit_callbacks(
