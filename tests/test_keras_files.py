@@ -275,6 +275,31 @@ def rewritten(tmp_path: Path, edit: Any) -> Path:
     return write_keras(tmp_path / "edited.keras", config, weights)
 
 
+@pytest.mark.parametrize("settings", [{"loss": "cosine_similarity"}, {"weighted_metrics": ["accuracy"]}])
+def test_compile_false_loads_for_inference_what_compile_refuses(tmp_path: Path, settings: dict[str, Any]) -> None:
+    # Keras's load_model(path, compile=False): the compile config is not read at all.
+    path, weights = mlp_by_hand(tmp_path, {**ADAM, **settings})
+    with pytest.raises(FileFormatError):
+        fm.models.load_model(path)
+    model = fm.models.load_model(path, compile=False)
+    assert model.loss is None and model.optimizer is None
+    x = RNG.normal(size=(5, 3)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), numpy_mlp(weights, x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="`compile` must be True or False"):
+        fm.saving.load_model(path, compile="no")
+
+
+def test_compile_false_leaves_a_native_file_uncompiled(tmp_path: Path) -> None:
+    path, weights = mlp_by_hand(tmp_path, ADAM)
+    native = tmp_path / "m.fastmlp"
+    with pytest.warns(OptimizerStateResetWarning):  # Keras's optimizer variables are not read
+        fm.models.load_model(path).save(native)
+    model = fm.saving.load_model(native, compile=False)
+    assert model.loss is None and model.optimizer is None
+    x = RNG.normal(size=(5, 3)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), numpy_mlp(weights, x), rtol=1e-5, atol=1e-6)
+
+
 def test_truncated_file(tmp_path: Path) -> None:
     path, _ = mlp_by_hand(tmp_path)
     data = path.read_bytes()

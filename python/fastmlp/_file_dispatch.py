@@ -28,16 +28,18 @@ def load_model(
     from_config: FromConfig[Model],
     custom_objects: Optional[dict[str, Any]] = None,
     safe_mode: bool = True,
+    compile: bool = True,
 ) -> Model:
     """``custom_objects`` maps class names to the user's classes a native file's config names (a
     learning-rate schedule); a ``.keras`` file names only Keras's own classes. ``safe_mode`` is
     Keras's argument, checked and accepted: neither format runs code from a file, whatever its
-    value."""
-    if not isinstance(safe_mode, bool):
-        raise TypeError(f"`safe_mode` must be True or False. Received: safe_mode={safe_mode!r}")
+    value. ``compile=False`` (Keras's) loads the model uncompiled, its compile settings unread."""
+    for name, value in (("safe_mode", safe_mode), ("compile", compile)):
+        if not isinstance(value, bool):
+            raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r}")
     if _keras_file.is_keras_path(filepath):
-        return _keras_file.load_model(filepath, from_config)
-    return _model_file.load_model(filepath, from_config, custom_objects)
+        return _keras_file.load_model(filepath, from_config, compile)
+    return _model_file.load_model(filepath, from_config, custom_objects, compile)
 
 
 def save_weights(model: SavedModel, filepath: PathLike) -> None:

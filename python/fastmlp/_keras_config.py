@@ -411,9 +411,10 @@ def _short(value: Any) -> str:
     return text if len(text) <= 120 else f"{text[:117]}..."
 
 
-def from_keras(keras_config: Any, fail: Fail) -> tuple[dict[str, Any], WeightLayout]:
+def from_keras(keras_config: Any, fail: Fail, compile: bool = True) -> tuple[dict[str, Any], WeightLayout]:
     """fastmlp's config (``{"model": ..., "compile": ...}``, still to be checked by
-    ``_saved_config.check_config``) and the weights' layout of a Keras ``config.json``."""
+    ``_saved_config.check_config``) and the weights' layout of a Keras ``config.json``; without
+    ``compile``, the file's compile config is not read at all (``"compile"`` is None)."""
     reader = _Reader(fail)
     top = reader.object("(the model)", keras_config)
     class_name = top.get("class_name")
@@ -471,7 +472,8 @@ def from_keras(keras_config: Any, fail: Fail) -> tuple[dict[str, Any], WeightLay
         class_name, _, ours = parsed[i]
         if i in paths:
             _layer_weights(layout, paths[i], class_name, ours)
-    return {"model": model, "compile": reader.compile("compile_config", top.get("compile_config"))}, layout
+    compiled = reader.compile("compile_config", top.get("compile_config")) if compile else None
+    return {"model": model, "compile": compiled}, layout
 
 
 # ---------------------------------------------------------------- writing

@@ -139,8 +139,9 @@ def _read_weights(reader: ModelFileReader, layout: _keras_config.WeightLayout, s
         reader.fail(f"{WEIGHTS!r} is not a readable HDF5 file of weights ({error})", error)
 
 
-def load_model(filepath: PathLike, from_config: FromConfig[Model]) -> Model:
-    """The model of a Keras 3 ``.keras`` file (see the module's docstring)."""
+def load_model(filepath: PathLike, from_config: FromConfig[Model], compile: bool = True) -> Model:
+    """The model of a Keras 3 ``.keras`` file (see the module's docstring); uncompiled, its
+    compile config unread, without ``compile``."""
     path = os.fsdecode(filepath)
     remove_orphans(os.path.dirname(os.path.abspath(path)))
     reader = ModelFileReader(open_regular_file(path), repr(path), format_name="Keras")
@@ -150,7 +151,7 @@ def load_model(filepath: PathLike, from_config: FromConfig[Model]) -> Model:
                 reader.fail(f"not a Keras file (no {member!r})")
         if not isinstance(reader.json(METADATA), dict):
             reader.fail(f"not a Keras file ({METADATA!r} is not a JSON object)")
-        translated, layout = _keras_config.from_keras(reader.json(CONFIG), reader.fail)
+        translated, layout = _keras_config.from_keras(reader.json(CONFIG), reader.fail, compile)
         config = _saved_config.check_config(translated, reader.label, CONFIG)
         shapes = _saved_config.weight_shapes(config["model"])
         weights = _read_weights(reader, layout, shapes, config["model"]["dtype"])

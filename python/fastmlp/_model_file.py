@@ -225,11 +225,16 @@ def _restore_training_state(reader: ModelFileReader, model: SavedModel) -> None:
 
 
 def _restore(
-    reader: ModelFileReader, from_config: FromConfig[Model], custom_objects: Optional[dict[str, Any]] = None
+    reader: ModelFileReader,
+    from_config: FromConfig[Model],
+    custom_objects: Optional[dict[str, Any]] = None,
+    compile: bool = True,
 ) -> Model:
     if reader.kind != "model":
         reader.fail("holds only weights; use model.load_weights() on a built model")
     config = _saved_config.check_config(reader.json(CONFIG), reader.label, CONFIG)
+    if not compile:  # Keras's compile=False: the architecture and weights, not compiled
+        config = {**config, "compile": None}
     shapes = _saved_config.weight_shapes(config["model"])
     weights = _read_arrays(reader, WEIGHTS, shapes, config["model"]["dtype"], "weights", "the architecture in config.json")
     model = build_model(reader, config, weights, from_config, custom_objects)
@@ -239,19 +244,23 @@ def _restore(
 
 
 def load_model(
-    filepath: PathLike, from_config: FromConfig[Model], custom_objects: Optional[dict[str, Any]] = None
+    filepath: PathLike,
+    from_config: FromConfig[Model],
+    custom_objects: Optional[dict[str, Any]] = None,
+    compile: bool = True,
 ) -> Model:
     """Load a model saved with ``model.save``, made by ``from_config`` from its config:
     architecture, weights, compile settings and optimizer state (training continues exactly
-    where it stopped). ``custom_objects`` maps class names to the user's classes a config names
-    (a learning-rate schedule); nothing else in the file is turned into code.
+    where it stopped); without ``compile``, the architecture and weights only. ``custom_objects``
+    maps class names to the user's classes a config names (a learning-rate schedule); nothing
+    else in the file is turned into code.
 
     Raises ``FileFormatError`` for a file that is not a readable fastmlp model file (see its
     docstring), ``FileNotFoundError``, ``IsADirectoryError`` or ``PermissionError`` as ``open()``.
     """
     reader = _open(filepath)
     try:
-        return _restore(reader, from_config, custom_objects)
+        return _restore(reader, from_config, custom_objects, compile)
     finally:
         reader.close()
 

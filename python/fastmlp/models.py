@@ -2121,9 +2121,12 @@ def save_model(model: Model, filepath: Any, overwrite: bool = True, **kwargs: An
     model.save(filepath)
 
 
-def load_model(filepath: Any, custom_objects: Optional[dict[str, Any]] = None, safe_mode: bool = True) -> Model:
+def load_model(
+    filepath: Any, custom_objects: Optional[dict[str, Any]] = None, compile: bool = True, safe_mode: bool = True
+) -> Model:
     """Load a model saved with ``model.save``, or a Keras 3 ``.keras`` file (see
     ``fastmlp.saving`` for the formats); ``custom_objects`` as ``fastmlp.saving.load_model``.
     ``safe_mode`` is Keras's; fastmlp never runs code from a file, whatever its value (a lambda
-    layer is refused either way)."""
-    return _file_dispatch.load_model(filepath, Model.from_config, custom_objects, safe_mode)
+    layer is refused either way). ``compile=False``: uncompiled, the file's compile settings
+    unread, as Keras."""
+    return _file_dispatch.load_model(filepath, Model.from_config, custom_objects, safe_mode, compile)

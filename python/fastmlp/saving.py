@@ -70,19 +70,21 @@ def model_to_bytes(model: models.Model) -> bytes:
 
 
 def load_model(
-    filepath: PathLike, custom_objects: Optional[dict[str, Any]] = None, safe_mode: bool = True
+    filepath: PathLike, custom_objects: Optional[dict[str, Any]] = None, compile: bool = True, safe_mode: bool = True
 ) -> models.Model:
     """Load a model saved with ``model.save``: architecture, weights, compile settings and
     optimizer state (training continues exactly where it stopped); or a Keras 3 ``.keras``
     file (see the module's docstring). ``custom_objects`` maps a class name to the user's class
     that the file names: a ``LearningRateSchedule`` subclass (the file holds its class name and
     ``get_config()``, never its code). ``safe_mode`` is accepted as Keras's: fastmlp never runs
-    code from a file, whatever its value.
+    code from a file, whatever its value. ``compile=False`` (Keras's) loads the architecture and
+    weights only, uncompiled: the file's compile settings are not read (so a Keras file whose
+    loss or metrics fastmlp refuses still loads for inference).
 
     Raises ``FileFormatError`` for a file that is not a readable fastmlp model file (see its
     docstring), ``FileNotFoundError``, ``IsADirectoryError`` or ``PermissionError`` as ``open()``.
     """
-    return _file_dispatch.load_model(filepath, models.Model.from_config, custom_objects, safe_mode)
+    return _file_dispatch.load_model(filepath, models.Model.from_config, custom_objects, safe_mode, compile)
 
 
 def load_weights(model: models.Model, filepath: PathLike) -> None:
