@@ -300,6 +300,29 @@ def test_compile_false_leaves_a_native_file_uncompiled(tmp_path: Path) -> None:
     np.testing.assert_allclose(model.predict(x, verbose=0), numpy_mlp(weights, x), rtol=1e-5, atol=1e-6)
 
 
+def test_keras_relu_and_softmax_layers_load_as_their_activations(tmp_path: Path) -> None:
+    # keras.Sequential([Input((3,)), Dense(4), ReLU(), Dense(2), Softmax()]) as Keras 3 writes it.
+    weights = {
+        "layers/dense/vars/0": RNG.normal(size=(3, 4)).astype("float32"),
+        "layers/dense/vars/1": RNG.normal(size=(4,)).astype("float32"),
+        "layers/dense_1/vars/0": RNG.normal(size=(4, 2)).astype("float32"),
+        "layers/dense_1/vars/1": RNG.normal(size=(2,)).astype("float32"),
+    }
+    relu = layer("ReLU", name="re_lu", trainable=True, dtype=policy(), max_value=None, negative_slope=0.0, threshold=0.0)
+    softmax = layer("Softmax", name="softmax", trainable=True, dtype=policy(), axis=-1)
+    layers = [layer("InputLayer", batch_shape=[None, 3], dtype="float32", sparse=False, name="input_layer"),
+              dense("dense", 4), relu, dense("dense_1", 2), softmax]
+    model = fm.models.load_model(write_keras(tmp_path / "relu.keras", sequential_config(layers), weights))
+    x = RNG.normal(size=(5, 3)).astype("float32")
+    hidden = np.maximum(x @ weights["layers/dense/vars/0"] + weights["layers/dense/vars/1"], 0)
+    logits = hidden @ weights["layers/dense_1/vars/0"] + weights["layers/dense_1/vars/1"]
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    capped = layer("ReLU", name="re_lu", trainable=True, dtype=policy(), max_value=6.0, negative_slope=0.0, threshold=0.0)
+    layers[2] = capped
+    refused(write_keras(tmp_path / "relu6.keras", sequential_config(layers), weights), "ReLU with .*max_value.*6.0")
+
+
 def test_truncated_file(tmp_path: Path) -> None:
     path, _ = mlp_by_hand(tmp_path)
     data = path.read_bytes()

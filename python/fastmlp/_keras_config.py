@@ -105,7 +105,11 @@ _METRICS = ("AUC", "Precision", "Recall", "TruePositives", "FalsePositives", "Tr
             "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy", "TopKCategoricalAccuracy",
             "SparseTopKCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError",
             "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "FBetaScore", "F1Score")
-_LAYERS = ("InputLayer", "Dense", "Dropout", "Activation", "Flatten", "LeakyReLU", "ELU", "BatchNormalization", "Normalization")
+_LAYERS = ("InputLayer", "Dense", "Dropout", "Activation", "Flatten", "LeakyReLU", "ELU", "BatchNormalization", "Normalization",
+           "ReLU", "Softmax")
+# Keras's activation layers that fastmlp builds as an Activation (their settings at the defaults
+# only: the reader checks them), and the activation each applies.
+_AS_ACTIVATION = {"ReLU": "relu", "Softmax": "softmax"}
 _BN_INITIALIZERS = ("beta_initializer", "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer")
 _BN_DEFAULT_INITIALIZERS = ("zeros", "ones", "zeros", "ones")
 # Settings a layer may carry only at their default (fastmlp has no equivalent for another value).
@@ -287,6 +291,15 @@ class _Reader:
             ours["negative_slope"] = config.get("negative_slope", config.get("alpha", 0.3))
         elif class_name == "ELU":
             ours["alpha"] = config.get("alpha", 1.0)
+        elif class_name == "ReLU":
+            settings = {key: config.get(key, default) for key, default in (("max_value", None), ("negative_slope", 0.0), ("threshold", 0.0))}
+            if settings != {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}:
+                self.fail(where, f"ReLU with {_short(settings)}: fastmlp's ReLU is max(x, 0) (LeakyReLU takes a slope)")
+            ours["activation"] = "relu"
+        elif class_name == "Softmax":
+            if config.get("axis", -1) not in (-1, 1):
+                self.fail(where, f"Softmax over axis {_short(config.get('axis'))}: fastmlp's is over the last axis")
+            ours["activation"] = "softmax"
         elif class_name == "BatchNormalization":
             ours.update(
                 axis=config.get("axis", -1),
@@ -456,7 +469,8 @@ def from_keras(keras_config: Any, fail: Fail, compile: bool = True) -> tuple[dic
     model: dict[str, Any] = {
         "dtype": dtype or "float32",
         "input_shape": input_shape,
-        "layers": [{"class_name": class_name, "config": ours} for class_name, _, ours in chain],
+        "layers": [{"class_name": "Activation" if class_name in _AS_ACTIVATION else class_name, "config": ours}
+                   for class_name, _, ours in chain],
     }
     if isinstance(config.get("name"), str):
         model["name"] = config["name"]
