@@ -263,6 +263,39 @@ def test_a_subclass_that_customizes_the_steps_is_refused_not_ignored(hook: str, 
         deeper()
 
 
+def test_a_loss_or_metric_class_of_ones_own_is_refused_naming_it() -> None:
+    # The guide's custom loss (call) and metric (update_state, result, reset_state) classes:
+    # the core never calls them, so they are refused, not misread.
+    class CustomMSE(fm.losses.Loss):
+        def __init__(self, name: str = "custom_mse") -> None:
+            super().__init__(name=name)
+
+        def call(self, y_true: Any, y_pred: Any) -> Any:
+            return 0.0
+
+    class CategoricalTruePositives(fm.metrics.Metric):
+        def __init__(self, name: str = "categorical_true_positives", **kwargs: Any) -> None:
+            super().__init__(name=name, **kwargs)
+
+        def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+            pass
+
+        def result(self) -> float:
+            return 0.0
+
+        def reset_state(self) -> None:
+            pass
+
+    with pytest.raises(NotImplementedError, match="CustomMSE is a loss of your own \\(call\\)"):
+        CustomMSE()
+    with pytest.raises(NotImplementedError, match="CategoricalTruePositives is a metric of your own"):
+        CategoricalTruePositives()
+    skipped = CustomMSE.__new__(CustomMSE)  # an __init__ that never reached Loss.__init__
+    model = fm.Sequential([fm.Input((6,)), layers.Dense(3)])
+    with pytest.raises(NotImplementedError, match="CustomMSE is a loss of your own"):
+        model.compile(optimizer="sgd", loss=skipped)
+
+
 def test_train_on_batch_weighs_classes_as_fit_does() -> None:
     x, y = data(n=12)
     weights = {0: 1.0, 1: 3.0, 2: 0.5}

@@ -243,3 +243,13 @@ def inference_mode(caller: str, training: Any) -> None:
         "otherwise, so it takes training=None or training=False (as a subclassed model's call "
         "passes its own `training` argument on); calling a model on data predicts."
     )
+
+
+def user_overrides(cls: type, methods: tuple[str, ...]) -> list[str]:
+    """Which of ``methods`` a class of ``cls``'s hierarchy defined outside fastmlp (a user's
+    subclass) defines: code that fastmlp's core, which computes on its own, would never call."""
+    found: list[str] = []
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] != "fastmlp":
+            found.extend(name for name in methods if name in vars(klass) and name not in found)
+    return found

@@ -8,15 +8,22 @@ from typing import Any, Callable, Union
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _loss_values
+from . import _loss_values, _validation
 
 
 class Loss:
-    """A loss the C++ core computes; ``name`` is the core's name for it."""
+    """A loss the C++ core computes; ``name`` is the core's name for it. A user's subclass with
+    its own ``call`` (Keras's custom loss) is refused: the core never calls Python."""
 
     name: str = ""
 
-    def __init__(self, from_logits: bool = False) -> None:
+    def __init__(self, from_logits: bool = False, **keras_arguments: Any) -> None:
+        refuse_custom_loss(type(self))
+        if keras_arguments:
+            raise TypeError(
+                f"{type(self).__name__} takes no {', '.join(sorted(keras_arguments))} (fastmlp's losses have "
+                "one reduction, Keras's default). Received: " + ", ".join(f"{k}={v!r}" for k, v in keras_arguments.items())
+            )
         self.from_logits = bool(from_logits)
 
     def get_config(self) -> dict[str, object]:
@@ -244,10 +251,22 @@ _FUNCTIONS: dict[Callable[..., Any], type[Loss]] = {
 LossLike = Union[str, Loss, Callable[..., Any]]
 
 
+def refuse_custom_loss(cls: type) -> None:
+    """NotImplementedError for a user's Loss subclass that computes the loss itself."""
+    overridden = _validation.user_overrides(cls, ("call", "__call__"))
+    if overridden or (issubclass(cls, Loss) and not cls.name):
+        raise NotImplementedError(
+            f"{cls.__name__} is a loss of your own ({', '.join(overridden) or 'no built-in loss'}): fastmlp "
+            "computes the loss and its gradient in its native core, which never calls Python, so it "
+            f"cannot train with it. Use a built-in loss: {sorted(_BY_NAME)}."
+        )
+
+
 def get(identifier: LossLike) -> Loss:
     """A loss from its Keras name, an instance, or one of the loss functions above (as
     ``compile(loss=keras.losses.binary_crossentropy)``)."""
     if isinstance(identifier, Loss):
+        refuse_custom_loss(type(identifier))  # one whose __init__ skipped Loss.__init__
         return identifier
     if isinstance(identifier, str) and identifier in _BY_NAME:
         return _BY_NAME[identifier]()

@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 import numpy as np
 from numpy.typing import NDArray
 
-from . import losses
+from . import _validation, losses
 from ._names import snake_case, unique_name
 
 Array = NDArray[np.float64]
@@ -116,6 +116,7 @@ class Metric:
     Keras makes it (``auc``, ``auc_1``, ...; ``keras.backend.clear_session`` starts over)."""
 
     def __init__(self, name: Optional[str] = None, dtype: Any = None) -> None:
+        refuse_custom_metric(type(self))
         if name is not None and not isinstance(name, str):
             raise TypeError(f"`name` must be a string. Received: name={name!r}")
         self.name = name if name else unique_name(snake_case(type(self).__name__))
@@ -938,12 +939,24 @@ def mean_absolute_error(y_true: Any, y_pred: Any) -> Array:
 _FUNCTIONS = (binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, mean_squared_error, mean_absolute_error)
 
 
+def refuse_custom_metric(cls: type) -> None:
+    """NotImplementedError for a user's Metric subclass that keeps its own state."""
+    overridden = _validation.user_overrides(cls, ("update_state", "result", "reset_state"))
+    if overridden:
+        raise NotImplementedError(
+            f"{cls.__name__} is a metric of your own ({', '.join(overridden)}): fastmlp computes its "
+            "metrics' states in its native core, which never calls Python, so it cannot update it. "
+            "Use a built-in metric (see docs/keras.md), or compute it from predict() in a callback."
+        )
+
+
 def get(identifier: Any) -> Union[Metric, str]:
     """A metric from what ``compile(metrics=[...])`` takes: a ``Metric`` (as is), a
     ``{"class_name", "config"}`` dict, a class or class name (an instance), or one of the
     per-sample names (``"accuracy"``, ``"acc"``, ``"mse"``, ...), returned as the string.
     An unknown name is a ValueError, as in Keras."""
     if isinstance(identifier, Metric):
+        refuse_custom_metric(type(identifier))  # one whose __init__ skipped Metric.__init__
         return identifier
     for function in _FUNCTIONS:
         if identifier is function:
