@@ -115,9 +115,9 @@ def test_a_layer_never_called_has_no_output() -> None:
 def test_an_extractor_refuses_training() -> None:
     model = guide_model()
     extractor = keras.Model(model.inputs, model.get_layer("my_intermediate_layer").output)
-    with pytest.raises(ValueError, match=r"feature extractor.*my_intermediate_layer"):
+    with pytest.raises(ValueError, match=r"feature extractor.*once those shared layers are frozen"):
         extractor.compile(optimizer="sgd", loss="mse")
-    with pytest.raises(ValueError, match="feature extractor"):
+    with pytest.raises(ValueError, match="up to 'my_intermediate_layer'"):
         extractor.fit(np.zeros((4, 20)), np.zeros((4, 32)), verbose=0)
     with pytest.raises(ValueError, match="feature extractor"):
         extractor.set_weights(extractor.get_weights())
@@ -170,8 +170,39 @@ def test_the_quickstarts_probability_model_nests_the_trained_model() -> None:
     np.testing.assert_allclose(probability_model(x_train[:5]), softmax_of_the_logits(x_train[:5]), rtol=1e-5, atol=1e-6)
     model.fit(x_train, y_train, epochs=1, verbose=0)  # it follows the model's training
     np.testing.assert_allclose(probability_model.predict(x_train, verbose=0), softmax_of_the_logits(x_train), rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="train 'sequential"):
+    with pytest.raises(ValueError, match="To train 'sequential.*'s layers too, train 'sequential"):
         probability_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+
+
+def test_a_new_head_trains_on_a_frozen_nested_base_as_in_the_transfer_learning_guide() -> None:
+    # The Sequential guide's transfer learning: base.trainable = False, then a new head on it.
+    rng = np.random.default_rng(3)
+    x, y = rng.random((120, 20)).astype(np.float32), rng.integers(0, 3, 120)
+    base = guide_model()
+    base.compile(optimizer="adam", loss="mse")
+    base.fit(x, rng.random((120, 4)), epochs=1, verbose=0)  # "pretrained"
+    base.trainable = False
+    model = keras.Sequential([base, layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    before = [w.copy() for w in base.get_weights()]
+    head = [w.copy() for w in model.get_weights()[6:]]
+    model.fit(x, y, batch_size=120, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(before, base.get_weights()):  # the base did not move
+        np.testing.assert_array_equal(a, b)
+    assert len(model.trainable_weights) == 2
+    # One full-batch SGD step of the head alone on the base's features (NumPy).
+    w = [a.astype(np.float64) for a in before]
+    features = relu(relu(x @ w[0] + w[1]) @ w[2] + w[3]) @ w[4] + w[5]
+    kernel, bias = (h.astype(np.float64) for h in head)
+    z = features @ kernel + bias
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    delta = (p - np.eye(3)[y]) / len(y)
+    np.testing.assert_allclose(model.get_weights()[6], kernel - 0.5 * features.T @ delta, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.get_weights()[7], bias - 0.5 * delta.sum(axis=0), rtol=1e-4, atol=1e-6)
+    base.trainable = True  # fine-tuning the nested base in place is not supported: refused, named
+    with pytest.raises(ValueError, match="To train 'sequential.*'s layers too"):
+        model.fit(x, y, epochs=1, verbose=0)
 
 
 def test_a_nested_model_must_be_built_first_and_come_first() -> None:

@@ -844,14 +844,29 @@ class Model:
         return weights
 
     def _refuse_shared(self, caller: str) -> None:
-        if self._source is not None:
-            owner, shared = self._source
-            raise ValueError(
-                f"Model {self.name!r} is a feature extractor of model {owner.name!r} (or a Sequential model "
-                f"nesting it): it shares its layer {shared[-1].name!r} (and those before it) and only "
-                f"predicts, with {owner.name!r}'s current weights; train {owner.name!r} instead. Received: a "
-                f"call to `{caller}`."
-            )
+        """For a model sharing another's layers (a feature extractor, or a Sequential model
+        nesting a model): training and set_weights are refused, unless every shared layer is
+        frozen in its owner (Keras's transfer learning: ``base.trainable = False``), when this
+        model trains its own layers after the shared ones, whose copies it freezes and sets to
+        the owner's current weights first."""
+        if self._source is None:
+            return
+        owner, shared = self._source
+        if caller != "set_weights" and not any(layer.trainable for layer in shared):
+            for copy in self._chain()[: len(shared)]:
+                if copy.trainable:
+                    copy.trainable = False
+            self._follow_source()
+            return
+        raise ValueError(
+            f"Model {self.name!r} shares the layers of model {owner.name!r} up to {shared[-1].name!r} (a "
+            f"feature extractor, or a Sequential model nesting {owner.name!r}), whose copies follow "
+            f"{owner.name!r}'s weights. It trains only its own layers after them, once those shared layers "
+            f"are frozen ({owner.name!r}.trainable = False, as Keras's transfer-learning guide freezes its "
+            f"base). To train {owner.name!r}'s layers too, train {owner.name!r}, or make one model of all "
+            f"the layers (fm.models.clone_model({owner.name}) with set_weights, then add the new layers). "
+            f"Received: a call to `{caller}`."
+        )
 
     @property
     def inputs(self) -> list[KerasTensor]:
