@@ -11,19 +11,23 @@ from numpy.typing import NDArray
 from . import _loss_values, _validation
 
 
-class Loss:
+class _RefusedIfCustom:
+    """Loss's base: refuses a user's loss class before any ``__init__`` runs (a subclass's own
+    may pass Keras's ``name`` on to Loss's). Apart from Loss so that ``inspect.signature`` of a
+    loss class still shows its ``__init__``."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        _refuse_custom_loss(cls)
+        return super().__new__(cls)
+
+
+class Loss(_RefusedIfCustom):
     """A loss the C++ core computes; ``name`` is the core's name for it. A user's subclass with
     its own ``call`` (Keras's custom loss) is refused: the core never calls Python."""
 
     name: str = ""
 
-    def __init__(self, from_logits: bool = False, **keras_arguments: Any) -> None:
-        refuse_custom_loss(type(self))
-        if keras_arguments:
-            raise TypeError(
-                f"{type(self).__name__} takes no {', '.join(sorted(keras_arguments))} (fastmlp's losses have "
-                "one reduction, Keras's default). Received: " + ", ".join(f"{k}={v!r}" for k, v in keras_arguments.items())
-            )
+    def __init__(self, from_logits: bool = False) -> None:
         self.from_logits = bool(from_logits)
 
     def get_config(self) -> dict[str, object]:
@@ -251,7 +255,7 @@ _FUNCTIONS: dict[Callable[..., Any], type[Loss]] = {
 LossLike = Union[str, Loss, Callable[..., Any]]
 
 
-def refuse_custom_loss(cls: type) -> None:
+def _refuse_custom_loss(cls: type) -> None:
     """NotImplementedError for a user's Loss subclass that computes the loss itself."""
     overridden = _validation.user_overrides(cls, ("call", "__call__"))
     if overridden or (issubclass(cls, Loss) and not cls.name):
@@ -266,7 +270,7 @@ def get(identifier: LossLike) -> Loss:
     """A loss from its Keras name, an instance, or one of the loss functions above (as
     ``compile(loss=keras.losses.binary_crossentropy)``)."""
     if isinstance(identifier, Loss):
-        refuse_custom_loss(type(identifier))  # one whose __init__ skipped Loss.__init__
+        _refuse_custom_loss(type(identifier))  # made without Loss.__new__ (copy, __new__ of object)
         return identifier
     if isinstance(identifier, str) and identifier in _BY_NAME:
         return _BY_NAME[identifier]()

@@ -110,13 +110,22 @@ def _sample_weights(sample_weight: Any, rows: int) -> Array:
     return weights
 
 
-class Metric:
+class _RefusedIfCustom:
+    """Metric's base: refuses a user's metric class before any ``__init__`` runs (a subclass's
+    own runs first and may fail on its own). Apart from Metric so that ``inspect.signature`` of
+    a metric class still shows its ``__init__``."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        _refuse_custom_metric(cls)
+        return super().__new__(cls)
+
+
+class Metric(_RefusedIfCustom):
     """A metric: a state updated by ``update_state`` and reduced by ``result``, as Keras's
     ``keras.metrics.Metric``. ``name`` defaults to the class's snake_case name, made unique as
     Keras makes it (``auc``, ``auc_1``, ...; ``keras.backend.clear_session`` starts over)."""
 
     def __init__(self, name: Optional[str] = None, dtype: Any = None) -> None:
-        refuse_custom_metric(type(self))
         if name is not None and not isinstance(name, str):
             raise TypeError(f"`name` must be a string. Received: name={name!r}")
         self.name = name if name else unique_name(snake_case(type(self).__name__))
@@ -939,7 +948,7 @@ def mean_absolute_error(y_true: Any, y_pred: Any) -> Array:
 _FUNCTIONS = (binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, mean_squared_error, mean_absolute_error)
 
 
-def refuse_custom_metric(cls: type) -> None:
+def _refuse_custom_metric(cls: type) -> None:
     """NotImplementedError for a user's Metric subclass that keeps its own state."""
     overridden = _validation.user_overrides(cls, ("update_state", "result", "reset_state"))
     if overridden:
@@ -956,7 +965,7 @@ def get(identifier: Any) -> Union[Metric, str]:
     per-sample names (``"accuracy"``, ``"acc"``, ``"mse"``, ...), returned as the string.
     An unknown name is a ValueError, as in Keras."""
     if isinstance(identifier, Metric):
-        refuse_custom_metric(type(identifier))  # one whose __init__ skipped Metric.__init__
+        _refuse_custom_metric(type(identifier))  # made without Metric.__new__
         return identifier
     for function in _FUNCTIONS:
         if identifier is function:
