@@ -101,7 +101,7 @@ def trace(call: Any, sample_shape: tuple[int, ...], dtype: str) -> tuple[InputLa
         with training_trace():
             again = InputLayer(shape=sample_shape, dtype=dtype, name=f"{input_layer.name}_training")
             _, trained = chain(again.output, call(again.output, training=True))
-    except Exception:  # noqa: BLE001 (the run fit would make is only a check; see the docstring)
+    except Exception:  # the run fit would make is only a check (see the docstring)
         return source, layers
     if [id(layer) for layer in trained] == [id(layer) for layer in layers]:
         return source, layers
