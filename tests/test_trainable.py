@@ -173,6 +173,15 @@ def test_weights_lists_and_summary_split_trainable_and_frozen() -> None:
     assert f" Total params: {total:,} ({total * 8 / 1024:.2f} KB)" in lines
     assert f" Trainable params: {total - frozen:,} ({(total - frozen) * 8 / 1024:.2f} KB)" in lines
     assert f" Non-trainable params: {frozen:,} ({frozen * 8:.2f} B)" in lines
+    # Keras's show_trainable column, and line_length: every row as wide as the rules.
+    lines.clear()
+    model.summary(line_length=80, show_trainable=True, print_fn=lines.append)
+    flags = [line.split()[-1] for line in lines if line.startswith(" ") and "(Dense)" in line]
+    assert flags == ["Y", "N", "Y"]
+    assert {len(line) for line in lines if line.startswith(" ") and "(Dense)" in line} == {80}
+    assert lines[1] == "_" * 80
+    with pytest.raises(ValueError, match="layer_range=None only"):
+        model.summary(layer_range=["a", "b"])
 
 
 def test_trainable_must_be_a_boolean_at_construction() -> None:

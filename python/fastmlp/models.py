@@ -1833,11 +1833,35 @@ class Model:
 
     # ----------------------------------------------------------------- display
 
-    def summary(self, print_fn: Optional[Callable[[str], Any]] = None) -> None:
-        """Print the layers, their output shapes and parameter counts (Keras's table)."""
+    def summary(
+        self,
+        line_length: Optional[int] = None,
+        positions: Optional[Sequence[float]] = None,
+        print_fn: Optional[Callable[[str], Any]] = None,
+        expand_nested: bool = False,
+        show_trainable: bool = False,
+        layer_range: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Print the layers, their output shapes and parameter counts (Keras's table), in
+        ``line_length`` characters (65 by default), with a "Trainable" column when
+        ``show_trainable``. ``expand_nested`` changes nothing (a nested model's layers are listed
+        already); ``positions`` and ``layer_range`` are accepted as None only."""
+        if positions is not None or layer_range is not None:
+            raise ValueError(
+                "fastmlp's summary() takes positions=None and layer_range=None only. "
+                f"Received: positions={positions!r}, layer_range={layer_range!r}"
+            )
+        if line_length is not None and (isinstance(line_length, bool) or not isinstance(line_length, int) or line_length < 40):
+            raise ValueError(f"`line_length` must be an integer of at least 40. Received: line_length={line_length!r}")
         emit = print_fn if print_fn is not None else (lambda line: print(line, file=sys.stdout))
-        width = 65
-        rows: list[tuple[str, str, str]] = []
+        width = line_length or 65
+        # Column widths in the default's proportions (28, 26 and 10 of 65), the name column taking
+        # what the others leave; every cell is cut to its column, so none runs into the next.
+        trainable_width = 11 if show_trainable else 0
+        count_width = max(10, width * 10 // 65)
+        shape_width = max(14, width * 26 // 65)
+        name_width = max(12, width - 1 - shape_width - count_width - trainable_width)
+        rows: list[tuple[str, str, str, str]] = []
         shape: Optional[tuple[int, ...]] = self._sample_shape
         for layer in self.layers:
             if isinstance(layer, InputLayer):
@@ -1851,17 +1875,22 @@ class Model:
             out = "?" if shape is None else "(None, " + ", ".join(map(str, shape)) + ")"
             params = layer.count_params() if self.built else 0
             count = f"{params:,}" if self.built or not isinstance(layer, (Dense, BatchNormalization)) else "0 (unbuilt)"
-            rows.append((f"{layer.name} ({type(layer).__name__})", out, count))
+            flag = "Y" if layer.trainable else "N"
+            rows.append((f"{layer.name} ({type(layer).__name__})", out, count, flag))
         total = self._param_count()
         trainable = sum(int(w.size) for layer in self._weighted_layers() for w in layer.trainable_weights)
         itemsize = np.dtype(self._dtype).itemsize
         size = total * itemsize
         emit(f'Model: "{self.name}"')
         emit("_" * width)
-        emit(f" {'Layer (type)':<28}{'Output Shape':<26}{'Param #':>10}")
+        def line(name: str, out: str, count: str, flag: str) -> str:
+            text = f" {_cell(name, name_width)}{_cell(out, shape_width)}{count:>{count_width}}"
+            return text + (f"{flag:>{trainable_width}}" if show_trainable else "")
+
+        emit(line("Layer (type)", "Output Shape", "Param #", "Trainable"))
         emit("=" * width)
-        for i, (name, out, count) in enumerate(rows):
-            emit(f" {name:<28}{out:<26}{count:>10}")
+        for i, (name, out, count, flag) in enumerate(rows):
+            emit(line(name, out, count, flag))
             emit(("_" if i < len(rows) - 1 else "=") * width if rows else "")
         emit(f" Total params: {total:,} ({_bytes(size)})")
         emit(f" Trainable params: {trainable:,} ({_bytes(trainable * itemsize)})")
@@ -1870,6 +1899,12 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} layers={len(self.layers)} dtype={self._dtype!r}>"
+
+
+def _cell(text: str, width: int) -> str:
+    """``text`` left-aligned in ``width`` characters, cut with "..." to leave a space (ASCII:
+    a console of any encoding prints it)."""
+    return f"{text:<{width}}" if len(text) < width else text[: width - 4] + "... "
 
 
 def _shared_source(input_layer: InputLayer, layers: list[Layer]) -> Optional[tuple[Model, list[Layer]]]:
