@@ -296,6 +296,30 @@ def test_a_loss_or_metric_class_of_ones_own_is_refused_naming_it() -> None:
         model.compile(optimizer="sgd", loss=skipped)
 
 
+def test_everyday_keyword_arguments_of_keras(tmp_path: Any) -> None:
+    x, y = data(n=100)
+    model = fm.Sequential([fm.Input((6,)), layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    # steps: the first steps batches (Keras's 32 rows each by default).
+    np.testing.assert_array_equal(model.predict(x, steps=2, verbose=0), model.predict(x[:64], verbose=0))
+    assert model.predict(x, batch_size=40, steps=3, verbose=0).shape == (100, 3)
+    assert model.evaluate(x, y, steps=1, verbose=0) == model.evaluate(x[:32], y[:32], verbose=0)
+    with pytest.raises(ValueError, match="steps"):
+        model.predict(x, steps=0, verbose=0)
+    # overwrite=False refuses an existing file (Keras asks on the console); True replaces it.
+    path = tmp_path / "m.fastmlp"
+    model.save(path, overwrite=True)
+    with pytest.raises(FileExistsError, match="overwrite=False"):
+        model.save(path, overwrite=False)
+    weights = tmp_path / "w.weights.h5"
+    model.save_weights(weights)
+    with pytest.raises(FileExistsError):
+        model.save_weights(weights, overwrite=False)
+    model.load_weights(weights, skip_mismatch=False)
+    with pytest.raises(ValueError, match="skip_mismatch=False only"):
+        model.load_weights(weights, skip_mismatch=True)
+
+
 def test_train_on_batch_weighs_classes_as_fit_does() -> None:
     x, y = data(n=12)
     weights = {0: 1.0, 1: 3.0, 2: 0.5}

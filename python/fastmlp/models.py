@@ -1406,13 +1406,15 @@ class Model:
         batch_size: Optional[int] = None,
         verbose: Union[int, str] = "auto",
         sample_weight: Any = None,
-        return_dict: bool = False,
+        steps: Optional[int] = None,
         callbacks: Optional[Sequence[callbacks_module.Callback]] = None,
+        return_dict: bool = False,
     ) -> Union[float, list[float], dict[str, float]]:
         """Loss (and metrics) over the data: a scalar with no metrics, else ``[loss, *metrics]``.
         ``sample_weight`` weighs each sample's loss (not the metrics, as Keras's ``metrics``).
-        Prints Keras's final progress line unless ``verbose=0``; ``callbacks`` get
-        ``on_test_begin``/``on_test_end``."""
+        ``steps``, as Keras: only the first ``steps`` batches (of ``batch_size`` rows, Keras's
+        32 by default). Prints Keras's final progress line unless ``verbose=0``; ``callbacks``
+        get ``on_test_begin``/``on_test_end``."""
         self._check_compiled("evaluate")
         given_verbose = verbose
         batch = _INFERENCE_BATCH if batch_size is None else _validation.positive_int(batch_size, "batch_size")
@@ -1421,6 +1423,10 @@ class Model:
         x_arr = self._x(x, finite=callbacks is not None)
         y_arr = self._y(y, x_arr.shape[0])
         weights = self._sample_weight(sample_weight, x_arr.shape[0])
+        if steps is not None:
+            rows = _rows_of_steps(steps, batch_size, x_arr.shape[0])
+            x_arr, y_arr = x_arr[:rows], y_arr[:rows]
+            weights = None if weights is None else weights[:rows]
         engine = self._ensure_trainer()
         callback_list = _inference_callbacks(callbacks, self, given_verbose, batch_size, x_arr.shape[0])
         if callback_list.wants_test_batch_hooks:
@@ -1456,11 +1462,16 @@ class Model:
         x: Any,
         batch_size: Optional[int] = None,
         verbose: Union[int, str] = "auto",
+        steps: Optional[int] = None,
         callbacks: Optional[Sequence[callbacks_module.Callback]] = None,
     ) -> Array:
         """The model's outputs for ``x``, shape ``(n, units of the last layer)``, in the model dtype.
-        Prints Keras's final progress line unless ``verbose=0``; ``callbacks`` get
-        ``on_predict_begin``/``on_predict_end``."""
+        ``steps``, as Keras: the outputs of the first ``steps`` batches only (of ``batch_size``
+        rows, Keras's 32 by default). Prints Keras's final progress line unless ``verbose=0``;
+        ``callbacks`` get ``on_predict_begin``/``on_predict_end``."""
+        if steps is not None:
+            x_arr = self._x(x, finite=False)
+            x = x_arr[: _rows_of_steps(steps, batch_size, x_arr.shape[0])]
         self._follow_source()
         if batch_size is None and verbose == 0 and type(verbose) is int and callbacks is None:
             # Silent, without callbacks: one row is the per-sample loop's call (model(x) too).
@@ -1798,25 +1809,39 @@ class Model:
         self._ensure_trainer().set_training_state(state)
 
     @_serialized
-    def save(self, filepath: Any) -> None:
+    def save(self, filepath: Any, overwrite: bool = True, zipped: Optional[bool] = None) -> None:
         """Save architecture, weights, compile settings and optimizer state to one file (a zip of
         JSON and .npy arrays; no pickle), or, for a path ending in ``.keras``, a Keras 3 archive
         that Keras loads (see ``fastmlp.saving``). Written atomically: an existing file is
-        replaced only by a complete new one."""
+        replaced only by a complete new one. ``overwrite=False`` refuses an existing file
+        (``FileExistsError``; Keras asks on the console); ``zipped`` as Keras's: None or True."""
+        _refuse_existing(filepath, overwrite)
+        if zipped not in (None, True):
+            raise ValueError(f"fastmlp writes zipped files only: zipped=None or True. Received: zipped={zipped!r}")
         self._check_complete()
         _file_dispatch.save_model(self, filepath)
 
     @_serialized
-    def save_weights(self, filepath: Any) -> None:
+    def save_weights(self, filepath: Any, overwrite: bool = True, max_shard_size: Any = None) -> None:
         """Save only the weights, atomically: for a path ending in ``.weights.h5``, Keras 3's HDF5
         weights file (when h5py is installed), which Keras's ``load_weights`` reads; otherwise
-        fastmlp's format."""
+        fastmlp's format. ``overwrite`` as ``save``; ``max_shard_size`` None only (one file)."""
+        _refuse_existing(filepath, overwrite)
+        if max_shard_size is not None:
+            raise ValueError(f"fastmlp writes one weights file: max_shard_size=None. Received: {max_shard_size!r}")
         _file_dispatch.save_weights(self, filepath)
 
     @_serialized
-    def load_weights(self, filepath: Any) -> None:
+    def load_weights(self, filepath: Any, skip_mismatch: bool = False) -> None:
         """Load weights into this (built) model: from ``save_weights`` or ``save``, or from Keras
-        3's ``.weights.h5`` (by this model's layer names, as Keras)."""
+        3's ``.weights.h5`` (by this model's layer names, as Keras). ``skip_mismatch=True``
+        (Keras: skip the layers whose shapes differ) is refused: a file that does not fit is a
+        ``FileFormatError`` naming the weight, and the model keeps all its weights."""
+        if skip_mismatch is not False:
+            raise ValueError(
+                "fastmlp loads every weight or none: skip_mismatch=False only (a file that does not fit "
+                f"is refused, naming the weight). Received: skip_mismatch={skip_mismatch!r}"
+            )
         _file_dispatch.load_weights(self, filepath)
 
     @_serialized
@@ -1899,6 +1924,21 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} layers={len(self.layers)} dtype={self._dtype!r}>"
+
+
+def _refuse_existing(filepath: Any, overwrite: Any) -> None:
+    """Keras's ``overwrite=False`` for a file that exists: a ``FileExistsError`` (Keras asks on
+    the console instead)."""
+    if not isinstance(overwrite, (bool, np.bool_)):
+        raise TypeError(f"`overwrite` must be True or False. Received: overwrite={overwrite!r}")
+    if not overwrite and os.path.exists(os.fspath(filepath)):
+        raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
+
+
+def _rows_of_steps(steps: Any, batch_size: Optional[int], n: int) -> int:
+    """The rows of ``steps`` batches of ``batch_size`` (Keras's 32 by default), at most ``n``."""
+    count = _validation.positive_int(steps, "steps")
+    return min(n, count * (_KERAS_BATCH if batch_size is None else _validation.positive_int(batch_size, "batch_size")))
 
 
 def _cell(text: str, width: int) -> str:
@@ -2166,9 +2206,7 @@ def save_model(model: Model, filepath: Any, overwrite: bool = True, **kwargs: An
     for name, value in kwargs.items():
         if value is not None:
             raise ValueError(f"fastmlp's save_model takes no `{name}`. Received: {name}={value!r}")
-    if not overwrite and os.path.exists(os.fspath(filepath)):
-        raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
-    model.save(filepath)
+    model.save(filepath, overwrite=overwrite)
 
 
 def load_model(
