@@ -274,6 +274,29 @@ def test_saved_custom_schedule_needs_custom_objects(tmp_path: Path) -> None:
         fm.saving.load_model(path, custom_objects={"MyInverseTime": dict})
 
 
+def test_a_registered_schedule_loads_without_custom_objects(tmp_path: Path) -> None:
+    # Keras's @register_keras_serializable and custom_object_scope, as its saving guide uses them.
+    model = trained(MyInverseTime(0.2, 3, 0.7), epochs=2)
+    path = tmp_path / "model.fastmlp"
+    model.save(path)
+    with fm.saving.custom_object_scope({"MyInverseTime": MyInverseTime}):
+        loaded = fm.saving.load_model(path)
+    assert isinstance(loaded.optimizer.schedule, MyInverseTime)  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="custom_objects"):  # the scope ended
+        fm.saving.load_model(path)
+    registry = fm.saving.get_custom_objects()
+    saved = dict(registry)
+    try:
+        decorated = fm.saving.register_keras_serializable(package="my_package")(MyInverseTime)
+        assert decorated is MyInverseTime and registry["my_package>MyInverseTime"] is MyInverseTime
+        loaded = fm.models.load_model(path)
+        assert isinstance(loaded.optimizer.schedule, MyInverseTime)  # type: ignore[union-attr]
+        same_bits(model, loaded)
+    finally:
+        registry.clear()
+        registry.update(saved)
+
+
 # Keras's variables warn under NumPy 2 (their __array__ takes no copy keyword): theirs, not ours.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_against_keras() -> None:

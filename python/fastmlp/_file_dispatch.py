@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from . import _keras_file, _model_file
+from . import _custom_objects, _keras_file, _model_file
 from ._model_file import FromConfig, Model, PathLike, SavedModel
 
 
@@ -39,7 +39,7 @@ def load_model(
             raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r}")
     if _keras_file.is_keras_path(filepath):
         return _keras_file.load_model(filepath, from_config, compile)
-    return _model_file.load_model(filepath, from_config, custom_objects, compile)
+    return _model_file.load_model(filepath, from_config, _custom_objects.with_registered(custom_objects), compile)
 
 
 def save_weights(model: SavedModel, filepath: PathLike) -> None:

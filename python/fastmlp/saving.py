@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional, Union
 
-from . import _file_dispatch, _model_file, models
+from . import _custom_objects, _file_dispatch, _model_file, models
 from ._model_file_format import FORMAT, VERSION, FileFormatError, OptimizerStateResetWarning
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -45,10 +45,13 @@ __all__ = [
     "VERSION",
     "FileFormatError",
     "OptimizerStateResetWarning",
+    "custom_object_scope",
+    "get_custom_objects",
     "load_model",
     "load_weights",
     "model_from_bytes",
     "model_to_bytes",
+    "register_keras_serializable",
     "save_model",
     "save_weights",
 ]
@@ -91,6 +94,24 @@ def load_weights(model: models.Model, filepath: PathLike) -> None:
     """``model.load_weights(filepath)``: the weights of a file written by ``save_weights`` or
     ``save``, into a built model of the same architecture; errors as ``load_model``."""
     model.load_weights(filepath)
+
+
+def register_keras_serializable(package: str = "Custom", name: Optional[str] = None) -> Any:
+    """Keras's class decorator: ``load_model`` then finds the class (a ``LearningRateSchedule``
+    subclass a saved optimizer names) without ``custom_objects``. Registered under its class
+    name, ``name`` when given, and Keras's ``"package>name"``."""
+    return _custom_objects.register(package, name)
+
+
+def get_custom_objects() -> dict[str, Any]:
+    """The registry itself (Keras's): name -> class; adding to it registers a class."""
+    return _custom_objects.REGISTERED
+
+
+def custom_object_scope(*custom_objects: dict[str, Any]) -> Any:
+    """``with custom_object_scope({"Name": Name}):`` the classes count as registered inside the
+    block (Keras's ``custom_object_scope``)."""
+    return _custom_objects.scope(*custom_objects)
 
 
 def model_from_bytes(data: object) -> models.Model:
