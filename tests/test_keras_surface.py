@@ -320,6 +320,15 @@ def test_everyday_keyword_arguments_of_keras(tmp_path: Any) -> None:
         model.load_weights(weights, skip_mismatch=True)
 
 
+def test_ops_on_symbolic_tensors_say_that_a_model_is_a_chain_of_layers() -> None:
+    x = fm.Input((6,))
+    h = layers.Dense(4)(x)
+    for op in (lambda t: t * 2.0, lambda t: 2.0 * t, lambda t: t + t, lambda t: t[:, :2], lambda t: -t,
+               fm.activations.relu, np.asarray):
+        with pytest.raises(TypeError, match="go through layers only: a model is one chain of layers"):
+            op(h)
+
+
 def test_train_on_batch_weighs_classes_as_fit_does() -> None:
     x, y = data(n=12)
     weights = {0: 1.0, 1: 3.0, 2: 0.5}

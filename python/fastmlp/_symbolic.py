@@ -63,3 +63,19 @@ class KerasTensor:
     def __bool__(self) -> bool:
         # As Keras: a symbolic tensor has no truth value (e.g. `if x:` in a traced `call`).
         raise TypeError("A symbolic KerasTensor cannot be used as a Python bool.")
+
+    def _no_ops(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"fastmlp's symbolic tensors ({self.name}) go through layers only: a model is one chain of "
+            "layers, which the core runs. Arithmetic, indexing and ops on them (`x * 2`, `x[:, :2]`, "
+            "`keras.ops...`) are not supported; use a layer instead (an activation as "
+            "`layers.Activation('relu')` or `Dense(..., activation=...)`)."
+        )
+
+    # Each operator Keras's KerasTensor has, refused with the reason (not Python's bare
+    # "unsupported operand").
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _no_ops
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _no_ops
+    __pow__ = __rpow__ = __matmul__ = __rmatmul__ = __neg__ = __pos__ = __abs__ = _no_ops
+    __getitem__ = __lt__ = __le__ = __gt__ = __ge__ = _no_ops
+    __array__ = _no_ops
