@@ -305,8 +305,12 @@ def test_save_and_load_keep_metric_objects(tmp_path: Any) -> None:
 
 def test_bad_metric_input() -> None:
     model = model_for(3, "softmax")
-    with pytest.raises(ValueError, match="Unknown metric"):
+    with pytest.raises(ValueError, match="Unknown metric") as refused:
         model.compile("adam", "categorical_crossentropy", metrics=["no_such_metric"])
+    for name in ("'auc'", "'precision'", "'recall'", "'f1_score'"):  # the names compile does take
+        assert name in str(refused.value)
+    for name in ("auc", "precision", "recall", "f1_score"):
+        model.compile("adam", "categorical_crossentropy", metrics=[name])
     with pytest.raises(ValueError, match="num_thresholds"):
         fm.metrics.AUC(num_thresholds=1)
     with pytest.raises(ValueError, match="curve"):

@@ -979,9 +979,11 @@ def get(identifier: Any) -> Union[Metric, str]:
             return identifier
         if identifier in _BY_NAME:
             return _BY_NAME[identifier]()
+        classes = sorted(name for name in _BY_NAME if name.islower())
         raise ValueError(
             f"Unknown metric: {identifier!r} (Could not interpret metric identifier). Expected 'accuracy', "
-            f"one of {sorted(_ALIASES)}, or a metric class name such as 'auc' or 'AUC'."
+            f"one of {sorted(_ALIASES)}, or a metric class's name: one of {classes} (or its class "
+            "name, such as 'AUC')."
         )
     raise TypeError(f"Metrics are given by name (str) or as fm.metrics objects. Received: {identifier!r}")
 
