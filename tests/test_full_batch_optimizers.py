@@ -211,15 +211,22 @@ def test_newton_refuses_a_hessian_whose_step_exceeds_the_machines_memory(monkeyp
         model.compile(optimizer=fm.optimizers.Newton(), loss="mse")
 
 
-def test_newton_stalled_by_a_huge_learning_rate_is_not_converged() -> None:
-    x, y = linear_data(seed=3)
-    optimizer = fm.optimizers.Newton(learning_rate=1e20)  # 40 halvings leave a step of 1e8 Newton steps
+def stopped_without_a_step(optimizer: Any, seed: int) -> Any:
+    """``optimizer`` after a fit on linear data that ends before its first step (the weights as
+    they were)."""
+    x, y = linear_data(seed=seed)
     model = linear_model(4, 1, optimizer)
     before = flat(model)
     model.fit(x, y, epochs=5, verbose=0)
+    np.testing.assert_array_equal(flat(model), before)
+    return optimizer
+
+
+def test_newton_stalled_by_a_huge_learning_rate_is_not_converged() -> None:
+    # 40 halvings leave a step of 1e8 Newton steps.
+    optimizer = stopped_without_a_step(fm.optimizers.Newton(learning_rate=1e20), seed=3)
     assert optimizer.stalled and not optimizer.converged
     assert optimizer.stop_reason == "no step along the search direction lowers the loss"
-    np.testing.assert_array_equal(flat(model), before)
 
 
 # ------------------------------------------------------------------ conjugate gradient
@@ -342,14 +349,10 @@ def test_lbfgs_reports_convergence_and_function_evaluations() -> None:
 
 def test_lbfgs_stopping_on_pytorchs_slope_test_is_converged_not_stalled() -> None:
     # PyTorch's LBFGS stops when g.d > -tolerance_change: no line search ran, none failed.
-    x, y = linear_data(seed=4)
-    optimizer = fm.optimizers.LBFGS(tolerance_change=1e6)  # |g|^2 of these data is far below it
-    model = linear_model(4, 1, optimizer)
-    before = flat(model)
-    model.fit(x, y, epochs=5, verbose=0)
+    # |g|^2 of these data is far below 1e6.
+    optimizer = stopped_without_a_step(fm.optimizers.LBFGS(tolerance_change=1e6), seed=4)
     assert optimizer.converged and not optimizer.stalled
     assert optimizer.stop_reason == "the slope along the search direction is above -tolerance_change"
-    np.testing.assert_array_equal(flat(model), before)
 
 
 # ------------------------------------------------------------------ fit, callbacks, saving
