@@ -8,8 +8,9 @@ Usage (from the repository root, on an otherwise quiet machine)::
 
 ``GridSearchCV(fastmlp.sklearn.MLPClassifier(...), 4 candidates, cv=3)`` on a dense 7-class
 problem (54 features, the issue's tabular shape, fewer rows) runs first with ``n_jobs=1`` in
-this process (fastmlp at one thread, as one worker of the parallel runs gets with 2 workers on 2
-cores), then on each backend with ``--workers`` worker processes of one thread each. Each
+this process, twice: with fastmlp at one thread (as one worker of the parallel runs gets with 2
+workers on 2 cores), and at fastmlp's default thread count (what a user's ``n_jobs=1`` search
+uses); then on each backend with ``--workers`` worker processes of one thread each. Each
 setting runs ``--repeats`` times; the best time of each counts (engine start-up excluded: the
 pool, cluster or Ray is started and warmed up once before timing). Target: with 2 workers on a
 2-core machine, the search takes <= 0.75x the sequential time. Every parallel search must give
@@ -111,19 +112,24 @@ def main() -> int:
     import fastmlp as fm
 
     warnings.simplefilter("ignore", ConvergenceWarning)  # a few epochs per fit, on purpose
-    fm.set_num_threads(1)  # what each of the parallel runs' workers gets on a 2-core machine
+    default_threads = fm.get_num_threads()
     x, y = dense_problem(args.rows)
     print(f"GridSearchCV, {len(GRID['alpha']) * len(GRID['learning_rate_init'])} candidates x 3 folds, "
           f"{args.rows} rows x 54, 100 relu units, {args.max_iter} epochs; {os.cpu_count()} CPUs", flush=True)
-    seconds: dict[str, list[float]] = {"sequential": []}
+    seconds: dict[str, list[float]] = {"sequential": [], "sequential_default_threads": []}
     reference = None
-    for _ in range(args.repeats):
-        spent, results = timed_fit(make_search(1, args.max_iter), x, y)
-        seconds["sequential"].append(spent)
-        reference = reference or results
-        if results != reference:
-            raise SystemExit("two sequential searches differ")
-    print(f"sequential: best {min(seconds['sequential']):.3f} s", flush=True)
+    # One thread: what each of the parallel runs' workers gets on a 2-core machine; then the
+    # default a user's n_jobs=1 search runs with. Any thread count gives the same bits.
+    for setting, threads in (("sequential", 1), ("sequential_default_threads", default_threads)):
+        fm.set_num_threads(threads)
+        for _ in range(args.repeats):
+            spent, results = timed_fit(make_search(1, args.max_iter), x, y)
+            seconds[setting].append(spent)
+            reference = reference or results
+            if results != reference:
+                raise SystemExit("two sequential searches differ")
+        print(f"{setting} ({threads} thread{'s' if threads > 1 else ''}): best {min(seconds[setting]):.3f} s", flush=True)
+    fm.set_num_threads(1)
     mismatched = []
     for name in args.backends:
         with backend(name, args.workers):
@@ -135,13 +141,19 @@ def main() -> int:
                 if results != reference:
                     mismatched.append(name)
         ratio = min(seconds[name]) / min(seconds["sequential"])
-        print(f"{name}, {args.workers} workers: best {min(seconds[name]):.3f} s, {ratio:.2f}x the sequential time "
-              f"(target <= 0.75 with 2 workers on 2 cores)", flush=True)
+        ratio_default = min(seconds[name]) / min(seconds["sequential_default_threads"])
+        print(f"{name}, {args.workers} workers: best {min(seconds[name]):.3f} s, {ratio:.2f}x the 1-thread "
+              f"sequential time, {ratio_default:.2f}x the default-thread one (target <= 0.75 with 2 workers on "
+              "2 cores)", flush=True)
     out = args.json or Path(tempfile.gettempdir()) / f"fastmlp-search-{time.strftime('%Y-%m-%d-%H%M%S')}.json"
     out.write_text(json.dumps({
         "command": " ".join(["python", *sys.argv]), "rows": args.rows, "max_iter": args.max_iter,
         "workers": args.workers, "repeats": args.repeats, "cpus": os.cpu_count(), "seconds": seconds,
         "ratio_to_sequential": {k: min(v) / min(seconds["sequential"]) for k, v in seconds.items()},
+        "ratio_to_sequential_default_threads": {
+            k: min(v) / min(seconds["sequential_default_threads"]) for k, v in seconds.items()
+        },
+        "default_threads": default_threads,
         "same_cv_results": {name: name not in mismatched for name in args.backends},
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
     }, indent=1) + "\n")
