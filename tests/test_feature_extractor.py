@@ -115,7 +115,7 @@ def test_a_layer_never_called_has_no_output() -> None:
 def test_an_extractor_refuses_training() -> None:
     model = guide_model()
     extractor = keras.Model(model.inputs, model.get_layer("my_intermediate_layer").output)
-    with pytest.raises(ValueError, match=r"feature extractor.*once those shared layers are frozen"):
+    with pytest.raises(ValueError, match=r"feature extractor.*while those shared layers are frozen"):
         extractor.compile(optimizer="sgd", loss="mse")
     with pytest.raises(ValueError, match="up to 'my_intermediate_layer'"):
         extractor.fit(np.zeros((4, 20)), np.zeros((4, 32)), verbose=0)
@@ -170,7 +170,7 @@ def test_the_quickstarts_probability_model_nests_the_trained_model() -> None:
     np.testing.assert_allclose(probability_model(x_train[:5]), softmax_of_the_logits(x_train[:5]), rtol=1e-5, atol=1e-6)
     model.fit(x_train, y_train, epochs=1, verbose=0)  # it follows the model's training
     np.testing.assert_allclose(probability_model.predict(x_train, verbose=0), softmax_of_the_logits(x_train), rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="To train 'sequential.*'s layers too, train 'sequential"):
+    with pytest.raises(ValueError, match="To train the shared layers too, train 'sequential"):
         probability_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
 
 
@@ -201,8 +201,13 @@ def test_a_new_head_trains_on_a_frozen_nested_base_as_in_the_transfer_learning_g
     np.testing.assert_allclose(model.get_weights()[6], kernel - 0.5 * features.T @ delta, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(model.get_weights()[7], bias - 0.5 * delta.sum(axis=0), rtol=1e-4, atol=1e-6)
     base.trainable = True  # fine-tuning the nested base in place is not supported: refused, named
-    with pytest.raises(ValueError, match="To train 'sequential.*'s layers too"):
+    with pytest.raises(ValueError, match="To train the shared layers too, train 'sequential"):
         model.fit(x, y, epochs=1, verbose=0)
+    base.trainable = False
+    model.fit(x, y, epochs=1, verbose=0)  # frozen again: the head trains
+    model.trainable = True  # the guide's fine-tuning step, through the outer model: refused too
+    with pytest.raises(ValueError, match="not unfrozen through this model"):
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
 
 
 def test_a_nested_model_must_be_built_first_and_come_first() -> None:

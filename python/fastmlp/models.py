@@ -286,6 +286,7 @@ class Model:
                 for copy in layers:
                     tensor = copy.place_in_chain(tensor)
                 self._source: Optional[tuple[Model, list[Layer]]] = source
+                self._copies_frozen = not any(copy.trainable for copy in layers)
             with self._engine.lock:
                 self._assemble(graph[0].shape, [graph[0], *layers], initialize=True)
                 self._follow_source()
@@ -332,6 +333,9 @@ class Model:
         # For a feature extractor (Model(model.inputs, layer.output)): the model whose layers it
         # shares and those layers, the first of that model's chain.
         self._source = None
+        # Whether this model froze (or was made with frozen) copies of its source's layers: a
+        # trainable copy after that was unfrozen through this model (see _refuse_shared).
+        self._copies_frozen = False
         # A Sequential model's input tensor when it has no InputLayer (see _symbolic_input).
         self._implicit_input: Optional[InputLayer] = None
 
@@ -852,20 +856,26 @@ class Model:
         if self._source is None:
             return
         owner, shared = self._source
-        if caller != "set_weights" and not any(layer.trainable for layer in shared):
-            for copy in self._chain()[: len(shared)]:
+        copies = self._chain()[: len(shared)]
+        # Once this model has frozen its copies, a trainable one was unfrozen through this model
+        # (model.trainable = True, as Keras's fine-tuning step does): Keras would then train the
+        # shared layers themselves, which the copies cannot do.
+        unfrozen_here = self._copies_frozen and any(copy.trainable for copy in copies)
+        if caller != "set_weights" and not unfrozen_here and not any(layer.trainable for layer in shared):
+            for copy in copies:
                 if copy.trainable:
                     copy.trainable = False
+            self._copies_frozen = True
             self._follow_source()
             return
         raise ValueError(
             f"Model {self.name!r} shares the layers of model {owner.name!r} up to {shared[-1].name!r} (a "
-            f"feature extractor, or a Sequential model nesting {owner.name!r}), whose copies follow "
-            f"{owner.name!r}'s weights. It trains only its own layers after them, once those shared layers "
-            f"are frozen ({owner.name!r}.trainable = False, as Keras's transfer-learning guide freezes its "
-            f"base). To train {owner.name!r}'s layers too, train {owner.name!r}, or make one model of all "
-            f"the layers (fm.models.clone_model({owner.name}) with set_weights, then add the new layers). "
-            f"Received: a call to `{caller}`."
+            f"feature extractor, or a Sequential model nesting it), whose copies follow the weights of "
+            f"{owner.name!r}. It trains only its own layers after them, while those shared layers are "
+            f"frozen (`{owner.name}.trainable = False`, as Keras's transfer-learning guide freezes its base, "
+            "and not unfrozen through this model). To train the shared layers too, train "
+            f"{owner.name!r}, or make one model of all the layers (fm.models.clone_model({owner.name}) with "
+            f"set_weights, then add the new layers). Received: a call to `{caller}`."
         )
 
     @property
@@ -2125,6 +2135,7 @@ class Sequential(Model):
         copies = [deserialize({"class_name": layer.config_class_name(), "config": layer.get_config()}) for layer in chain]
         input_layer = InputLayer(shape=tuple(model.inputs[0].shape[1:]), dtype=self.dtype)
         self._source = (model, chain)
+        self._copies_frozen = not any(copy.trainable for copy in copies)  # made from a frozen model
         try:
             self._assemble(input_layer.shape, [input_layer, *copies], initialize=True)
         except BaseException:
