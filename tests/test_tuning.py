@@ -7,6 +7,7 @@ whose weights start at zero, never from fastmlp's own output.
 from __future__ import annotations
 
 import math
+import random
 import tracemalloc
 from typing import Any
 
@@ -186,3 +187,19 @@ def test_trials_are_made_one_at_a_time_not_all_before_the_first(search: str) -> 
         few = fm.tuning.random_search(linear, {"learning_rate": fm.tuning.log_uniform(1e-3, 1e-1)}, X, Y,
                                       n_trials=3, batch_size=len(X), seed=5)
         assert calls == few.params
+
+
+def test_draws_from_the_global_generators_are_those_of_drawing_all_first() -> None:
+    # Every trial reseeds NumPy's and Python's global generators (set_random_seed); a
+    # distribution that draws from them still gets the values of drawing every trial first.
+    space = {"learning_rate": lambda rng: float(np.random.uniform(1e-3, 1e-1)),  # noqa: NPY002
+             "epochs": lambda rng: random.randint(1, 3)}
+    np.random.seed(123)  # noqa: NPY002
+    random.seed(456)
+    expected = [{"learning_rate": float(np.random.uniform(1e-3, 1e-1)), "epochs": random.randint(1, 3)}  # noqa: NPY002
+                for _ in range(4)]
+    np.random.seed(123)  # noqa: NPY002
+    random.seed(456)
+    result = fm.tuning.random_search(linear, space, X, Y, n_trials=4, batch_size=len(X), seed=5)
+    assert result.params == expected
+    assert len({p["learning_rate"] for p in result.params}) == 4

@@ -19,7 +19,8 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
@@ -148,16 +149,36 @@ def random_search(
     for key, distribution in param_distributions.items():
         if not (callable(distribution) or hasattr(distribution, "rvs")):
             _checked_values(key, distribution, "param_distributions")
-    rng = np.random.default_rng(seed)
-    # Drawn as each trial starts, in trial order (the same values as drawing all first): no list
-    # of n_trials entries before the first trial.
-    drawn = (
-        {key: _draw(distribution, rng) for key, distribution in param_distributions.items()}
-        for _ in range(int(n_trials))
-    )
+    # Drawn as each trial starts, in trial order: no list of n_trials entries before the first
+    # trial. _Draws keeps the values those of drawing all first, global generators included.
+    drawn = _Draws(param_distributions, np.random.default_rng(seed), int(n_trials))
     return _run_trials(
         build_model, drawn, x, y, epochs, batch_size, validation_data, monitor, seed, fit_kwargs
     )
+
+
+class _Draws:
+    """Each trial's values, drawn when the trial starts, as if all had been drawn before the
+    first: a distribution may use NumPy's or Python's global generator, which every trial
+    reseeds (``set_random_seed``), so their state between draws is kept here and put back for
+    each draw."""
+
+    def __init__(self, distributions: Mapping[str, Distribution], rng: np.random.Generator, n: int) -> None:
+        self.distributions, self.rng, self.n = distributions, rng, n
+        self.states = (np.random.get_state(), random.getstate())  # noqa: NPY002 (users' draws may use it)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for _ in range(self.n):
+            trial_states = (np.random.get_state(), random.getstate())  # noqa: NPY002
+            np.random.set_state(self.states[0])  # noqa: NPY002
+            random.setstate(self.states[1])
+            try:
+                values = {key: _draw(distribution, self.rng) for key, distribution in self.distributions.items()}
+            finally:
+                self.states = (np.random.get_state(), random.getstate())  # noqa: NPY002
+                np.random.set_state(trial_states[0])  # noqa: NPY002
+                random.setstate(trial_states[1])
+            yield values
 
 
 def _draw(distribution: Any, rng: np.random.Generator) -> Any:
