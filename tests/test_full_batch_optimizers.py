@@ -586,3 +586,23 @@ def test_compute_gradients_weighs_samples_as_evaluate_does() -> None:
                 values.append(model.evaluate(x, y, sample_weight=s, verbose=0))
             numeric.append((values[0] - values[1]) / 2e-6)
     np.testing.assert_allclose(np.concatenate([kernel_grad.ravel(), bias_grad]), numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["Newton", "ConjugateGradient", "LBFGS"])
+def test_a_layer_frozen_by_a_callback_stops_moving_at_the_next_iteration(name: str) -> None:
+    # As with a per-batch optimizer: trainable changes take effect at the next step.
+    model, x, y = frozen_feature_model(getattr(fm.optimizers, name)(tolerance_grad=0.0, tolerance_change=0.0))
+    model.layers[0].trainable = True
+    held: list[list[np.ndarray]] = []
+
+    class FreezeTheOutput(fm.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if epoch == 1:
+                model.layers[1].trainable = False
+                held.append([w.copy() for w in model.layers[1].get_weights()])
+
+    first = [w.copy() for w in model.layers[0].get_weights()]
+    model.fit(x, y, epochs=5, verbose=0, callbacks=[FreezeTheOutput()])
+    for a, b in zip(held[0], model.layers[1].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], model.layers[0].get_weights()[0])  # the other layer trained on

@@ -45,9 +45,18 @@ class Objective:
         self.y = y
         self.sample_weight = sample_weight
         self.evaluations = 0
-        indices = engine.trainable_indices()
+        self._indices: Optional[Array] = None
+        self.follow_trainable()
+
+    def follow_trainable(self) -> bool:
+        """Takes the layers' ``trainable`` flags as they are now (a callback may change them
+        between iterations); returns whether the vector's weights changed."""
+        indices = self.engine.trainable_indices()
         # None: every weight is trainable, and the vectors are the core's as they are.
-        self._indices: Optional[Array] = None if indices.size == engine.parameter_count else indices
+        new = None if indices.size == self.engine.parameter_count else indices
+        old = self._indices
+        self._indices = new
+        return not (new is None and old is None) and (new is None or old is None or not np.array_equal(new, old))
 
     @property
     def num_params(self) -> int:
@@ -216,6 +225,9 @@ class FullBatchOptimizer(Optimizer):
     def iterate(self, objective: Objective) -> bool:
         """One iteration on ``objective`` (the model's weights are its start and its result).
         Returns whether training should stop (converged or out of budget)."""
+        if objective.follow_trainable():  # another set of weights: the history is of no use
+            self._last = None
+            self._reset()
         w = objective.weights()
         last = self._last
         if last is not None and np.array_equal(last[0], w):
