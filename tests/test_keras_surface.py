@@ -244,6 +244,36 @@ def test_a_dropout_called_only_when_training_acts_in_fit_as_in_keras() -> None:
     assert losses[(0.9, DropoutOnlyInTraining)] == losses[(0.9, None)]  # as if passed on
 
 
+class DropoutOnlyInInference(DropoutOnlyInTraining):
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        x = self.dense1(inputs)
+        if not training:
+            x = self.dropout(x)  # the identity in inference: no dropout anywhere, as in Keras
+        return self.dense2(x)
+
+
+class TypoInTraining(DropoutOnlyInTraining):
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        x = self.dense1(inputs)
+        if training:
+            x = self.dropot(x)  # type: ignore[attr-defined]  # Keras's fit raises the AttributeError
+        return self.dense2(x)
+
+
+def test_the_training_trace_raises_what_call_raises_and_drops_inference_only_dropout() -> None:
+    x, y = data()
+    with pytest.raises(AttributeError, match="dropot"):
+        TypoInTraining(0.5).predict(x, verbose=0)
+    fm.utils.set_random_seed(9)
+    model = DropoutOnlyInInference(0.9)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=2, verbose=0).history["loss"]
+    fm.utils.set_random_seed(9)
+    plain = DropoutOnlyInTraining(0.0)  # the same network, no dropout in training either
+    plain.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    assert history == plain.fit(x, y, epochs=2, verbose=0).history["loss"]
+
+
 def test_a_call_with_other_layers_only_in_training_is_refused() -> None:
     model = DropoutOnlyInTraining(0.5, extra=True)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")

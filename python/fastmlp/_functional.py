@@ -88,29 +88,27 @@ def trace(call: Any, sample_shape: tuple[int, ...], dtype: str) -> tuple[InputLa
     layer and chain of layers.
 
     A ``call`` that takes ``training`` runs twice, as Keras runs it in ``predict`` and in
-    ``fit``: with its default, then with ``training=True``. A Dropout that only the second
-    includes (``if training: x = self.dropout(x)``) joins the chain, where it acts in fit only,
-    as in Keras. Any other difference (other layers in training) cannot be one chain: a
-    ValueError. A training run that fails, or that makes its own layers (layers created inside
-    ``call``), leaves the first run's chain, as a single run did."""
+    ``fit``: with its default, then with ``training=True`` (an error in that run is raised, as
+    Keras's fit would). Chains that differ only by Dropout layers give the training one: a
+    Dropout only there (``if training: x = self.dropout(x)``) acts in fit only, as in Keras,
+    and one only in the inference chain is the identity anyway. Any other difference (other
+    layers in training) cannot be one chain: a ValueError. A training run that makes its own
+    layers (layers created inside ``call``) leaves the first run's chain, as a single run did."""
     input_layer = InputLayer(shape=sample_shape, dtype=dtype)
     source, layers = chain(input_layer.output, call(input_layer.output))
     if not _takes_training(call):
         return source, layers
-    try:
-        with training_trace():
-            again = InputLayer(shape=sample_shape, dtype=dtype, name=f"{input_layer.name}_training")
-            _, trained = chain(again.output, call(again.output, training=True))
-    except Exception:  # the run fit would make is only a check (see the docstring)
-        return source, layers
+    with training_trace():
+        again = InputLayer(shape=sample_shape, dtype=dtype, name=f"{input_layer.name}_training")
+        _, trained = chain(again.output, call(again.output, training=True))
     if [id(layer) for layer in trained] == [id(layer) for layer in layers]:
         return source, layers
     kept = {id(layer) for layer in layers}
     if not kept & {id(layer) for layer in trained}:
         return source, layers
-    if [layer for layer in trained if not isinstance(layer, Dropout)] == layers:
+    if _without_dropout(trained) == _without_dropout(layers):
         tensor = source.output
-        for layer in trained:  # the chain's tensors, now with the Dropout layers in place
+        for layer in trained:  # the chain's tensors, those of the training chain
             tensor = layer.place_in_chain(tensor)
         return source, trained
     raise ValueError(
@@ -120,6 +118,10 @@ def trace(call: Any, sample_shape: tuple[int, ...], dtype: str) -> tuple[InputLa
         "predict. Only Dropout may be left out of the inference path (it acts in fit only anyway); "
         "call the other layers in both, and pass `training` on to them."
     )
+
+
+def _without_dropout(layers: list[Layer]) -> list[int]:
+    return [id(layer) for layer in layers if not isinstance(layer, Dropout)]
 
 
 def _takes_training(call: Any) -> bool:
