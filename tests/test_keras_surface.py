@@ -330,10 +330,13 @@ def test_everyday_keyword_arguments_of_keras(tmp_path: Any) -> None:
     x, y = data(n=100)
     model = fm.Sequential([fm.Input((6,)), layers.Dense(3, activation="softmax")])
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    # steps: the first steps batches (Keras's 32 rows each by default).
-    np.testing.assert_array_equal(model.predict(x, steps=2, verbose=0), model.predict(x[:64], verbose=0))
+    # steps: the first steps batches of batch_size rows; without batch_size Keras's array
+    # adapter makes steps batches of ceil(n / steps) rows, so all rows count.
+    np.testing.assert_array_equal(model.predict(x, batch_size=32, steps=2, verbose=0), model.predict(x[:64], verbose=0))
     assert model.predict(x, batch_size=40, steps=3, verbose=0).shape == (100, 3)
-    assert model.evaluate(x, y, steps=1, verbose=0) == model.evaluate(x[:32], y[:32], verbose=0)
+    assert model.predict(x, steps=2, verbose=0).shape == (100, 3)
+    assert model.evaluate(x, y, batch_size=32, steps=1, verbose=0) == model.evaluate(x[:32], y[:32], verbose=0)
+    assert model.evaluate(x, y, steps=3, verbose=0) == model.evaluate(x, y, verbose=0)
     with pytest.raises(ValueError, match="steps"):
         model.predict(x, steps=0, verbose=0)
     # overwrite=False refuses an existing file (Keras asks on the console); True replaces it.

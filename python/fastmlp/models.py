@@ -1422,8 +1422,8 @@ class Model:
     ) -> Union[float, list[float], dict[str, float]]:
         """Loss (and metrics) over the data: a scalar with no metrics, else ``[loss, *metrics]``.
         ``sample_weight`` weighs each sample's loss (not the metrics, as Keras's ``metrics``).
-        ``steps``, as Keras: only the first ``steps`` batches (of ``batch_size`` rows, Keras's
-        32 by default). Prints Keras's final progress line unless ``verbose=0``; ``callbacks``
+        ``steps``, as Keras: only the first ``steps`` batches of ``batch_size`` rows (without a
+        ``batch_size``, Keras splits the rows into ``steps`` batches: all of them). Prints Keras's final progress line unless ``verbose=0``; ``callbacks``
         get ``on_test_begin``/``on_test_end``."""
         self._check_compiled("evaluate")
         given_verbose = verbose
@@ -1476,8 +1476,8 @@ class Model:
         callbacks: Optional[Sequence[callbacks_module.Callback]] = None,
     ) -> Array:
         """The model's outputs for ``x``, shape ``(n, units of the last layer)``, in the model dtype.
-        ``steps``, as Keras: the outputs of the first ``steps`` batches only (of ``batch_size``
-        rows, Keras's 32 by default). Prints Keras's final progress line unless ``verbose=0``;
+        ``steps``, as Keras: the outputs of the first ``steps`` batches of ``batch_size`` rows
+        only (without a ``batch_size``, Keras splits the rows into ``steps`` batches: all). Prints Keras's final progress line unless ``verbose=0``;
         ``callbacks`` get ``on_predict_begin``/``on_predict_end``."""
         if steps is not None:
             x_arr = self._x(x, finite=False)
@@ -1946,9 +1946,10 @@ def _refuse_existing(filepath: Any, overwrite: Any) -> None:
 
 
 def _rows_of_steps(steps: Any, batch_size: Optional[int], n: int) -> int:
-    """The rows of ``steps`` batches of ``batch_size`` (Keras's 32 by default), at most ``n``."""
+    """The rows ``steps`` batches of ``batch_size`` cover, at most ``n``. Without a batch size
+    Keras's array adapter makes ``ceil(n / steps)``-row batches: all ``n`` rows."""
     count = _validation.positive_int(steps, "steps")
-    return min(n, count * (_KERAS_BATCH if batch_size is None else _validation.positive_int(batch_size, "batch_size")))
+    return n if batch_size is None else min(n, count * _validation.positive_int(batch_size, "batch_size"))
 
 
 def _cell(text: str, width: int) -> str:
