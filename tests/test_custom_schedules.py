@@ -275,23 +275,34 @@ def test_saved_custom_schedule_needs_custom_objects(tmp_path: Path) -> None:
 
 
 def test_a_registered_schedule_loads_without_custom_objects(tmp_path: Path) -> None:
-    # Keras's @register_keras_serializable and custom_object_scope, as its saving guide uses them.
+    # Keras's custom_object_scope and @register_keras_serializable, as its saving guide uses them.
     model = trained(MyInverseTime(0.2, 3, 0.7), epochs=2)
     path = tmp_path / "model.fastmlp"
     model.save(path)
+    registry = fm.saving.get_custom_objects()
     with fm.saving.custom_object_scope({"MyInverseTime": MyInverseTime}):
+        assert "MyInverseTime" not in registry  # a scope does not touch the registry (Keras)
         loaded = fm.saving.load_model(path)
     assert isinstance(loaded.optimizer.schedule, MyInverseTime)  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="custom_objects"):  # the scope ended
         fm.saving.load_model(path)
-    registry = fm.saving.get_custom_objects()
     saved = dict(registry)
     try:
         decorated = fm.saving.register_keras_serializable(package="my_package")(MyInverseTime)
-        assert decorated is MyInverseTime and registry["my_package>MyInverseTime"] is MyInverseTime
-        loaded = fm.models.load_model(path)
+        assert decorated is MyInverseTime and registry == {**saved, "my_package>MyInverseTime": MyInverseTime}
+        loaded = fm.models.load_model(path)  # a file naming the class alone: its one registration
         assert isinstance(loaded.optimizer.schedule, MyInverseTime)  # type: ignore[union-attr]
         same_bits(model, loaded)
+        # Saved now, the class is named by its key; a same-named class elsewhere stays apart.
+        model.save(path)
+        other = type("MyInverseTime", (MyInverseTime,), {})
+        fm.saving.register_keras_serializable(package="other_package")(other)
+        loaded = fm.models.load_model(path)
+        assert type(loaded.optimizer.schedule) is MyInverseTime  # type: ignore[union-attr]
+        with pytest.raises(ValueError, match="already been registered"):
+            fm.saving.register_keras_serializable(package="my_package")(other)
+        with pytest.raises(ValueError, match="get_config"):
+            fm.saving.register_keras_serializable()(type("NoConfig", (), {}))
     finally:
         registry.clear()
         registry.update(saved)

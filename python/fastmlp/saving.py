@@ -97,20 +97,23 @@ def load_weights(model: models.Model, filepath: PathLike) -> None:
 
 
 def register_keras_serializable(package: str = "Custom", name: Optional[str] = None) -> Any:
-    """Keras's class decorator: ``load_model`` then finds the class (a ``LearningRateSchedule``
-    subclass a saved optimizer names) without ``custom_objects``. Registered under its class
-    name, ``name`` when given, and Keras's ``"package>name"``."""
+    """Keras's class decorator: registers the class under ``"package>name"`` (``name``
+    defaulting to the class's), the name a saved file then gives it, so that ``load_model``
+    finds it (a ``LearningRateSchedule`` subclass a saved optimizer names) without
+    ``custom_objects``. A class without ``get_config``, or a key taken by another class, is a
+    ValueError, as in Keras."""
     return _custom_objects.register(package, name)
 
 
 def get_custom_objects() -> dict[str, Any]:
-    """The registry itself (Keras's): name -> class; adding to it registers a class."""
+    """The registry itself (Keras's): ``"package>name"`` -> class; adding to it registers a
+    class. The classes of a ``custom_object_scope`` are not in it."""
     return _custom_objects.REGISTERED
 
 
 def custom_object_scope(*custom_objects: dict[str, Any]) -> Any:
     """``with custom_object_scope({"Name": Name}):`` the classes count as registered inside the
-    block (Keras's ``custom_object_scope``)."""
+    block, in this thread, without changing the registry (Keras's ``custom_object_scope``)."""
     return _custom_objects.scope(*custom_objects)
 
 

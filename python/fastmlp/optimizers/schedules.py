@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import _validation
+from .. import _custom_objects, _validation
 
 
 class LearningRateSchedule:
@@ -305,7 +305,8 @@ def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
     a user's as ``{"kind": "custom", "class_name", "config"}`` (its class is not saved)."""
     if is_builtin(schedule) or type(schedule) in _PYTHON_BUILTINS.values():
         return {"kind": schedule.kind, **schedule.get_config()}
-    return {"kind": CUSTOM_KIND, "class_name": type(schedule).__name__, "config": schedule.get_config()}
+    # A registered class by its registry key ("package>name"), as Keras names it; else its name.
+    return {"kind": CUSTOM_KIND, "class_name": _custom_objects.registered_name(type(schedule)), "config": schedule.get_config()}
 
 
 def from_config(config: dict[str, Any], custom_objects: Optional[dict[str, Any]] = None) -> LearningRateSchedule:
