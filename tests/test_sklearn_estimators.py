@@ -6,6 +6,7 @@ or no shuffling, float64) and by accuracy/R² where it cannot."""
 from __future__ import annotations
 
 import pickle
+import re
 import warnings
 from typing import Any
 
@@ -428,6 +429,21 @@ def test_lbfgs_solver_against_scikit_learn() -> None:
             estimator.fit(X, y)
         messages.append(str(caught[0].message))
     assert messages[0] == messages[1]  # the same words, SciPy's status and message included
+
+
+def test_lbfgs_on_badly_scaled_inputs_warns_as_scikit_learn_does() -> None:
+    # Iris times 1000: scikit-learn's L-BFGS-B ends ABNORMAL (status 2). fastmlp's search stops
+    # on PyTorch's slope test there; scikit-learn's warning says the same.
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    statuses = []
+    for estimator in (MLPClassifier(solver="lbfgs", random_state=0, max_iter=500, dtype="float64"),
+                      SkClassifier(solver="lbfgs", random_state=0, max_iter=500)):
+        with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge") as caught:
+            estimator.fit(X * 1000, y)
+        statuses.append(re.search(r"status=(\d)", str(caught[0].message)).group(1))  # type: ignore[union-attr]
+    assert statuses == ["2", "2"]
 
 
 def test_lbfgs_that_cannot_lower_the_loss_in_float32_says_so() -> None:

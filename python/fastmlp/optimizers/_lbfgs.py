@@ -25,6 +25,8 @@ class LBFGS(FullBatchOptimizer):
     ``tolerance_grad``, ``tolerance_change`` as PyTorch's; ``max_fun`` as scikit-learn's."""
 
     name = "lbfgs"
+    # The stop_reason of PyTorch's exit on a direction along which the loss barely changes.
+    SLOPE_STOP = "the slope along the search direction is above -tolerance_change"
 
     def __init__(
         self,
@@ -77,7 +79,7 @@ class LBFGS(FullBatchOptimizer):
         lr = float(self.learning_rate)
         t = lr * min(1.0, 1.0 / float(np.sum(np.abs(gradient)))) if first else lr
         if float(gradient @ d) > -self.tolerance_change:  # PyTorch's test: the loss would barely change
-            return "the slope along the search direction is above -tolerance_change"
+            return self.SLOPE_STOP
         accepted, _ = _line_search.strong_wolfe(
             lambda step: objective.trial(w + step * d),
             d,

@@ -652,8 +652,9 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
 
     def _warn_unless_lbfgs_converged(self, optimizer: optimizers.FullBatchOptimizer) -> None:
         """scikit-learn's ConvergenceWarning (``_check_optimize_result``) with SciPy's status
-        and message: 1 when a limit stopped it, 2 (ABNORMAL) when no step lowered the loss."""
-        if optimizer.stalled:
+        and message: 1 when a limit stopped it, 2 (ABNORMAL) when no step lowered the loss, or
+        when PyTorch's slope test stopped it (SciPy would have tried a step there, and failed)."""
+        if optimizer.stalled or optimizer.stop_reason == optimizers.LBFGS.SLOPE_STOP:
             status, message = 2, "ABNORMAL: "
         elif optimizer.converged:
             return
