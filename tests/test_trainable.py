@@ -182,6 +182,11 @@ def test_weights_lists_and_summary_split_trainable_and_frozen() -> None:
     assert lines[1] == "_" * 80
     with pytest.raises(ValueError, match="layer_range=None only"):
         model.summary(layer_range=["a", "b"])
+    with pytest.raises(ValueError, match="needs at least 59 characters with show_trainable"):
+        model.summary(line_length=40, show_trainable=True)
+    lines.clear()
+    fm.Sequential([fm.layers.Dense(3)]).summary(print_fn=lines.append)  # unbuilt: "0 (unbuilt)"
+    assert {len(line) for line in lines if "(Dense)" in line} == {65}
 
 
 def test_trainable_must_be_a_boolean_at_construction() -> None:

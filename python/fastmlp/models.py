@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import math
 import os
@@ -1890,12 +1891,13 @@ class Model:
             raise ValueError(f"`line_length` must be an integer of at least 40. Received: line_length={line_length!r}")
         emit = print_fn if print_fn is not None else (lambda line: print(line, file=sys.stdout))
         width = line_length or 65
-        # Column widths in the default's proportions (28, 26 and 10 of 65), the name column taking
-        # what the others leave; every cell is cut to its column, so none runs into the next.
-        trainable_width = 11 if show_trainable else 0
-        count_width = max(10, width * 10 // 65)
-        shape_width = max(14, width * 26 // 65)
-        name_width = max(12, width - 1 - shape_width - count_width - trainable_width)
+        name_width, shape_width, count_width, trainable_width = _summary_columns(width, show_trainable)
+        if name_width < 12:
+            narrowest = next(w for w in itertools.count(width) if _summary_columns(w, show_trainable)[0] >= 12)
+            raise ValueError(
+                f"`line_length` {width} leaves no room for the layer names; the table needs at least "
+                f"{narrowest} characters{' with show_trainable' if show_trainable else ''}."
+            )
         rows: list[tuple[str, str, str, str]] = []
         shape: Optional[tuple[int, ...]] = self._sample_shape
         for layer in self.layers:
@@ -1950,6 +1952,16 @@ def _rows_of_steps(steps: Any, batch_size: Optional[int], n: int) -> int:
     Keras's array adapter makes ``ceil(n / steps)``-row batches: all ``n`` rows."""
     count = _validation.positive_int(steps, "steps")
     return n if batch_size is None else min(n, count * _validation.positive_int(batch_size, "batch_size"))
+
+
+def _summary_columns(width: int, show_trainable: bool) -> tuple[int, int, int, int]:
+    """summary's column widths for a table ``width`` wide: the default's proportions (shape 26
+    and count 10 of 65), the count at least "0 (unbuilt)" and a space, the name taking the rest;
+    every cell is cut to its column, so none runs into the next."""
+    trainable = 11 if show_trainable else 0
+    count = max(12, width * 10 // 65)
+    shape = max(14, width * 26 // 65)
+    return width - 1 - shape - count - trainable, shape, count, trainable
 
 
 def _cell(text: str, width: int) -> str:
