@@ -309,7 +309,7 @@ def test_keras_relu_and_softmax_layers_load_as_their_activations(tmp_path: Path)
         "layers/dense_1/vars/1": RNG.normal(size=(2,)).astype("float32"),
     }
     relu = layer("ReLU", name="re_lu", trainable=True, dtype=policy(), max_value=None, negative_slope=0.0, threshold=0.0)
-    softmax = layer("Softmax", name="softmax", trainable=True, dtype=policy(), axis=-1)
+    softmax = layer("Softmax", name="softmax", trainable=True, dtype=policy(), axis=1)  # the last axis of 2-d data
     layers = [layer("InputLayer", batch_shape=[None, 3], dtype="float32", sparse=False, name="input_layer"),
               dense("dense", 4), relu, dense("dense_1", 2), softmax]
     model = fm.models.load_model(write_keras(tmp_path / "relu.keras", sequential_config(layers), weights))

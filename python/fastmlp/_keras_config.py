@@ -269,7 +269,8 @@ class _Reader:
         """(class name, Keras config, fastmlp layer config) of one supported layer."""
         class_name, config = self.serialized(where, value, dict.fromkeys(_LAYERS), "layer")
         where = f"{where} ({class_name} {config.get('name')!r})"
-        self.defaults_only(where, {k: v for k, v in config.items() if not (class_name == "Normalization" and k == "axis")})
+        # An axis is checked by the layer's own branch (Normalization takes any; Softmax -1 or 1).
+        self.defaults_only(where, {k: v for k, v in config.items() if not (class_name in ("Normalization", "Softmax") and k == "axis")})
         name = config.get("name")
         ours: dict[str, Any] = {} if name is None else {"name": name}
         if class_name == "Dense":
