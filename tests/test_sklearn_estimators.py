@@ -316,6 +316,9 @@ def test_predictions_follow_the_fitted_attributes_and_parameters() -> None:
     clf.coefs_[0][:] *= 0.5
     clf.set_params(activation="tanh")
     np.testing.assert_allclose(clf.predict_proba(X), _numpy_forward(clf, X), rtol=1e-4, atol=1e-6)
+    expected = clf.predict_proba(X)
+    clf.coefs_ = [c.tolist() for c in clf.coefs_]  # nested lists, which scikit-learn's predict takes
+    np.testing.assert_array_equal(clf.predict_proba(X), expected)
     Xr, yr = _regression(2)
     reg = MLPRegressor(activation="logistic", max_iter=20, random_state=0).fit(Xr, yr)
     np.testing.assert_allclose(reg.predict(Xr), _numpy_forward(reg, Xr), rtol=1e-4, atol=1e-5)

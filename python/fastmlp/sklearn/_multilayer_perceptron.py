@@ -217,7 +217,8 @@ class BaseMultilayerPerceptron(BaseEstimator):  # type: ignore[misc]
         return self
 
     def _layer_units(self) -> list[int]:
-        return [self.coefs_[0].shape[0], *(c.shape[1] for c in self.coefs_)]
+        # np.shape: users may set coefs_ as nested lists, which scikit-learn's predict accepts.
+        return [np.shape(self.coefs_[0])[0], *(np.shape(c)[1] for c in self.coefs_)]
 
     def _initialize(self, y: Array, layer_units: list[int]) -> None:
         """scikit-learn's ``_initialize``: the same attributes, and the same initial weights
