@@ -13,8 +13,9 @@ from . import _loss_values, _validation
 
 class _RefusedIfCustom:
     """Loss's base: refuses a user's loss class before any ``__init__`` runs (a subclass's own
-    may pass Keras's ``name`` on to Loss's). Apart from Loss so that ``inspect.signature`` of a
-    loss class still shows its ``__init__``."""
+    runs first, and Keras's guide passes ``name`` on to the base, which fastmlp's losses do not
+    take). Apart from Loss so that ``inspect.signature`` of a loss class still shows its
+    ``__init__``."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         _refuse_custom_loss(cls)
