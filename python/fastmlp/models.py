@@ -230,17 +230,14 @@ CUSTOM_STEP_METHODS = ("train_step", "test_step", "predict_step", "compute_loss"
 
 
 def _refuse_custom_steps(cls: type) -> None:
-    for klass in cls.__mro__:
-        if klass is Model or klass is object:
-            return
-        overridden = [name for name in CUSTOM_STEP_METHODS if name in vars(klass)]
-        if overridden:
-            raise NotImplementedError(
-                f"{cls.__name__} defines {', '.join(overridden)}: fastmlp runs fit, evaluate and predict "
-                "in its native core, which cannot call Python per batch, so it would silently ignore "
-                f"{'it' if len(overridden) == 1 else 'them'}. Use a built-in loss and metrics, and "
-                "callbacks for per-batch work (see docs/keras.md)."
-            )
+    overridden = _validation.user_overrides(cls, CUSTOM_STEP_METHODS)
+    if overridden:
+        raise NotImplementedError(
+            f"{cls.__name__} defines {', '.join(overridden)}: fastmlp runs fit, evaluate and predict "
+            "in its native core, which cannot call Python per batch, so it would silently ignore "
+            f"{'it' if len(overridden) == 1 else 'them'}. Use a built-in loss and metrics, and "
+            "callbacks for per-batch work (see docs/keras.md)."
+        )
 
 
 class Model:
