@@ -296,11 +296,11 @@ class _Reader:
             settings = {key: config.get(key, default) for key, default in (("max_value", None), ("negative_slope", 0.0), ("threshold", 0.0))}
             if settings != {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}:
                 self.fail(where, f"ReLU with {_short(settings)}: fastmlp's ReLU is max(x, 0) (LeakyReLU takes a slope)")
-            ours["activation"] = "relu"
+            ours["activation"] = _AS_ACTIVATION[class_name]
         elif class_name == "Softmax":
             if config.get("axis", -1) not in (-1, 1):
                 self.fail(where, f"Softmax over axis {_short(config.get('axis'))}: fastmlp's is over the last axis")
-            ours["activation"] = "softmax"
+            ours["activation"] = _AS_ACTIVATION[class_name]
         elif class_name == "BatchNormalization":
             ours.update(
                 axis=config.get("axis", -1),
